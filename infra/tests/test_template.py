@@ -1,0 +1,349 @@
+"""Static checks of infra/template.yaml (SAM source) and of its samtranslator
+output. These cover what moto's CloudFormation skips or drops (see
+conftest.py): alarms, schedules, subscriptions, bucket/queue/topic policies,
+EventInvokeConfig, bucket versioning/public-access/lifecycle/Object Lock and
+table TTL/PITR.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from conftest import BINARIES, ROLES, RULES, TEMPLATE
+
+ENV_CONTRACT = {"NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE", "DRY_RUN", "CLUSTERS"}
+
+
+def of_type(template, type_):
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == type_}
+
+
+def ref(logical):
+    return {"Ref": logical}
+
+
+def getatt(logical, attr):
+    return {"Fn::GetAtt": [logical, attr]}
+
+
+# ---------------------------------------------------------------------------
+# SAM source
+# ---------------------------------------------------------------------------
+def test_transform_and_globals(sam_template):
+    assert sam_template["Transform"] == "AWS::Serverless-2016-10-31"
+    g = sam_template["Globals"]["Function"]
+    assert g["CodeUri"] == ".."  # workspace root, relative to infra/
+    assert g["Runtime"] == "provided.al2023"
+    assert g["Architectures"] == ["arm64"]
+    assert g["Handler"] == "bootstrap"
+    assert set(g["Environment"]["Variables"]) == ENV_CONTRACT
+    assert g["Environment"]["Variables"] == {
+        "NOTIFY_TOPIC_ARN": ref("NotificationTopic"),
+        "EVIDENCE_BUCKET": ref("EvidenceBucket"),
+        "STATE_TABLE": ref("StateTable"),
+        "DRY_RUN": ref("DryRun"),
+        "CLUSTERS": ref("Clusters"),
+    }
+
+
+@pytest.mark.parametrize("logical,binary", sorted(BINARIES.items()))
+def test_function_build_and_identity(sam_template, logical, binary):
+    fn = sam_template["Resources"][logical]
+    assert fn["Type"] == "AWS::Serverless::Function"
+    assert fn["Metadata"]["BuildMethod"] == "rust-cargolambda"
+    assert fn["Metadata"]["BuildProperties"] == {"Binary": binary}
+    props = fn["Properties"]
+    assert props["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-" + binary}
+    assert props["Role"] == getatt(ROLES[logical], "Arn")
+    # No per-function environment: the contract comes from Globals only.
+    assert "Environment" not in props
+    assert props["LoggingConfig"]["LogFormat"] == "JSON"
+    assert props["LoggingConfig"]["LogGroup"] == ref(logical.replace("Function", "LogGroup"))
+    for key in ("CodeUri", "Runtime", "Architectures", "Handler"):
+        assert key not in props, f"{logical} overrides {key} from Globals"
+
+
+def test_parameters(sam_template):
+    p = sam_template["Parameters"]
+    for name in ("Clusters", "DryRun", "AlarmNamePrefix", "NotificationEmail", "TimeZone",
+                 "EnableObjectLock", "LogRetentionDays"):
+        assert name in p, name
+    assert p["DryRun"]["AllowedValues"] == ["true", "false"]
+    assert p["DryRun"]["Default"] == "true"
+    # Clusters: up to ten names, which is what the Cluster0..9 conditions cover.
+    pattern = re.compile(p["Clusters"]["AllowedPattern"])
+    assert pattern.fullmatch("")
+    assert pattern.fullmatch("prod")
+    assert pattern.fullmatch(",".join(f"c{i}" for i in range(10)))
+    assert not pattern.fullmatch(",".join(f"c{i}" for i in range(11)))
+    assert not pattern.fullmatch("prod, staging")
+
+
+def test_cluster_conditions_are_consistent(sam_template):
+    """The per-cluster blocks are spelled out ten times; each entry i must use
+    condition Cluster<i> and element i of the padded list."""
+    conds = sam_template["Conditions"]
+    for i in range(10):
+        sel = conds[f"Cluster{i}"]["Fn::Not"][0]["Fn::Equals"][0]["Fn::Select"]
+        assert sel[0] == i
+    text = TEMPLATE.read_text()
+    entries = re.findall(r"!If \[Cluster(\d+), .*?!Select \[(\d+),", text)
+    assert entries, "no per-cluster entries found"
+    assert all(a == b for a, b in entries), [e for e in entries if e[0] != e[1]]
+    # five lists (2 rule clusterArn lists, 1 deployment prefix list, 2 IAM lists)
+    assert len(entries) == 50
+
+
+# ---------------------------------------------------------------------------
+# Translated template
+# ---------------------------------------------------------------------------
+def test_translation_produces_plain_lambda_functions(translated):
+    fns = of_type(translated, "AWS::Lambda::Function")
+    assert set(fns) == set(BINARIES)
+    for logical, fn in fns.items():
+        p = fn["Properties"]
+        assert p["Runtime"] == "provided.al2023"
+        assert p["Architectures"] == ["arm64"]
+        assert p["Handler"] == "bootstrap"
+        assert set(p["Environment"]["Variables"]) == ENV_CONTRACT
+        assert 128 <= p["MemorySize"] <= 1024
+        assert 10 <= p["Timeout"] <= 300
+        assert p["ReservedConcurrentExecutions"]["Fn::If"][0] == "HasConcurrencyLimit"
+    # only scheduled-reports gets more memory
+    assert fns["ScheduledReportsFunction"]["Properties"]["MemorySize"] == 512
+
+
+@pytest.mark.parametrize("logical", sorted(BINARIES))
+def test_every_function_has_an_on_failure_destination(translated, logical):
+    configs = [
+        r for r in of_type(translated, "AWS::Lambda::EventInvokeConfig").values()
+        if r["Properties"]["FunctionName"] == ref(logical)
+    ]
+    assert len(configs) == 1
+    p = configs[0]["Properties"]
+    assert p["DestinationConfig"]["OnFailure"]["Destination"] == getatt("FailedInvocationsQueue", "Arn")
+    assert p["MaximumRetryAttempts"] == 2
+    assert p["MaximumEventAgeInSeconds"] == 3600
+
+
+def test_rule_targets_have_retry_and_dead_letter(translated):
+    rules = of_type(translated, "AWS::Events::Rule")
+    assert set(rules) == set(RULES)
+    for logical, rule in rules.items():
+        (target,) = rule["Properties"]["Targets"]
+        assert target["DeadLetterConfig"] == {"Arn": getatt("TriggerDeadLetterQueue", "Arn")}, logical
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
+        assert rule["Properties"]["State"] == "ENABLED"
+
+
+def test_each_rule_may_invoke_only_its_function(translated):
+    perms = of_type(translated, "AWS::Lambda::Permission")
+    by_rule = {
+        p["Properties"]["SourceArn"]["Fn::GetAtt"][0]: p["Properties"]
+        for p in perms.values()
+        if p["Properties"]["Principal"] == "events.amazonaws.com"
+    }
+    assert set(by_rule) == set(RULES)
+    for rule, props in by_rule.items():
+        target = translated["Resources"][rule]["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]
+        assert props["FunctionName"] == ref(target)
+    # SNS and CloudWatch alarm actions are limited by source too
+    others = {p["Properties"]["Principal"]: p for p in perms.values()
+              if p["Properties"]["Principal"] != "events.amazonaws.com"}
+    assert set(others) == {"sns.amazonaws.com", "lambda.alarms.cloudwatch.amazonaws.com"}
+    assert others["sns.amazonaws.com"]["Condition"] == "HasAlarmSnsTopic"
+    assert others["sns.amazonaws.com"]["Properties"]["SourceArn"] == ref("AlarmSnsTopicArn")
+    alarm_perm = others["lambda.alarms.cloudwatch.amazonaws.com"]["Properties"]
+    assert alarm_perm["SourceAccount"] == ref("AWS::AccountId")
+    assert alarm_perm["SourceArn"]["Fn::Sub"].endswith(":alarm:${AlarmNamePrefix}*")
+
+
+SCHEDULES = {
+    "DailyReportSchedule": ("cron(0 9 * * ? *)", {"job": "daily"}),
+    "WeeklyReportSchedule": ("cron(0 14 ? * FRI *)", {"job": "weekly"}),
+    "EscalationSchedule": ("rate(5 minutes)", {"job": "escalate"}),
+}
+
+
+@pytest.mark.parametrize("logical", sorted(SCHEDULES))
+def test_schedules(translated, logical):
+    # moto's CloudFormation skips AWS::Scheduler::Schedule: checked here.
+    expression, payload = SCHEDULES[logical]
+    s = translated["Resources"][logical]
+    assert s["Type"] == "AWS::Scheduler::Schedule"
+    p = s["Properties"]
+    assert p["ScheduleExpression"] == expression
+    assert p["ScheduleExpressionTimezone"] == ref("TimeZone")
+    assert p["FlexibleTimeWindow"] == {"Mode": "OFF"}
+    assert p["State"] == "ENABLED"
+    t = p["Target"]
+    assert t["Arn"] == getatt("ScheduledReportsFunction", "Arn")
+    assert t["RoleArn"] == getatt("SchedulerRole", "Arn")
+    assert json.loads(t["Input"]) == payload
+    assert t["DeadLetterConfig"] == {"Arn": getatt("TriggerDeadLetterQueue", "Arn")}
+    assert t["RetryPolicy"]["MaximumRetryAttempts"] >= 1
+    assert t["RetryPolicy"]["MaximumEventAgeInSeconds"] <= 3600
+    assert len(of_type(translated, "AWS::Scheduler::Schedule")) == 3
+
+
+def test_scheduler_role_invokes_only_scheduled_reports(translated):
+    role = translated["Resources"]["SchedulerRole"]["Properties"]
+    trust = role["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
+    assert trust[0]["Condition"] == {"StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")}}
+    stmts = role["Policies"][0]["PolicyDocument"]["Statement"]
+    invoke = [s for s in stmts if s["Action"] == "lambda:InvokeFunction"]
+    assert invoke[0]["Resource"][0] == getatt("ScheduledReportsFunction", "Arn")
+    sqs = [s for s in stmts if s["Action"] == "sqs:SendMessage"]
+    assert sqs[0]["Resource"] == getatt("TriggerDeadLetterQueue", "Arn")
+
+
+def test_self_alarms(translated):
+    # moto's CloudFormation skips AWS::CloudWatch::Alarm: checked here.
+    alarms = of_type(translated, "AWS::CloudWatch::Alarm")
+    seen = set()
+    for a in alarms.values():
+        p = a["Properties"]
+        assert p["AlarmActions"] == [ref("NotificationTopic")]
+        assert p["OKActions"] == [ref("NotificationTopic")]
+        assert p["ComparisonOperator"] == "GreaterThanThreshold"
+        assert p["Threshold"] == 0
+        assert p["TreatMissingData"] == "notBreaching"
+        assert p["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-")
+        (dim,) = p["Dimensions"]
+        if p["Namespace"] == "AWS/Lambda":
+            assert p["Statistic"] == "Sum"
+            seen.add((dim["Value"]["Ref"], p["MetricName"]))
+        else:
+            assert p["Namespace"] == "AWS/SQS"
+            assert p["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            assert p["Statistic"] == "Maximum"
+            seen.add((dim["Value"]["Fn::GetAtt"][0], p["MetricName"]))
+    expected = {(f, m) for f in BINARIES for m in ("Errors", "Throttles")}
+    expected |= {(q, "ApproximateNumberOfMessagesVisible")
+                 for q in ("TriggerDeadLetterQueue", "FailedInvocationsQueue")}
+    assert seen == expected
+    assert len(alarms) == len(expected)
+
+
+def test_evidence_bucket(translated):
+    # moto applies only BucketEncryption: the rest is checked here.
+    b = translated["Resources"]["EvidenceBucket"]["Properties"]
+    sse = b["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert sse["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": getatt("AutopilotKey", "Arn")}
+    assert sse["BucketKeyEnabled"] is True
+    assert b["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert b["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert b["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    rules = {r["Id"]: r for r in b["LifecycleConfiguration"]["Rules"]}
+    main = rules["evidence-tiering-and-expiry"]
+    assert main["Status"] == "Enabled"
+    assert main["ExpirationInDays"] == ref("EvidenceRetentionDays")
+    assert [t["StorageClass"] for t in main["Transitions"]] == ["STANDARD_IA", "GLACIER_IR"]
+    assert main["NoncurrentVersionExpiration"]["NoncurrentDays"] > 0
+    assert main["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] > 0
+    assert rules["remove-expired-delete-markers"]["ExpiredObjectDeleteMarker"] is True
+    # Object Lock only when asked for, in GOVERNANCE mode
+    assert b["ObjectLockEnabled"] == {"Fn::If": ["ObjectLockOn", True, ref("AWS::NoValue")]}
+    cond, lock, off = b["ObjectLockConfiguration"]["Fn::If"]
+    assert cond == "ObjectLockOn" and off == ref("AWS::NoValue")
+    assert lock["Rule"]["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": ref("ObjectLockRetentionDays")}
+
+
+def test_evidence_bucket_policy_is_tls_only(translated):
+    pol = translated["Resources"]["EvidenceBucketPolicy"]["Properties"]
+    assert pol["Bucket"] == ref("EvidenceBucket")
+    stmts = {s["Sid"]: s for s in pol["PolicyDocument"]["Statement"]}
+    tls = stmts["DenyInsecureTransport"]
+    assert tls["Effect"] == "Deny" and tls["Principal"] == "*" and tls["Action"] == "s3:*"
+    assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    assert tls["Resource"] == [getatt("EvidenceBucket", "Arn"), {"Fn::Sub": "${EvidenceBucket.Arn}/*"}]
+    assert stmts["DenyOutdatedTls"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}
+    # the only Allow statements are for CloudWatch Logs exports, account-bound
+    for s in pol["PolicyDocument"]["Statement"]:
+        if s["Effect"] == "Allow":
+            assert s["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+            assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == ref("AWS::AccountId")
+
+
+def test_state_table(translated):
+    t = translated["Resources"]["StateTable"]["Properties"]
+    assert t["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
+                              {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert t["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"},
+                                         {"AttributeName": "sk", "AttributeType": "S"}]
+    assert t["BillingMode"] == "PAY_PER_REQUEST"
+    # moto drops these two: checked here.
+    assert t["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert t["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert t["SSESpecification"] == {"SSEEnabled": True, "SSEType": "KMS",
+                                     "KMSMasterKeyId": getatt("AutopilotKey", "Arn")}
+
+
+def test_topic_policy_and_subscriptions(translated):
+    res = translated["Resources"]
+    stmts = {s["Sid"]: s for s in res["NotificationTopicPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    assert stmts["DenyInsecureTransport"]["Effect"] == "Deny"
+    cw = stmts["CloudWatchAlarmsOfThisAccount"]
+    assert cw["Principal"] == {"Service": "cloudwatch.amazonaws.com"} and cw["Action"] == "sns:Publish"
+    email = res["NotificationEmailSubscription"]
+    assert email["Condition"] == "HasNotificationEmail"
+    assert email["Properties"] == {"TopicArn": ref("NotificationTopic"), "Protocol": "email",
+                                   "Endpoint": ref("NotificationEmail")}
+    alarm_sub = res["AlarmTopicSubscription"]
+    assert alarm_sub["Condition"] == "HasAlarmSnsTopic"
+    assert alarm_sub["Properties"]["Endpoint"] == getatt("AlarmResponderFunction", "Arn")
+    assert alarm_sub["Properties"]["RedrivePolicy"] == {
+        "deadLetterTargetArn": getatt("TriggerDeadLetterQueue", "Arn")}
+
+
+def test_dead_letter_queue_policy_admits_exactly_the_rules(translated):
+    stmts = translated["Resources"]["TriggerDeadLetterQueuePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    events = [s for s in stmts if isinstance(s, dict) and s.get("Sid") == "EventBridgeRulesOfThisStack"][0]
+    assert events["Principal"] == {"Service": "events.amazonaws.com"}
+    assert events["Action"] == "sqs:SendMessage"
+    arns = events["Condition"]["ArnEquals"]["aws:SourceArn"]
+    assert sorted(a["Fn::GetAtt"][0] for a in arns) == sorted(RULES)
+    for queue in ("TriggerDeadLetterQueuePolicy", "FailedInvocationsQueuePolicy"):
+        deny = [s for s in translated["Resources"][queue]["Properties"]["PolicyDocument"]["Statement"]
+                if isinstance(s, dict) and s.get("Sid") == "DenyInsecureTransport"]
+        assert deny and deny[0]["Effect"] == "Deny"
+
+
+def test_key_policy_grants_services_not_everyone(translated):
+    key = translated["Resources"]["AutopilotKey"]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    principals = [s["Principal"] for s in key["KeyPolicy"]["Statement"]]
+    assert "*" not in principals
+    services = {json.dumps(p["Service"]) for p in principals if "Service" in p}
+    for needed in ("cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"):
+        assert json.dumps(needed) in services, needed
+
+
+def test_every_log_group_is_encrypted_with_retention(translated):
+    groups = of_type(translated, "AWS::Logs::LogGroup")
+    assert len(groups) == len(BINARIES)
+    for g in groups.values():
+        assert g["Properties"]["RetentionInDays"] == ref("LogRetentionDays")
+        assert g["Properties"]["KmsKeyId"] == getatt("AutopilotKey", "Arn")
+
+
+def test_outputs(translated):
+    outs = translated["Outputs"]
+    for name in ("NotificationTopicArn", "EvidenceBucketName", "StateTableName",
+                 "EcsEventsFunctionArn", "AlarmResponderFunctionArn", "PipelineEventsFunctionArn",
+                 "ScheduledReportsFunctionArn", "RunbookFunctionArn"):
+        assert name in outs, name
+
+
+def test_no_yaml_aliases():
+    """CloudFormation rejects YAML anchors/aliases; sam would silently expand them."""
+    for n, line in enumerate(TEMPLATE.read_text().splitlines(), 1):
+        code = line.split(" #", 1)[0]
+        assert not re.search(r"(^|\s)[&*][A-Za-z]", code), f"line {n}: {line}"
