@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# All tests, on a fresh machine: formatting, lints, unit tests, integration
+# tests of the real binaries against a local moto server, infra checks.
+# Builds the workspace once; the integration tests use that build's binaries.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
+cd "$ROOT"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy (all targets, -D warnings)"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "==> cargo build (workspace binaries and tests, once)"
+cargo build --workspace --all-targets --quiet
+export AUTOPILOT_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
+
+start_moto
+
+echo "==> cargo test"
+cargo test --workspace --quiet
+
+if [ -x "$ROOT/scripts/check-infra.sh" ] && [ "${SKIP_INFRA:-0}" != "1" ]; then
+  echo "==> infra checks"
+  "$ROOT/scripts/check-infra.sh"
+fi
+echo "==> all tests passed"

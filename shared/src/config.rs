@@ -1,0 +1,176 @@
+//! The environment contract (DESIGN.md), read once at start. A missing
+//! required variable fails the start with a message naming it.
+
+use crate::error::AutopilotError;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub notify_topic_arn: String,
+    pub evidence_bucket: String,
+    pub state_table: String,
+    /// `DRY_RUN=true`: no mutating call anywhere.
+    pub dry_run: bool,
+    /// `CLUSTERS`: names in scope; empty means all.
+    pub clusters: Vec<String>,
+    pub settings: Settings,
+}
+
+/// Tunables with defaults; each may be overridden by the env variable named
+/// in its comment (README, "Configuration").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// `INCIDENT_WINDOW_MINUTES` (60): stops of one service and cause within
+    /// this window of the incident's last event join the same incident.
+    pub incident_window: Duration,
+    /// `UPDATE_INTERVAL_MINUTES` (15): at most one update per open incident
+    /// per interval, unless the severity changes.
+    pub update_interval: Duration,
+    /// `CRASH_LOOP_THRESHOLD` (3): this many failed tasks in the window make a crash loop.
+    pub crash_loop_threshold: u32,
+    /// `LOG_LINES` (20): error lines kept from the failing container's log.
+    pub log_lines: usize,
+    /// `CONSOLE_REGION`: region used in console links when the event has none.
+    pub console_region: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            incident_window: Duration::from_secs(60 * 60),
+            update_interval: Duration::from_secs(15 * 60),
+            crash_loop_threshold: 3,
+            log_lines: 20,
+            console_region: "us-east-1".into(),
+        }
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, AutopilotError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read through `lookup` so that tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, AutopilotError> {
+        let required = |name: &str| -> Result<String, AutopilotError> {
+            match lookup(name) {
+                Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+                _ => Err(AutopilotError::Config(format!("environment variable {name} is required and not set"))),
+            }
+        };
+        let notify_topic_arn = required("NOTIFY_TOPIC_ARN")?;
+        if !notify_topic_arn.starts_with("arn:") {
+            return Err(AutopilotError::Config(format!(
+                "NOTIFY_TOPIC_ARN must be an SNS topic ARN (arn:aws:sns:…), got {notify_topic_arn:?}"
+            )));
+        }
+        let evidence_bucket = required("EVIDENCE_BUCKET")?;
+        let state_table = required("STATE_TABLE")?;
+        let dry_run = parse_bool("DRY_RUN", lookup("DRY_RUN").as_deref())?;
+        let clusters = lookup("CLUSTERS")
+            .unwrap_or_default()
+            .split(',')
+            .map(|c| crate::trigger::ecs::cluster_name(c.trim()).to_string())
+            .filter(|c| !c.is_empty())
+            .collect();
+        let defaults = Settings::default();
+        let minutes = |name: &str, default: Duration| -> Result<Duration, AutopilotError> {
+            Ok(parse_u64(name, lookup(name).as_deref())?.map(|m| Duration::from_secs(m * 60)).unwrap_or(default))
+        };
+        let settings = Settings {
+            incident_window: minutes("INCIDENT_WINDOW_MINUTES", defaults.incident_window)?,
+            update_interval: minutes("UPDATE_INTERVAL_MINUTES", defaults.update_interval)?,
+            crash_loop_threshold: parse_u64("CRASH_LOOP_THRESHOLD", lookup("CRASH_LOOP_THRESHOLD").as_deref())?
+                .map(|n| n.max(1) as u32)
+                .unwrap_or(defaults.crash_loop_threshold),
+            log_lines: parse_u64("LOG_LINES", lookup("LOG_LINES").as_deref())?
+                .map(|n| n as usize)
+                .unwrap_or(defaults.log_lines),
+            console_region: lookup("AWS_REGION")
+                .or_else(|| lookup("CONSOLE_REGION"))
+                .filter(|r| !r.is_empty())
+                .unwrap_or(defaults.console_region),
+        };
+        Ok(Self { notify_topic_arn, evidence_bucket, state_table, dry_run, clusters, settings })
+    }
+
+    /// Whether a cluster is in scope (`CLUSTERS` empty means every cluster).
+    pub fn in_scope(&self, cluster: &str) -> bool {
+        self.clusters.is_empty() || self.clusters.iter().any(|c| c == crate::trigger::ecs::cluster_name(cluster))
+    }
+}
+
+fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, AutopilotError> {
+    match value.map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(false),
+        Some(v) => match v.as_str() {
+            "" | "false" | "0" | "no" | "off" => Ok(false),
+            "true" | "1" | "yes" | "on" => Ok(true),
+            _ => Err(AutopilotError::Config(format!("{name} must be true or false, got {v:?}"))),
+        },
+    }
+}
+
+fn parse_u64(name: &str, value: Option<&str>) -> Result<Option<u64>, AutopilotError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => {
+            v.parse().map(Some).map_err(|_| AutopilotError::Config(format!("{name} must be a whole number, got {v:?}")))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("NOTIFY_TOPIC_ARN", "arn:aws:sns:us-east-1:111122223333:autopilot"),
+        ("EVIDENCE_BUCKET", "evidence"),
+        ("STATE_TABLE", "state"),
+    ];
+
+    #[test]
+    fn when_a_required_variable_is_missing_should_name_it() {
+        for missing in ["NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE"] {
+            let pairs: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != missing).collect();
+            let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+            assert!(err.contains(missing), "{err}");
+        }
+    }
+
+    #[test]
+    fn should_read_dry_run_and_cluster_scope() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DRY_RUN", "TRUE"));
+        pairs.push(("CLUSTERS", " prod , arn:aws:ecs:us-east-1:1:cluster/staging,,"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert!(c.dry_run);
+        assert_eq!(c.clusters, vec!["prod", "staging"]);
+        assert!(c.in_scope("arn:aws:ecs:us-east-1:1:cluster/prod"));
+        assert!(!c.in_scope("dev"));
+    }
+
+    #[test]
+    fn when_dry_run_is_not_a_boolean_should_refuse_to_start() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("DRY_RUN", "maybe"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(err.contains("DRY_RUN") && err.contains("maybe"), "{err}");
+    }
+
+    #[test]
+    fn defaults_apply_when_settings_are_absent() {
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert!(!c.dry_run);
+        assert!(c.clusters.is_empty() && c.in_scope("anything"));
+        assert_eq!(c.settings.update_interval, Duration::from_secs(900));
+    }
+}

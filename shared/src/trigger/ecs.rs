@@ -1,0 +1,185 @@
+//! The `detail` of the three ECS event types we act on, as EventBridge delivers
+//! them (see "Amazon ECS events" in the ECS developer guide). Only the fields
+//! the runbooks read are typed; everything is optional where AWS omits it.
+
+use crate::lenient;
+use serde::{Deserialize, Serialize};
+
+/// `detail` of `ECS Task State Change`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskStateChange {
+    pub cluster_arn: String,
+    pub task_arn: String,
+    #[serde(default)]
+    pub task_definition_arn: Option<String>,
+    /// `service:<name>` for service tasks, `family:<name>` for standalone ones.
+    #[serde(default)]
+    pub group: Option<String>,
+    #[serde(default)]
+    pub last_status: Option<String>,
+    #[serde(default)]
+    pub desired_status: Option<String>,
+    /// TaskFailedToStart, EssentialContainerExited, UserInitiated,
+    /// ServiceSchedulerInitiated, SpotInterruption, TerminationNotice.
+    #[serde(default)]
+    pub stop_code: Option<String>,
+    #[serde(default)]
+    pub stopped_reason: Option<String>,
+    /// `ecs-svc/<id>` for tasks started by a service deployment.
+    #[serde(default)]
+    pub started_by: Option<String>,
+    #[serde(default)]
+    pub launch_type: Option<String>,
+    #[serde(default)]
+    pub capacity_provider_name: Option<String>,
+    #[serde(default)]
+    pub availability_zone: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub cpu: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    pub memory: Option<String>,
+    #[serde(default, deserialize_with = "lenient::vec_or_null")]
+    pub containers: Vec<ContainerState>,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub stopping_at: Option<String>,
+    #[serde(default)]
+    pub stopped_at: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub version: Option<i64>,
+}
+
+/// One container of a task, as the task event reports it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    pub name: String,
+    #[serde(default)]
+    pub container_arn: Option<String>,
+    #[serde(default)]
+    pub image: Option<String>,
+    #[serde(default)]
+    pub image_digest: Option<String>,
+    #[serde(default)]
+    pub last_status: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub exit_code: Option<i64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl TaskStateChange {
+    /// The service name when this task belongs to a service (`group` is
+    /// `service:<name>`).
+    pub fn service_name(&self) -> Option<&str> {
+        self.group.as_deref()?.strip_prefix("service:")
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.last_status.as_deref() == Some("STOPPED")
+    }
+
+    /// The task id, the last segment of its ARN.
+    pub fn task_id(&self) -> &str {
+        last_segment(&self.task_arn)
+    }
+}
+
+/// `detail` of `ECS Service Action`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAction {
+    /// INFO, WARN or ERROR.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    pub event_name: String,
+    pub cluster_arn: String,
+    #[serde(default)]
+    pub created_at: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    #[serde(default, deserialize_with = "lenient::vec_or_null")]
+    pub capacity_provider_arns: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::vec_or_null")]
+    pub target_group_arns: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::opt_i64")]
+    pub desired_count: Option<i64>,
+}
+
+/// `detail` of `ECS Deployment State Change`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeploymentStateChange {
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// SERVICE_DEPLOYMENT_IN_PROGRESS, _COMPLETED or _FAILED.
+    pub event_name: String,
+    pub deployment_id: String,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl DeploymentStateChange {
+    /// ECS's circuit breaker says it is rolling back on its own
+    /// ("ECS deployment circuit breaker: rolling back to deploymentId …").
+    pub fn is_circuit_breaker_rollback(&self) -> bool {
+        self.reason.as_deref().map(|r| r.to_ascii_lowercase().contains("rolling back")).unwrap_or(false)
+    }
+}
+
+/// The last `/`-separated segment of an ARN (a name or an id).
+pub fn last_segment(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Cluster name of a cluster ARN (`arn:…:cluster/<name>`) or a bare name.
+pub fn cluster_name(cluster_arn: &str) -> &str {
+    last_segment(cluster_arn)
+}
+
+/// `(cluster, service)` from a service ARN. The long ARN format carries the
+/// cluster (`service/<cluster>/<service>`); the legacy one does not, so the
+/// caller's `cluster_arn` fills it.
+pub fn service_from_arn<'a>(service_arn: &'a str, cluster_arn: &'a str) -> Option<(&'a str, &'a str)> {
+    let resource = service_arn.split(':').nth(5)?;
+    let mut parts = resource.split('/');
+    if parts.next()? != "service" {
+        return None;
+    }
+    match (parts.next(), parts.next()) {
+        (Some(cluster), Some(service)) if !service.is_empty() => Some((cluster, service)),
+        (Some(service), None) if !service.is_empty() => Some((cluster_name(cluster_arn), service)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn should_read_cluster_and_service_from_both_arn_formats() {
+        let cluster = "arn:aws:ecs:us-east-1:111122223333:cluster/prod";
+        assert_eq!(
+            service_from_arn("arn:aws:ecs:us-east-1:111122223333:service/prod/api", cluster),
+            Some(("prod", "api"))
+        );
+        assert_eq!(service_from_arn("arn:aws:ecs:us-east-1:111122223333:service/api", cluster), Some(("prod", "api")));
+        assert_eq!(service_from_arn("arn:aws:ecs:us-east-1:1:task/prod/abc", cluster), None);
+        assert_eq!(service_from_arn("not-an-arn", cluster), None);
+    }
+
+    #[test]
+    fn should_tell_service_tasks_from_standalone_tasks() {
+        let mut task = TaskStateChange { group: Some("service:api".into()), ..Default::default() };
+        assert_eq!(task.service_name(), Some("api"));
+        task.group = Some("family:batch".into());
+        assert_eq!(task.service_name(), None);
+    }
+}

@@ -1,0 +1,300 @@
+//! Every payload under `tests/fixtures/` parses into the trigger it is, and
+//! every malformed one gives an error naming what was wrong. A new fixture
+//! without an expectation here fails the suite.
+
+use super::*;
+use std::path::PathBuf;
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
+}
+
+fn load(rel: &str) -> Value {
+    let path = fixtures_dir().join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// (fixture, trigger variant, cluster, service)
+const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
+    ("ecs/task-stopped-image-pull.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-oom-on-container.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-secrets.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-network-eni.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-elb-health-check.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-container-health-check.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-app-crash.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-sigkill-137.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-scale-in.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-deployment-replaced.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-user.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-spot.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-capacity.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-running.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-standalone.json", "ecs-task", Some("prod"), None),
+    ("ecs/task-stopped-numbers-as-strings.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-null-containers.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/service-steady-state.json", "ecs-service-action", Some("prod"), Some("api")),
+    ("ecs/service-task-start-impaired.json", "ecs-service-action", Some("prod"), Some("api")),
+    ("ecs/service-task-placement-failure.json", "ecs-service-action", Some("prod"), Some("api")),
+    ("ecs/service-task-configuration-failure.json", "ecs-service-action", Some("prod"), Some("api")),
+    ("ecs/service-health-unknown-legacy-arn.json", "ecs-service-action", Some("prod"), Some("api")),
+    ("ecs/service-unknown-event-name.json", "ecs-service-action", Some("prod"), Some("api")),
+    ("ecs/deployment-in-progress.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("ecs/deployment-completed.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("ecs/deployment-failed.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("ecs/deployment-circuit-breaker-rolling-back.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("ecs/container-instance-state-change.json", "ignored", None, None),
+    ("alarm/eventbridge-metric-cpu.json", "alarm", Some("prod"), Some("api")),
+    ("alarm/eventbridge-metric-cpu-ok.json", "alarm", Some("prod"), Some("api")),
+    ("alarm/eventbridge-metric-math-5xx-rate.json", "alarm", None, None),
+    ("alarm/eventbridge-anomaly-detection-latency.json", "alarm", None, None),
+    ("alarm/eventbridge-composite.json", "alarm", None, None),
+    ("alarm/eventbridge-composite-suppressed.json", "alarm", None, None),
+    ("alarm/sns-metric-unhealthy-hosts.json", "alarm", None, None),
+    ("alarm/sns-metric-math-memory.json", "alarm", Some("prod"), Some("api")),
+    ("alarm/lambda-action-metric.json", "alarm", Some("prod"), Some("api")),
+    ("alarm/lambda-action-composite.json", "alarm", None, None),
+    ("sns/sns-wrapped-ecs-task-stopped.json", "ecs-task", Some("prod"), Some("api")),
+    ("sns/sns-wrapped-deployment-failed.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("pipeline/pipeline-execution-failed.json", "pipeline", None, None),
+    ("pipeline/pipeline-execution-succeeded.json", "pipeline", None, None),
+    ("pipeline/stage-failed.json", "pipeline", None, None),
+    ("pipeline/action-failed-codebuild.json", "pipeline", None, None),
+    ("pipeline/action-approval-started.json", "pipeline", None, None),
+    ("schedule/job-daily.json", "scheduled", None, None),
+    ("schedule/job-weekly.json", "scheduled", None, None),
+    ("schedule/job-escalate.json", "scheduled", None, None),
+    ("schedule/eventbridge-scheduled-event.json", "scheduled", None, None),
+    ("runbook/diagnose.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/health-check.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/rollback-dry-run.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/rollback-explicit.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/scale.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/force-deploy.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/scale-to-zero.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/capture-evidence.json", "runbook", Some("prod"), Some("api")),
+];
+
+/// (fixture, words the error must contain)
+const MALFORMED: &[(&str, &[&str])] = &[
+    ("malformed/runbook-missing-service.json", &["runbook request", "service"]),
+    ("malformed/runbook-unknown-action.json", &["reboot", "diagnose"]),
+    ("malformed/runbook-typo-field.json", &["desired_cont"]),
+    ("malformed/runbook-scale-without-count.json", &["desired_count"]),
+    ("malformed/runbook-scale-to-zero-without-confirm.json", &["confirm"]),
+    ("malformed/empty-object.json", &["unrecognised", "an object with keys []"]),
+    ("malformed/array.json", &["unrecognised", "array"]),
+    ("malformed/unknown-source.json", &["aws.ec2", "EC2 Instance State-change Notification"]),
+    ("malformed/ecs-task-missing-task-arn.json", &["ECS Task State Change", "taskArn"]),
+    ("malformed/sns-message-not-json.json", &["Sns.Message", "Hello from the team"]),
+    ("malformed/alarm-state-invalid.json", &["state.value", "PANIC"]),
+    ("malformed/schedule-unknown-job.json", &["job", "hourly"]),
+];
+
+fn variant(t: &Trigger) -> &'static str {
+    match t {
+        Trigger::EcsTask(_) => "ecs-task",
+        Trigger::EcsServiceAction(_) => "ecs-service-action",
+        Trigger::EcsDeployment(_) => "ecs-deployment",
+        Trigger::Alarm { .. } => "alarm",
+        Trigger::Pipeline(_) => "pipeline",
+        Trigger::Scheduled { .. } => "scheduled",
+        Trigger::Runbook(_) => "runbook",
+        Trigger::Ignored { .. } => "ignored",
+    }
+}
+
+#[test]
+fn every_fixture_should_have_an_expectation() {
+    let mut listed: Vec<&str> = VALID.iter().map(|v| v.0).chain(MALFORMED.iter().map(|m| m.0)).collect();
+    listed.sort();
+    let mut on_disk = Vec::new();
+    for dir in std::fs::read_dir(fixtures_dir()).unwrap() {
+        let dir = dir.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        for f in std::fs::read_dir(&dir).unwrap() {
+            let f = f.unwrap().path();
+            if f.extension().is_some_and(|e| e == "json") {
+                let rel = f.strip_prefix(fixtures_dir()).unwrap().to_string_lossy().replace('\\', "/");
+                on_disk.push(rel);
+            }
+        }
+    }
+    on_disk.sort();
+    let missing: Vec<_> = on_disk.iter().filter(|f| !listed.contains(&f.as_str())).collect();
+    assert!(missing.is_empty(), "fixtures without an expectation: {missing:?}");
+}
+
+#[test]
+fn every_valid_fixture_should_parse_into_its_trigger() {
+    for (file, expected, cluster, service) in VALID {
+        let trigger = Trigger::parse(&load(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(variant(&trigger), *expected, "{file}");
+        let (c, s) = trigger.cluster_service();
+        assert_eq!((c.as_deref(), s.as_deref()), (*cluster, *service), "{file}");
+        if !matches!(trigger, Trigger::Runbook(_) | Trigger::Ignored { .. } | Trigger::Scheduled { id: None, .. }) {
+            assert!(trigger.event_id().is_some_and(|id| !id.is_empty()), "{file}: no idempotency key");
+        }
+    }
+}
+
+#[test]
+fn every_malformed_fixture_should_be_refused_naming_what_was_wrong() {
+    for (file, words) in MALFORMED {
+        let err = Trigger::parse(&load(file)).expect_err(file).to_string();
+        for w in *words {
+            assert!(err.contains(w), "{file}: error {err:?} should mention {w:?}");
+        }
+    }
+}
+
+#[test]
+fn oom_on_the_container_and_numbers_as_strings_should_survive_parsing() {
+    let Trigger::EcsTask(e) = Trigger::parse(&load("ecs/task-stopped-numbers-as-strings.json")).unwrap() else {
+        panic!("not a task")
+    };
+    assert_eq!(e.detail.containers[0].exit_code, Some(137));
+    assert_eq!(e.detail.cpu.as_deref(), Some("512"));
+    assert_eq!(e.detail.version, Some(6));
+    let Trigger::EcsTask(e) = Trigger::parse(&load("ecs/task-stopped-null-containers.json")).unwrap() else {
+        panic!("not a task")
+    };
+    assert!(e.detail.containers.is_empty());
+    assert_eq!(e.detail.stopped_reason, None);
+}
+
+#[test]
+fn alarm_shapes_should_normalise_to_one_model() {
+    let cases: &[(&str, AlarmKind, AlarmOrigin, AlarmState, &str)] = &[
+        (
+            "alarm/eventbridge-metric-cpu.json",
+            AlarmKind::Metric,
+            AlarmOrigin::EventBridge,
+            AlarmState::Alarm,
+            "CPUUtilization",
+        ),
+        (
+            "alarm/eventbridge-metric-cpu-ok.json",
+            AlarmKind::Metric,
+            AlarmOrigin::EventBridge,
+            AlarmState::Ok,
+            "CPUUtilization",
+        ),
+        (
+            "alarm/eventbridge-metric-math-5xx-rate.json",
+            AlarmKind::MetricMath,
+            AlarmOrigin::EventBridge,
+            AlarmState::Alarm,
+            "RequestCount",
+        ),
+        (
+            "alarm/eventbridge-anomaly-detection-latency.json",
+            AlarmKind::AnomalyDetection,
+            AlarmOrigin::EventBridge,
+            AlarmState::Alarm,
+            "TargetResponseTime",
+        ),
+        ("alarm/eventbridge-composite.json", AlarmKind::Composite, AlarmOrigin::EventBridge, AlarmState::Alarm, ""),
+        (
+            "alarm/sns-metric-unhealthy-hosts.json",
+            AlarmKind::Metric,
+            AlarmOrigin::Sns,
+            AlarmState::Alarm,
+            "UnHealthyHostCount",
+        ),
+        (
+            "alarm/sns-metric-math-memory.json",
+            AlarmKind::MetricMath,
+            AlarmOrigin::Sns,
+            AlarmState::Alarm,
+            "MemoryUtilized",
+        ),
+        (
+            "alarm/lambda-action-metric.json",
+            AlarmKind::Metric,
+            AlarmOrigin::LambdaAction,
+            AlarmState::Alarm,
+            "RunningTaskCount",
+        ),
+        ("alarm/lambda-action-composite.json", AlarmKind::Composite, AlarmOrigin::LambdaAction, AlarmState::Alarm, ""),
+    ];
+    for (file, kind, origin, state, first_metric) in cases {
+        let Trigger::Alarm { alarm, .. } = Trigger::parse(&load(file)).unwrap() else { panic!("{file}") };
+        assert_eq!((alarm.kind, alarm.origin, alarm.state), (*kind, *origin, *state), "{file}");
+        assert_eq!(alarm.metrics.first().map(|m| m.name.as_str()).unwrap_or(""), *first_metric, "{file}");
+    }
+    let Trigger::Alarm { alarm, .. } = Trigger::parse(&load("alarm/eventbridge-composite-suppressed.json")).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(alarm.actions_suppressed_by.as_deref(), Some("WaitPeriod"));
+    let Trigger::Alarm { alarm, .. } = Trigger::parse(&load("alarm/sns-metric-math-memory.json")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(alarm.threshold, Some(90.0), "threshold given as a string");
+    assert_eq!(alarm.expression.as_deref(), Some("100*(m1/m2)"));
+}
+
+#[test]
+fn the_same_alarm_transition_should_have_one_key_whatever_its_delivery() {
+    let Trigger::Alarm { alarm: a, .. } = Trigger::parse(&load("alarm/eventbridge-metric-cpu.json")).unwrap() else {
+        panic!()
+    };
+    let mut b = a.clone();
+    b.origin = AlarmOrigin::Sns;
+    b.timestamp = Some("2026-11-20T14:01:02.123Z".into());
+    assert_eq!(a.transition_key(), b.transition_key());
+}
+
+#[test]
+fn pipeline_details_should_keep_failure_and_approval_facts() {
+    let Trigger::Pipeline(e) = Trigger::parse(&load("pipeline/action-failed-codebuild.json")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(e.detail.version.as_deref(), Some("3.0"));
+    let result = e.detail.execution_result.unwrap();
+    assert_eq!(result.error_code.as_deref(), Some("JobFailed"));
+    let Trigger::Pipeline(e) = Trigger::parse(&load("pipeline/action-approval-started.json")).unwrap() else {
+        panic!()
+    };
+    assert!(e.detail.is_approval());
+}
+
+#[test]
+fn schedules_should_name_their_job() {
+    for (file, job) in [
+        ("schedule/job-daily.json", Job::Daily),
+        ("schedule/job-weekly.json", Job::Weekly),
+        ("schedule/job-escalate.json", Job::Escalate),
+        ("schedule/eventbridge-scheduled-event.json", Job::Daily),
+    ] {
+        let Trigger::Scheduled { job: got, .. } = Trigger::parse(&load(file)).unwrap() else { panic!("{file}") };
+        assert_eq!(got, job, "{file}");
+    }
+}
+
+#[test]
+fn no_json_value_should_panic_the_parser() {
+    // Truncations and type swaps of every fixture: parse may refuse, never panic.
+    for (file, ..) in VALID {
+        let v = load(file);
+        let _ = Trigger::parse(&v);
+        if let Value::Object(map) = &v {
+            for key in map.keys() {
+                let mut m = map.clone();
+                m.insert(key.clone(), Value::Null);
+                let _ = Trigger::parse(&Value::Object(m.clone()));
+                m.insert(key.clone(), Value::from(42));
+                let _ = Trigger::parse(&Value::Object(m.clone()));
+                m.remove(key);
+                let _ = Trigger::parse(&Value::Object(m));
+            }
+        }
+    }
+    for v in [Value::Null, Value::from("x"), Value::from(1), Value::Bool(true)] {
+        assert!(Trigger::parse(&v).is_err());
+    }
+}

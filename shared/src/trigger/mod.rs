@@ -1,0 +1,372 @@
+//! Typed triggers: every input a function accepts, recognised from its shape.
+//!
+//! `Trigger::parse` takes the raw invocation JSON and returns what it is —
+//! or a [`TriggerError`] naming what was expected and what arrived. Nothing
+//! here panics on outside data; nothing here talks to AWS.
+
+pub mod alarm;
+pub mod ecs;
+pub mod pipeline;
+pub mod runbook;
+
+use aws_lambda_events::cloudwatch_alarms::CloudWatchAlarm;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
+use aws_lambda_events::sns::SnsEvent;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub use alarm::{AlarmChange, AlarmKind, AlarmOrigin, AlarmState, MetricRef};
+pub use ecs::{ContainerState, DeploymentStateChange, ServiceAction, TaskStateChange};
+pub use pipeline::{PipelineDetail, PipelineLevel};
+pub use runbook::{RunbookAction, RunbookRequest};
+
+/// Why an input could not be turned into a trigger.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TriggerError {
+    #[error("unrecognised input: expected {expected}; got {got}")]
+    Unrecognised { expected: String, got: String },
+    #[error("{what}: missing field `{field}`")]
+    Missing { what: String, field: String },
+    #[error("{what}: field `{field}` must be {expected}, got {got}")]
+    Invalid { what: String, field: String, expected: String, got: String },
+    #[error("{what} is malformed: {reason}")]
+    Malformed { what: String, reason: String },
+}
+
+impl TriggerError {
+    pub(crate) fn missing(what: &str, field: &str) -> Self {
+        Self::Missing { what: what.into(), field: field.into() }
+    }
+    pub(crate) fn invalid(what: &str, field: &str, expected: &str, got: &str) -> Self {
+        Self::Invalid { what: what.into(), field: field.into(), expected: expected.into(), got: got.into() }
+    }
+    pub(crate) fn malformed(what: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Malformed { what: what.into(), reason: reason.to_string() }
+    }
+}
+
+/// Envelope facts shared by every EventBridge-delivered trigger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// EventBridge event id: the idempotency key.
+    pub id: String,
+    pub source: String,
+    pub detail_type: String,
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+    pub account: Option<String>,
+    pub region: Option<String>,
+    pub resources: Vec<String>,
+    /// The SNS message id when the event arrived wrapped in SNS.
+    pub sns_message_id: Option<String>,
+}
+
+/// An ECS event with its envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub meta: EventMeta,
+    pub detail: T,
+}
+
+/// The scheduled jobs of `scheduled-reports`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Job {
+    Daily,
+    Weekly,
+    Escalate,
+}
+
+impl Job {
+    fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "daily" => Some(Self::Daily),
+            "weekly" => Some(Self::Weekly),
+            "escalate" | "escalation" => Some(Self::Escalate),
+            _ => None,
+        }
+    }
+}
+
+/// Every input the functions accept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "trigger", rename_all = "kebab-case")]
+pub enum Trigger {
+    EcsTask(Envelope<TaskStateChange>),
+    EcsServiceAction(Envelope<ServiceAction>),
+    EcsDeployment(Envelope<DeploymentStateChange>),
+    Alarm {
+        id: String,
+        alarm: AlarmChange,
+    },
+    Pipeline(Envelope<PipelineDetail>),
+    Scheduled {
+        job: Job,
+        id: Option<String>,
+    },
+    Runbook(RunbookRequest),
+    /// Recognised, deliberately not handled (e.g. container-instance changes).
+    Ignored {
+        source: String,
+        detail_type: String,
+        reason: String,
+    },
+}
+
+const EXPECTED_INPUTS: &str = "an EventBridge event (`source` and `detail-type`), an SNS envelope \
+(`Records[].Sns`), a CloudWatch alarm action (`alarmData`), a schedule (`{\"job\": \"daily|weekly|escalate\"}`) \
+or a runbook request (`{\"action\": …}`)";
+
+impl Trigger {
+    /// Recognise any accepted input from its JSON.
+    pub fn parse(input: &Value) -> Result<Self, TriggerError> {
+        let Some(obj) = input.as_object() else {
+            return Err(TriggerError::Unrecognised { expected: EXPECTED_INPUTS.into(), got: describe_json(input) });
+        };
+        if obj.contains_key("Records") {
+            return Self::from_sns(input);
+        }
+        if obj.contains_key("alarmData") && obj.contains_key("source") && !obj.contains_key("detail") {
+            return Self::from_alarm_action(input);
+        }
+        if obj.contains_key("detail-type") || (obj.contains_key("source") && obj.contains_key("detail")) {
+            return Self::from_eventbridge(input, None);
+        }
+        if let Some(job) = obj.get("job") {
+            let text = job.as_str().unwrap_or_default();
+            let job = Job::parse(text).ok_or_else(|| {
+                TriggerError::invalid("schedule input", "job", "one of daily, weekly, escalate", &job.to_string())
+            })?;
+            return Ok(Self::Scheduled { job, id: None });
+        }
+        if obj.contains_key("action") {
+            return RunbookRequest::parse(input).map(Self::Runbook);
+        }
+        Err(TriggerError::Unrecognised { expected: EXPECTED_INPUTS.into(), got: describe_json(input) })
+    }
+
+    fn from_eventbridge(input: &Value, sns_message_id: Option<String>) -> Result<Self, TriggerError> {
+        let event: EventBridgeEvent<Value> =
+            serde_json::from_value(input.clone()).map_err(|e| TriggerError::malformed("EventBridge event", e))?;
+        let meta = EventMeta {
+            // Every real EventBridge event has an id; hand-made ones may not,
+            // and must not share one idempotency key, so they get their content hash.
+            id: event.id.clone().unwrap_or_else(|| content_id(input)),
+            source: event.source.clone(),
+            detail_type: event.detail_type.clone(),
+            time: event.time,
+            account: event.account.clone(),
+            region: event.region.clone(),
+            resources: event.resources.clone().unwrap_or_default(),
+            sns_message_id,
+        };
+        let detail = if event.detail.is_null() {
+            // Some re-publishers put the alarm under `alarmData` on an EventBridge envelope.
+            input.get("alarmData").cloned().unwrap_or(Value::Null)
+        } else {
+            event.detail
+        };
+        let typed = |what: &str| format!("`{}` detail from {}", what, meta.source);
+        match (meta.source.as_str(), meta.detail_type.as_str()) {
+            ("aws.ecs", "ECS Task State Change") => {
+                let detail = serde_json::from_value(detail)
+                    .map_err(|e| TriggerError::malformed(&typed("ECS Task State Change"), e))?;
+                Ok(Self::EcsTask(Envelope { meta, detail }))
+            }
+            ("aws.ecs", "ECS Service Action") => {
+                let detail = serde_json::from_value(detail)
+                    .map_err(|e| TriggerError::malformed(&typed("ECS Service Action"), e))?;
+                Ok(Self::EcsServiceAction(Envelope { meta, detail }))
+            }
+            ("aws.ecs", "ECS Deployment State Change") => {
+                let detail = serde_json::from_value(detail)
+                    .map_err(|e| TriggerError::malformed(&typed("ECS Deployment State Change"), e))?;
+                Ok(Self::EcsDeployment(Envelope { meta, detail }))
+            }
+            ("aws.ecs", "ECS Container Instance State Change") => Ok(Self::Ignored {
+                source: meta.source,
+                detail_type: meta.detail_type,
+                reason: "container-instance changes concern EC2 capacity, not Fargate services".into(),
+            }),
+            ("aws.cloudwatch", "CloudWatch Alarm State Change") => {
+                let alarm = AlarmChange::from_alarm_data(
+                    AlarmOrigin::EventBridge,
+                    &detail,
+                    meta.resources.first().cloned(),
+                    meta.account.clone(),
+                    meta.region.clone(),
+                )?;
+                Ok(Self::Alarm { id: meta.id, alarm })
+            }
+            ("aws.codepipeline", dt) if dt.starts_with("CodePipeline ") && dt.ends_with("Execution State Change") => {
+                let detail: PipelineDetail =
+                    serde_json::from_value(detail).map_err(|e| TriggerError::malformed(&typed(dt), e))?;
+                Ok(Self::Pipeline(Envelope { meta, detail }))
+            }
+            ("aws.events" | "aws.scheduler", "Scheduled Event") => {
+                let job = detail
+                    .get("job")
+                    .and_then(Value::as_str)
+                    .and_then(Job::parse)
+                    .or_else(|| meta.resources.iter().find_map(|r| job_from_rule_arn(r)))
+                    .ok_or_else(|| {
+                        TriggerError::missing(
+                            "Scheduled Event (give the job as the target input {\"job\": …} or name the rule …-daily/-weekly/-escalate)",
+                            "detail.job",
+                        )
+                    })?;
+                Ok(Self::Scheduled { job, id: Some(meta.id) })
+            }
+            (source, detail_type) => Err(TriggerError::Unrecognised {
+                expected: "an event of aws.ecs (Task State Change, Service Action, Deployment State Change), \
+aws.cloudwatch (CloudWatch Alarm State Change), aws.codepipeline (Pipeline/Stage/Action Execution State Change) \
+or a Scheduled Event"
+                    .into(),
+                got: format!("source {source:?} with detail-type {detail_type:?}"),
+            }),
+        }
+    }
+
+    fn from_alarm_action(input: &Value) -> Result<Self, TriggerError> {
+        let action: CloudWatchAlarm<Value, Value> = serde_json::from_value(input.clone())
+            .map_err(|e| TriggerError::malformed("CloudWatch alarm action (alarmData)", e))?;
+        let data = input.get("alarmData").cloned().unwrap_or(Value::Null);
+        let alarm = AlarmChange::from_alarm_data(
+            AlarmOrigin::LambdaAction,
+            &data,
+            action.alarm_arn.clone(),
+            action.account_id.clone(),
+            action.region.clone(),
+        )?;
+        Ok(Self::Alarm { id: alarm.transition_key(), alarm })
+    }
+
+    fn from_sns(input: &Value) -> Result<Self, TriggerError> {
+        let event: SnsEvent =
+            serde_json::from_value(input.clone()).map_err(|e| TriggerError::malformed("SNS event", e))?;
+        // Lambda's SNS integration delivers exactly one record per invocation.
+        let record = match event.records.as_slice() {
+            [one] => one,
+            [] => return Err(TriggerError::missing("SNS event", "Records[0]")),
+            many => {
+                return Err(TriggerError::invalid(
+                    "SNS event",
+                    "Records",
+                    "exactly one record",
+                    &format!("{} records", many.len()),
+                ));
+            }
+        };
+        let sns = &record.sns;
+        let message: Value = serde_json::from_str(&sns.message).map_err(|_| {
+            TriggerError::invalid(
+                "SNS event",
+                "Records[0].Sns.Message",
+                "a JSON ECS event or CloudWatch alarm",
+                &format!("text starting {:?}", sns.message.chars().take(60).collect::<String>()),
+            )
+        })?;
+        if message.get("detail-type").is_some() {
+            return Self::from_eventbridge(&message, Some(sns.message_id.clone()));
+        }
+        if message.get("AlarmName").is_some() && message.get("NewStateValue").is_some() {
+            let alarm = AlarmChange::from_sns_message(&message)?;
+            return Ok(Self::Alarm { id: alarm.transition_key(), alarm });
+        }
+        Err(TriggerError::Unrecognised {
+            expected: "an SNS message holding an EventBridge event (`detail-type`) or a CloudWatch alarm (`AlarmName`, `NewStateValue`)".into(),
+            got: describe_json(&message),
+        })
+    }
+
+    /// The `kind` this trigger gets in the Outcome.
+    pub fn kind(&self) -> crate::outcome::Kind {
+        use crate::outcome::Kind;
+        match self {
+            Self::EcsTask(_) => Kind::EcsTaskStopped,
+            Self::EcsServiceAction(_) => Kind::EcsServiceAction,
+            Self::EcsDeployment(_) => Kind::EcsDeployment,
+            Self::Alarm { .. } => Kind::Alarm,
+            Self::Pipeline(_) => Kind::Pipeline,
+            Self::Scheduled { .. } => Kind::Report,
+            Self::Runbook(_) => Kind::Runbook,
+            Self::Ignored { .. } => Kind::Ignored,
+        }
+    }
+
+    /// `(cluster, service)` where the trigger names them.
+    pub fn cluster_service(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Self::EcsTask(e) => (
+                Some(ecs::cluster_name(&e.detail.cluster_arn).to_string()),
+                e.detail.service_name().map(str::to_string),
+            ),
+            Self::EcsServiceAction(e) => service_of(&e.meta.resources, &e.detail.cluster_arn),
+            Self::EcsDeployment(e) => service_of(&e.meta.resources, ""),
+            Self::Alarm { alarm, .. } => {
+                (alarm.dimension("ClusterName").map(str::to_string), alarm.dimension("ServiceName").map(str::to_string))
+            }
+            Self::Runbook(r) => {
+                (Some(ecs::cluster_name(&r.cluster).to_string()), Some(ecs::last_segment(&r.service).to_string()))
+            }
+            Self::Pipeline(_) | Self::Scheduled { .. } | Self::Ignored { .. } => (None, None),
+        }
+    }
+
+    /// The idempotency key: the EventBridge id, or the alarm transition.
+    pub fn event_id(&self) -> Option<&str> {
+        match self {
+            Self::EcsTask(e) => Some(&e.meta.id),
+            Self::EcsServiceAction(e) => Some(&e.meta.id),
+            Self::EcsDeployment(e) => Some(&e.meta.id),
+            Self::Pipeline(e) => Some(&e.meta.id),
+            Self::Alarm { id, .. } => Some(id),
+            Self::Scheduled { id, .. } => id.as_deref(),
+            Self::Runbook(_) | Self::Ignored { .. } => None,
+        }
+    }
+}
+
+fn service_of(resources: &[String], cluster_arn: &str) -> (Option<String>, Option<String>) {
+    resources
+        .iter()
+        .find_map(|r| ecs::service_from_arn(r, cluster_arn))
+        .map(|(c, s)| (Some(c.to_string()), Some(s.to_string())))
+        .unwrap_or_else(|| {
+            let cluster = (!cluster_arn.is_empty()).then(|| ecs::cluster_name(cluster_arn).to_string());
+            (cluster, None)
+        })
+}
+
+fn job_from_rule_arn(arn: &str) -> Option<Job> {
+    let name = ecs::last_segment(arn).to_ascii_lowercase();
+    ["daily", "weekly", "escalate"].into_iter().find(|j| name.contains(j)).and_then(Job::parse)
+}
+
+/// A short, safe description of unexpected JSON for error messages: its type,
+/// and for objects their keys (never values, which may be secret).
+fn describe_json(v: &Value) -> String {
+    match v {
+        Value::Object(o) => {
+            let keys: Vec<&str> = o.keys().map(String::as_str).take(12).collect();
+            format!("an object with keys [{}]", keys.join(", "))
+        }
+        Value::Array(a) => format!("an array of {} items", a.len()),
+        Value::String(_) => "a string".into(),
+        Value::Number(_) => "a number".into(),
+        Value::Bool(_) => "a boolean".into(),
+        Value::Null => "null".into(),
+    }
+}
+
+fn content_id(v: &Value) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(v.to_string().as_bytes());
+    format!("sha256-{}", hex(&digest[..16]))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod fixture_tests;

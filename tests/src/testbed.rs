@@ -1,0 +1,210 @@
+//! The local AWS test bed: per-test resources on the moto server named by
+//! `AWS_ENDPOINT_URL` (started by `scripts/test.sh`), created through the
+//! real SDK with unique names so tests can run in parallel.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TimeToLiveSpecification,
+};
+use serde_json::Value;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+pub const REGION: &str = "us-east-1";
+
+/// Endpoint of the local server; the tests cannot run without one.
+pub fn endpoint() -> String {
+    std::env::var("AWS_ENDPOINT_URL").unwrap_or_else(|_| {
+        panic!("integration tests need a local AWS endpoint in AWS_ENDPOINT_URL; run them with scripts/test.sh")
+    })
+}
+
+/// An SDK config with fixed test credentials, pointing at the local server.
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_sdk_s3::config::Credentials::new("testing", "testing", None, None, "tests"))
+        .load()
+        .await
+}
+
+/// A published notification, as an SQS subscriber receives it.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub subject: String,
+    pub message: String,
+    pub attributes: Value,
+}
+
+/// Topic + SQS subscriber, evidence bucket and state table of one test.
+pub struct TestBed {
+    pub prefix: String,
+    pub topic_arn: String,
+    pub queue_url: String,
+    pub bucket: String,
+    pub table: String,
+    pub config: aws_config::SdkConfig,
+    pub sqs: aws_sdk_sqs::Client,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestBed {
+    pub async fn new(name: &str) -> Self {
+        let config = sdk_config().await;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("{}-{}-{n}", name.replace('_', "-"), std::process::id());
+        let sns = aws_sdk_sns::Client::new(&config);
+        let sqs = aws_sdk_sqs::Client::new(&config);
+        let s3 =
+            aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build());
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+
+        let topic_arn = sns
+            .create_topic()
+            .name(format!("{prefix}-notify"))
+            .send()
+            .await
+            .expect("create topic")
+            .topic_arn
+            .expect("topic arn");
+        let queue_url = sqs
+            .create_queue()
+            .queue_name(format!("{prefix}-inbox"))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let queue_arn = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
+
+        let bucket = format!("{prefix}-evidence").to_ascii_lowercase();
+        s3.create_bucket().bucket(&bucket).send().await.expect("create bucket");
+
+        let table = format!("{prefix}-state");
+        dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("pk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("sk")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
+            .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
+            .send()
+            .await
+            .expect("create table");
+        dynamodb
+            .update_time_to_live()
+            .table_name(&table)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().unwrap(),
+            )
+            .send()
+            .await
+            .expect("ttl");
+        Self { prefix, topic_arn, queue_url, bucket, table, config, sqs, s3, dynamodb }
+    }
+
+    /// The environment contract for a function under test.
+    pub fn function_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL".into(), endpoint()),
+            ("AWS_REGION".into(), REGION.into()),
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("NOTIFY_TOPIC_ARN".into(), self.topic_arn.clone()),
+            ("EVIDENCE_BUCKET".into(), self.bucket.clone()),
+            ("STATE_TABLE".into(), self.table.clone()),
+        ]
+    }
+
+    /// Every notification delivered so far (drains the queue).
+    pub async fn notifications(&self) -> Vec<Notification> {
+        let mut out = Vec::new();
+        loop {
+            let resp = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive");
+            let msgs = resp.messages.unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                let body: Value = serde_json::from_str(m.body().unwrap_or("{}")).unwrap_or(Value::Null);
+                out.push(Notification {
+                    subject: body["Subject"].as_str().unwrap_or_default().into(),
+                    message: body["Message"].as_str().unwrap_or_default().into(),
+                    attributes: body["MessageAttributes"].clone(),
+                });
+                if let Some(h) = m.receipt_handle() {
+                    let _ = self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(h).send().await;
+                }
+            }
+        }
+    }
+
+    /// Keys of every object in the evidence bucket.
+    pub async fn evidence_keys(&self) -> Vec<String> {
+        let resp = self.s3.list_objects_v2().bucket(&self.bucket).send().await.expect("list objects");
+        resp.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).collect()
+    }
+}
+
+/// Where the built function binaries are.
+pub fn binary(name: &str) -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("AUTOPILOT_BIN_DIR") {
+        return std::path::Path::new(&dir).join(name);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("debug").join(name)
+}
+
+/// A fixture under tests/fixtures.
+pub fn fixture(rel: &str) -> Value {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// All fixture files of one folder, sorted.
+pub fn fixtures_in(dir: &str) -> Vec<String> {
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(dir);
+    let mut out: Vec<String> = std::fs::read_dir(&base)
+        .unwrap_or_else(|e| panic!("{}: {e}", base.display()))
+        .filter_map(|e| e.ok())
+        .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    out.sort();
+    out
+}
