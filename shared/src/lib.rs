@@ -10,14 +10,18 @@
 //! - [`aws`]       — SDK clients built once, call counting, SDK error helpers.
 //! - [`error`]     — the error type and its Lambda `Diagnostic` mapping.
 //! - [`telemetry`] — JSON logs and embedded-metric-format metrics.
+//! - [`diagnosis`] — pure decisions: stop classification, severity, findings.
+//! - [`redact`]    — secrets never leave: env values, credential-shaped text.
 //! - [`lenient`]   — serde helpers for fields AWS sends in several JSON types.
 
 pub mod aws;
 pub mod config;
+pub mod diagnosis;
 pub mod error;
 pub mod handlers;
 pub mod lenient;
 pub mod outcome;
+pub mod redact;
 pub mod telemetry;
 pub mod trigger;
 
