@@ -58,7 +58,8 @@ SHARED_FIXTURES = REPO / "tests" / "fixtures"
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's default account
-ARTIFACT_BUCKET = "autopilot-test-artifacts"
+# unique per session: the endpoint may be shared ($AWS_ENDPOINT_URL) and reused
+ARTIFACT_BUCKET = f"autopilot-test-artifacts-{uuid.uuid4().hex[:8]}"
 ARTIFACT_KEY = "bootstrap.zip"
 
 BINARIES = {
