@@ -31,6 +31,7 @@ start_moto() {
   for _ in $(seq 1 100); do
     if python3 -c "import urllib.request,sys; urllib.request.urlopen('$AWS_ENDPOINT_URL/moto-api/', timeout=1)" 2>/dev/null; then
       echo "==> moto server on $AWS_ENDPOINT_URL (pid $MOTO_PID)"
+      eval "$("$VENV/bin/python" "$ROOT/scripts/seed_network.py")"
       return 0
     fi
     sleep 0.1

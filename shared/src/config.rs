@@ -13,6 +13,8 @@ pub struct Config {
     pub dry_run: bool,
     /// `CLUSTERS`: names in scope; empty means all.
     pub clusters: Vec<String>,
+    /// `EVIDENCE_KMS_KEY_ID`: SSE-KMS key for evidence; SSE-S3 when unset.
+    pub evidence_kms_key: Option<String>,
     pub settings: Settings,
 }
 
@@ -92,7 +94,8 @@ impl Config {
                 .filter(|r| !r.is_empty())
                 .unwrap_or(defaults.console_region),
         };
-        Ok(Self { notify_topic_arn, evidence_bucket, state_table, dry_run, clusters, settings })
+        let evidence_kms_key = lookup("EVIDENCE_KMS_KEY_ID").map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
+        Ok(Self { notify_topic_arn, evidence_bucket, state_table, dry_run, clusters, evidence_kms_key, settings })
     }
 
     /// Whether a cluster is in scope (`CLUSTERS` empty means every cluster).

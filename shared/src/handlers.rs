@@ -8,6 +8,7 @@ use crate::aws::Clients;
 use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::outcome::{Cause, Kind, Outcome, Severity};
+use crate::state::StateStore;
 use crate::trigger::{AlarmState, Trigger};
 
 /// The five functions (binary names fixed by DESIGN.md).
@@ -59,6 +60,7 @@ pub struct App {
     pub function: Function,
     pub config: Config,
     pub clients: Clients,
+    pub state: StateStore,
 }
 
 impl App {
@@ -67,7 +69,12 @@ impl App {
     pub async fn from_env(function: Function) -> Result<Self, AutopilotError> {
         let config = Config::from_env()?;
         let clients = Clients::from_env().await;
-        Ok(Self { function, config, clients })
+        Ok(Self::new(function, config, clients))
+    }
+
+    pub fn new(function: Function, config: Config, clients: Clients) -> Self {
+        let state = StateStore::new(clients.dynamodb.clone(), config.state_table.clone());
+        Self { function, config, clients, state }
     }
 
     /// Handle one invocation.
@@ -136,7 +143,14 @@ impl App {
                 expected: self.function.expects(),
             });
         }
-        Ok(recognised(&trigger))
+        match trigger {
+            Trigger::EcsTask(_) | Trigger::EcsServiceAction(_) | Trigger::EcsDeployment(_) => {
+                // Boxed: the flow's future is deep, and boxing keeps each binary's
+                // future type (and stack use) small.
+                Box::pin(crate::flows::ecs::handle(self, trigger, payload)).await
+            }
+            other => Ok(recognised(&other)),
+        }
     }
 }
 

@@ -18,10 +18,16 @@ pub mod aws;
 pub mod config;
 pub mod diagnosis;
 pub mod error;
+pub mod evidence;
+pub mod flows;
+pub mod gather;
 pub mod handlers;
 pub mod lenient;
+pub mod notify;
 pub mod outcome;
 pub mod redact;
+pub mod snapshot;
+pub mod state;
 pub mod telemetry;
 pub mod trigger;
 

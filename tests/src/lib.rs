@@ -2,7 +2,9 @@
 //! binaries, and a test bed of per-test resources on the local AWS server.
 
 pub mod runtime_api;
+pub mod seed;
 pub mod testbed;
 
 pub use runtime_api::{InvokeResult, LambdaProcess};
+pub use seed::{PLANTED_SECRET, SeededService};
 pub use testbed::{TestBed, binary, fixture, fixtures_in};

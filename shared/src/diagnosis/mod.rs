@@ -1,4 +1,7 @@
 //! Diagnosis: pure decisions over plain data — why a task stopped, how bad
-//! it is, what the service looks like. No AWS calls here.
+//! it is, what to do next. No AWS calls here.
 
 pub mod classify;
+pub mod runbook_steps;
+pub mod service_events;
+pub mod severity;

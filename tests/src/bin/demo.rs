@@ -7,7 +7,10 @@ use autopilot_tests::{LambdaProcess, TestBed, binary, fixture};
 async fn main() {
     let bed = TestBed::new("demo").await;
     let replay: &[(&str, &[&str])] = &[
-        ("ecs-events", &["ecs/task-stopped-oom-on-container.json", "ecs/deployment-failed.json", "ecs/service-steady-state.json"]),
+        (
+            "ecs-events",
+            &["ecs/task-stopped-oom-on-container.json", "ecs/deployment-failed.json", "ecs/service-steady-state.json"],
+        ),
         ("alarm-responder", &["alarm/eventbridge-metric-cpu.json", "alarm/sns-metric-unhealthy-hosts.json"]),
         ("pipeline-events", &["pipeline/action-failed-codebuild.json"]),
         ("scheduled-reports", &["schedule/job-daily.json"]),

@@ -1,0 +1,304 @@
+//! `ecs-events`: stopped tasks, service actions and deployment state changes.
+
+use serde_json::Value;
+
+use super::incident::{ProblemSignal, on_problem, on_recovery};
+use super::once;
+use crate::diagnosis::classify::classify_stop;
+use crate::diagnosis::service_events::{ServiceActionMeaning, meaning};
+use crate::diagnosis::severity::Signal;
+use crate::error::AutopilotError;
+use crate::handlers::App;
+use crate::outcome::{Cause, Kind, Outcome, Severity};
+use crate::trigger::{DeploymentStateChange, Envelope, ServiceAction, TaskStateChange, Trigger};
+
+pub async fn handle(app: &App, trigger: Trigger, raw: &Value) -> Result<Outcome, AutopilotError> {
+    let (cluster, service) = trigger.cluster_service();
+    if let Some(c) = &cluster
+        && !app.config.in_scope(c)
+    {
+        return Ok(Outcome::ignored(format!("cluster {c} is not in CLUSTERS")).for_service(cluster, service));
+    }
+    match trigger {
+        Trigger::EcsTask(e) => task_changed(app, e, raw).await,
+        Trigger::EcsServiceAction(e) => match (cluster, service) {
+            (Some(c), Some(s)) => service_action(app, e, &c, &s, raw).await,
+            _ => Ok(Outcome::ignored(format!("{} without a service ARN in resources", e.detail.event_name))),
+        },
+        Trigger::EcsDeployment(e) => match (cluster, service) {
+            (Some(c), Some(s)) => deployment_changed(app, e, &c, &s, raw).await,
+            _ => Ok(Outcome::ignored(format!("{} without a service ARN in resources", e.detail.event_name))),
+        },
+        other => Ok(Outcome::ignored(format!("{:?} is not an ECS event", other.kind()))),
+    }
+}
+
+fn duplicate(kind: Kind, cluster: &str, service: &str, cause: Cause) -> impl FnOnce() -> Outcome {
+    let (c, s) = (cluster.to_string(), service.to_string());
+    move || {
+        let mut o = Outcome::new(
+            kind,
+            Severity::Info,
+            cause,
+            format!("{c}/{s}: duplicate delivery of an event already handled"),
+        )
+        .for_service(Some(c), Some(s));
+        o.notified = Some("suppressed:duplicate-event".into());
+        o
+    }
+}
+
+async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> Result<Outcome, AutopilotError> {
+    let task = &e.detail;
+    let cluster = crate::trigger::ecs::cluster_name(&task.cluster_arn).to_string();
+    if !task.is_stopped() {
+        return Ok(Outcome::ignored(format!(
+            "task {} is {}: only STOPPED tasks are diagnosed",
+            task.task_id(),
+            task.last_status.as_deref().unwrap_or("in an unknown state")
+        ))
+        .for_service(Some(cluster), task.service_name().map(str::to_string)));
+    }
+    let verdict = classify_stop(task);
+    tracing::info!(
+        task = task.task_id(), cluster = %cluster, service = task.service_name().unwrap_or(""),
+        cause = verdict.cause.as_str(), failure = verdict.failure, decision = "task-classified", "{}", verdict.explanation
+    );
+    let Some(service) = task.service_name() else {
+        // Standalone tasks (batch jobs, migrations) have no service to heal.
+        let mut o = Outcome::new(
+            Kind::EcsTaskStopped,
+            Severity::Info,
+            verdict.cause,
+            format!(
+                "standalone task {} ({}) stopped: {}",
+                task.task_id(),
+                task.group.as_deref().unwrap_or("no group"),
+                verdict.explanation
+            ),
+        )
+        .for_service(Some(cluster), None);
+        o.notified = Some("suppressed:not-a-service-task".into());
+        return Ok(o);
+    };
+    if !verdict.failure {
+        let mut o = Outcome::new(
+            Kind::EcsTaskStopped,
+            Severity::Info,
+            verdict.cause,
+            format!("{cluster}/{service}: task {} stopped as expected: {}", task.task_id(), verdict.explanation),
+        )
+        .for_service(Some(cluster), Some(service.to_string()));
+        o.notified = Some(format!("suppressed:{}", verdict.cause));
+        return Ok(o);
+    }
+    let signal = ProblemSignal {
+        kind: Kind::EcsTaskStopped,
+        signal: Signal::TaskFailed,
+        cluster: &cluster,
+        service,
+        cause: Some(verdict.cause),
+        problem: "task failed",
+        explanation: format!("task {} stopped: {}", task.task_id(), verdict.explanation),
+        task_definition: task.task_definition_arn.clone(),
+        failing_task: Some((task.task_id().to_string(), verdict.container.clone())),
+        failed_task: true,
+        region: e.meta.region.as_deref(),
+        raw_event: raw,
+        notes: Vec::new(),
+    };
+    once(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), on_problem(app, signal))
+        .await
+}
+
+async fn service_action(
+    app: &App,
+    e: Envelope<ServiceAction>,
+    cluster: &str,
+    service: &str,
+    raw: &Value,
+) -> Result<Outcome, AutopilotError> {
+    let d = &e.detail;
+    let what = meaning(&d.event_name, d.event_type.as_deref(), d.reason.as_deref());
+    tracing::info!(cluster, service, event = %d.event_name, meaning = ?what, decision = "service-action", "service action mapped");
+    match what {
+        ServiceActionMeaning::Resolves => {
+            let by = format!("{} at {}", d.event_name, d.created_at.as_deref().unwrap_or("?"));
+            once(
+                app,
+                &e.meta.id,
+                duplicate(Kind::EcsServiceAction, cluster, service, Cause::Expected),
+                on_recovery(app, Kind::EcsServiceAction, cluster, service, &by, e.meta.region.as_deref()),
+            )
+            .await
+        }
+        ServiceActionMeaning::Record => Ok(Outcome::new(
+            Kind::EcsServiceAction,
+            Severity::Info,
+            Cause::Unknown,
+            format!(
+                "{cluster}/{service}: {} ({}) recorded, not paged{}",
+                d.event_name,
+                d.event_type.as_deref().unwrap_or("no type"),
+                d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            ),
+        )
+        .for_service(Some(cluster.into()), Some(service.into()))),
+        ServiceActionMeaning::Problem(cause) => {
+            let problem = match d.event_name.as_str() {
+                "SERVICE_TASK_START_IMPAIRED" => "tasks cannot start",
+                "SERVICE_TASK_PLACEMENT_FAILURE" => "task placement failed",
+                "SERVICE_TASK_CONFIGURATION_FAILURE" => "task configuration failed",
+                "SERVICE_HEALTH_UNKNOWN" => "service health unknown",
+                _ => "service error",
+            };
+            let signal = ProblemSignal {
+                kind: Kind::EcsServiceAction,
+                signal: Signal::ServiceWarning,
+                cluster,
+                service,
+                cause,
+                problem,
+                explanation: format!(
+                    "ECS reported {}{}",
+                    d.event_name,
+                    d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                ),
+                task_definition: None,
+                failing_task: None,
+                failed_task: false,
+                region: e.meta.region.as_deref(),
+                raw_event: raw,
+                notes: Vec::new(),
+            };
+            once(
+                app,
+                &e.meta.id,
+                duplicate(Kind::EcsServiceAction, cluster, service, cause.unwrap_or(Cause::Unknown)),
+                on_problem(app, signal),
+            )
+            .await
+        }
+    }
+}
+
+async fn deployment_changed(
+    app: &App,
+    e: Envelope<DeploymentStateChange>,
+    cluster: &str,
+    service: &str,
+    raw: &Value,
+) -> Result<Outcome, AutopilotError> {
+    let d = &e.detail;
+    let t = super::now();
+    app.state.record_deployment(cluster, service, &d.deployment_id, &d.event_name, t).await?;
+    let base = |severity, cause, summary: String| {
+        Outcome::new(Kind::EcsDeployment, severity, cause, summary)
+            .for_service(Some(cluster.into()), Some(service.into()))
+    };
+    match d.event_name.as_str() {
+        "SERVICE_DEPLOYMENT_COMPLETED" => {
+            let work = async {
+                // The deployment reached steady state: its task definition is known-good.
+                let service_now = crate::gather::describe_service(&app.clients, cluster, service).await;
+                let td = service_now.as_ref().ok().and_then(|s| {
+                    s.deployments
+                        .iter()
+                        .find(|dep| dep.id == d.deployment_id)
+                        .or_else(|| s.deployments.iter().find(|dep| dep.status == "PRIMARY"))
+                        .map(|dep| dep.task_definition.clone())
+                });
+                match &td {
+                    Some(td) => {
+                        app.state.record_known_good(cluster, service, td, &d.deployment_id, t).await?;
+                        tracing::info!(cluster, service, task_definition = %td, decision = "known-good-recorded", "known-good revision recorded");
+                    }
+                    None => {
+                        tracing::warn!(cluster, service, deployment = %d.deployment_id, "completed deployment's task definition unknown")
+                    }
+                }
+                let by = format!("deployment {} COMPLETED", d.deployment_id);
+                let mut o =
+                    on_recovery(app, Kind::EcsDeployment, cluster, service, &by, e.meta.region.as_deref()).await?;
+                if o.incident.is_none() {
+                    o.summary = format!(
+                        "{cluster}/{service}: deployment {} completed; known-good {}",
+                        d.deployment_id,
+                        td.as_deref().map(crate::trigger::ecs::last_segment).unwrap_or("not recorded")
+                    );
+                }
+                Ok(o)
+            };
+            once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Expected), work).await
+        }
+        "SERVICE_DEPLOYMENT_FAILED" => {
+            let signal = ProblemSignal {
+                kind: Kind::EcsDeployment,
+                signal: Signal::DeploymentFailed,
+                cluster,
+                service,
+                cause: None,
+                problem: "deployment failed",
+                explanation: format!(
+                    "deployment {} failed: {}",
+                    d.deployment_id,
+                    d.reason.as_deref().unwrap_or("no reason given")
+                ),
+                task_definition: None,
+                failing_task: None,
+                failed_task: false,
+                region: e.meta.region.as_deref(),
+                raw_event: raw,
+                notes: Vec::new(),
+            };
+            once(
+                app,
+                &e.meta.id,
+                duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown),
+                on_problem(app, signal),
+            )
+            .await
+        }
+        "SERVICE_DEPLOYMENT_IN_PROGRESS" if d.is_circuit_breaker_rollback() => {
+            // ECS is already rolling back: we follow and report, never act on top of it.
+            let note = format!(
+                "ECS deployment circuit breaker is rolling back ({}); autopilot takes no action while ECS rolls back",
+                d.reason.as_deref().unwrap_or("")
+            );
+            let signal = ProblemSignal {
+                kind: Kind::EcsDeployment,
+                signal: Signal::DeploymentFailed,
+                cluster,
+                service,
+                cause: None,
+                problem: "deployment failed",
+                explanation: "ECS is rolling back a failed deployment".into(),
+                task_definition: None,
+                failing_task: None,
+                failed_task: false,
+                region: e.meta.region.as_deref(),
+                raw_event: raw,
+                notes: vec![note],
+            };
+            let mut o = once(
+                app,
+                &e.meta.id,
+                duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown),
+                on_problem(app, signal),
+            )
+            .await?;
+            o.summary =
+                format!("{cluster}/{service}: ECS is rolling back deployment {}; {}", d.deployment_id, o.summary);
+            Ok(o)
+        }
+        other => Ok(base(
+            Severity::Info,
+            Cause::Expected,
+            format!(
+                "{cluster}/{service}: deployment {} {}; recorded",
+                d.deployment_id,
+                other.trim_start_matches("SERVICE_DEPLOYMENT_")
+            ),
+        )),
+    }
+}

@@ -1,0 +1,480 @@
+//! One incident per problem: open with a full diagnosis, evidence and one
+//! alert; count follow-up events with at most one update per interval (or on
+//! rising severity); resolve once, with the time to recover.
+
+use serde_json::{Value, json};
+
+use super::{iso, now};
+use crate::diagnosis::classify::classify_stop;
+use crate::diagnosis::severity::{SeverityInput, Signal, grade};
+use crate::error::AutopilotError;
+use crate::evidence::{self, Encryption};
+use crate::gather::{Depth, GatherRequest, Gathered, gather};
+use crate::handlers::App;
+use crate::notify::{AlertView, Links, ResolvedView, publish, render_alert, render_resolved};
+use crate::outcome::{Cause, Kind, Outcome, Severity};
+use crate::redact::Redactor;
+use crate::state::Incident;
+use crate::trigger::TaskStateChange;
+
+/// A problem signal on one service.
+#[derive(Debug, Clone)]
+pub struct ProblemSignal<'a> {
+    pub kind: Kind,
+    pub signal: Signal,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    /// The cause the event itself proves, if any; else diagnosis decides.
+    pub cause: Option<Cause>,
+    /// Short label: "crash loop", "deployment failed", …
+    pub problem: &'a str,
+    /// One line on what this event said.
+    pub explanation: String,
+    pub task_definition: Option<String>,
+    pub failing_task: Option<(String, Option<String>)>,
+    /// Whether this event is one more failed task.
+    pub failed_task: bool,
+    pub region: Option<&'a str>,
+    pub raw_event: &'a Value,
+    /// Extra lines for the findings (e.g. "ECS circuit breaker is rolling back").
+    pub notes: Vec<String>,
+}
+
+/// Failed, non-expected stops among recently stopped tasks, within `window_secs` of `now`.
+pub fn recent_failures(tasks: &[TaskStateChange], now: i64, window_secs: i64) -> Vec<(&TaskStateChange, Cause)> {
+    tasks
+        .iter()
+        .filter(|t| {
+            t.stopped_at
+                .as_deref()
+                .and_then(crate::lenient::parse_time)
+                // Without a stop time (some servers omit it) count the task: ECS keeps stopped tasks about an hour.
+                .is_none_or(|at| at.timestamp() >= now - window_secs)
+        })
+        .filter_map(|t| {
+            let c = classify_stop(t);
+            c.failure.then_some((t, c.cause))
+        })
+        .collect()
+}
+
+/// The most frequent known cause, for signals that do not prove one.
+pub fn dominant_cause(causes: impl IntoIterator<Item = Cause>) -> Option<Cause> {
+    let mut counts: Vec<(Cause, usize)> = Vec::new();
+    for c in causes.into_iter().filter(|c| *c != Cause::Unknown) {
+        match counts.iter_mut().find(|(k, _)| *k == c) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((c, 1)),
+        }
+    }
+    counts.into_iter().max_by_key(|(_, n)| *n).map(|(c, _)| c)
+}
+
+fn links(app: &App, sig: &ProblemSignal<'_>) -> Links {
+    Links {
+        region: sig.region.unwrap_or(&app.config.settings.console_region).to_string(),
+        cluster: sig.cluster.to_string(),
+        service: sig.service.to_string(),
+    }
+}
+
+fn impact(g: &Gathered) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(s) = &g.service {
+        out.push(format!("{} of {} tasks running ({} pending)", s.running, s.desired, s.pending));
+    }
+    if let Some((healthy, total)) = g.target_counts() {
+        out.push(format!("{healthy} of {total} targets healthy"));
+    }
+    out
+}
+
+fn findings(sig: &ProblemSignal<'_>, g: &Gathered, severity_reasons: &[String], failures: u32) -> Vec<String> {
+    let mut f = vec![sig.explanation.clone()];
+    f.extend(severity_reasons.iter().cloned());
+    f.extend(sig.notes.iter().cloned());
+    if failures > 1 {
+        f.push(format!("{failures} failed tasks counted in this incident"));
+    }
+    if let Some(td) = &g.task_definition {
+        for c in &td.containers {
+            f.push(format!(
+                "task definition {}: container {} image {} (cpu {}, memory {})",
+                td.short(),
+                c.name,
+                c.image.as_deref().unwrap_or("?"),
+                td.cpu.as_deref().unwrap_or("?"),
+                c.memory.map(|m| m.to_string()).or_else(|| td.memory.clone()).unwrap_or_else(|| "?".into())
+            ));
+        }
+    }
+    for tg in &g.target_health {
+        let unhealthy: Vec<String> = tg
+            .targets
+            .iter()
+            .filter(|t| t.state != "healthy")
+            .map(|t| format!("{} {} ({})", t.id, t.state, t.reason.as_deref().unwrap_or("-")))
+            .collect();
+        f.push(format!(
+            "target group {}: {}/{} healthy{}",
+            crate::trigger::ecs::last_segment(tg.target_group_arn.split(':').next_back().unwrap_or_default()),
+            tg.healthy(),
+            tg.targets.len(),
+            if unhealthy.is_empty() { String::new() } else { format!("; {}", unhealthy.join(", ")) }
+        ));
+    }
+    if let Some(s) = &g.service {
+        for d in s.deployments.iter().take(3) {
+            f.push(format!(
+                "deployment {} {} {}: {} running / {} desired, {} failed tasks{}",
+                d.id,
+                d.status,
+                crate::trigger::ecs::last_segment(&d.task_definition),
+                d.running,
+                d.desired,
+                d.failed_tasks,
+                d.rollout_state.as_deref().map(|r| format!(", rollout {r}")).unwrap_or_default()
+            ));
+        }
+        for e in s.events.iter().take(3) {
+            f.push(format!("service event {}: {}", e.created_at.as_deref().unwrap_or(""), e.message));
+        }
+    }
+    for e in &g.errors {
+        f.push(format!("could not read {}: {}", e.step, e.message));
+    }
+    f
+}
+
+fn outcome_for(sig: &ProblemSignal<'_>, inc: &Incident, severity: Severity, cause: Cause, failures: u32) -> Outcome {
+    let mut o = Outcome::new(
+        sig.kind,
+        severity,
+        cause,
+        format!(
+            "{}/{}: {} - {}{}; {}",
+            sig.cluster,
+            sig.service,
+            sig.problem,
+            cause.headline(),
+            if failures > 1 { format!(" ({failures} failed tasks)") } else { String::new() },
+            sig.explanation
+        ),
+    )
+    .for_service(Some(sig.cluster.to_string()), Some(sig.service.to_string()));
+    o.incident = Some(inc.id.clone());
+    o.evidence = inc.evidence.clone();
+    o
+}
+
+/// Open or update the service's incident for a problem signal.
+pub async fn on_problem(app: &App, sig: ProblemSignal<'_>) -> Result<Outcome, AutopilotError> {
+    let settings = &app.config.settings;
+    let window = settings.incident_window.as_secs() as i64;
+    let t = now();
+    let mut open = app.state.open_incident(sig.cluster, sig.service).await?;
+    if let Some(inc) = &open
+        && inc.last_event_at < t - window
+    {
+        // Nothing happened for a whole window: that incident is over without a
+        // resolution signal; this is a new one.
+        app.state
+            .close_incident(sig.cluster, sig.service, &inc.id, "expired: no event within the incident window", t)
+            .await?;
+        tracing::info!(incident = %inc.id, decision = "incident-expired", "open incident expired");
+        open = None;
+    }
+    match open {
+        Some(inc) => follow_up(app, &sig, inc, t).await,
+        None => open_new(app, &sig, t).await,
+    }
+}
+
+async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome, AutopilotError> {
+    let settings = &app.config.settings;
+    let window = settings.incident_window.as_secs() as i64;
+    let gathered = gather(
+        &app.clients,
+        &GatherRequest {
+            cluster: sig.cluster.to_string(),
+            service: sig.service.to_string(),
+            task_definition: sig.task_definition.clone(),
+            failing_task: sig.failing_task.clone(),
+            depth: Depth::Full,
+            log_lines: settings.log_lines,
+        },
+    )
+    .await;
+    let recent = recent_failures(&gathered.stopped_tasks, t, window);
+    let failures = (recent.len() as u32).max(sig.failed_task as u32);
+    let cause = sig
+        .cause
+        .filter(|c| *c != Cause::Unknown)
+        .or_else(|| dominant_cause(recent.iter().map(|(_, c)| *c)))
+        .unwrap_or(Cause::Unknown);
+    let (severity, reasons) = grade(&SeverityInput {
+        signal: sig.signal,
+        tasks: gathered.service.as_ref().map(|s| (s.running, s.desired)),
+        targets: gathered.target_counts(),
+        recent_failures: failures,
+        crash_loop_threshold: settings.crash_loop_threshold,
+    });
+    let problem =
+        if severity == Severity::Sev2 && sig.signal == Signal::TaskFailed { "crash loop" } else { sig.problem };
+    let incident = Incident {
+        id: Incident::new_id(sig.cluster, sig.service, t),
+        cluster: sig.cluster.to_string(),
+        service: sig.service.to_string(),
+        cause,
+        severity,
+        summary: format!("{problem} - {}", cause.headline()),
+        opened_at: t,
+        last_event_at: t,
+        last_notified_at: Some(t),
+        failures: sig.failed_task as u32,
+        events: 1,
+        evidence: None,
+        message_id: None,
+        notes: Vec::new(),
+    };
+    if !app.state.create_incident(&incident).await? {
+        // Another invocation opened it a moment ago: this event is a follow-up.
+        return match app.state.open_incident(sig.cluster, sig.service).await? {
+            Some(inc) => follow_up(app, sig, inc, t).await,
+            None => Err(AutopilotError::State {
+                table: app.config.state_table.clone(),
+                message: format!("incident of {}/{} vanished while opening; retry", sig.cluster, sig.service),
+            }),
+        };
+    }
+    for note in &sig.notes {
+        app.state.add_note(&incident, note).await?;
+    }
+    tracing::info!(
+        incident = %incident.id, cluster = sig.cluster, service = sig.service, cause = cause.as_str(),
+        severity = severity.as_str(), failures, decision = "incident-opened", "incident opened"
+    );
+
+    // Evidence first (fast, concurrent puts), so the alert can say where it is — or why not.
+    let redactor = Redactor::with_known_secrets(
+        gathered.task_definition.as_ref().map(|td| td.secret_values()).unwrap_or_default(),
+    );
+    let prefix = evidence::prefix(sig.cluster, sig.service, &incident.id);
+    let diagnosis = json!({
+        "incident": incident.id, "cause": cause, "severity": severity, "problem": problem,
+        "explanation": sig.explanation, "severity_reasons": reasons, "recent_failures": failures,
+        "notes": sig.notes, "opened_at": iso(t),
+    });
+    let objects =
+        evidence::build_bundle(&prefix, &incident.id, sig.raw_event, &gathered, &diagnosis, &redactor, &iso(t));
+    let encryption = Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
+    let stored = evidence::store(&app.clients, &app.config.evidence_bucket, &prefix, objects, &encryption).await;
+    if let Err(e) = &stored {
+        tracing::warn!(incident = %incident.id, error = %e, decision = "evidence-failed", "evidence not captured");
+    }
+    let evidence_uri = stored.as_ref().ok().map(|s| s.uri.clone());
+
+    let view = AlertView {
+        update: false,
+        kind: sig.kind,
+        severity,
+        cause,
+        cluster: sig.cluster,
+        service: sig.service,
+        incident: &incident.id,
+        problem,
+        opened_at: &iso(t),
+        impact: impact(&gathered),
+        status: format!("OPEN - {}", reasons.join("; ")),
+        findings: findings(sig, &gathered, &[], failures),
+        log_lines: gathered.logs.as_ref().map(|l| l.lines.clone()).unwrap_or_default(),
+        log_source: gathered.logs.as_ref().map(|l| (l.log_group.clone(), l.log_stream.clone())),
+        actions: &[],
+        evidence: stored.as_ref().map(|s| s.uri.clone()).map_err(Clone::clone),
+        evidence_location: evidence_uri.as_ref().map(|_| (app.config.evidence_bucket.clone(), prefix.clone())),
+        links: links(app, sig),
+    };
+    let message = render_alert(&view, &redactor);
+    let message_id = match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
+        Ok(id) => id,
+        Err(e) => {
+            // Without the alert the incident must not look handled: close it so
+            // the retry of this event opens it again and alerts.
+            let _ = app.state.close_incident(sig.cluster, sig.service, &incident.id, "alert not delivered", t).await;
+            return Err(AutopilotError::Aws {
+                service: "sns",
+                operation: "Publish",
+                resource: app.config.notify_topic_arn.clone(),
+                message: e,
+                retryable: true,
+            });
+        }
+    };
+    app.state.set_delivery(&incident, Some(&message_id), evidence_uri.as_deref()).await?;
+    let mut inc = incident;
+    inc.evidence = evidence_uri;
+    let mut o = outcome_for(sig, &inc, severity, cause, failures);
+    o.summary = format!("{}/{}: {problem} - {}; {}", sig.cluster, sig.service, cause.headline(), sig.explanation);
+    if let Err(e) = &stored {
+        o.summary.push_str(&format!(" (evidence not captured: {e})"));
+    }
+    o.notified = Some(message_id);
+    Ok(o)
+}
+
+async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) -> Result<Outcome, AutopilotError> {
+    let settings = &app.config.settings;
+    let Some(updated) = app.state.record_event(&inc, sig.failed_task, t).await? else {
+        // Resolved between our read and write: this is a new problem.
+        return Box::pin(open_new(app, sig, t)).await;
+    };
+    for note in &sig.notes {
+        app.state.add_note(&updated, note).await?;
+    }
+    // Facts only: enough to see whether the service got worse.
+    let gathered = gather(
+        &app.clients,
+        &GatherRequest {
+            cluster: sig.cluster.to_string(),
+            service: sig.service.to_string(),
+            depth: Depth::Facts,
+            ..Default::default()
+        },
+    )
+    .await;
+    let (observed, reasons) = grade(&SeverityInput {
+        signal: sig.signal,
+        tasks: gathered.service.as_ref().map(|s| (s.running, s.desired)),
+        targets: gathered.target_counts(),
+        recent_failures: updated.failures,
+        crash_loop_threshold: settings.crash_loop_threshold,
+    });
+    // Severity only rises within an incident; the cause is refined, never lost.
+    let severity = observed.min(updated.severity);
+    let cause = match (updated.cause, sig.cause) {
+        (Cause::Unknown, Some(c)) => c,
+        (c, _) => c,
+    };
+    let rises = severity < updated.severity;
+    let interval = settings.update_interval.as_secs() as i64;
+    let due = updated.last_notified_at.is_none_or(|at| t - at >= interval);
+    let mut o = outcome_for(sig, &updated, severity, cause, updated.failures);
+    if !(rises || due) {
+        o.notified = Some("suppressed:incident-open-update-interval".into());
+        return Ok(o);
+    }
+    if !app.state.claim_update(&updated, severity, cause, t, interval).await? {
+        o.notified = Some("suppressed:update-sent-by-another-invocation".into());
+        return Ok(o);
+    }
+    let problem =
+        if severity <= Severity::Sev2 && sig.signal == Signal::TaskFailed { "crash loop" } else { sig.problem };
+    let opened = iso(updated.opened_at);
+    let view = AlertView {
+        update: true,
+        kind: sig.kind,
+        severity,
+        cause,
+        cluster: sig.cluster,
+        service: sig.service,
+        incident: &updated.id,
+        problem,
+        opened_at: &opened,
+        impact: impact(&gathered),
+        status: format!(
+            "OPEN for {} - {}{}",
+            crate::notify::human_duration(t - updated.opened_at),
+            reasons.join("; "),
+            if rises { format!(" (severity raised from {})", updated.severity) } else { String::new() }
+        ),
+        findings: findings(sig, &gathered, &[], updated.failures),
+        log_lines: Vec::new(),
+        log_source: None,
+        actions: &[],
+        evidence: updated.evidence.clone().ok_or_else(|| "not captured when the incident opened".to_string()),
+        evidence_location: None,
+        links: links(app, sig),
+    };
+    let message = render_alert(&view, &Redactor::new());
+    match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
+        Ok(id) => o.notified = Some(id),
+        Err(e) => {
+            // The incident is already announced; a lost update is logged, not retried.
+            tracing::warn!(incident = %updated.id, error = %e, decision = "update-not-sent", "incident update not published");
+            o.notified = Some(format!("suppressed:publish-failed: {e}"));
+        }
+    }
+    Ok(o)
+}
+
+/// Resolve the service's open incident, once, with its time to recover.
+pub async fn on_recovery(
+    app: &App,
+    kind: Kind,
+    cluster: &str,
+    service: &str,
+    resolved_by: &str,
+    region: Option<&str>,
+) -> Result<Outcome, AutopilotError> {
+    let t = now();
+    let base = |summary: String| {
+        Outcome::new(kind, Severity::Info, Cause::Expected, summary)
+            .for_service(Some(cluster.into()), Some(service.into()))
+    };
+    let Some(open) = app.state.open_incident(cluster, service).await? else {
+        return Ok(base(format!("{cluster}/{service}: {resolved_by}; no open incident")));
+    };
+    let Some(closed) = app.state.close_incident(cluster, service, &open.id, resolved_by, t).await? else {
+        let mut o = base(format!("{cluster}/{service}: {resolved_by}; incident {} already resolved", open.id));
+        o.incident = Some(open.id);
+        o.notified = Some("suppressed:already-resolved".into());
+        return Ok(o);
+    };
+    let ttr = t - closed.opened_at;
+    let problem = closed.summary.split(" - ").next().unwrap_or("incident").to_string();
+    let view = ResolvedView {
+        kind,
+        severity: closed.severity,
+        cause: closed.cause,
+        cluster,
+        service,
+        incident: &closed.id,
+        problem: &problem,
+        opened_at: &iso(closed.opened_at),
+        resolved_at: &iso(t),
+        resolved_by,
+        time_to_recover_seconds: ttr,
+        failures: closed.failures,
+        notes: &closed.notes,
+        evidence: closed.evidence.as_deref(),
+        links: Links {
+            region: region.unwrap_or(&app.config.settings.console_region).to_string(),
+            cluster: cluster.into(),
+            service: service.into(),
+        },
+    };
+    let message = render_resolved(&view, &Redactor::new());
+    let mut o = Outcome::new(
+        kind,
+        closed.severity,
+        closed.cause,
+        format!(
+            "{cluster}/{service}: resolved {} ({}) by {resolved_by} after {}",
+            closed.id,
+            closed.summary,
+            crate::notify::human_duration(ttr)
+        ),
+    )
+    .for_service(Some(cluster.into()), Some(service.into()));
+    o.incident = Some(closed.id.clone());
+    o.evidence = closed.evidence.clone();
+    o.notified = Some(match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
+        Ok(id) => id,
+        Err(e) => {
+            tracing::warn!(incident = %closed.id, error = %e, decision = "resolution-not-sent", "resolution not published");
+            format!("suppressed:publish-failed: {e}")
+        }
+    });
+    tracing::info!(incident = %closed.id, ttr_seconds = ttr, decision = "incident-resolved", "incident resolved");
+    Ok(o)
+}

@@ -1,0 +1,349 @@
+//! Notifications: rendering (pure) after the runbooks' incident-alert and
+//! incident-resolved templates, and publishing to SNS with filterable
+//! message attributes.
+
+use aws_sdk_sns::types::MessageAttributeValue;
+use std::fmt::Write;
+
+use crate::aws::{Clients, sdk_error_message};
+use crate::outcome::{ActionRecord, Cause, Kind, Severity};
+use crate::redact::Redactor;
+
+/// A rendered notification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub subject: String,
+    pub body: String,
+    pub severity: Severity,
+    pub cluster: String,
+    pub service: String,
+    pub cause: Cause,
+    pub kind: Kind,
+}
+
+/// SNS subjects: ASCII, no line breaks, under 100 characters.
+pub fn subject_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut last_space = false;
+    for c in text.chars() {
+        let c = if c.is_ascii_graphic() {
+            c
+        } else if c.is_whitespace() || c.is_control() {
+            ' '
+        } else {
+            '?'
+        };
+        if c == ' ' {
+            if last_space {
+                continue;
+            }
+            last_space = true;
+        } else {
+            last_space = false;
+        }
+        out.push(c);
+    }
+    let trimmed = out.trim();
+    if trimmed.len() <= 99 { trimmed.to_string() } else { format!("{}...", &trimmed[..96]) }
+}
+
+/// A duration as people say it: `12m 30s`, `2h 5m`, `45s`.
+pub fn human_duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, sec) => format!("{sec}s"),
+        (0, m, sec) => format!("{m}m {sec}s"),
+        (h, m, _) if h < 48 => format!("{h}h {m}m"),
+        (h, _, _) => format!("{}d {}h", h / 24, h % 24),
+    }
+}
+
+/// Console links for a service.
+#[derive(Debug, Clone)]
+pub struct Links {
+    pub region: String,
+    pub cluster: String,
+    pub service: String,
+}
+
+impl Links {
+    fn base(&self) -> String {
+        format!("https://{0}.console.aws.amazon.com", self.region)
+    }
+    pub fn service(&self) -> String {
+        format!(
+            "{}/ecs/v2/clusters/{}/services/{}/health?region={}",
+            self.base(),
+            self.cluster,
+            self.service,
+            self.region
+        )
+    }
+    pub fn tasks(&self) -> String {
+        format!(
+            "{}/ecs/v2/clusters/{}/services/{}/tasks?region={}",
+            self.base(),
+            self.cluster,
+            self.service,
+            self.region
+        )
+    }
+    pub fn deployments(&self) -> String {
+        format!(
+            "{}/ecs/v2/clusters/{}/services/{}/deployments?region={}",
+            self.base(),
+            self.cluster,
+            self.service,
+            self.region
+        )
+    }
+    /// CloudWatch's console escapes `/` in log names as `$252F`.
+    pub fn log_stream(&self, group: &str, stream: &str) -> String {
+        let esc = |s: &str| s.replace('%', "$2525").replace('/', "$252F").replace('[', "$255B").replace(']', "$255D");
+        format!(
+            "{}/cloudwatch/home?region={}#logsV2:log-groups/log-group/{}/log-events/{}",
+            self.base(),
+            self.region,
+            esc(group),
+            esc(stream)
+        )
+    }
+    pub fn evidence(&self, bucket: &str, prefix: &str) -> String {
+        format!("https://s3.console.aws.amazon.com/s3/buckets/{bucket}?region={}&prefix={prefix}", self.region)
+    }
+}
+
+/// Everything an alert or update shows.
+#[derive(Debug, Clone)]
+pub struct AlertView<'a> {
+    pub update: bool,
+    pub kind: Kind,
+    pub severity: Severity,
+    pub cause: Cause,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub incident: &'a str,
+    /// Short label of the problem: "crash loop", "deployment failed", "task failed", …
+    pub problem: &'a str,
+    pub opened_at: &'a str,
+    pub impact: Vec<String>,
+    pub status: String,
+    pub findings: Vec<String>,
+    pub log_lines: Vec<String>,
+    pub log_source: Option<(String, String)>,
+    pub actions: &'a [ActionRecord],
+    /// `Ok(s3 uri)` or `Err(why evidence was not kept)`.
+    pub evidence: Result<String, String>,
+    pub evidence_location: Option<(String, String)>,
+    pub links: Links,
+}
+
+pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
+    let update = if v.update { "UPDATE " } else { "" };
+    let subject = subject_line(&format!(
+        "[{}] {}/{}: {update}{} - {}",
+        v.severity,
+        v.cluster,
+        v.service,
+        v.problem,
+        v.cause.headline()
+    ));
+    let mut b = String::new();
+    let _ = writeln!(b, "{} - {}", if v.update { "INCIDENT UPDATE" } else { "INCIDENT ALERT" }, v.severity);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Service:   {}/{}", v.cluster, v.service);
+    let _ = writeln!(b, "Incident:  {}", v.incident);
+    let _ = writeln!(b, "Problem:   {} - {} ({})", v.problem, v.cause.headline(), v.cause);
+    let _ = writeln!(b, "Started:   {}", v.opened_at);
+    let _ = writeln!(b, "Status:    {}", v.status);
+    if !v.impact.is_empty() {
+        let _ = writeln!(b, "Impact:    {}", v.impact.join("; "));
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Findings");
+    for f in &v.findings {
+        let _ = writeln!(b, "- {f}");
+    }
+    if !v.log_lines.is_empty() {
+        let _ = writeln!(b);
+        match &v.log_source {
+            Some((g, s)) => {
+                let _ = writeln!(b, "Log excerpt ({g} {s}, last {} lines)", v.log_lines.len());
+            }
+            None => {
+                let _ = writeln!(b, "Log excerpt");
+            }
+        }
+        for l in &v.log_lines {
+            let _ = writeln!(b, "    {l}");
+        }
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Actions taken");
+    if v.actions.is_empty() {
+        let _ = writeln!(b, "- none: diagnosis and notification only");
+    }
+    for a in v.actions {
+        let _ = writeln!(b, "- {} {:?}: {}", a.action, a.status, a.detail);
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Next steps (runbook: {})", v.cause);
+    for (i, step) in crate::diagnosis::runbook_steps::next_steps(v.cause).iter().enumerate() {
+        let _ = writeln!(b, "{}. {step}", i + 1);
+    }
+    let _ = writeln!(b);
+    match &v.evidence {
+        Ok(uri) => {
+            let _ = writeln!(b, "Evidence: {uri} (manifest.json lists every object with its SHA-256)");
+        }
+        Err(why) => {
+            let _ = writeln!(b, "Evidence: NOT CAPTURED - {why}");
+        }
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Console");
+    let _ = writeln!(b, "- Service health: {}", v.links.service());
+    let _ = writeln!(b, "- Tasks: {}", v.links.tasks());
+    let _ = writeln!(b, "- Deployments: {}", v.links.deployments());
+    if let Some((g, s)) = &v.log_source {
+        let _ = writeln!(b, "- Logs: {}", v.links.log_stream(g, s));
+    }
+    if let Some((bucket, prefix)) = &v.evidence_location {
+        let _ = writeln!(b, "- Evidence: {}", v.links.evidence(bucket, prefix));
+    }
+    Message {
+        subject: redactor.text(&subject),
+        body: redactor.text(&b),
+        severity: v.severity,
+        cluster: v.cluster.into(),
+        service: v.service.into(),
+        cause: v.cause,
+        kind: v.kind,
+    }
+}
+
+/// Everything a resolution shows.
+#[derive(Debug, Clone)]
+pub struct ResolvedView<'a> {
+    pub kind: Kind,
+    pub severity: Severity,
+    pub cause: Cause,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub incident: &'a str,
+    pub problem: &'a str,
+    pub opened_at: &'a str,
+    pub resolved_at: &'a str,
+    pub resolved_by: &'a str,
+    pub time_to_recover_seconds: i64,
+    pub failures: u32,
+    pub notes: &'a [String],
+    pub evidence: Option<&'a str>,
+    pub links: Links,
+}
+
+pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
+    let ttr = human_duration(v.time_to_recover_seconds);
+    let subject = subject_line(&format!(
+        "[RESOLVED] {}/{}: {} - {} (recovered in {ttr})",
+        v.cluster,
+        v.service,
+        v.problem,
+        v.cause.headline()
+    ));
+    let mut b = String::new();
+    let _ = writeln!(b, "INCIDENT RESOLVED - was {}", v.severity);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Service:          {}/{}", v.cluster, v.service);
+    let _ = writeln!(b, "Incident:         {}", v.incident);
+    let _ = writeln!(b, "Problem:          {} - {} ({})", v.problem, v.cause.headline(), v.cause);
+    let _ = writeln!(b, "Started:          {}", v.opened_at);
+    let _ = writeln!(b, "Resolved:         {} by {}", v.resolved_at, v.resolved_by);
+    let _ = writeln!(b, "Time to recover:  {ttr} ({} s)", v.time_to_recover_seconds);
+    let _ = writeln!(b, "Failed tasks:     {}", v.failures);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "What was done");
+    if v.notes.is_empty() {
+        let _ = writeln!(b, "- no automatic action; the service recovered");
+    }
+    for n in v.notes {
+        let _ = writeln!(b, "- {n}");
+    }
+    if let Some(e) = v.evidence {
+        let _ = writeln!(b);
+        let _ = writeln!(b, "Evidence: {e}");
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Follow-up: write the incident report; evidence and timeline are in the bundle above.");
+    let _ = writeln!(b, "- Service health: {}", v.links.service());
+    Message {
+        subject: redactor.text(&subject),
+        body: redactor.text(&b),
+        severity: v.severity,
+        cluster: v.cluster.into(),
+        service: v.service.into(),
+        cause: v.cause,
+        kind: v.kind,
+    }
+}
+
+fn attribute(value: &str) -> Option<MessageAttributeValue> {
+    // SNS rejects empty attribute values.
+    let value = if value.is_empty() { "none" } else { value };
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().ok()
+}
+
+fn kind_word(kind: Kind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Publish; returns the SNS message id.
+pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<String, String> {
+    let mut req = clients.sns.publish().topic_arn(topic_arn).subject(&m.subject).message(&m.body);
+    for (k, v) in [
+        ("severity", m.severity.as_str().to_string()),
+        ("cluster", m.cluster.clone()),
+        ("service", m.service.clone()),
+        ("cause", m.cause.as_str().to_string()),
+        ("kind", kind_word(m.kind)),
+    ] {
+        if let Some(a) = attribute(&v) {
+            req = req.message_attributes(k, a);
+        }
+    }
+    let resp = req.send().await.map_err(|e| sdk_error_message(&e))?;
+    Ok(resp.message_id().unwrap_or_default().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_should_be_ascii_single_line_and_short() {
+        let s = subject_line(&format!(
+            "[SEV2] prod/api: crash loop \u{2014} out of memory\nsecond line {}",
+            "x".repeat(200)
+        ));
+        assert!(s.is_ascii());
+        assert!(!s.contains('\n') && !s.contains('\r'));
+        assert!(s.len() < 100, "{} chars", s.len());
+        assert!(s.starts_with("[SEV2] prod/api: crash loop ? out of memory second line"));
+    }
+
+    #[test]
+    fn durations_should_read_like_people_say_them() {
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(750), "12m 30s");
+        assert_eq!(human_duration(7500), "2h 5m");
+        assert_eq!(human_duration(-3), "0s");
+        assert_eq!(human_duration(3 * 86400 + 7200), "3d 2h");
+    }
+
+    #[test]
+    fn log_links_should_escape_like_the_console() {
+        let l = Links { region: "eu-west-1".into(), cluster: "prod".into(), service: "api".into() };
+        let url = l.log_stream("/ecs/api", "api/api/abc");
+        assert!(url.ends_with("log-group/$252Fecs$252Fapi/log-events/api$252Fapi$252Fabc"), "{url}");
+    }
+}

@@ -1,0 +1,176 @@
+//! Plain snapshots of what the gatherers saw. The SDK's types are not
+//! serialisable; these are, so one shape feeds the pure diagnosis, the
+//! evidence bundle and the notification.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceSnapshot {
+    pub cluster: String,
+    pub service: String,
+    pub service_arn: Option<String>,
+    pub status: Option<String>,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub task_definition: Option<String>,
+    pub launch_type: Option<String>,
+    pub deployments: Vec<DeploymentSnapshot>,
+    /// Most recent first, as ECS returns them.
+    pub events: Vec<ServiceEventSnapshot>,
+    pub target_group_arns: Vec<String>,
+    pub circuit_breaker: Option<CircuitBreaker>,
+    pub tags: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CircuitBreaker {
+    pub enable: bool,
+    pub rollback: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentSnapshot {
+    pub id: String,
+    /// PRIMARY, ACTIVE or INACTIVE.
+    pub status: String,
+    pub task_definition: String,
+    pub desired: i32,
+    pub running: i32,
+    pub pending: i32,
+    pub failed_tasks: i32,
+    /// IN_PROGRESS, COMPLETED or FAILED.
+    pub rollout_state: Option<String>,
+    pub rollout_state_reason: Option<String>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServiceEventSnapshot {
+    pub created_at: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetHealthSnapshot {
+    pub target_group_arn: String,
+    pub targets: Vec<TargetSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TargetSnapshot {
+    pub id: String,
+    pub port: Option<i32>,
+    /// healthy, unhealthy, initial, draining, unused, unavailable.
+    pub state: String,
+    pub reason: Option<String>,
+    pub description: Option<String>,
+}
+
+impl TargetHealthSnapshot {
+    pub fn healthy(&self) -> usize {
+        self.targets.iter().filter(|t| t.state == "healthy").count()
+    }
+}
+
+/// A task definition, reduced to what a runbook reads, environment included
+/// (redacted before it leaves the process).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskDefinitionSnapshot {
+    pub arn: String,
+    pub family: String,
+    pub revision: i32,
+    pub status: Option<String>,
+    pub cpu: Option<String>,
+    pub memory: Option<String>,
+    pub execution_role_arn: Option<String>,
+    pub task_role_arn: Option<String>,
+    pub containers: Vec<ContainerDefinitionSnapshot>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContainerDefinitionSnapshot {
+    pub name: String,
+    pub image: Option<String>,
+    pub essential: Option<bool>,
+    pub cpu: i32,
+    pub memory: Option<i32>,
+    pub memory_reservation: Option<i32>,
+    pub environment: Vec<NameValue>,
+    /// Names and ARNs of secrets (`valueFrom`); the values never reach us.
+    pub secrets: Vec<SecretRef>,
+    pub log_driver: Option<String>,
+    pub log_options: Vec<(String, String)>,
+    pub health_check: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NameValue {
+    pub name: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SecretRef {
+    pub name: String,
+    pub value_from: String,
+}
+
+impl ContainerDefinitionSnapshot {
+    fn log_option(&self, key: &str) -> Option<&str> {
+        self.log_options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// `(log group, stream)` of this container's awslogs output for a task id:
+    /// the stream is `<awslogs-stream-prefix>/<container>/<task id>`.
+    pub fn awslogs_stream(&self, task_id: &str) -> Option<(String, String)> {
+        if self.log_driver.as_deref() != Some("awslogs") {
+            return None;
+        }
+        let group = self.log_option("awslogs-group")?;
+        let prefix = self.log_option("awslogs-stream-prefix")?;
+        Some((group.to_string(), format!("{prefix}/{}/{task_id}", self.name)))
+    }
+}
+
+impl TaskDefinitionSnapshot {
+    /// `family:revision`, the short form people type.
+    pub fn short(&self) -> String {
+        format!("{}:{}", self.family, self.revision)
+    }
+
+    /// Values of environment variables with secret-like names.
+    pub fn secret_values(&self) -> Vec<String> {
+        self.containers
+            .iter()
+            .flat_map(|c| c.environment.iter())
+            .filter(|nv| crate::redact::is_secret_name(&nv.name))
+            .map(|nv| nv.value.clone())
+            .collect()
+    }
+}
+
+/// A log excerpt of the failing container.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogExcerpt {
+    pub log_group: String,
+    pub log_stream: String,
+    /// Error lines when there are any, else the last lines; redacted.
+    pub lines: Vec<String>,
+    pub only_errors: bool,
+}
+
+/// CloudWatch datapoints of the service (ECS namespace), oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetricSeries {
+    pub metric: String,
+    pub stat: String,
+    pub points: Vec<(String, f64)>,
+}
+
+impl MetricSeries {
+    pub fn latest(&self) -> Option<f64> {
+        self.points.last().map(|(_, v)| *v)
+    }
+}

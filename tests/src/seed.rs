@@ -1,0 +1,212 @@
+//! Seeding a realistic service on the local server: cluster, task definition
+//! (with a secret-named environment variable and awslogs), a load-balanced
+//! Fargate service, and log lines of a failing container.
+
+use serde_json::Value;
+
+use crate::testbed::TestBed;
+
+/// The secret value planted in the task definition and the app's log; it must
+/// never appear in S3 or SNS.
+pub const PLANTED_SECRET: &str = "hunter2-Sup3rSecret!x9";
+
+pub struct SeededService {
+    pub cluster: String,
+    pub cluster_arn: String,
+    pub service: String,
+    pub service_arn: String,
+    pub task_definition_arn: String,
+    pub log_group: String,
+    pub target_group_arn: String,
+}
+
+fn network() -> (String, Vec<String>, String) {
+    let need =
+        |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the tests with scripts/test.sh"));
+    (
+        need("TEST_VPC_ID"),
+        need("TEST_SUBNET_IDS").split(',').map(str::to_string).collect(),
+        need("TEST_SECURITY_GROUP_ID"),
+    )
+}
+
+impl SeededService {
+    pub async fn create(bed: &TestBed, service: &str, desired: i32) -> Self {
+        use aws_sdk_ecs::types::*;
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.config);
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&bed.config);
+        let (vpc, subnets, sg) = network();
+        let cluster = format!("{}-cl", bed.prefix);
+        let cluster_arn = ecs
+            .create_cluster()
+            .cluster_name(&cluster)
+            .send()
+            .await
+            .expect("cluster")
+            .cluster
+            .and_then(|c| c.cluster_arn)
+            .expect("arn");
+        let log_group = format!("/ecs/{}/{service}", bed.prefix);
+        logs.create_log_group().log_group_name(&log_group).send().await.expect("log group");
+        let container = ContainerDefinition::builder()
+            .name(service)
+            .image(format!("111122223333.dkr.ecr.us-east-1.amazonaws.com/{service}:v2.3.1"))
+            .essential(true)
+            .memory(1024)
+            .port_mappings(PortMapping::builder().container_port(8080).build())
+            .environment(KeyValuePair::builder().name("DB_PASSWORD").value(PLANTED_SECRET).build())
+            .environment(KeyValuePair::builder().name("LOG_LEVEL").value("info").build())
+            .secrets(
+                Secret::builder()
+                    .name("API_TOKEN")
+                    .value_from("arn:aws:secretsmanager:us-east-1:111122223333:secret:prod/api/token-AbCdEf")
+                    .build()
+                    .expect("secret"),
+            )
+            .log_configuration(
+                LogConfiguration::builder()
+                    .log_driver(LogDriver::Awslogs)
+                    .options("awslogs-group", &log_group)
+                    .options("awslogs-stream-prefix", service)
+                    .options("awslogs-region", "us-east-1")
+                    .build()
+                    .expect("log configuration"),
+            )
+            .build();
+        let task_definition_arn = ecs
+            .register_task_definition()
+            .family(format!("{}-{service}", bed.prefix))
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("512")
+            .memory("1024")
+            .container_definitions(container)
+            .send()
+            .await
+            .expect("task definition")
+            .task_definition
+            .and_then(|t| t.task_definition_arn)
+            .expect("task definition arn");
+        let target_group_arn = elb
+            .create_target_group()
+            .name(format!("tg{}", &bed.prefix.replace('-', "")).chars().take(32).collect::<String>())
+            .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
+            .port(8080)
+            .vpc_id(&vpc)
+            .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+            .send()
+            .await
+            .expect("target group")
+            .target_groups
+            .and_then(|t| t.into_iter().next())
+            .and_then(|t| t.target_group_arn)
+            .expect("target group arn");
+        let service_arn = ecs
+            .create_service()
+            .cluster(&cluster)
+            .service_name(service)
+            .task_definition(&task_definition_arn)
+            .desired_count(desired)
+            .launch_type(LaunchType::Fargate)
+            .network_configuration(
+                NetworkConfiguration::builder()
+                    .awsvpc_configuration(
+                        AwsVpcConfiguration::builder()
+                            .set_subnets(Some(subnets))
+                            .security_groups(sg)
+                            .build()
+                            .expect("awsvpc"),
+                    )
+                    .build(),
+            )
+            .load_balancers(
+                LoadBalancer::builder()
+                    .target_group_arn(&target_group_arn)
+                    .container_name(service)
+                    .container_port(8080)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("service")
+            .service
+            .and_then(|s| s.service_arn)
+            .expect("service arn");
+        Self {
+            cluster,
+            cluster_arn,
+            service: service.into(),
+            service_arn,
+            task_definition_arn,
+            log_group,
+            target_group_arn,
+        }
+    }
+
+    /// Log lines of a failing container: startup, an error that leaks the
+    /// planted secret, and the crash.
+    pub async fn write_crash_log(&self, bed: &TestBed, task_id: &str) {
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&bed.config);
+        let stream = format!("{}/{}/{task_id}", self.service, self.service);
+        logs.create_log_group().log_group_name(&self.log_group).send().await.ok();
+        logs.create_log_stream()
+            .log_group_name(&self.log_group)
+            .log_stream_name(&stream)
+            .send()
+            .await
+            .expect("log stream");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let lines = [
+            "INFO starting api v2.3.1 on :8080".to_string(),
+            format!("DEBUG connecting to postgres://app:{PLANTED_SECRET}@db.internal:5432/app"),
+            "INFO loading product catalogue into memory".to_string(),
+            format!("ERROR pool exhausted; retrying with password={PLANTED_SECRET}"),
+            "ERROR java.lang.OutOfMemoryError: Java heap space".to_string(),
+            "FATAL shutting down after unrecoverable error".to_string(),
+        ];
+        let mut req = logs.put_log_events().log_group_name(&self.log_group).log_stream_name(&stream);
+        for (i, l) in lines.iter().enumerate() {
+            req = req.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(now - 10_000 + i as i64 * 100)
+                    .message(l)
+                    .build()
+                    .expect("log event"),
+            );
+        }
+        req.send().await.expect("put log events");
+    }
+
+    /// A fixture event retargeted at this service: cluster, service, task
+    /// definition, and a fresh event id and task id.
+    pub fn retarget(&self, event: &Value, event_id: &str, task_id: &str) -> Value {
+        let text = event
+            .to_string()
+            .replace("arn:aws:ecs:us-east-1:111122223333:cluster/prod", &self.cluster_arn)
+            .replace("arn:aws:ecs:us-east-1:111122223333:service/prod/api", &self.service_arn)
+            .replace("arn:aws:ecs:us-east-1:111122223333:service/api", &self.service_arn)
+            .replace("arn:aws:ecs:us-east-1:111122223333:task-definition/api:42", &self.task_definition_arn)
+            .replace("\"service:api\"", &format!("\"service:{}\"", self.service))
+            .replace("task/prod/", &format!("task/{}/", self.cluster))
+            .replace("container/prod/", &format!("container/{}/", self.cluster));
+        let mut v: Value = serde_json::from_str(&text).expect("retargeted json");
+        v["id"] = Value::from(event_id);
+        if let Some(detail) = v.get_mut("detail")
+            && let Some(arn) = detail.get("taskArn").and_then(Value::as_str).map(str::to_string)
+        {
+            let new_arn = format!("{}/{task_id}", arn.rsplit_once('/').map(|(a, _)| a).unwrap_or(&arn));
+            detail["taskArn"] = Value::from(new_arn.clone());
+            if let Some(containers) = detail.get_mut("containers").and_then(Value::as_array_mut) {
+                for c in containers {
+                    c["taskArn"] = Value::from(new_arn.clone());
+                }
+            }
+            v["resources"] = Value::from(vec![new_arn]);
+        }
+        v
+    }
+}
