@@ -36,12 +36,15 @@ pub const REDACTED: &str = "***REDACTED***";
 ///    `TOKEN_TTL_SECONDS`, `PASSWORD_MIN_LENGTH`, `DB_PASSWORD_FILE`,
 ///    `credentialsParameter` are not secret. (Their values still go through
 ///    [`Redactor::text`], so an `AKIA…` key id is masked anyway.)
-/// 2. **Secret words.** A word equal to `password`, `passwd`, `pass`, `pwd`,
-///    `passphrase`, `secret(s)`, `token(s)`, `credential(s)`, `creds`,
+/// 2. **Secret words.** A word equal to `password`, `passwd`, `pwd`,
+///    `passphrase`, `secret(s)`, `token`, `credential(s)`, `creds`,
 ///    `dsn`, `salt`, `pepper`, `bearer`, `authorization`, `apikey`,
 ///    `webhook`, `connstr`; or a word *containing* `password`/`passwd`, or
 ///    *ending* in `secret`, `token`, `apikey`, `dsn` (single-word forms such
-///    as `DBPASSWORD`, `CLIENTSECRET`, `GITHUBTOKEN`, `APIKEY`).
+///    as `DBPASSWORD`, `CLIENTSECRET`, `GITHUBTOKEN`, `APIKEY`). `pass` counts
+///    only next to another word (`DB_PASS`, `SMTP_PASS`; not `PASS` alone,
+///    which is a test counter as often as a password). `tokens` (plural) is
+///    a count (`max_tokens`, `prompt_tokens`), not a secret.
 /// 3. **Qualified keys.** `key` alone is not secret (`CACHE_KEY`, `S3_KEY`,
 ///    `PUBLIC_KEY`, `PARTITION_KEY`), but `api`, `access`, `secret`,
 ///    `private`, `session`, `signing`, `encryption`, `master`, `license`,
@@ -64,7 +67,8 @@ pub fn is_secret_name(name: &str) -> bool {
     if REFERENCE_SUFFIXES.contains(&last.as_str()) {
         return false;
     }
-    words.iter().any(|w| is_secret_word(w))
+    // "pass" alone is too common a key ("pass=3 fail=0"); DB_PASS is not.
+    words.iter().any(|w| is_secret_word(w) || (w == "pass" && words.len() > 1))
         || words.windows(2).any(|pair| {
             let (a, b) = (pair[0].as_str(), pair[1].as_str());
             (b == "key" || b == "keys") && KEY_QUALIFIERS.contains(&a)
@@ -132,13 +136,11 @@ const SECRET_WORDS: &[&str] = &[
     "password",
     "passwords",
     "passwd",
-    "pass",
     "pwd",
     "passphrase",
     "secret",
     "secrets",
     "token",
-    "tokens",
     "credential",
     "credentials",
     "creds",
@@ -342,7 +344,7 @@ impl Redactor {
     ///
     /// Patterns, in order: PEM private key blocks (also ones cut off by a
     /// log excerpt), known values, `Authorization:` headers and `Bearer …`
-    /// tokens, URL userinfo passwords, Slack webhook URLs, JWTs, AWS access
+    /// tokens (with a digit, or 20+ characters), URL userinfo passwords, Slack webhook URLs, JWTs, AWS access
     /// key ids (`AKIA`/`ASIA`/`ABIA`/`ACCA` + 16), GitHub tokens (`ghp_…`,
     /// `github_pat_…`), Stripe secret keys (`sk_live_…`, `rk_live_…`),
     /// `aws_secret_access_key` assignments, a mixed-case 40-character base64
@@ -351,6 +353,8 @@ impl Redactor {
     /// the key is kept). A `key: value` pair without quotes needs a value
     /// that looks like a credential (a digit or a symbol in it, or 16+
     /// characters), so that prose such as "invalid token: expired" survives.
+    /// `Authorization:` without a scheme (`Bearer`, `Basic`, …) is such a
+    /// pair too ("Authorization: failed" survives; a raw key does not).
     ///
     /// Left alone: ARNs (also `…:secret:name` ones), 32-hex task ids, UUIDs,
     /// `sha256:` digests, timestamps, ordinary log lines.
@@ -364,13 +368,18 @@ impl Redactor {
                 out = out.replace(known.as_str(), REDACTED);
             }
         }
-        out = AUTH_HEADER
+        out = AUTH_HEADER.replace_all(&out, |c: &Captures<'_>| format!("{}{} {REDACTED}", &c[1], &c[2])).into_owned();
+        out = BEARER
             .replace_all(&out, |c: &Captures<'_>| {
-                let scheme = c.get(2).map(|m| format!("{} ", m.as_str())).unwrap_or_default();
-                format!("{}{scheme}{REDACTED}", &c[1])
+                // A token has a digit in it or is long; "bearer authentication" is prose.
+                let token = c.get(2).map(|m| m.as_str()).unwrap_or_default();
+                if token.len() >= 20 || token.bytes().any(|b| b.is_ascii_digit()) {
+                    format!("{} {REDACTED}", &c[1])
+                } else {
+                    c[0].to_string()
+                }
             })
             .into_owned();
-        out = BEARER.replace_all(&out, "${1} ***REDACTED***").into_owned();
         out = URL_USERINFO.replace_all(&out, "${1}${2}:***REDACTED***@").into_owned();
         out = SLACK_WEBHOOK.replace_all(&out, "${1}***REDACTED***").into_owned();
         out = JWT.replace_all(&out, REDACTED).into_owned();
@@ -379,6 +388,7 @@ impl Redactor {
         out = STRIPE_KEY.replace_all(&out, REDACTED).into_owned();
         out = SECRET_ACCESS_KEY.replace_all(&out, "${1}***REDACTED***").into_owned();
         out = redact_base64_after_secret_word(&out);
+        out = redact_serialized_name_value(&out);
         redact_pairs(&out)
     }
 
@@ -423,12 +433,17 @@ fn re(pattern: &str) -> Regex {
 
 static PEM_BEGIN: LazyLock<Regex> = LazyLock::new(|| re(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"));
 static PEM_END: LazyLock<Regex> = LazyLock::new(|| re(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"));
+/// The schemes [`AUTH_HEADER`] knows (keep this list and its regex in step).
+const AUTH_SCHEMES: &[&str] = &["bearer", "basic", "digest", "token", "negotiate", "ntlm", "aws4-hmac-sha256"];
+
+/// `Authorization: <scheme> <credential…>` to the end of the line or the
+/// closing quote. Without a scheme the value is judged by the pair rule.
 static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r#"(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)(?:(bearer|basic|digest|token|negotiate|aws4-hmac-sha256)\s+)?[^\s"'\\][^"'\r\n\\]*"#,
+        r#"(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)(bearer|basic|digest|token|negotiate|ntlm|aws4-hmac-sha256)\s+[^\s"'\\][^"'\r\n\\]*"#,
     )
 });
-static BEARER: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]{8,}=*"));
+static BEARER: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(bearer)\s+([A-Za-z0-9\-._~+/]{8,}=*)"));
 static URL_USERINFO: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^:/?#@\s]*):([^@/?#\s]+)@"));
 static SLACK_WEBHOOK: LazyLock<Regex> =
@@ -449,6 +464,28 @@ static SECRET_WORD_BASE64: LazyLock<Regex> =
 static PAIR: LazyLock<Regex> = LazyLock::new(|| {
     re(r#"((?:\\?["'])?([A-Za-z_][A-Za-z0-9_.\-]*)(?:\\?["'])?)(\s*[:=]\s*\\?["']|\s*=\s*|:[ \t]+)?"#)
 });
+
+/// `{"name": "DB_PASSWORD", "value": "` inside text (a serialized ECS
+/// environment entry, also JSON-escaped): group 1 the name, 2 the opening
+/// quote of the value.
+static SERIALIZED_NAME_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(?i)\\?"(?:name|key)\\?"\s*:\s*\\?"([^"\\]*)\\?"\s*,\s*\\?"value\\?"\s*:\s*(\\?")"#));
+
+fn redact_serialized_name_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pos = 0;
+    while let Some(c) = SERIALIZED_NAME_VALUE.captures_at(s, pos) {
+        let (Some(whole), Some(name), Some(quote)) = (c.get(0), c.get(1), c.get(2)) else { break };
+        out.push_str(&s[pos..whole.end()]);
+        let rest = &s[whole.end()..];
+        let value_len = closing_quote(rest, quote.as_str());
+        let value = &rest[..value_len];
+        out.push_str(if is_secret_name(name.as_str()) && !value.is_empty() { REDACTED } else { value });
+        pos = whole.end() + value_len;
+    }
+    out.push_str(&s[pos..]);
+    out
+}
 
 /// PEM private key blocks keep their BEGIN/END lines; a block cut off
 /// before its END line is redacted to the end of the text.
@@ -534,7 +571,7 @@ fn redact_pairs(s: &str) -> String {
 /// authorization scheme whose credential follows (and was redacted before).
 fn is_redacted_or_scheme(value: &str) -> bool {
     let (first, rest) = value.split_once(' ').unwrap_or((value, ""));
-    let scheme = ["bearer", "basic", "digest", "token"].iter().any(|s| first.eq_ignore_ascii_case(s));
+    let scheme = AUTH_SCHEMES.iter().any(|s| first.eq_ignore_ascii_case(s));
     value == REDACTED || (scheme && (rest.is_empty() || rest == REDACTED))
 }
 
@@ -569,9 +606,12 @@ fn closing_quote(rest: &str, q: &str) -> usize {
 }
 
 /// A bare value after `key: ` that is plausibly a credential rather than a
-/// word of prose.
+/// word of prose or a count: 16+ characters, or 6+ with a digit or a symbol
+/// in it that are not all digits ("hunter2" yes; "expired", "123" no).
 fn looks_like_credential(value: &str) -> bool {
-    value.chars().count() >= 16 || value.chars().any(|c| c.is_ascii_digit() || (c.is_ascii_punctuation() && c != '.'))
+    let n = value.chars().count();
+    let marked = value.chars().any(|c| c.is_ascii_digit() || (c.is_ascii_punctuation() && c != '.'));
+    n >= 16 || (n >= 6 && marked && !value.chars().all(|c| c.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -592,6 +632,7 @@ mod tests {
             "PASSWORD",
             "PASSWD",
             "DB_PASS",
+            "SMTP_PASS",
             "MYSQL_PWD",
             "SECRET",
             "SECRET_KEY",
@@ -660,6 +701,8 @@ mod tests {
             "AUTHOR",
             "TOKENIZER_PATH",
             "PASSTHROUGH",
+            "PASS",
+            "MAX_TOKENS",
             "CACHE_KEY",
             "PUBLIC_KEY",
             "KEY",
@@ -761,6 +804,46 @@ mod tests {
         assert_eq!(r().text("api_key=XYZ-123 region=us-east-1"), "api_key=***REDACTED*** region=us-east-1");
         assert_eq!(r().text("client_secret = 'q1w2e3'"), "client_secret = '***REDACTED***'");
         assert_eq!(r().text(r#"payload={\"apiKey\":\"k-123\"}"#), r#"payload={\"apiKey\":\"***REDACTED***\"}"#);
+    }
+
+    #[test]
+    fn counts_and_prose_that_merely_resemble_secrets_should_survive() {
+        for line in [
+            "llm call max_tokens=100 prompt_tokens: 123 total_tokens=456",
+            "suite done: pass=3 fail=0 skip=1",
+            "Authorization: failed for user bob",
+            "the API uses bearer authentication",
+            "token: 12345",
+        ] {
+            assert_eq!(r().text(line), line);
+        }
+        assert_eq!(r().text("SMTP_PASS=abc"), "SMTP_PASS=***REDACTED***");
+        assert_eq!(r().text("Authorization: sk-raw-1234567"), "Authorization: ***REDACTED***");
+        assert_eq!(r().text("Authorization: token ghx1234"), "Authorization: token ***REDACTED***");
+        assert_eq!(
+            r().text("Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/s3/aws4_request, Signature=abc"),
+            "Authorization: AWS4-HMAC-SHA256 ***REDACTED***"
+        );
+    }
+
+    #[test]
+    fn every_authorization_scheme_should_be_kept_with_its_credential_redacted() {
+        for scheme in AUTH_SCHEMES {
+            let line = format!("Authorization: {scheme} cred-0123456789");
+            assert_eq!(r().text(&line), format!("Authorization: {scheme} {REDACTED}"), "{scheme}");
+        }
+    }
+
+    #[test]
+    fn serialized_environment_entries_in_text_should_be_redacted_by_name() {
+        assert_eq!(
+            r().text(r#"env=[{"name":"DB_PASSWORD","value":"hun\"ter2"},{"name":"PORT","value":"8080"}]"#),
+            r#"env=[{"name":"DB_PASSWORD","value":"***REDACTED***"},{"name":"PORT","value":"8080"}]"#
+        );
+        assert_eq!(
+            r().text(r#"{\"name\": \"API_TOKEN\", \"value\": \"t-1\"}"#),
+            r#"{\"name\": \"API_TOKEN\", \"value\": \"***REDACTED***\"}"#
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@
 //! 9. **Container runtime errors** — `CannotStartContainerError` (the
 //!    container was created but its process could not start: bad entrypoint,
 //!    `exec format error`, …) is the application's start failing →
-//!    `essential-exit`. `CannotCreateContainerError`, `DockerTimeoutError`,
+//!    `essential-exit`; except when it is the log driver that failed
+//!    ("failed to initialize logging driver"), which follows rule 5's split
+//!    (`network` on a network symptom, else `unknown`). `CannotCreateContainerError`, `DockerTimeoutError`,
 //!    `CannotInspectContainerError` and friends are host/runtime problems
 //!    with no cause of their own → `unknown`.
 //! 10. **Essential exit** — stop code `EssentialContainerExited`, "Essential
@@ -209,6 +211,16 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
 
     // 9. Container runtime errors.
     if let Some(m) = facts.find(|l| l.contains("cannotstartcontainererror")) {
+        if resource_step(m.lower).is_some_and(|step| step.contains("log")) {
+            // The log driver, not the application: same split as rule 5.
+            let (cause, failure) = if has_network_symptom(m.lower) {
+                (Cause::Network, true)
+            } else {
+                (Cause::Unknown, facts.failure_stop_code() || stop_code.is_empty())
+            };
+            let lead = "the container's log driver could not be set up (not the application)";
+            return facts.verdict(cause, failure, m.container, lead, Some(m.text), None);
+        }
         let lead = match m.container {
             Some(i) => format!("container {} could not start its process", facts.name(i)),
             None => "a container could not start its process".to_string(),
@@ -1076,6 +1088,22 @@ mod tests {
                 ),
             )],
             cause: Cause::EssentialExit,
+            failure: true,
+            container: Some("api"),
+        },
+        Case {
+            name: "when_container_cannot_start_because_its_log_group_is_missing_should_be_unknown_failure",
+            stop_code: FAILED_TO_START,
+            reason: None,
+            containers: &[(
+                "api",
+                None,
+                Some(
+                    "CannotStartContainerError: Error response from daemon: failed to initialize logging driver: failed to \
+                     create Cloudwatch log stream: ResourceNotFoundException: The specified log group does not exist.",
+                ),
+            )],
+            cause: Cause::Unknown,
             failure: true,
             container: Some("api"),
         },
