@@ -83,8 +83,10 @@ fn impact(g: &Gathered) -> Vec<String> {
     if let Some(s) = &g.service {
         out.push(format!("{} of {} tasks running ({} pending)", s.running, s.desired, s.pending));
     }
-    if let Some((healthy, total)) = g.target_counts() {
-        out.push(format!("{healthy} of {total} targets healthy"));
+    match g.target_counts() {
+        Some((_, 0)) => out.push("no targets registered in the target groups".into()),
+        Some((healthy, total)) => out.push(format!("{healthy} of {total} targets healthy")),
+        None => {}
     }
     out
 }
@@ -117,7 +119,7 @@ fn findings(sig: &ProblemSignal<'_>, g: &Gathered, severity_reasons: &[String], 
             .collect();
         f.push(format!(
             "target group {}: {}/{} healthy{}",
-            crate::trigger::ecs::last_segment(tg.target_group_arn.split(':').next_back().unwrap_or_default()),
+            target_group_name(&tg.target_group_arn),
             tg.healthy(),
             tg.targets.len(),
             if unhealthy.is_empty() { String::new() } else { format!("; {}", unhealthy.join(", ")) }
@@ -144,6 +146,20 @@ fn findings(sig: &ProblemSignal<'_>, g: &Gathered, severity_reasons: &[String], 
         f.push(format!("could not read {}: {}", e.step, e.message));
     }
     f
+}
+
+/// `…:targetgroup/<name>/<id>` → `<name>`.
+fn target_group_name(arn: &str) -> &str {
+    arn.split(':').next_back().and_then(|r| r.split('/').nth(1)).unwrap_or(arn)
+}
+
+/// The label of a task-failure incident at a given severity.
+fn task_problem(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Sev1 => "service down",
+        Severity::Sev2 => "crash loop",
+        _ => "task failed",
+    }
 }
 
 fn outcome_for(sig: &ProblemSignal<'_>, inc: &Incident, severity: Severity, cause: Cause, failures: u32) -> Outcome {
@@ -220,7 +236,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         crash_loop_threshold: settings.crash_loop_threshold,
     });
     let problem =
-        if severity == Severity::Sev2 && sig.signal == Signal::TaskFailed { "crash loop" } else { sig.problem };
+        if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
     let incident = Incident {
         id: Incident::new_id(sig.cluster, sig.service, t),
         cluster: sig.cluster.to_string(),
@@ -368,7 +384,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         return Ok(o);
     }
     let problem =
-        if severity <= Severity::Sev2 && sig.signal == Signal::TaskFailed { "crash loop" } else { sig.problem };
+        if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
     let opened = iso(updated.opened_at);
     let view = AlertView {
         update: true,

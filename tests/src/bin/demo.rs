@@ -1,36 +1,92 @@
-//! The README demo: real event payloads replayed through the real function
-//! binaries against the local AWS server; prints what each function returned.
+//! The README demo: a real incident replayed against the local AWS server,
+//! through the real `ecs-events` binary under the Lambda Runtime API.
+//!
+//! A Fargate service `checkout` (3 tasks desired, behind a target group) is
+//! seeded with a task definition that carries a database password and logs to
+//! CloudWatch Logs. Its tasks start failing with OutOfMemoryError: eight
+//! stopped-task events arrive in a burst (one delivered twice), then the
+//! service reaches steady state again. The demo prints what each invocation
+//! returned, the notifications a subscriber received, and the evidence kept.
 
-use autopilot_tests::{LambdaProcess, TestBed, binary, fixture};
+use autopilot_tests::{InvokeResult, LambdaProcess, SeededService, TestBed, binary, fixture};
+use serde_json::Value;
+use std::time::Duration;
+
+fn show(label: &str, result: InvokeResult) -> Value {
+    match result {
+        InvokeResult::Response(v) => {
+            println!(
+                "  {label:<22} -> {} {} {} | incident {} | notified {}",
+                v["severity"].as_str().unwrap_or("?"),
+                v["cause"].as_str().unwrap_or("?"),
+                v["kind"].as_str().unwrap_or("?"),
+                v["incident"].as_str().unwrap_or("-"),
+                v["notified"].as_str().unwrap_or("-"),
+            );
+            v
+        }
+        InvokeResult::Error { error_type, error_message } => {
+            println!("  {label:<22} -> error {error_type}: {error_message}");
+            Value::Null
+        }
+    }
+}
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let bed = TestBed::new("demo").await;
-    let replay: &[(&str, &[&str])] = &[
-        (
-            "ecs-events",
-            &["ecs/task-stopped-oom-on-container.json", "ecs/deployment-failed.json", "ecs/service-steady-state.json"],
-        ),
-        ("alarm-responder", &["alarm/eventbridge-metric-cpu.json", "alarm/sns-metric-unhealthy-hosts.json"]),
-        ("pipeline-events", &["pipeline/action-failed-codebuild.json"]),
-        ("scheduled-reports", &["schedule/job-daily.json"]),
-        ("runbook", &["runbook/rollback-dry-run.json"]),
-    ];
-    for (function, files) in replay {
-        let mut p = LambdaProcess::start(&binary(function), function, &bed.function_env());
-        let cold = p.wait_ready(std::time::Duration::from_secs(20));
-        println!("\n=== {function} (cold start {:.1} ms)", cold.as_secs_f64() * 1000.0);
-        for file in *files {
-            let result = tokio::task::block_in_place(|| p.invoke(&fixture(file)));
-            println!("--- {file}");
-            match result {
-                autopilot_tests::InvokeResult::Response(v) => {
-                    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
-                }
-                autopilot_tests::InvokeResult::Error { error_type, error_message } => {
-                    println!("error {error_type}: {error_message}")
-                }
-            }
+    let svc = SeededService::create(&bed, "checkout", 3).await;
+    let task = |n: u64| format!("{:032x}", 0x5eed_0000_u64 + n);
+    svc.write_crash_log(&bed, &task(0)).await;
+    println!("Seeded on the local AWS server: cluster {}, service {}, task definition {}", svc.cluster, svc.service, svc.task_definition_arn);
+
+    let mut lambda = LambdaProcess::start(&binary("ecs-events"), "demo-ecs-events", &bed.function_env());
+    let cold = lambda.wait_ready(Duration::from_secs(20));
+    println!("ecs-events started under the Lambda Runtime API (cold start {:.1} ms)\n", cold.as_secs_f64() * 1000.0);
+
+    println!("1. A crash loop: 8 stopped-task events (OutOfMemoryError), one delivered twice");
+    let oom = fixture("ecs/task-stopped-oom-on-container.json");
+    let mut first = Value::Null;
+    for n in 0..8u64 {
+        let event = svc.retarget(&oom, &format!("demo-stop-{n}"), &task(n));
+        let v = show(&format!("task {} stopped", &task(n)[24..]), tokio::task::block_in_place(|| lambda.invoke(&event)));
+        if n == 0 {
+            first = v;
         }
+    }
+    let again = svc.retarget(&oom, "demo-stop-3", &task(3));
+    show("duplicate delivery", tokio::task::block_in_place(|| lambda.invoke(&again)));
+
+    println!("\n2. The service reaches steady state");
+    let steady = svc.retarget(&fixture("ecs/service-steady-state.json"), "demo-steady", "-");
+    show("SERVICE_STEADY_STATE", tokio::task::block_in_place(|| lambda.invoke(&steady)));
+
+    println!("\n3. The Outcome of the first event (what `aws lambda invoke` returns)");
+    println!("{}", serde_json::to_string_pretty(&first).unwrap_or_default());
+
+    println!("\n4. What the SNS subscriber received");
+    for n in bed.notifications().await {
+        println!("----------------------------------------------------------------------");
+        println!("Subject: {}", n.subject);
+        let attrs: Vec<String> = ["severity", "cluster", "service", "cause", "kind"]
+            .iter()
+            .map(|k| format!("{k}={}", n.attributes[*k]["Value"].as_str().unwrap_or("?")))
+            .collect();
+        println!("Attributes: {}\n", attrs.join(" "));
+        println!("{}", n.message);
+    }
+    println!("----------------------------------------------------------------------");
+
+    println!("\n5. Evidence kept in s3://{}/", bed.bucket);
+    for key in bed.evidence_keys().await {
+        let head = bed.s3.head_object().bucket(&bed.bucket).key(&key).send().await.ok();
+        println!(
+            "  {key}  ({} bytes, {})",
+            head.as_ref().and_then(|h| h.content_length()).unwrap_or(0),
+            head.as_ref().and_then(|h| h.server_side_encryption()).map(|e| e.as_str().to_string()).unwrap_or_else(|| "unencrypted".into())
+        );
+    }
+    if let Some(peak) = lambda.peak_rss_kib() {
+        println!("\necs-events peak RSS: {:.1} MiB", peak as f64 / 1024.0);
     }
 }

@@ -1,0 +1,92 @@
+//! `scripts/bench.sh`: cold start, peak memory, binary size and AWS calls per
+//! event of the release binaries, against the local AWS server. Measures; does
+//! not judge (no thresholds), so numbers go into the README and closing notes.
+
+use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
+use serde_json::Value;
+use std::time::Duration;
+
+const FUNCTIONS: &[(&str, &str)] = &[
+    ("ecs-events", "ecs/task-running.json"),
+    ("alarm-responder", "alarm/eventbridge-metric-cpu.json"),
+    ("pipeline-events", "pipeline/action-failed-codebuild.json"),
+    ("scheduled-reports", "schedule/job-daily.json"),
+    ("runbook", "runbook/diagnose.json"),
+];
+const COLD_RUNS: usize = 7;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+/// `(aws_calls, handler_ms)` of each decision line, in order.
+fn decisions(p: &LambdaProcess) -> Vec<(u64, f64, String)> {
+    p.stdout()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["decision"] == "outcome" || v["decision"] == "error")
+        .map(|v| (v["aws_calls"].as_u64().unwrap_or(0), v["handler_ms"].as_f64().unwrap_or(0.0), v["notified"].as_str().unwrap_or("").to_string()))
+        .collect()
+}
+
+#[tokio::main(flavor = "multi_thread")]
+async fn main() {
+    let bed = TestBed::new("bench").await;
+    println!("| binary | size (MiB) | cold start median of {COLD_RUNS} (ms) | peak RSS after one event (MiB) |");
+    println!("|---|---|---|---|");
+    for (name, sample) in FUNCTIONS {
+        let path = binary(name);
+        let size = std::fs::metadata(&path).map(|m| m.len() as f64 / 1048576.0).unwrap_or(0.0);
+        let mut colds = Vec::new();
+        let mut rss = 0.0;
+        for run in 0..COLD_RUNS {
+            let mut p = LambdaProcess::start(&path, name, &bed.function_env());
+            colds.push(p.wait_ready(Duration::from_secs(20)).as_secs_f64() * 1000.0);
+            if run == 0 {
+                let event = if name == &"ecs-events" { fixture("ecs/task-running.json") } else { fixture(sample) };
+                let _ = tokio::task::block_in_place(|| p.invoke(&event));
+                rss = p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+            }
+        }
+        println!("| `{name}` | {size:.2} | {:.1} | {rss:.1} |", median(colds));
+    }
+
+    // AWS calls and handler time per stopped-task event, on a seeded service.
+    let svc = SeededService::create(&bed, "api", 3).await;
+    let task = |n: u64| format!("{:032x}", 0xbe00_0000_u64 + n);
+    svc.write_crash_log(&bed, &task(0)).await;
+    let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-ecs-events", &bed.function_env());
+    p.wait_ready(Duration::from_secs(20));
+    let oom = fixture("ecs/task-stopped-oom-on-container.json");
+    for n in 0..21u64 {
+        let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&oom, &format!("bench-{n}"), &task(n))));
+    }
+    let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&oom, "bench-3", &task(3))));
+    let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&fixture("ecs/task-stopped-scale-in.json"), "bench-exp", &task(99))));
+    let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&fixture("ecs/service-steady-state.json"), "bench-steady", "-")));
+    std::thread::sleep(Duration::from_millis(200));
+    let d = decisions(&p);
+    let rows: [(&str, Vec<&(u64, f64, String)>); 5] = [
+        ("stopped task, opens the incident (gather, evidence, alert)", d.iter().take(1).collect()),
+        ("stopped task, joins the open incident (median of 20)", d.iter().skip(1).take(20).collect()),
+        ("duplicate delivery", d.iter().skip(21).take(1).collect()),
+        ("expected stop (scale-in)", d.iter().skip(22).take(1).collect()),
+        ("steady state, resolves the incident", d.iter().skip(23).take(1).collect()),
+    ];
+    println!("\n| ecs-events event | AWS calls | handler time (ms) |");
+    println!("|---|---|---|");
+    for (label, r) in rows {
+        if r.is_empty() {
+            continue;
+        }
+        let calls = median(r.iter().map(|x| x.0 as f64).collect());
+        let ms = median(r.iter().map(|x| x.1).collect());
+        println!("| {label} | {calls:.0} | {ms:.1} |");
+    }
+    println!(
+        "\necs-events peak RSS after {} events: {:.1} MiB",
+        d.len(),
+        p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0
+    );
+}
