@@ -6,7 +6,8 @@ CloudFormation, twice:
 
   unscoped  defaults: DryRun=true, all clusters, all alarms, no e-mail
   scoped    Clusters=prod,staging, DryRun=false, AlarmNamePrefix=prod-,
-            e-mail, Object Lock, an existing alarm topic, concurrency 5
+            e-mail, Object Lock, an existing alarm topic, concurrency 5,
+            UpdateIntervalMinutes=30
 
 moto is reached at $AWS_ENDPOINT_URL when it is set (scripts/check-infra.sh
 starts one on a free loopback port); otherwise this file starts its own
@@ -23,6 +24,8 @@ asserted on the translated template instead, in test_template.py):
     PointInTimeRecoverySpecification are dropped;
   - AWS::Lambda::Function: Architectures is ignored (always x86_64) and
     LoggingConfig is not reported;
+  - a Number parameter left at its default reaches a function's environment
+    as a number, not a string (test_deploy.py compares strings);
   - `!If [cond, x, !Ref AWS::NoValue]` inside a list leaves a null element
     where CloudFormation removes the element: `without_novalue` strips them;
   - AWS::IAM::Role.ManagedPolicyArns is ignored: `for_moto` re-expresses each
@@ -300,6 +303,7 @@ def scoped(aws, translated, artifact, existing_alarm_topic) -> Stack:
         "FunctionConcurrencyLimit": "5",
         "TimeZone": "Europe/Berlin",
         "LogRetentionDays": "90",
+        "UpdateIntervalMinutes": "30",
     }
     return _deploy(aws, translated, f"autopilot-scoped-{uuid.uuid4().hex[:6]}", params)
 

@@ -35,13 +35,18 @@ def test_functions(stack, aws):
         assert cfg["Handler"] == "bootstrap"
         # Architectures: moto ignores the property (reports x86_64); the
         # translated template is checked for arm64 in test_template.py.
-        env = cfg["Environment"]["Variables"]
+        # moto keeps a Number parameter's default as a number; CloudFormation
+        # (and Lambda) pass strings
+        env = {k: str(v) for k, v in cfg["Environment"]["Variables"].items()}
         assert env == {
             "NOTIFY_TOPIC_ARN": stack.outputs["NotificationTopicArn"],
             "EVIDENCE_BUCKET": stack.outputs["EvidenceBucketName"],
             "STATE_TABLE": stack.outputs["StateTableName"],
             "DRY_RUN": stack.params.get("DryRun", "true"),
             "CLUSTERS": stack.params.get("Clusters", ""),
+            "EVIDENCE_KMS_KEY_ID": stack.outputs["KeyArn"],
+            "UPDATE_INTERVAL_MINUTES": stack.params.get("UpdateIntervalMinutes", "15"),
+            "INCIDENT_WINDOW_MINUTES": stack.params.get("IncidentWindowMinutes", "60"),
         }
         assert cfg["Role"].split("/")[-1] == stack.resources[ROLES[logical]]
         roles.add(cfg["Role"])

@@ -29,6 +29,38 @@ STAR_ALLOWED = {
 READ_VERBS = ("Describe", "List", "Get", "BatchGet", "Filter", "StartQuery", "Query", "ConditionCheck")
 ECS_MUTATORS = {"ecs:UpdateService", "ecs:StopServiceDeployment"}
 MAY_MUTATE_ECS = {"EcsEventsFunction", "AlarmResponderFunction", "RunbookFunction"}
+# Writes that must never be granted on Resource "*".
+NEVER_ON_STAR = ECS_MUTATORS | {"logs:CreateExportTask"}
+STATE_ITEM_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
+                      "dynamodb:DeleteItem", "dynamodb:Query"}
+
+# What each function calls (the Rust side's list), as a minimum per role.
+EVERY_FUNCTION = {"sns:Publish", "s3:PutObject", "s3:GetObject", "s3:ListBucket", "sqs:SendMessage",
+                  "kms:Decrypt", "kms:GenerateDataKey"} | STATE_ITEM_ACTIONS
+ECS_READS = {"ecs:DescribeServices", "ecs:ListTasks", "ecs:DescribeTasks", "ecs:DescribeTaskDefinition",
+             "ecs:ListTaskDefinitions", "ecs:ListServiceDeployments", "ecs:DescribeServiceDeployments"}
+ECS_DISCOVERY = {"ecs:ListServices", "ecs:ListClusters"}
+TARGETS_AND_METRICS = {"elasticloadbalancing:DescribeTargetHealth", "elasticloadbalancing:DescribeTargetGroups",
+                       "cloudwatch:GetMetricData", "cloudwatch:DescribeAlarms"}
+SCALING = {"application-autoscaling:DescribeScalableTargets"}
+APP_LOGS = {"logs:GetLogEvents", "logs:FilterLogEvents"}
+LOG_EXPORT = {"logs:CreateExportTask", "logs:DescribeExportTasks"}
+NEEDS = {
+    "EcsEventsFunction": EVERY_FUNCTION | ECS_READS | TARGETS_AND_METRICS | SCALING | APP_LOGS,
+    "AlarmResponderFunction": EVERY_FUNCTION | ECS_READS | ECS_DISCOVERY | TARGETS_AND_METRICS | SCALING | APP_LOGS,
+    "RunbookFunction": EVERY_FUNCTION | ECS_READS | TARGETS_AND_METRICS | SCALING | APP_LOGS | LOG_EXPORT,
+    "ScheduledReportsFunction": EVERY_FUNCTION | ECS_READS | ECS_DISCOVERY | TARGETS_AND_METRICS,
+    "PipelineEventsFunction": EVERY_FUNCTION | APP_LOGS | {
+        "codepipeline:GetPipelineExecution", "codepipeline:ListActionExecutions",
+        "codepipeline:GetPipelineState", "codebuild:BatchGetBuilds"},
+}
+MUST_NOT = {
+    "PipelineEventsFunction": ECS_MUTATORS | LOG_EXPORT | ECS_READS | ECS_DISCOVERY | SCALING,
+    "ScheduledReportsFunction": ECS_MUTATORS | LOG_EXPORT | APP_LOGS,
+    "EcsEventsFunction": LOG_EXPORT,
+    "AlarmResponderFunction": LOG_EXPORT,
+    "RunbookFunction": set(),
+}
 
 
 def as_list(v):
@@ -118,21 +150,176 @@ def test_only_three_functions_may_mutate_ecs_and_only_without_dry_run(grants, un
             assert not any(a.startswith("ecs:") for a in allowed_actions(grants[(st.name, fn)]))
 
 
-def test_ecs_mutations_need_the_opt_in_tag_and_a_cluster_in_scope(grants, scoped):
+OPT_OUT = {"StringNotEqualsIgnoreCaseIfExists": {"aws:ResourceTag/autopilot:mode": ["off", "dry-run"]}}
+
+
+def test_ecs_mutations_are_scoped_to_clusters_with_the_opt_out_condition(grants, scoped):
     arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
-    expected = {
-        "ecs:UpdateService": [f"{arn}:service/prod/*", f"{arn}:service/staging/*"],
-        "ecs:StopServiceDeployment": [f"{arn}:service-deployment/prod/*", f"{arn}:service-deployment/staging/*"],
-    }
+    services = [f"{arn}:service/prod/*", f"{arn}:service/staging/*"]
+    deployments = [f"{arn}:service-deployment/prod/*", f"{arn}:service-deployment/staging/*"]
     for fn in MAY_MUTATE_ECS:
+        shapes = []
         for src, s in grants[(scoped.name, fn)]:
             actions = set(as_list(s["Action"]))
             if actions & ECS_MUTATORS:
-                (action,) = actions
-                assert s["Resource"] == expected[action], (fn, s)
-                assert s["Condition"] == {"StringEquals": {"aws:ResourceTag/autopilot:mode": "auto"}}
+                assert actions <= ECS_MUTATORS, (fn, s)
+                assert s["Condition"] == OPT_OUT, (fn, s)
+                shapes.append((tuple(sorted(actions)), s["Resource"]))
                 # a service of another cluster is not covered
                 assert not any(fnmatch.fnmatch(f"{arn}:service/dev/api", r) for r in s["Resource"])
+        # UpdateService on the services; StopServiceDeployment on the services
+        # AND on their deployments (it requires both resource types)
+        assert sorted(shapes) == sorted([
+            (("ecs:StopServiceDeployment", "ecs:UpdateService"), services),
+            (("ecs:StopServiceDeployment",), deployments),
+        ]), fn
+
+
+def test_sensitive_writes_never_on_star(grants):
+    seen = set()
+    for key, stmts in grants.items():
+        for src, s in stmts:
+            risky = set(as_list(s["Action"])) & NEVER_ON_STAR
+            if risky:
+                seen |= risky
+                for r in as_list(s["Resource"]):
+                    assert r != "*" and "*" not in r.split(":")[:5], (key, src, r)
+                    assert f":{REGION}:{ACCOUNT}:" in r, (key, src, r)
+    assert seen == NEVER_ON_STAR
+
+
+# ---------------------------------------------------------------------------
+# The opt-out, evaluated. A deliberately small model of IAM's documented
+# rules for string conditions on a single-valued key (IAM User Guide:
+# condition operators; multiple values; single- vs multivalued keys):
+#   - a key absent from the request: ...IfExists -> true; negated operators
+#     -> true; ForAllValues -> true; ForAnyValue and the rest -> false;
+#   - several policy values: OR-ed, and NOR-ed for a negated operator;
+#   - IgnoreCase compares case-insensitively; tag key names are
+#     case-insensitive in aws:ResourceTag/<key>.
+# Enough to show what the deployed statements allow; not a policy simulator.
+# ---------------------------------------------------------------------------
+def _string_condition(operator: str, key: str, values, tags: dict[str, str]) -> bool:
+    qualifier = ""
+    if ":" in operator:
+        qualifier, operator = operator.split(":", 1)
+    if_exists = operator.endswith("IfExists")
+    op = operator.removesuffix("IfExists")
+    negated = op.startswith("StringNot")
+    ignore_case = op.endswith("IgnoreCase")
+    assert op.removesuffix("IgnoreCase") in ("StringEquals", "StringNotEquals"), operator
+    assert key.lower().startswith("aws:resourcetag/"), key
+    tag = key.split("/", 1)[1].lower()
+    present = [v for k, v in tags.items() if k.lower() == tag]
+    if not present:
+        if if_exists or qualifier == "ForAllValues":
+            return True
+        if qualifier == "ForAnyValue":
+            return False
+        return negated
+
+    def norm(s):
+        return s.lower() if ignore_case else s
+
+    matches = [any(norm(v) == norm(x) for x in as_list(values)) for v in present]
+    results = [not m if negated else m for m in matches]
+    return all(results) if qualifier == "ForAllValues" else any(results)
+
+
+def _condition_holds(condition, tags) -> bool:
+    return all(_string_condition(op, key, values, tags)
+               for op, keys in (condition or {}).items() for key, values in keys.items())
+
+
+def _allowed(stmts, action, resource, tags) -> bool:
+    return any(
+        s["Effect"] == "Allow" and action in as_list(s["Action"])
+        and any(fnmatch.fnmatchcase(resource, r) for r in as_list(s["Resource"]))
+        and _condition_holds(s.get("Condition"), tags)
+        for _, s in stmts
+    )
+
+
+def _may(stmts, action, cluster, service, tags) -> bool:
+    """Every resource the action is authorised against must be allowed:
+    UpdateService -> the service; StopServiceDeployment -> the service and
+    the deployment (Service Authorization Reference, ECS). Deployments carry
+    no tags."""
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+    resources = [(f"{arn}:service/{cluster}/{service}", tags)]
+    if action == "ecs:StopServiceDeployment":
+        resources.append((f"{arn}:service-deployment/{cluster}/{service}/dpl-0123", {}))
+    return all(_allowed(stmts, action, r, t) for r, t in resources)
+
+
+MODE_CASES = [
+    ({}, True),                                   # untagged: acted on
+    ({"autopilot:mode": "auto"}, True),
+    ({"team": "payments"}, True),                 # other tags only
+    ({"autopilot:mode": "off"}, False),
+    ({"autopilot:mode": "dry-run"}, False),
+    ({"autopilot:mode": "OFF"}, False),           # any letter case
+    ({"Autopilot:Mode": "Dry-Run"}, False),       # tag key names compare case-insensitively
+]
+
+
+@pytest.mark.parametrize("tags,expected", MODE_CASES)
+@pytest.mark.parametrize("action", sorted(ECS_MUTATORS))
+def test_opt_out_tag_decides_per_service(grants, scoped, unscoped, action, tags, expected):
+    for fn in BINARIES:
+        stmts = grants[(scoped.name, fn)]
+        may = fn in MAY_MUTATE_ECS and expected
+        assert _may(stmts, action, "prod", "api", tags) is may, (fn, action, tags)
+        # a cluster out of scope: never
+        assert not _may(stmts, action, "dev", "api", tags), (fn, action, tags)
+        # DryRun=true: the policy is not attached at all
+        assert not _may(grants[(unscoped.name, fn)], action, "prod", "api", tags), (fn, action, tags)
+
+
+def test_stop_deployment_needs_both_resources(grants, scoped):
+    """Granting only the service-deployment ARN (the earlier template) would
+    leave StopServiceDeployment denied on the required service resource."""
+    arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
+    stmts = grants[(scoped.name, "EcsEventsFunction")]
+    service, deployment = f"{arn}:service/prod/api", f"{arn}:service-deployment/prod/api/dpl-0123"
+    assert _allowed(stmts, "ecs:StopServiceDeployment", service, {})
+    assert _allowed(stmts, "ecs:StopServiceDeployment", deployment, {})
+    assert not _allowed(stmts, "ecs:StopServiceDeployment", service, {"autopilot:mode": "off"})
+    # an opted-out service's deployment resource alone would pass (no tags on
+    # deployments): the service resource is what enforces the opt-out
+    assert not _may(stmts, "ecs:StopServiceDeployment", "prod", "api", {"autopilot:mode": "off"})
+
+
+def test_the_model_rejects_the_tempting_alternatives():
+    """Why the condition is spelled as it is (the model above, documented rules)."""
+    untagged, off, auto = {}, {"autopilot:mode": "off"}, {"autopilot:mode": "auto"}
+    key = "aws:ResourceTag/autopilot:mode"
+    # the earlier opt-in: untagged services refused
+    assert not _string_condition("StringEquals", key, "auto", untagged)
+    # a set operator on a single-valued key: ForAnyValue refuses untagged services
+    assert not _string_condition("ForAnyValue:StringNotEquals", key, ["off", "dry-run"], untagged)
+    # several values on a negated operator are NOR-ed, not OR-ed
+    assert not _string_condition("StringNotEquals", key, ["off", "dry-run"], off)
+    assert _string_condition("StringNotEquals", key, ["off", "dry-run"], auto)
+    # case-sensitive comparison would let "OFF" through
+    assert _string_condition("StringNotEqualsIfExists", key, ["off", "dry-run"], {"autopilot:mode": "OFF"})
+    assert not _string_condition("StringNotEqualsIgnoreCaseIfExists", key, ["off", "dry-run"],
+                                 {"autopilot:mode": "OFF"})
+
+
+def test_per_function_action_lists(grants, unscoped, scoped):
+    for (stack_name, fn), stmts in grants.items():
+        actions = allowed_actions(stmts)
+        missing = NEEDS[fn] - actions
+        assert not missing, (stack_name, fn, missing)
+        forbidden = MUST_NOT[fn] & actions
+        assert not forbidden, (stack_name, fn, forbidden)
+        if stack_name == scoped.name and fn in MAY_MUTATE_ECS:
+            assert ECS_MUTATORS <= actions, fn
+        else:
+            assert not ECS_MUTATORS & actions, (stack_name, fn)
+    for st in (unscoped, scoped):
+        assert "ecs:UpdateService" not in allowed_actions(grants[(st.name, "PipelineEventsFunction")])
 
 
 def test_data_plane_grants_point_at_this_stacks_resources(grants, unscoped, scoped):
@@ -150,10 +337,16 @@ def test_data_plane_grants_point_at_this_stacks_resources(grants, unscoped, scop
                     assert res == [topic]
                     seen.add("sns")
                 if {"s3:PutObject", "s3:GetObject"} & set(actions):
-                    assert res == [f"arn:aws:s3:::{bucket}/*"]
+                    assert sorted(actions) == ["s3:GetObject", "s3:PutObject"]
+                    assert res == [f"arn:aws:s3:::{bucket}/incidents/*", f"arn:aws:s3:::{bucket}/reports/*"]
                     seen.add("s3")
+                if "s3:ListBucket" in actions:
+                    assert res == [f"arn:aws:s3:::{bucket}"]
+                    assert s["Condition"] == {"StringLike": {"s3:prefix": ["incidents/*", "reports/*"]}}
+                    seen.add("s3-list")
                 if any(a.startswith("dynamodb:") for a in actions):
                     assert res == [table]
+                    assert set(actions) == STATE_ITEM_ACTIONS
                     seen.add("dynamodb")
                 if any(a.startswith("kms:") for a in actions):
                     assert res == [key]
@@ -162,7 +355,7 @@ def test_data_plane_grants_point_at_this_stacks_resources(grants, unscoped, scop
                 if "sqs:SendMessage" in actions:
                     assert res == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{st.name}-failed-invocations"]
                     seen.add("sqs")
-            assert seen == {"sns", "s3", "dynamodb", "kms", "sqs"}, (st.name, fn, seen)
+            assert seen == {"sns", "s3", "s3-list", "dynamodb", "kms", "sqs"}, (st.name, fn, seen)
 
 
 def test_read_policy_only_where_needed(grants, unscoped):

@@ -14,7 +14,13 @@ import pytest
 
 from conftest import BINARIES, ROLES, RULES, TEMPLATE
 
-ENV_CONTRACT = {"NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE", "DRY_RUN", "CLUSTERS"}
+# DESIGN.md's contract plus the optional variables the Rust side reads
+# (shared/src/config.rs): the evidence key and two incident tunables.
+ENV_CONTRACT = {"NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE", "DRY_RUN", "CLUSTERS",
+                "EVIDENCE_KMS_KEY_ID", "UPDATE_INTERVAL_MINUTES", "INCIDENT_WINDOW_MINUTES"}
+LOGS_PRINCIPAL = {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
+THIS_ACCOUNTS_LOG_GROUPS = {
+    "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"}
 
 
 def of_type(template, type_):
@@ -46,6 +52,9 @@ def test_transform_and_globals(sam_template):
         "STATE_TABLE": ref("StateTable"),
         "DRY_RUN": ref("DryRun"),
         "CLUSTERS": ref("Clusters"),
+        "EVIDENCE_KMS_KEY_ID": getatt("AutopilotKey", "Arn"),
+        "UPDATE_INTERVAL_MINUTES": ref("UpdateIntervalMinutes"),
+        "INCIDENT_WINDOW_MINUTES": ref("IncidentWindowMinutes"),
     }
 
 
@@ -72,7 +81,11 @@ def test_parameters(sam_template):
                  "EnableObjectLock", "LogRetentionDays"):
         assert name in p, name
     assert p["DryRun"]["AllowedValues"] == ["true", "false"]
-    assert p["DryRun"]["Default"] == "true"
+    assert p["DryRun"]["Default"] == "true"  # global opt-in stays the default
+    assert p["UpdateIntervalMinutes"]["Default"] == 15
+    assert p["IncidentWindowMinutes"]["Default"] == 60
+    for name in ("UpdateIntervalMinutes", "IncidentWindowMinutes"):
+        assert p[name]["Type"] == "Number" and p[name]["MinValue"] >= 1, name
     # Clusters: up to ten names, which is what the Cluster0..9 conditions cover.
     pattern = re.compile(p["Clusters"]["AllowedPattern"])
     assert pattern.fullmatch("")
@@ -266,10 +279,123 @@ def test_evidence_bucket_policy_is_tls_only(translated):
     assert tls["Resource"] == [getatt("EvidenceBucket", "Arn"), {"Fn::Sub": "${EvidenceBucket.Arn}/*"}]
     assert stmts["DenyOutdatedTls"]["Condition"] == {"NumericLessThan": {"s3:TlsVersion": "1.2"}}
     # the only Allow statements are for CloudWatch Logs exports, account-bound
-    for s in pol["PolicyDocument"]["Statement"]:
-        if s["Effect"] == "Allow":
-            assert s["Principal"] == {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
-            assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == ref("AWS::AccountId")
+    allows = [s for s in pol["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+    assert {s["Sid"] for s in allows} == {"CloudWatchLogsExportAclCheck", "CloudWatchLogsExportWrite"}
+    for s in allows:
+        assert s["Principal"] == LOGS_PRINCIPAL
+        assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == ref("AWS::AccountId")
+        assert s["Condition"]["ArnLike"] == {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS}
+
+
+def test_log_export_bucket_policy(translated):
+    """Same-account statements of "Export log data to Amazon S3 using the AWS
+    CLI": the logs service principal may read the bucket ACL and put objects
+    under incidents/ only, with bucket-owner-full-control, only for export
+    tasks of this account's log groups."""
+    stmts = {s["Sid"]: s for s in
+             translated["Resources"]["EvidenceBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    acl = stmts["CloudWatchLogsExportAclCheck"]
+    assert acl["Action"] == "s3:GetBucketAcl"
+    assert acl["Resource"] == getatt("EvidenceBucket", "Arn")
+    assert acl["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")},
+        "ArnLike": {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS},
+    }
+    put = stmts["CloudWatchLogsExportWrite"]
+    assert put["Action"] == "s3:PutObject"
+    assert put["Resource"] == {"Fn::Sub": "${EvidenceBucket.Arn}/incidents/*"}
+    assert put["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ref("AWS::AccountId"),
+                         "s3:x-amz-acl": "bucket-owner-full-control"},
+        "ArnLike": {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS},
+    }
+    # the ACL condition only works because the bucket accepts that one ACL
+    # under BucketOwnerEnforced; exports to an encrypted bucket need the key
+    bucket = translated["Resources"]["EvidenceBucket"]["Properties"]
+    assert bucket["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+
+
+def test_key_policy_lets_log_exports_use_the_bucket_key(translated):
+    stmts = {s["Sid"]: s for s in translated["Resources"]["AutopilotKey"]["Properties"]["KeyPolicy"]["Statement"]}
+    export = stmts["CloudWatchLogsExportToEvidenceBucket"]
+    assert export["Principal"] == LOGS_PRINCIPAL
+    assert sorted(export["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert export["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")},
+        "ArnLike": {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS},
+    }
+    # the log-group encryption statement is bound to log-group encryption
+    # contexts and does not cover S3 (its context is aws:s3:arn)
+    groups = stmts["CloudWatchLogsEncryptLogGroups"]
+    assert list(groups["Condition"]["ArnLike"]) == ["kms:EncryptionContext:aws:logs:arn"]
+
+
+OPT_OUT = {"StringNotEqualsIgnoreCaseIfExists": {"aws:ResourceTag/autopilot:mode": ["off", "dry-run"]}}
+
+
+def test_bounded_actions_are_an_opt_out_by_tag(sam_template):
+    """The condition shape on both ECS write statements, in the SAM source:
+    a negated operator with IfExists (untagged services pass), both blocking
+    values (NOR-ed by IAM), and no set operator on the single-valued tag key.
+    Their evaluation is exercised in test_iam.py."""
+    pol = sam_template["Resources"]["EcsBoundedActionsPolicy"]
+    assert pol["Condition"] == "MutationsAllowed"
+    stmts = {s["Sid"]: s for s in pol["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(stmts) == {"MutateServicesInScopeUnlessOptedOut", "StopDeploymentsOfServicesInScope"}
+    for s in stmts.values():
+        assert s["Effect"] == "Allow"
+        assert s["Condition"] == OPT_OUT, s["Sid"]
+        # YAML 1.1 would read an unquoted off as false
+        assert all(isinstance(v, str) for v in s["Condition"]["StringNotEqualsIgnoreCaseIfExists"][
+            "aws:ResourceTag/autopilot:mode"])
+    services = stmts["MutateServicesInScopeUnlessOptedOut"]
+    assert sorted(services["Action"]) == ["ecs:StopServiceDeployment", "ecs:UpdateService"]
+    deployments = stmts["StopDeploymentsOfServicesInScope"]
+    assert deployments["Action"] == "ecs:StopServiceDeployment"
+    # without Clusters: every service / deployment of this account and region, never "*"
+    assert services["Resource"]["Fn::If"][2] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service/*/*"}
+    assert deployments["Resource"]["Fn::If"][2] == {
+        "Fn::Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:service-deployment/*/*/*"}
+    # with Clusters: one entry per cluster slot, per resource type
+    assert len(services["Resource"]["Fn::If"][1]) == 10
+    assert len(deployments["Resource"]["Fn::If"][1]) == 10
+    # the policy reaches only the three functions that may act, and only with DryRun=false
+    attached = {logical for logical, r in sam_template["Resources"].items()
+                if r["Type"] == "AWS::IAM::Role"
+                and {"Fn::If": ["MutationsAllowed", ref("EcsBoundedActionsPolicy"), ref("AWS::NoValue")]}
+                in r["Properties"].get("ManagedPolicyArns", [])}
+    assert attached == {"EcsEventsRole", "AlarmResponderRole", "RunbookRole"}
+    assert sam_template["Conditions"]["MutationsAllowed"] == {"Fn::Equals": [ref("DryRun"), "false"]}
+
+
+def test_no_set_operator_on_resource_tags(sam_template):
+    """aws:ResourceTag/<key> is single-valued: no set operator may qualify a
+    condition on it (IAM User Guide, single-valued vs. multivalued keys:
+    ForAnyValue is false when the key is absent, ForAllValues true, and set
+    operators on single-valued keys can be overly permissive)."""
+    def conditions(node):
+        if isinstance(node, dict):
+            if "Condition" in node and isinstance(node["Condition"], dict):
+                yield node["Condition"]
+            for v in node.values():
+                yield from conditions(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from conditions(v)
+
+    found = 0
+    for cond in conditions(sam_template["Resources"]):
+        for operator, keys in cond.items():
+            if not isinstance(keys, dict):
+                continue
+            for key in keys:
+                if key.lower().startswith(("aws:resourcetag/", "ecs:resourcetag/")):
+                    found += 1
+                    assert not operator.startswith(("ForAnyValue:", "ForAllValues:")), (operator, key)
+    assert found == 2
 
 
 def test_state_table(translated):
