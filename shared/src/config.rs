@@ -34,6 +34,8 @@ pub struct Settings {
     pub log_lines: usize,
     /// `CONSOLE_REGION`: region used in console links when the event has none.
     pub console_region: String,
+    /// Budgets, cooldown and caps of the action engine.
+    pub limits: crate::actions::Limits,
 }
 
 impl Default for Settings {
@@ -44,6 +46,7 @@ impl Default for Settings {
             crash_loop_threshold: 3,
             log_lines: 20,
             console_region: "us-east-1".into(),
+            limits: crate::actions::Limits::default(),
         }
     }
 }
@@ -80,7 +83,24 @@ impl Config {
         let minutes = |name: &str, default: Duration| -> Result<Duration, AutopilotError> {
             Ok(parse_u64(name, lookup(name).as_deref())?.map(|m| Duration::from_secs(m * 60)).unwrap_or(default))
         };
+        let count = |name: &str, default: usize| -> Result<usize, AutopilotError> {
+            Ok(parse_u64(name, lookup(name).as_deref())?.map(|n| n as usize).unwrap_or(default))
+        };
+        let dl = crate::actions::Limits::default();
+        let limits = crate::actions::Limits {
+            rollback_per_30m: count("ROLLBACK_MAX_PER_30M", dl.rollback_per_30m)?,
+            rollback_per_day: count("ROLLBACK_MAX_PER_DAY", dl.rollback_per_day)?,
+            scale_per_30m: count("SCALE_MAX_PER_30M", dl.scale_per_30m)?,
+            scale_per_day: count("SCALE_MAX_PER_DAY", dl.scale_per_day)?,
+            cooldown_seconds: count("ACTION_COOLDOWN_MINUTES", (dl.cooldown_seconds / 60) as usize)? as i64 * 60,
+            rollback_window_seconds: count("ROLLBACK_WINDOW_MINUTES", (dl.rollback_window_seconds / 60) as usize)?
+                as i64
+                * 60,
+            max_tasks: count("MAX_TASKS", dl.max_tasks as usize)? as i32,
+            lock_seconds: dl.lock_seconds,
+        };
         let settings = Settings {
+            limits,
             incident_window: minutes("INCIDENT_WINDOW_MINUTES", defaults.incident_window)?,
             update_interval: minutes("UPDATE_INTERVAL_MINUTES", defaults.update_interval)?,
             crash_loop_threshold: parse_u64("CRASH_LOOP_THRESHOLD", lookup("CRASH_LOOP_THRESHOLD").as_deref())?

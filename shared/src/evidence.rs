@@ -158,6 +158,19 @@ pub async fn store(
     Ok(stored)
 }
 
+/// One JSON object outside a bundle (pre-action state, reports).
+pub async fn put_json(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    value: &Value,
+    encryption: &Encryption,
+) -> Result<(), String> {
+    let (prefix, name) = key.rsplit_once('/').map(|(p, n)| (format!("{p}/"), n)).unwrap_or((String::new(), key));
+    let object = EvidenceObject::json(name, value);
+    put(clients, bucket, &prefix, object, encryption).await.map(|_| ())
+}
+
 /// `Ok(true)` written, `Ok(false)` already there.
 async fn put(
     clients: &Clients,

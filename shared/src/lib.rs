@@ -2,6 +2,7 @@
 //! here; the binaries under `functions/` only wire it up.
 //!
 //! Module map:
+//! - [`actions`]   — the bounded-action engine: modes, locks, budgets, ledger, planners.
 //! - [`trigger`]   — recognise every accepted input (ECS, alarm, pipeline,
 //!   schedule, runbook; direct or through SNS) as a typed [`trigger::Trigger`].
 //! - [`outcome`]   — the Outcome JSON and the fixed cause/severity vocabulary.
@@ -14,6 +15,7 @@
 //! - [`redact`]    — secrets never leave: env values, credential-shaped text.
 //! - [`lenient`]   — serde helpers for fields AWS sends in several JSON types.
 
+pub mod actions;
 pub mod aws;
 pub mod config;
 pub mod diagnosis;

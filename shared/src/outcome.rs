@@ -173,6 +173,10 @@ pub struct Outcome {
     pub notified: Option<String>,
     pub evidence: Option<String>,
     pub actions: Vec<ActionRecord>,
+    /// Only for runbook reads and plans: the full diagnosis, checks or plan.
+    /// Absent elsewhere, so the fixed fields above stay the whole contract.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 impl Outcome {
@@ -188,6 +192,7 @@ impl Outcome {
             notified: None,
             evidence: None,
             actions: Vec::new(),
+            details: None,
         }
     }
 

@@ -11,6 +11,9 @@
 //! | `service#<cluster>/<svc>`   | `incident#<opened>#<id>`    | a closed incident (90 days) |
 //! | `service#<cluster>/<svc>`   | `known-good#latest`         | last task definition that reached steady state |
 //! | `service#<cluster>/<svc>`   | `deployment#<id>`           | deployments seen, with their state and time |
+//! | `service#<cluster>/<svc>`   | `lock`                      | lease lock of the action engine (owner, expires_at) |
+//! | `service#<cluster>/<svc>`   | `hold`                      | automatic actions stopped after a failed action, until a person clears it |
+//! | `service#<cluster>/<svc>`   | `ledger#<time>#<action>#<id>` | every action decision: executed, planned, skipped, failed (90 days) |
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use std::collections::HashMap;
@@ -483,6 +486,190 @@ impl StateStore {
             .await
             .map(|_| ())
             .map_err(|e| self.err("UpdateItem (deployment)", e))
+    }
+}
+
+impl StateStore {
+    /// Take the service's lease lock. `Ok(Err(owner))`: someone else holds it.
+    pub async fn acquire_lock(
+        &self,
+        cluster: &str,
+        service: &str,
+        owner: &str,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<Result<(), String>, AutopilotError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(service_key(cluster, service)))
+            .item("sk", s("lock"))
+            .item("owner", s(owner))
+            .item("acquired_at", n(now))
+            .item("lease_until", n(now + lease_seconds))
+            .item("expires_at", n(now + lease_seconds + DAY))
+            .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Ok(())),
+            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => {
+                let holder = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(service_key(cluster, service)))
+                    .key("sk", s("lock"))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|r| r.item().and_then(|i| get_s(i, "owner")))
+                    .unwrap_or_else(|| "another invocation".into());
+                Ok(Err(holder))
+            }
+            Err(e) => Err(self.err("PutItem (lock)", e)),
+        }
+    }
+
+    pub async fn release_lock(&self, cluster: &str, service: &str, owner: &str) -> Result<(), AutopilotError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(service_key(cluster, service)))
+            .key("sk", s("lock"))
+            .condition_expression("#o = :owner")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
+            Err(e) => Err(self.err("DeleteItem (lock)", e)),
+        }
+    }
+
+    /// Append one decision to the service's ledger.
+    pub async fn append_ledger(
+        &self,
+        cluster: &str,
+        service: &str,
+        entry: &crate::actions::LedgerEntry,
+        extra: &[(&str, String)],
+    ) -> Result<(), AutopilotError> {
+        use sha2::{Digest, Sha256};
+        let when = chrono::DateTime::from_timestamp(entry.at, 0).unwrap_or_default().to_rfc3339();
+        let digest = Sha256::digest(format!("{entry:?}{extra:?}").as_bytes());
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(service_key(cluster, service)))
+            .item("sk", s(format!("ledger#{when}#{}#{}", entry.action, crate::trigger::hex(&digest[..4]))))
+            .item("at", n(entry.at))
+            .item("action", s(&entry.action))
+            .item("status", s(&entry.status))
+            .item("automatic", AttributeValue::Bool(entry.automatic))
+            .item("detail", s(&entry.detail))
+            .item("expires_at", n(entry.at + 90 * DAY));
+        if let Some(f) = &entry.from {
+            req = req.item("from", s(f));
+        }
+        if let Some(t) = &entry.to {
+            req = req.item("to", s(t));
+        }
+        for (k, v) in extra {
+            req = req.item(*k, s(v));
+        }
+        req.send().await.map(|_| ()).map_err(|e| self.err("PutItem (ledger)", e))
+    }
+
+    /// Ledger entries of the service since `since` (epoch seconds), oldest first.
+    pub async fn ledger_since(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: i64,
+    ) -> Result<Vec<crate::actions::LedgerEntry>, AutopilotError> {
+        let from = chrono::DateTime::from_timestamp(since, 0).unwrap_or_default().to_rfc3339();
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(service_key(cluster, service)))
+                .expression_attribute_values(":from", s(format!("ledger#{from}")))
+                .expression_attribute_values(":to", s("ledger#~"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.err("Query (ledger)", e))?;
+            for item in resp.items() {
+                out.push(crate::actions::LedgerEntry {
+                    at: get_n(item, "at").unwrap_or_default(),
+                    action: get_s(item, "action").unwrap_or_default(),
+                    status: get_s(item, "status").unwrap_or_default(),
+                    automatic: item.get("automatic").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+                    from: get_s(item, "from"),
+                    to: get_s(item, "to"),
+                    detail: get_s(item, "detail").unwrap_or_default(),
+                });
+            }
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The hold left by a failed action, if any: `(since, reason)`.
+    pub async fn hold(&self, cluster: &str, service: &str) -> Result<Option<(i64, String)>, AutopilotError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(service_key(cluster, service)))
+            .key("sk", s("hold"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("GetItem (hold)", e))?;
+        Ok(resp.item().map(|i| (get_n(i, "since").unwrap_or_default(), get_s(i, "reason").unwrap_or_default())))
+    }
+
+    pub async fn set_hold(&self, cluster: &str, service: &str, reason: &str, now: i64) -> Result<(), AutopilotError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(service_key(cluster, service)))
+            .item("sk", s("hold"))
+            .item("since", n(now))
+            .item("reason", s(reason))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("PutItem (hold)", e))
+    }
+
+    pub async fn clear_hold(&self, cluster: &str, service: &str) -> Result<(), AutopilotError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(service_key(cluster, service)))
+            .key("sk", s("hold"))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("DeleteItem (hold)", e))
     }
 }
 

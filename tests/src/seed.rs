@@ -144,6 +144,90 @@ impl SeededService {
         }
     }
 
+    /// Register the next revision of the task definition (a new image tag)
+    /// and deploy it with UpdateService, as a release would. Returns its ARN.
+    pub async fn deploy_new_revision(&self, bed: &TestBed, tag: &str) -> String {
+        use aws_sdk_ecs::types::*;
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        let current = ecs
+            .describe_task_definition()
+            .task_definition(&self.task_definition_arn)
+            .send()
+            .await
+            .expect("describe task definition")
+            .task_definition
+            .expect("task definition");
+        let mut container = current.container_definitions()[0].clone();
+        container.image = Some(format!("111122223333.dkr.ecr.us-east-1.amazonaws.com/{}:{tag}", self.service));
+        let arn = ecs
+            .register_task_definition()
+            .family(current.family().unwrap_or_default())
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("512")
+            .memory("1024")
+            .container_definitions(container)
+            .send()
+            .await
+            .expect("register revision")
+            .task_definition
+            .and_then(|t| t.task_definition_arn)
+            .expect("revision arn");
+        ecs.update_service()
+            .cluster(&self.cluster)
+            .service(&self.service)
+            .task_definition(&arn)
+            .send()
+            .await
+            .expect("deploy");
+        arn
+    }
+
+    /// What the service runs now, and its desired count.
+    pub async fn current(&self, bed: &TestBed) -> (String, i32) {
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        let s = ecs
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(&self.service)
+            .send()
+            .await
+            .expect("describe service")
+            .services
+            .and_then(|s| s.into_iter().next())
+            .expect("service");
+        (s.task_definition.unwrap_or_default(), s.desired_count)
+    }
+
+    pub async fn tag(&self, bed: &TestBed, key: &str, value: &str) {
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        ecs.tag_resource()
+            .resource_arn(&self.service_arn)
+            .tags(aws_sdk_ecs::types::Tag::builder().key(key).value(value).build())
+            .send()
+            .await
+            .expect("tag service");
+    }
+
+    /// Ledger entries of this service: `(action, status, detail)`.
+    pub async fn ledger(&self, bed: &TestBed) -> Vec<(String, String, String)> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let resp = bed
+            .dynamodb
+            .query()
+            .table_name(&bed.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :l)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .expression_attribute_values(":l", AttributeValue::S("ledger#".into()))
+            .send()
+            .await
+            .expect("query ledger");
+        let get = |i: &std::collections::HashMap<String, AttributeValue>, k: &str| {
+            i.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+        };
+        resp.items().iter().map(|i| (get(i, "action"), get(i, "status"), get(i, "detail"))).collect()
+    }
+
     /// Log lines of a failing container: startup, an error that leaks the
     /// planted secret, and the crash.
     pub async fn write_crash_log(&self, bed: &TestBed, task_id: &str) {

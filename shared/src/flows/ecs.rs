@@ -4,6 +4,8 @@ use serde_json::Value;
 
 use super::incident::{ProblemSignal, on_problem, on_recovery};
 use super::once;
+use crate::actions::ActionKind;
+use crate::actions::engine::{self, ActionRequest};
 use crate::diagnosis::classify::classify_stop;
 use crate::diagnosis::service_events::{ServiceActionMeaning, meaning};
 use crate::diagnosis::severity::Signal;
@@ -106,6 +108,9 @@ async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> R
         region: e.meta.region.as_deref(),
         raw_event: raw,
         notes: Vec::new(),
+        actions: Vec::new(),
+        rollback_on_crash_loop: true,
+        action_failed: false,
     };
     once(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), on_problem(app, signal))
         .await
@@ -170,6 +175,9 @@ async fn service_action(
                 region: e.meta.region.as_deref(),
                 raw_event: raw,
                 notes: Vec::new(),
+                actions: Vec::new(),
+                rollback_on_crash_loop: false,
+                action_failed: false,
             };
             once(
                 app,
@@ -232,32 +240,44 @@ async fn deployment_changed(
             once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Expected), work).await
         }
         "SERVICE_DEPLOYMENT_FAILED" => {
-            let signal = ProblemSignal {
-                kind: Kind::EcsDeployment,
-                signal: Signal::DeploymentFailed,
-                cluster,
-                service,
-                cause: None,
-                problem: "deployment failed",
-                explanation: format!(
-                    "deployment {} failed: {}",
-                    d.deployment_id,
-                    d.reason.as_deref().unwrap_or("no reason given")
-                ),
-                task_definition: None,
-                failing_task: None,
-                failed_task: false,
-                region: e.meta.region.as_deref(),
-                raw_event: raw,
-                notes: Vec::new(),
+            let work = async {
+                // Act first: the rollback's critical path is the service read and the
+                // engine's checks; diagnosis, logs and evidence follow.
+                let rollback = engine::run(
+                    app,
+                    &ActionRequest::automatic(
+                        ActionKind::Rollback,
+                        cluster,
+                        service,
+                        format!("SERVICE_DEPLOYMENT_FAILED {}", d.deployment_id),
+                    ),
+                )
+                .await;
+                let signal = ProblemSignal {
+                    kind: Kind::EcsDeployment,
+                    signal: Signal::DeploymentFailed,
+                    cluster,
+                    service,
+                    cause: None,
+                    problem: "deployment failed",
+                    explanation: format!(
+                        "deployment {} failed: {}",
+                        d.deployment_id,
+                        d.reason.as_deref().unwrap_or("no reason given")
+                    ),
+                    task_definition: None,
+                    failing_task: None,
+                    failed_task: false,
+                    region: e.meta.region.as_deref(),
+                    raw_event: raw,
+                    notes: Vec::new(),
+                    action_failed: rollback.failed,
+                    actions: vec![rollback.record],
+                    rollback_on_crash_loop: false,
+                };
+                on_problem(app, signal).await
             };
-            once(
-                app,
-                &e.meta.id,
-                duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown),
-                on_problem(app, signal),
-            )
-            .await
+            once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await
         }
         "SERVICE_DEPLOYMENT_IN_PROGRESS" if d.is_circuit_breaker_rollback() => {
             // ECS is already rolling back: we follow and report, never act on top of it.
@@ -265,28 +285,42 @@ async fn deployment_changed(
                 "ECS deployment circuit breaker is rolling back ({}); autopilot takes no action while ECS rolls back",
                 d.reason.as_deref().unwrap_or("")
             );
-            let signal = ProblemSignal {
-                kind: Kind::EcsDeployment,
-                signal: Signal::DeploymentFailed,
-                cluster,
-                service,
-                cause: None,
-                problem: "deployment failed",
-                explanation: "ECS is rolling back a failed deployment".into(),
-                task_definition: None,
-                failing_task: None,
-                failed_task: false,
-                region: e.meta.region.as_deref(),
-                raw_event: raw,
-                notes: vec![note],
+            let work = async {
+                let follow = engine::run(
+                    app,
+                    &ActionRequest {
+                        ecs_rolling_back: true,
+                        ..ActionRequest::automatic(
+                            ActionKind::Rollback,
+                            cluster,
+                            service,
+                            format!("{} (circuit breaker)", d.event_name),
+                        )
+                    },
+                )
+                .await;
+                let signal = ProblemSignal {
+                    kind: Kind::EcsDeployment,
+                    signal: Signal::DeploymentFailed,
+                    cluster,
+                    service,
+                    cause: None,
+                    problem: "deployment failed",
+                    explanation: "ECS is rolling back a failed deployment".into(),
+                    task_definition: None,
+                    failing_task: None,
+                    failed_task: false,
+                    region: e.meta.region.as_deref(),
+                    raw_event: raw,
+                    notes: vec![note],
+                    action_failed: follow.failed,
+                    actions: vec![follow.record],
+                    rollback_on_crash_loop: false,
+                };
+                on_problem(app, signal).await
             };
-            let mut o = once(
-                app,
-                &e.meta.id,
-                duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown),
-                on_problem(app, signal),
-            )
-            .await?;
+            let mut o =
+                once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await?;
             o.summary =
                 format!("{cluster}/{service}: ECS is rolling back deployment {}; {}", d.deployment_id, o.summary);
             Ok(o)

@@ -5,6 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{iso, now};
+use crate::actions::ActionKind;
+use crate::actions::engine::{self, ActionRequest};
 use crate::diagnosis::classify::classify_stop;
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::AutopilotError;
@@ -12,7 +14,7 @@ use crate::evidence::{self, Encryption};
 use crate::gather::{Depth, GatherRequest, Gathered, gather};
 use crate::handlers::App;
 use crate::notify::{AlertView, Links, ResolvedView, publish, render_alert, render_resolved};
-use crate::outcome::{Cause, Kind, Outcome, Severity};
+use crate::outcome::{ActionRecord, Cause, Kind, Outcome, Severity};
 use crate::redact::Redactor;
 use crate::state::Incident;
 use crate::trigger::TaskStateChange;
@@ -38,6 +40,57 @@ pub struct ProblemSignal<'a> {
     pub raw_event: &'a Value,
     /// Extra lines for the findings (e.g. "ECS circuit breaker is rolling back").
     pub notes: Vec<String>,
+    /// Actions already taken for this signal (e.g. the rollback of a failed deployment).
+    pub actions: Vec<ActionRecord>,
+    /// A crash loop on a freshly deployed revision hands off to the rollback engine.
+    pub rollback_on_crash_loop: bool,
+    /// An action on the critical path failed: SEV1.
+    pub action_failed: bool,
+}
+
+/// Causes a rollback can cure: the new revision itself is broken. Capacity,
+/// network and Spot problems are not fixed by going back.
+fn rollback_cures(cause: Cause) -> bool {
+    matches!(
+        cause,
+        Cause::ImagePull
+            | Cause::OutOfMemory
+            | Cause::Secrets
+            | Cause::HealthCheck
+            | Cause::EssentialExit
+            | Cause::Unknown
+    )
+}
+
+/// Whether a crash loop should hand off to the rollback engine (pure): the
+/// incident is at least SEV2, the cause is one a rollback cures, and the
+/// failing revision is what the service runs, deployed within the window.
+pub fn crash_loop_rollback_due(
+    severity: Severity,
+    cause: Cause,
+    failing_task_definition: Option<&str>,
+    service: Option<&crate::snapshot::ServiceSnapshot>,
+    now: i64,
+    window_seconds: i64,
+) -> bool {
+    use crate::actions::rollback_plan::td_key;
+    let (Some(failing), Some(service)) = (failing_task_definition, service) else { return false };
+    if severity > Severity::Sev2 || !rollback_cures(cause) {
+        return false;
+    }
+    let current = service.task_definition.as_deref().and_then(td_key);
+    if current.is_none() || current != td_key(failing) {
+        return false;
+    }
+    // The deployment that brought this revision in (newest deployment of it).
+    service
+        .deployments
+        .iter()
+        .filter(|d| td_key(&d.task_definition) == current || d.status == "PRIMARY")
+        .filter_map(|d| d.created_at.as_deref().and_then(crate::lenient::parse_time))
+        .map(|t| t.timestamp())
+        .max()
+        .is_some_and(|deployed| now - deployed <= window_seconds)
 }
 
 /// Failed, non-expected stops among recently stopped tasks, within `window_secs` of `now`.
@@ -235,8 +288,37 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         recent_failures: failures,
         crash_loop_threshold: settings.crash_loop_threshold,
     });
-    let problem =
-        if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
+    let (mut severity, mut reasons) = (severity, reasons);
+    let mut actions = sig.actions.clone();
+    let mut action_failed = sig.action_failed;
+    if sig.rollback_on_crash_loop
+        && crash_loop_rollback_due(
+            severity,
+            cause,
+            sig.task_definition.as_deref(),
+            gathered.service.as_ref(),
+            t,
+            settings.limits.rollback_window_seconds,
+        )
+    {
+        let result = engine::run(
+            app,
+            &ActionRequest::automatic(
+                ActionKind::Rollback,
+                sig.cluster,
+                sig.service,
+                format!("crash loop on a fresh revision ({cause})"),
+            ),
+        )
+        .await;
+        action_failed |= result.failed;
+        actions.push(result.record);
+    }
+    if action_failed {
+        severity = Severity::Sev1;
+        reasons.push("the automatic action failed; automatic actions on this service are held".into());
+    }
+    let problem = if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
     let incident = Incident {
         id: Incident::new_id(sig.cluster, sig.service, t),
         cluster: sig.cluster.to_string(),
@@ -305,7 +387,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         findings: findings(sig, &gathered, &[], failures),
         log_lines: gathered.logs.as_ref().map(|l| l.lines.clone()).unwrap_or_default(),
         log_source: gathered.logs.as_ref().map(|l| (l.log_group.clone(), l.log_stream.clone())),
-        actions: &[],
+        actions: &actions,
         evidence: stored.as_ref().map(|s| s.uri.clone()).map_err(Clone::clone),
         evidence_location: evidence_uri.as_ref().map(|_| (app.config.evidence_bucket.clone(), prefix.clone())),
         links: links(app, sig),
@@ -335,6 +417,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         o.summary.push_str(&format!(" (evidence not captured: {e})"));
     }
     o.notified = Some(message_id);
+    o.actions = actions;
     Ok(o)
 }
 
@@ -366,15 +449,52 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         crash_loop_threshold: settings.crash_loop_threshold,
     });
     // Severity only rises within an incident; the cause is refined, never lost.
-    let severity = observed.min(updated.severity);
+    let mut severity = observed.min(updated.severity);
+    let mut reasons = reasons;
     let cause = match (updated.cause, sig.cause) {
         (Cause::Unknown, Some(c)) => c,
         (c, _) => c,
     };
+    let mut actions = sig.actions.clone();
+    let mut action_failed = sig.action_failed;
+    if sig.rollback_on_crash_loop
+        && severity < updated.severity
+        && crash_loop_rollback_due(
+            severity,
+            cause,
+            sig.task_definition.as_deref(),
+            gathered.service.as_ref(),
+            t,
+            settings.limits.rollback_window_seconds,
+        )
+    {
+        let result = engine::run(
+            app,
+            &ActionRequest {
+                incident: Some(&updated.id),
+                ..ActionRequest::automatic(
+                    ActionKind::Rollback,
+                    sig.cluster,
+                    sig.service,
+                    format!("crash loop on a fresh revision ({cause})"),
+                )
+            },
+        )
+        .await;
+        action_failed |= result.failed;
+        actions.push(result.record);
+    }
+    if action_failed {
+        severity = Severity::Sev1;
+        reasons.push("the automatic action failed; automatic actions on this service are held".into());
+    }
     let rises = severity < updated.severity;
-    let interval = settings.update_interval.as_secs() as i64;
+    // Any action decision is news: it goes out whatever the update interval.
+    let acted = !actions.is_empty();
+    let interval = if acted { -1 } else { settings.update_interval.as_secs() as i64 };
     let due = updated.last_notified_at.is_none_or(|at| t - at >= interval);
     let mut o = outcome_for(sig, &updated, severity, cause, updated.failures);
+    o.actions = actions.clone();
     if !(rises || due) {
         o.notified = Some("suppressed:incident-open-update-interval".into());
         return Ok(o);
@@ -383,8 +503,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         o.notified = Some("suppressed:update-sent-by-another-invocation".into());
         return Ok(o);
     }
-    let problem =
-        if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
+    let problem = if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
     let opened = iso(updated.opened_at);
     let view = AlertView {
         update: true,
@@ -406,7 +525,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         findings: findings(sig, &gathered, &[], updated.failures),
         log_lines: Vec::new(),
         log_source: None,
-        actions: &[],
+        actions: &actions,
         evidence: updated.evidence.clone().ok_or_else(|| "not captured when the incident opened".to_string()),
         evidence_location: None,
         links: links(app, sig),

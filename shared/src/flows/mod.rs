@@ -3,6 +3,7 @@
 
 pub mod ecs;
 pub mod incident;
+pub mod runbook;
 
 use crate::error::AutopilotError;
 use crate::handlers::App;

@@ -26,7 +26,13 @@ fn decisions(p: &LambdaProcess) -> Vec<(u64, f64, String)> {
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["decision"] == "outcome" || v["decision"] == "error")
-        .map(|v| (v["aws_calls"].as_u64().unwrap_or(0), v["handler_ms"].as_f64().unwrap_or(0.0), v["notified"].as_str().unwrap_or("").to_string()))
+        .map(|v| {
+            (
+                v["aws_calls"].as_u64().unwrap_or(0),
+                v["handler_ms"].as_f64().unwrap_or(0.0),
+                v["notified"].as_str().unwrap_or("").to_string(),
+            )
+        })
         .collect()
 }
 
@@ -63,8 +69,12 @@ async fn main() {
         let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&oom, &format!("bench-{n}"), &task(n))));
     }
     let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&oom, "bench-3", &task(3))));
-    let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&fixture("ecs/task-stopped-scale-in.json"), "bench-exp", &task(99))));
-    let _ = tokio::task::block_in_place(|| p.invoke(&svc.retarget(&fixture("ecs/service-steady-state.json"), "bench-steady", "-")));
+    let _ = tokio::task::block_in_place(|| {
+        p.invoke(&svc.retarget(&fixture("ecs/task-stopped-scale-in.json"), "bench-exp", &task(99)))
+    });
+    let _ = tokio::task::block_in_place(|| {
+        p.invoke(&svc.retarget(&fixture("ecs/service-steady-state.json"), "bench-steady", "-"))
+    });
     std::thread::sleep(Duration::from_millis(200));
     let d = decisions(&p);
     let rows: [(&str, Vec<&(u64, f64, String)>); 5] = [

@@ -38,7 +38,10 @@ async fn main() {
     let svc = SeededService::create(&bed, "checkout", 3).await;
     let task = |n: u64| format!("{:032x}", 0x5eed_0000_u64 + n);
     svc.write_crash_log(&bed, &task(0)).await;
-    println!("Seeded on the local AWS server: cluster {}, service {}, task definition {}", svc.cluster, svc.service, svc.task_definition_arn);
+    println!(
+        "Seeded on the local AWS server: cluster {}, service {}, task definition {}",
+        svc.cluster, svc.service, svc.task_definition_arn
+    );
 
     let mut lambda = LambdaProcess::start(&binary("ecs-events"), "demo-ecs-events", &bed.function_env());
     let cold = lambda.wait_ready(Duration::from_secs(20));
@@ -49,7 +52,8 @@ async fn main() {
     let mut first = Value::Null;
     for n in 0..8u64 {
         let event = svc.retarget(&oom, &format!("demo-stop-{n}"), &task(n));
-        let v = show(&format!("task {} stopped", &task(n)[24..]), tokio::task::block_in_place(|| lambda.invoke(&event)));
+        let v =
+            show(&format!("task {} stopped", &task(n)[24..]), tokio::task::block_in_place(|| lambda.invoke(&event)));
         if n == 0 {
             first = v;
         }
@@ -83,7 +87,10 @@ async fn main() {
         println!(
             "  {key}  ({} bytes, {})",
             head.as_ref().and_then(|h| h.content_length()).unwrap_or(0),
-            head.as_ref().and_then(|h| h.server_side_encryption()).map(|e| e.as_str().to_string()).unwrap_or_else(|| "unencrypted".into())
+            head.as_ref()
+                .and_then(|h| h.server_side_encryption())
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_else(|| "unencrypted".into())
         );
     }
     if let Some(peak) = lambda.peak_rss_kib() {

@@ -196,21 +196,29 @@ async fn failed_deployment_opens_an_incident_and_completed_deployment_resolves_i
     let failed = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "dep-f", "x"));
     assert_eq!(failed["kind"], "ecs-deployment");
     assert!(failed["incident"].is_string(), "{failed}");
-    assert!(failed["actions"].as_array().is_some_and(Vec::is_empty));
+    // Only one revision exists: the rollback engine refuses, and says why.
+    assert_eq!(failed["actions"][0]["status"], "skipped", "{failed}");
+    assert!(failed["actions"][0]["detail"].as_str().unwrap().contains("no rollback target"), "{failed}");
     let rolling =
         invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-circuit-breaker-rolling-back.json"), "dep-r", "x"));
     assert_eq!(rolling["incident"], failed["incident"], "same incident: {rolling}");
     assert!(rolling["summary"].as_str().unwrap().contains("ECS is rolling back"), "{rolling}");
+    assert!(
+        rolling["actions"][0]["detail"].as_str().unwrap().contains("following ECS"),
+        "never act on top of ECS: {rolling}"
+    );
     let done = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-completed.json"), "dep-c", "x"));
     assert_eq!(done["incident"], failed["incident"], "{done}");
     let notes = bed.notifications().await;
-    assert_eq!(notes.len(), 2, "{:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
+    // Alert, the update announcing that ECS rolls back (an action decision is news), resolution.
+    assert_eq!(notes.len(), 3, "{:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
     assert!(notes[0].subject.contains("deployment failed"), "{}", notes[0].subject);
-    assert!(notes[1].subject.starts_with("[RESOLVED]"));
+    assert!(notes[1].message.contains("following ECS"), "{}", notes[1].message);
+    assert!(notes[2].subject.starts_with("[RESOLVED]"));
     assert!(
-        notes[1].message.contains("circuit breaker is rolling back"),
+        notes[2].message.contains("circuit breaker is rolling back"),
         "the resolution tells what happened:\n{}",
-        notes[1].message
+        notes[2].message
     );
     let item = bed
         .dynamodb

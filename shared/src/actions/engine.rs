@@ -1,0 +1,481 @@
+//! The one engine every mutation goes through. Checks in order: mode, hold,
+//! lease lock, budget and cooldown, then the action's plan; acts (or only
+//! plans) and writes every decision to the ledger. The caller notifies: the
+//! returned record goes into its alert, update or runbook message.
+//!
+//! Critical path of an automatic rollback: DescribeServices, then the reads
+//! the plan needs (hold, ledger, known-good, revisions, service deployments)
+//! concurrently, the lock, and the mutating call. Pre-action evidence is
+//! written concurrently with the call; logs and the incident bundle come after.
+
+use aws_sdk_ecs::types::StopServiceDeploymentStopType;
+use serde_json::json;
+
+use super::rollback_plan::{Mechanism, RevisionInfo, RollbackDecision, RollbackInput, plan_rollback, td_key};
+use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
+use super::{ActionKind, LedgerEntry, Mode, Origin, check_budget, resolve_mode};
+use crate::aws::sdk_error_message;
+use crate::flows::{iso, now};
+use crate::gather::describe_service;
+use crate::handlers::App;
+use crate::outcome::{ActionRecord, ActionStatus};
+use crate::snapshot::ServiceSnapshot;
+
+#[derive(Debug, Clone)]
+pub struct ActionRequest<'a> {
+    pub kind: ActionKind,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub origin: Origin,
+    /// The request's own dry-run (runbook `dry_run`).
+    pub dry_run: bool,
+    pub incident: Option<&'a str>,
+    pub desired_count: Option<i32>,
+    pub task_definition: Option<&'a str>,
+    pub confirm: Option<&'a str>,
+    /// The triggering event says ECS's circuit breaker is rolling back.
+    pub ecs_rolling_back: bool,
+}
+
+impl<'a> ActionRequest<'a> {
+    pub fn automatic(kind: ActionKind, cluster: &'a str, service: &'a str, trigger: impl Into<String>) -> Self {
+        Self {
+            kind,
+            cluster,
+            service,
+            origin: Origin::Automatic { trigger: trigger.into() },
+            dry_run: false,
+            incident: None,
+            desired_count: None,
+            task_definition: None,
+            confirm: None,
+            ecs_rolling_back: false,
+        }
+    }
+}
+
+/// What the engine decided and did.
+#[derive(Debug, Clone)]
+pub struct ActionResult {
+    pub record: ActionRecord,
+    /// The plan as data (dry-run returns it unchanged).
+    pub plan: Option<serde_json::Value>,
+    /// A mutating call failed: the caller escalates to SEV1; automatic actions
+    /// on this service are held until a person clears the hold.
+    pub failed: bool,
+}
+
+fn record(kind: ActionKind, status: ActionStatus, detail: impl Into<String>) -> ActionRecord {
+    ActionRecord { action: kind.as_str().into(), status, detail: detail.into() }
+}
+
+fn tag<'s>(service: &'s ServiceSnapshot, key: &str) -> Option<&'s str> {
+    // IAM compares tag keys case-insensitively; so do we, to agree with it.
+    service.tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+}
+
+/// What a planned action will do.
+enum Planned {
+    Rollback(super::rollback_plan::RollbackPlan),
+    Scale(super::scale_plan::ScalePlan),
+    ForceDeploy { task_definition: Option<String> },
+    ScaleToZero { from: i32 },
+}
+
+impl Planned {
+    fn describe(&self, service: &str) -> String {
+        match self {
+            Self::Rollback(p) => p.describe(),
+            Self::Scale(p) => format!(
+                "scale {service} desired count {} -> {}{}",
+                p.from,
+                p.to,
+                if p.limited_by.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (limited by {})", p.limited_by.join(", "))
+                }
+            ),
+            Self::ForceDeploy { task_definition } => format!(
+                "force a new deployment of {service} on {}",
+                task_definition
+                    .as_deref()
+                    .and_then(td_key)
+                    .map(|(f, r)| format!("{f}:{r}"))
+                    .unwrap_or_else(|| "its current revision".into())
+            ),
+            Self::ScaleToZero { from } => format!("scale {service} to zero ({from} -> 0)"),
+        }
+    }
+
+    fn as_json(&self) -> serde_json::Value {
+        match self {
+            Self::Rollback(p) => json!({"rollback": p}),
+            Self::Scale(p) => json!({"scale": p}),
+            Self::ForceDeploy { task_definition } => json!({"force_deploy": {"task_definition": task_definition}}),
+            Self::ScaleToZero { from } => json!({"scale_to_zero": {"from": from, "to": 0}}),
+        }
+    }
+
+    fn endpoints(&self) -> (Option<String>, Option<String>) {
+        match self {
+            Self::Rollback(p) => (Some(p.from.clone()), Some(p.to.clone())),
+            Self::Scale(p) => (Some(p.from.to_string()), Some(p.to.to_string())),
+            Self::ForceDeploy { task_definition } => (task_definition.clone(), task_definition.clone()),
+            Self::ScaleToZero { from } => (Some(from.to_string()), Some("0".into())),
+        }
+    }
+}
+
+/// Run one action request through the engine.
+pub async fn run(app: &App, req: &ActionRequest<'_>) -> ActionResult {
+    let t = now();
+    let result = decide_and_act(app, req, t).await;
+    let (from, to) = result.1.as_ref().map(Planned::endpoints).unwrap_or((None, None));
+    let entry = LedgerEntry {
+        at: t,
+        action: req.kind.as_str().into(),
+        status: match result.0.record.status {
+            ActionStatus::Executed => "executed",
+            ActionStatus::Planned => "planned",
+            ActionStatus::Skipped => "skipped",
+            ActionStatus::Failed => "failed",
+        }
+        .into(),
+        automatic: req.origin.is_automatic(),
+        from,
+        to,
+        detail: result.0.record.detail.clone(),
+    };
+    let mut extra = vec![("origin", req.origin.label())];
+    if let Some(i) = req.incident {
+        extra.push(("incident", i.to_string()));
+    }
+    if let Err(e) = app.state.append_ledger(req.cluster, req.service, &entry, &extra).await {
+        tracing::error!(cluster = req.cluster, service = req.service, error = %e, "ledger write failed");
+    }
+    tracing::info!(
+        cluster = req.cluster, service = req.service, action = req.kind.as_str(), status = %entry.status,
+        origin = %req.origin.label(), incident = req.incident.unwrap_or(""), decision = "action", "{}", entry.detail
+    );
+    crate::telemetry::emit_metrics(
+        app.function.name(),
+        &[("Action", req.kind.as_str()), ("Status", &entry.status)],
+        &[("Actions", 1.0, "Count")],
+    );
+    result.0
+}
+
+async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionResult, Option<Planned>) {
+    let kind = req.kind;
+    let done = |status, detail: String, plan: Option<Planned>, failed| {
+        let json = plan.as_ref().map(Planned::as_json);
+        (ActionResult { record: record(kind, status, detail), plan: json, failed }, plan)
+    };
+    let service = match describe_service(&app.clients, req.cluster, req.service).await {
+        Ok(s) => s,
+        Err(e) => {
+            return done(ActionStatus::Failed, format!("cannot read the service before acting: {e}"), None, false);
+        }
+    };
+    let (mode, mode_why) = resolve_mode(app.config.dry_run, tag(&service, "autopilot:mode"), req.dry_run);
+    if mode == Mode::Off {
+        return done(ActionStatus::Skipped, format!("mode off: {mode_why}"), None, false);
+    }
+    if kind == ActionKind::ScaleToZero && req.confirm != Some(req.service) {
+        return done(
+            ActionStatus::Skipped,
+            format!("scale-to-zero needs \"confirm\": \"{}\" (the service name); nothing done", req.service),
+            None,
+            false,
+        );
+    }
+    let automatic = req.origin.is_automatic();
+    let limits = &app.config.settings.limits;
+
+    // Reads the decision needs, concurrently.
+    let family = service.task_definition.as_deref().and_then(td_key).map(|(f, _)| f);
+    let (hold, ledger, known_good, revisions, in_progress, asg_max) = tokio::join!(
+        async { if automatic { app.state.hold(req.cluster, req.service).await.ok().flatten() } else { None } },
+        app.state.ledger_since(req.cluster, req.service, t - 24 * 3600),
+        async {
+            if kind == ActionKind::Rollback {
+                app.state.known_good(req.cluster, req.service).await.ok().flatten()
+            } else {
+                None
+            }
+        },
+        async {
+            match (&family, kind) {
+                (Some(f), ActionKind::Rollback) => active_revisions(app, f).await,
+                _ => None,
+            }
+        },
+        async {
+            if kind == ActionKind::Rollback {
+                in_progress_deployment(app, req.cluster, req.service).await
+            } else {
+                None
+            }
+        },
+        async { if kind == ActionKind::Scale { autoscaling_max(app, req.cluster, req.service).await } else { None } },
+    );
+    if let Some((since, why)) = hold {
+        return done(
+            ActionStatus::Skipped,
+            format!(
+                "automatic actions on this service are held since {} ({why}); a person must clear the hold",
+                iso(since)
+            ),
+            None,
+            false,
+        );
+    }
+    let ledger = match ledger {
+        Ok(l) => l,
+        // Without the ledger the budget cannot be checked: no automatic action on a guess.
+        Err(e) if automatic => {
+            return done(ActionStatus::Skipped, format!("ledger unreadable, budget unknown: {e}"), None, false);
+        }
+        Err(_) => Vec::new(),
+    };
+    if automatic && let Err(why) = check_budget(kind, &ledger, t, limits) {
+        return done(ActionStatus::Skipped, why, None, false);
+    }
+
+    let planned = match kind {
+        ActionKind::Rollback => {
+            let window_start = t - limits.rollback_window_seconds;
+            let rollbacks: Vec<&LedgerEntry> = ledger
+                .iter()
+                .filter(|e| e.action == "rollback" && e.status == "executed" && e.at >= window_start)
+                .collect();
+            let rolled_away_from: Vec<String> = rollbacks.iter().filter_map(|e| e.from.clone()).collect();
+            let last_target = rollbacks.last().and_then(|e| e.to.clone());
+            let input = RollbackInput {
+                service: service.clone(),
+                known_good: known_good.as_deref(),
+                family_revisions: revisions.as_deref(),
+                rolled_away_from: &rolled_away_from,
+                last_rollback_target: last_target.as_deref(),
+                explicit_target: req.task_definition,
+                in_progress_service_deployment: in_progress.as_deref(),
+                ecs_rolling_back: req.ecs_rolling_back,
+            };
+            match plan_rollback(&input) {
+                RollbackDecision::Plan(p) => Planned::Rollback(p),
+                RollbackDecision::Follow(why) => {
+                    return done(
+                        ActionStatus::Skipped,
+                        format!("not acting: {why}; following ECS's rollback"),
+                        None,
+                        false,
+                    );
+                }
+                RollbackDecision::Refuse(why) => return done(ActionStatus::Skipped, why, None, false),
+            }
+        }
+        ActionKind::Scale => {
+            let bounds = ScaleBounds {
+                autoscaling_max: asg_max,
+                service_cap: tag(&service, "autopilot:max-tasks").and_then(|v| v.trim().parse().ok()),
+                global_cap: limits.max_tasks,
+            };
+            match plan_scale(service.desired, req.desired_count, automatic, &bounds) {
+                ScaleDecision::Plan(p) => Planned::Scale(p),
+                ScaleDecision::Refuse(why) => return done(ActionStatus::Skipped, why, None, false),
+            }
+        }
+        ActionKind::ForceDeploy => Planned::ForceDeploy { task_definition: service.task_definition.clone() },
+        ActionKind::ScaleToZero => Planned::ScaleToZero { from: service.desired },
+    };
+    let what = planned.describe(req.service);
+    if mode == Mode::DryRun {
+        return done(ActionStatus::Planned, format!("dry-run ({mode_why}): would {what}"), Some(planned), false);
+    }
+
+    let owner = format!("{}:{}:{t}", app.function.name(), std::process::id());
+    match app.state.acquire_lock(req.cluster, req.service, &owner, t, limits.lock_seconds).await {
+        Ok(Ok(())) => {}
+        Ok(Err(holder)) => {
+            return done(
+                ActionStatus::Skipped,
+                format!("another action holds the lock ({holder}); not acting twice"),
+                Some(planned),
+                false,
+            );
+        }
+        Err(e) => return done(ActionStatus::Skipped, format!("lock unavailable: {e}"), Some(planned), false),
+    }
+    // Re-check the budget under the lock: a concurrent winner may have just acted.
+    if automatic {
+        match app.state.ledger_since(req.cluster, req.service, t - 24 * 3600).await {
+            Ok(fresh) => {
+                if let Err(why) = check_budget(kind, &fresh, t, limits) {
+                    let _ = app.state.release_lock(req.cluster, req.service, &owner).await;
+                    return done(ActionStatus::Skipped, why, Some(planned), false);
+                }
+            }
+            Err(e) => {
+                let _ = app.state.release_lock(req.cluster, req.service, &owner).await;
+                return done(
+                    ActionStatus::Skipped,
+                    format!("ledger unreadable, budget unknown: {e}"),
+                    Some(planned),
+                    false,
+                );
+            }
+        }
+    }
+
+    // Pre-action state goes to S3 concurrently with the call: evidence never delays acting.
+    let evidence_key =
+        format!("incidents/{}/{}/actions/{}-{}/pre-action.json", req.cluster, req.service, iso(t), kind.as_str());
+    let evidence = {
+        let clients = app.clients.clone();
+        let bucket = app.config.evidence_bucket.clone();
+        let key = evidence_key.clone();
+        let body = json!({"service": service, "plan": planned.as_json(), "origin": req.origin.label(), "at": iso(t)});
+        let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
+        tokio::spawn(async move { crate::evidence::put_json(&clients, &bucket, &key, &body, &encryption).await })
+    };
+    let outcome = execute(app, req, &planned).await;
+    let evidence_note = match evidence.await {
+        Ok(Ok(())) => format!("; pre-action state s3://{}/{evidence_key}", app.config.evidence_bucket),
+        Ok(Err(e)) => format!("; pre-action state not kept: {e}"),
+        Err(e) => format!("; pre-action state not kept: {e}"),
+    };
+    let mut failed = false;
+    let result = match outcome {
+        Ok(()) => {
+            if !automatic && matches!(kind, ActionKind::Rollback | ActionKind::ForceDeploy) {
+                // A person acted successfully: their action clears a hold.
+                let _ = app.state.clear_hold(req.cluster, req.service).await;
+            }
+            done(ActionStatus::Executed, format!("{what}{evidence_note}"), Some(planned), false)
+        }
+        Err(e) => {
+            failed = true;
+            let why = format!("{what} FAILED: {e}{evidence_note}");
+            if let Err(he) = app.state.set_hold(req.cluster, req.service, &why, t).await {
+                tracing::error!(error = %he, "hold not recorded");
+            }
+            done(
+                ActionStatus::Failed,
+                format!("{why}; automatic actions on this service are now held"),
+                Some(planned),
+                true,
+            )
+        }
+    };
+    let _ = app.state.release_lock(req.cluster, req.service, &owner).await;
+    let mut r = result;
+    r.0.failed = failed;
+    r
+}
+
+async fn execute(app: &App, req: &ActionRequest<'_>, planned: &Planned) -> Result<(), String> {
+    let ecs = &app.clients.ecs;
+    let update = || ecs.update_service().cluster(req.cluster).service(req.service);
+    match planned {
+        Planned::Rollback(p) => match &p.mechanism {
+            Mechanism::StopServiceDeployment { service_deployment_arn } => ecs
+                .stop_service_deployment()
+                .service_deployment_arn(service_deployment_arn)
+                .stop_type(StopServiceDeploymentStopType::Rollback)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("StopServiceDeployment: {}", sdk_error_message(&e))),
+            Mechanism::UpdateService => update()
+                .task_definition(&p.to)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
+        },
+        Planned::Scale(p) => update()
+            .desired_count(p.to)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
+        Planned::ForceDeploy { .. } => update()
+            .force_new_deployment(true)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
+        Planned::ScaleToZero { .. } => update()
+            .desired_count(0)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
+    }
+}
+
+/// ACTIVE revisions of a family; `None` when they cannot be listed.
+async fn active_revisions(app: &App, family: &str) -> Option<Vec<RevisionInfo>> {
+    let mut out = Vec::new();
+    let mut token = None;
+    for _ in 0..5 {
+        let resp = app
+            .clients
+            .ecs
+            .list_task_definitions()
+            .family_prefix(family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .sort(aws_sdk_ecs::types::SortOrder::Desc)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| tracing::warn!(family, error = %sdk_error_message(&e), "cannot list revisions"))
+            .ok()?;
+        // familyPrefix also matches longer family names: keep the exact family.
+        out.extend(
+            resp.task_definition_arns()
+                .iter()
+                .filter(|a| td_key(a).is_some_and(|(f, _)| f == family))
+                .map(|a| RevisionInfo { arn: a.clone(), active: true }),
+        );
+        token = resp.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Some(out)
+}
+
+/// The service deployment in progress, if the API tells (not every endpoint implements it).
+async fn in_progress_deployment(app: &App, cluster: &str, service: &str) -> Option<String> {
+    let resp = app
+        .clients
+        .ecs
+        .list_service_deployments()
+        .cluster(cluster)
+        .service(service)
+        .status(aws_sdk_ecs::types::ServiceDeploymentStatus::InProgress)
+        .send()
+        .await
+        .map_err(|e| tracing::info!(cluster, service, error = %sdk_error_message(&e), "service deployments unavailable; UpdateService is the mechanism"))
+        .ok()?;
+    resp.service_deployments().first().and_then(|d| d.service_deployment_arn().map(str::to_string))
+}
+
+async fn autoscaling_max(app: &App, cluster: &str, service: &str) -> Option<i32> {
+    let resp = app
+        .clients
+        .autoscaling
+        .describe_scalable_targets()
+        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
+        .resource_ids(format!("service/{cluster}/{service}"))
+        .scalable_dimension(aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount)
+        .send()
+        .await
+        .map_err(
+            |e| tracing::warn!(cluster, service, error = %sdk_error_message(&e), "cannot read the autoscaling target"),
+        )
+        .ok()?;
+    resp.scalable_targets().first().map(|t| t.max_capacity())
+}

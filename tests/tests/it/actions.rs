@@ -1,0 +1,191 @@
+//! The bounded-action engine end to end: rollbacks and scaling through the
+//! real ECS API of the local server, exactly once, within budgets.
+
+use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn start(bed: &TestBed, function: &str, extra: &[(&str, &str)]) -> LambdaProcess {
+    let mut env = bed.function_env();
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut p = LambdaProcess::start(&binary(function), &format!("{}-{function}", bed.prefix), &env);
+    p.wait_ready(Duration::from_secs(20));
+    p
+}
+
+fn invoke(p: &mut LambdaProcess, event: &Value) -> Value {
+    tokio::task::block_in_place(|| p.invoke(event)).expect_response(&p.name.clone())
+}
+
+fn executed(ledger: &[(String, String, String)]) -> usize {
+    ledger.iter().filter(|(_, status, _)| status == "executed").count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_deployment_rolls_the_service_back_through_the_real_api() {
+    let bed = TestBed::new("rollback").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    assert_eq!(svc.current(&bed).await.0, bad);
+    let mut p = start(&bed, "ecs-events", &[]);
+    let o = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "rb-1", "x"));
+    let action = &o["actions"][0];
+    assert_eq!(action["action"], "rollback", "{o}");
+    assert_eq!(action["status"], "executed", "{o}");
+    assert!(action["detail"].as_str().unwrap().contains("UpdateService"), "{action}");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn, "the service runs the previous revision again");
+    let ledger = svc.ledger(&bed).await;
+    assert_eq!(executed(&ledger), 1, "{ledger:?}");
+    // The alert reports the action; the pre-action state was kept.
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].message.contains("rollback Executed"), "{}", notes[0].message);
+    assert!(bed.evidence_keys().await.iter().any(|k| k.contains("/actions/") && k.ends_with("pre-action.json")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn duplicated_and_concurrent_triggers_cause_exactly_one_mutating_call() {
+    let bed = TestBed::new("once").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    let failed = svc.retarget(&fixture("ecs/deployment-failed.json"), "once-dep", "x");
+    // A crash-loop stop of the fresh revision: a second, different trigger for the same rollback.
+    let mut stop = svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "once-stop", &format!("{:032x}", 77));
+    stop["detail"]["taskDefinitionArn"] = Value::from(bad.clone());
+    let env = bed.function_env();
+    let name = bed.prefix.clone();
+    let handles: Vec<_> = [failed.clone(), failed.clone(), stop, failed]
+        .into_iter()
+        .enumerate()
+        .map(|(i, event)| {
+            let env = env.clone();
+            let name = format!("{name}-{i}");
+            std::thread::spawn(move || {
+                let mut p = LambdaProcess::start(&binary("ecs-events"), &name, &env);
+                p.wait_ready(Duration::from_secs(20));
+                p.invoke(&event).expect_response("parallel")
+            })
+        })
+        .collect();
+    let outcomes: Vec<Value> = handles.into_iter().map(|h| h.join().expect("thread")).collect();
+    let ledger = svc.ledger(&bed).await;
+    assert_eq!(executed(&ledger), 1, "exactly one rollback executed: {ledger:?}\n{outcomes:#?}");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    let executed_outcomes = outcomes
+        .iter()
+        .filter(|o| o["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["status"] == "executed")))
+        .count();
+    assert_eq!(executed_outcomes, 1, "{outcomes:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_returns_the_plan_and_changes_nothing() {
+    let bed = TestBed::new("dryrun").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    let mut runbook = start(&bed, "runbook", &[]);
+    let o =
+        invoke(&mut runbook, &json!({"action": "rollback", "cluster": svc.cluster, "service": "api", "dry_run": true}));
+    assert_eq!(o["actions"][0]["status"], "planned", "{o}");
+    let plan = &o["details"]["plan"]["rollback"];
+    assert_eq!(plan["to"], svc.task_definition_arn.as_str(), "{o}");
+    assert_eq!(plan["from"], bad.as_str());
+    assert_eq!(svc.current(&bed).await.0, bad, "nothing changed");
+    // Global DRY_RUN: the automatic path only plans too.
+    let mut events = start(&bed, "ecs-events", &[("DRY_RUN", "true")]);
+    let o = invoke(&mut events, &svc.retarget(&fixture("ecs/deployment-failed.json"), "dry-1", "x"));
+    assert_eq!(o["actions"][0]["status"], "planned", "{o}");
+    assert_eq!(svc.current(&bed).await.0, bad, "nothing changed");
+    let ledger = svc.ledger(&bed).await;
+    assert_eq!(executed(&ledger), 0);
+    assert_eq!(ledger.iter().filter(|(_, s, _)| s == "planned").count(), 2, "{ledger:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_budget_refuses_and_says_so() {
+    let bed = TestBed::new("budget").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    let mut p = start(&bed, "ecs-events", &[("ACTION_COOLDOWN_MINUTES", "0")]);
+    let first = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "bud-1", "x"));
+    assert_eq!(first["actions"][0]["status"], "executed", "{first}");
+    // The next release fails too, minutes later.
+    svc.deploy_new_revision(&bed, "v2.4.1-also-broken").await;
+    let mut again = svc.retarget(&fixture("ecs/deployment-failed.json"), "bud-2", "x");
+    again["detail"]["deploymentId"] = Value::from("ecs-svc/999");
+    let second = invoke(&mut p, &again);
+    let action = &second["actions"][0];
+    assert_eq!(action["status"], "skipped", "{second}");
+    assert!(action["detail"].as_str().unwrap().contains("budget exhausted"), "{action}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 2, "alert, then an update carrying the refusal");
+    assert!(notes[1].message.contains("budget exhausted"), "{}", notes[1].message);
+    assert_eq!(executed(&svc.ledger(&bed).await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scale_to_zero_needs_the_service_name_as_confirmation() {
+    let bed = TestBed::new("zero").await;
+    let svc = SeededService::create(&bed, "api", 3).await;
+    let mut p = start(&bed, "runbook", &[]);
+    let (error_type, message) = tokio::task::block_in_place(|| {
+        p.invoke(&json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api"}))
+    })
+    .expect_error("no confirm");
+    assert_eq!(error_type, "InvalidEvent");
+    assert!(message.contains("confirm"), "{message}");
+    let wrong =
+        invoke(&mut p, &json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api", "confirm": "web"}));
+    assert_eq!(wrong["actions"][0]["status"], "skipped", "{wrong}");
+    assert_eq!(svc.current(&bed).await.1, 3, "still 3 tasks");
+    let right =
+        invoke(&mut p, &json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api", "confirm": "api"}));
+    assert_eq!(right["actions"][0]["status"], "executed", "{right}");
+    assert_eq!(svc.current(&bed).await.1, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn manual_scale_is_bounded_by_the_caps_and_every_decision_is_announced() {
+    let bed = TestBed::new("scale").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    svc.tag(&bed, "autopilot:max-tasks", "5").await;
+    let mut p = start(&bed, "runbook", &[]);
+    let o = invoke(&mut p, &json!({"action": "scale", "cluster": svc.cluster, "service": "api", "desired_count": 9}));
+    assert_eq!(o["actions"][0]["status"], "executed", "{o}");
+    assert!(o["actions"][0]["detail"].as_str().unwrap().contains("autopilot:max-tasks=5"), "{o}");
+    assert_eq!(svc.current(&bed).await.1, 5);
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].subject.contains("scale executed"), "{}", notes[0].subject);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_tagged_off_is_never_touched() {
+    let bed = TestBed::new("off").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    svc.tag(&bed, "autopilot:mode", "off").await;
+    let mut p = start(&bed, "ecs-events", &[]);
+    let o = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "off-1", "x"));
+    assert_eq!(o["actions"][0]["status"], "skipped", "{o}");
+    assert!(o["actions"][0]["detail"].as_str().unwrap().contains("mode off"), "{o}");
+    assert_eq!(svc.current(&bed).await.0, bad);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn capture_evidence_snapshots_and_exports_the_log_group() {
+    let bed = TestBed::new("capture").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    svc.write_crash_log(&bed, &format!("{:032x}", 5)).await;
+    let mut p = start(&bed, "runbook", &[]);
+    let o = invoke(
+        &mut p,
+        &json!({"action": "capture-evidence", "cluster": svc.cluster, "service": "api", "since_hours": 2}),
+    );
+    let actions = o["actions"].as_array().expect("actions");
+    assert!(actions.iter().any(|a| a["action"] == "snapshot" && a["status"] == "executed"), "{o}");
+    assert!(actions.iter().any(|a| a["action"] == "log-export" && a["status"] != "failed"), "{o}");
+    let keys = bed.evidence_keys().await;
+    assert!(keys.iter().any(|k| k.ends_with("task-definition.json")), "{keys:?}");
+    assert!(keys.iter().any(|k| k.contains("/logs")), "exported log objects: {keys:?}");
+}
