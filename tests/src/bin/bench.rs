@@ -21,7 +21,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// `(aws_calls, handler_ms)` of each decision line, in order.
-fn decisions(p: &LambdaProcess) -> Vec<(u64, f64, String)> {
+/// `(aws_calls, handler_ms, notified)` of one decision line.
+type Decision = (u64, f64, String);
+
+fn decisions(p: &LambdaProcess) -> Vec<Decision> {
     p.stdout()
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -77,7 +80,7 @@ async fn main() {
     });
     std::thread::sleep(Duration::from_millis(200));
     let d = decisions(&p);
-    let rows: [(&str, Vec<&(u64, f64, String)>); 5] = [
+    let rows: [(&str, Vec<&Decision>); 5] = [
         ("stopped task, opens the incident (gather, evidence, alert)", d.iter().take(1).collect()),
         ("stopped task, joins the open incident (median of 20)", d.iter().skip(1).take(20).collect()),
         ("duplicate delivery", d.iter().skip(21).take(1).collect()),
