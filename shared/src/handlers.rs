@@ -149,6 +149,7 @@ impl App {
                 // future type (and stack use) small.
                 Box::pin(crate::flows::ecs::handle(self, trigger, payload)).await
             }
+            Trigger::Alarm { id, alarm } => Box::pin(crate::flows::alarm::handle(self, &id, &alarm, payload)).await,
             Trigger::Runbook(req) => Box::pin(crate::flows::runbook::handle(self, &req)).await,
             other => Ok(recognised(&other)),
         }

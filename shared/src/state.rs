@@ -57,6 +57,9 @@ pub struct Incident {
     pub message_id: Option<String>,
     /// Notes for the resolution message ("ECS circuit breaker rolled back", …).
     pub notes: Vec<String>,
+    /// What opened it: `ecs` or `alarm:<name>`. An alarm's OK resolves only
+    /// the incident that alarm opened; ECS's steady state resolves any.
+    pub source: String,
 }
 
 impl Incident {
@@ -121,6 +124,7 @@ fn incident_from(item: &Item) -> Option<Incident> {
             .and_then(|v| v.as_l().ok())
             .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
             .unwrap_or_default(),
+        source: get_s(item, "source").unwrap_or_else(|| "ecs".into()),
     })
 }
 
@@ -241,6 +245,7 @@ impl StateStore {
             .item("last_notified_at", n(incident.last_notified_at.unwrap_or(incident.opened_at)))
             .item("failures", n(incident.failures as i64))
             .item("events", n(incident.events as i64))
+            .item("source", s(&incident.source))
             // Safety net only: open incidents are closed by their resolution
             // signal or expired by the next event after the window.
             .item("expires_at", n(incident.opened_at + 30 * DAY))

@@ -1,6 +1,7 @@
 //! Diagnosis: pure decisions over plain data — why a task stopped, how bad
 //! it is, what to do next. No AWS calls here.
 
+pub mod alarm;
 pub mod classify;
 pub mod runbook_steps;
 pub mod service_events;

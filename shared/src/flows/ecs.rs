@@ -110,6 +110,8 @@ async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> R
         notes: Vec::new(),
         actions: Vec::new(),
         rollback_on_crash_loop: true,
+        source: "ecs".into(),
+        severity_floor: None,
         action_failed: false,
     };
     once(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), on_problem(app, signal))
@@ -177,6 +179,8 @@ async fn service_action(
                 notes: Vec::new(),
                 actions: Vec::new(),
                 rollback_on_crash_loop: false,
+                source: "ecs".into(),
+                severity_floor: None,
                 action_failed: false,
             };
             once(
@@ -274,6 +278,8 @@ async fn deployment_changed(
                     action_failed: rollback.failed,
                     actions: vec![rollback.record],
                     rollback_on_crash_loop: false,
+                    source: "ecs".into(),
+                    severity_floor: None,
                 };
                 on_problem(app, signal).await
             };
@@ -316,6 +322,8 @@ async fn deployment_changed(
                     action_failed: follow.failed,
                     actions: vec![follow.record],
                     rollback_on_crash_loop: false,
+                    source: "ecs".into(),
+                    severity_floor: None,
                 };
                 on_problem(app, signal).await
             };

@@ -46,6 +46,11 @@ pub struct ProblemSignal<'a> {
     pub rollback_on_crash_loop: bool,
     /// An action on the critical path failed: SEV1.
     pub action_failed: bool,
+    /// `ecs` or `alarm:<name>` (see [`Incident::source`]).
+    pub source: String,
+    /// A severity the signal proves on its own (an alarm's threshold); the
+    /// incident is at least this severe.
+    pub severity_floor: Option<Severity>,
 }
 
 /// Causes a rollback can cure: the new revision itself is broken. Capacity,
@@ -289,6 +294,12 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         crash_loop_threshold: settings.crash_loop_threshold,
     });
     let (mut severity, mut reasons) = (severity, reasons);
+    if let Some(floor) = sig.severity_floor
+        && floor < severity
+    {
+        severity = floor;
+        reasons.insert(0, sig.explanation.clone());
+    }
     let mut actions = sig.actions.clone();
     let mut action_failed = sig.action_failed;
     if sig.rollback_on_crash_loop
@@ -334,6 +345,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         evidence: None,
         message_id: None,
         notes: Vec::new(),
+        source: sig.source.clone(),
     };
     if !app.state.create_incident(&incident).await? {
         // Another invocation opened it a moment ago: this event is a follow-up.
@@ -449,7 +461,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         crash_loop_threshold: settings.crash_loop_threshold,
     });
     // Severity only rises within an incident; the cause is refined, never lost.
-    let mut severity = observed.min(updated.severity);
+    let mut severity = observed.min(updated.severity).min(sig.severity_floor.unwrap_or(Severity::Info));
     let mut reasons = reasons;
     let cause = match (updated.cause, sig.cause) {
         (Cause::Unknown, Some(c)) => c,
@@ -551,6 +563,20 @@ pub async fn on_recovery(
     resolved_by: &str,
     region: Option<&str>,
 ) -> Result<Outcome, AutopilotError> {
+    on_recovery_of(app, kind, cluster, service, resolved_by, region, None).await
+}
+
+/// Like [`on_recovery`], but only for the incident `source` opened (an alarm's
+/// OK proves its own problem gone, not a crash loop's).
+pub async fn on_recovery_of(
+    app: &App,
+    kind: Kind,
+    cluster: &str,
+    service: &str,
+    resolved_by: &str,
+    region: Option<&str>,
+    source: Option<&str>,
+) -> Result<Outcome, AutopilotError> {
     let t = now();
     let base = |summary: String| {
         Outcome::new(kind, Severity::Info, Cause::Expected, summary)
@@ -559,6 +585,16 @@ pub async fn on_recovery(
     let Some(open) = app.state.open_incident(cluster, service).await? else {
         return Ok(base(format!("{cluster}/{service}: {resolved_by}; no open incident")));
     };
+    if let Some(src) = source
+        && open.source != src
+    {
+        let mut o = base(format!(
+            "{cluster}/{service}: {resolved_by}; open incident {} ({}) was not opened by it and stays open",
+            open.id, open.summary
+        ));
+        o.incident = Some(open.id);
+        return Ok(o);
+    }
     let Some(closed) = app.state.close_incident(cluster, service, &open.id, resolved_by, t).await? else {
         let mut o = base(format!("{cluster}/{service}: {resolved_by}; incident {} already resolved", open.id));
         o.incident = Some(open.id);

@@ -1,6 +1,7 @@
 //! Flows: the runbooks as code. Each flow gathers, decides (pure functions in
 //! `diagnosis`), records in the state table, keeps evidence and notifies.
 
+pub mod alarm;
 pub mod ecs;
 pub mod incident;
 pub mod runbook;

@@ -195,7 +195,9 @@ impl Trigger {
                     meta.account.clone(),
                     meta.region.clone(),
                 )?;
-                Ok(Self::Alarm { id: meta.id, alarm })
+                // The transition, not the delivery, is the idempotency key: the same
+                // state change may also arrive through SNS or the alarm action.
+                Ok(Self::Alarm { id: alarm.transition_key(), alarm })
             }
             ("aws.codepipeline", dt) if dt.starts_with("CodePipeline ") && dt.ends_with("Execution State Change") => {
                 let detail: PipelineDetail =

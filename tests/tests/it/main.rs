@@ -2,5 +2,6 @@
 //! the Lambda Runtime API, against the local AWS server of scripts/test.sh.
 
 mod actions;
+mod alarms;
 mod ecs_incidents;
 mod functions;

@@ -1,0 +1,283 @@
+//! `alarm-responder`: map the alarm to its ECS service, classify, grade, run
+//! the matching runbook (scale out within bounds; roll back when the alarm
+//! follows a deployment), and resolve on OK.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use super::incident::{ProblemSignal, on_problem, on_recovery_of};
+use super::{now, once};
+use crate::actions::ActionKind;
+use crate::actions::engine::{self, ActionRequest};
+use crate::aws::sdk_error_message;
+use crate::diagnosis::alarm::{AlarmRunbook, assess};
+use crate::diagnosis::severity::Signal;
+use crate::error::AutopilotError;
+use crate::handlers::App;
+use crate::notify::{Message, publish, subject_line};
+use crate::outcome::{Cause, Kind, Outcome, Severity};
+use crate::trigger::{AlarmChange, AlarmState};
+
+pub async fn handle(
+    app: &App,
+    id: &str,
+    alarm: &AlarmChange,
+    raw: &serde_json::Value,
+) -> Result<Outcome, AutopilotError> {
+    let a = assess(alarm);
+    let target = map_to_service(app, alarm).await;
+    let (cluster, service) = match &target {
+        Some((c, s)) => (Some(c.clone()), Some(s.clone())),
+        None => (None, None),
+    };
+    if let Some(c) = &cluster
+        && !app.config.in_scope(c)
+    {
+        return Ok(Outcome::ignored(format!("alarm {} maps to cluster {c}, not in CLUSTERS", alarm.name))
+            .for_service(cluster, service));
+    }
+    let source = format!("alarm:{}", alarm.name);
+    match alarm.state {
+        AlarmState::InsufficientData => Ok(Outcome::new(
+            Kind::Alarm,
+            Severity::Info,
+            a.cause,
+            format!("alarm {} has insufficient data; recorded", alarm.name),
+        )
+        .for_service(cluster, service)),
+        AlarmState::Ok => match target {
+            Some((c, s)) => {
+                let by = format!("alarm {} back to OK", alarm.name);
+                let dup = duplicate(&c, &s, a.cause);
+                once(
+                    app,
+                    id,
+                    dup,
+                    on_recovery_of(app, Kind::Alarm, &c, &s, &by, alarm.region.as_deref(), Some(&source)),
+                )
+                .await
+            }
+            None => Ok(Outcome::new(Kind::Alarm, Severity::Info, a.cause, format!("alarm {} back to OK", alarm.name))),
+        },
+        AlarmState::Alarm if alarm.actions_suppressed_by.is_some() => {
+            let mut o = Outcome::new(
+                Kind::Alarm,
+                Severity::Info,
+                a.cause,
+                format!(
+                    "alarm {} is ALARM but its actions are suppressed ({}); recorded, not paged",
+                    alarm.name,
+                    alarm.actions_suppressed_by.as_deref().unwrap_or("")
+                ),
+            )
+            .for_service(cluster, service);
+            o.notified = Some("suppressed:alarm-actions-suppressed".into());
+            Ok(o)
+        }
+        AlarmState::Alarm => match target {
+            None => {
+                let dup = || {
+                    let mut o = Outcome::new(
+                        Kind::Alarm,
+                        Severity::Info,
+                        a.cause,
+                        format!("alarm {}: duplicate delivery of this transition", alarm.name),
+                    );
+                    o.notified = Some("suppressed:duplicate-event".into());
+                    o
+                };
+                once(app, id, dup, unmapped_alert(app, alarm, &a)).await
+            }
+            Some((c, s)) => {
+                let work = async {
+                    let actions = runbook_actions(app, alarm, &a, &c, &s).await;
+                    let failed = actions.iter().any(|r| r.1);
+                    let signal = ProblemSignal {
+                        kind: Kind::Alarm,
+                        signal: Signal::ServiceWarning,
+                        cluster: &c,
+                        service: &s,
+                        cause: Some(a.cause),
+                        problem: "alarm",
+                        explanation: a.explanation.clone(),
+                        task_definition: None,
+                        failing_task: None,
+                        failed_task: false,
+                        region: alarm.region.as_deref().filter(|r| r.contains('-') && !r.contains(' ')),
+                        raw_event: raw,
+                        notes: Vec::new(),
+                        actions: actions.into_iter().map(|r| r.0).collect(),
+                        rollback_on_crash_loop: false,
+                        action_failed: failed,
+                        source: source.clone(),
+                        severity_floor: Some(a.severity),
+                    };
+                    on_problem(app, signal).await
+                };
+                once(app, id, duplicate(&c, &s, a.cause), work).await
+            }
+        },
+    }
+}
+
+fn duplicate(cluster: &str, service: &str, cause: Cause) -> impl FnOnce() -> Outcome {
+    let (c, s) = (cluster.to_string(), service.to_string());
+    move || {
+        let mut o = Outcome::new(
+            Kind::Alarm,
+            Severity::Info,
+            cause,
+            format!("{c}/{s}: duplicate delivery of an alarm transition"),
+        )
+        .for_service(Some(c), Some(s));
+        o.notified = Some("suppressed:duplicate-event".into());
+        o
+    }
+}
+
+/// The alarm's runbook: scale out for saturation, roll back when errors follow
+/// a fresh deployment. Returns the engine's records and whether one failed.
+async fn runbook_actions(
+    app: &App,
+    alarm: &AlarmChange,
+    a: &crate::diagnosis::alarm::AlarmAssessment,
+    cluster: &str,
+    service: &str,
+) -> Vec<(crate::outcome::ActionRecord, bool)> {
+    let trigger = format!("alarm {}", alarm.name);
+    match a.runbook {
+        AlarmRunbook::ScaleOut if a.severity <= Severity::Sev2 => {
+            let r = engine::run(app, &ActionRequest::automatic(ActionKind::Scale, cluster, service, trigger)).await;
+            vec![(r.record, r.failed)]
+        }
+        AlarmRunbook::RollbackIfRecentDeploy => {
+            let window = app.config.settings.limits.rollback_window_seconds;
+            let recent = crate::gather::describe_service(&app.clients, cluster, service).await.ok().is_some_and(|s| {
+                s.deployments
+                    .iter()
+                    .filter(|d| d.status == "PRIMARY")
+                    .filter_map(|d| d.created_at.as_deref().and_then(crate::lenient::parse_time))
+                    .any(|t| now() - t.timestamp() <= window)
+            });
+            if !recent {
+                return Vec::new();
+            }
+            let r = engine::run(
+                app,
+                &ActionRequest::automatic(
+                    ActionKind::Rollback,
+                    cluster,
+                    service,
+                    format!("{trigger} after a deployment"),
+                ),
+            )
+            .await;
+            vec![(r.record, r.failed)]
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// Process-wide cache: target group → service, found once per warm instance.
+fn tg_cache() -> &'static Mutex<HashMap<String, (String, String)>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, (String, String)>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+/// `(cluster, service)` of an alarm: from `ClusterName`/`ServiceName`
+/// dimensions, else from a `TargetGroup` dimension by finding the service that
+/// registers into that target group.
+pub async fn map_to_service(app: &App, alarm: &AlarmChange) -> Option<(String, String)> {
+    if let (Some(c), Some(s)) = (alarm.dimension("ClusterName"), alarm.dimension("ServiceName")) {
+        return Some((c.to_string(), s.to_string()));
+    }
+    let tg = alarm.dimension("TargetGroup")?.to_string();
+    if let Ok(cache) = tg_cache().lock()
+        && let Some(hit) = cache.get(&tg)
+    {
+        return Some(hit.clone());
+    }
+    let found = find_service_by_target_group(app, &tg).await;
+    if let (Some(hit), Ok(mut cache)) = (&found, tg_cache().lock()) {
+        cache.insert(tg, hit.clone());
+    }
+    found
+}
+
+async fn find_service_by_target_group(app: &App, tg_dimension: &str) -> Option<(String, String)> {
+    let ecs = &app.clients.ecs;
+    let clusters: Vec<String> = if app.config.clusters.is_empty() {
+        ecs.list_clusters()
+            .send()
+            .await
+            .map_err(|e| tracing::warn!(error = %sdk_error_message(&e), "cannot list clusters"))
+            .ok()?
+            .cluster_arns()
+            .to_vec()
+    } else {
+        app.config.clusters.clone()
+    };
+    for cluster in clusters {
+        let services = ecs.list_services().cluster(&cluster).max_results(100).send().await.ok()?;
+        for batch in services.service_arns().chunks(10) {
+            let resp =
+                ecs.describe_services().cluster(&cluster).set_services(Some(batch.to_vec())).send().await.ok()?;
+            for s in resp.services() {
+                let registers = s
+                    .load_balancers()
+                    .iter()
+                    .filter_map(|lb| lb.target_group_arn())
+                    .any(|arn| arn.ends_with(&format!(":{tg_dimension}")));
+                if registers && let Some(name) = s.service_name() {
+                    return Some((crate::trigger::ecs::cluster_name(&cluster).to_string(), name.to_string()));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// An alarm in ALARM that maps to no service: one notification per transition.
+async fn unmapped_alert(
+    app: &App,
+    alarm: &AlarmChange,
+    a: &crate::diagnosis::alarm::AlarmAssessment,
+) -> Result<Outcome, AutopilotError> {
+    let subject =
+        subject_line(&format!("[{}] alarm {}: {} (no ECS service mapped)", a.severity, alarm.name, a.cause.headline()));
+    let body = format!(
+        "ALARM - {}\n\nAlarm:     {}\nState:     {:?} (was {:?})\nKind:      {:?}\nMetrics:   {}\nReason:    {}\nDescription: {}\n\nThe alarm names no ClusterName/ServiceName dimensions and no target group of a known service,\nso no runbook ran. Next steps:\n{}\n",
+        a.severity,
+        alarm.name,
+        alarm.state,
+        alarm.previous_state,
+        alarm.kind,
+        alarm.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
+        alarm.reason,
+        alarm.description.as_deref().unwrap_or("-"),
+        crate::diagnosis::runbook_steps::next_steps(a.cause)
+            .iter()
+            .map(|s| format!("- {s}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    let message = Message {
+        subject,
+        body,
+        severity: a.severity,
+        cluster: String::new(),
+        service: String::new(),
+        cause: a.cause,
+        kind: Kind::Alarm,
+    };
+    let mut o = Outcome::new(Kind::Alarm, a.severity, a.cause, a.explanation.clone());
+    o.notified =
+        Some(publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(|e| AutopilotError::Aws {
+            service: "sns",
+            operation: "Publish",
+            resource: app.config.notify_topic_arn.clone(),
+            message: e,
+            retryable: true,
+        })?);
+    Ok(o)
+}

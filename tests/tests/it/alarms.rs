@@ -1,0 +1,89 @@
+//! alarm-responder end to end: mapping, runbooks, resolution.
+
+use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
+use serde_json::Value;
+use std::time::Duration;
+
+fn start(bed: &TestBed) -> LambdaProcess {
+    let mut p = LambdaProcess::start(&binary("alarm-responder"), &format!("{}-alarm", bed.prefix), &bed.function_env());
+    p.wait_ready(Duration::from_secs(20));
+    p
+}
+
+fn invoke(p: &mut LambdaProcess, event: &Value) -> Value {
+    tokio::task::block_in_place(|| p.invoke(event)).expect_response("alarm-responder")
+}
+
+/// The CPU alarm fixture, pointed at a seeded service.
+fn cpu_alarm(svc: &SeededService, file: &str, id: &str) -> Value {
+    let mut v = fixture(file);
+    v["id"] = Value::from(id);
+    v["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+        serde_json::json!({"ClusterName": svc.cluster, "ServiceName": svc.service});
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn high_cpu_scales_out_within_bounds_and_ok_resolves() {
+    let bed = TestBed::new("cpu").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let mut p = start(&bed);
+    let o = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1"));
+    assert_eq!(o["cause"], "high-cpu", "{o}");
+    assert!(o["severity"] == "SEV2" || o["severity"] == "SEV1", "91% CPU is at least SEV2: {o}");
+    assert_eq!(o["actions"][0]["action"], "scale", "{o}");
+    assert_eq!(o["actions"][0]["status"], "executed", "{o}");
+    assert_eq!(svc.current(&bed).await.1, 4, "doubled, no more");
+    // The same transition again (EventBridge retries): nothing more happens.
+    let again = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1-retry"));
+    assert_eq!(again["notified"], "suppressed:duplicate-event", "{again}");
+    assert_eq!(svc.current(&bed).await.1, 4);
+    let ok = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "cpu-ok"));
+    assert_eq!(ok["incident"], o["incident"], "{ok}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 2, "{:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
+    assert!(notes[0].message.contains("scale Executed"), "{}", notes[0].message);
+    assert!(notes[1].subject.starts_with("[RESOLVED]"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_after_a_fresh_deployment_roll_back_and_the_target_group_finds_the_service() {
+    let bed = TestBed::new("alarm5xx").await;
+    let svc = SeededService::create(&bed, "web", 2).await;
+    svc.deploy_new_revision(&bed, "v9-broken").await;
+    let tg_dimension = svc.target_group_arn.rsplit(':').next().unwrap().to_string();
+    let mut event = fixture("alarm/eventbridge-metric-math-5xx-rate.json");
+    event["id"] = Value::from("5xx-1");
+    for m in event["detail"]["configuration"]["metrics"].as_array_mut().unwrap() {
+        if let Some(dims) = m.pointer_mut("/metricStat/metric/dimensions") {
+            dims["TargetGroup"] = Value::from(tg_dimension.clone());
+        }
+    }
+    let mut p = LambdaProcess::start(
+        &binary("alarm-responder"),
+        "alarm5xx",
+        &[bed.function_env(), vec![("CLUSTERS".into(), svc.cluster.clone())]].concat(),
+    );
+    p.wait_ready(Duration::from_secs(20));
+    let o = invoke(&mut p, &event);
+    assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some(svc.cluster.as_str()), Some("web")), "{o}");
+    assert_eq!(o["cause"], "http-5xx");
+    assert_eq!(o["actions"][0]["action"], "rollback", "{o}");
+    assert_eq!(o["actions"][0]["status"], "executed", "{o}");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_ok_does_not_resolve_an_incident_it_did_not_open() {
+    let bed = TestBed::new("alarmok").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let mut ecs = LambdaProcess::start(&binary("ecs-events"), "alarmok-ecs", &bed.function_env());
+    ecs.wait_ready(Duration::from_secs(20));
+    let crash = svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "ok-crash", &format!("{:032x}", 1));
+    let opened = tokio::task::block_in_place(|| ecs.invoke(&crash)).expect_response("crash");
+    let mut p = start(&bed);
+    let ok = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "ok-1"));
+    assert_eq!(ok["incident"], opened["incident"]);
+    assert!(ok["summary"].as_str().unwrap().contains("stays open"), "{ok}");
+    assert_eq!(bed.notifications().await.len(), 1, "only the crash alert");
+}
