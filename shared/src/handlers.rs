@@ -81,6 +81,7 @@ impl App {
     pub async fn handle(&self, payload: Value) -> Result<Outcome, AutopilotError> {
         let started = Instant::now();
         let calls_before = self.clients.calls.get();
+        crate::telemetry::mark_invocation_start(calls_before);
         let result = self.dispatch(&payload).await;
         let aws_calls = self.clients.calls.get() - calls_before;
         let millis = started.elapsed().as_secs_f64() * 1000.0;

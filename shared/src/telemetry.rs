@@ -2,6 +2,26 @@
 //! decision), and metrics in CloudWatch embedded metric format (EMF).
 
 use std::io::Write;
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// When the current invocation started, and the AWS call count then. Lambda
+/// runs one invocation at a time per process, so one slot is enough.
+static INVOCATION: Mutex<Option<(Instant, u64)>> = Mutex::new(None);
+
+pub fn mark_invocation_start(aws_calls_so_far: u64) {
+    if let Ok(mut slot) = INVOCATION.lock() {
+        *slot = Some((Instant::now(), aws_calls_so_far));
+    }
+}
+
+/// Milliseconds and AWS calls since the invocation started.
+pub fn since_invocation_start(aws_calls_now: u64) -> (f64, u64) {
+    match INVOCATION.lock().ok().and_then(|s| *s) {
+        Some((at, calls)) => (at.elapsed().as_secs_f64() * 1000.0, aws_calls_now.saturating_sub(calls)),
+        None => (0.0, 0),
+    }
+}
 
 /// JSON logs to stdout, which Lambda ships to CloudWatch Logs. Level from
 /// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG` (default `info`); the SDK's own

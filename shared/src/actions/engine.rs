@@ -212,7 +212,13 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
             }
         },
         async {
-            if kind == ActionKind::Rollback {
+            // Only worth asking while a rollout from a completed deployment is under way:
+            // that is the one case StopServiceDeployment(ROLLBACK) applies to.
+            let rollout_from_completed = service
+                .deployments
+                .iter()
+                .any(|d| d.status == "ACTIVE" && d.rollout_state.as_deref() == Some("COMPLETED"));
+            if kind == ActionKind::Rollback && rollout_from_completed {
                 in_progress_deployment(app, req.cluster, req.service).await
             } else {
                 None
@@ -339,6 +345,17 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
         let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
         tokio::spawn(async move { crate::evidence::put_json(&clients, &bucket, &key, &body, &encryption).await })
     };
+    // The figure that matters in an outage: from the event to the mutating call.
+    let (to_call_ms, calls_before_call) = crate::telemetry::since_invocation_start(app.clients.calls.get());
+    tracing::info!(
+        cluster = req.cluster,
+        service = req.service,
+        action = kind.as_str(),
+        to_call_ms,
+        calls_before_call,
+        decision = "mutating-call",
+        "{what}"
+    );
     let outcome = execute(app, req, &planned).await;
     let evidence_note = match evidence.await {
         Ok(Ok(())) => format!("; pre-action state s3://{}/{evidence_key}", app.config.evidence_bucket),

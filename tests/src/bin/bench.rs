@@ -102,4 +102,34 @@ async fn main() {
         d.len(),
         p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0
     );
+
+    // A failed deployment: time and AWS calls from the event to the rollback call.
+    println!("\n| failed deployment -> rollback (median of 5 services) | value |");
+    println!("|---|---|");
+    let mut to_call = Vec::new();
+    let mut calls_before = Vec::new();
+    let mut totals = Vec::new();
+    for n in 0..5 {
+        let svc = SeededService::create(&bed, &format!("rb{n}"), 2).await;
+        svc.deploy_new_revision(&bed, "broken").await;
+        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-rollback", &bed.function_env());
+        p.wait_ready(Duration::from_secs(20));
+        let _ = tokio::task::block_in_place(|| {
+            p.invoke(&svc.retarget(&fixture("ecs/deployment-failed.json"), &format!("rb-{n}"), "-"))
+        });
+        std::thread::sleep(Duration::from_millis(100));
+        let lines: Vec<Value> = p.stdout().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        if let Some(call) = lines.iter().find(|v| v["decision"] == "mutating-call") {
+            to_call.push(call["to_call_ms"].as_f64().unwrap_or(0.0));
+            calls_before.push(call["calls_before_call"].as_f64().unwrap_or(0.0));
+        }
+        if let Some(done) = lines.iter().find(|v| v["decision"] == "outcome") {
+            totals.push(done["handler_ms"].as_f64().unwrap_or(0.0));
+        }
+    }
+    if !to_call.is_empty() {
+        println!("| event received -> UpdateService issued (ms) | {:.1} |", median(to_call));
+        println!("| AWS calls before the mutating call | {:.0} |", median(calls_before));
+        println!("| whole invocation incl. diagnosis, evidence, alert (ms) | {:.1} |", median(totals));
+    }
 }
