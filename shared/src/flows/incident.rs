@@ -241,6 +241,51 @@ fn outcome_for(sig: &ProblemSignal<'_>, inc: &Incident, severity: Severity, caus
     o
 }
 
+/// The signal's own actions plus, when a crash loop on a fresh revision is
+/// due (and `allowed`: on opening, or when the severity rises), the rollback
+/// engine's decision. Returns the records and whether an action failed.
+#[allow(clippy::too_many_arguments)]
+async fn crash_loop_hand_off(
+    app: &App,
+    sig: &ProblemSignal<'_>,
+    allowed: bool,
+    severity: Severity,
+    cause: Cause,
+    service: Option<&crate::snapshot::ServiceSnapshot>,
+    incident: Option<&str>,
+    t: i64,
+) -> (Vec<ActionRecord>, bool) {
+    let mut actions = sig.actions.clone();
+    let mut failed = sig.action_failed;
+    let window = app.config.settings.limits.rollback_window_seconds;
+    if allowed
+        && sig.rollback_on_crash_loop
+        && crash_loop_rollback_due(severity, cause, sig.task_definition.as_deref(), service, t, window)
+    {
+        let request = ActionRequest {
+            incident,
+            ..ActionRequest::automatic(
+                ActionKind::Rollback,
+                sig.cluster,
+                sig.service,
+                format!("crash loop on a fresh revision ({cause})"),
+            )
+        };
+        let result = engine::run(app, &request).await;
+        failed |= result.failed;
+        actions.push(result.record);
+    }
+    (actions, failed)
+}
+
+/// A failed action makes the incident SEV1 and says why.
+fn escalate_on_failure(failed: bool, severity: &mut Severity, reasons: &mut Vec<String>) {
+    if failed {
+        *severity = Severity::Sev1;
+        reasons.push("the automatic action failed; automatic actions on this service are held".into());
+    }
+}
+
 /// Open or update the service's incident for a problem signal.
 pub async fn on_problem(app: &App, sig: ProblemSignal<'_>) -> Result<Outcome, AutopilotError> {
     let settings = &app.config.settings;
@@ -300,35 +345,9 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         severity = floor;
         reasons.insert(0, sig.explanation.clone());
     }
-    let mut actions = sig.actions.clone();
-    let mut action_failed = sig.action_failed;
-    if sig.rollback_on_crash_loop
-        && crash_loop_rollback_due(
-            severity,
-            cause,
-            sig.task_definition.as_deref(),
-            gathered.service.as_ref(),
-            t,
-            settings.limits.rollback_window_seconds,
-        )
-    {
-        let result = engine::run(
-            app,
-            &ActionRequest::automatic(
-                ActionKind::Rollback,
-                sig.cluster,
-                sig.service,
-                format!("crash loop on a fresh revision ({cause})"),
-            ),
-        )
-        .await;
-        action_failed |= result.failed;
-        actions.push(result.record);
-    }
-    if action_failed {
-        severity = Severity::Sev1;
-        reasons.push("the automatic action failed; automatic actions on this service are held".into());
-    }
+    let (actions, action_failed) =
+        crash_loop_hand_off(app, sig, true, severity, cause, gathered.service.as_ref(), None, t).await;
+    escalate_on_failure(action_failed, &mut severity, &mut reasons);
     let problem = if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
     let incident = Incident {
         id: Incident::new_id(sig.cluster, sig.service, t),
@@ -467,39 +486,11 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         (Cause::Unknown, Some(c)) => c,
         (c, _) => c,
     };
-    let mut actions = sig.actions.clone();
-    let mut action_failed = sig.action_failed;
-    if sig.rollback_on_crash_loop
-        && severity < updated.severity
-        && crash_loop_rollback_due(
-            severity,
-            cause,
-            sig.task_definition.as_deref(),
-            gathered.service.as_ref(),
-            t,
-            settings.limits.rollback_window_seconds,
-        )
-    {
-        let result = engine::run(
-            app,
-            &ActionRequest {
-                incident: Some(&updated.id),
-                ..ActionRequest::automatic(
-                    ActionKind::Rollback,
-                    sig.cluster,
-                    sig.service,
-                    format!("crash loop on a fresh revision ({cause})"),
-                )
-            },
-        )
-        .await;
-        action_failed |= result.failed;
-        actions.push(result.record);
-    }
-    if action_failed {
-        severity = Severity::Sev1;
-        reasons.push("the automatic action failed; automatic actions on this service are held".into());
-    }
+    let rises_now = severity < updated.severity;
+    let (actions, action_failed) =
+        crash_loop_hand_off(app, sig, rises_now, severity, cause, gathered.service.as_ref(), Some(&updated.id), t)
+            .await;
+    escalate_on_failure(action_failed, &mut severity, &mut reasons);
     let rises = severity < updated.severity;
     // Any action decision is news: it goes out whatever the update interval.
     let acted = !actions.is_empty();

@@ -327,20 +327,16 @@ async fn capture_evidence(
 /// say which and leave the retry to the person (never queue blindly).
 async fn export_logs(app: &App, group: &str, prefix: &str, from: i64, to: i64) -> ActionRecord {
     let logs = &app.clients.logs;
-    let running = logs
-        .describe_export_tasks()
-        .status_code(aws_sdk_cloudwatchlogs::types::ExportTaskStatusCode::Running)
-        .send()
-        .await
-        .ok()
-        .and_then(|r| r.export_tasks().first().map(|t| t.task_id().unwrap_or("?").to_string()));
-    let pending = logs
-        .describe_export_tasks()
-        .status_code(aws_sdk_cloudwatchlogs::types::ExportTaskStatusCode::Pending)
-        .send()
-        .await
-        .ok()
-        .and_then(|r| r.export_tasks().first().map(|t| t.task_id().unwrap_or("?").to_string()));
+    let active = |status| async move {
+        logs.describe_export_tasks()
+            .status_code(status)
+            .send()
+            .await
+            .ok()
+            .and_then(|r| r.export_tasks().first().map(|t| t.task_id().unwrap_or("?").to_string()))
+    };
+    use aws_sdk_cloudwatchlogs::types::ExportTaskStatusCode;
+    let (running, pending) = tokio::join!(active(ExportTaskStatusCode::Running), active(ExportTaskStatusCode::Pending));
     let skipped = |id: String| ActionRecord {
         action: "log-export".into(),
         status: ActionStatus::Skipped,
