@@ -7,7 +7,7 @@ CloudFormation, twice:
   unscoped  defaults: DryRun=true, all clusters, all alarms, no e-mail
   scoped    Clusters=prod,staging, DryRun=false, AlarmNamePrefix=prod-,
             e-mail, Object Lock, an existing alarm topic, concurrency 5,
-            UpdateIntervalMinutes=30
+            UpdateIntervalMinutes=30, TaskRolePattern=ecs/*
 
 moto is reached at $AWS_ENDPOINT_URL when it is set (scripts/check-infra.sh
 starts one on a free loopback port); otherwise this file starts its own
@@ -304,6 +304,7 @@ def scoped(aws, translated, artifact, existing_alarm_topic) -> Stack:
         "TimeZone": "Europe/Berlin",
         "LogRetentionDays": "90",
         "UpdateIntervalMinutes": "30",
+        "TaskRolePattern": "ecs/*",
     }
     return _deploy(aws, translated, f"autopilot-scoped-{uuid.uuid4().hex[:6]}", params)
 

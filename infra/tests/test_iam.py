@@ -132,7 +132,9 @@ def test_mutating_actions_are_resource_scoped(grants):
             writes = [a for a in as_list(s["Action"]) if not is_read(a) and a not in STAR_ALLOWED]
             if writes:
                 for r in as_list(s["Resource"]):
-                    assert r != "*" and f":{REGION}:" in r or r.startswith("arn:aws:s3:::"), (key, src, r)
+                    # S3 and IAM ARNs carry no region; IAM's must name this account
+                    assert (r != "*" and f":{REGION}:" in r or r.startswith("arn:aws:s3:::")
+                            or r.startswith(f"arn:aws:iam::{ACCOUNT}:role/")), (key, src, r)
                     checked += 1
     assert checked > 20
 
@@ -395,3 +397,73 @@ def test_each_function_writes_only_its_own_log_group(grants, unscoped):
                 # CloudFormation's LogGroup.Arn ends in ":*"; moto's lacks it.
                 assert res.removesuffix(":*") == (
                     f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/{unscoped.name}-{binary}")
+
+
+# ---------------------------------------------------------------------------
+# iam:PassRole: the UpdateService operation authorises it as well as
+# ecs:UpdateService (Service Authorization Reference, ECS, API operations
+# table), for the task role and task execution role of the task definition
+# the service is updated to. The scoped stack narrows it with
+# TaskRolePattern=ecs/*; the default (role/*) is checked in test_template.py.
+# ---------------------------------------------------------------------------
+PASSED_TO_ECS_TASKS = {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+
+
+def _pass_role_statements(stmts):
+    return [(src, s) for src, s in stmts if "iam:PassRole" in as_list(s["Action"])]
+
+
+def test_pass_role_only_for_the_three_mutating_functions_without_dry_run(grants, unscoped, scoped):
+    for (stack_name, fn), stmts in grants.items():
+        passing = _pass_role_statements(stmts)
+        if stack_name == scoped.name and fn in MAY_MUTATE_ECS:
+            assert len(passing) == 1, (fn, passing)
+        else:
+            # DryRun=true (no UpdateService either) or a function that never mutates
+            assert passing == [], (stack_name, fn, passing)
+        # no other IAM action anywhere
+        iam_actions = {a for a in allowed_actions(stmts) if a.lower().startswith("iam:")}
+        assert iam_actions <= {"iam:PassRole"}, (stack_name, fn, iam_actions)
+
+
+def test_pass_role_only_to_ecs_tasks_and_never_on_star(grants, scoped):
+    for fn in MAY_MUTATE_ECS:
+        ((src, s),) = _pass_role_statements(grants[(scoped.name, fn)])
+        assert s["Effect"] == "Allow"
+        assert as_list(s["Action"]) == ["iam:PassRole"], (fn, s)   # alone, with its own condition
+        assert s["Condition"] == PASSED_TO_ECS_TASKS, (fn, s)
+        assert "NotResource" not in s, (fn, s)
+        for r in as_list(s["Resource"]):
+            assert r != "*", (fn, r)
+            assert r.startswith(f"arn:aws:iam::{ACCOUNT}:role/"), (fn, r)
+        assert as_list(s["Resource"]) == [f"arn:aws:iam::{ACCOUNT}:role/{scoped.params['TaskRolePattern']}"]
+
+
+def _may_pass(stmts, role_arn, to_service) -> bool:
+    """PassRole allowed on role_arn to to_service? Only the condition shape
+    asserted above (StringEquals on iam:PassedToService) is modelled."""
+    for _, s in _pass_role_statements(stmts):
+        if s["Effect"] != "Allow" or not any(fnmatch.fnmatchcase(role_arn, r) for r in as_list(s["Resource"])):
+            continue
+        cond = s.get("Condition") or {}
+        assert set(cond) <= {"StringEquals"} and set(cond.get("StringEquals", {})) <= {"iam:PassedToService"}
+        if to_service in as_list(cond.get("StringEquals", {}).get("iam:PassedToService", [to_service])):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("role,service,expected", [
+    ("role/ecs/api-task", "ecs-tasks.amazonaws.com", True),        # task role under the path
+    ("role/ecs/api-execution", "ecs-tasks.amazonaws.com", True),   # execution role under the path
+    ("role/api-task", "ecs-tasks.amazonaws.com", False),           # outside TaskRolePattern
+    ("role/ecs/api-task", "ecs.amazonaws.com", False),             # infrastructure roles: never
+    ("role/ecs/api-task", "lambda.amazonaws.com", False),
+    ("role/ecs/api-task", "ec2.amazonaws.com", False),
+])
+def test_pass_role_evaluated(grants, scoped, unscoped, role, service, expected):
+    for fn in BINARIES:
+        own = f"arn:aws:iam::{ACCOUNT}:{role}"
+        other_account = f"arn:aws:iam::111122223333:{role}"
+        assert _may_pass(grants[(scoped.name, fn)], own, service) is (expected and fn in MAY_MUTATE_ECS), fn
+        assert not _may_pass(grants[(scoped.name, fn)], other_account, service), fn
+        assert not _may_pass(grants[(unscoped.name, fn)], own, service), fn

@@ -343,8 +343,11 @@ def test_bounded_actions_are_an_opt_out_by_tag(sam_template):
     pol = sam_template["Resources"]["EcsBoundedActionsPolicy"]
     assert pol["Condition"] == "MutationsAllowed"
     stmts = {s["Sid"]: s for s in pol["Properties"]["PolicyDocument"]["Statement"]}
-    assert set(stmts) == {"MutateServicesInScopeUnlessOptedOut", "StopDeploymentsOfServicesInScope"}
-    for s in stmts.values():
+    assert set(stmts) == {"MutateServicesInScopeUnlessOptedOut", "StopDeploymentsOfServicesInScope",
+                          "PassTaskRolesToEcsTasks"}
+    # the PassRole statement is checked in test_pass_role_is_only_for_ecs_tasks_in_this_account
+    for sid in ("MutateServicesInScopeUnlessOptedOut", "StopDeploymentsOfServicesInScope"):
+        s = stmts[sid]
         assert s["Effect"] == "Allow"
         assert s["Condition"] == OPT_OUT, s["Sid"]
         # YAML 1.1 would read an unquoted off as false
@@ -369,6 +372,56 @@ def test_bounded_actions_are_an_opt_out_by_tag(sam_template):
                 in r["Properties"].get("ManagedPolicyArns", [])}
     assert attached == {"EcsEventsRole", "AlarmResponderRole", "RunbookRole"}
     assert sam_template["Conditions"]["MutationsAllowed"] == {"Fn::Equals": [ref("DryRun"), "false"]}
+
+
+def _statements(node, path=()):
+    """Every IAM policy statement in the template: (resource path, statement)."""
+    if isinstance(node, dict):
+        if "Effect" in node and ("Action" in node or "NotAction" in node):
+            yield path, node
+        for k, v in node.items():
+            yield from _statements(v, path + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from _statements(v, path + (i,))
+
+
+def test_pass_role_is_only_for_ecs_tasks_in_this_account(sam_template):
+    """ecs:UpdateService also authorises iam:PassRole (Service Authorization
+    Reference, ECS, API operations table). One statement in the whole
+    template grants it: in the bounded-actions policy (attached only to
+    ecs-events, alarm-responder and runbook, only with DryRun=false; see the
+    test above), only to ecs-tasks.amazonaws.com, on roles of this account
+    matching TaskRolePattern, never on "*"."""
+    found = []
+    for path, s in _statements(sam_template["Resources"]):
+        actions = s.get("Action", [])
+        actions = actions if isinstance(actions, list) else [actions]
+        assert "NotAction" not in s, path
+        if any(a.lower().startswith("iam:") for a in actions):
+            found.append((path, s))
+    assert [path[0] for path, _ in found] == ["EcsBoundedActionsPolicy"], [p for p, _ in found]
+    ((_, s),) = found
+    assert s["Sid"] == "PassTaskRolesToEcsTasks"
+    assert s["Effect"] == "Allow"
+    assert s["Action"] == "iam:PassRole"
+    assert s["Condition"] == {"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}}
+    assert s["Resource"] == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${TaskRolePattern}"}
+
+
+def test_task_role_pattern_parameter(sam_template):
+    p = sam_template["Parameters"]["TaskRolePattern"]
+    assert p["Type"] == "String" and p["Default"] == "*"
+    pattern = re.compile(p["AllowedPattern"])
+    for ok in ("*", "ecs/*", "app-*", "ecs/app-*-task", "ecsTaskExecutionRole", "a.b@c+d=e_f"):
+        assert pattern.fullmatch(ok), ok
+    # empty, a leading slash (the ARN has none after role/), lists, whitespace,
+    # anything that could leave the role/ prefix or this account
+    for bad in ("", "/ecs/*", "a,b", "a b", "arn:aws:iam::111122223333:role/x", "x:y", "?"):
+        assert not pattern.fullmatch(bad), bad
+    groups = sam_template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    assert any("TaskRolePattern" in g["Parameters"] for g in groups)
 
 
 def test_no_set_operator_on_resource_tags(sam_template):
