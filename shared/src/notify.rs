@@ -184,7 +184,7 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
         let _ = writeln!(b, "- none: diagnosis and notification only");
     }
     for a in v.actions {
-        let _ = writeln!(b, "- {} {:?}: {}", a.action, a.status, a.detail);
+        let _ = writeln!(b, "- {} {}: {}", a.action, a.status.as_str(), a.detail);
     }
     let _ = writeln!(b);
     let _ = writeln!(b, "Next steps (runbook: {})", v.cause);

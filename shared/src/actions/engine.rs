@@ -135,13 +135,7 @@ pub async fn run(app: &App, req: &ActionRequest<'_>) -> ActionResult {
     let entry = LedgerEntry {
         at: t,
         action: req.kind.as_str().into(),
-        status: match result.0.record.status {
-            ActionStatus::Executed => "executed",
-            ActionStatus::Planned => "planned",
-            ActionStatus::Skipped => "skipped",
-            ActionStatus::Failed => "failed",
-        }
-        .into(),
+        status: result.0.record.status.as_str().into(),
         automatic: req.origin.is_automatic(),
         from,
         to,

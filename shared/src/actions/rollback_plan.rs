@@ -92,7 +92,7 @@ impl RollbackPlan {
             short(&self.from),
             short(&self.to),
             self.source,
-            if self.verified { "" } else { ", UNVERIFIED: never seen healthy" },
+            if self.verified { "" } else { ", UNVERIFIED: not seen to reach steady state" },
             match &self.mechanism {
                 Mechanism::StopServiceDeployment { .. } => "StopServiceDeployment(ROLLBACK)",
                 Mechanism::UpdateService => "UpdateService",

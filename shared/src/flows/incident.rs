@@ -278,6 +278,20 @@ async fn crash_loop_hand_off(
     (actions, failed)
 }
 
+/// Actions that changed (or failed to change) the service, for the
+/// resolution's "what was done".
+fn action_notes(actions: &[ActionRecord]) -> Vec<String> {
+    actions
+        .iter()
+        .filter(|a| matches!(a.status, crate::outcome::ActionStatus::Executed | crate::outcome::ActionStatus::Failed))
+        .map(|a| {
+            format!("{} {:?}: {}", a.action, a.status, a.detail)
+                .replace(" Executed:", " executed:")
+                .replace(" Failed:", " FAILED:")
+        })
+        .collect()
+}
+
 /// A failed action makes the incident SEV1 and says why.
 fn escalate_on_failure(failed: bool, severity: &mut Severity, reasons: &mut Vec<String>) {
     if failed {
@@ -376,8 +390,8 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
             }),
         };
     }
-    for note in &sig.notes {
-        app.state.add_note(&incident, note).await?;
+    for note in sig.notes.iter().cloned().chain(action_notes(&actions)) {
+        app.state.add_note(&incident, &note).await?;
     }
     tracing::info!(
         incident = %incident.id, cluster = sig.cluster, service = sig.service, cause = cause.as_str(),
@@ -491,6 +505,9 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         crash_loop_hand_off(app, sig, rises_now, severity, cause, gathered.service.as_ref(), Some(&updated.id), t)
             .await;
     escalate_on_failure(action_failed, &mut severity, &mut reasons);
+    for note in action_notes(&actions) {
+        app.state.add_note(&updated, &note).await?;
+    }
     let rises = severity < updated.severity;
     // Any action decision is news: it goes out whatever the update interval.
     let acted = !actions.is_empty();

@@ -194,7 +194,7 @@ async fn act(
         Kind::Runbook,
         severity,
         Cause::Unknown,
-        format!("{cluster}/{service}: {} {:?}: {}", kind.as_str(), result.record.status, result.record.detail),
+        format!("{cluster}/{service}: {} {}: {}", kind.as_str(), result.record.status.as_str(), result.record.detail),
     )
     .for_service(Some(cluster.into()), Some(service.into()));
     o.notified = Some(notify_action(app, cluster, service, &result.record, severity).await);
@@ -205,7 +205,7 @@ async fn act(
 
 /// Every engine decision is announced.
 async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionRecord, severity: Severity) -> String {
-    let status = format!("{:?}", record.status).to_ascii_lowercase();
+    let status = record.status.as_str();
     let subject =
         crate::notify::subject_line(&format!("[{severity}] {cluster}/{service}: {} {status} (runbook)", record.action));
     let links =

@@ -1,12 +1,16 @@
 //! The README demo: a real incident replayed against the local AWS server,
 //! through the real `ecs-events` binary under the Lambda Runtime API.
 //!
-//! A Fargate service `checkout` (3 tasks desired, behind a target group) is
-//! seeded with a task definition that carries a database password and logs to
-//! CloudWatch Logs. Its tasks start failing with OutOfMemoryError: eight
-//! stopped-task events arrive in a burst (one delivered twice), then the
-//! service reaches steady state again. The demo prints what each invocation
-//! returned, the notifications a subscriber received, and the evidence kept.
+//! A Fargate service `checkout` (3 tasks desired, behind a target group) runs
+//! revision 1 of its task definition, which carries a database password and
+//! logs to CloudWatch Logs. Release v2.4.0 (revision 2) is deployed and its
+//! tasks die with OutOfMemoryError: eight stopped-task events arrive in a
+//! burst (one delivered twice). autopilot opens one incident, rolls the
+//! service back to revision 1 through the bounded-action engine, alerts once
+//! and keeps the evidence; then ECS reports steady state and the incident is
+//! resolved with its time to recover. The demo prints what each invocation
+//! returned, the service before and after, the notifications a subscriber
+//! received, the evidence kept and the action ledger.
 
 use autopilot_tests::{InvokeResult, LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::Value;
@@ -39,16 +43,19 @@ async fn main() {
     let task = |n: u64| format!("{:032x}", 0x5eed_0000_u64 + n);
     svc.write_crash_log(&bed, &task(0)).await;
     println!(
-        "Seeded on the local AWS server: cluster {}, service {}, task definition {}",
+        "Seeded on the local AWS server: cluster {}, service {}, running {}",
         svc.cluster, svc.service, svc.task_definition_arn
     );
+    let release = svc.deploy_new_revision(&bed, "v2.4.0").await;
+    println!("Release v2.4.0 deployed: the service now runs {release}");
 
     let mut lambda = LambdaProcess::start(&binary("ecs-events"), "demo-ecs-events", &bed.function_env());
     let cold = lambda.wait_ready(Duration::from_secs(20));
     println!("ecs-events started under the Lambda Runtime API (cold start {:.1} ms)\n", cold.as_secs_f64() * 1000.0);
 
     println!("1. A crash loop: 8 stopped-task events (OutOfMemoryError), one delivered twice");
-    let oom = fixture("ecs/task-stopped-oom-on-container.json");
+    let mut oom = fixture("ecs/task-stopped-oom-on-container.json");
+    oom["detail"]["taskDefinitionArn"] = Value::from(release.clone());
     let mut first = Value::Null;
     for n in 0..8u64 {
         let event = svc.retarget(&oom, &format!("demo-stop-{n}"), &task(n));
@@ -61,7 +68,10 @@ async fn main() {
     let again = svc.retarget(&oom, "demo-stop-3", &task(3));
     show("duplicate delivery", tokio::task::block_in_place(|| lambda.invoke(&again)));
 
-    println!("\n2. The service reaches steady state");
+    let (now_running, desired) = svc.current(&bed).await;
+    println!("\n   The service now runs {now_running} ({desired} desired): rolled back by the engine");
+
+    println!("\n2. ECS replaces the tasks and the service reaches steady state");
     let steady = svc.retarget(&fixture("ecs/service-steady-state.json"), "demo-steady", "-");
     show("SERVICE_STEADY_STATE", tokio::task::block_in_place(|| lambda.invoke(&steady)));
 
@@ -92,6 +102,10 @@ async fn main() {
                 .map(|e| e.as_str().to_string())
                 .unwrap_or_else(|| "unencrypted".into())
         );
+    }
+    println!("\n6. The action ledger (every decision, with its reason)");
+    for (action, status, detail) in svc.ledger(&bed).await {
+        println!("  {action} {status}: {detail}");
     }
     if let Some(peak) = lambda.peak_rss_kib() {
         println!("\necs-events peak RSS: {:.1} MiB", peak as f64 / 1024.0);

@@ -39,7 +39,7 @@ async fn failed_deployment_rolls_the_service_back_through_the_real_api() {
     // The alert reports the action; the pre-action state was kept.
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 1);
-    assert!(notes[0].message.contains("rollback Executed"), "{}", notes[0].message);
+    assert!(notes[0].message.contains("rollback executed"), "{}", notes[0].message);
     assert!(bed.evidence_keys().await.iter().any(|k| k.contains("/actions/") && k.ends_with("pre-action.json")));
 }
 

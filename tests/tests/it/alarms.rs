@@ -42,7 +42,7 @@ async fn high_cpu_scales_out_within_bounds_and_ok_resolves() {
     assert_eq!(ok["incident"], o["incident"], "{ok}");
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 2, "{:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
-    assert!(notes[0].message.contains("scale Executed"), "{}", notes[0].message);
+    assert!(notes[0].message.contains("scale executed"), "{}", notes[0].message);
     assert!(notes[1].subject.starts_with("[RESOLVED]"));
 }
 
