@@ -63,6 +63,8 @@ pub struct ActionResult {
     /// A mutating call failed: the caller escalates to SEV1; automatic actions
     /// on this service are held until a person clears the hold.
     pub failed: bool,
+    /// The lease lock still held after acting; released once the ledger is written.
+    lock_owner: Option<String>,
 }
 
 fn record(kind: ActionKind, status: ActionStatus, detail: impl Into<String>) -> ActionRecord {
@@ -145,8 +147,21 @@ pub async fn run(app: &App, req: &ActionRequest<'_>) -> ActionResult {
     if let Some(i) = req.incident {
         extra.push(("incident", i.to_string()));
     }
-    if let Err(e) = app.state.append_ledger(req.cluster, req.service, &entry, &extra).await {
-        tracing::error!(cluster = req.cluster, service = req.service, error = %e, "ledger write failed");
+    let recorded = match app.state.append_ledger(req.cluster, req.service, &entry, &extra).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(cluster = req.cluster, service = req.service, error = %e, "ledger write failed");
+            false
+        }
+    };
+    // An execution the ledger does not show keeps the lock until its lease
+    // expires, so nobody acts again on a budget that looks unspent.
+    if let Some(owner) = &result.0.lock_owner
+        && (recorded || result.0.record.status != ActionStatus::Executed)
+        && let Err(e) = app.state.release_lock(req.cluster, req.service, owner).await
+    {
+        // The lease expires on its own; until then the service is only locked, never double-acted.
+        tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "lock not released");
     }
     tracing::info!(
         cluster = req.cluster, service = req.service, action = req.kind.as_str(), status = %entry.status,
@@ -164,7 +179,7 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
     let kind = req.kind;
     let done = |status, detail: String, plan: Option<Planned>, failed| {
         let json = plan.as_ref().map(Planned::as_json);
-        (ActionResult { record: record(kind, status, detail), plan: json, failed }, plan)
+        (ActionResult { record: record(kind, status, detail), plan: json, failed, lock_owner: None }, plan)
     };
     let service = match describe_service(&app.clients, req.cluster, req.service).await {
         Ok(s) => s,
@@ -379,9 +394,12 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
             )
         }
     };
-    let _ = app.state.release_lock(req.cluster, req.service, &owner).await;
     let mut r = result;
     r.0.failed = failed;
+    // The lock is released by `run`, after the ledger records this execution:
+    // released earlier, a concurrent invocation could take the lock and read a
+    // ledger that does not show this action yet.
+    r.0.lock_owner = Some(owner);
     r
 }
 

@@ -93,24 +93,21 @@ pub async fn handle(
                     let actions = runbook_actions(app, alarm, &a, &c, &s).await;
                     let failed = actions.iter().any(|r| r.1);
                     let signal = ProblemSignal {
-                        kind: Kind::Alarm,
-                        signal: Signal::ServiceWarning,
-                        cluster: &c,
-                        service: &s,
                         cause: Some(a.cause),
-                        problem: "alarm",
-                        explanation: a.explanation.clone(),
-                        task_definition: None,
-                        failing_task: None,
-                        failed_task: false,
                         region: alarm.region.as_deref().filter(|r| r.contains('-') && !r.contains(' ')),
-                        raw_event: raw,
-                        notes: Vec::new(),
                         actions: actions.into_iter().map(|r| r.0).collect(),
-                        rollback_on_crash_loop: false,
                         action_failed: failed,
                         source: source.clone(),
                         severity_floor: Some(a.severity),
+                        ..ProblemSignal::new(
+                            Kind::Alarm,
+                            Signal::ServiceWarning,
+                            &c,
+                            &s,
+                            "alarm",
+                            a.explanation.clone(),
+                            raw,
+                        )
                     };
                     on_problem(app, signal).await
                 };

@@ -95,24 +95,21 @@ async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> R
         return Ok(o);
     }
     let signal = ProblemSignal {
-        kind: Kind::EcsTaskStopped,
-        signal: Signal::TaskFailed,
-        cluster: &cluster,
-        service,
         cause: Some(verdict.cause),
-        problem: "task failed",
-        explanation: format!("task {} stopped: {}", task.task_id(), verdict.explanation),
         task_definition: task.task_definition_arn.clone(),
         failing_task: Some((task.task_id().to_string(), verdict.container.clone())),
         failed_task: true,
         region: e.meta.region.as_deref(),
-        raw_event: raw,
-        notes: Vec::new(),
-        actions: Vec::new(),
         rollback_on_crash_loop: true,
-        source: "ecs".into(),
-        severity_floor: None,
-        action_failed: false,
+        ..ProblemSignal::new(
+            Kind::EcsTaskStopped,
+            Signal::TaskFailed,
+            &cluster,
+            service,
+            "task failed",
+            format!("task {} stopped: {}", task.task_id(), verdict.explanation),
+            raw,
+        )
     };
     once(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), on_problem(app, signal))
         .await
@@ -160,28 +157,21 @@ async fn service_action(
                 _ => "service error",
             };
             let signal = ProblemSignal {
-                kind: Kind::EcsServiceAction,
-                signal: Signal::ServiceWarning,
-                cluster,
-                service,
                 cause,
-                problem,
-                explanation: format!(
-                    "ECS reported {}{}",
-                    d.event_name,
-                    d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-                ),
-                task_definition: None,
-                failing_task: None,
-                failed_task: false,
                 region: e.meta.region.as_deref(),
-                raw_event: raw,
-                notes: Vec::new(),
-                actions: Vec::new(),
-                rollback_on_crash_loop: false,
-                source: "ecs".into(),
-                severity_floor: None,
-                action_failed: false,
+                ..ProblemSignal::new(
+                    Kind::EcsServiceAction,
+                    Signal::ServiceWarning,
+                    cluster,
+                    service,
+                    problem,
+                    format!(
+                        "ECS reported {}{}",
+                        d.event_name,
+                        d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+                    ),
+                    raw,
+                )
             };
             once(
                 app,
@@ -258,28 +248,22 @@ async fn deployment_changed(
                 )
                 .await;
                 let signal = ProblemSignal {
-                    kind: Kind::EcsDeployment,
-                    signal: Signal::DeploymentFailed,
-                    cluster,
-                    service,
-                    cause: None,
-                    problem: "deployment failed",
-                    explanation: format!(
-                        "deployment {} failed: {}",
-                        d.deployment_id,
-                        d.reason.as_deref().unwrap_or("no reason given")
-                    ),
-                    task_definition: None,
-                    failing_task: None,
-                    failed_task: false,
                     region: e.meta.region.as_deref(),
-                    raw_event: raw,
-                    notes: Vec::new(),
                     action_failed: rollback.failed,
                     actions: vec![rollback.record],
-                    rollback_on_crash_loop: false,
-                    source: "ecs".into(),
-                    severity_floor: None,
+                    ..ProblemSignal::new(
+                        Kind::EcsDeployment,
+                        Signal::DeploymentFailed,
+                        cluster,
+                        service,
+                        "deployment failed",
+                        format!(
+                            "deployment {} failed: {}",
+                            d.deployment_id,
+                            d.reason.as_deref().unwrap_or("no reason given")
+                        ),
+                        raw,
+                    )
                 };
                 on_problem(app, signal).await
             };
@@ -306,24 +290,19 @@ async fn deployment_changed(
                 )
                 .await;
                 let signal = ProblemSignal {
-                    kind: Kind::EcsDeployment,
-                    signal: Signal::DeploymentFailed,
-                    cluster,
-                    service,
-                    cause: None,
-                    problem: "deployment failed",
-                    explanation: "ECS is rolling back a failed deployment".into(),
-                    task_definition: None,
-                    failing_task: None,
-                    failed_task: false,
                     region: e.meta.region.as_deref(),
-                    raw_event: raw,
                     notes: vec![note],
                     action_failed: follow.failed,
                     actions: vec![follow.record],
-                    rollback_on_crash_loop: false,
-                    source: "ecs".into(),
-                    severity_floor: None,
+                    ..ProblemSignal::new(
+                        Kind::EcsDeployment,
+                        Signal::DeploymentFailed,
+                        cluster,
+                        service,
+                        "deployment failed",
+                        "ECS is rolling back a failed deployment".into(),
+                        raw,
+                    )
                 };
                 on_problem(app, signal).await
             };

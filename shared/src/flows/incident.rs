@@ -53,6 +53,41 @@ pub struct ProblemSignal<'a> {
     pub severity_floor: Option<Severity>,
 }
 
+impl<'a> ProblemSignal<'a> {
+    /// A signal with no cause of its own, no actions, sourced from ECS; set
+    /// the rest with struct-update syntax.
+    pub fn new(
+        kind: Kind,
+        signal: Signal,
+        cluster: &'a str,
+        service: &'a str,
+        problem: &'a str,
+        explanation: String,
+        raw_event: &'a Value,
+    ) -> Self {
+        Self {
+            kind,
+            signal,
+            cluster,
+            service,
+            cause: None,
+            problem,
+            explanation,
+            task_definition: None,
+            failing_task: None,
+            failed_task: false,
+            region: None,
+            raw_event,
+            notes: Vec::new(),
+            actions: Vec::new(),
+            rollback_on_crash_loop: false,
+            action_failed: false,
+            source: "ecs".into(),
+            severity_floor: None,
+        }
+    }
+}
+
 /// Causes a rollback can cure: the new revision itself is broken. Capacity,
 /// network and Spot problems are not fixed by going back.
 fn rollback_cures(cause: Cause) -> bool {

@@ -327,15 +327,15 @@ async fn capture_evidence(
 /// say which and leave the retry to the person (never queue blindly).
 async fn export_logs(app: &App, group: &str, prefix: &str, from: i64, to: i64) -> ActionRecord {
     let logs = &app.clients.logs;
-    let active = |status| async move {
-        logs.describe_export_tasks()
-            .status_code(status)
-            .send()
-            .await
-            .ok()
-            .and_then(|r| r.export_tasks().first().map(|t| t.task_id().unwrap_or("?").to_string()))
-    };
     use aws_sdk_cloudwatchlogs::types::ExportTaskStatusCode;
+    let active = |status: ExportTaskStatusCode| async move {
+        let resp = logs.describe_export_tasks().status_code(status.clone()).send().await.ok()?;
+        // Check the status on each task too: not every endpoint applies the filter.
+        resp.export_tasks()
+            .iter()
+            .find(|t| t.status().and_then(|s| s.code()) == Some(&status))
+            .map(|t| t.task_id().unwrap_or("?").to_string())
+    };
     let (running, pending) = tokio::join!(active(ExportTaskStatusCode::Running), active(ExportTaskStatusCode::Pending));
     let skipped = |id: String| ActionRecord {
         action: "log-export".into(),
