@@ -30,6 +30,12 @@ fn network() -> (String, Vec<String>, String) {
     )
 }
 
+/// Target group names are account-wide and at most 32 characters.
+fn unique_target_group_name() -> String {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    format!("tg-{}-{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+}
+
 impl SeededService {
     pub async fn create(bed: &TestBed, service: &str, desired: i32) -> Self {
         use aws_sdk_ecs::types::*;
@@ -90,7 +96,7 @@ impl SeededService {
             .expect("task definition arn");
         let target_group_arn = elb
             .create_target_group()
-            .name(format!("tg{}", &bed.prefix.replace('-', "")).chars().take(32).collect::<String>())
+            .name(unique_target_group_name())
             .protocol(aws_sdk_elasticloadbalancingv2::types::ProtocolEnum::Http)
             .port(8080)
             .vpc_id(&vpc)
