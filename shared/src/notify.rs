@@ -318,6 +318,7 @@ pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::ActionStatus;
 
     #[test]
     fn subjects_should_be_ascii_single_line_and_short() {
@@ -329,6 +330,98 @@ mod tests {
         assert!(!s.contains('\n') && !s.contains('\r'));
         assert!(s.len() < 100, "{} chars", s.len());
         assert!(s.starts_with("[SEV2] prod/api: crash loop ? out of memory second line"));
+    }
+
+    fn view<'a>(actions: &'a [ActionRecord], evidence: Result<String, String>) -> AlertView<'a> {
+        AlertView {
+            update: false,
+            kind: Kind::EcsTaskStopped,
+            severity: Severity::Sev2,
+            cause: Cause::OutOfMemory,
+            cluster: "prod",
+            service: "api",
+            incident: "inc-1",
+            problem: "crash loop",
+            opened_at: "2026-11-20T14:02:10Z",
+            impact: vec!["1 of 3 tasks running (0 pending)".into()],
+            status: "OPEN - crash loop: 5 tasks failed".into(),
+            findings: vec!["task abc stopped: OutOfMemoryError (exit 137)".into()],
+            log_lines: vec!["ERROR connect postgres://app:hunter2@db/app".into()],
+            log_source: Some(("/ecs/api".into(), "api/api/abc".into())),
+            actions,
+            evidence,
+            evidence_location: None,
+            links: Links { region: "eu-west-1".into(), cluster: "prod".into(), service: "api".into() },
+        }
+    }
+
+    #[test]
+    fn alerts_should_follow_the_runbook_template() {
+        let actions = [ActionRecord {
+            action: "rollback".into(),
+            status: ActionStatus::Executed,
+            detail: "roll back api:42 -> api:41".into(),
+        }];
+        let m = render_alert(&view(&actions, Ok("s3://b/incidents/prod/api/inc-1/".into())), &Redactor::new());
+        assert_eq!(m.subject, "[SEV2] prod/api: crash loop - out of memory");
+        let sections = [
+            "INCIDENT ALERT - SEV2",
+            "Service:   prod/api",
+            "Impact:",
+            "Findings",
+            "Log excerpt",
+            "Actions taken",
+            "- rollback executed: roll back api:42 -> api:41",
+            "Next steps (runbook: out-of-memory)",
+            "Evidence: s3://b/",
+            "Console",
+            "eu-west-1.console.aws.amazon.com/ecs/v2/clusters/prod/services/api",
+        ];
+        let mut at = 0;
+        for s in sections {
+            let found = m.body[at..].find(s).unwrap_or_else(|| panic!("{s:?} missing or out of order:\n{}", m.body));
+            at += found;
+        }
+        assert!(!m.body.contains("hunter2"), "credential-shaped text is redacted:\n{}", m.body);
+    }
+
+    #[test]
+    fn an_alert_without_evidence_says_why() {
+        let m = render_alert(&view(&[], Err("AccessDenied on PutObject".into())), &Redactor::new());
+        assert!(m.body.contains("Evidence: NOT CAPTURED - AccessDenied on PutObject"), "{}", m.body);
+        assert!(m.body.contains("- none: diagnosis and notification only"));
+    }
+
+    #[test]
+    fn resolutions_carry_the_time_to_recover_and_what_was_done() {
+        let notes = vec!["rollback executed: roll back api:42 -> api:41".to_string()];
+        let m = render_resolved(
+            &ResolvedView {
+                kind: Kind::EcsServiceAction,
+                severity: Severity::Sev2,
+                cause: Cause::OutOfMemory,
+                cluster: "prod",
+                service: "api",
+                incident: "inc-1",
+                problem: "crash loop",
+                opened_at: "t0",
+                resolved_at: "t1",
+                resolved_by: "SERVICE_STEADY_STATE",
+                time_to_recover_seconds: 750,
+                failures: 12,
+                notes: &notes,
+                evidence: None,
+                links: Links { region: "us-east-1".into(), cluster: "prod".into(), service: "api".into() },
+            },
+            &Redactor::new(),
+        );
+        assert_eq!(m.subject, "[RESOLVED] prod/api: crash loop - out of memory (recovered in 12m 30s)");
+        assert!(
+            m.body.contains("Time to recover:  12m 30s (750 s)") && m.body.contains("Failed tasks:     12"),
+            "{}",
+            m.body
+        );
+        assert!(m.body.contains("- rollback executed"), "{}", m.body);
     }
 
     #[test]
