@@ -57,6 +57,8 @@ const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("alarm/lambda-action-composite.json", "alarm", None, None),
     ("sns/sns-wrapped-ecs-task-stopped.json", "ecs-task", Some("prod"), Some("api")),
     ("sns/sns-wrapped-deployment-failed.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("sns/sns-minimal-envelope-deployment-failed.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("alarm/lambda-action-without-time.json", "alarm", Some("prod"), Some("api")),
     ("pipeline/pipeline-execution-failed.json", "pipeline", None, None),
     ("pipeline/pipeline-execution-succeeded.json", "pipeline", None, None),
     ("pipeline/stage-failed.json", "pipeline", None, None),

@@ -229,24 +229,27 @@ or a Scheduled Event"
     }
 
     fn from_alarm_action(input: &Value) -> Result<Self, TriggerError> {
-        let action: CloudWatchAlarm<Value, Value> = serde_json::from_value(input.clone())
-            .map_err(|e| TriggerError::malformed("CloudWatch alarm action (alarmData)", e))?;
+        // The typed shape first; a payload missing envelope fields (hand-made
+        // tests, re-publishers) is still read from its alarm data.
+        let (arn, account, region) = match serde_json::from_value::<CloudWatchAlarm<Value, Value>>(input.clone()) {
+            Ok(action) => (action.alarm_arn, action.account_id, action.region),
+            Err(e) => {
+                tracing::debug!(error = %e, "alarm action envelope not in the documented shape; reading alarmData");
+                let field = |k: &str| input.get(k).and_then(Value::as_str).map(str::to_string);
+                (field("alarmArn"), field("accountId"), field("region"))
+            }
+        };
         let data = input.get("alarmData").cloned().unwrap_or(Value::Null);
-        let alarm = AlarmChange::from_alarm_data(
-            AlarmOrigin::LambdaAction,
-            &data,
-            action.alarm_arn.clone(),
-            action.account_id.clone(),
-            action.region.clone(),
-        )?;
+        let alarm = AlarmChange::from_alarm_data(AlarmOrigin::LambdaAction, &data, arn, account, region)?;
         Ok(Self::Alarm { id: alarm.transition_key(), alarm })
     }
 
     fn from_sns(input: &Value) -> Result<Self, TriggerError> {
-        let event: SnsEvent =
-            serde_json::from_value(input.clone()).map_err(|e| TriggerError::malformed("SNS event", e))?;
+        let records = input.get("Records").and_then(Value::as_array).ok_or_else(|| {
+            TriggerError::invalid("SNS event", "Records", "an array of records", &describe_json(&input["Records"]))
+        })?;
         // Lambda's SNS integration delivers exactly one record per invocation.
-        let record = match event.records.as_slice() {
+        let record = match records.as_slice() {
             [one] => one,
             [] => return Err(TriggerError::missing("SNS event", "Records[0]")),
             many => {
@@ -258,21 +261,50 @@ or a Scheduled Event"
                 ));
             }
         };
-        let sns = &record.sns;
-        let message: Value = serde_json::from_str(&sns.message).map_err(|_| {
-            TriggerError::invalid(
-                "SNS event",
-                "Records[0].Sns.Message",
-                "a JSON ECS event or CloudWatch alarm",
-                &format!("text starting {:?}", sns.message.chars().take(60).collect::<String>()),
-            )
-        })?;
+        // The typed shape first (aws_lambda_events); a record missing envelope
+        // fields is still read from `Sns.Message`, which is all we need.
+        let (message_text, message_id) = match serde_json::from_value::<SnsEvent>(input.clone()) {
+            Ok(event) => {
+                let sns = event.records.into_iter().next().map(|r| r.sns);
+                (sns.as_ref().map(|m| Value::String(m.message.clone())), sns.map(|m| m.message_id))
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "SNS record not in the documented shape; reading Sns.Message");
+                (
+                    record.pointer("/Sns/Message").cloned(),
+                    record.pointer("/Sns/MessageId").and_then(Value::as_str).map(str::to_string),
+                )
+            }
+        };
+        let message: Value = match message_text {
+            Some(Value::String(text)) => serde_json::from_str(&text).map_err(|_| {
+                TriggerError::invalid(
+                    "SNS event",
+                    "Records[0].Sns.Message",
+                    "a JSON ECS event or CloudWatch alarm",
+                    &format!("text starting {:?}", text.chars().take(60).collect::<String>()),
+                )
+            })?,
+            Some(obj @ Value::Object(_)) => obj,
+            Some(other) => {
+                return Err(TriggerError::invalid(
+                    "SNS event",
+                    "Records[0].Sns.Message",
+                    "a JSON string",
+                    &describe_json(&other),
+                ));
+            }
+            None => return Err(TriggerError::missing("SNS event", "Records[0].Sns.Message")),
+        };
         if message.get("detail-type").is_some() {
-            return Self::from_eventbridge(&message, Some(sns.message_id.clone()));
+            return Self::from_eventbridge(&message, message_id);
         }
         if message.get("AlarmName").is_some() && message.get("NewStateValue").is_some() {
             let alarm = AlarmChange::from_sns_message(&message)?;
             return Ok(Self::Alarm { id: alarm.transition_key(), alarm });
+        }
+        if message.get("alarmData").is_some() {
+            return Self::from_alarm_action(&message);
         }
         Err(TriggerError::Unrecognised {
             expected: "an SNS message holding an EventBridge event (`detail-type`) or a CloudWatch alarm (`AlarmName`, `NewStateValue`)".into(),
