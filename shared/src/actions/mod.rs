@@ -133,23 +133,14 @@ pub struct LedgerEntry {
     pub detail: String,
 }
 
-/// Budget and cooldown for an automatic action (pure). `Err` says why not.
+/// Budget, then cooldown, for an automatic action (pure). `Err` says why
+/// not; an exhausted budget is named before a running cooldown.
 pub fn check_budget(kind: ActionKind, ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), String> {
-    let executed = |e: &&LedgerEntry| e.status == "executed";
-    if let Some(last) = ledger.iter().filter(executed).map(|e| e.at).max()
-        && now - last < limits.cooldown_seconds
-    {
-        return Err(format!(
-            "cooldown: an action was executed {}s ago (cooldown {}s)",
-            now - last,
-            limits.cooldown_seconds
-        ));
-    }
     let (per_30m, per_day) = match kind {
         ActionKind::Rollback => (limits.rollback_per_30m, limits.rollback_per_day),
         ActionKind::Scale => (limits.scale_per_30m, limits.scale_per_day),
         // Not automatic actions; a person asked.
-        ActionKind::ForceDeploy | ActionKind::ScaleToZero => return Ok(()),
+        ActionKind::ForceDeploy | ActionKind::ScaleToZero => return cooldown(ledger, now, limits),
     };
     let same = |e: &&LedgerEntry| e.automatic && e.action == kind.as_str() && e.status == "executed";
     let in_30m = ledger.iter().filter(same).filter(|e| now - e.at < 30 * 60).count();
@@ -164,6 +155,21 @@ pub fn check_budget(kind: ActionKind, ledger: &[LedgerEntry], now: i64, limits: 
         return Err(format!(
             "budget exhausted: {in_day} automatic {} in the last 24 hours (limit {per_day})",
             kind.as_str()
+        ));
+    }
+    cooldown(ledger, now, limits)
+}
+
+/// Any executed action on the service starts a cooldown for automatic ones.
+fn cooldown(ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), String> {
+    let last = ledger.iter().filter(|e| e.status == "executed").map(|e| e.at).max();
+    if let Some(last) = last
+        && now - last < limits.cooldown_seconds
+    {
+        return Err(format!(
+            "cooldown: an action was executed {}s ago (cooldown {}s)",
+            now - last,
+            limits.cooldown_seconds
         ));
     }
     Ok(())
@@ -233,6 +239,14 @@ mod tests {
             entry(now - 3600, "rollback", "executed", false),
         ];
         assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).is_ok());
+    }
+
+    #[test]
+    fn an_exhausted_budget_is_named_before_a_running_cooldown() {
+        let l = Limits::default();
+        let now = 100_000;
+        let ledger = [entry(now - 60, "rollback", "executed", true)];
+        assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).unwrap_err().contains("budget exhausted"));
     }
 
     #[test]

@@ -106,7 +106,7 @@ async fn an_exhausted_budget_refuses_and_says_so() {
     let bed = TestBed::new("budget").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
-    let mut p = start(&bed, "ecs-events", &[("ACTION_COOLDOWN_MINUTES", "0")]);
+    let mut p = start(&bed, "ecs-events", &[]);
     let first = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "bud-1", "x"));
     assert_eq!(first["actions"][0]["status"], "executed", "{first}");
     // The next release fails too, minutes later.
