@@ -692,3 +692,87 @@ pub async fn on_recovery_of(
     tracing::info!(incident = %closed.id, ttr_seconds = ttr, decision = "incident-resolved", "incident resolved");
     Ok(o)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{DeploymentSnapshot, ServiceSnapshot};
+
+    const TD: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/api";
+
+    fn service(current: i32, deployed_at: &str) -> ServiceSnapshot {
+        ServiceSnapshot {
+            task_definition: Some(format!("{TD}:{current}")),
+            deployments: vec![DeploymentSnapshot {
+                id: "ecs-svc/1".into(),
+                status: "PRIMARY".into(),
+                task_definition: format!("{TD}:{current}"),
+                created_at: Some(deployed_at.into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn crash_loop_hands_off_only_on_a_fresh_failing_revision_with_a_curable_cause() {
+        let now = crate::lenient::parse_time("2026-11-20T14:30:00Z").unwrap().timestamp();
+        let fresh = service(42, "2026-11-20T14:00:00Z");
+        let old = service(42, "2026-11-20T10:00:00Z");
+        let failing = format!("{TD}:42");
+        let due = |sev, cause, td: Option<&str>, s: Option<&ServiceSnapshot>| {
+            crash_loop_rollback_due(sev, cause, td, s, now, 3600)
+        };
+        assert!(due(Severity::Sev2, Cause::OutOfMemory, Some(&failing), Some(&fresh)));
+        assert!(due(Severity::Sev1, Cause::EssentialExit, Some("api:42"), Some(&fresh)), "short names match ARNs");
+        assert!(
+            !due(Severity::Sev3, Cause::OutOfMemory, Some(&failing), Some(&fresh)),
+            "a single failure is not a crash loop"
+        );
+        assert!(
+            !due(Severity::Sev2, Cause::Capacity, Some(&failing), Some(&fresh)),
+            "going back does not create capacity"
+        );
+        assert!(!due(Severity::Sev2, Cause::Network, Some(&failing), Some(&fresh)));
+        assert!(!due(Severity::Sev2, Cause::OutOfMemory, Some(&failing), Some(&old)), "deployed hours ago");
+        assert!(
+            !due(Severity::Sev2, Cause::OutOfMemory, Some(&format!("{TD}:41")), Some(&fresh)),
+            "an old task's stop"
+        );
+        assert!(!due(Severity::Sev2, Cause::OutOfMemory, None, Some(&fresh)));
+        assert!(!due(Severity::Sev2, Cause::OutOfMemory, Some(&failing), None), "no facts, no action");
+    }
+
+    #[test]
+    fn dominant_cause_ignores_unknown_and_counts() {
+        use Cause::*;
+        assert_eq!(dominant_cause([Unknown, OutOfMemory, ImagePull, OutOfMemory]), Some(OutOfMemory));
+        assert_eq!(dominant_cause([Unknown, Unknown]), None);
+        assert_eq!(dominant_cause([]), None);
+    }
+
+    #[test]
+    fn recent_failures_keep_failed_stops_inside_the_window() {
+        let now = crate::lenient::parse_time("2026-11-20T14:30:00Z").unwrap().timestamp();
+        let stop = |at: Option<&str>, code: &str, reason: &str| TaskStateChange {
+            task_arn: "arn:aws:ecs:us-east-1:1:task/prod/abc".into(),
+            stop_code: Some(code.into()),
+            stopped_reason: Some(reason.into()),
+            stopped_at: at.map(str::to_string),
+            ..Default::default()
+        };
+        let tasks = [
+            stop(Some("2026-11-20T14:20:00Z"), "TaskFailedToStart", "CannotPullContainerError: not found"),
+            stop(Some("2026-11-20T12:00:00Z"), "TaskFailedToStart", "CannotPullContainerError: not found"),
+            stop(
+                Some("2026-11-20T14:25:00Z"),
+                "ServiceSchedulerInitiated",
+                "Scaling activity initiated by (deployment ecs-svc/1)",
+            ),
+            stop(None, "EssentialContainerExited", "Essential container in task exited"),
+        ];
+        let recent = recent_failures(&tasks, now, 3600);
+        assert_eq!(recent.len(), 2, "the old stop and the scale-in are not failures in the window");
+        assert_eq!(recent[0].1, Cause::ImagePull);
+    }
+}
