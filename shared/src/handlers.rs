@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::outcome::{Cause, Kind, Outcome, Severity};
 use crate::state::StateStore;
-use crate::trigger::{AlarmState, Trigger};
+use crate::trigger::Trigger;
 
 /// The five functions (binary names fixed by DESIGN.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,16 @@ impl App {
             }
             Trigger::Alarm { id, alarm } => Box::pin(crate::flows::alarm::handle(self, &id, &alarm, payload)).await,
             Trigger::Runbook(req) => Box::pin(crate::flows::runbook::handle(self, &req)).await,
-            other => Ok(recognised(&other)),
+            Trigger::Pipeline(e) => Ok(recognised_pipeline(&e)),
+            Trigger::Scheduled { job, .. } => Ok(Outcome::new(
+                Kind::Report,
+                Severity::Info,
+                Cause::Expected,
+                format!("{job:?} job recognised; reports not built yet"),
+            )),
+            Trigger::Ignored { detail_type, reason, .. } => {
+                Ok(Outcome::ignored(format!("{detail_type} ignored: {reason}")))
+            }
         }
     }
 }
@@ -170,68 +179,23 @@ fn describe_trigger(trigger: &Trigger) -> String {
     }
 }
 
-/// The Outcome of a trigger whose flow is not built yet: it says what was
-/// recognised and does nothing.
-fn recognised(trigger: &Trigger) -> Outcome {
-    let (cluster, service) = trigger.cluster_service();
-    let outcome = match trigger {
-        Trigger::Ignored { detail_type, reason, .. } => Outcome::ignored(format!("{detail_type} ignored: {reason}")),
-        Trigger::EcsTask(e) => Outcome::new(
-            Kind::EcsTaskStopped,
-            Severity::Info,
-            Cause::Unknown,
-            format!(
-                "task {} {} ({}); diagnosis not built yet",
-                e.detail.task_id(),
-                e.detail.last_status.as_deref().unwrap_or("?"),
-                e.detail.stopped_reason.as_deref().unwrap_or("no reason given")
-            ),
-        ),
-        Trigger::EcsServiceAction(e) => Outcome::new(
-            Kind::EcsServiceAction,
-            Severity::Info,
-            Cause::Unknown,
-            format!("service action {}; handling not built yet", e.detail.event_name),
-        ),
-        Trigger::EcsDeployment(e) => Outcome::new(
-            Kind::EcsDeployment,
-            Severity::Info,
-            Cause::Unknown,
-            format!("deployment {} {}; handling not built yet", e.detail.deployment_id, e.detail.event_name),
-        ),
-        Trigger::Alarm { alarm, .. } => Outcome::new(
-            Kind::Alarm,
-            Severity::Info,
-            if alarm.state == AlarmState::Alarm { Cause::OtherAlarm } else { Cause::Expected },
-            format!("alarm {} is {:?} ({:?} alarm); alarm runbooks not built yet", alarm.name, alarm.state, alarm.kind),
-        ),
-        Trigger::Pipeline(e) => Outcome::new(
-            Kind::Pipeline,
-            Severity::Info,
-            if e.detail.is_approval() && e.detail.state == "STARTED" {
-                Cause::ApprovalWaiting
-            } else {
-                Cause::PipelineFailed
-            },
-            format!(
-                "pipeline {} {} {}; pipeline handling not built yet",
-                e.detail.pipeline,
-                e.meta.detail_type.trim_start_matches("CodePipeline ").trim_end_matches(" State Change"),
-                e.detail.state
-            ),
-        ),
-        Trigger::Scheduled { job, .. } => Outcome::new(
-            Kind::Report,
-            Severity::Info,
-            Cause::Expected,
-            format!("{job:?} job recognised; reports not built yet"),
-        ),
-        Trigger::Runbook(r) => Outcome::new(
-            Kind::Runbook,
-            Severity::Info,
-            Cause::Unknown,
-            format!("runbook {:?} (dry_run {}) recognised; runbook actions not built yet", r.action, r.dry_run),
-        ),
+/// Pipeline and schedule triggers: their flows are not built yet, so the
+/// Outcome says what was recognised and does nothing.
+fn recognised_pipeline(e: &crate::trigger::Envelope<crate::trigger::PipelineDetail>) -> Outcome {
+    let cause = if e.detail.is_approval() && e.detail.state == "STARTED" {
+        Cause::ApprovalWaiting
+    } else {
+        Cause::PipelineFailed
     };
-    outcome.for_service(cluster, service)
+    Outcome::new(
+        Kind::Pipeline,
+        Severity::Info,
+        cause,
+        format!(
+            "pipeline {} {} {}; pipeline handling not built yet",
+            e.detail.pipeline,
+            e.meta.detail_type.trim_start_matches("CodePipeline ").trim_end_matches(" State Change"),
+            e.detail.state
+        ),
+    )
 }
