@@ -152,6 +152,24 @@ impl StateStore {
         }
     }
 
+    /// A conditional write's result: `Some(output)` when it happened, `None`
+    /// when its condition said no (another invocation won), an error otherwise.
+    fn conditional<T, E, R>(
+        &self,
+        op: &str,
+        result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+    ) -> Result<Option<T>, AutopilotError>
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match result {
+            Ok(out) => Ok(Some(out)),
+            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
+            Err(e) => Err(self.err(op, e)),
+        }
+    }
+
     /// Claim one delivery of an event. EventBridge delivers at least once;
     /// only the first claim (or one whose lease expired) processes it.
     pub async fn claim_event(&self, event_id: &str, function: &str, now: i64) -> Result<Claim, AutopilotError> {
@@ -172,11 +190,7 @@ impl StateStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(Claim::New),
-            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(Claim::Duplicate),
-            Err(e) => Err(self.err("PutItem (claim event)", e)),
-        }
+        Ok(self.conditional("PutItem (claim event)", result)?.map_or(Claim::Duplicate, |_| Claim::New))
     }
 
     /// Mark a claimed event done, with what was decided.
@@ -252,11 +266,7 @@ impl StateStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(self.err("PutItem (open incident)", e)),
-        }
+        Ok(self.conditional("PutItem (open incident)", result)?.is_some())
     }
 
     /// Count one more event (and failure) into the open incident `id`; returns
@@ -282,11 +292,7 @@ impl StateStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match result {
-            Ok(r) => Ok(r.attributes().and_then(incident_from)),
-            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(None),
-            Err(e) => Err(self.err("UpdateItem (record event)", e)),
-        }
+        Ok(self.conditional("UpdateItem (record event)", result)?.and_then(|r| r.attributes().and_then(incident_from)))
     }
 
     /// Decide, once across concurrent invocations, whether an update goes out:
@@ -317,11 +323,7 @@ impl StateStore {
             .expression_attribute_values(":id", s(&incident.id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(false),
-            Err(e) => Err(self.err("UpdateItem (claim update)", e)),
-        }
+        Ok(self.conditional("UpdateItem (claim update)", result)?.is_some())
     }
 
     /// Store what the opening notification and evidence produced.
@@ -373,11 +375,7 @@ impl StateStore {
             .expression_attribute_values(":id", s(&incident.id))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(self.err("UpdateItem (note)", e)),
-        }
+        self.conditional("UpdateItem (note)", result).map(|_| ())
     }
 
     /// Close the open incident `id` (once: the winner gets it back) and keep
@@ -552,11 +550,7 @@ impl StateStore {
             .expression_attribute_values(":owner", s(owner))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if sdk_error_code(&e) == Some("ConditionalCheckFailedException") => Ok(()),
-            Err(e) => Err(self.err("DeleteItem (lock)", e)),
-        }
+        self.conditional("DeleteItem (lock)", result).map(|_| ())
     }
 
     /// Append one decision to the service's ledger.
