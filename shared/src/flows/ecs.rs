@@ -29,7 +29,11 @@ pub async fn handle(app: &App, trigger: Trigger, raw: &Value) -> Result<Outcome,
         },
         Trigger::EcsDeployment(e) => match (cluster, service) {
             (Some(c), Some(s)) => deployment_changed(app, e, &c, &s, raw).await,
-            _ => Ok(Outcome::ignored(format!("{} without a service ARN in resources", e.detail.event_name))),
+            _ => Ok(Outcome::ignored(format!(
+                "{} names no cluster/service: resources {:?} hold no long-format service ARN \
+                 (arn:aws:ecs:<region>:<account>:service/<cluster>/<service>)",
+                e.detail.event_name, e.meta.resources
+            ))),
         },
         other => Ok(Outcome::ignored(format!("{:?} is not an ECS event", other.kind()))),
     }

@@ -154,7 +154,10 @@ pub fn service_from_arn<'a>(service_arn: &'a str, cluster_arn: &'a str) -> Optio
     }
     match (parts.next(), parts.next()) {
         (Some(cluster), Some(service)) if !service.is_empty() => Some((cluster, service)),
-        (Some(service), None) if !service.is_empty() => Some((cluster_name(cluster_arn), service)),
+        // The legacy format names no cluster: only usable when the event gives one.
+        (Some(service), None) if !service.is_empty() && !cluster_arn.is_empty() => {
+            Some((cluster_name(cluster_arn), service))
+        }
         _ => None,
     }
 }
@@ -173,6 +176,11 @@ mod tests {
         assert_eq!(service_from_arn("arn:aws:ecs:us-east-1:111122223333:service/api", cluster), Some(("prod", "api")));
         assert_eq!(service_from_arn("arn:aws:ecs:us-east-1:1:task/prod/abc", cluster), None);
         assert_eq!(service_from_arn("not-an-arn", cluster), None);
+        assert_eq!(
+            service_from_arn("arn:aws:ecs:us-east-1:111122223333:service/api", ""),
+            None,
+            "legacy ARN, no cluster"
+        );
     }
 
     #[test]

@@ -43,6 +43,7 @@ const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("ecs/deployment-in-progress.json", "ecs-deployment", Some("prod"), Some("api")),
     ("ecs/deployment-completed.json", "ecs-deployment", Some("prod"), Some("api")),
     ("ecs/deployment-failed.json", "ecs-deployment", Some("prod"), Some("api")),
+    ("ecs/deployment-failed-legacy-arn.json", "ecs-deployment", None, None),
     ("ecs/deployment-circuit-breaker-rolling-back.json", "ecs-deployment", Some("prod"), Some("api")),
     ("ecs/container-instance-state-change.json", "ignored", None, None),
     ("alarm/eventbridge-metric-cpu.json", "alarm", Some("prod"), Some("api")),
