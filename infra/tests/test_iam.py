@@ -47,7 +47,8 @@ APP_LOGS = {"logs:GetLogEvents", "logs:FilterLogEvents"}
 LOG_EXPORT = {"logs:CreateExportTask", "logs:DescribeExportTasks"}
 NEEDS = {
     "EcsEventsFunction": EVERY_FUNCTION | ECS_READS | TARGETS_AND_METRICS | SCALING | APP_LOGS,
-    "AlarmResponderFunction": EVERY_FUNCTION | ECS_READS | ECS_DISCOVERY | TARGETS_AND_METRICS | SCALING | APP_LOGS,
+    "AlarmResponderFunction": EVERY_FUNCTION | ECS_READS | ECS_DISCOVERY | TARGETS_AND_METRICS | SCALING | APP_LOGS
+    | {"cloudwatch:ListTagsForResource"},
     "RunbookFunction": EVERY_FUNCTION | ECS_READS | TARGETS_AND_METRICS | SCALING | APP_LOGS | LOG_EXPORT,
     "ScheduledReportsFunction": EVERY_FUNCTION | ECS_READS | ECS_DISCOVERY | TARGETS_AND_METRICS,
     "PipelineEventsFunction": EVERY_FUNCTION | APP_LOGS | {

@@ -188,6 +188,13 @@ pub async fn map_to_service(app: &App, alarm: &AlarmChange) -> Option<(String, S
     if let (Some(c), Some(s)) = (alarm.dimension("ClusterName"), alarm.dimension("ServiceName")) {
         return Some((c.to_string(), s.to_string()));
     }
+    // Composite and math alarms carry no service dimensions: their owners tag
+    // them `autopilot:cluster` / `autopilot:service`.
+    if let Some(arn) = &alarm.arn
+        && let Some(hit) = service_from_alarm_tags(app, arn).await
+    {
+        return Some(hit);
+    }
     let tg = alarm.dimension("TargetGroup")?.to_string();
     if let Ok(cache) = tg_cache().lock()
         && let Some(hit) = cache.get(&tg)
@@ -199,6 +206,26 @@ pub async fn map_to_service(app: &App, alarm: &AlarmChange) -> Option<(String, S
         cache.insert(tg, hit.clone());
     }
     found
+}
+
+async fn service_from_alarm_tags(app: &App, alarm_arn: &str) -> Option<(String, String)> {
+    let resp = app
+        .clients
+        .cloudwatch
+        .list_tags_for_resource()
+        .resource_arn(alarm_arn)
+        .send()
+        .await
+        .map_err(|e| tracing::info!(alarm_arn, error = %sdk_error_message(&e), "alarm tags unreadable"))
+        .ok()?;
+    let tag = |key: &str| {
+        resp.tags()
+            .iter()
+            .find(|t| t.key().is_some_and(|k| k.eq_ignore_ascii_case(key)))
+            .and_then(|t| t.value())
+            .map(str::to_string)
+    };
+    Some((tag("autopilot:cluster")?, tag("autopilot:service")?))
 }
 
 async fn find_service_by_target_group(app: &App, tg_dimension: &str) -> Option<(String, String)> {

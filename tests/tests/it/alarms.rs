@@ -87,3 +87,49 @@ async fn an_alarm_ok_does_not_resolve_an_incident_it_did_not_open() {
     assert!(ok["summary"].as_str().unwrap().contains("stays open"), "{ok}");
     assert_eq!(bed.notifications().await.len(), 1, "only the crash alert");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_without_service_dimensions_is_mapped_by_its_tags() {
+    let bed = TestBed::new("alarmtags").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&bed.config);
+    let name = format!("{}-errors", bed.prefix);
+    cw.put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("Checkout")
+        .metric_name("PaymentErrors")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .tags(aws_sdk_cloudwatch::types::Tag::builder().key("autopilot:cluster").value(&svc.cluster).build())
+        .tags(aws_sdk_cloudwatch::types::Tag::builder().key("autopilot:service").value("api").build())
+        .send()
+        .await
+        .expect("put alarm");
+    let arn = cw
+        .describe_alarms()
+        .alarm_names(&name)
+        .send()
+        .await
+        .expect("describe")
+        .metric_alarms()
+        .first()
+        .and_then(|a| a.alarm_arn().map(str::to_string))
+        .expect("alarm arn");
+    let mut event = fixture("alarm/eventbridge-metric-cpu.json");
+    event["id"] = Value::from("tags-1");
+    event["resources"] = serde_json::json!([arn]);
+    event["detail"]["alarmName"] = Value::from(name.clone());
+    event["detail"]["configuration"]["metrics"] = serde_json::json!([{
+        "id": "m1", "returnData": true,
+        "metricStat": {"metric": {"namespace": "Checkout", "name": "PaymentErrors", "dimensions": {}}, "period": 60, "stat": "Sum"}
+    }]);
+    let mut p = start(&bed);
+    let o = invoke(&mut p, &event);
+    assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some(svc.cluster.as_str()), Some("api")), "{o}");
+    assert_eq!(o["cause"], "other-alarm");
+    assert!(o["incident"].is_string(), "{o}");
+    assert!(o["actions"].as_array().is_some_and(Vec::is_empty), "other alarms only diagnose: {o}");
+}
