@@ -112,13 +112,18 @@ impl LambdaProcess {
 
     /// Invoke once and wait for the response or error.
     pub fn invoke(&mut self, payload: &Value) -> InvokeResult {
+        self.invoke_raw(payload.to_string().into_bytes())
+    }
+
+    /// Invoke with any bytes, JSON or not, as a misconfigured caller might.
+    pub fn invoke_raw(&mut self, payload: Vec<u8>) -> InvokeResult {
         let id = {
             let mut n = self.next_id.lock().unwrap();
             *n += 1;
             format!("req-{}-{}", self.child.id(), *n)
         };
         let (lock, cvar) = &*self.state;
-        lock.lock().unwrap().queue.push_back((id.clone(), payload.to_string().into_bytes()));
+        lock.lock().unwrap().queue.push_back((id.clone(), payload));
         cvar.notify_all();
         let deadline = Instant::now() + Duration::from_secs(60);
         let mut st = lock.lock().unwrap();

@@ -104,3 +104,18 @@ async fn each_invocation_should_log_one_decision_line_and_emf_metrics() {
     assert_eq!(emf.len(), 1);
     assert_eq!(emf[0]["Invocations"], 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_payload_is_not_json_at_all_the_binary_answers_an_error_and_keeps_running() {
+    let bed = TestBed::new("notjson").await;
+    let mut p = start(&bed, "ecs-events");
+    for raw in [&b"not json"[..], b"", b"{\"unterminated\": ", &[0xff, 0xfe, 0x00]] {
+        let result = tokio::task::block_in_place(|| p.invoke_raw(raw.to_vec()));
+        let (error_type, message) = result.expect_error("raw bytes");
+        assert!(!error_type.is_empty() && !message.is_empty(), "{error_type}: {message}");
+    }
+    assert!(p.is_running());
+    let ok =
+        tokio::task::block_in_place(|| p.invoke(&fixture("ecs/task-running.json"))).expect_response("after garbage");
+    assert_eq!(ok["kind"], "ignored");
+}
