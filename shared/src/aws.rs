@@ -163,9 +163,3 @@ pub fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
     }
     text
 }
-
-/// Heuristic for errors already boxed: transport-level failures are retryable.
-pub fn is_retryable(err: &(dyn std::error::Error + 'static)) -> bool {
-    let text = error_message(err);
-    RETRYABLE_CODES.iter().any(|c| text.contains(c)) || text.contains("dispatch failure") || text.contains("timeout")
-}

@@ -38,16 +38,6 @@ impl AutopilotError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, Self::Aws { retryable: true, .. } | Self::State { .. })
     }
-
-    /// Wrap an SDK error, naming the call and the resource.
-    pub fn aws<E>(service: &'static str, operation: &'static str, resource: impl Into<String>, err: E) -> Self
-    where
-        E: std::error::Error + 'static,
-    {
-        let message = crate::aws::error_message(&err);
-        let retryable = crate::aws::is_retryable(&err);
-        Self::Aws { service, operation, resource: resource.into(), message, retryable }
-    }
 }
 
 impl From<AutopilotError> for Diagnostic {

@@ -39,11 +39,6 @@ impl Severity {
         }
     }
 
-    /// Whether this one pages a person (everything but INFO).
-    pub fn pages(self) -> bool {
-        self != Self::Info
-    }
-
     pub fn parse(text: &str) -> Option<Self> {
         match text {
             "SEV1" => Some(Self::Sev1),

@@ -168,9 +168,3 @@ pub struct MetricSeries {
     pub stat: String,
     pub points: Vec<(String, f64)>,
 }
-
-impl MetricSeries {
-    pub fn latest(&self) -> Option<f64> {
-        self.points.last().map(|(_, v)| *v)
-    }
-}
