@@ -4,6 +4,37 @@
 use crate::error::AutopilotError;
 use std::time::Duration;
 
+/// Limits on automatic actions (README, "Bounded actions").
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub rollback_per_30m: usize,
+    pub rollback_per_day: usize,
+    pub scale_per_30m: usize,
+    pub scale_per_day: usize,
+    /// After any executed action on a service, automatic actions wait this long.
+    pub cooldown_seconds: i64,
+    /// A crash loop triggers a rollback only on a revision deployed this recently.
+    pub rollback_window_seconds: i64,
+    /// Global cap on desired count for any scale.
+    pub max_tasks: i32,
+    pub lock_seconds: i64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            rollback_per_30m: 1,
+            rollback_per_day: 3,
+            scale_per_30m: 3,
+            scale_per_day: 10,
+            cooldown_seconds: 5 * 60,
+            rollback_window_seconds: 60 * 60,
+            max_tasks: 50,
+            lock_seconds: 120,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub notify_topic_arn: String,
@@ -35,7 +66,7 @@ pub struct Settings {
     /// `CONSOLE_REGION`: region used in console links when the event has none.
     pub console_region: String,
     /// Budgets, cooldown and caps of the action engine.
-    pub limits: crate::actions::Limits,
+    pub limits: Limits,
 }
 
 impl Default for Settings {
@@ -46,7 +77,7 @@ impl Default for Settings {
             crash_loop_threshold: 3,
             log_lines: 20,
             console_region: "us-east-1".into(),
-            limits: crate::actions::Limits::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -76,7 +107,7 @@ impl Config {
         let clusters = lookup("CLUSTERS")
             .unwrap_or_default()
             .split(',')
-            .map(|c| crate::trigger::ecs::cluster_name(c.trim()).to_string())
+            .map(|c| crate::arn::cluster_name(c.trim()).to_string())
             .filter(|c| !c.is_empty())
             .collect();
         let defaults = Settings::default();
@@ -86,8 +117,8 @@ impl Config {
         let count = |name: &str, default: usize| -> Result<usize, AutopilotError> {
             Ok(parse_u64(name, lookup(name).as_deref())?.map(|n| n as usize).unwrap_or(default))
         };
-        let dl = crate::actions::Limits::default();
-        let limits = crate::actions::Limits {
+        let dl = Limits::default();
+        let limits = Limits {
             rollback_per_30m: count("ROLLBACK_MAX_PER_30M", dl.rollback_per_30m)?,
             rollback_per_day: count("ROLLBACK_MAX_PER_DAY", dl.rollback_per_day)?,
             scale_per_30m: count("SCALE_MAX_PER_30M", dl.scale_per_30m)?,
@@ -120,7 +151,7 @@ impl Config {
 
     /// Whether a cluster is in scope (`CLUSTERS` empty means every cluster).
     pub fn in_scope(&self, cluster: &str) -> bool {
-        self.clusters.is_empty() || self.clusters.iter().any(|c| c == crate::trigger::ecs::cluster_name(cluster))
+        self.clusters.is_empty() || self.clusters.iter().any(|c| c == crate::arn::cluster_name(cluster))
     }
 }
 

@@ -1,9 +1,73 @@
-//! The one error type of the crate, and its mapping to the Lambda error
-//! response (a stable `errorType` saying whether a retry can help).
+//! The crate's error types and their mapping to the Lambda error response
+//! (a stable `errorType` saying whether a retry can help).
+//!
+//! - [`TriggerError`]: an input that is not one of ours (never retried).
+//! - [`AwsError`]: one failed AWS call, naming the service, the operation
+//!   and the resource, and whether retrying can help. Every adapter returns it.
+//! - [`AutopilotError`]: what a handler returns to Lambda.
 
 use lambda_runtime::Diagnostic;
 
-use crate::trigger::TriggerError;
+/// Why an input could not be turned into a trigger.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TriggerError {
+    #[error("unrecognised input: expected {expected}; got {got}")]
+    Unrecognised { expected: String, got: String },
+    #[error("{what}: missing field `{field}`")]
+    Missing { what: String, field: String },
+    #[error("{what}: field `{field}` must be {expected}, got {got}")]
+    Invalid { what: String, field: String, expected: String, got: String },
+    #[error("{what} is malformed: {reason}")]
+    Malformed { what: String, reason: String },
+}
+
+impl TriggerError {
+    pub(crate) fn missing(what: &str, field: &str) -> Self {
+        Self::Missing { what: what.into(), field: field.into() }
+    }
+    pub(crate) fn invalid(what: &str, field: &str, expected: &str, got: &str) -> Self {
+        Self::Invalid { what: what.into(), field: field.into(), expected: expected.into(), got: got.into() }
+    }
+    pub(crate) fn malformed(what: &str, reason: impl std::fmt::Display) -> Self {
+        Self::Malformed { what: what.into(), reason: reason.to_string() }
+    }
+}
+
+/// One AWS call that failed. Built by the adapters from the SDK's error
+/// (`adapters::aws_error`); the flows only read it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{service}:{operation} on {resource}: {message}")]
+pub struct AwsError {
+    /// The SDK's service name: `ecs`, `dynamodb`, `s3`, …
+    pub service: &'static str,
+    /// The API operation: `DescribeServices`, `PutItem`, …
+    pub operation: &'static str,
+    /// What was asked for: `prod/api`, a table, a bucket and key, …
+    pub resource: String,
+    /// The error code when the service sent one (`ThrottlingException`).
+    pub code: Option<String>,
+    /// The code and message, or the transport failure, as one line.
+    pub message: String,
+    /// Whether the same call later can succeed (throttling, 5xx, timeouts).
+    pub retryable: bool,
+}
+
+impl AwsError {
+    /// An answer that is not an SDK error but still fails the call (a
+    /// described service that is missing, an empty response).
+    pub fn answer(
+        service: &'static str,
+        operation: &'static str,
+        resource: impl Into<String>,
+        why: impl Into<String>,
+    ) -> Self {
+        Self { service, operation, resource: resource.into(), code: None, message: why.into(), retryable: false }
+    }
+
+    pub fn code_is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AutopilotError {
@@ -17,10 +81,12 @@ pub enum AutopilotError {
     #[error("configuration: {0}")]
     Config(String),
     /// An AWS call failed in a way the handler could not degrade around.
-    #[error("AWS {service}.{operation} failed for {resource}: {message}")]
-    Aws { service: &'static str, operation: &'static str, resource: String, message: String, retryable: bool },
-    #[error("state table {table}: {message}")]
-    State { table: String, message: String },
+    #[error("AWS {}.{} failed for {}: {}", .0.service, .0.operation, .0.resource, .0.message)]
+    Aws(AwsError),
+    /// A state-table call failed: the safety records cannot be trusted, so
+    /// the invocation fails and Lambda retries.
+    #[error("state table {}: {}: {}", .0.resource, .0.operation, .0.message)]
+    State(AwsError),
 }
 
 impl AutopilotError {
@@ -29,14 +95,14 @@ impl AutopilotError {
         match self {
             Self::InvalidEvent(_) | Self::WrongFunction { .. } => "InvalidEvent",
             Self::Config(_) => "Configuration",
-            Self::Aws { retryable: true, .. } => "AwsRetryable",
-            Self::Aws { retryable: false, .. } => "AwsFailure",
-            Self::State { .. } => "StateFailure",
+            Self::Aws(e) if e.retryable => "AwsRetryable",
+            Self::Aws(_) => "AwsFailure",
+            Self::State(_) => "StateFailure",
         }
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Aws { retryable: true, .. } | Self::State { .. })
+        matches!(self, Self::Aws(AwsError { retryable: true, .. }) | Self::State(_))
     }
 }
 

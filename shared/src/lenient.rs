@@ -7,8 +7,11 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+/// A field read as text whatever JSON type it came in.
+pub type Text = String;
+
 /// A string, a number or a bool, read as text; `null` and absent are `None`.
-pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Text>, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),

@@ -1,37 +1,54 @@
 //! ecs-autopilot's shared library: everything the Lambda functions do lives
-//! here; the binaries under `functions/` only wire it up.
+//! here; the binaries under `functions/` only name their flow.
 //!
-//! Module map:
-//! - [`actions`]   — the bounded-action engine: modes, locks, budgets, ledger, planners.
-//! - [`trigger`]   — recognise every accepted input (ECS, alarm, pipeline,
-//!   schedule, runbook; direct or through SNS) as a typed [`trigger::Trigger`].
-//! - [`outcome`]   — the Outcome JSON and the fixed cause/severity vocabulary.
-//! - [`config`]    — the environment contract and tunable settings.
-//! - [`handlers`]  — one entry point per function: trigger in, Outcome out.
-//! - [`aws`]       — SDK clients built once, call counting, SDK error helpers.
-//! - [`error`]     — the error type and its Lambda `Diagnostic` mapping.
-//! - [`telemetry`] — JSON logs and embedded-metric-format metrics.
-//! - [`diagnosis`] — pure decisions: stop classification, severity, findings.
-//! - [`redact`]    — secrets never leave: env values, credential-shaped text.
-//! - [`lenient`]   — serde helpers for fields AWS sends in several JSON types.
+//! Module map, in layers. A module imports only from its own layer or the
+//! layers above it in this list (checked by `tests/layering.rs`):
+//!
+//! 1. **Vocabulary and helpers** (no I/O, no AWS types):
+//!    [`outcome`] (the Outcome JSON, severities, actions), [`cause`] (the cause
+//!    vocabulary and its one catalogue), [`error`] (error types), [`config`]
+//!    (the environment contract and limits), [`arn`] and [`time`] helpers,
+//!    [`redact`] (secrets never leave), [`lenient`] (serde for AWS's mixed
+//!    JSON types), [`telemetry`] (JSON logs, embedded-metric-format metrics).
+//! 2. **Triggers and pure decisions**: [`trigger`] (every accepted input as a
+//!    typed [`Trigger`]), [`snapshot`] (plain data read from AWS),
+//!    [`diagnosis`] (stop classification, severity, alarms, log excerpts),
+//!    [`render`] (alert, update and resolution texts), [`evidence`] (bundle
+//!    building).
+//! 3. **Adapters** ([`adapters`]): every AWS call, with typed errors — the
+//!    state store, ECS/ELB/CloudWatch/Logs/Auto Scaling reads and the ECS
+//!    mutations, gathering, the evidence store, the notifier.
+//! 4. **The bounded-action engine** ([`actions`]): modes, locks, budgets,
+//!    cooldowns, the ledger, and the pure rollback and scale planners.
+//! 5. **The application context** ([`context`]): configuration, clients and
+//!    stores built once per process, and the one routing table of triggers
+//!    to functions.
+//! 6. **Flows** ([`flows`]): one per function (`flows::ecs::FLOW`, …), the
+//!    runbooks as code, and the invocation wrapper every binary calls.
 
-pub mod actions;
-pub mod aws;
+pub mod arn;
+pub mod cause;
 pub mod config;
-pub mod diagnosis;
 pub mod error;
-pub mod evidence;
-pub mod flows;
-pub mod gather;
-pub mod handlers;
 pub mod lenient;
-pub mod notify;
 pub mod outcome;
 pub mod redact;
-pub mod snapshot;
-pub mod state;
 pub mod telemetry;
+pub mod time;
+
+pub mod diagnosis;
+pub mod evidence;
+pub mod render;
+pub mod snapshot;
 pub mod trigger;
+
+pub mod adapters;
+
+pub mod actions;
+
+pub mod context;
+
+pub mod flows;
 
 pub use config::Config;
 pub use error::AutopilotError;

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::cause::Cause;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
@@ -56,89 +58,6 @@ impl std::fmt::Display for Severity {
     }
 }
 
-/// The cause vocabulary of DESIGN.md. One word each; nothing else is emitted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Cause {
-    ImagePull,
-    OutOfMemory,
-    Secrets,
-    Network,
-    HealthCheck,
-    EssentialExit,
-    Capacity,
-    SpotInterruption,
-    Expected,
-    Unknown,
-    HighCpu,
-    HighMemory,
-    UnhealthyTargets,
-    #[serde(rename = "http-5xx")]
-    Http5xx,
-    Latency,
-    TaskCountLow,
-    OtherAlarm,
-    PipelineFailed,
-    ApprovalWaiting,
-}
-
-impl Cause {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ImagePull => "image-pull",
-            Self::OutOfMemory => "out-of-memory",
-            Self::Secrets => "secrets",
-            Self::Network => "network",
-            Self::HealthCheck => "health-check",
-            Self::EssentialExit => "essential-exit",
-            Self::Capacity => "capacity",
-            Self::SpotInterruption => "spot-interruption",
-            Self::Expected => "expected",
-            Self::Unknown => "unknown",
-            Self::HighCpu => "high-cpu",
-            Self::HighMemory => "high-memory",
-            Self::UnhealthyTargets => "unhealthy-targets",
-            Self::Http5xx => "http-5xx",
-            Self::Latency => "latency",
-            Self::TaskCountLow => "task-count-low",
-            Self::OtherAlarm => "other-alarm",
-            Self::PipelineFailed => "pipeline-failed",
-            Self::ApprovalWaiting => "approval-waiting",
-        }
-    }
-
-    /// The words a person reads in a subject line.
-    pub fn headline(self) -> &'static str {
-        match self {
-            Self::ImagePull => "image pull error",
-            Self::OutOfMemory => "out of memory",
-            Self::Secrets => "secrets or registry credentials not accessible",
-            Self::Network => "network error while provisioning",
-            Self::HealthCheck => "health checks failing",
-            Self::EssentialExit => "application crashed",
-            Self::Capacity => "no capacity to place tasks",
-            Self::SpotInterruption => "Spot interruption",
-            Self::Expected => "expected stop",
-            Self::Unknown => "unknown cause",
-            Self::HighCpu => "high CPU",
-            Self::HighMemory => "high memory",
-            Self::UnhealthyTargets => "unhealthy targets",
-            Self::Http5xx => "HTTP 5xx errors",
-            Self::Latency => "high latency",
-            Self::TaskCountLow => "running task count low",
-            Self::OtherAlarm => "alarm",
-            Self::PipelineFailed => "pipeline failed",
-            Self::ApprovalWaiting => "approval waiting",
-        }
-    }
-}
-
-impl std::fmt::Display for Cause {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ActionStatus {
@@ -156,6 +75,35 @@ impl ActionStatus {
             Self::Skipped => "skipped",
             Self::Failed => "failed",
         }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Executed, Self::Planned, Self::Skipped, Self::Failed].into_iter().find(|s| s.as_str() == word)
+    }
+}
+
+/// The mutating actions of the engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionKind {
+    Rollback,
+    Scale,
+    ForceDeploy,
+    ScaleToZero,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Rollback => "rollback",
+            Self::Scale => "scale",
+            Self::ForceDeploy => "force-deploy",
+            Self::ScaleToZero => "scale-to-zero",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Rollback, Self::Scale, Self::ForceDeploy, Self::ScaleToZero].into_iter().find(|k| k.as_str() == word)
     }
 }
 

@@ -4,6 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::outcome::{ActionKind, ActionStatus};
+use crate::trigger::TaskStateChange;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSnapshot {
     pub cluster: String,
@@ -167,4 +170,51 @@ pub struct MetricSeries {
     pub metric: String,
     pub stat: String,
     pub points: Vec<(String, f64)>,
+}
+
+/// A step that failed, named by its API call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct GatherError {
+    pub step: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Gathered {
+    pub service: Option<ServiceSnapshot>,
+    pub stopped_tasks: Vec<TaskStateChange>,
+    pub task_definition: Option<TaskDefinitionSnapshot>,
+    pub target_health: Vec<TargetHealthSnapshot>,
+    pub logs: Option<LogExcerpt>,
+    pub metrics: Vec<MetricSeries>,
+    pub errors: Vec<GatherError>,
+}
+
+impl Gathered {
+    /// `(healthy, total)` over all target groups, when any were read.
+    pub fn target_counts(&self) -> Option<(usize, usize)> {
+        if self.target_health.is_empty() {
+            return None;
+        }
+        Some(self.target_health.iter().fold((0, 0), |(h, t), g| (h + g.healthy(), t + g.targets.len())))
+    }
+}
+
+/// A revision of the failing family, from ListTaskDefinitions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RevisionInfo {
+    pub arn: String,
+    pub active: bool,
+}
+
+/// One ledger record, as the budget and loop checks read it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LedgerEntry {
+    pub at: i64,
+    pub action: ActionKind,
+    pub status: ActionStatus,
+    pub automatic: bool,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub detail: String,
 }

@@ -1,12 +1,16 @@
-//! `alarm-responder` Lambda: wiring only; the behaviour lives in `shared`.
+//! `alarm-responder` Lambda: wiring only; the behaviour is `shared::flows::alarm`.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use shared::handlers::{App, Function};
+use shared::context::App;
+use shared::flows::alarm::FLOW;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
-    let app = App::from_env(Function::AlarmResponder).await?;
+    let app = App::from_env(FLOW.function).await?;
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| app.handle(event.payload))).await
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        shared::flows::handle(app, &FLOW, event.payload)
+    }))
+    .await
 }

@@ -8,18 +8,29 @@
 //! concurrently, the lock, and the mutating call. Pre-action evidence is
 //! written concurrently with the call; logs and the incident bundle come after.
 
-use aws_sdk_ecs::types::StopServiceDeploymentStopType;
 use serde_json::json;
 
-use super::rollback_plan::{Mechanism, RevisionInfo, RollbackDecision, RollbackInput, plan_rollback, td_key};
+use super::rollback_plan::{Mechanism, RollbackDecision, RollbackInput, plan_rollback, td_key};
 use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
 use super::{ActionKind, LedgerEntry, Mode, Origin, check_budget, resolve_mode};
-use crate::aws::sdk_error_message;
-use crate::flows::{iso, now};
-use crate::gather::describe_service;
-use crate::handlers::App;
+use crate::adapters::ecs::{ServiceChange, describe_service};
+use crate::adapters::state::{LockOutcome, StateStore};
+use crate::adapters::{AwsError, Clients, autoscaling, ecs};
+use crate::config::Config;
 use crate::outcome::{ActionRecord, ActionStatus};
 use crate::snapshot::ServiceSnapshot;
+use crate::time::{iso, now};
+
+/// What the engine needs from the function it runs in: the clients, the
+/// state table, the configuration and the function's name (lock owners,
+/// metrics). Built by the application context.
+#[derive(Clone, Copy)]
+pub struct Engine<'a> {
+    pub function: &'static str,
+    pub config: &'a Config,
+    pub clients: &'a Clients,
+    pub state: &'a StateStore,
+}
 
 #[derive(Debug, Clone)]
 pub struct ActionRequest<'a> {
@@ -130,14 +141,14 @@ impl Planned {
 }
 
 /// Run one action request through the engine.
-pub async fn run(app: &App, req: &ActionRequest<'_>) -> ActionResult {
+pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
     let t = now();
     let result = decide_and_act(app, req, t).await;
     let (from, to) = result.1.as_ref().map(Planned::endpoints).unwrap_or((None, None));
     let entry = LedgerEntry {
         at: t,
-        action: req.kind.as_str().into(),
-        status: result.0.record.status.as_str().into(),
+        action: req.kind,
+        status: result.0.record.status,
         automatic: req.origin.is_automatic(),
         from,
         to,
@@ -164,24 +175,24 @@ pub async fn run(app: &App, req: &ActionRequest<'_>) -> ActionResult {
         tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "lock not released");
     }
     tracing::info!(
-        cluster = req.cluster, service = req.service, action = req.kind.as_str(), status = %entry.status,
+        cluster = req.cluster, service = req.service, action = req.kind.as_str(), status = entry.status.as_str(),
         origin = %req.origin.label(), incident = req.incident.unwrap_or(""), decision = "action", "{}", entry.detail
     );
     crate::telemetry::emit_metrics(
-        app.function.name(),
-        &[("Action", req.kind.as_str()), ("Status", &entry.status)],
+        app.function,
+        &[("Action", req.kind.as_str()), ("Status", entry.status.as_str())],
         &[("Actions", 1.0, "Count")],
     );
     result.0
 }
 
-async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionResult, Option<Planned>) {
+async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (ActionResult, Option<Planned>) {
     let kind = req.kind;
     let done = |status, detail: String, plan: Option<Planned>, failed| {
         let json = plan.as_ref().map(Planned::as_json);
         (ActionResult { record: record(kind, status, detail), plan: json, failed, lock_owner: None }, plan)
     };
-    let service = match describe_service(&app.clients, req.cluster, req.service).await {
+    let service = match describe_service(app.clients, req.cluster, req.service).await {
         Ok(s) => s,
         Err(e) => {
             return done(ActionStatus::Failed, format!("cannot read the service before acting: {e}"), None, false);
@@ -209,14 +220,17 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
         app.state.ledger_since(req.cluster, req.service, t - 24 * 3600),
         async {
             if kind == ActionKind::Rollback {
-                app.state.known_good(req.cluster, req.service).await.ok().flatten()
+                app.state.known_good(req.cluster, req.service).await.ok().flatten().map(|k| k.task_definition)
             } else {
                 None
             }
         },
         async {
             match (&family, kind) {
-                (Some(f), ActionKind::Rollback) => active_revisions(app, f).await,
+                (Some(f), ActionKind::Rollback) => ecs::active_revisions(app.clients, f)
+                    .await
+                    .map_err(|e| tracing::warn!(family = f, error = %e, "cannot list revisions"))
+                    .ok(),
                 _ => None,
             }
         },
@@ -228,12 +242,25 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
                 .iter()
                 .any(|d| d.status == "ACTIVE" && d.rollout_state.as_deref() == Some("COMPLETED"));
             if kind == ActionKind::Rollback && rollout_from_completed {
-                in_progress_deployment(app, req.cluster, req.service).await
+                ecs::in_progress_deployment(app.clients, req.cluster, req.service)
+                    .await
+                    .map_err(|e| tracing::info!(cluster = req.cluster, service = req.service, error = %e, "service deployments unavailable; UpdateService is the mechanism"))
+                    .ok()
+                    .flatten()
             } else {
                 None
             }
         },
-        async { if kind == ActionKind::Scale { autoscaling_max(app, req.cluster, req.service).await } else { None } },
+        async {
+            if kind != ActionKind::Scale {
+                return None;
+            }
+            autoscaling::max_capacity(app.clients, req.cluster, req.service)
+                .await
+                .map_err(|e| tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "cannot read the autoscaling target"))
+                .ok()
+                .flatten()
+        },
     );
     if let Some((since, why)) = hold {
         return done(
@@ -255,7 +282,7 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
         Err(_) => Vec::new(),
     };
     if automatic && let Err(why) = check_budget(kind, &ledger, t, limits) {
-        return done(ActionStatus::Skipped, why, None, false);
+        return done(ActionStatus::Skipped, why.to_string(), None, false);
     }
 
     let planned = match kind {
@@ -263,7 +290,9 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
             let window_start = t - limits.rollback_window_seconds;
             let rollbacks: Vec<&LedgerEntry> = ledger
                 .iter()
-                .filter(|e| e.action == "rollback" && e.status == "executed" && e.at >= window_start)
+                .filter(|e| {
+                    e.action == ActionKind::Rollback && e.status == ActionStatus::Executed && e.at >= window_start
+                })
                 .collect();
             let rolled_away_from: Vec<String> = rollbacks.iter().filter_map(|e| e.from.clone()).collect();
             let last_target = rollbacks.last().and_then(|e| e.to.clone());
@@ -309,10 +338,10 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
         return done(ActionStatus::Planned, format!("dry-run ({mode_why}): would {what}"), Some(planned), false);
     }
 
-    let owner = format!("{}:{}:{t}", app.function.name(), std::process::id());
+    let owner = format!("{}:{}:{t}", app.function, std::process::id());
     match app.state.acquire_lock(req.cluster, req.service, &owner, t, limits.lock_seconds).await {
-        Ok(Ok(())) => {}
-        Ok(Err(holder)) => {
+        Ok(LockOutcome::Acquired) => {}
+        Ok(LockOutcome::HeldBy(holder)) => {
             return done(
                 ActionStatus::Skipped,
                 format!("another action holds the lock ({holder}); not acting twice"),
@@ -328,7 +357,7 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
             Ok(fresh) => {
                 if let Err(why) = check_budget(kind, &fresh, t, limits) {
                     let _ = app.state.release_lock(req.cluster, req.service, &owner).await;
-                    return done(ActionStatus::Skipped, why, Some(planned), false);
+                    return done(ActionStatus::Skipped, why.to_string(), Some(planned), false);
                 }
             }
             Err(e) => {
@@ -352,7 +381,7 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
         let key = evidence_key.clone();
         let body = json!({"service": service, "plan": planned.as_json(), "origin": req.origin.label(), "at": iso(t)});
         let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
-        tokio::spawn(async move { crate::evidence::put_json(&clients, &bucket, &key, &body, &encryption).await })
+        tokio::spawn(async move { crate::adapters::s3::put_json(&clients, &bucket, &key, &body, &encryption).await })
     };
     // The figure that matters in an outage: from the event to the mutating call.
     let (to_call_ms, calls_before_call) = crate::telemetry::since_invocation_start(app.clients.calls.get());
@@ -403,108 +432,17 @@ async fn decide_and_act(app: &App, req: &ActionRequest<'_>, t: i64) -> (ActionRe
     r
 }
 
-async fn execute(app: &App, req: &ActionRequest<'_>, planned: &Planned) -> Result<(), String> {
-    let ecs = &app.clients.ecs;
-    let update = || ecs.update_service().cluster(req.cluster).service(req.service);
+async fn execute(app: &Engine<'_>, req: &ActionRequest<'_>, planned: &Planned) -> Result<(), AwsError> {
+    let update = |change| ecs::update_service(app.clients, req.cluster, req.service, change);
     match planned {
         Planned::Rollback(p) => match &p.mechanism {
-            Mechanism::StopServiceDeployment { service_deployment_arn } => ecs
-                .stop_service_deployment()
-                .service_deployment_arn(service_deployment_arn)
-                .stop_type(StopServiceDeploymentStopType::Rollback)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("StopServiceDeployment: {}", sdk_error_message(&e))),
-            Mechanism::UpdateService => update()
-                .task_definition(&p.to)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
+            Mechanism::StopServiceDeployment { service_deployment_arn } => {
+                ecs::rollback_service_deployment(app.clients, service_deployment_arn).await
+            }
+            Mechanism::UpdateService => update(ServiceChange::TaskDefinition(&p.to)).await,
         },
-        Planned::Scale(p) => update()
-            .desired_count(p.to)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
-        Planned::ForceDeploy { .. } => update()
-            .force_new_deployment(true)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
-        Planned::ScaleToZero { .. } => update()
-            .desired_count(0)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| format!("UpdateService: {}", sdk_error_message(&e))),
+        Planned::Scale(p) => update(ServiceChange::DesiredCount(p.to)).await,
+        Planned::ForceDeploy { .. } => update(ServiceChange::ForceNewDeployment).await,
+        Planned::ScaleToZero { .. } => update(ServiceChange::DesiredCount(0)).await,
     }
-}
-
-/// ACTIVE revisions of a family; `None` when they cannot be listed.
-async fn active_revisions(app: &App, family: &str) -> Option<Vec<RevisionInfo>> {
-    let mut out = Vec::new();
-    let mut token = None;
-    for _ in 0..5 {
-        let resp = app
-            .clients
-            .ecs
-            .list_task_definitions()
-            .family_prefix(family)
-            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
-            .sort(aws_sdk_ecs::types::SortOrder::Desc)
-            .set_next_token(token)
-            .send()
-            .await
-            .map_err(|e| tracing::warn!(family, error = %sdk_error_message(&e), "cannot list revisions"))
-            .ok()?;
-        // familyPrefix also matches longer family names: keep the exact family.
-        out.extend(
-            resp.task_definition_arns()
-                .iter()
-                .filter(|a| td_key(a).is_some_and(|(f, _)| f == family))
-                .map(|a| RevisionInfo { arn: a.clone(), active: true }),
-        );
-        token = resp.next_token().map(str::to_string);
-        if token.is_none() {
-            break;
-        }
-    }
-    Some(out)
-}
-
-/// The service deployment in progress, if the API tells (not every endpoint implements it).
-async fn in_progress_deployment(app: &App, cluster: &str, service: &str) -> Option<String> {
-    let resp = app
-        .clients
-        .ecs
-        .list_service_deployments()
-        .cluster(cluster)
-        .service(service)
-        .status(aws_sdk_ecs::types::ServiceDeploymentStatus::InProgress)
-        .send()
-        .await
-        .map_err(|e| tracing::info!(cluster, service, error = %sdk_error_message(&e), "service deployments unavailable; UpdateService is the mechanism"))
-        .ok()?;
-    resp.service_deployments().first().and_then(|d| d.service_deployment_arn().map(str::to_string))
-}
-
-async fn autoscaling_max(app: &App, cluster: &str, service: &str) -> Option<i32> {
-    let resp = app
-        .clients
-        .autoscaling
-        .describe_scalable_targets()
-        .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
-        .resource_ids(format!("service/{cluster}/{service}"))
-        .scalable_dimension(aws_sdk_applicationautoscaling::types::ScalableDimension::EcsServiceDesiredCount)
-        .send()
-        .await
-        .map_err(
-            |e| tracing::warn!(cluster, service, error = %sdk_error_message(&e), "cannot read the autoscaling target"),
-        )
-        .ok()?;
-    resp.scalable_targets().first().map(|t| t.max_capacity())
 }

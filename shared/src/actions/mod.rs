@@ -11,27 +11,9 @@ pub mod engine;
 pub mod rollback_plan;
 pub mod scale_plan;
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActionKind {
-    Rollback,
-    Scale,
-    ForceDeploy,
-    ScaleToZero,
-}
-
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rollback => "rollback",
-            Self::Scale => "scale",
-            Self::ForceDeploy => "force-deploy",
-            Self::ScaleToZero => "scale-to-zero",
-        }
-    }
-}
+pub use crate::outcome::ActionKind;
+use crate::outcome::ActionStatus;
+pub use crate::snapshot::LedgerEntry;
 
 /// Who asked: automation (a trigger) or a person (the runbook function).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,88 +71,56 @@ pub fn resolve_mode(global_dry_run: bool, tag: Option<&str>, request_dry_run: bo
     (Mode::Auto, "auto".into())
 }
 
-/// Limits on automatic actions (README, "Bounded actions").
-#[derive(Debug, Clone, PartialEq)]
-pub struct Limits {
-    pub rollback_per_30m: usize,
-    pub rollback_per_day: usize,
-    pub scale_per_30m: usize,
-    pub scale_per_day: usize,
-    /// After any executed action on a service, automatic actions wait this long.
-    pub cooldown_seconds: i64,
-    /// A crash loop triggers a rollback only on a revision deployed this recently.
-    pub rollback_window_seconds: i64,
-    /// Global cap on desired count for any scale.
-    pub max_tasks: i32,
-    pub lock_seconds: i64,
+pub use crate::config::Limits;
+
+/// Why the budget or the cooldown refuses an automatic action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BudgetRefusal {
+    Exhausted { kind: ActionKind, count: usize, limit: usize, window: &'static str },
+    Cooldown { seconds_ago: i64, cooldown_seconds: i64 },
 }
 
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            rollback_per_30m: 1,
-            rollback_per_day: 3,
-            scale_per_30m: 3,
-            scale_per_day: 10,
-            cooldown_seconds: 5 * 60,
-            rollback_window_seconds: 60 * 60,
-            max_tasks: 50,
-            lock_seconds: 120,
+impl std::fmt::Display for BudgetRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Exhausted { kind, count, limit, window } => {
+                write!(f, "budget exhausted: {count} automatic {} in the last {window} (limit {limit})", kind.as_str())
+            }
+            Self::Cooldown { seconds_ago, cooldown_seconds } => {
+                write!(f, "cooldown: an action was executed {seconds_ago}s ago (cooldown {cooldown_seconds}s)")
+            }
         }
     }
 }
 
-/// One ledger record, as the budget and loop checks read it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LedgerEntry {
-    pub at: i64,
-    pub action: String,
-    /// executed | planned | skipped | failed
-    pub status: String,
-    pub automatic: bool,
-    pub from: Option<String>,
-    pub to: Option<String>,
-    pub detail: String,
-}
-
-/// Budget, then cooldown, for an automatic action (pure). `Err` says why
-/// not; an exhausted budget is named before a running cooldown.
-pub fn check_budget(kind: ActionKind, ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), String> {
+/// Budget, then cooldown, for an automatic action (pure). An exhausted
+/// budget is named before a running cooldown.
+pub fn check_budget(kind: ActionKind, ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), BudgetRefusal> {
     let (per_30m, per_day) = match kind {
         ActionKind::Rollback => (limits.rollback_per_30m, limits.rollback_per_day),
         ActionKind::Scale => (limits.scale_per_30m, limits.scale_per_day),
         // Not automatic actions; a person asked.
         ActionKind::ForceDeploy | ActionKind::ScaleToZero => return cooldown(ledger, now, limits),
     };
-    let same = |e: &&LedgerEntry| e.automatic && e.action == kind.as_str() && e.status == "executed";
+    let same = |e: &&LedgerEntry| e.automatic && e.action == kind && e.status == ActionStatus::Executed;
     let in_30m = ledger.iter().filter(same).filter(|e| now - e.at < 30 * 60).count();
     let in_day = ledger.iter().filter(same).filter(|e| now - e.at < 24 * 60 * 60).count();
     if in_30m >= per_30m {
-        return Err(format!(
-            "budget exhausted: {in_30m} automatic {} in the last 30 minutes (limit {per_30m})",
-            kind.as_str()
-        ));
+        return Err(BudgetRefusal::Exhausted { kind, count: in_30m, limit: per_30m, window: "30 minutes" });
     }
     if in_day >= per_day {
-        return Err(format!(
-            "budget exhausted: {in_day} automatic {} in the last 24 hours (limit {per_day})",
-            kind.as_str()
-        ));
+        return Err(BudgetRefusal::Exhausted { kind, count: in_day, limit: per_day, window: "24 hours" });
     }
     cooldown(ledger, now, limits)
 }
 
 /// Any executed action on the service starts a cooldown for automatic ones.
-fn cooldown(ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), String> {
-    let last = ledger.iter().filter(|e| e.status == "executed").map(|e| e.at).max();
+fn cooldown(ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), BudgetRefusal> {
+    let last = ledger.iter().filter(|e| e.status == ActionStatus::Executed).map(|e| e.at).max();
     if let Some(last) = last
         && now - last < limits.cooldown_seconds
     {
-        return Err(format!(
-            "cooldown: an action was executed {}s ago (cooldown {}s)",
-            now - last,
-            limits.cooldown_seconds
-        ));
+        return Err(BudgetRefusal::Cooldown { seconds_ago: now - last, cooldown_seconds: limits.cooldown_seconds });
     }
     Ok(())
 }
@@ -182,8 +132,8 @@ mod tests {
     fn entry(at: i64, action: &str, status: &str, automatic: bool) -> LedgerEntry {
         LedgerEntry {
             at,
-            action: action.into(),
-            status: status.into(),
+            action: ActionKind::parse(action).unwrap(),
+            status: ActionStatus::parse(status).unwrap(),
             automatic,
             from: None,
             to: None,
@@ -216,13 +166,13 @@ mod tests {
         let now = 100_000;
         assert!(check_budget(ActionKind::Rollback, &[], now, &l).is_ok());
         let recent = [entry(now - 20 * 60, "rollback", "executed", true)];
-        assert!(check_budget(ActionKind::Rollback, &recent, now, &l).unwrap_err().contains("30 minutes"));
+        assert!(check_budget(ActionKind::Rollback, &recent, now, &l).unwrap_err().to_string().contains("30 minutes"));
         let day = [
             entry(now - 3 * 3600, "rollback", "executed", true),
             entry(now - 5 * 3600, "rollback", "executed", true),
             entry(now - 7 * 3600, "rollback", "executed", true),
         ];
-        assert!(check_budget(ActionKind::Rollback, &day, now, &l).unwrap_err().contains("24 hours"));
+        assert!(check_budget(ActionKind::Rollback, &day, now, &l).unwrap_err().to_string().contains("24 hours"));
         let old =
             [entry(now - 25 * 3600, "rollback", "executed", true), entry(now - 40 * 60, "rollback", "executed", true)];
         assert!(check_budget(ActionKind::Rollback, &old, now, &l).is_ok());
@@ -246,7 +196,9 @@ mod tests {
         let l = Limits::default();
         let now = 100_000;
         let ledger = [entry(now - 60, "rollback", "executed", true)];
-        assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).unwrap_err().contains("budget exhausted"));
+        assert!(
+            check_budget(ActionKind::Rollback, &ledger, now, &l).unwrap_err().to_string().contains("budget exhausted")
+        );
     }
 
     #[test]
@@ -254,8 +206,8 @@ mod tests {
         let l = Limits::default();
         let now = 100_000;
         let ledger = [entry(now - 60, "scale", "executed", false)];
-        assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).unwrap_err().contains("cooldown"));
-        assert!(check_budget(ActionKind::Scale, &ledger, now, &l).unwrap_err().contains("cooldown"));
+        assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).unwrap_err().to_string().contains("cooldown"));
+        assert!(check_budget(ActionKind::Scale, &ledger, now, &l).unwrap_err().to_string().contains("cooldown"));
     }
 
     #[test]
@@ -263,7 +215,7 @@ mod tests {
         let l = Limits::default();
         let now = 100_000;
         let ledger: Vec<_> = (0..3).map(|i| entry(now - 400 - i * 300, "scale", "executed", true)).collect();
-        assert!(check_budget(ActionKind::Scale, &ledger, now, &l).unwrap_err().contains("budget"));
+        assert!(check_budget(ActionKind::Scale, &ledger, now, &l).unwrap_err().to_string().contains("budget"));
         assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).is_ok());
     }
 }

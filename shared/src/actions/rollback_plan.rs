@@ -32,12 +32,7 @@ fn same_td(a: &str, b: &str) -> bool {
     }
 }
 
-/// A revision of the failing family, from ListTaskDefinitions.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RevisionInfo {
-    pub arn: String,
-    pub active: bool,
-}
+pub use crate::snapshot::RevisionInfo;
 
 #[derive(Debug, Clone, Default)]
 pub struct RollbackInput<'a> {

@@ -26,11 +26,21 @@
 //! 3. **Out of memory** — `OutOfMemoryError`, "killed due to memory usage",
 //!    `OOMKilled` on any container or on the task → `out-of-memory`. Often
 //!    only the container says so while the task says "Essential container in
-//!    task exited". Exit 137 *without* such a reason is not OOM (rule 9).
+//!    task exited". Exit 137 *without* such a reason is not OOM (rule 10).
 //! 4. **Health checks** — "Task failed ELB health checks in (target-group …)",
 //!    "Task failed container health checks" → `health-check`, although the
 //!    stop code is `ServiceSchedulerInitiated`.
-//! 5. **ResourceInitializationError** (Fargate's "could not prepare the
+//! 5. **Platform mismatch** — the image was built for another CPU
+//!    architecture than the task's platform: "image Manifest does not contain
+//!    descriptor matching platform 'linux/arm64'", "no matching manifest for
+//!    linux/amd64", "does not match the detected host platform", or the
+//!    process failing with `exec format error` (a `CannotStartContainerError`
+//!    or the container's reason) → `platform-mismatch`. Decided before the
+//!    ResourceInitializationError split (Fargate wraps the runtime's error in
+//!    one) and before image pull: the pull itself worked, the architecture is wrong. (The same text
+//!    in the failing container's *log* refines an `essential-exit`: see
+//!    [`refine_with_log`].)
+//! 6. **ResourceInitializationError** (Fargate's "could not prepare the
 //!    task" family) is decided before image pull, so that its "unable to
 //!    pull secrets or registry auth" never reads as an image problem:
 //!    - secrets / registry credentials ("unable to pull secrets or registry
@@ -50,26 +60,26 @@
 //!      (logging, EFS volume). Logger and EFS errors that show a network
 //!      symptom are `network` by the previous bullet, since the fix is the
 //!      route (VPC endpoint, NAT, security group) to CloudWatch Logs or EFS.
-//! 6. **Image pull** — `CannotPullContainerError`, `CannotPullImageManifestError`,
+//! 7. **Image pull** — `CannotPullContainerError`, `CannotPullImageManifestError`,
 //!    "pull access denied", "manifest unknown", "repository does not exist",
 //!    "failed to resolve ref", "image not found", registry auth failures,
 //!    `toomanyrequests` → `image-pull`.
-//! 7. **Capacity** — "Capacity is unavailable at this time", "RESOURCE:MEMORY"
+//! 8. **Capacity** — "Capacity is unavailable at this time", "RESOURCE:MEMORY"
 //!    / CPU / GPU / PORTS / ENI, "No Container Instances were found in your
 //!    cluster", "unable to place a task", insufficient capacity, no Spot
 //!    capacity, account task/vCPU limits → `capacity` (a failure).
-//! 8. **Network** — "Timeout waiting for network interface provisioning to
+//! 9. **Network** — "Timeout waiting for network interface provisioning to
 //!    complete.", ENI / subnet / "network interface" texts without
 //!    ResourceInitializationError → `network`.
-//! 9. **Container runtime errors** — `CannotStartContainerError` (the
-//!    container was created but its process could not start: bad entrypoint,
-//!    `exec format error`, …) is the application's start failing →
-//!    `essential-exit`; except when it is the log driver that failed
-//!    ("failed to initialize logging driver"), which follows rule 5's split
-//!    (`network` on a network symptom, else `unknown`). `CannotCreateContainerError`, `DockerTimeoutError`,
-//!    `CannotInspectContainerError` and friends are host/runtime problems
-//!    with no cause of their own → `unknown`.
-//! 10. **Essential exit** — stop code `EssentialContainerExited`, "Essential
+//! 10. **Container runtime errors** — `CannotStartContainerError` (the
+//!     container was created but its process could not start: bad entrypoint,
+//!     missing binary, …) is the application's start failing →
+//!     `essential-exit`; except when it is the log driver that failed
+//!     ("failed to initialize logging driver"), which follows rule 6's split
+//!     (`network` on a network symptom, else `unknown`). `CannotCreateContainerError`, `DockerTimeoutError`,
+//!     `CannotInspectContainerError` and friends are host/runtime problems
+//!     with no cause of their own → `unknown`.
+//! 11. **Essential exit** — stop code `EssentialContainerExited`, "Essential
 //!     container in task exited", or (no stop code at all) a container with a
 //!     non-zero exit code → `essential-exit`. Exit 137 is reported as SIGKILL
 //!     (stop timeout or the kernel), never as OOM. Exit 0 of a *service* task
@@ -77,9 +87,9 @@
 //!     *standalone* task (`group` `family:…`) whose containers all exited 0
 //!     simply completed → `expected`, not a failure (a judgement call: a
 //!     scheduled job finishing must not page anyone).
-//! 11. **Scheduler** — stop code `ServiceSchedulerInitiated` with nothing
+//! 12. **Scheduler** — stop code `ServiceSchedulerInitiated` with nothing
 //!     above matching: a replacement by the scheduler → `expected`.
-//! 12. Otherwise `unknown`; a failure only when the stop code is
+//! 13. Otherwise `unknown`; a failure only when the stop code is
 //!     `TaskFailedToStart` or `EssentialContainerExited`.
 //!
 //! The container that explains the stop is, in order: the one whose reason
@@ -152,7 +162,18 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         return facts.verdict(Cause::HealthCheck, true, container, &lead, Some(m.text), container);
     }
 
-    // 5. ResourceInitializationError.
+    // 5. Platform mismatch (before the ResourceInitializationError split and image pull:
+    // the pull worked, the architecture is wrong).
+    if let Some(m) = facts.find(is_platform_mismatch) {
+        let container = m.container.or_else(|| facts.container_with_reason_matching(is_platform_mismatch));
+        let lead = match container {
+            Some(i) => format!("the image of container {} was built for another CPU architecture", facts.name(i)),
+            None => "the task's image was built for another CPU architecture".to_string(),
+        };
+        return facts.verdict(Cause::PlatformMismatch, true, container, &lead, Some(m.text), None);
+    }
+
+    // 6. ResourceInitializationError.
     if let Some(m) = facts.find(|l| l.contains("resourceinitializationerror")) {
         let (cause, lead) = if is_secrets_retrieval(m.lower) {
             let hint = if has_network_symptom(m.lower) {
@@ -172,7 +193,7 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         return facts.verdict(cause, failure, m.container, &lead, Some(m.text), None);
     }
 
-    // 6. Image pull.
+    // 7. Image pull.
     if let Some(m) = facts.find(is_image_pull_failure) {
         let container = m.container.or_else(|| facts.container_with_reason_matching(is_image_pull_failure));
         let lead = match container {
@@ -185,7 +206,7 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         return facts.verdict(Cause::ImagePull, true, container, &lead, quote, None);
     }
 
-    // 7. Capacity.
+    // 8. Capacity.
     if let Some(m) = facts.find(is_capacity_failure) {
         return facts.verdict(
             Cause::Capacity,
@@ -197,7 +218,7 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         );
     }
 
-    // 8. Network.
+    // 9. Network.
     if let Some(m) = facts.find(is_network_failure) {
         return facts.verdict(
             Cause::Network,
@@ -209,10 +230,10 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         );
     }
 
-    // 9. Container runtime errors.
+    // 10. Container runtime errors.
     if let Some(m) = facts.find(|l| l.contains("cannotstartcontainererror")) {
         if resource_step(m.lower).is_some_and(|step| step.contains("log")) {
-            // The log driver, not the application: same split as rule 5.
+            // The log driver, not the application: same split as rule 6.
             let (cause, failure) = if has_network_symptom(m.lower) {
                 (Cause::Network, true)
             } else {
@@ -239,7 +260,7 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         );
     }
 
-    // 10. Essential container exited.
+    // 11. Essential container exited.
     let essential_text = facts.find(|l| l.contains("essential container"));
     let nonzero_without_code =
         stop_code.is_empty() && facts.containers.iter().any(|c| matches!(c.exit, Some(e) if e != 0));
@@ -264,7 +285,7 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         return facts.verdict(Cause::EssentialExit, true, container, &lead, quote, None);
     }
 
-    // 11. The service scheduler replaced the task for no failure we can see.
+    // 12. The service scheduler replaced the task for no failure we can see.
     if stop_code == "serviceschedulerinitiated" {
         return facts.verdict(
             Cause::Expected,
@@ -276,7 +297,7 @@ pub fn classify_stop(task: &TaskStateChange) -> StopClassification {
         );
     }
 
-    // 12. Unknown.
+    // 13. Unknown.
     let failure = facts.failure_stop_code();
     let lead = match facts.raw_stop_code {
         Some(code) => format!("the task stopped for a reason not recognised (stop code {})", one_line(code, 60)),
@@ -462,6 +483,9 @@ impl<'a> Facts<'a> {
         if let Some(code) = exit_of.and_then(|i| self.containers.get(i)).and_then(|c| c.exit) {
             explanation.push_str(&format!(" (exit {code})"));
         }
+        // Whether a known cause is a failed task is the catalogue's to say;
+        // only `unknown` depends on the rule that reached it (the stop code).
+        let failure = if cause == Cause::Unknown { failure } else { cause.info().failure };
         StopClassification { cause, failure, container: container.map(|i| self.name(i).to_string()), explanation }
     }
 }
@@ -585,6 +609,27 @@ fn resource_step(l: &str) -> Option<&'static str> {
     }
 }
 
+/// The texts of an image built for another CPU architecture: containerd's
+/// "does not contain descriptor matching platform", Docker's "no matching
+/// manifest for", the runtime's "exec format error".
+fn is_platform_mismatch(l: &str) -> bool {
+    l.contains("descriptor matching platform")
+        || l.contains("no matching manifest for")
+        || l.contains("does not match the detected host platform")
+        || l.contains("exec format error")
+}
+
+/// Refine a stop's cause with the failing container's log (pure): an
+/// essential container that exited because its binary is for another CPU
+/// architecture says `exec format error` only in its log.
+pub fn refine_with_log(cause: Cause, log_lines: &[String]) -> Cause {
+    if cause == Cause::EssentialExit && log_lines.iter().any(|l| l.to_lowercase().contains("exec format error")) {
+        Cause::PlatformMismatch
+    } else {
+        cause
+    }
+}
+
 fn is_image_pull_failure(l: &str) -> bool {
     l.contains("cannotpullcontainererror")
         || l.contains("cannotpullimagemanifesterror")
@@ -692,6 +737,55 @@ mod tests {
         arn:aws:elasticloadbalancing:us-east-1:111122223333:targetgroup/api-tg/73e2d6bc24d8a067)";
 
     const CASES: &[Case] = &[
+        // ---- platform-mismatch
+        Case {
+            name: "when_the_image_has_no_manifest_for_the_task_platform_should_be_platform_mismatch",
+            stop_code: FAILED_TO_START,
+            reason: Some(
+                "CannotPullContainerError: pull image manifest has been retried 7 time(s): image Manifest does not contain \
+                 descriptor matching platform 'linux/arm64'",
+            ),
+            containers: &[(
+                "api",
+                None,
+                Some(
+                    "CannotPullContainerError: pull image manifest has been retried 7 time(s): image Manifest does not \
+                     contain descriptor matching platform 'linux/arm64'",
+                ),
+            )],
+            cause: Cause::PlatformMismatch,
+            failure: true,
+            container: Some("api"),
+        },
+        Case {
+            name: "when_docker_finds_no_matching_manifest_should_be_platform_mismatch",
+            stop_code: FAILED_TO_START,
+            reason: Some(
+                "CannotPullContainerError: Error response from daemon: no matching manifest for linux/amd64 in the \
+                 manifest list entries",
+            ),
+            containers: &[("web", None, None)],
+            cause: Cause::PlatformMismatch,
+            failure: true,
+            container: None,
+        },
+        Case {
+            name: "when_the_process_cannot_start_with_exec_format_error_should_be_platform_mismatch",
+            stop_code: ESSENTIAL_EXITED,
+            reason: ESSENTIAL_TEXT,
+            containers: &[(
+                "api",
+                Some(1),
+                Some(
+                    "CannotStartContainerError: ResourceInitializationError: failed to create new container runtime task: \
+                     failed to create shim task: OCI runtime create failed: runc create failed: unable to start container \
+                     process: exec: \"/app/server\": exec format error: unknown",
+                ),
+            )],
+            cause: Cause::PlatformMismatch,
+            failure: true,
+            container: Some("api"),
+        },
         // ---- image-pull
         Case {
             name: "when_image_tag_is_not_found_should_be_image_pull",
@@ -1586,6 +1680,14 @@ mod tests {
         assert!(got.explanation.chars().count() < 2 * MAX_REASON_CHARS + 100_000);
     }
 
+    #[test]
+    fn an_essential_exit_whose_log_says_exec_format_error_is_a_platform_mismatch() {
+        let log = vec!["2026-11-20T14:02:01Z exec /usr/local/bin/server: exec format error".to_string()];
+        assert_eq!(refine_with_log(Cause::EssentialExit, &log), Cause::PlatformMismatch);
+        assert_eq!(refine_with_log(Cause::OutOfMemory, &log), Cause::OutOfMemory, "only an exit is refined");
+        assert_eq!(refine_with_log(Cause::EssentialExit, &["panic: boom".to_string()]), Cause::EssentialExit);
+    }
+
     // ---- the recorded event fixtures
 
     fn expected_cause_for_fixture(file: &str) -> Option<Cause> {
@@ -1600,6 +1702,7 @@ mod tests {
             "scale-in" | "deployment-replaced" | "user" => Cause::Expected,
             "spot" => Cause::SpotInterruption,
             "capacity" => Cause::Capacity,
+            "platform-mismatch-manifest" | "platform-mismatch-exec-format" => Cause::PlatformMismatch,
             "null-containers" => Cause::Unknown,
             _ => return None,
         })
@@ -1630,7 +1733,7 @@ mod tests {
             seen += 1;
         }
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-        assert!(seen >= 16, "expected at least 16 task-stopped fixtures, found {seen}");
+        assert!(seen >= 18, "expected at least 18 task-stopped fixtures, found {seen}");
     }
 
     #[test]

@@ -3,6 +3,6 @@
 
 pub mod alarm;
 pub mod classify;
-pub mod runbook_steps;
+pub mod logs;
 pub mod service_events;
 pub mod severity;

@@ -6,24 +6,32 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::incident::{ProblemSignal, on_problem, on_recovery_of};
-use super::{now, once};
+use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
 use crate::actions::engine::{self, ActionRequest};
-use crate::aws::sdk_error_message;
+use crate::adapters::sns::publish;
+use crate::adapters::{cloudwatch, ecs};
+use crate::context::{App, Function};
 use crate::diagnosis::alarm::{AlarmRunbook, assess};
 use crate::diagnosis::severity::Signal;
 use crate::error::AutopilotError;
-use crate::handlers::App;
-use crate::notify::{Message, publish, subject_line};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
-use crate::trigger::{AlarmChange, AlarmState};
+use crate::render::{Message, subject_line};
+use crate::time::now;
+use crate::trigger::{AlarmChange, AlarmState, Trigger};
 
-pub async fn handle(
-    app: &App,
-    id: &str,
-    alarm: &AlarmChange,
-    raw: &serde_json::Value,
-) -> Result<Outcome, AutopilotError> {
+pub const FLOW: Flow = Flow { function: Function::AlarmResponder, run };
+
+fn run<'a>(app: &'a App, trigger: Trigger, raw: &'a serde_json::Value) -> FlowFuture<'a> {
+    Box::pin(async move {
+        match trigger {
+            Trigger::Alarm { id, alarm } => handle(app, &id, &alarm, raw).await,
+            other => Ok(Outcome::ignored(format!("{:?} is not an alarm state change", other.kind()))),
+        }
+    })
+}
+
+async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Value) -> Result<Outcome, AutopilotError> {
     let a = assess(alarm);
     let target = map_to_service(app, alarm).await;
     let (cluster, service) = match &target {
@@ -144,12 +152,13 @@ async fn runbook_actions(
     let trigger = format!("alarm {}", alarm.name);
     match a.runbook {
         AlarmRunbook::ScaleOut if a.severity <= Severity::Sev2 => {
-            let r = engine::run(app, &ActionRequest::automatic(ActionKind::Scale, cluster, service, trigger)).await;
+            let r = engine::run(&app.engine(), &ActionRequest::automatic(ActionKind::Scale, cluster, service, trigger))
+                .await;
             vec![(r.record, r.failed)]
         }
         AlarmRunbook::RollbackIfRecentDeploy => {
             let window = app.config.settings.limits.rollback_window_seconds;
-            let recent = crate::gather::describe_service(&app.clients, cluster, service).await.ok().is_some_and(|s| {
+            let recent = ecs::describe_service(&app.clients, cluster, service).await.ok().is_some_and(|s| {
                 s.deployments
                     .iter()
                     .filter(|d| d.status == "PRIMARY")
@@ -160,7 +169,7 @@ async fn runbook_actions(
                 return Vec::new();
             }
             let r = engine::run(
-                app,
+                &app.engine(),
                 &ActionRequest::automatic(
                     ActionKind::Rollback,
                     cluster,
@@ -209,51 +218,26 @@ pub async fn map_to_service(app: &App, alarm: &AlarmChange) -> Option<(String, S
 }
 
 async fn service_from_alarm_tags(app: &App, alarm_arn: &str) -> Option<(String, String)> {
-    let resp = app
-        .clients
-        .cloudwatch
-        .list_tags_for_resource()
-        .resource_arn(alarm_arn)
-        .send()
+    let tags = cloudwatch::alarm_tags(&app.clients, alarm_arn)
         .await
-        .map_err(|e| tracing::info!(alarm_arn, error = %sdk_error_message(&e), "alarm tags unreadable"))
+        .map_err(|e| tracing::info!(alarm_arn, error = %e, "alarm tags unreadable"))
         .ok()?;
-    let tag = |key: &str| {
-        resp.tags()
-            .iter()
-            .find(|t| t.key().is_some_and(|k| k.eq_ignore_ascii_case(key)))
-            .and_then(|t| t.value())
-            .map(str::to_string)
-    };
+    let tag = |key: &str| tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone());
     Some((tag("autopilot:cluster")?, tag("autopilot:service")?))
 }
 
 async fn find_service_by_target_group(app: &App, tg_dimension: &str) -> Option<(String, String)> {
-    let ecs = &app.clients.ecs;
     let clusters: Vec<String> = if app.config.clusters.is_empty() {
-        ecs.list_clusters()
-            .send()
-            .await
-            .map_err(|e| tracing::warn!(error = %sdk_error_message(&e), "cannot list clusters"))
-            .ok()?
-            .cluster_arns()
-            .to_vec()
+        ecs::list_clusters(&app.clients).await.map_err(|e| tracing::warn!(error = %e, "cannot list clusters")).ok()?
     } else {
         app.config.clusters.clone()
     };
     for cluster in clusters {
-        let services = ecs.list_services().cluster(&cluster).max_results(100).send().await.ok()?;
-        for batch in services.service_arns().chunks(10) {
-            let resp =
-                ecs.describe_services().cluster(&cluster).set_services(Some(batch.to_vec())).send().await.ok()?;
-            for s in resp.services() {
-                let registers = s
-                    .load_balancers()
-                    .iter()
-                    .filter_map(|lb| lb.target_group_arn())
-                    .any(|arn| arn.ends_with(&format!(":{tg_dimension}")));
-                if registers && let Some(name) = s.service_name() {
-                    return Some((crate::trigger::ecs::cluster_name(&cluster).to_string(), name.to_string()));
+        let services = ecs::list_services(&app.clients, &cluster).await.ok()?;
+        for batch in services.chunks(10) {
+            for s in ecs::service_target_groups(&app.clients, &cluster, batch).await.ok()? {
+                if s.target_groups.iter().any(|arn| arn.ends_with(&format!(":{tg_dimension}"))) {
+                    return Some((crate::arn::cluster_name(&cluster).to_string(), s.service));
                 }
             }
         }
@@ -279,11 +263,7 @@ async fn unmapped_alert(
         alarm.metrics.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", "),
         alarm.reason,
         alarm.description.as_deref().unwrap_or("-"),
-        crate::diagnosis::runbook_steps::next_steps(a.cause)
-            .iter()
-            .map(|s| format!("- {s}"))
-            .collect::<Vec<_>>()
-            .join("\n"),
+        a.cause.next_steps().iter().map(|s| format!("- {s}")).collect::<Vec<_>>().join("\n"),
     );
     let message = Message {
         subject,
@@ -295,13 +275,8 @@ async fn unmapped_alert(
         kind: Kind::Alarm,
     };
     let mut o = Outcome::new(Kind::Alarm, a.severity, a.cause, a.explanation.clone());
-    o.notified =
-        Some(publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(|e| AutopilotError::Aws {
-            service: "sns",
-            operation: "Publish",
-            resource: app.config.notify_topic_arn.clone(),
-            message: e,
-            retryable: true,
-        })?);
+    o.notified = Some(
+        publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(super::incident::publish_failed)?,
+    );
     Ok(o)
 }

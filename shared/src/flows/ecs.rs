@@ -3,18 +3,24 @@
 use serde_json::Value;
 
 use super::incident::{ProblemSignal, on_problem, on_recovery};
-use super::once;
+use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
 use crate::actions::engine::{self, ActionRequest};
+use crate::context::{App, Function};
 use crate::diagnosis::classify::classify_stop;
 use crate::diagnosis::service_events::{ServiceActionMeaning, meaning};
 use crate::diagnosis::severity::Signal;
 use crate::error::AutopilotError;
-use crate::handlers::App;
 use crate::outcome::{Cause, Kind, Outcome, Severity};
 use crate::trigger::{DeploymentStateChange, Envelope, ServiceAction, TaskStateChange, Trigger};
 
-pub async fn handle(app: &App, trigger: Trigger, raw: &Value) -> Result<Outcome, AutopilotError> {
+pub const FLOW: Flow = Flow { function: Function::EcsEvents, run };
+
+fn run<'a>(app: &'a App, trigger: Trigger, raw: &'a Value) -> FlowFuture<'a> {
+    Box::pin(handle(app, trigger, raw))
+}
+
+async fn handle(app: &App, trigger: Trigger, raw: &Value) -> Result<Outcome, AutopilotError> {
     let (cluster, service) = trigger.cluster_service();
     if let Some(c) = &cluster
         && !app.config.in_scope(c)
@@ -56,7 +62,7 @@ fn duplicate(kind: Kind, cluster: &str, service: &str, cause: Cause) -> impl FnO
 
 async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> Result<Outcome, AutopilotError> {
     let task = &e.detail;
-    let cluster = crate::trigger::ecs::cluster_name(&task.cluster_arn).to_string();
+    let cluster = crate::arn::cluster_name(&task.cluster_arn).to_string();
     if !task.is_stopped() {
         return Ok(Outcome::ignored(format!(
             "task {} is {}: only STOPPED tasks are diagnosed",
@@ -196,7 +202,7 @@ async fn deployment_changed(
     raw: &Value,
 ) -> Result<Outcome, AutopilotError> {
     let d = &e.detail;
-    let t = super::now();
+    let t = crate::time::now();
     app.state.record_deployment(cluster, service, &d.deployment_id, &d.event_name, t).await?;
     let base = |severity, cause, summary: String| {
         Outcome::new(Kind::EcsDeployment, severity, cause, summary)
@@ -206,7 +212,7 @@ async fn deployment_changed(
         "SERVICE_DEPLOYMENT_COMPLETED" => {
             let work = async {
                 // The deployment reached steady state: its task definition is known-good.
-                let service_now = crate::gather::describe_service(&app.clients, cluster, service).await;
+                let service_now = crate::adapters::ecs::describe_service(&app.clients, cluster, service).await;
                 let td = service_now.as_ref().ok().and_then(|s| {
                     s.deployments
                         .iter()
@@ -230,7 +236,7 @@ async fn deployment_changed(
                     o.summary = format!(
                         "{cluster}/{service}: deployment {} completed; known-good {}",
                         d.deployment_id,
-                        td.as_deref().map(crate::trigger::ecs::last_segment).unwrap_or("not recorded")
+                        td.as_deref().map(crate::arn::last_segment).unwrap_or("not recorded")
                     );
                 }
                 Ok(o)
@@ -242,7 +248,7 @@ async fn deployment_changed(
                 // Act first: the rollback's critical path is the service read and the
                 // engine's checks; diagnosis, logs and evidence follow.
                 let rollback = engine::run(
-                    app,
+                    &app.engine(),
                     &ActionRequest::automatic(
                         ActionKind::Rollback,
                         cluster,
@@ -281,7 +287,7 @@ async fn deployment_changed(
             );
             let work = async {
                 let follow = engine::run(
-                    app,
+                    &app.engine(),
                     &ActionRequest {
                         ecs_rolling_back: true,
                         ..ActionRequest::automatic(

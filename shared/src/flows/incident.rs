@@ -4,19 +4,21 @@
 
 use serde_json::{Value, json};
 
-use super::{iso, now};
 use crate::actions::ActionKind;
 use crate::actions::engine::{self, ActionRequest};
-use crate::diagnosis::classify::classify_stop;
+use crate::adapters::gather::{Depth, GatherRequest, Gathered, gather};
+use crate::adapters::s3;
+use crate::adapters::sns::publish;
+use crate::adapters::state::Incident;
+use crate::context::App;
+use crate::diagnosis::classify::{classify_stop, refine_with_log};
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
-use crate::error::AutopilotError;
+use crate::error::{AutopilotError, AwsError};
 use crate::evidence::{self, Encryption};
-use crate::gather::{Depth, GatherRequest, Gathered, gather};
-use crate::handlers::App;
-use crate::notify::{AlertView, Links, ResolvedView, publish, render_alert, render_resolved};
 use crate::outcome::{ActionRecord, Cause, Kind, Outcome, Severity};
 use crate::redact::Redactor;
-use crate::state::Incident;
+use crate::render::{AlertView, EvidenceStatus, Links, ResolvedView, render_alert, render_resolved};
+use crate::time::{iso, now};
 use crate::trigger::TaskStateChange;
 
 /// A problem signal on one service.
@@ -88,20 +90,6 @@ impl<'a> ProblemSignal<'a> {
     }
 }
 
-/// Causes a rollback can cure: the new revision itself is broken. Capacity,
-/// network and Spot problems are not fixed by going back.
-fn rollback_cures(cause: Cause) -> bool {
-    matches!(
-        cause,
-        Cause::ImagePull
-            | Cause::OutOfMemory
-            | Cause::Secrets
-            | Cause::HealthCheck
-            | Cause::EssentialExit
-            | Cause::Unknown
-    )
-}
-
 /// Whether a crash loop should hand off to the rollback engine (pure): the
 /// incident is at least SEV2, the cause is one a rollback cures, and the
 /// failing revision is what the service runs, deployed within the window.
@@ -115,7 +103,7 @@ pub fn crash_loop_rollback_due(
 ) -> bool {
     use crate::actions::rollback_plan::td_key;
     let (Some(failing), Some(service)) = (failing_task_definition, service) else { return false };
-    if severity > Severity::Sev2 || !rollback_cures(cause) {
+    if severity > Severity::Sev2 || !cause.rollback_cures() {
         return false;
     }
     let current = service.task_definition.as_deref().and_then(td_key);
@@ -224,7 +212,7 @@ fn findings(sig: &ProblemSignal<'_>, g: &Gathered, severity_reasons: &[String], 
                 "deployment {} {} {}: {} running / {} desired, {} failed tasks{}",
                 d.id,
                 d.status,
-                crate::trigger::ecs::last_segment(&d.task_definition),
+                crate::arn::last_segment(&d.task_definition),
                 d.running,
                 d.desired,
                 d.failed_tasks,
@@ -306,7 +294,7 @@ async fn crash_loop_hand_off(
                 format!("crash loop on a fresh revision ({cause})"),
             )
         };
-        let result = engine::run(app, &request).await;
+        let result = engine::run(&app.engine(), &request).await;
         failed |= result.failed;
         actions.push(result.record);
     }
@@ -380,6 +368,8 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         .filter(|c| *c != Cause::Unknown)
         .or_else(|| dominant_cause(recent.iter().map(|(_, c)| *c)))
         .unwrap_or(Cause::Unknown);
+    // The failing container's log can say what its stop reason does not.
+    let cause = refine_with_log(cause, gathered.logs.as_ref().map(|l| l.lines.as_slice()).unwrap_or_default());
     let (severity, reasons) = grade(&SeverityInput {
         signal: sig.signal,
         tasks: gathered.service.as_ref().map(|s| (s.running, s.desired)),
@@ -419,10 +409,15 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         // Another invocation opened it a moment ago: this event is a follow-up.
         return match app.state.open_incident(sig.cluster, sig.service).await? {
             Some(inc) => follow_up(app, sig, inc, t).await,
-            None => Err(AutopilotError::State {
-                table: app.config.state_table.clone(),
-                message: format!("incident of {}/{} vanished while opening; retry", sig.cluster, sig.service),
-            }),
+            None => Err(AutopilotError::State(AwsError {
+                retryable: true,
+                ..AwsError::answer(
+                    "dynamodb",
+                    "GetItem (open incident)",
+                    &app.config.state_table,
+                    format!("incident of {}/{} vanished while opening; retry", sig.cluster, sig.service),
+                )
+            })),
         };
     }
     for note in sig.notes.iter().cloned().chain(action_notes(&actions)) {
@@ -446,7 +441,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
     let objects =
         evidence::build_bundle(&prefix, &incident.id, sig.raw_event, &gathered, &diagnosis, &redactor, &iso(t));
     let encryption = Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
-    let stored = evidence::store(&app.clients, &app.config.evidence_bucket, &prefix, objects, &encryption).await;
+    let stored = s3::store(&app.clients, &app.config.evidence_bucket, &prefix, objects, &encryption).await;
     if let Err(e) = &stored {
         tracing::warn!(incident = %incident.id, error = %e, decision = "evidence-failed", "evidence not captured");
     }
@@ -468,7 +463,10 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         log_lines: gathered.logs.as_ref().map(|l| l.lines.clone()).unwrap_or_default(),
         log_source: gathered.logs.as_ref().map(|l| (l.log_group.clone(), l.log_stream.clone())),
         actions: &actions,
-        evidence: stored.as_ref().map(|s| s.uri.clone()).map_err(Clone::clone),
+        evidence: match &stored {
+            Ok(s) => EvidenceStatus::Stored(s.uri.clone()),
+            Err(e) => EvidenceStatus::NotCaptured(e.to_string()),
+        },
         evidence_location: evidence_uri.as_ref().map(|_| (app.config.evidence_bucket.clone(), prefix.clone())),
         links: links(app, sig),
     };
@@ -479,13 +477,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
             // Without the alert the incident must not look handled: close it so
             // the retry of this event opens it again and alerts.
             let _ = app.state.close_incident(sig.cluster, sig.service, &incident.id, "alert not delivered", t).await;
-            return Err(AutopilotError::Aws {
-                service: "sns",
-                operation: "Publish",
-                resource: app.config.notify_topic_arn.clone(),
-                message: e,
-                retryable: true,
-            });
+            return Err(publish_failed(e));
         }
     };
     app.state.set_delivery(&incident, Some(&message_id), evidence_uri.as_deref()).await?;
@@ -573,7 +565,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         impact: impact(&gathered),
         status: format!(
             "OPEN for {} - {}{}",
-            crate::notify::human_duration(t - updated.opened_at),
+            crate::render::human_duration(t - updated.opened_at),
             reasons.join("; "),
             if rises { format!(" (severity raised from {})", updated.severity) } else { String::new() }
         ),
@@ -581,7 +573,10 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         log_lines: Vec::new(),
         log_source: None,
         actions: &actions,
-        evidence: updated.evidence.clone().ok_or_else(|| "not captured when the incident opened".to_string()),
+        evidence: match updated.evidence.clone() {
+            Some(uri) => EvidenceStatus::Stored(uri),
+            None => EvidenceStatus::NotCaptured("not captured when the incident opened".into()),
+        },
         evidence_location: None,
         links: links(app, sig),
     };
@@ -591,7 +586,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         Err(e) => {
             // The incident is already announced; a lost update is logged, not retried.
             tracing::warn!(incident = %updated.id, error = %e, decision = "update-not-sent", "incident update not published");
-            o.notified = Some(format!("suppressed:publish-failed: {e}"));
+            o.notified = Some(format!("suppressed:publish-failed: {}", e.message));
         }
     }
     Ok(o)
@@ -676,7 +671,7 @@ pub async fn on_recovery_of(
             "{cluster}/{service}: resolved {} ({}) by {resolved_by} after {}",
             closed.id,
             closed.summary,
-            crate::notify::human_duration(ttr)
+            crate::render::human_duration(ttr)
         ),
     )
     .for_service(Some(cluster.into()), Some(service.into()));
@@ -686,11 +681,17 @@ pub async fn on_recovery_of(
         Ok(id) => id,
         Err(e) => {
             tracing::warn!(incident = %closed.id, error = %e, decision = "resolution-not-sent", "resolution not published");
-            format!("suppressed:publish-failed: {e}")
+            format!("suppressed:publish-failed: {}", e.message)
         }
     });
     tracing::info!(incident = %closed.id, ttr_seconds = ttr, decision = "incident-resolved", "incident resolved");
     Ok(o)
+}
+
+/// An undelivered notification fails the invocation so that Lambda retries
+/// it, whatever SNS said.
+pub(crate) fn publish_failed(e: AwsError) -> AutopilotError {
+    AutopilotError::Aws(AwsError { retryable: true, ..e })
 }
 
 #[cfg(test)]

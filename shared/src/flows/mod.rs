@@ -1,22 +1,105 @@
-//! Flows: the runbooks as code. Each flow gathers, decides (pure functions in
-//! `diagnosis`), records in the state table, keeps evidence and notifies.
+//! Flows: the runbooks as code, one per function. Each flow gathers (through
+//! `adapters`), decides (pure functions in `diagnosis` and `actions`),
+//! records in the state table, keeps evidence and notifies.
+//!
+//! A function's `main` names its [`Flow`] (`flows::ecs::FLOW`, …) and hands
+//! every invocation to [`handle`], so a binary links only the flow it runs.
 
 pub mod alarm;
 pub mod ecs;
 pub mod incident;
+pub mod pipeline;
+pub mod reports;
 pub mod runbook;
 
-use crate::error::AutopilotError;
-use crate::handlers::App;
-use crate::outcome::Outcome;
-use crate::state::Claim;
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
 
-pub fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+use crate::adapters::state::Claim;
+use crate::context::{App, Function};
+use crate::error::AutopilotError;
+use crate::outcome::Outcome;
+use crate::trigger::Trigger;
+
+/// The future a flow returns (boxed: flows are deep, and boxing keeps each
+/// binary's future type and stack use small).
+pub type FlowFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, AutopilotError>> + Send + 'a>>;
+
+/// One function's behaviour: the function it is, and what it does with a
+/// trigger routed to it (`Function::for_trigger`).
+pub struct Flow {
+    pub function: Function,
+    pub run: for<'a> fn(&'a App, Trigger, &'a Value) -> FlowFuture<'a>,
 }
 
-pub fn iso(epoch: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+/// Handle one invocation of `flow`: recognise the trigger, check it belongs
+/// to this function, run the flow, log one decision line and emit metrics.
+pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
+    let started = Instant::now();
+    let calls_before = app.clients.calls.get();
+    crate::telemetry::mark_invocation_start(calls_before);
+    let result = dispatch(app, flow, payload).await;
+    let aws_calls = app.clients.calls.get() - calls_before;
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    match &result {
+        Ok(o) => {
+            tracing::info!(
+                function = app.function.name(),
+                decision = "outcome",
+                kind = ?o.kind,
+                cluster = o.cluster.as_deref().unwrap_or(""),
+                service = o.service.as_deref().unwrap_or(""),
+                incident = o.incident.as_deref().unwrap_or(""),
+                severity = o.severity.as_str(),
+                cause = o.cause.as_str(),
+                notified = o.notified.as_deref().unwrap_or(""),
+                actions = o.actions.len(),
+                aws_calls,
+                handler_ms = millis,
+                "{}",
+                o.summary
+            );
+            crate::telemetry::emit_metrics(
+                app.function.name(),
+                &[],
+                &[
+                    ("Invocations", 1.0, "Count"),
+                    ("AwsCalls", aws_calls as f64, "Count"),
+                    ("HandlerTime", millis, "Milliseconds"),
+                ],
+            );
+        }
+        Err(e) => {
+            // The error goes back to Lambda: an asynchronous invocation is
+            // retried (if retryable) and then lands in the dead-letter destination.
+            tracing::error!(
+                function = app.function.name(),
+                decision = "error",
+                error_type = e.error_type(),
+                retryable = e.is_retryable(),
+                aws_calls,
+                handler_ms = millis,
+                "{e}"
+            );
+            crate::telemetry::emit_metrics(
+                app.function.name(),
+                &[("ErrorType", e.error_type())],
+                &[("Errors", 1.0, "Count")],
+            );
+        }
+    }
+    result
+}
+
+async fn dispatch(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
+    let trigger = Trigger::parse(&payload)?;
+    app.function.check(&trigger)?;
+    if let Trigger::Ignored { detail_type, reason, .. } = &trigger {
+        return Ok(Outcome::ignored(format!("{detail_type} ignored: {reason}")));
+    }
+    (flow.run)(app, trigger, &payload).await
 }
 
 /// Run `body` once per event id: a duplicate delivery gets `on_duplicate`
@@ -27,7 +110,7 @@ where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
     D: FnOnce() -> Outcome,
 {
-    match app.state.claim_event(event_id, app.function.name(), now()).await? {
+    match app.state.claim_event(event_id, app.function.name(), crate::time::now()).await? {
         Claim::Duplicate => {
             tracing::info!(event_id, decision = "duplicate-event", "event already processed or in progress; skipped");
             let mut outcome = on_duplicate();

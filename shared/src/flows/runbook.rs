@@ -5,23 +5,36 @@
 
 use serde_json::{Value, json};
 
-use super::{iso, now};
+use super::{Flow, FlowFuture};
 use crate::actions::ActionKind;
 use crate::actions::Origin;
 use crate::actions::engine::{self, ActionRequest};
-use crate::aws::{sdk_error_code, sdk_error_message};
+use crate::adapters::gather::{Depth, GatherRequest, Gathered, gather};
+use crate::adapters::sns::publish;
+use crate::adapters::{logs, s3};
+use crate::arn::{cluster_name, last_segment};
+use crate::context::{App, Function};
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::AutopilotError;
 use crate::evidence::{self, Encryption};
-use crate::gather::{Depth, GatherRequest, Gathered, gather};
-use crate::handlers::App;
-use crate::notify::{Links, Message, publish};
 use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
 use crate::redact::Redactor;
-use crate::trigger::ecs::{cluster_name, last_segment};
-use crate::trigger::{RunbookAction, RunbookRequest};
+use crate::render::{Links, Message};
+use crate::time::{iso, now};
+use crate::trigger::{RunbookAction, RunbookRequest, Trigger};
 
-pub async fn handle(app: &App, req: &RunbookRequest) -> Result<Outcome, AutopilotError> {
+pub const FLOW: Flow = Flow { function: Function::Runbook, run };
+
+fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
+    Box::pin(async move {
+        match trigger {
+            Trigger::Runbook(req) => handle(app, &req).await,
+            other => Ok(Outcome::ignored(format!("{:?} is not a runbook request", other.kind()))),
+        }
+    })
+}
+
+async fn handle(app: &App, req: &RunbookRequest) -> Result<Outcome, AutopilotError> {
     let cluster = cluster_name(&req.cluster).to_string();
     let service = last_segment(&req.service).to_string();
     if !app.config.in_scope(&cluster) {
@@ -150,7 +163,7 @@ async fn diagnose(app: &App, cluster: &str, service: &str, health_only: bool) ->
             "task": task.task_id(), "cause": cause, "stopped_at": task.stopped_at, "stop_code": task.stop_code,
             "reason": task.stopped_reason,
         })).collect::<Vec<_>>(),
-        "next_steps": crate::diagnosis::runbook_steps::next_steps(cause),
+        "next_steps": cause.next_steps(),
     });
     if !health_only {
         details["service"] = serde_json::to_value(&g.service).unwrap_or(Value::Null);
@@ -174,7 +187,7 @@ async fn act(
     service: &str,
 ) -> Result<Outcome, AutopilotError> {
     let result = engine::run(
-        app,
+        &app.engine(),
         &ActionRequest {
             kind,
             cluster,
@@ -207,7 +220,7 @@ async fn act(
 async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionRecord, severity: Severity) -> String {
     let status = record.status.as_str();
     let subject =
-        crate::notify::subject_line(&format!("[{severity}] {cluster}/{service}: {} {status} (runbook)", record.action));
+        crate::render::subject_line(&format!("[{severity}] {cluster}/{service}: {} {status} (runbook)", record.action));
     let links =
         Links { region: app.config.settings.console_region.clone(), cluster: cluster.into(), service: service.into() };
     let body = format!(
@@ -229,7 +242,7 @@ async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionR
     };
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => id,
-        Err(e) => format!("suppressed:publish-failed: {e}"),
+        Err(e) => format!("suppressed:publish-failed: {}", e.message),
     }
 }
 
@@ -291,16 +304,18 @@ async fn capture_evidence(
     let diagnosis = json!({"capture": capture, "requested": request, "since_hours": hours, "at": iso(t)});
     let objects = evidence::build_bundle(&prefix, &capture, &request, &g, &diagnosis, &redactor, &iso(t));
     let encryption = Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
-    let stored = evidence::store(&app.clients, &app.config.evidence_bucket, &prefix, objects, &encryption).await;
+    let stored = s3::store(&app.clients, &app.config.evidence_bucket, &prefix, objects, &encryption).await;
     match &stored {
         Ok(s) => o.actions.push(ActionRecord {
             action: "snapshot".into(),
             status: ActionStatus::Executed,
             detail: format!("{} objects to {}", s.written + s.existing, s.uri),
         }),
-        Err(e) => {
-            o.actions.push(ActionRecord { action: "snapshot".into(), status: ActionStatus::Failed, detail: e.clone() })
-        }
+        Err(e) => o.actions.push(ActionRecord {
+            action: "snapshot".into(),
+            status: ActionStatus::Failed,
+            detail: e.to_string(),
+        }),
     }
     o.evidence = stored.as_ref().ok().map(|s| s.uri.clone());
     for group in &log_groups {
@@ -326,17 +341,6 @@ async fn capture_evidence(
 /// CreateExportTask allows one running export per account: when one runs,
 /// say which and leave the retry to the person (never queue blindly).
 async fn export_logs(app: &App, group: &str, prefix: &str, from: i64, to: i64) -> ActionRecord {
-    let logs = &app.clients.logs;
-    use aws_sdk_cloudwatchlogs::types::ExportTaskStatusCode;
-    let active = |status: ExportTaskStatusCode| async move {
-        let resp = logs.describe_export_tasks().status_code(status.clone()).send().await.ok()?;
-        // Check the status on each task too: not every endpoint applies the filter.
-        resp.export_tasks()
-            .iter()
-            .find(|t| t.status().and_then(|s| s.code()) == Some(&status))
-            .map(|t| t.task_id().unwrap_or("?").to_string())
-    };
-    let (running, pending) = tokio::join!(active(ExportTaskStatusCode::Running), active(ExportTaskStatusCode::Pending));
     let skipped = |id: String| ActionRecord {
         action: "log-export".into(),
         status: ActionStatus::Skipped,
@@ -344,34 +348,23 @@ async fn export_logs(app: &App, group: &str, prefix: &str, from: i64, to: i64) -
             "{group}: export task {id} is already running (one export per account at a time); run capture-evidence again when it finishes"
         ),
     };
-    if let Some(id) = running.or(pending) {
+    // An unreadable list is not a running export: CreateExportTask itself refuses a second one.
+    if let Ok(Some(id)) = logs::active_export(&app.clients).await {
         return skipped(id);
     }
-    let result = logs
-        .create_export_task()
-        .task_name(format!("autopilot-{}", last_segment(prefix)))
-        .log_group_name(group)
-        .from(from * 1000)
-        .to(to * 1000)
-        .destination(&app.config.evidence_bucket)
-        .destination_prefix(prefix)
-        .send()
-        .await;
-    match result {
-        Ok(r) => ActionRecord {
+    let task_name = format!("autopilot-{}", last_segment(prefix));
+    let bucket = &app.config.evidence_bucket;
+    match logs::export_log_group(&app.clients, group, &task_name, from, to, bucket, prefix).await {
+        Ok(task_id) => ActionRecord {
             action: "log-export".into(),
             status: ActionStatus::Executed,
-            detail: format!(
-                "{group}: export task {} to s3://{}/{prefix}",
-                r.task_id().unwrap_or("?"),
-                app.config.evidence_bucket
-            ),
+            detail: format!("{group}: export task {task_id} to s3://{bucket}/{prefix}"),
         },
-        Err(e) if sdk_error_code(&e) == Some("LimitExceededException") => skipped("(another)".into()),
+        Err(e) if e.code_is("LimitExceededException") => skipped("(another)".into()),
         Err(e) => ActionRecord {
             action: "log-export".into(),
             status: ActionStatus::Failed,
-            detail: format!("{group}: {}", sdk_error_message(&e)),
+            detail: format!("{group}: {}", e.message),
         },
     }
 }

@@ -133,15 +133,7 @@ impl DeploymentStateChange {
     }
 }
 
-/// The last `/`-separated segment of an ARN (a name or an id).
-pub fn last_segment(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
-}
-
-/// Cluster name of a cluster ARN (`arn:…:cluster/<name>`) or a bare name.
-pub fn cluster_name(cluster_arn: &str) -> &str {
-    last_segment(cluster_arn)
-}
+pub use crate::arn::{cluster_name, last_segment};
 
 /// `(cluster, service)` from a service ARN. The long ARN format carries the
 /// cluster (`service/<cluster>/<service>`); the legacy one does not, so the

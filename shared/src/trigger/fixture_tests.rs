@@ -30,6 +30,8 @@ const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("ecs/task-stopped-user.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-spot.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-capacity.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-platform-mismatch-manifest.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-platform-mismatch-exec-format.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-running.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-standalone.json", "ecs-task", Some("prod"), None),
     ("ecs/task-stopped-numbers-as-strings.json", "ecs-task", Some("prod"), Some("api")),

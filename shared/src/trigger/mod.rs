@@ -20,30 +20,7 @@ pub use ecs::{ContainerState, DeploymentStateChange, ServiceAction, TaskStateCha
 pub use pipeline::{PipelineDetail, PipelineLevel};
 pub use runbook::{RunbookAction, RunbookRequest};
 
-/// Why an input could not be turned into a trigger.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TriggerError {
-    #[error("unrecognised input: expected {expected}; got {got}")]
-    Unrecognised { expected: String, got: String },
-    #[error("{what}: missing field `{field}`")]
-    Missing { what: String, field: String },
-    #[error("{what}: field `{field}` must be {expected}, got {got}")]
-    Invalid { what: String, field: String, expected: String, got: String },
-    #[error("{what} is malformed: {reason}")]
-    Malformed { what: String, reason: String },
-}
-
-impl TriggerError {
-    pub(crate) fn missing(what: &str, field: &str) -> Self {
-        Self::Missing { what: what.into(), field: field.into() }
-    }
-    pub(crate) fn invalid(what: &str, field: &str, expected: &str, got: &str) -> Self {
-        Self::Invalid { what: what.into(), field: field.into(), expected: expected.into(), got: got.into() }
-    }
-    pub(crate) fn malformed(what: &str, reason: impl std::fmt::Display) -> Self {
-        Self::Malformed { what: what.into(), reason: reason.to_string() }
-    }
-}
+pub use crate::error::TriggerError;
 
 /// Envelope facts shared by every EventBridge-delivered trigger.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -395,11 +372,7 @@ fn describe_json(v: &Value) -> String {
 fn content_id(v: &Value) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(v.to_string().as_bytes());
-    format!("sha256-{}", hex(&digest[..16]))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    format!("sha256-{}", crate::arn::hex(&digest[..16]))
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 //! Integration tests, one binary (one link): the real function binaries under
-//! the Lambda Runtime API, against the local AWS server of scripts/test.sh.
+//! the Lambda Runtime API, against the local AWS server of scripts/test.sh;
+//! and (`faults`) what the local server cannot produce, through the SDK's
+//! own test support.
 
 mod actions;
 mod alarms;
 mod ecs_incidents;
+mod faults;
 mod functions;

@@ -7,8 +7,8 @@ use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
 use aws_sdk_ecs::types::{LoadBalancer, Service};
 use aws_sdk_elasticloadbalancingv2::operation::describe_target_health::DescribeTargetHealthError;
 use aws_smithy_mocks::{RuleMode, mock, mock_client};
-use shared::aws::Clients;
-use shared::gather::{Depth, GatherRequest, gather};
+use shared::adapters::Clients;
+use shared::adapters::gather::{Depth, GatherRequest, gather};
 
 /// Clients whose unmocked services point at a closed port (no retries), so
 /// any call to them fails fast like an unreachable endpoint.

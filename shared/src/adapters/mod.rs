@@ -1,14 +1,34 @@
-//! AWS clients, built once per process from one `SdkConfig`, and the helpers
-//! that turn SDK errors into our error type.
+//! Adapters: every AWS call of the crate lives below this module, behind a
+//! function that returns plain data ([`crate::snapshot`]) or a typed
+//! [`AwsError`] naming the service, operation and resource. Flows and the
+//! engine call these functions, never SDK builders.
 //!
-//! Every client carries [`CallCounter`], so each invocation can report how
-//! many AWS calls it made (the benchmark and the EMF metrics read it).
+//! - [`Clients`]: the SDK clients, built once per process from one `SdkConfig`,
+//!   each carrying a [`CallCounter`] so every invocation can report its AWS calls.
+//! - [`ecs`], [`elb`], [`cloudwatch`], [`logs`], [`autoscaling`]: reads and the
+//!   few mutations (UpdateService, StopServiceDeployment) of those services.
+//! - [`gather`]: the runbooks' read-only gathering, composed from the above.
+//! - [`s3`]: the evidence store (SSE always, never overwritten).
+//! - [`sns`]: the notifier.
+//! - [`state`]: the state table, split by concern.
+
+pub mod autoscaling;
+pub mod cloudwatch;
+pub mod ecs;
+pub mod elb;
+pub mod gather;
+pub mod logs;
+pub mod s3;
+pub mod sns;
+pub mod state;
 
 use aws_sdk_ecs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_ecs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+pub use crate::error::AwsError;
 
 /// Counts requests sent (retries included), per process.
 #[derive(Debug, Clone, Default)]
@@ -110,8 +130,29 @@ const RETRYABLE_CODES: &[&str] = &[
     "ServerException",
 ];
 
+/// The typed error of one failed call.
+pub fn aws_error<E, R>(
+    service: &'static str,
+    operation: &'static str,
+    resource: impl Into<String>,
+    err: &SdkError<E, R>,
+) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    AwsError {
+        service,
+        operation,
+        resource: resource.into(),
+        code: sdk_error_code(err).map(str::to_string),
+        message: sdk_error_message(err),
+        retryable: sdk_error_is_retryable(err),
+    }
+}
+
 /// The code and message of an SDK error, as one line.
-pub fn sdk_error_message<E, R>(err: &SdkError<E, R>) -> String
+fn sdk_error_message<E, R>(err: &SdkError<E, R>) -> String
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -130,7 +171,7 @@ where
 }
 
 /// Whether retrying the same call later can succeed.
-pub fn sdk_error_is_retryable<E, R>(err: &SdkError<E, R>) -> bool
+fn sdk_error_is_retryable<E, R>(err: &SdkError<E, R>) -> bool
 where
     E: ProvideErrorMetadata,
 {
@@ -142,7 +183,7 @@ where
 }
 
 /// The error code of a service error (`ConditionalCheckFailedException`, …).
-pub fn sdk_error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
+fn sdk_error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Option<&str> {
     match err {
         SdkError::ServiceError(se) => se.err().code(),
         _ => None,
@@ -150,7 +191,7 @@ pub fn sdk_error_code<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Optio
 }
 
 /// The full chain of an error, one line, for logs and messages.
-pub fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
+fn error_message(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {

@@ -1,11 +1,8 @@
-//! Notifications: rendering (pure) after the runbooks' incident-alert and
-//! incident-resolved templates, and publishing to SNS with filterable
-//! message attributes.
+//! Notifications, rendered (pure) after the runbooks' incident-alert and
+//! incident-resolved templates. Publishing is `adapters::sns`.
 
-use aws_sdk_sns::types::MessageAttributeValue;
 use std::fmt::Write;
 
-use crate::aws::{Clients, sdk_error_message};
 use crate::outcome::{ActionRecord, Cause, Kind, Severity};
 use crate::redact::Redactor;
 
@@ -113,6 +110,14 @@ impl Links {
     }
 }
 
+/// Where the incident's evidence is, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvidenceStatus {
+    /// `s3://bucket/prefix/`
+    Stored(String),
+    NotCaptured(String),
+}
+
 /// Everything an alert or update shows.
 #[derive(Debug, Clone)]
 pub struct AlertView<'a> {
@@ -132,8 +137,7 @@ pub struct AlertView<'a> {
     pub log_lines: Vec<String>,
     pub log_source: Option<(String, String)>,
     pub actions: &'a [ActionRecord],
-    /// `Ok(s3 uri)` or `Err(why evidence was not kept)`.
-    pub evidence: Result<String, String>,
+    pub evidence: EvidenceStatus,
     pub evidence_location: Option<(String, String)>,
     pub links: Links,
 }
@@ -188,15 +192,15 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
     }
     let _ = writeln!(b);
     let _ = writeln!(b, "Next steps (runbook: {})", v.cause);
-    for (i, step) in crate::diagnosis::runbook_steps::next_steps(v.cause).iter().enumerate() {
+    for (i, step) in v.cause.next_steps().iter().enumerate() {
         let _ = writeln!(b, "{}. {step}", i + 1);
     }
     let _ = writeln!(b);
     match &v.evidence {
-        Ok(uri) => {
+        EvidenceStatus::Stored(uri) => {
             let _ = writeln!(b, "Evidence: {uri} (manifest.json lists every object with its SHA-256)");
         }
-        Err(why) => {
+        EvidenceStatus::NotCaptured(why) => {
             let _ = writeln!(b, "Evidence: NOT CAPTURED - {why}");
         }
     }
@@ -287,34 +291,6 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
     }
 }
 
-fn attribute(value: &str) -> Option<MessageAttributeValue> {
-    // SNS rejects empty attribute values.
-    let value = if value.is_empty() { "none" } else { value };
-    MessageAttributeValue::builder().data_type("String").string_value(value).build().ok()
-}
-
-fn kind_word(kind: Kind) -> String {
-    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
-/// Publish; returns the SNS message id.
-pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<String, String> {
-    let mut req = clients.sns.publish().topic_arn(topic_arn).subject(&m.subject).message(&m.body);
-    for (k, v) in [
-        ("severity", m.severity.as_str().to_string()),
-        ("cluster", m.cluster.clone()),
-        ("service", m.service.clone()),
-        ("cause", m.cause.as_str().to_string()),
-        ("kind", kind_word(m.kind)),
-    ] {
-        if let Some(a) = attribute(&v) {
-            req = req.message_attributes(k, a);
-        }
-    }
-    let resp = req.send().await.map_err(|e| sdk_error_message(&e))?;
-    Ok(resp.message_id().unwrap_or_default().to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -332,7 +308,7 @@ mod tests {
         assert!(s.starts_with("[SEV2] prod/api: crash loop ? out of memory second line"));
     }
 
-    fn view<'a>(actions: &'a [ActionRecord], evidence: Result<String, String>) -> AlertView<'a> {
+    fn view<'a>(actions: &'a [ActionRecord], evidence: EvidenceStatus) -> AlertView<'a> {
         AlertView {
             update: false,
             kind: Kind::EcsTaskStopped,
@@ -362,7 +338,10 @@ mod tests {
             status: ActionStatus::Executed,
             detail: "roll back api:42 -> api:41".into(),
         }];
-        let m = render_alert(&view(&actions, Ok("s3://b/incidents/prod/api/inc-1/".into())), &Redactor::new());
+        let m = render_alert(
+            &view(&actions, EvidenceStatus::Stored("s3://b/incidents/prod/api/inc-1/".into())),
+            &Redactor::new(),
+        );
         assert_eq!(m.subject, "[SEV2] prod/api: crash loop - out of memory");
         let sections = [
             "INCIDENT ALERT - SEV2",
@@ -387,7 +366,8 @@ mod tests {
 
     #[test]
     fn an_alert_without_evidence_says_why() {
-        let m = render_alert(&view(&[], Err("AccessDenied on PutObject".into())), &Redactor::new());
+        let m =
+            render_alert(&view(&[], EvidenceStatus::NotCaptured("AccessDenied on PutObject".into())), &Redactor::new());
         assert!(m.body.contains("Evidence: NOT CAPTURED - AccessDenied on PutObject"), "{}", m.body);
         assert!(m.body.contains("- none: diagnosis and notification only"));
     }

@@ -1,0 +1,28 @@
+//! Elastic Load Balancing: target health of the service's target groups.
+
+use super::{AwsError, Clients, aws_error};
+use crate::snapshot::{TargetHealthSnapshot, TargetSnapshot};
+
+pub async fn target_health(clients: &Clients, target_group_arn: &str) -> Result<TargetHealthSnapshot, AwsError> {
+    let resp = clients
+        .elbv2
+        .describe_target_health()
+        .target_group_arn(target_group_arn)
+        .send()
+        .await
+        .map_err(|e| aws_error("elasticloadbalancing", "DescribeTargetHealth", target_group_arn, &e))?;
+    Ok(TargetHealthSnapshot {
+        target_group_arn: target_group_arn.to_string(),
+        targets: resp
+            .target_health_descriptions()
+            .iter()
+            .map(|d| TargetSnapshot {
+                id: d.target().and_then(|t| t.id()).unwrap_or_default().to_string(),
+                port: d.target().and_then(|t| t.port()),
+                state: d.target_health().and_then(|h| h.state()).map(|s| s.as_str().to_string()).unwrap_or_default(),
+                reason: d.target_health().and_then(|h| h.reason()).map(|r| r.as_str().to_string()),
+                description: d.target_health().and_then(|h| h.description()).map(str::to_string),
+            })
+            .collect(),
+    })
+}

@@ -1,0 +1,81 @@
+//! CloudWatch Logs: the failing container's log excerpt, and log exports
+//! for capture-evidence (one running export per account at a time).
+
+use super::{AwsError, Clients, aws_error};
+use crate::redact::Redactor;
+use crate::snapshot::LogExcerpt;
+
+/// The last `max_lines` error lines of a stream (or its last lines when none
+/// look like errors), redacted.
+pub async fn log_excerpt(
+    clients: &Clients,
+    group: &str,
+    stream: &str,
+    max_lines: usize,
+    redactor: &Redactor,
+) -> Result<LogExcerpt, AwsError> {
+    let resp = clients
+        .logs
+        .get_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .start_from_head(false)
+        .limit(500)
+        .send()
+        .await
+        .map_err(|e| aws_error("logs", "GetLogEvents", format!("{group} {stream}"), &e))?;
+    let messages: Vec<&str> = resp.events().iter().filter_map(|e| e.message()).collect();
+    Ok(crate::diagnosis::logs::excerpt_of(group, stream, &messages, max_lines, redactor))
+}
+
+/// The id of a CloudWatch Logs export task.
+pub type ExportTaskId = String;
+
+/// An export task running or pending in the account, if any.
+pub async fn active_export(clients: &Clients) -> Result<Option<ExportTaskId>, AwsError> {
+    use aws_sdk_cloudwatchlogs::types::ExportTaskStatusCode;
+    let logs = &clients.logs;
+    let active = |status: ExportTaskStatusCode| async move {
+        let resp = logs
+            .describe_export_tasks()
+            .status_code(status.clone())
+            .send()
+            .await
+            .map_err(|e| aws_error("logs", "DescribeExportTasks", "account", &e))?;
+        // Check the status on each task too: not every endpoint applies the filter.
+        Ok::<_, AwsError>(
+            resp.export_tasks()
+                .iter()
+                .find(|t| t.status().and_then(|s| s.code()) == Some(&status))
+                .map(|t| t.task_id().unwrap_or("?").to_string()),
+        )
+    };
+    let (running, pending) = tokio::join!(active(ExportTaskStatusCode::Running), active(ExportTaskStatusCode::Pending));
+    Ok(running?.or(pending?))
+}
+
+/// CreateExportTask of `group` between `from` and `to` (epoch seconds) into
+/// `bucket`/`prefix`; the export task id.
+pub async fn export_log_group(
+    clients: &Clients,
+    group: &str,
+    task_name: &str,
+    from: i64,
+    to: i64,
+    bucket: &str,
+    prefix: &str,
+) -> Result<String, AwsError> {
+    let r = clients
+        .logs
+        .create_export_task()
+        .task_name(task_name)
+        .log_group_name(group)
+        .from(from * 1000)
+        .to(to * 1000)
+        .destination(bucket)
+        .destination_prefix(prefix)
+        .send()
+        .await
+        .map_err(|e| aws_error("logs", "CreateExportTask", group, &e))?;
+    Ok(r.task_id().unwrap_or("?").to_string())
+}

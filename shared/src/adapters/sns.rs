@@ -1,0 +1,36 @@
+//! SNS: the notifier. Every message carries the attributes subscribers
+//! filter on (`severity`, `cluster`, `service`, `cause`, `kind`).
+
+use aws_sdk_sns::types::MessageAttributeValue;
+
+use super::{AwsError, Clients, aws_error};
+use crate::outcome::Kind;
+use crate::render::Message;
+
+fn attribute(value: &str) -> Option<MessageAttributeValue> {
+    // SNS rejects empty attribute values.
+    let value = if value.is_empty() { "none" } else { value };
+    MessageAttributeValue::builder().data_type("String").string_value(value).build().ok()
+}
+
+fn kind_word(kind: Kind) -> String {
+    serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+/// Publish; returns the SNS message id.
+pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<String, AwsError> {
+    let mut req = clients.sns.publish().topic_arn(topic_arn).subject(&m.subject).message(&m.body);
+    for (k, v) in [
+        ("severity", m.severity.as_str().to_string()),
+        ("cluster", m.cluster.clone()),
+        ("service", m.service.clone()),
+        ("cause", m.cause.as_str().to_string()),
+        ("kind", kind_word(m.kind)),
+    ] {
+        if let Some(a) = attribute(&v) {
+            req = req.message_attributes(k, a);
+        }
+    }
+    let resp = req.send().await.map_err(|e| aws_error("sns", "Publish", topic_arn, &e))?;
+    Ok(resp.message_id().unwrap_or_default().to_string())
+}

@@ -1,0 +1,209 @@
+//! Safety records of the action engine: the lease lock per service, the
+//! hold left by a failed action, and the ledger of every decision (90 days).
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+
+use super::{DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s};
+use crate::error::AutopilotError;
+use crate::outcome::{ActionKind, ActionStatus};
+pub use crate::snapshot::LedgerEntry;
+
+/// Whether the lock was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    Acquired,
+    /// Someone else holds it (their owner label).
+    HeldBy(String),
+}
+
+/// A stored ledger item; `None` when its action or status is not ours (a
+/// damaged record must not be read as "no action").
+fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
+    Some(LedgerEntry {
+        at: get_n(item, "at")?,
+        action: ActionKind::parse(&get_s(item, "action")?)?,
+        status: ActionStatus::parse(&get_s(item, "status")?)?,
+        automatic: item.get("automatic").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
+        from: get_s(item, "from"),
+        to: get_s(item, "to"),
+        detail: get_s(item, "detail").unwrap_or_default(),
+    })
+}
+
+impl StateStore {
+    /// Take the service's lease lock.
+    pub async fn acquire_lock(
+        &self,
+        cluster: &str,
+        service: &str,
+        owner: &str,
+        now: i64,
+        lease_seconds: i64,
+    ) -> Result<LockOutcome, AutopilotError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::service(cluster, service)))
+            .item("sk", s(keys::LOCK))
+            .item("owner", s(owner))
+            .item("acquired_at", n(now))
+            .item("lease_until", n(now + lease_seconds))
+            .item("expires_at", n(now + lease_seconds + DAY))
+            .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
+            .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match self.conditional("PutItem (lock)", result)? {
+            Some(_) => Ok(LockOutcome::Acquired),
+            None => {
+                let holder = self
+                    .client
+                    .get_item()
+                    .table_name(&self.table)
+                    .key("pk", s(keys::service(cluster, service)))
+                    .key("sk", s(keys::LOCK))
+                    .consistent_read(true)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|r| r.item().and_then(|i| get_s(i, "owner")))
+                    .unwrap_or_else(|| "another invocation".into());
+                Ok(LockOutcome::HeldBy(holder))
+            }
+        }
+    }
+
+    pub async fn release_lock(&self, cluster: &str, service: &str, owner: &str) -> Result<(), AutopilotError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::service(cluster, service)))
+            .key("sk", s(keys::LOCK))
+            .condition_expression("#o = :owner")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        self.conditional("DeleteItem (lock)", result).map(|_| ())
+    }
+
+    /// Append one decision to the service's ledger.
+    pub async fn append_ledger(
+        &self,
+        cluster: &str,
+        service: &str,
+        entry: &LedgerEntry,
+        extra: &[(&str, String)],
+    ) -> Result<(), AutopilotError> {
+        use sha2::{Digest, Sha256};
+        let when = rfc3339(entry.at);
+        let digest = Sha256::digest(format!("{entry:?}{extra:?}").as_bytes());
+        let mut req = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::service(cluster, service)))
+            .item("sk", s(keys::ledger(&when, entry.action.as_str(), &crate::arn::hex(&digest[..4]))))
+            .item("at", n(entry.at))
+            .item("action", s(entry.action.as_str()))
+            .item("status", s(entry.status.as_str()))
+            .item("automatic", AttributeValue::Bool(entry.automatic))
+            .item("detail", s(&entry.detail))
+            .item("expires_at", n(entry.at + 90 * DAY));
+        if let Some(f) = &entry.from {
+            req = req.item("from", s(f));
+        }
+        if let Some(t) = &entry.to {
+            req = req.item("to", s(t));
+        }
+        for (k, v) in extra {
+            req = req.item(*k, s(v));
+        }
+        req.send().await.map(|_| ()).map_err(|e| self.err("PutItem (ledger)", e))
+    }
+
+    /// Ledger entries of the service since `since` (epoch seconds), oldest first.
+    pub async fn ledger_since(
+        &self,
+        cluster: &str,
+        service: &str,
+        since: i64,
+    ) -> Result<Vec<LedgerEntry>, AutopilotError> {
+        let from = rfc3339(since);
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(keys::service(cluster, service)))
+                .expression_attribute_values(":from", s(format!("{}{from}", keys::LEDGER)))
+                .expression_attribute_values(":to", s(format!("{}~", keys::LEDGER)))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.err("Query (ledger)", e))?;
+            for item in resp.items() {
+                out.push(ledger_entry(item).ok_or_else(|| {
+                    AutopilotError::State(crate::error::AwsError::answer(
+                        "dynamodb",
+                        "Query (ledger)",
+                        &self.table,
+                        format!("unreadable ledger entry {:?}", get_s(item, "sk")),
+                    ))
+                })?);
+            }
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    /// The hold left by a failed action, if any: `(since, reason)`.
+    pub async fn hold(&self, cluster: &str, service: &str) -> Result<Option<(i64, String)>, AutopilotError> {
+        let resp = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::service(cluster, service)))
+            .key("sk", s(keys::HOLD))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("GetItem (hold)", e))?;
+        Ok(resp.item().map(|i| (get_n(i, "since").unwrap_or_default(), get_s(i, "reason").unwrap_or_default())))
+    }
+
+    pub async fn set_hold(&self, cluster: &str, service: &str, reason: &str, now: i64) -> Result<(), AutopilotError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::service(cluster, service)))
+            .item("sk", s(keys::HOLD))
+            .item("since", n(now))
+            .item("reason", s(reason))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("PutItem (hold)", e))
+    }
+
+    pub async fn clear_hold(&self, cluster: &str, service: &str) -> Result<(), AutopilotError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::service(cluster, service)))
+            .key("sk", s(keys::HOLD))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| self.err("DeleteItem (hold)", e))
+    }
+}

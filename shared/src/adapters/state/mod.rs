@@ -1,0 +1,131 @@
+//! `STATE_TABLE`, split by concern: [`claims`] (one processing per event),
+//! [`incidents`] (open incidents and their history), [`deployments`]
+//! (deployments seen and known-good revisions), [`actions`] (locks, holds and
+//! the action ledger). Every write that decides "who acts" is conditional, so
+//! concurrent invocations agree on one winner. Keys are built in [`keys`]
+//! only; items are read and written through the helpers here.
+//!
+//! Item layout (key schema fixed by DESIGN.md: `pk`, `sk`, TTL `expires_at`):
+//!
+//! | pk                          | sk                          | what |
+//! |-----------------------------|-----------------------------|------|
+//! | `event#<event id>`          | `event`                     | claim of one delivery (lease while processing, then done; 7 days) |
+//! | `service#<cluster>/<svc>`   | `incident#open`             | the open incident of a service (at most one) |
+//! | `service#<cluster>/<svc>`   | `incident#<opened>#<id>`    | a closed incident (90 days) |
+//! | `service#<cluster>/<svc>`   | `known-good#latest`         | last task definition that reached steady state |
+//! | `service#<cluster>/<svc>`   | `deployment#<id>`           | deployments seen, with their state and time |
+//! | `service#<cluster>/<svc>`   | `lock`                      | lease lock of the action engine (owner, expires_at) |
+//! | `service#<cluster>/<svc>`   | `hold`                      | automatic actions stopped after a failed action, until a person clears it |
+//! | `service#<cluster>/<svc>`   | `ledger#<time>#<action>#<id>` | every action decision: executed, planned, skipped, failed (90 days) |
+
+pub mod actions;
+pub mod claims;
+pub mod deployments;
+pub mod incidents;
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use std::collections::HashMap;
+
+use super::aws_error;
+use crate::error::AutopilotError;
+
+pub use actions::{LedgerEntry, LockOutcome};
+pub use claims::{CLAIM_LEASE_SECONDS, Claim};
+pub use deployments::KnownGood;
+pub use incidents::Incident;
+
+pub(crate) const DAY: i64 = 24 * 60 * 60;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Every key of the table (the layout in the module doc).
+pub(crate) mod keys {
+    pub const EVENT: &str = "event";
+    pub const OPEN_INCIDENT: &str = "incident#open";
+    pub const KNOWN_GOOD: &str = "known-good#latest";
+    pub const LOCK: &str = "lock";
+    pub const HOLD: &str = "hold";
+    /// Sort keys of ledger entries start with this; `ledger#~` sorts after all of them.
+    pub const LEDGER: &str = "ledger#";
+
+    pub fn event(event_id: &str) -> String {
+        format!("event#{event_id}")
+    }
+    pub fn service(cluster: &str, service: &str) -> String {
+        format!("service#{cluster}/{service}")
+    }
+    /// `(cluster, service)` of a service partition key.
+    pub fn parse_service(pk: &str) -> Option<(&str, &str)> {
+        pk.strip_prefix("service#")?.split_once('/')
+    }
+    pub fn closed_incident(opened_rfc3339: &str, incident_id: &str) -> String {
+        format!("incident#{opened_rfc3339}#{incident_id}")
+    }
+    pub fn deployment(deployment_id: &str) -> String {
+        format!("deployment#{deployment_id}")
+    }
+    pub fn ledger(at_rfc3339: &str, action: &str, digest_hex: &str) -> String {
+        format!("{LEDGER}{at_rfc3339}#{action}#{digest_hex}")
+    }
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+pub(crate) fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+pub(crate) fn get_s(item: &Item, k: &str) -> Option<String> {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+pub(crate) fn get_n(item: &Item, k: &str) -> Option<i64> {
+    item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+pub(crate) fn rfc3339(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().to_rfc3339()
+}
+
+/// The state table.
+#[derive(Debug, Clone)]
+pub struct StateStore {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl StateStore {
+    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    fn err<E, R>(&self, op: &'static str, e: SdkError<E, R>) -> AutopilotError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        AutopilotError::State(aws_error("dynamodb", op, &self.table, &e))
+    }
+
+    /// A conditional write's result: `Some(output)` when it happened, `None`
+    /// when its condition said no (another invocation won), an error otherwise.
+    fn conditional<T, E, R>(
+        &self,
+        op: &'static str,
+        result: Result<T, SdkError<E, R>>,
+    ) -> Result<Option<T>, AutopilotError>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug + 'static,
+    {
+        match result {
+            Ok(out) => Ok(Some(out)),
+            Err(e)
+                if e.as_service_error().and_then(ProvideErrorMetadata::code)
+                    == Some("ConditionalCheckFailedException") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(self.err(op, e)),
+        }
+    }
+}
