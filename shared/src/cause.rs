@@ -211,7 +211,7 @@ impl Cause {
                 rollback_cures: true,
                 next_steps: &[
                     "Read the stopped reason and the service events in the evidence bundle.",
-                    "Run the runbook function's diagnose action for a fresh look: aws lambda invoke --function-name <stack>-runbook --payload '{\"action\":\"diagnose\",\"cluster\":\"…\",\"service\":\"…\"}' out.json",
+                    "Run the runbook function's diagnose action for a fresh look: aws lambda invoke --function-name <stack>-runbook --cli-binary-format raw-in-base64-out --cli-read-timeout 330 --payload '{\"action\":\"diagnose\",\"cluster\":\"…\",\"service\":\"…\"}' out.json",
                 ],
             },
             Self::HighCpu => CauseInfo {

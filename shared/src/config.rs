@@ -1,4 +1,4 @@
-//! The environment contract (DESIGN.md), read once at start. A missing
+//! The environment contract (docs/ARCHITECTURE.md), read once at start. A missing
 //! required variable fails the start with a message naming it.
 
 use crate::error::AutopilotError;

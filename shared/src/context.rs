@@ -9,7 +9,7 @@ use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::trigger::Trigger;
 
-/// The five functions (binary names fixed by DESIGN.md).
+/// The five functions (binary names fixed by docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     EcsEvents,

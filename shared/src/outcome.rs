@@ -1,4 +1,4 @@
-//! The Outcome every handler returns (DESIGN.md, "Outcome"), and the fixed
+//! The Outcome every handler returns (docs/ARCHITECTURE.md, "The Outcome"), and the fixed
 //! vocabularies inside it.
 
 use serde::{Deserialize, Serialize};

@@ -1,5 +1,5 @@
 //! Redaction: nothing secret leaves in a message or an evidence object
-//! (DESIGN.md, "Incidents and notifications").
+//! (docs/ARCHITECTURE.md).
 //!
 //! Three layers, all pure:
 //! - [`is_secret_name`] decides whether a *name* (environment variable, JSON

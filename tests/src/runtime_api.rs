@@ -96,6 +96,13 @@ impl LambdaProcess {
     }
 
     /// Time from exec to the first `next` request: the cold start.
+    /// Invoke from an async test and return the Outcome JSON (panics on an
+    /// error response, naming the function).
+    pub fn outcome(&mut self, payload: &Value) -> Value {
+        let name = self.name.clone();
+        tokio::task::block_in_place(|| self.invoke(payload)).expect_response(&name)
+    }
+
     pub fn wait_ready(&mut self, timeout: Duration) -> Duration {
         let deadline = Instant::now() + timeout;
         loop {

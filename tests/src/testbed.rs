@@ -129,6 +129,21 @@ impl TestBed {
     }
 
     /// The environment contract for a function under test.
+    /// A function binary under the Runtime API with this bed's environment
+    /// plus `extra`, started and ready for its first event.
+    pub fn start(&self, function: &str, extra: &[(&str, &str)]) -> crate::LambdaProcess {
+        let mut env = self.function_env();
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        self.start_with_env(function, env)
+    }
+
+    /// Like [`TestBed::start`], with the whole environment given.
+    pub fn start_with_env(&self, function: &str, env: Vec<(String, String)>) -> crate::LambdaProcess {
+        let mut p = crate::LambdaProcess::start(&binary(function), &format!("{}-{function}", self.prefix), &env);
+        p.wait_ready(std::time::Duration::from_secs(20));
+        p
+    }
+
     pub fn function_env(&self) -> Vec<(String, String)> {
         vec![
             ("AWS_ENDPOINT_URL".into(), endpoint()),

@@ -1,4 +1,4 @@
-//! Why a task stopped: one cause of the DESIGN.md vocabulary from the Task
+//! Why a task stopped: one cause of the vocabulary (docs/ARCHITECTURE.md) from the Task
 //! State Change event alone (`stopCode`, `stoppedReason`, and every
 //! container's `reason`, `exitCode` and `name`). Pure; never panics.
 //!

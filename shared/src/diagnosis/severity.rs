@@ -1,4 +1,4 @@
-//! Severity after the runbooks (DESIGN.md): SEV1 service down, SEV2 degraded,
+//! Severity after the runbooks (docs/ARCHITECTURE.md, "Causes"): SEV1 service down, SEV2 degraded,
 //! SEV3 warning. Pure; the reasons are shown to people.
 
 use crate::outcome::Severity;

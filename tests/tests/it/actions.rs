@@ -5,18 +5,6 @@ use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-fn start(bed: &TestBed, function: &str, extra: &[(&str, &str)]) -> LambdaProcess {
-    let mut env = bed.function_env();
-    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    let mut p = LambdaProcess::start(&binary(function), &format!("{}-{function}", bed.prefix), &env);
-    p.wait_ready(Duration::from_secs(20));
-    p
-}
-
-fn invoke(p: &mut LambdaProcess, event: &Value) -> Value {
-    tokio::task::block_in_place(|| p.invoke(event)).expect_response(&p.name.clone())
-}
-
 fn executed(ledger: &[(String, String, String)]) -> usize {
     ledger.iter().filter(|(_, status, _)| status == "executed").count()
 }
@@ -27,8 +15,8 @@ async fn failed_deployment_rolls_the_service_back_through_the_real_api() {
     let svc = SeededService::create(&bed, "api", 2).await;
     let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
     assert_eq!(svc.current(&bed).await.0, bad);
-    let mut p = start(&bed, "ecs-events", &[]);
-    let o = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "rb-1", "x"));
+    let mut p = bed.start("ecs-events", &[]);
+    let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "rb-1", "x"));
     let action = &o["actions"][0];
     assert_eq!(action["action"], "rollback", "{o}");
     assert_eq!(action["status"], "executed", "{o}");
@@ -83,17 +71,16 @@ async fn dry_run_returns_the_plan_and_changes_nothing() {
     let bed = TestBed::new("dryrun").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
-    let mut runbook = start(&bed, "runbook", &[]);
-    let o =
-        invoke(&mut runbook, &json!({"action": "rollback", "cluster": svc.cluster, "service": "api", "dry_run": true}));
+    let mut runbook = bed.start("runbook", &[]);
+    let o = runbook.outcome(&json!({"action": "rollback", "cluster": svc.cluster, "service": "api", "dry_run": true}));
     assert_eq!(o["actions"][0]["status"], "planned", "{o}");
     let plan = &o["details"]["plan"]["rollback"];
     assert_eq!(plan["to"], svc.task_definition_arn.as_str(), "{o}");
     assert_eq!(plan["from"], bad.as_str());
     assert_eq!(svc.current(&bed).await.0, bad, "nothing changed");
     // Global DRY_RUN: the automatic path only plans too.
-    let mut events = start(&bed, "ecs-events", &[("DRY_RUN", "true")]);
-    let o = invoke(&mut events, &svc.retarget(&fixture("ecs/deployment-failed.json"), "dry-1", "x"));
+    let mut events = bed.start("ecs-events", &[("DRY_RUN", "true")]);
+    let o = events.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "dry-1", "x"));
     assert_eq!(o["actions"][0]["status"], "planned", "{o}");
     assert_eq!(svc.current(&bed).await.0, bad, "nothing changed");
     let ledger = svc.ledger(&bed).await;
@@ -106,14 +93,14 @@ async fn an_exhausted_budget_refuses_and_says_so() {
     let bed = TestBed::new("budget").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
-    let mut p = start(&bed, "ecs-events", &[]);
-    let first = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "bud-1", "x"));
+    let mut p = bed.start("ecs-events", &[]);
+    let first = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "bud-1", "x"));
     assert_eq!(first["actions"][0]["status"], "executed", "{first}");
     // The next release fails too, minutes later.
     svc.deploy_new_revision(&bed, "v2.4.1-also-broken").await;
     let mut again = svc.retarget(&fixture("ecs/deployment-failed.json"), "bud-2", "x");
     again["detail"]["deploymentId"] = Value::from("ecs-svc/999");
-    let second = invoke(&mut p, &again);
+    let second = p.outcome(&again);
     let action = &second["actions"][0];
     assert_eq!(action["status"], "skipped", "{second}");
     assert!(action["detail"].as_str().unwrap().contains("budget exhausted"), "{action}");
@@ -127,7 +114,7 @@ async fn an_exhausted_budget_refuses_and_says_so() {
 async fn scale_to_zero_needs_the_service_name_as_confirmation() {
     let bed = TestBed::new("zero").await;
     let svc = SeededService::create(&bed, "api", 3).await;
-    let mut p = start(&bed, "runbook", &[]);
+    let mut p = bed.start("runbook", &[]);
     let (error_type, message) = tokio::task::block_in_place(|| {
         p.invoke(&json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api"}))
     })
@@ -135,11 +122,11 @@ async fn scale_to_zero_needs_the_service_name_as_confirmation() {
     assert_eq!(error_type, "InvalidEvent");
     assert!(message.contains("confirm"), "{message}");
     let wrong =
-        invoke(&mut p, &json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api", "confirm": "web"}));
+        p.outcome(&json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api", "confirm": "web"}));
     assert_eq!(wrong["actions"][0]["status"], "skipped", "{wrong}");
     assert_eq!(svc.current(&bed).await.1, 3, "still 3 tasks");
     let right =
-        invoke(&mut p, &json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api", "confirm": "api"}));
+        p.outcome(&json!({"action": "scale-to-zero", "cluster": svc.cluster, "service": "api", "confirm": "api"}));
     assert_eq!(right["actions"][0]["status"], "executed", "{right}");
     assert_eq!(svc.current(&bed).await.1, 0);
 }
@@ -149,8 +136,8 @@ async fn manual_scale_is_bounded_by_the_caps_and_every_decision_is_announced() {
     let bed = TestBed::new("scale").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.tag(&bed, "autopilot:max-tasks", "5").await;
-    let mut p = start(&bed, "runbook", &[]);
-    let o = invoke(&mut p, &json!({"action": "scale", "cluster": svc.cluster, "service": "api", "desired_count": 9}));
+    let mut p = bed.start("runbook", &[]);
+    let o = p.outcome(&json!({"action": "scale", "cluster": svc.cluster, "service": "api", "desired_count": 9}));
     assert_eq!(o["actions"][0]["status"], "executed", "{o}");
     assert!(o["actions"][0]["detail"].as_str().unwrap().contains("autopilot:max-tasks=5"), "{o}");
     assert_eq!(svc.current(&bed).await.1, 5);
@@ -165,8 +152,8 @@ async fn a_service_tagged_off_is_never_touched() {
     let svc = SeededService::create(&bed, "api", 2).await;
     let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
     svc.tag(&bed, "autopilot:mode", "off").await;
-    let mut p = start(&bed, "ecs-events", &[]);
-    let o = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "off-1", "x"));
+    let mut p = bed.start("ecs-events", &[]);
+    let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "off-1", "x"));
     assert_eq!(o["actions"][0]["status"], "skipped", "{o}");
     assert!(o["actions"][0]["detail"].as_str().unwrap().contains("mode off"), "{o}");
     assert_eq!(svc.current(&bed).await.0, bad);
@@ -177,11 +164,9 @@ async fn capture_evidence_snapshots_and_exports_the_log_group() {
     let bed = TestBed::new("capture").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.write_crash_log(&bed, &format!("{:032x}", 5)).await;
-    let mut p = start(&bed, "runbook", &[]);
-    let o = invoke(
-        &mut p,
-        &json!({"action": "capture-evidence", "cluster": svc.cluster, "service": "api", "since_hours": 2}),
-    );
+    let mut p = bed.start("runbook", &[]);
+    let o =
+        p.outcome(&json!({"action": "capture-evidence", "cluster": svc.cluster, "service": "api", "since_hours": 2}));
     let actions = o["actions"].as_array().expect("actions");
     assert!(actions.iter().any(|a| a["action"] == "snapshot" && a["status"] == "executed"), "{o}");
     assert!(actions.iter().any(|a| a["action"] == "log-export" && a["status"] != "failed"), "{o}");

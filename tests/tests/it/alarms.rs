@@ -4,16 +4,6 @@ use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::Value;
 use std::time::Duration;
 
-fn start(bed: &TestBed) -> LambdaProcess {
-    let mut p = LambdaProcess::start(&binary("alarm-responder"), &format!("{}-alarm", bed.prefix), &bed.function_env());
-    p.wait_ready(Duration::from_secs(20));
-    p
-}
-
-fn invoke(p: &mut LambdaProcess, event: &Value) -> Value {
-    tokio::task::block_in_place(|| p.invoke(event)).expect_response("alarm-responder")
-}
-
 /// The CPU alarm fixture, pointed at a seeded service.
 fn cpu_alarm(svc: &SeededService, file: &str, id: &str) -> Value {
     let mut v = fixture(file);
@@ -27,18 +17,18 @@ fn cpu_alarm(svc: &SeededService, file: &str, id: &str) -> Value {
 async fn high_cpu_scales_out_within_bounds_and_ok_resolves() {
     let bed = TestBed::new("cpu").await;
     let svc = SeededService::create(&bed, "api", 2).await;
-    let mut p = start(&bed);
-    let o = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1"));
+    let mut p = bed.start("alarm-responder", &[]);
+    let o = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1"));
     assert_eq!(o["cause"], "high-cpu", "{o}");
     assert!(o["severity"] == "SEV2" || o["severity"] == "SEV1", "91% CPU is at least SEV2: {o}");
     assert_eq!(o["actions"][0]["action"], "scale", "{o}");
     assert_eq!(o["actions"][0]["status"], "executed", "{o}");
     assert_eq!(svc.current(&bed).await.1, 4, "doubled, no more");
     // The same transition again (EventBridge retries): nothing more happens.
-    let again = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1-retry"));
+    let again = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1-retry"));
     assert_eq!(again["notified"], "suppressed:duplicate-event", "{again}");
     assert_eq!(svc.current(&bed).await.1, 4);
-    let ok = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "cpu-ok"));
+    let ok = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "cpu-ok"));
     assert_eq!(ok["incident"], o["incident"], "{ok}");
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 2, "{:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
@@ -65,7 +55,7 @@ async fn errors_after_a_fresh_deployment_roll_back_and_the_target_group_finds_th
         &[bed.function_env(), vec![("CLUSTERS".into(), svc.cluster.clone())]].concat(),
     );
     p.wait_ready(Duration::from_secs(20));
-    let o = invoke(&mut p, &event);
+    let o = p.outcome(&event);
     assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some(svc.cluster.as_str()), Some("web")), "{o}");
     assert_eq!(o["cause"], "http-5xx");
     assert_eq!(o["actions"][0]["action"], "rollback", "{o}");
@@ -81,8 +71,8 @@ async fn an_alarm_ok_does_not_resolve_an_incident_it_did_not_open() {
     ecs.wait_ready(Duration::from_secs(20));
     let crash = svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "ok-crash", &format!("{:032x}", 1));
     let opened = tokio::task::block_in_place(|| ecs.invoke(&crash)).expect_response("crash");
-    let mut p = start(&bed);
-    let ok = invoke(&mut p, &cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "ok-1"));
+    let mut p = bed.start("alarm-responder", &[]);
+    let ok = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "ok-1"));
     assert_eq!(ok["incident"], opened["incident"]);
     assert!(ok["summary"].as_str().unwrap().contains("stays open"), "{ok}");
     assert_eq!(bed.notifications().await.len(), 1, "only the crash alert");
@@ -126,8 +116,8 @@ async fn an_alarm_without_service_dimensions_is_mapped_by_its_tags() {
         "id": "m1", "returnData": true,
         "metricStat": {"metric": {"namespace": "Checkout", "name": "PaymentErrors", "dimensions": {}}, "period": 60, "stat": "Sum"}
     }]);
-    let mut p = start(&bed);
-    let o = invoke(&mut p, &event);
+    let mut p = bed.start("alarm-responder", &[]);
+    let o = p.outcome(&event);
     assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some(svc.cluster.as_str()), Some("api")), "{o}");
     assert_eq!(o["cause"], "other-alarm");
     assert!(o["incident"].is_string(), "{o}");

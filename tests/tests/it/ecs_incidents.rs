@@ -5,18 +5,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-fn start(bed: &TestBed, env: Vec<(String, String)>) -> LambdaProcess {
-    let mut p = LambdaProcess::start(&binary("ecs-events"), &format!("{}-ecs-events", bed.prefix), &env);
-    p.wait_ready(Duration::from_secs(20));
-    p
-}
-
 fn task_id(n: usize) -> String {
     format!("{:032x}", 0xabc0_0000_u64 + n as u64)
-}
-
-fn invoke(p: &mut LambdaProcess, event: &Value) -> Value {
-    tokio::task::block_in_place(|| p.invoke(event)).expect_response("ecs-events")
 }
 
 /// Every object of the bundle, downloaded.
@@ -43,8 +33,8 @@ async fn storm_of_50_stopped_tasks_with_duplicates_gives_one_alert_one_bundle_on
     // Two concurrent Lambda instances share the burst, the way Lambda scales out.
     let env = bed.function_env();
     let (first, rest) = events.split_at(1);
-    let mut a = start(&bed, env.clone());
-    let opened = invoke(&mut a, &first[0]);
+    let mut a = bed.start_with_env("ecs-events", env.clone());
+    let opened = a.outcome(&first[0]);
     let (left, right) = rest.split_at(rest.len() / 2);
     let (left, right) = (left.to_vec(), right.to_vec());
     let bed_env = env.clone();
@@ -54,7 +44,7 @@ async fn storm_of_50_stopped_tasks_with_duplicates_gives_one_alert_one_bundle_on
         b.wait_ready(Duration::from_secs(20));
         right.iter().map(|e| b.invoke(e).expect_response("b")).collect::<Vec<Value>>()
     });
-    let mut outcomes: Vec<Value> = left.iter().map(|e| invoke(&mut a, e)).collect();
+    let mut outcomes: Vec<Value> = left.iter().map(|e| a.outcome(e)).collect();
     outcomes.extend(other.join().expect("second instance"));
 
     assert_eq!(opened["kind"], "ecs-task-stopped");
@@ -70,9 +60,9 @@ async fn storm_of_50_stopped_tasks_with_duplicates_gives_one_alert_one_bundle_on
 
     // The service reaches steady state: one resolution.
     let steady = svc.retarget(&fixture("ecs/service-steady-state.json"), "steady-1", "x");
-    let resolved = invoke(&mut a, &steady);
+    let resolved = a.outcome(&steady);
     assert_eq!(resolved["incident"], incident.as_str(), "{resolved}");
-    let again = invoke(&mut a, &svc.retarget(&fixture("ecs/service-steady-state.json"), "steady-2", "x"));
+    let again = a.outcome(&svc.retarget(&fixture("ecs/service-steady-state.json"), "steady-2", "x"));
     assert!(again["incident"].is_null(), "nothing left to resolve: {again}");
 
     let notes = bed.notifications().await;
@@ -124,9 +114,9 @@ async fn a_secret_environment_value_appears_in_neither_s3_nor_sns() {
     let bed = TestBed::new("secret").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.write_crash_log(&bed, &task_id(7)).await;
-    let mut p = start(&bed, bed.function_env());
+    let mut p = bed.start_with_env("ecs-events", bed.function_env());
     let event = svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "secret-1", &task_id(7));
-    let o = invoke(&mut p, &event);
+    let o = p.outcome(&event);
     assert!(o["evidence"].as_str().is_some_and(|e| e.starts_with("s3://")), "{o}");
 
     let objects = bundle(&bed, "incidents/").await;
@@ -151,18 +141,18 @@ async fn a_secret_environment_value_appears_in_neither_s3_nor_sns() {
 async fn expected_stops_never_alert() {
     let bed = TestBed::new("expected").await;
     let svc = SeededService::create(&bed, "api", 2).await;
-    let mut p = start(&bed, bed.function_env());
+    let mut p = bed.start_with_env("ecs-events", bed.function_env());
     for (n, file) in
         ["ecs/task-stopped-scale-in.json", "ecs/task-stopped-deployment-replaced.json", "ecs/task-stopped-user.json"]
             .iter()
             .enumerate()
     {
-        let o = invoke(&mut p, &svc.retarget(&fixture(file), &format!("exp-{n}"), &task_id(n)));
+        let o = p.outcome(&svc.retarget(&fixture(file), &format!("exp-{n}"), &task_id(n)));
         assert_eq!(o["cause"], "expected", "{file}: {o}");
         assert_eq!(o["severity"], "INFO");
         assert!(o["incident"].is_null());
     }
-    let standalone = invoke(&mut p, &svc.retarget(&fixture("ecs/task-stopped-standalone.json"), "exp-sa", &task_id(9)));
+    let standalone = p.outcome(&svc.retarget(&fixture("ecs/task-stopped-standalone.json"), "exp-sa", &task_id(9)));
     assert_eq!(standalone["notified"], "suppressed:not-a-service-task");
     assert!(bed.notifications().await.is_empty());
     assert!(bed.evidence_keys().await.is_empty());
@@ -177,8 +167,8 @@ async fn when_evidence_cannot_be_kept_the_alert_still_goes_out_and_says_so() {
         .into_iter()
         .map(|(k, v)| if k == "EVIDENCE_BUCKET" { (k, format!("{}-missing", bed.bucket)) } else { (k, v) })
         .collect();
-    let mut p = start(&bed, env);
-    let o = invoke(&mut p, &svc.retarget(&fixture("ecs/task-stopped-image-pull.json"), "noev-1", &task_id(1)));
+    let mut p = bed.start_with_env("ecs-events", env);
+    let o = p.outcome(&svc.retarget(&fixture("ecs/task-stopped-image-pull.json"), "noev-1", &task_id(1)));
     assert!(o["evidence"].is_null(), "{o}");
     assert!(o["notified"].as_str().is_some_and(|n| !n.starts_with("suppressed")), "{o}");
     assert!(o["summary"].as_str().unwrap().contains("evidence not captured"), "{o}");
@@ -192,22 +182,21 @@ async fn when_evidence_cannot_be_kept_the_alert_still_goes_out_and_says_so() {
 async fn failed_deployment_opens_an_incident_and_completed_deployment_resolves_it_and_records_known_good() {
     let bed = TestBed::new("deploy").await;
     let svc = SeededService::create(&bed, "api", 2).await;
-    let mut p = start(&bed, bed.function_env());
-    let failed = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-failed.json"), "dep-f", "x"));
+    let mut p = bed.start_with_env("ecs-events", bed.function_env());
+    let failed = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "dep-f", "x"));
     assert_eq!(failed["kind"], "ecs-deployment");
     assert!(failed["incident"].is_string(), "{failed}");
     // Only one revision exists: the rollback engine refuses, and says why.
     assert_eq!(failed["actions"][0]["status"], "skipped", "{failed}");
     assert!(failed["actions"][0]["detail"].as_str().unwrap().contains("no rollback target"), "{failed}");
-    let rolling =
-        invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-circuit-breaker-rolling-back.json"), "dep-r", "x"));
+    let rolling = p.outcome(&svc.retarget(&fixture("ecs/deployment-circuit-breaker-rolling-back.json"), "dep-r", "x"));
     assert_eq!(rolling["incident"], failed["incident"], "same incident: {rolling}");
     assert!(rolling["summary"].as_str().unwrap().contains("ECS is rolling back"), "{rolling}");
     assert!(
         rolling["actions"][0]["detail"].as_str().unwrap().contains("following ECS"),
         "never act on top of ECS: {rolling}"
     );
-    let done = invoke(&mut p, &svc.retarget(&fixture("ecs/deployment-completed.json"), "dep-c", "x"));
+    let done = p.outcome(&svc.retarget(&fixture("ecs/deployment-completed.json"), "dep-c", "x"));
     assert_eq!(done["incident"], failed["incident"], "{done}");
     let notes = bed.notifications().await;
     // Alert, the update announcing that ECS rolls back (an action decision is news), resolution.
@@ -237,11 +226,11 @@ async fn failed_deployment_opens_an_incident_and_completed_deployment_resolves_i
 async fn service_actions_map_to_incidents_or_records() {
     let bed = TestBed::new("svcaction").await;
     let svc = SeededService::create(&bed, "api", 2).await;
-    let mut p = start(&bed, bed.function_env());
-    let throttled = invoke(&mut p, &svc.retarget(&fixture("ecs/service-unknown-event-name.json"), "sa-u", "x"));
+    let mut p = bed.start_with_env("ecs-events", bed.function_env());
+    let throttled = p.outcome(&svc.retarget(&fixture("ecs/service-unknown-event-name.json"), "sa-u", "x"));
     assert_eq!(throttled["severity"], "INFO", "unknown WARN names are recorded: {throttled}");
     assert!(throttled["incident"].is_null());
-    let placement = invoke(&mut p, &svc.retarget(&fixture("ecs/service-task-placement-failure.json"), "sa-p", "x"));
+    let placement = p.outcome(&svc.retarget(&fixture("ecs/service-task-placement-failure.json"), "sa-p", "x"));
     assert_eq!(placement["cause"], "capacity", "{placement}");
     assert!(placement["incident"].is_string());
     let notes = bed.notifications().await;

@@ -4,14 +4,6 @@ use autopilot_tests::{LambdaProcess, TestBed, binary, fixture, fixtures_in};
 use serde_json::{Value, json};
 use std::time::Duration;
 
-const READY: Duration = Duration::from_secs(20);
-
-fn start(bed: &TestBed, name: &str) -> LambdaProcess {
-    let mut p = LambdaProcess::start(&binary(name), &format!("{}-{name}", bed.prefix), &bed.function_env());
-    p.wait_ready(READY);
-    p
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_function_should_start_and_answer_its_fixtures_with_an_outcome() {
     let bed = TestBed::new("fixtures").await;
@@ -23,7 +15,7 @@ async fn every_function_should_start_and_answer_its_fixtures_with_an_outcome() {
         ("runbook", &["runbook"], "runbook"),
     ];
     for (function, dirs, kind) in cases {
-        let mut p = start(&bed, function);
+        let mut p = bed.start(function, &[]);
         for dir in *dirs {
             for file in fixtures_in(dir) {
                 let outcome = tokio::task::block_in_place(|| p.invoke(&fixture(&file))).expect_response(&file);
@@ -46,7 +38,7 @@ async fn every_function_should_start_and_answer_its_fixtures_with_an_outcome() {
 #[tokio::test(flavor = "multi_thread")]
 async fn when_input_is_malformed_should_return_a_named_error_and_keep_running() {
     let bed = TestBed::new("malformed").await;
-    let mut p = start(&bed, "runbook");
+    let mut p = bed.start("runbook", &[]);
     for file in fixtures_in("malformed") {
         let (error_type, message) = tokio::task::block_in_place(|| p.invoke(&fixture(&file))).expect_error(&file);
         assert_eq!(error_type, "InvalidEvent", "{file}: {message}");
@@ -64,7 +56,7 @@ async fn when_input_is_malformed_should_return_a_named_error_and_keep_running() 
 #[tokio::test(flavor = "multi_thread")]
 async fn when_an_event_reaches_the_wrong_function_should_say_which_function_handles_it() {
     let bed = TestBed::new("wrongfn").await;
-    let mut p = start(&bed, "alarm-responder");
+    let mut p = bed.start("alarm-responder", &[]);
     let (error_type, message) = tokio::task::block_in_place(|| p.invoke(&fixture("ecs/deployment-failed.json")))
         .expect_error("deployment to alarm-responder");
     assert_eq!(error_type, "InvalidEvent");
@@ -85,7 +77,7 @@ async fn when_a_required_variable_is_missing_the_binary_should_fail_at_start_nam
 #[tokio::test(flavor = "multi_thread")]
 async fn each_invocation_should_log_one_decision_line_and_emf_metrics() {
     let bed = TestBed::new("logs").await;
-    let mut p = start(&bed, "scheduled-reports");
+    let mut p = bed.start("scheduled-reports", &[]);
     tokio::task::block_in_place(|| p.invoke(&json!({"job": "daily"}))).expect_response("daily");
     std::thread::sleep(Duration::from_millis(100));
     let lines = p.stdout();
@@ -108,7 +100,7 @@ async fn each_invocation_should_log_one_decision_line_and_emf_metrics() {
 #[tokio::test(flavor = "multi_thread")]
 async fn when_the_payload_is_not_json_at_all_the_binary_answers_an_error_and_keeps_running() {
     let bed = TestBed::new("notjson").await;
-    let mut p = start(&bed, "ecs-events");
+    let mut p = bed.start("ecs-events", &[]);
     for raw in [&b"not json"[..], b"", b"{\"unterminated\": ", &[0xff, 0xfe, 0x00]] {
         let result = tokio::task::block_in_place(|| p.invoke_raw(raw.to_vec()));
         let (error_type, message) = result.expect_error("raw bytes");

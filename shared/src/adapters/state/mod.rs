@@ -5,7 +5,7 @@
 //! concurrent invocations agree on one winner. Keys are built in [`keys`]
 //! only; items are read and written through the helpers here.
 //!
-//! Item layout (key schema fixed by DESIGN.md: `pk`, `sk`, TTL `expires_at`):
+//! Item layout (key schema fixed by docs/ARCHITECTURE.md: `pk`, `sk`, TTL `expires_at`):
 //!
 //! | pk                          | sk                          | what |
 //! |-----------------------------|-----------------------------|------|
