@@ -743,3 +743,16 @@ def test_no_yaml_aliases():
     for n, line in enumerate(TEMPLATE.read_text().splitlines(), 1):
         code = line.split(" #", 1)[0]
         assert not re.search(r"(^|\s)[&*][A-Za-z]", code), f"line {n}: {line}"
+
+
+def test_readme_documents_every_parameter_and_variable(sam_template):
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    params = readme.split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    for name in sam_template["Parameters"]:
+        assert f"`{name}`" in params, f"README.md, Parameters: {name} missing"
+    env = readme.split("## Environment", 1)[1].split("\n## ", 1)[0]
+    for var in ENV_CONTRACT:
+        assert f"| `{var}` |" in env, f"README.md, Environment: {var} missing"
+    for var, default in CONTRACT_DEFAULTS.items():
+        shown = f"`{default}`" if default else "empty"
+        assert re.search(rf"\| `{var}` \| [^|]+ \| {re.escape(shown)} \|", env), (var, shown)
