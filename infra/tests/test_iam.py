@@ -632,3 +632,60 @@ def test_a_sixth_log_group_prefix_is_refused_at_deploy(aws, translated, artifact
     with pytest.raises(botocore.exceptions.ClientError) as err:
         create_stack(aws, translated, f"autopilot-six-{uuid.uuid4().hex[:6]}", params)
     assert "LogGroupPrefixes-takes-at-most-five-prefixes" in str(err.value)
+
+
+# ---------------------------------------------------------------------------
+# (c) Key policy: every statement for a service principal is bound to this
+# account, and to this stack's source resources where the service sends
+# them. moto keeps no key policy it can return, so the translated template
+# is resolved for the parameter sets (conftest.Resolver; checked against
+# moto above).
+# ---------------------------------------------------------------------------
+def key_statements(translated, params):
+    res = Resolver(translated, params).resources()
+    return {s["Sid"]: s for s in res["AutopilotKey"]["Properties"]["KeyPolicy"]["Statement"]}
+
+
+# The parameter sets of the key policy test: defaults, and an alarm topic of
+# another account (the SNS redrive statement exists only with one).
+KEY_POLICY_PARAMS = [
+    {},
+    {"AlarmSnsTopicArn": "arn:aws:sns:us-east-1:111122223333:alarms", "LogGroupPrefixes": "/ecs/,/custom/"},
+]
+
+
+@pytest.mark.parametrize("params", KEY_POLICY_PARAMS)
+def test_key_policy_service_statements_are_bound_to_their_source(translated, params):
+    """Every key-policy statement for a service principal carries
+    aws:SourceAccount (confused-deputy prevention), and the source ARN or
+    encryption context of this stack's resources where the service sends
+    them. The one ...IfExists: the log-group encryption flow, documented with
+    the encryption context only (see the template)."""
+    stmts = key_statements(translated, params)
+    services = {sid: s for sid, s in stmts.items() if "Service" in s["Principal"]}
+    expected = {"CloudWatchAlarmsPublishToEncryptedTopic", "EventBridgeDeadLettersToEncryptedQueue",
+                "CloudWatchLogsEncryptLogGroups", "CloudWatchLogsExportToEvidenceBucket"}
+    if params.get("AlarmSnsTopicArn"):
+        expected.add("SnsRedriveToEncryptedQueue")
+    assert set(services) == expected
+    for sid, s in services.items():
+        cond = s.get("Condition", {})
+        operator = "StringEqualsIfExists" if sid == "CloudWatchLogsEncryptLogGroups" else "StringEquals"
+        source_account = cond.get(operator, {}).get("aws:SourceAccount")
+        assert source_account, (sid, cond)
+        others = {op for op, keys in cond.items() if "aws:SourceAccount" in keys} - {operator}
+        assert not others, (sid, cond)
+        if sid == "SnsRedriveToEncryptedQueue":
+            # the alarm topic's own account, and that topic only
+            assert source_account == "111122223333"
+            assert cond["ArnEquals"] == {"aws:SourceArn": params["AlarmSnsTopicArn"]}
+        else:
+            assert source_account == ACCOUNT, sid
+    cw = services["CloudWatchAlarmsPublishToEncryptedTopic"]["Condition"]
+    assert cw["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:autopilot-*"}
+    assert cw["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"] == (
+        f"arn:aws:sns:{REGION}:{ACCOUNT}:autopilot-notifications")
+    events = services["EventBridgeDeadLettersToEncryptedQueue"]["Condition"]
+    assert events["ArnLike"] == {"aws:SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/autopilot-*"}
+    logs = services["CloudWatchLogsEncryptLogGroups"]["Condition"]
+    assert "kms:EncryptionContext:aws:logs:arn" in logs["ArnLike"]

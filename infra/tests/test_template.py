@@ -487,51 +487,6 @@ def test_key_policy_lets_log_exports_use_the_bucket_key(translated, params, pref
         "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/autopilot-*"}
 
 
-# The parameter sets of the key policy test: defaults, and an alarm topic of
-# another account (the SNS redrive statement exists only with one).
-KEY_POLICY_PARAMS = [
-    {},
-    {"AlarmSnsTopicArn": "arn:aws:sns:us-east-1:111122223333:alarms", "LogGroupPrefixes": "/ecs/,/custom/"},
-]
-
-
-@pytest.mark.parametrize("params", KEY_POLICY_PARAMS)
-def test_key_policy_service_statements_are_bound_to_their_source(translated, params):
-    """Every key-policy statement for a service principal carries
-    aws:SourceAccount (confused-deputy prevention), and the source ARN or
-    encryption context of this stack's resources where the service sends
-    them. The one ...IfExists: the log-group encryption flow, documented with
-    the encryption context only (see the template)."""
-    stmts = key_statements(translated, params)
-    services = {sid: s for sid, s in stmts.items() if "Service" in s["Principal"]}
-    expected = {"CloudWatchAlarmsPublishToEncryptedTopic", "EventBridgeDeadLettersToEncryptedQueue",
-                "CloudWatchLogsEncryptLogGroups", "CloudWatchLogsExportToEvidenceBucket"}
-    if params.get("AlarmSnsTopicArn"):
-        expected.add("SnsRedriveToEncryptedQueue")
-    assert set(services) == expected
-    for sid, s in services.items():
-        cond = s.get("Condition", {})
-        operator = "StringEqualsIfExists" if sid == "CloudWatchLogsEncryptLogGroups" else "StringEquals"
-        source_account = cond.get(operator, {}).get("aws:SourceAccount")
-        assert source_account, (sid, cond)
-        others = {op for op, keys in cond.items() if "aws:SourceAccount" in keys} - {operator}
-        assert not others, (sid, cond)
-        if sid == "SnsRedriveToEncryptedQueue":
-            # the alarm topic's own account, and that topic only
-            assert source_account == "111122223333"
-            assert cond["ArnEquals"] == {"aws:SourceArn": params["AlarmSnsTopicArn"]}
-        else:
-            assert source_account == ACCOUNT, sid
-    cw = services["CloudWatchAlarmsPublishToEncryptedTopic"]["Condition"]
-    assert cw["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:autopilot-*"}
-    assert cw["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"] == (
-        f"arn:aws:sns:{REGION}:{ACCOUNT}:autopilot-notifications")
-    events = services["EventBridgeDeadLettersToEncryptedQueue"]["Condition"]
-    assert events["ArnLike"] == {"aws:SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/autopilot-*"}
-    logs = services["CloudWatchLogsEncryptLogGroups"]["Condition"]
-    assert "kms:EncryptionContext:aws:logs:arn" in logs["ArnLike"]
-
-
 def test_key_policy_names_match_the_resources_it_protects(translated):
     """The key policy spells the topic, rule and alarm names out (a Ref would
     be a dependency cycle: they are encrypted with the key); the names must
