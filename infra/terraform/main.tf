@@ -38,6 +38,11 @@ variable "stack_name" {
   description = "CloudFormation stack name; prefixes every function, topic, table and alarm."
   type        = string
   default     = "ecs-autopilot"
+
+  validation {
+    condition     = length(var.stack_name) <= 40
+    error_message = "At most 40 characters: the name prefixes function, rule and alarm names."
+  }
 }
 
 variable "artifact_bucket" {
@@ -52,33 +57,186 @@ variable "packaged_template" {
 }
 
 variable "clusters" {
-  description = "ECS cluster names in scope (at most 10); empty = all clusters."
+  description = "Clusters: ECS cluster names in scope (at most 10); empty = all clusters."
   type        = list(string)
   default     = []
+
+  validation {
+    condition     = length(var.clusters) <= 10
+    error_message = "At most ten clusters (the template's Cluster0..9 slots)."
+  }
 }
 
 variable "dry_run" {
-  description = "true = plan and report only, no mutating call (start here)."
+  description = "DryRun: true = plan and report only, no mutating call (start here)."
   type        = bool
   default     = true
 }
 
+variable "task_role_pattern" {
+  description = "TaskRolePattern: roles (after role/) the mutating functions may pass to ECS tasks."
+  type        = string
+  default     = "*"
+}
+
 variable "alarm_name_prefix" {
-  description = "Only alarms whose name starts with this reach the alarm-responder; empty = all."
+  description = "AlarmNamePrefix: only alarms whose name starts with this reach the alarm-responder; empty = all (ALARM_NAME_PREFIX)."
   type        = string
   default     = ""
 }
 
-variable "notification_email" {
-  description = "Optional e-mail subscribed to the notification topic."
+variable "alarm_sns_topic_arn" {
+  description = "AlarmSnsTopicArn: existing SNS topic your alarms notify; the alarm-responder is subscribed to it."
   type        = string
   default     = ""
+}
+
+variable "log_group_prefixes" {
+  description = "LogGroupPrefixes: application log groups the functions may read and export (LOG_GROUP_PREFIXES)."
+  type        = list(string)
+  default     = ["/ecs/"]
+
+  validation {
+    condition     = length(var.log_group_prefixes) >= 1 && length(var.log_group_prefixes) <= 5
+    error_message = "One to five log group name prefixes."
+  }
+}
+
+variable "build_log_group_prefixes" {
+  description = "BuildLogGroupPrefixes: CodeBuild log groups pipeline-events may read (BUILD_LOG_GROUP_PREFIXES)."
+  type        = list(string)
+  default     = ["/aws/codebuild/"]
+
+  validation {
+    condition     = length(var.build_log_group_prefixes) >= 1 && length(var.build_log_group_prefixes) <= 5
+    error_message = "One to five log group name prefixes."
+  }
 }
 
 variable "time_zone" {
-  description = "IANA time zone of the report schedules."
+  description = "TimeZone: IANA time zone of the report schedules."
   type        = string
   default     = "UTC"
+}
+
+variable "function_concurrency_limit" {
+  description = "FunctionConcurrencyLimit: reserved concurrency per function; 0 = none."
+  type        = number
+  default     = 0
+}
+
+variable "incident_window_minutes" {
+  description = "IncidentWindowMinutes (INCIDENT_WINDOW_MINUTES)."
+  type        = number
+  default     = 60
+}
+
+variable "update_interval_minutes" {
+  description = "UpdateIntervalMinutes (UPDATE_INTERVAL_MINUTES)."
+  type        = number
+  default     = 15
+}
+
+variable "crash_loop_threshold" {
+  description = "CrashLoopThreshold (CRASH_LOOP_THRESHOLD)."
+  type        = number
+  default     = 3
+}
+
+variable "log_lines" {
+  description = "LogLines (LOG_LINES)."
+  type        = number
+  default     = 20
+}
+
+variable "escalate_after_minutes" {
+  description = "EscalateAfterMinutes (ESCALATE_AFTER_MINUTES)."
+  type        = number
+  default     = 15
+}
+
+variable "rollback_max_per_30m" {
+  description = "RollbackMaxPer30m (ROLLBACK_MAX_PER_30M)."
+  type        = number
+  default     = 1
+}
+
+variable "rollback_max_per_day" {
+  description = "RollbackMaxPerDay (ROLLBACK_MAX_PER_DAY)."
+  type        = number
+  default     = 3
+}
+
+variable "scale_max_per_30m" {
+  description = "ScaleMaxPer30m (SCALE_MAX_PER_30M)."
+  type        = number
+  default     = 3
+}
+
+variable "scale_max_per_day" {
+  description = "ScaleMaxPerDay (SCALE_MAX_PER_DAY)."
+  type        = number
+  default     = 10
+}
+
+variable "action_cooldown_minutes" {
+  description = "ActionCooldownMinutes (ACTION_COOLDOWN_MINUTES)."
+  type        = number
+  default     = 5
+}
+
+variable "rollback_window_minutes" {
+  description = "RollbackWindowMinutes (ROLLBACK_WINDOW_MINUTES)."
+  type        = number
+  default     = 60
+}
+
+variable "max_tasks" {
+  description = "MaxTasks (MAX_TASKS)."
+  type        = number
+  default     = 50
+}
+
+variable "notification_email" {
+  description = "NotificationEmail: optional e-mail subscribed to the notification topic."
+  type        = string
+  default     = ""
+}
+
+variable "pager_email" {
+  description = "PagerEmail: optional pager e-mail, subscribed with the pager filter policy (SEV1, SEV2, self-alarms)."
+  type        = string
+  default     = ""
+}
+
+variable "metrics_namespace" {
+  description = "MetricsNamespace (METRICS_NAMESPACE)."
+  type        = string
+  default     = "EcsAutopilot"
+}
+
+variable "log_retention_days" {
+  description = "LogRetentionDays: retention of the functions' log groups."
+  type        = number
+  default     = 30
+}
+
+variable "evidence_retention_days" {
+  description = "EvidenceRetentionDays: expiry of evidence and reports (at least 91)."
+  type        = number
+  default     = 400
+}
+
+variable "enable_object_lock" {
+  description = "EnableObjectLock: create the evidence bucket with Object Lock (decide at creation)."
+  type        = bool
+  default     = false
+}
+
+variable "object_lock_retention_days" {
+  description = "ObjectLockRetentionDays: default retention when Object Lock is on."
+  type        = number
+  default     = 30
 }
 
 variable "stack_events_topic_arns" {
@@ -100,12 +258,37 @@ resource "aws_cloudformation_stack" "autopilot" {
   template_url = "https://${var.artifact_bucket}.s3.${var.region}.amazonaws.com/${aws_s3_object.packaged_template.key}"
   capabilities = ["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"]
 
+  # Every template parameter, with the template's defaults (test_packaging.py
+  # keeps the two in step).
   parameters = {
-    Clusters          = join(",", var.clusters)
-    DryRun            = tostring(var.dry_run)
-    AlarmNamePrefix   = var.alarm_name_prefix
-    NotificationEmail = var.notification_email
-    TimeZone          = var.time_zone
+    Clusters                 = join(",", var.clusters)
+    DryRun                   = tostring(var.dry_run)
+    TaskRolePattern          = var.task_role_pattern
+    AlarmNamePrefix          = var.alarm_name_prefix
+    AlarmSnsTopicArn         = var.alarm_sns_topic_arn
+    LogGroupPrefixes         = join(",", var.log_group_prefixes)
+    BuildLogGroupPrefixes    = join(",", var.build_log_group_prefixes)
+    TimeZone                 = var.time_zone
+    FunctionConcurrencyLimit = tostring(var.function_concurrency_limit)
+    IncidentWindowMinutes    = tostring(var.incident_window_minutes)
+    UpdateIntervalMinutes    = tostring(var.update_interval_minutes)
+    CrashLoopThreshold       = tostring(var.crash_loop_threshold)
+    LogLines                 = tostring(var.log_lines)
+    EscalateAfterMinutes     = tostring(var.escalate_after_minutes)
+    RollbackMaxPer30m        = tostring(var.rollback_max_per_30m)
+    RollbackMaxPerDay        = tostring(var.rollback_max_per_day)
+    ScaleMaxPer30m           = tostring(var.scale_max_per_30m)
+    ScaleMaxPerDay           = tostring(var.scale_max_per_day)
+    ActionCooldownMinutes    = tostring(var.action_cooldown_minutes)
+    RollbackWindowMinutes    = tostring(var.rollback_window_minutes)
+    MaxTasks                 = tostring(var.max_tasks)
+    NotificationEmail        = var.notification_email
+    PagerEmail               = var.pager_email
+    MetricsNamespace         = var.metrics_namespace
+    LogRetentionDays         = tostring(var.log_retention_days)
+    EvidenceRetentionDays    = tostring(var.evidence_retention_days)
+    EnableObjectLock         = tostring(var.enable_object_lock)
+    ObjectLockRetentionDays  = tostring(var.object_lock_retention_days)
   }
 
   notification_arns = var.stack_events_topic_arns
@@ -115,18 +298,63 @@ resource "aws_cloudformation_stack" "autopilot" {
   }
 }
 
+# Every stack output (the first four keep their earlier names).
 output "notification_topic_arn" {
-  value = aws_cloudformation_stack.autopilot.outputs["NotificationTopicArn"]
+  description = "NotificationTopicArn: SNS topic for every notification (NOTIFY_TOPIC_ARN)."
+  value       = aws_cloudformation_stack.autopilot.outputs["NotificationTopicArn"]
 }
 
 output "evidence_bucket" {
-  value = aws_cloudformation_stack.autopilot.outputs["EvidenceBucketName"]
+  description = "EvidenceBucketName: evidence and report bucket (EVIDENCE_BUCKET)."
+  value       = aws_cloudformation_stack.autopilot.outputs["EvidenceBucketName"]
 }
 
 output "state_table" {
-  value = aws_cloudformation_stack.autopilot.outputs["StateTableName"]
+  description = "StateTableName: state table (STATE_TABLE)."
+  value       = aws_cloudformation_stack.autopilot.outputs["StateTableName"]
 }
 
 output "runbook_function" {
-  value = aws_cloudformation_stack.autopilot.outputs["RunbookFunctionName"]
+  description = "RunbookFunctionName: aws lambda invoke --function-name <this>."
+  value       = aws_cloudformation_stack.autopilot.outputs["RunbookFunctionName"]
+}
+
+output "trigger_dead_letter_queue_url" {
+  description = "TriggerDeadLetterQueueUrl: events EventBridge, Scheduler or SNS could not deliver."
+  value       = aws_cloudformation_stack.autopilot.outputs["TriggerDeadLetterQueueUrl"]
+}
+
+output "failed_invocations_queue_url" {
+  description = "FailedInvocationsQueueUrl: asynchronous invocations that failed after Lambda's retries."
+  value       = aws_cloudformation_stack.autopilot.outputs["FailedInvocationsQueueUrl"]
+}
+
+output "key_arn" {
+  description = "KeyArn: KMS key of the topic, bucket, table, queues and logs."
+  value       = aws_cloudformation_stack.autopilot.outputs["KeyArn"]
+}
+
+output "ecs_events_function_arn" {
+  description = "EcsEventsFunctionArn."
+  value       = aws_cloudformation_stack.autopilot.outputs["EcsEventsFunctionArn"]
+}
+
+output "alarm_responder_function_arn" {
+  description = "AlarmResponderFunctionArn."
+  value       = aws_cloudformation_stack.autopilot.outputs["AlarmResponderFunctionArn"]
+}
+
+output "pipeline_events_function_arn" {
+  description = "PipelineEventsFunctionArn."
+  value       = aws_cloudformation_stack.autopilot.outputs["PipelineEventsFunctionArn"]
+}
+
+output "scheduled_reports_function_arn" {
+  description = "ScheduledReportsFunctionArn."
+  value       = aws_cloudformation_stack.autopilot.outputs["ScheduledReportsFunctionArn"]
+}
+
+output "runbook_function_arn" {
+  description = "RunbookFunctionArn."
+  value       = aws_cloudformation_stack.autopilot.outputs["RunbookFunctionArn"]
 }

@@ -4,10 +4,13 @@ The SAM template is translated with samtranslator (the library `sam` itself
 uses) and the resulting plain CloudFormation template is deployed into moto's
 CloudFormation, twice:
 
-  unscoped  defaults: DryRun=true, all clusters, all alarms, no e-mail
+  unscoped  defaults: DryRun=true, all clusters, all alarms, no e-mail,
+            LogGroupPrefixes=/ecs/, BuildLogGroupPrefixes=/aws/codebuild/
   scoped    Clusters=prod,staging, DryRun=false, AlarmNamePrefix=prod-,
-            e-mail, Object Lock, an existing alarm topic, concurrency 5,
-            UpdateIntervalMinutes=30, TaskRolePattern=ecs/*
+            e-mail and pager e-mail, Object Lock, an existing alarm topic,
+            concurrency 5, TaskRolePattern=ecs/*, LogGroupPrefixes=/ecs/,/custom/,
+            BuildLogGroupPrefixes=/aws/codebuild/,/ci/builds/ and every
+            tunable (windows, budgets, caps, namespace) off its default
 
 moto is reached at $AWS_ENDPOINT_URL when it is set (scripts/check-infra.sh
 starts one on a free loopback port); otherwise this file starts its own
@@ -26,6 +29,9 @@ asserted on the translated template instead, in test_template.py):
     LoggingConfig is not reported;
   - a Number parameter left at its default reaches a function's environment
     as a number, not a string (test_deploy.py compares strings);
+  - a CommaDelimitedList parameter left at its default is not split into a
+    list (Fn::Join then joins its characters): `_deploy` passes those
+    defaults explicitly, as CloudFormation would resolve them;
   - `!If [cond, x, !Ref AWS::NoValue]` inside a list leaves a null element
     where CloudFormation removes the element: `without_novalue` strips them;
   - AWS::IAM::Role.ManagedPolicyArns is ignored: `for_moto` re-expresses each
@@ -39,6 +45,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -97,6 +104,32 @@ RULE_TARGET = {
     "PipelineStageRule": "PipelineEventsFunction",
     "PipelineActionRule": "PipelineEventsFunction",
 }
+
+# The environment contract: variable <- template parameter. The Rust side
+# reads these names (shared/src/config.rs); every function gets all of them
+# from Globals. Variables that name the stack's own resources are separate.
+ENV_PARAMETERS = {
+    "DRY_RUN": "DryRun",
+    "CLUSTERS": "Clusters",
+    "INCIDENT_WINDOW_MINUTES": "IncidentWindowMinutes",
+    "UPDATE_INTERVAL_MINUTES": "UpdateIntervalMinutes",
+    "CRASH_LOOP_THRESHOLD": "CrashLoopThreshold",
+    "LOG_LINES": "LogLines",
+    "ESCALATE_AFTER_MINUTES": "EscalateAfterMinutes",
+    "ROLLBACK_MAX_PER_30M": "RollbackMaxPer30m",
+    "ROLLBACK_MAX_PER_DAY": "RollbackMaxPerDay",
+    "SCALE_MAX_PER_30M": "ScaleMaxPer30m",
+    "SCALE_MAX_PER_DAY": "ScaleMaxPerDay",
+    "ACTION_COOLDOWN_MINUTES": "ActionCooldownMinutes",
+    "ROLLBACK_WINDOW_MINUTES": "RollbackWindowMinutes",
+    "MAX_TASKS": "MaxTasks",
+    "ALARM_NAME_PREFIX": "AlarmNamePrefix",
+    "METRICS_NAMESPACE": "MetricsNamespace",
+    "LOG_GROUP_PREFIXES": "LogGroupPrefixes",
+    "BUILD_LOG_GROUP_PREFIXES": "BuildLogGroupPrefixes",
+}
+ENV_RESOURCES = {"NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE", "EVIDENCE_KMS_KEY_ID", "STACK_NAME"}
+ENV_CONTRACT = ENV_RESOURCES | set(ENV_PARAMETERS)
 
 os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # samtranslator needs a region
 
@@ -157,6 +190,102 @@ def without_novalue(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: without_novalue(v) for k, v in value.items()}
     return value
+
+
+# ---------------------------------------------------------------------------
+# A small resolver of CloudFormation's intrinsic functions, for what moto's
+# CloudFormation does not keep or report (key, bucket and topic policies,
+# subscriptions): the translated template evaluated for a parameter set the
+# way CloudFormation would. Refs and GetAtts of resources stay symbolic
+# ("<Ref Logical>", "<GetAtt Logical.Attr>"). test_iam.py checks it against
+# moto's resolution of the same IAM statements.
+# ---------------------------------------------------------------------------
+NO_VALUE = object()
+
+
+class Resolver:
+    def __init__(self, template: dict[str, Any], params: dict[str, str], stack_name: str = "autopilot"):
+        self.t = template
+        self.values: dict[str, Any] = {}
+        for name, p in template["Parameters"].items():
+            v = params.get(name, p.get("Default"))
+            assert v is not None, f"parameter {name} has no value"
+            v = str(v)
+            self.values[name] = [s.strip() for s in v.split(",")] if p["Type"] == "CommaDelimitedList" else v
+        self.values.update({"AWS::Region": REGION, "AWS::AccountId": ACCOUNT, "AWS::Partition": "aws",
+                            "AWS::StackName": stack_name, "AWS::URLSuffix": "amazonaws.com"})
+        self._conditions: dict[str, bool] = {}
+
+    def condition(self, name: str) -> bool:
+        if name not in self._conditions:
+            self._conditions[name] = bool(self(self.t["Conditions"][name]))
+        return self._conditions[name]
+
+    def _sub(self, text: str, extra: dict[str, Any]) -> str:
+        def one(m):
+            key = m.group(1)
+            if key.startswith("!"):
+                return "${" + key[1:] + "}"
+            if key in extra:
+                return str(extra[key])
+            if key in self.values:
+                v = self.values[key]
+                assert not isinstance(v, list), f"${{{key}}} of a list parameter"
+                return v
+            if "." in key:
+                return f"<GetAtt {key}>"
+            return f"<Ref {key}>"
+        return re.sub(r"\$\{([^}]+)\}", one, text)
+
+    def __call__(self, node: Any) -> Any:
+        if isinstance(node, list):
+            out = [self(v) for v in node]
+            return [v for v in out if v is not NO_VALUE]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (fn, arg), = node.items()
+            if fn == "Ref":
+                if arg == "AWS::NoValue":
+                    return NO_VALUE
+                return self.values.get(arg, f"<Ref {arg}>")
+            if fn == "Fn::GetAtt":
+                return f"<GetAtt {arg[0]}.{arg[1]}>"
+            if fn == "Fn::If":
+                cond, then, other = arg
+                return self(then if self.condition(cond) else other)
+            if fn == "Condition":
+                return self.condition(arg)
+            if fn == "Fn::Equals":
+                a, b = (self(v) for v in arg)
+                return str(a) == str(b)
+            if fn == "Fn::Not":
+                return not self(arg[0])
+            if fn == "Fn::And":
+                return all(self(v) for v in arg)
+            if fn == "Fn::Or":
+                return any(self(v) for v in arg)
+            if fn == "Fn::Sub":
+                if isinstance(arg, str):
+                    return self._sub(arg, {})
+                text, variables = arg
+                return self._sub(text, {k: self(v) for k, v in variables.items()})
+            if fn == "Fn::Join":
+                delim, items = arg
+                return delim.join(str(v) for v in self(items))
+            if fn == "Fn::Split":
+                delim, text = arg
+                return self(text).split(delim)
+            if fn == "Fn::Select":
+                index, items = arg
+                return self(items)[int(self(index))]
+        out = {k: self(v) for k, v in node.items()}
+        return {k: v for k, v in out.items() if v is not NO_VALUE}
+
+    def resources(self) -> dict[str, Any]:
+        """The resources that exist for these parameters, resolved."""
+        return {k: self(v) for k, v in self.t["Resources"].items()
+                if "Condition" not in v or self.condition(v["Condition"])}
 
 
 @pytest.fixture(scope="session")
@@ -232,9 +361,14 @@ def aws(endpoint):
 @dataclass
 class Stack:
     name: str
-    params: dict[str, str]
+    params: dict[str, str]  # as passed (see _deploy for list defaults)
+    defaults: dict[str, str] = field(default_factory=dict)  # template defaults, as strings
     resources: dict[str, str] = field(default_factory=dict)  # logical id -> physical id
     outputs: dict[str, str] = field(default_factory=dict)
+
+    def param(self, name: str) -> str:
+        """The value CloudFormation resolves: passed, else the default."""
+        return self.params.get(name, self.defaults.get(name, ""))
 
     @property
     def clusters(self) -> set[str] | None:
@@ -246,14 +380,32 @@ class Stack:
         return self.params.get("AlarmNamePrefix") or None
 
 
-def _deploy(aws, translated: dict[str, Any], name: str, params: dict[str, str]) -> Stack:
-    cfn = aws("cloudformation")
-    cfn.create_stack(
+def parameter_defaults(template: dict[str, Any]) -> dict[str, str]:
+    return {k: str(v["Default"]) for k, v in template["Parameters"].items() if "Default" in v}
+
+
+def moto_parameters(template: dict[str, Any], params: dict[str, str]) -> dict[str, str]:
+    """`params` plus the defaults of list parameters, which moto does not split."""
+    out = dict(params)
+    for k, v in template["Parameters"].items():
+        if v["Type"] == "CommaDelimitedList" and k not in out:
+            out[k] = v["Default"]
+    return out
+
+
+def create_stack(aws, translated: dict[str, Any], name: str, params: dict[str, str]) -> None:
+    aws("cloudformation").create_stack(
         StackName=name,
         TemplateBody=json.dumps(for_moto(translated)),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v}
+                    for k, v in moto_parameters(translated, params).items()],
         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
     )
+
+
+def _deploy(aws, translated: dict[str, Any], name: str, params: dict[str, str]) -> Stack:
+    cfn = aws("cloudformation")
+    create_stack(aws, translated, name, params)
     deadline = time.monotonic() + 60
     while True:
         desc = cfn.describe_stacks(StackName=name)["Stacks"][0]
@@ -261,7 +413,7 @@ def _deploy(aws, translated: dict[str, Any], name: str, params: dict[str, str]) 
             break
         time.sleep(0.2)
     assert desc["StackStatus"] == "CREATE_COMPLETE", (desc["StackStatus"], desc.get("StackStatusReason"))
-    stack = Stack(name=name, params=params)
+    stack = Stack(name=name, params=params, defaults=parameter_defaults(translated))
     paginator = cfn.get_paginator("list_stack_resources")
     for page in paginator.paginate(StackName=name):
         for r in page["StackResourceSummaries"]:
@@ -286,6 +438,24 @@ def unscoped(aws, translated, artifact) -> Stack:
     return _deploy(aws, translated, f"autopilot-{uuid.uuid4().hex[:6]}", {})
 
 
+# Every tunable off its default in the scoped stack, so that a parameter
+# wired to the wrong variable shows.
+SCOPED_TUNABLES = {
+    "IncidentWindowMinutes": "45",
+    "CrashLoopThreshold": "5",
+    "LogLines": "40",
+    "EscalateAfterMinutes": "30",
+    "RollbackMaxPer30m": "2",
+    "RollbackMaxPerDay": "4",
+    "ScaleMaxPer30m": "5",
+    "ScaleMaxPerDay": "12",
+    "ActionCooldownMinutes": "7",
+    "RollbackWindowMinutes": "90",
+    "MaxTasks": "20",
+    "MetricsNamespace": "Custom/Autopilot",
+}
+
+
 @pytest.fixture(scope="session")
 def existing_alarm_topic(aws) -> str:
     return aws("sns").create_topic(Name=f"existing-alarms-{uuid.uuid4().hex[:6]}")["TopicArn"]
@@ -305,6 +475,10 @@ def scoped(aws, translated, artifact, existing_alarm_topic) -> Stack:
         "LogRetentionDays": "90",
         "UpdateIntervalMinutes": "30",
         "TaskRolePattern": "ecs/*",
+        "LogGroupPrefixes": "/ecs/,/custom/",
+        "BuildLogGroupPrefixes": "/aws/codebuild/,/ci/builds/",
+        "PagerEmail": "pager@example.com",
+        **SCOPED_TUNABLES,
     }
     return _deploy(aws, translated, f"autopilot-scoped-{uuid.uuid4().hex[:6]}", params)
 

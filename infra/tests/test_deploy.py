@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import ACCOUNT, BINARIES, REGION, ROLES, RULE_TARGET, RULES, without_novalue
+from conftest import ACCOUNT, BINARIES, ENV_PARAMETERS, REGION, ROLES, RULE_TARGET, RULES, without_novalue
 
 
 def function_name(stack, logical):
@@ -42,11 +42,10 @@ def test_functions(stack, aws):
             "NOTIFY_TOPIC_ARN": stack.outputs["NotificationTopicArn"],
             "EVIDENCE_BUCKET": stack.outputs["EvidenceBucketName"],
             "STATE_TABLE": stack.outputs["StateTableName"],
-            "DRY_RUN": stack.params.get("DryRun", "true"),
-            "CLUSTERS": stack.params.get("Clusters", ""),
             "EVIDENCE_KMS_KEY_ID": stack.outputs["KeyArn"],
-            "UPDATE_INTERVAL_MINUTES": stack.params.get("UpdateIntervalMinutes", "15"),
-            "INCIDENT_WINDOW_MINUTES": stack.params.get("IncidentWindowMinutes", "60"),
+            "STACK_NAME": stack.name,
+            # every tunable, as passed or defaulted (list parameters joined by ",")
+            **{var: stack.param(param) for var, param in ENV_PARAMETERS.items()},
         }
         assert cfg["Role"].split("/")[-1] == stack.resources[ROLES[logical]]
         roles.add(cfg["Role"])

@@ -8,10 +8,11 @@ import ast
 import fnmatch
 import json
 import urllib.parse
+import uuid
 
 import pytest
 
-from conftest import ACCOUNT, BINARIES, REGION, ROLES, without_novalue
+from conftest import ACCOUNT, BINARIES, REGION, ROLES, Resolver, create_stack, without_novalue
 
 # Read/List actions without resource-level permissions in the Service
 # Authorization Reference: the only actions allowed on Resource "*".
@@ -468,3 +469,223 @@ def test_pass_role_evaluated(grants, scoped, unscoped, role, service, expected):
         assert _may_pass(grants[(scoped.name, fn)], own, service) is (expected and fn in MAY_MUTATE_ECS), fn
         assert not _may_pass(grants[(scoped.name, fn)], other_account, service), fn
         assert not _may_pass(grants[(unscoped.name, fn)], own, service), fn
+
+
+# ---------------------------------------------------------------------------
+# Application and build logs: only the log groups under LogGroupPrefixes
+# (ecs-events, alarm-responder, runbook) and BuildLogGroupPrefixes
+# (pipeline-events), never "log-group:*" or "*". A task definition names
+# its log group, and anyone who may register one controls that name.
+# Resource types (Service Authorization Reference, CloudWatch Logs):
+# FilterLogEvents, DescribeLogStreams, StartQuery, GetQueryResults and
+# CreateExportTask: log-group; GetLogEvents: log-stream; StopQuery,
+# DescribeExportTasks, DescribeLogGroups: none ("*" is the only option).
+# ---------------------------------------------------------------------------
+OWN_LOG_WRITES = {"logs:CreateLogStream", "logs:PutLogEvents"}
+LOGS_WITHOUT_RESOURCE_TYPES = {"logs:StopQuery", "logs:DescribeExportTasks", "logs:DescribeLogGroups"}
+LOG_GROUP_ACTIONS = {"logs:FilterLogEvents", "logs:DescribeLogStreams", "logs:StartQuery",
+                     "logs:GetQueryResults", "logs:CreateExportTask"}
+LOG_STREAM_ACTIONS = {"logs:GetLogEvents"}
+READS_APP_LOGS = {"EcsEventsFunction", "AlarmResponderFunction", "RunbookFunction"}
+
+
+def log_reads_and_exports(stmts):
+    """{action: set of resources} over the Allow statements, for every logs
+    action except writing the function's own log group."""
+    out = {}
+    for _, s in stmts:
+        if s["Effect"] != "Allow":
+            continue
+        for a in as_list(s["Action"]):
+            if a.startswith("logs:") and a not in OWN_LOG_WRITES:
+                out.setdefault(a, set()).update(as_list(s["Resource"]))
+    return out
+
+
+def prefixes_of(stack, param):
+    return stack.param(param).split(",")
+
+
+def test_no_log_read_or_export_on_every_log_group(grants):
+    """(a) No logs read/export action of any function is granted on
+    "log-group:*", on a wildcard account or region, or on "*" - except the
+    actions that have no resource type at all."""
+    checked = 0
+    for key, stmts in grants.items():
+        for action, resources in log_reads_and_exports(stmts).items():
+            if action in LOGS_WITHOUT_RESOURCE_TYPES:
+                assert resources == {"*"}, (key, action, resources)
+                continue
+            assert action in LOG_GROUP_ACTIONS | LOG_STREAM_ACTIONS, (key, action)
+            for r in resources:
+                checked += 1
+                assert r != "*", (key, action)
+                assert r.startswith(f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"), (key, action, r)
+                name = r.split(":log-group:", 1)[1]
+                assert not name.startswith("*"), (key, action, r)      # log-group:* and log-group:*:log-stream:*
+                assert len(name.split("*", 1)[0]) >= 2, (key, action, r)  # a real prefix, not "/"
+    assert checked >= 30
+
+
+@pytest.mark.parametrize("fn", sorted(BINARIES))
+def test_log_groups_granted_are_exactly_the_configured_prefixes(grants, unscoped, scoped, fn):
+    """(b) With the defaults (/ecs/, /aws/codebuild/) and with
+    LogGroupPrefixes=/ecs/,/custom/ and BuildLogGroupPrefixes=/aws/codebuild/,/ci/builds/."""
+    for st in (unscoped, scoped):
+        granted = log_reads_and_exports(grants[(st.name, fn)])
+        if fn in READS_APP_LOGS:
+            prefixes = prefixes_of(st, "LogGroupPrefixes")
+            group_actions = LOG_GROUP_ACTIONS - ({"logs:CreateExportTask"} if fn != "RunbookFunction" else set())
+            no_resource = {"logs:StopQuery"} | ({"logs:DescribeExportTasks"} if fn == "RunbookFunction" else set())
+        elif fn == "PipelineEventsFunction":
+            prefixes = prefixes_of(st, "BuildLogGroupPrefixes")
+            group_actions, no_resource = {"logs:FilterLogEvents"}, set()
+        else:
+            assert granted == {}, (st.name, fn, granted)   # scheduled-reports reads no logs
+            continue
+        groups = {f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{p}*" for p in prefixes}
+        streams = {f"{g}:log-stream:*" for g in groups}
+        expected = {a: groups for a in group_actions}
+        expected |= {a: streams for a in LOG_STREAM_ACTIONS}
+        expected |= {a: {"*"} for a in no_resource}
+        assert granted == expected, (st.name, fn)
+
+
+LOG_ARN = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:"
+
+
+@pytest.mark.parametrize("action,resource,unscoped_ok,scoped_ok", [
+    ("logs:FilterLogEvents", f"{LOG_ARN}/ecs/api", True, True),
+    ("logs:FilterLogEvents", f"{LOG_ARN}/ecs/api:*", True, True),
+    ("logs:StartQuery", f"{LOG_ARN}/ecs/api", True, True),
+    ("logs:GetLogEvents", f"{LOG_ARN}/ecs/api:log-stream:ecs/web/0123", True, True),
+    ("logs:FilterLogEvents", f"{LOG_ARN}/custom/worker", False, True),
+    ("logs:GetLogEvents", f"{LOG_ARN}/custom/worker:log-stream:x", False, True),
+    ("logs:FilterLogEvents", f"{LOG_ARN}/ecsother", False, False),           # prefix, not substring
+    ("logs:FilterLogEvents", f"{LOG_ARN}/aws/lambda/anything", False, False),
+    ("logs:FilterLogEvents", f"{LOG_ARN}/aws/codebuild/app", False, False),  # build logs: pipeline-events only
+    ("logs:FilterLogEvents", f"arn:aws:logs:{REGION}:111122223333:log-group:/ecs/api", False, False),
+    ("logs:GetLogEvents", f"{LOG_ARN}/secrets/vault:log-stream:x", False, False),
+])
+def test_application_log_access_evaluated(grants, unscoped, scoped, action, resource, unscoped_ok, scoped_ok):
+    for fn in READS_APP_LOGS:
+        assert _allowed(grants[(unscoped.name, fn)], action, resource, {}) is unscoped_ok, (fn, action, resource)
+        assert _allowed(grants[(scoped.name, fn)], action, resource, {}) is scoped_ok, (fn, action, resource)
+    for fn in ("ScheduledReportsFunction", "PipelineEventsFunction"):
+        if "codebuild" not in resource:
+            assert not _allowed(grants[(scoped.name, fn)], action, resource, {}), (fn, resource)
+
+
+@pytest.mark.parametrize("resource,unscoped_ok,scoped_ok", [
+    (f"{LOG_ARN}/ecs/api", True, True),
+    (f"{LOG_ARN}/custom/worker", False, True),
+    (f"{LOG_ARN}/aws/lambda/autopilot-runbook", False, False),
+    (f"{LOG_ARN}/aws/cloudtrail", False, False),
+])
+def test_log_export_evaluated(grants, unscoped, scoped, resource, unscoped_ok, scoped_ok):
+    """The runbook can export only log groups under LogGroupPrefixes; nobody else exports."""
+    for fn in BINARIES:
+        may_export = fn == "RunbookFunction"
+        assert _allowed(grants[(unscoped.name, fn)], "logs:CreateExportTask", resource, {}) is (
+            may_export and unscoped_ok), fn
+        assert _allowed(grants[(scoped.name, fn)], "logs:CreateExportTask", resource, {}) is (
+            may_export and scoped_ok), fn
+
+
+@pytest.mark.parametrize("resource,ok", [
+    (f"{LOG_ARN}/aws/codebuild/app", True),
+    (f"{LOG_ARN}/aws/codebuild/app:log-stream:0123", True),
+    (f"{LOG_ARN}/ci/builds/app", None),   # scoped only
+    (f"{LOG_ARN}/ecs/api", False),
+])
+def test_build_log_access_evaluated(grants, unscoped, scoped, resource, ok):
+    action = "logs:GetLogEvents" if ":log-stream:" in resource else "logs:FilterLogEvents"
+    fn = "PipelineEventsFunction"
+    assert _allowed(grants[(unscoped.name, fn)], action, resource, {}) is bool(ok)
+    assert _allowed(grants[(scoped.name, fn)], action, resource, {}) is (ok is not False)
+
+
+def test_resolver_agrees_with_moto_on_the_log_policies(grants, translated, unscoped, scoped):
+    """The intrinsic-function resolver (conftest.py) that test_template.py
+    uses for the key and bucket policies gives the same log statements as
+    moto's CloudFormation for both parameter sets."""
+    for st in (unscoped, scoped):
+        res = Resolver(translated, st.params, stack_name=st.name).resources()
+        want = res["ApplicationLogsReadPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        got = [s for src, s in grants[(st.name, "EcsEventsFunction")]
+               if s.get("Sid") in {w["Sid"] for w in want}]
+        assert sorted(json.dumps(s, sort_keys=True) for s in got) == sorted(
+            json.dumps(s, sort_keys=True) for s in want)
+        (inline,) = res["PipelineEventsRole"]["Properties"]["Policies"]
+        want = [s for s in inline["PolicyDocument"]["Statement"] if s["Sid"].startswith("BuildLog")]
+        got = [s for _, s in grants[(st.name, "PipelineEventsFunction")] if s.get("Sid", "").startswith("BuildLog")]
+        assert sorted(json.dumps(s, sort_keys=True) for s in got) == sorted(
+            json.dumps(s, sort_keys=True) for s in want)
+
+
+def test_a_sixth_log_group_prefix_is_refused_at_deploy(aws, translated, artifact):
+    """moto's IAM refuses a Resource that is not an ARN as IAM does, so the
+    guard (LogGroupPrefixesLimit) stops the stack with the parameter's name."""
+    import botocore.exceptions
+
+    params = {"LogGroupPrefixes": ",".join(f"/p{i}/" for i in range(6))}
+    with pytest.raises(botocore.exceptions.ClientError) as err:
+        create_stack(aws, translated, f"autopilot-six-{uuid.uuid4().hex[:6]}", params)
+    assert "LogGroupPrefixes-takes-at-most-five-prefixes" in str(err.value)
+
+
+# ---------------------------------------------------------------------------
+# (c) Key policy: every statement for a service principal is bound to this
+# account, and to this stack's source resources where the service sends
+# them. moto keeps no key policy it can return, so the translated template
+# is resolved for the parameter sets (conftest.Resolver; checked against
+# moto above).
+# ---------------------------------------------------------------------------
+def key_statements(translated, params):
+    res = Resolver(translated, params).resources()
+    return {s["Sid"]: s for s in res["AutopilotKey"]["Properties"]["KeyPolicy"]["Statement"]}
+
+
+# The parameter sets of the key policy test: defaults, and an alarm topic of
+# another account (the SNS redrive statement exists only with one).
+KEY_POLICY_PARAMS = [
+    {},
+    {"AlarmSnsTopicArn": "arn:aws:sns:us-east-1:111122223333:alarms", "LogGroupPrefixes": "/ecs/,/custom/"},
+]
+
+
+@pytest.mark.parametrize("params", KEY_POLICY_PARAMS)
+def test_key_policy_service_statements_are_bound_to_their_source(translated, params):
+    """Every key-policy statement for a service principal carries
+    aws:SourceAccount (confused-deputy prevention), and the source ARN or
+    encryption context of this stack's resources where the service sends
+    them. The one ...IfExists: the log-group encryption flow, documented with
+    the encryption context only (see the template)."""
+    stmts = key_statements(translated, params)
+    services = {sid: s for sid, s in stmts.items() if "Service" in s["Principal"]}
+    expected = {"CloudWatchAlarmsPublishToEncryptedTopic", "EventBridgeDeadLettersToEncryptedQueue",
+                "CloudWatchLogsEncryptLogGroups", "CloudWatchLogsExportToEvidenceBucket"}
+    if params.get("AlarmSnsTopicArn"):
+        expected.add("SnsRedriveToEncryptedQueue")
+    assert set(services) == expected
+    for sid, s in services.items():
+        cond = s.get("Condition", {})
+        operator = "StringEqualsIfExists" if sid == "CloudWatchLogsEncryptLogGroups" else "StringEquals"
+        source_account = cond.get(operator, {}).get("aws:SourceAccount")
+        assert source_account, (sid, cond)
+        others = {op for op, keys in cond.items() if "aws:SourceAccount" in keys} - {operator}
+        assert not others, (sid, cond)
+        if sid == "SnsRedriveToEncryptedQueue":
+            # the alarm topic's own account, and that topic only
+            assert source_account == "111122223333"
+            assert cond["ArnEquals"] == {"aws:SourceArn": params["AlarmSnsTopicArn"]}
+        else:
+            assert source_account == ACCOUNT, sid
+    cw = services["CloudWatchAlarmsPublishToEncryptedTopic"]["Condition"]
+    assert cw["ArnLike"] == {"aws:SourceArn": f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:autopilot-*"}
+    assert cw["StringEquals"]["kms:EncryptionContext:aws:sns:topicArn"] == (
+        f"arn:aws:sns:{REGION}:{ACCOUNT}:autopilot-notifications")
+    events = services["EventBridgeDeadLettersToEncryptedQueue"]["Condition"]
+    assert events["ArnLike"] == {"aws:SourceArn": f"arn:aws:events:{REGION}:{ACCOUNT}:rule/autopilot-*"}
+    logs = services["CloudWatchLogsEncryptLogGroups"]["Condition"]
+    assert "kms:EncryptionContext:aws:logs:arn" in logs["ArnLike"]

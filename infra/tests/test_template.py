@@ -12,15 +12,10 @@ import re
 
 import pytest
 
-from conftest import BINARIES, ROLES, RULES, TEMPLATE
+from conftest import ACCOUNT, BINARIES, ENV_CONTRACT, ENV_PARAMETERS, REGION, ROLES, RULES, TEMPLATE, Resolver
 
-# DESIGN.md's contract plus the optional variables the Rust side reads
-# (shared/src/config.rs): the evidence key and two incident tunables.
-ENV_CONTRACT = {"NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE", "DRY_RUN", "CLUSTERS",
-                "EVIDENCE_KMS_KEY_ID", "UPDATE_INTERVAL_MINUTES", "INCIDENT_WINDOW_MINUTES"}
 LOGS_PRINCIPAL = {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
-THIS_ACCOUNTS_LOG_GROUPS = {
-    "Fn::Sub": "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:*"}
+RESOLVED_LOGS_PRINCIPAL = {"Service": f"logs.{REGION}.amazonaws.com"}
 
 
 def of_type(template, type_):
@@ -33,6 +28,13 @@ def ref(logical):
 
 def getatt(logical, attr):
     return {"Fn::GetAtt": [logical, attr]}
+
+
+def env_value(template, param):
+    """How a parameter is passed into the environment: as is, or a list joined by ","."""
+    if template["Parameters"][param]["Type"] == "CommaDelimitedList":
+        return {"Fn::Join": [",", ref(param)]}
+    return ref(param)
 
 
 # ---------------------------------------------------------------------------
@@ -50,11 +52,9 @@ def test_transform_and_globals(sam_template):
         "NOTIFY_TOPIC_ARN": ref("NotificationTopic"),
         "EVIDENCE_BUCKET": ref("EvidenceBucket"),
         "STATE_TABLE": ref("StateTable"),
-        "DRY_RUN": ref("DryRun"),
-        "CLUSTERS": ref("Clusters"),
         "EVIDENCE_KMS_KEY_ID": getatt("AutopilotKey", "Arn"),
-        "UPDATE_INTERVAL_MINUTES": ref("UpdateIntervalMinutes"),
-        "INCIDENT_WINDOW_MINUTES": ref("IncidentWindowMinutes"),
+        "STACK_NAME": ref("AWS::StackName"),
+        **{var: env_value(sam_template, param) for var, param in ENV_PARAMETERS.items()},
     }
 
 
@@ -93,6 +93,141 @@ def test_parameters(sam_template):
     assert pattern.fullmatch(",".join(f"c{i}" for i in range(10)))
     assert not pattern.fullmatch(",".join(f"c{i}" for i in range(11)))
     assert not pattern.fullmatch("prod, staging")
+
+
+# The environment contract's defaults (the Rust side's defaults; DESIGN.md
+# and the issue that made every setting a parameter). A template default
+# that drifts from the code's makes a deployed stack behave differently from
+# the README.
+CONTRACT_DEFAULTS = {
+    "DRY_RUN": "true",   # infra's default: start in dry-run (the code's unset default is false)
+    "CLUSTERS": "",
+    "INCIDENT_WINDOW_MINUTES": "60",
+    "UPDATE_INTERVAL_MINUTES": "15",
+    "CRASH_LOOP_THRESHOLD": "3",
+    "LOG_LINES": "20",
+    "ROLLBACK_MAX_PER_30M": "1",
+    "ROLLBACK_MAX_PER_DAY": "3",
+    "SCALE_MAX_PER_30M": "3",
+    "SCALE_MAX_PER_DAY": "10",
+    "ACTION_COOLDOWN_MINUTES": "5",
+    "ROLLBACK_WINDOW_MINUTES": "60",
+    "MAX_TASKS": "50",
+    "ESCALATE_AFTER_MINUTES": "15",
+    "LOG_GROUP_PREFIXES": "/ecs/",
+    "BUILD_LOG_GROUP_PREFIXES": "/aws/codebuild/",
+    "ALARM_NAME_PREFIX": "",
+    "METRICS_NAMESPACE": "EcsAutopilot",
+}
+# (MinValue, MaxValue) of each Number tunable: counts and thresholds that
+# must be at least 1, budgets and cooldowns that may be 0 (= off).
+NUMBER_BOUNDS = {
+    "IncidentWindowMinutes": (1, 1440), "UpdateIntervalMinutes": (1, 1440),
+    "CrashLoopThreshold": (1, 100), "LogLines": (0, 500), "EscalateAfterMinutes": (1, 1440),
+    "RollbackMaxPer30m": (0, 10), "RollbackMaxPerDay": (0, 48),
+    "ScaleMaxPer30m": (0, 30), "ScaleMaxPerDay": (0, 240),
+    "ActionCooldownMinutes": (0, 1440), "RollbackWindowMinutes": (1, 1440), "MaxTasks": (1, 5000),
+}
+
+
+def test_every_setting_is_a_parameter_with_the_contract_default(sam_template):
+    params = sam_template["Parameters"]
+    assert set(ENV_PARAMETERS) == set(CONTRACT_DEFAULTS)
+    for var, name in ENV_PARAMETERS.items():
+        p = params[name]
+        assert str(p["Default"]) == CONTRACT_DEFAULTS[var], (name, p["Default"])
+        assert var in p["Description"] or name in ("DryRun", "Clusters"), f"{name}: description should name {var}"
+    for name, (low, high) in NUMBER_BOUNDS.items():
+        p = params[name]
+        assert p["Type"] == "Number", name
+        assert (p["MinValue"], p["MaxValue"]) == (low, high), name
+        assert low <= p["Default"] <= high, name
+    # every Number parameter that reaches the environment has bounds
+    numbers = {n for n in ENV_PARAMETERS.values() if params[n]["Type"] == "Number"}
+    assert numbers == set(NUMBER_BOUNDS)
+
+
+@pytest.mark.parametrize("logical", sorted(BINARIES))
+def test_every_parameter_reaches_every_function(translated, logical):
+    """After translation, each function's environment carries every variable
+    of the contract, each from its parameter."""
+    env = translated["Resources"][logical]["Properties"]["Environment"]["Variables"]
+    assert set(env) == ENV_CONTRACT
+    for var, name in ENV_PARAMETERS.items():
+        assert env[var] == env_value(translated, name), (logical, var)
+    assert env["STACK_NAME"] == ref("AWS::StackName")
+
+
+def test_parameter_groups_cover_every_parameter_once(sam_template):
+    groups = sam_template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    listed = [p for g in groups for p in g["Parameters"]]
+    assert sorted(listed) == sorted(sam_template["Parameters"]), "each parameter in exactly one group"
+    by_label = {g["Label"]["default"]: set(g["Parameters"]) for g in groups}
+    assert {"LogGroupPrefixes", "BuildLogGroupPrefixes", "AlarmNamePrefix"} <= by_label["Scope"]
+    assert {"RollbackMaxPer30m", "RollbackMaxPerDay", "ScaleMaxPer30m", "ScaleMaxPerDay",
+            "ActionCooldownMinutes", "RollbackWindowMinutes", "MaxTasks"} == by_label["Bounded actions"]
+    assert {"IncidentWindowMinutes", "UpdateIntervalMinutes", "CrashLoopThreshold", "LogLines",
+            "EscalateAfterMinutes"} == by_label["Incidents"]
+
+
+def test_environment_skip_comments_list_every_variable(sam_template):
+    """The CKV_AWS_173 justification names what the environment holds."""
+    for logical in BINARIES:
+        (skip,) = [s for s in sam_template["Resources"][logical]["Metadata"]["checkov"]["skip"]
+                   if s["id"] == "CKV_AWS_173"]
+        named = set(re.findall(r"\b[A-Z][A-Z0-9_]*[A-Z0-9]\b", skip["comment"])) & ENV_CONTRACT
+        assert named == ENV_CONTRACT, (logical, ENV_CONTRACT - named)
+
+
+def test_prefix_and_namespace_patterns(sam_template):
+    params = sam_template["Parameters"]
+    for name in ("LogGroupPrefixes", "BuildLogGroupPrefixes"):
+        p = params[name]
+        assert p["Type"] == "CommaDelimitedList", name
+        # CloudFormation applies a list parameter's pattern to each element
+        pattern = re.compile(p["AllowedPattern"])
+        for ok in ("/ecs/", "/aws/codebuild/", "app-", "/ecs/payments.api#1_x"):
+            assert pattern.fullmatch(ok), (name, ok)
+        # no empty entry (",," or ""), no wildcard, nothing that leaves the
+        # log-group ARN, no single character (a bare "/" is every log group)
+        for bad in ("", "/", "*", "/ecs/*", "/ecs/?", "a b", "/ecs/:log-stream:x", "arn:aws:logs:x"):
+            assert not pattern.fullmatch(bad), (name, bad)
+    ns = re.compile(params["MetricsNamespace"]["AllowedPattern"])
+    assert ns.fullmatch("EcsAutopilot") and ns.fullmatch("Custom/Autopilot")
+    assert not ns.fullmatch("AWS/Lambda") and not ns.fullmatch("")
+
+
+def test_log_prefix_slots_are_consistent():
+    """Each per-prefix entry i uses condition <Slot><i> and element i of its
+    own padded list; five slots per list (plus the guard on element 5)."""
+    text = TEMPLATE.read_text()
+    entries = re.findall(r"!If \[(Build)?LogPrefix(\d), .*?!Select \[(\d), .*?!Ref (\w+)\]", text)
+    assert entries, "no per-prefix entries found"
+    for build, cond_i, sel_i, param in entries:
+        assert cond_i == sel_i, (build, cond_i, sel_i)
+        assert param == ("BuildLogGroupPrefixes" if build else "LogGroupPrefixes"), (build, param)
+    # app logs: two read lists, the export list, the key policy and two bucket
+    # policy lists; build logs: two read lists
+    assert sum(1 for e in entries if not e[0]) == 6 * 5
+    assert sum(1 for e in entries if e[0]) == 2 * 5
+    conds = TEMPLATE.read_text()
+    for i in range(6):
+        for param in ("LogGroupPrefixes", "BuildLogGroupPrefixes"):
+            assert f'!Select [{i}, !Split [",", !Sub ["${{L}},,,,,", {{L: !Join [",", !Ref {param}]}}]]]' in conds
+
+
+@pytest.mark.parametrize("param", ["LogGroupPrefixes", "BuildLogGroupPrefixes"])
+def test_a_sixth_prefix_stops_the_deployment(translated, param):
+    five = ",".join(f"/p{i}/" for i in range(5))
+    assert "LogGroupPrefixesLimit" not in Resolver(translated, {param: five}).resources()
+    res = Resolver(translated, {param: five + ",/p5/"}).resources()
+    (stmt,) = res["LogGroupPrefixesLimit"]["Properties"]["PolicyDocument"]["Statement"]
+    # not an ARN: IAM refuses the policy and names the parameter
+    assert stmt["Resource"] == [f"{param}-takes-at-most-five-prefixes"]
+    # attached to nothing
+    for r in res.values():
+        if r["Type"] == "AWS::IAM::Role":
+            assert "<Ref LogGroupPrefixesLimit>" not in json.dumps(r)
 
 
 def test_cluster_conditions_are_consistent(sam_template):
@@ -284,30 +419,43 @@ def test_evidence_bucket_policy_is_tls_only(translated):
     for s in allows:
         assert s["Principal"] == LOGS_PRINCIPAL
         assert s["Condition"]["StringEquals"]["aws:SourceAccount"] == ref("AWS::AccountId")
-        assert s["Condition"]["ArnLike"] == {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS}
+        assert set(s["Condition"]["ArnLike"]) == {"aws:SourceArn"}   # values: test_log_export_bucket_policy
 
 
-def test_log_export_bucket_policy(translated):
+PREFIX_SETS = [
+    ({}, ["/ecs/"], ["/aws/codebuild/"]),
+    ({"LogGroupPrefixes": "/ecs/,/custom/", "BuildLogGroupPrefixes": "/aws/codebuild/,/ci/builds/"},
+     ["/ecs/", "/custom/"], ["/aws/codebuild/", "/ci/builds/"]),
+    ({"LogGroupPrefixes": "/a/,/b/,/c/,/d/,/e/"}, ["/a/", "/b/", "/c/", "/d/", "/e/"], ["/aws/codebuild/"]),
+]
+
+
+def log_group_arns(prefixes, suffix=""):
+    return [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{p}*{suffix}" for p in prefixes]
+
+
+@pytest.mark.parametrize("params,prefixes,_build", PREFIX_SETS)
+def test_log_export_bucket_policy(translated, params, prefixes, _build):
     """Same-account statements of "Export log data to Amazon S3 using the AWS
     CLI": the logs service principal may read the bucket ACL and put objects
     under incidents/ only, with bucket-owner-full-control, only for export
-    tasks of this account's log groups."""
-    stmts = {s["Sid"]: s for s in
-             translated["Resources"]["EvidenceBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
+    tasks of this account's log groups under LogGroupPrefixes."""
+    res = Resolver(translated, params).resources()
+    stmts = {s["Sid"]: s for s in res["EvidenceBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]}
     acl = stmts["CloudWatchLogsExportAclCheck"]
+    assert acl["Principal"] == RESOLVED_LOGS_PRINCIPAL
     assert acl["Action"] == "s3:GetBucketAcl"
-    assert acl["Resource"] == getatt("EvidenceBucket", "Arn")
+    assert acl["Resource"] == "<GetAtt EvidenceBucket.Arn>"
     assert acl["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")},
-        "ArnLike": {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS},
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": log_group_arns(prefixes)},
     }
     put = stmts["CloudWatchLogsExportWrite"]
     assert put["Action"] == "s3:PutObject"
-    assert put["Resource"] == {"Fn::Sub": "${EvidenceBucket.Arn}/incidents/*"}
+    assert put["Resource"] == "<GetAtt EvidenceBucket.Arn>/incidents/*"
     assert put["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": ref("AWS::AccountId"),
-                         "s3:x-amz-acl": "bucket-owner-full-control"},
-        "ArnLike": {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS},
+        "StringEquals": {"aws:SourceAccount": ACCOUNT, "s3:x-amz-acl": "bucket-owner-full-control"},
+        "ArnLike": {"aws:SourceArn": log_group_arns(prefixes)},
     }
     # the ACL condition only works because the bucket accepts that one ACL
     # under BucketOwnerEnforced; exports to an encrypted bucket need the key
@@ -317,19 +465,42 @@ def test_log_export_bucket_policy(translated):
         "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
 
 
-def test_key_policy_lets_log_exports_use_the_bucket_key(translated):
-    stmts = {s["Sid"]: s for s in translated["Resources"]["AutopilotKey"]["Properties"]["KeyPolicy"]["Statement"]}
+def key_statements(translated, params):
+    res = Resolver(translated, params).resources()
+    return {s["Sid"]: s for s in res["AutopilotKey"]["Properties"]["KeyPolicy"]["Statement"]}
+
+
+@pytest.mark.parametrize("params,prefixes,_build", PREFIX_SETS)
+def test_key_policy_lets_log_exports_use_the_bucket_key(translated, params, prefixes, _build):
+    stmts = key_statements(translated, params)
     export = stmts["CloudWatchLogsExportToEvidenceBucket"]
-    assert export["Principal"] == LOGS_PRINCIPAL
+    assert export["Principal"] == RESOLVED_LOGS_PRINCIPAL
     assert sorted(export["Action"]) == ["kms:Decrypt", "kms:GenerateDataKey"]
     assert export["Condition"] == {
-        "StringEquals": {"aws:SourceAccount": ref("AWS::AccountId")},
-        "ArnLike": {"aws:SourceArn": THIS_ACCOUNTS_LOG_GROUPS},
+        "StringEquals": {"aws:SourceAccount": ACCOUNT},
+        "ArnLike": {"aws:SourceArn": log_group_arns(prefixes)},
     }
-    # the log-group encryption statement is bound to log-group encryption
-    # contexts and does not cover S3 (its context is aws:s3:arn)
+    # the log-group encryption statement is bound to this stack's log groups'
+    # encryption context and does not cover S3 (its context is aws:s3:arn)
     groups = stmts["CloudWatchLogsEncryptLogGroups"]
-    assert list(groups["Condition"]["ArnLike"]) == ["kms:EncryptionContext:aws:logs:arn"]
+    assert groups["Condition"]["ArnLike"] == {
+        "kms:EncryptionContext:aws:logs:arn": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/autopilot-*"}
+
+
+def test_key_policy_names_match_the_resources_it_protects(translated):
+    """The key policy spells the topic, rule and alarm names out (a Ref would
+    be a dependency cycle: they are encrypted with the key); the names must
+    be the ones those resources get."""
+    res = translated["Resources"]
+    assert res["NotificationTopic"]["Properties"]["TopicName"] == {"Fn::Sub": "${AWS::StackName}-notifications"}
+    for logical in RULES:
+        assert res[logical]["Properties"]["Name"]["Fn::Sub"].startswith("${AWS::StackName}-")
+    for logical, r in res.items():
+        if r["Type"] == "AWS::CloudWatch::Alarm":
+            assert r["Properties"]["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-"), logical
+    for logical, r in res.items():
+        if r["Type"] == "AWS::Logs::LogGroup":
+            assert r["Properties"]["LogGroupName"]["Fn::Sub"].startswith("/aws/lambda/${AWS::StackName}-"), logical
 
 
 OPT_OUT = {"StringNotEqualsIgnoreCaseIfExists": {"aws:ResourceTag/autopilot:mode": ["off", "dry-run"]}}
@@ -498,10 +669,11 @@ def test_dead_letter_queue_policy_admits_exactly_the_rules(translated):
 def test_key_policy_grants_services_not_everyone(translated):
     key = translated["Resources"]["AutopilotKey"]["Properties"]
     assert key["EnableKeyRotation"] is True
-    principals = [s["Principal"] for s in key["KeyPolicy"]["Statement"]]
+    principals = [s["Principal"] for s in Resolver(translated, {}).resources()["AutopilotKey"]["Properties"][
+        "KeyPolicy"]["Statement"]]
     assert "*" not in principals
     services = {json.dumps(p["Service"]) for p in principals if "Service" in p}
-    for needed in ("cloudwatch.amazonaws.com", "events.amazonaws.com", "sns.amazonaws.com"):
+    for needed in ("cloudwatch.amazonaws.com", "events.amazonaws.com"):
         assert json.dumps(needed) in services, needed
 
 
@@ -526,3 +698,16 @@ def test_no_yaml_aliases():
     for n, line in enumerate(TEMPLATE.read_text().splitlines(), 1):
         code = line.split(" #", 1)[0]
         assert not re.search(r"(^|\s)[&*][A-Za-z]", code), f"line {n}: {line}"
+
+
+def test_readme_documents_every_parameter_and_variable(sam_template):
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    params = readme.split("## Parameters", 1)[1].split("\n## ", 1)[0]
+    for name in sam_template["Parameters"]:
+        assert f"`{name}`" in params, f"README.md, Parameters: {name} missing"
+    env = readme.split("## Environment", 1)[1].split("\n## ", 1)[0]
+    for var in ENV_CONTRACT:
+        assert f"| `{var}` |" in env, f"README.md, Environment: {var} missing"
+    for var, default in CONTRACT_DEFAULTS.items():
+        shown = f"`{default}`" if default else "empty"
+        assert re.search(rf"\| `{var}` \| [^|]+ \| {re.escape(shown)} \|", env), (var, shown)
