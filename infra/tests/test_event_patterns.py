@@ -120,7 +120,7 @@ def matched_rules(patterns: dict, event: dict) -> set[str]:
 
 
 def intent(event, stack) -> set[str]:
-    """Which rule should route this event, in the terms of DESIGN.md: ecs-events
+    """Which rule should route this event, in the terms of docs/ARCHITECTURE.md: ecs-events
     wants STOPPED tasks started by a service, the service actions and the
     deployment state changes it acts on; alarm-responder wants alarms in scope
     entering ALARM or OK (never this stack's own); pipeline-events wants failed

@@ -95,7 +95,7 @@ def test_parameters(sam_template):
     assert not pattern.fullmatch("prod, staging")
 
 
-# The environment contract's defaults (the Rust side's defaults; DESIGN.md
+# The environment contract's defaults (the Rust side's defaults; docs/ARCHITECTURE.md
 # and the issue that made every setting a parameter). A template default
 # that drifts from the code's makes a deployed stack behave differently from
 # the README.
