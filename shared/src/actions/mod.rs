@@ -142,7 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn mode_table() {
+    fn mode_follows_global_dry_run_then_the_service_tag_then_the_request() {
         let cases = [
             (true, None, false, Mode::DryRun),
             (true, Some("auto"), false, Mode::DryRun),

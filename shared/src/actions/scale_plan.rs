@@ -90,7 +90,7 @@ mod tests {
     }
 
     #[test]
-    fn scale_table() {
+    fn scales_stay_within_every_cap_and_automatic_ones_never_scale_in() {
         assert_eq!(to(plan_scale(3, None, true, &b(None, None, 50))), 6, "automatic doubles");
         assert_eq!(to(plan_scale(0, None, true, &b(None, None, 50))), 1, "from zero, +1");
         assert_eq!(to(plan_scale(3, None, true, &b(Some(5), None, 50))), 5, "autoscaling max");

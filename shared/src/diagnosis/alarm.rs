@@ -128,7 +128,7 @@ mod tests {
     }
 
     #[test]
-    fn alarm_table() {
+    fn each_alarm_shape_gets_its_cause_severity_and_runbook() {
         use Cause::*;
         use Severity::*;
         let cases = [

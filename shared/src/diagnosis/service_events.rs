@@ -52,7 +52,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn service_action_table() {
+    fn each_service_action_resolves_opens_a_problem_or_is_recorded() {
         let cases = [
             ("SERVICE_STEADY_STATE", Some("INFO"), None, Resolves),
             ("SERVICE_TASK_START_IMPAIRED", Some("WARN"), None, Problem(None)),

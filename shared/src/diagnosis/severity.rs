@@ -76,7 +76,7 @@ mod tests {
     }
 
     #[test]
-    fn severity_table() {
+    fn severity_follows_the_runbooks_down_degraded_and_warning_thresholds() {
         use Severity::*;
         use Signal::*;
         let cases = [
