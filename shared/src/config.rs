@@ -46,6 +46,12 @@ pub struct Config {
     pub clusters: Vec<String>,
     /// `EVIDENCE_KMS_KEY_ID`: SSE-KMS key for evidence; SSE-S3 when unset.
     pub evidence_kms_key: Option<String>,
+    /// `LOG_GROUP_PREFIXES` (`/ecs/`): the only log groups read or exported
+    /// (IAM grants the same). A task definition naming another group is refused.
+    pub log_group_prefixes: Vec<String>,
+    /// `ALARM_NAME_PREFIX`: alarms whose name starts with it may trigger
+    /// automatic actions (as may alarms tagged `autopilot:actions=on`).
+    pub alarm_name_prefix: Option<String>,
     pub settings: Settings,
 }
 
@@ -146,7 +152,32 @@ impl Config {
                 .unwrap_or(defaults.console_region),
         };
         let evidence_kms_key = lookup("EVIDENCE_KMS_KEY_ID").map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
-        Ok(Self { notify_topic_arn, evidence_bucket, state_table, dry_run, clusters, evidence_kms_key, settings })
+        let log_group_prefixes = match lookup("LOG_GROUP_PREFIXES") {
+            None => vec!["/ecs/".to_string()],
+            Some(list) => list.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+        };
+        if log_group_prefixes.iter().any(|p| !p.starts_with('/') && !p.starts_with("aws")) {
+            return Err(AutopilotError::Config(format!(
+                "LOG_GROUP_PREFIXES must be log-group name prefixes such as /ecs/, got {log_group_prefixes:?}"
+            )));
+        }
+        let alarm_name_prefix = lookup("ALARM_NAME_PREFIX").map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+        Ok(Self {
+            notify_topic_arn,
+            evidence_bucket,
+            state_table,
+            dry_run,
+            clusters,
+            evidence_kms_key,
+            log_group_prefixes,
+            alarm_name_prefix,
+            settings,
+        })
+    }
+
+    /// Whether a log group may be read or exported (`LOG_GROUP_PREFIXES`).
+    pub fn log_group_allowed(&self, group: &str) -> bool {
+        self.log_group_prefixes.iter().any(|p| group.starts_with(p.as_str()))
     }
 
     /// Whether a cluster is in scope (`CLUSTERS` empty means every cluster).
@@ -218,6 +249,20 @@ mod tests {
         pairs.push(("DRY_RUN", "maybe"));
         let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
         assert!(err.contains("DRY_RUN") && err.contains("maybe"), "{err}");
+    }
+
+    #[test]
+    fn log_groups_outside_the_prefixes_are_not_allowed() {
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert!(c.log_group_allowed("/ecs/prod/api"));
+        assert!(!c.log_group_allowed("/aws/lambda/payments"), "default is /ecs/ only");
+        let mut pairs = BASE.to_vec();
+        pairs.push(("LOG_GROUP_PREFIXES", "/ecs/, /custom/"));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert!(c.log_group_allowed("/custom/x") && !c.log_group_allowed("/secret/x"));
+        let mut pairs = BASE.to_vec();
+        pairs.push(("LOG_GROUP_PREFIXES", "ecs"));
+        assert!(Config::from_lookup(env(&pairs)).unwrap_err().to_string().contains("LOG_GROUP_PREFIXES"));
     }
 
     #[test]

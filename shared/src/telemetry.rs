@@ -1,9 +1,88 @@
 //! Our own observability: JSON logs through `tracing` (one line per
 //! decision), and metrics in CloudWatch embedded metric format (EMF).
+//!
+//! Every log line passes through the redactor before it is written: the
+//! credential-shaped patterns of [`crate::redact`], and the secret values of
+//! every task definition this process has read ([`remember_secrets`]). The
+//! same registry redacts outgoing messages and replies ([`redactor`]).
 
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
+
+use crate::redact::Redactor;
+
+/// Secret values of the task definitions this process has read (values of
+/// secret-named variables; `valueFrom` references are names and never fetched).
+static KNOWN_SECRETS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+/// Bounded so that a long-lived process cannot grow without end.
+const MAX_KNOWN_SECRETS: usize = 2048;
+
+/// Remember secret values so that every later log line, message and reply of
+/// this process redacts them.
+pub fn remember_secrets(values: impl IntoIterator<Item = String>) {
+    if let Ok(mut known) = KNOWN_SECRETS.lock() {
+        for v in values {
+            if !known.contains(&v) {
+                if known.len() >= MAX_KNOWN_SECRETS {
+                    known.remove(0);
+                }
+                known.push(v);
+            }
+        }
+    }
+}
+
+/// A redactor with every secret value this process knows.
+pub fn redactor() -> Redactor {
+    let known = KNOWN_SECRETS.lock().map(|k| k.clone()).unwrap_or_default();
+    Redactor::with_known_secrets(known)
+}
+
+/// Redact one JSON log line as JSON (so the line stays valid JSON), or as
+/// text when it is not JSON.
+pub fn redact_log_line(line: &str) -> String {
+    let r = redactor();
+    match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(mut v) => {
+            r.json(&mut v);
+            v.to_string()
+        }
+        Err(_) => r.text(line),
+    }
+}
+
+/// stdout, one redacted line at a time.
+struct RedactingWriter {
+    buffer: Vec<u8>,
+}
+
+impl Write for RedactingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactingWriter {
+    fn drop(&mut self) {
+        // tracing's fmt layer writes one event per writer: redact it whole.
+        let text = String::from_utf8_lossy(&self.buffer);
+        let mut out = std::io::stdout().lock();
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let _ = writeln!(out, "{}", redact_log_line(line));
+        }
+        let _ = out.flush();
+    }
+}
+
+fn redacting_stdout() -> RedactingWriter {
+    RedactingWriter { buffer: Vec::with_capacity(512) }
+}
 
 /// When the current invocation started, and the AWS call count then. Lambda
 /// runs one invocation at a time per process, so one slot is enough.
@@ -42,7 +121,7 @@ pub fn init_logging() {
         .with_span_list(false)
         .with_target(false)
         .with_env_filter(filter)
-        .with_writer(std::io::stdout)
+        .with_writer(redacting_stdout)
         .try_init();
 }
 
@@ -88,6 +167,17 @@ fn println_flushed(line: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_lines_stay_json_and_lose_remembered_secrets_and_credential_shapes() {
+        super::remember_secrets(["s3cr3t-db-password-value".to_string()]);
+        let line = r#"{"level":"INFO","message":"connect failed: s3cr3t-db-password-value","url":"postgres://app:hunter2x@db/x"}"#;
+        let out = super::redact_log_line(line);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        assert!(!out.contains("s3cr3t-db-password-value") && !out.contains("hunter2x"), "{out}");
+        assert_eq!(v["level"], "INFO");
+        assert!(super::redact_log_line("not json password=abc123def").contains("REDACTED"));
+    }
+
     #[test]
     fn emf_line_should_declare_every_metric_and_dimension() {
         let line = super::emf_line("ecs-events", &[("Kind", "alarm")], &[("AwsCalls", 7.0, "Count")], 1);

@@ -379,7 +379,10 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
         let clients = app.clients.clone();
         let bucket = app.config.evidence_bucket.clone();
         let key = evidence_key.clone();
-        let body = json!({"service": service, "plan": planned.as_json(), "origin": req.origin.label(), "at": iso(t)});
+        let mut body =
+            json!({"service": service, "plan": planned.as_json(), "origin": req.origin.label(), "at": iso(t)});
+        // Service events and tags are free text: redacted like every evidence object.
+        crate::telemetry::redactor().json(&mut body);
         let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
         tokio::spawn(async move { crate::adapters::s3::put_json(&clients, &bucket, &key, &body, &encryption).await })
     };

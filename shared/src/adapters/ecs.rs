@@ -170,7 +170,7 @@ pub async fn describe_task_definition(
     let td = resp.task_definition().ok_or_else(|| {
         AwsError::answer("ecs", "DescribeTaskDefinition", task_definition, "no task definition returned")
     })?;
-    Ok(TaskDefinitionSnapshot {
+    let snapshot = TaskDefinitionSnapshot {
         arn: td.task_definition_arn().unwrap_or(task_definition).to_string(),
         family: td.family().unwrap_or_default().to_string(),
         revision: td.revision(),
@@ -215,7 +215,10 @@ pub async fn describe_task_definition(
                 health_check: c.health_check().map(|h| h.command().to_vec()),
             })
             .collect(),
-    })
+    };
+    // Every secret value read is redacted from this process's logs, messages and replies.
+    crate::telemetry::remember_secrets(snapshot.secret_values());
+    Ok(snapshot)
 }
 
 /// ACTIVE revisions of a family, newest first as listed.

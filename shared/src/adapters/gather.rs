@@ -6,7 +6,6 @@
 use futures::future::join_all;
 
 use super::{AwsError, Clients, cloudwatch, ecs, elb, logs};
-use crate::redact::Redactor;
 pub use crate::snapshot::{GatherError, Gathered};
 
 /// What to gather for one service.
@@ -21,6 +20,9 @@ pub struct GatherRequest {
     /// Everything (evidence) or just the facts severity needs (service and targets).
     pub depth: Depth,
     pub log_lines: usize,
+    /// Log-group name prefixes that may be read (`LOG_GROUP_PREFIXES`); a
+    /// task definition pointing elsewhere is refused, not read.
+    pub log_group_prefixes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -104,8 +106,18 @@ pub async fn gather(clients: &Clients, req: &GatherRequest) -> Gathered {
                 .and_then(|name| td.containers.iter().find(|c| c.name == name))
                 .or_else(|| td.containers.iter().find(|c| c.essential != Some(false) && c.log_driver.is_some()))
                 .or_else(|| td.containers.first());
-            if let Some((group, stream)) = container_def.and_then(|c| c.awslogs_stream(&task_id)) {
-                let redactor = Redactor::with_known_secrets(td.secret_values());
+            if let Some((group, _)) = container_def.and_then(|c| c.awslogs_stream(&task_id))
+                && !req.log_group_prefixes.iter().any(|p| group.starts_with(p.as_str()))
+            {
+                out.errors.push(GatherError {
+                    step: "logs:GetLogEvents".into(),
+                    message: format!(
+                        "{group}: not read: the log group is outside LOG_GROUP_PREFIXES ({})",
+                        req.log_group_prefixes.join(", ")
+                    ),
+                });
+            } else if let Some((group, stream)) = container_def.and_then(|c| c.awslogs_stream(&task_id)) {
+                let redactor = crate::telemetry::redactor();
                 match logs::log_excerpt(clients, &group, &stream, req.log_lines, &redactor).await {
                     Ok(l) => out.logs = Some(l),
                     Err(e) => out.fail_aws("logs:GetLogEvents", &e),

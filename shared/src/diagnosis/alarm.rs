@@ -100,9 +100,62 @@ pub fn assess(alarm: &AlarmChange) -> AlarmAssessment {
     AlarmAssessment { cause, severity, value, threshold, explanation, runbook }
 }
 
+/// Whether an alarm may trigger automatic actions. Only alarms the operator
+/// designates may: by name (the stack's alarm-name prefix) or by the alarm
+/// tag `autopilot:actions` = `on`. Anyone who can create, tag or set the state
+/// of some other alarm must not be able to roll a service back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Designation {
+    ByPrefix(String),
+    ByTag,
+    /// Not designated: why, for the message.
+    Not(String),
+}
+
+/// Decide the designation (pure). `tag` is the value of `autopilot:actions`
+/// when the tags were read, `Err(why)` when they could not be (fail closed).
+pub fn designation(alarm_name: &str, prefix: Option<&str>, tag: Result<Option<&str>, &str>) -> Designation {
+    if let Some(p) = prefix.filter(|p| !p.is_empty())
+        && alarm_name.starts_with(p)
+    {
+        return Designation::ByPrefix(p.to_string());
+    }
+    let outside = match prefix.filter(|p| !p.is_empty()) {
+        Some(p) => format!("its name is outside the alarm-name prefix {p:?}"),
+        None => "no alarm-name prefix is configured".to_string(),
+    };
+    match tag {
+        Ok(Some(v)) if v.trim().eq_ignore_ascii_case("on") => Designation::ByTag,
+        Ok(Some(v)) => Designation::Not(format!("{outside} and its tag autopilot:actions is {v:?}, not \"on\"")),
+        Ok(None) => Designation::Not(format!("{outside} and it has no tag autopilot:actions=on")),
+        Err(why) => Designation::Not(format!("{outside} and its tags could not be read ({why})")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_alarms_designated_by_prefix_or_tag_may_act() {
+        use Designation::*;
+        let p = Some("prod-autopilot-");
+        assert_eq!(designation("prod-autopilot-api-5xx", p, Ok(None)), ByPrefix("prod-autopilot-".into()));
+        assert_eq!(designation("team-api-cpu", p, Ok(Some("on"))), ByTag);
+        assert_eq!(designation("team-api-cpu", None, Ok(Some(" ON "))), ByTag);
+        for (name, prefix, tag) in [
+            ("team-api-cpu", p, Ok(None)),
+            ("team-api-cpu", p, Ok(Some("yes"))),
+            ("team-api-cpu", p, Err("AccessDenied")),
+            ("anything", None, Ok(None)),
+            ("prod-autopilot", p, Ok(None)),
+        ] {
+            let d = designation(name, prefix, tag);
+            assert!(matches!(&d, Not(why) if !why.is_empty()), "{name}: {d:?}");
+        }
+        let Not(why) = designation("x", p, Err("AccessDenied")) else { panic!() };
+        assert!(why.contains("prefix") && why.contains("AccessDenied"), "{why}");
+    }
     use crate::trigger::{AlarmKind, AlarmOrigin, AlarmState, MetricRef};
 
     fn alarm(metrics: &[&str], reason: &str, threshold: Option<f64>, expression: Option<&str>) -> AlarmChange {

@@ -12,7 +12,7 @@ use crate::actions::engine::{self, ActionRequest};
 use crate::adapters::sns::publish;
 use crate::adapters::{cloudwatch, ecs};
 use crate::context::{App, Function};
-use crate::diagnosis::alarm::{AlarmRunbook, assess};
+use crate::diagnosis::alarm::{AlarmRunbook, Designation, assess, designation};
 use crate::diagnosis::severity::Signal;
 use crate::error::AutopilotError;
 use crate::outcome::{Cause, Kind, Outcome, Severity};
@@ -98,7 +98,16 @@ async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Valu
             }
             Some((c, s)) => {
                 let work = async {
-                    let actions = runbook_actions(app, alarm, &a, &c, &s).await;
+                    let actions = match a.runbook {
+                        AlarmRunbook::Diagnose => Vec::new(),
+                        _ => match alarm_designation(app, alarm).await {
+                            Designation::Not(why) => vec![(not_considered(&a, &why), false)],
+                            designated => {
+                                tracing::info!(alarm = %alarm.name, designation = ?designated, decision = "alarm-designated", "alarm may act");
+                                runbook_actions(app, alarm, &a, &c, &s).await
+                            }
+                        },
+                    };
                     let failed = actions.iter().any(|r| r.1);
                     let signal = ProblemSignal {
                         cause: Some(a.cause),
@@ -137,6 +146,36 @@ fn duplicate(cluster: &str, service: &str, cause: Cause) -> impl FnOnce() -> Out
         .for_service(Some(c), Some(s));
         o.notified = Some("suppressed:duplicate-event".into());
         o
+    }
+}
+
+/// Whether this alarm may trigger automatic actions (prefix, else its tag).
+async fn alarm_designation(app: &App, alarm: &AlarmChange) -> Designation {
+    let prefix = app.config.alarm_name_prefix.as_deref();
+    if prefix.is_some_and(|p| alarm.name.starts_with(p)) {
+        return designation(&alarm.name, prefix, Ok(None));
+    }
+    let tags = match &alarm.arn {
+        Some(arn) => cloudwatch::alarm_tags(&app.clients, arn).await.map_err(|e| e.message),
+        None => Err("the alarm's ARN is not in the event".to_string()),
+    };
+    let tag = match &tags {
+        Ok(t) => Ok(t.iter().find(|(k, _)| k.eq_ignore_ascii_case("autopilot:actions")).map(|(_, v)| v.as_str())),
+        Err(why) => Err(why.as_str()),
+    };
+    designation(&alarm.name, prefix, tag)
+}
+
+/// The record of the action an undesignated alarm's runbook would have asked for.
+fn not_considered(a: &crate::diagnosis::alarm::AlarmAssessment, why: &str) -> crate::outcome::ActionRecord {
+    let action = match a.runbook {
+        AlarmRunbook::ScaleOut => ActionKind::Scale,
+        _ => ActionKind::Rollback,
+    };
+    crate::outcome::ActionRecord {
+        action: action.as_str().into(),
+        status: crate::outcome::ActionStatus::Skipped,
+        detail: format!("no automatic action considered: the alarm is not designated ({why})"),
     }
 }
 
@@ -184,9 +223,15 @@ async fn runbook_actions(
     }
 }
 
-/// Process-wide cache: target group → service, found once per warm instance.
-fn tg_cache() -> &'static Mutex<HashMap<String, (String, String)>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, (String, String)>>> = OnceLock::new();
+/// Target group → service, per warm instance, for a few minutes only: a
+/// service moved to another target group must not keep receiving its
+/// alarms' actions.
+const TG_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+type TgCache = HashMap<String, ((String, String), std::time::Instant)>;
+
+fn tg_cache() -> &'static Mutex<TgCache> {
+    static CACHE: OnceLock<Mutex<TgCache>> = OnceLock::new();
     CACHE.get_or_init(Default::default)
 }
 
@@ -205,14 +250,18 @@ pub async fn map_to_service(app: &App, alarm: &AlarmChange) -> Option<(String, S
         return Some(hit);
     }
     let tg = alarm.dimension("TargetGroup")?.to_string();
-    if let Ok(cache) = tg_cache().lock()
-        && let Some(hit) = cache.get(&tg)
-    {
-        return Some(hit.clone());
+    if let Ok(mut cache) = tg_cache().lock() {
+        match cache.get(&tg) {
+            Some((hit, at)) if at.elapsed() < TG_CACHE_TTL => return Some(hit.clone()),
+            Some(_) => {
+                cache.remove(&tg);
+            }
+            None => {}
+        }
     }
     let found = find_service_by_target_group(app, &tg).await;
     if let (Some(hit), Ok(mut cache)) = (&found, tg_cache().lock()) {
-        cache.insert(tg, hit.clone());
+        cache.insert(tg, (hit.clone(), std::time::Instant::now()));
     }
     found
 }

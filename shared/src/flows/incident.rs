@@ -16,7 +16,6 @@ use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::{AutopilotError, AwsError};
 use crate::evidence::{self, Encryption};
 use crate::outcome::{ActionRecord, Cause, Kind, Outcome, Severity};
-use crate::redact::Redactor;
 use crate::render::{AlertView, EvidenceStatus, Links, ResolvedView, render_alert, render_resolved};
 use crate::time::{iso, now};
 use crate::trigger::TaskStateChange;
@@ -352,6 +351,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
     let gathered = gather(
         &app.clients,
         &GatherRequest {
+            log_group_prefixes: app.config.log_group_prefixes.clone(),
             cluster: sig.cluster.to_string(),
             service: sig.service.to_string(),
             task_definition: sig.task_definition.clone(),
@@ -420,8 +420,10 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
             })),
         };
     }
+    // Notes are stored redacted: later messages render them without the task definition at hand.
+    let redactor = crate::telemetry::redactor();
     for note in sig.notes.iter().cloned().chain(action_notes(&actions)) {
-        app.state.add_note(&incident, &note).await?;
+        app.state.add_note(&incident, &redactor.text(&note)).await?;
     }
     tracing::info!(
         incident = %incident.id, cluster = sig.cluster, service = sig.service, cause = cause.as_str(),
@@ -429,9 +431,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
     );
 
     // Evidence first (fast, concurrent puts), so the alert can say where it is — or why not.
-    let redactor = Redactor::with_known_secrets(
-        gathered.task_definition.as_ref().map(|td| td.secret_values()).unwrap_or_default(),
-    );
+
     let prefix = evidence::prefix(sig.cluster, sig.service, &incident.id);
     let diagnosis = json!({
         "incident": incident.id, "cause": cause, "severity": severity, "problem": problem,
@@ -499,13 +499,11 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         // Resolved between our read and write: this is a new problem.
         return Box::pin(open_new(app, sig, t)).await;
     };
-    for note in &sig.notes {
-        app.state.add_note(&updated, note).await?;
-    }
     // Facts only: enough to see whether the service got worse.
     let gathered = gather(
         &app.clients,
         &GatherRequest {
+            log_group_prefixes: app.config.log_group_prefixes.clone(),
             cluster: sig.cluster.to_string(),
             service: sig.service.to_string(),
             depth: Depth::Facts,
@@ -513,6 +511,14 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         },
     )
     .await;
+    // The task definition's secret values, so that the update redacts them too.
+    if let Some(td) = gathered.service.as_ref().and_then(|s| s.task_definition.as_deref()) {
+        let _ = crate::adapters::ecs::describe_task_definition(&app.clients, td).await;
+    }
+    let redactor = crate::telemetry::redactor();
+    for note in &sig.notes {
+        app.state.add_note(&updated, &redactor.text(note)).await?;
+    }
     let (observed, reasons) = grade(&SeverityInput {
         signal: sig.signal,
         tasks: gathered.service.as_ref().map(|s| (s.running, s.desired)),
@@ -533,7 +539,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
             .await;
     escalate_on_failure(action_failed, &mut severity, &mut reasons);
     for note in action_notes(&actions) {
-        app.state.add_note(&updated, &note).await?;
+        app.state.add_note(&updated, &redactor.text(&note)).await?;
     }
     let rises = severity < updated.severity;
     // Any action decision is news: it goes out whatever the update interval.
@@ -580,7 +586,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         evidence_location: None,
         links: links(app, sig),
     };
-    let message = render_alert(&view, &Redactor::new());
+    let message = render_alert(&view, &redactor);
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => o.notified = Some(id),
         Err(e) => {
@@ -662,7 +668,7 @@ pub async fn on_recovery_of(
             service: service.into(),
         },
     };
-    let message = render_resolved(&view, &Redactor::new());
+    let message = render_resolved(&view, &crate::telemetry::redactor());
     let mut o = Outcome::new(
         kind,
         closed.severity,

@@ -40,7 +40,7 @@ pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, A
     let started = Instant::now();
     let calls_before = app.clients.calls.get();
     crate::telemetry::mark_invocation_start(calls_before);
-    let result = dispatch(app, flow, payload).await;
+    let result = dispatch(app, flow, payload).await.map(redact_outcome);
     let aws_calls = app.clients.calls.get() - calls_before;
     let millis = started.elapsed().as_secs_f64() * 1000.0;
     match &result {
@@ -91,6 +91,19 @@ pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, A
         }
     }
     result
+}
+
+/// The reply is an outgoing channel like any other: nothing secret leaves in it.
+fn redact_outcome(mut o: Outcome) -> Outcome {
+    let r = crate::telemetry::redactor();
+    o.summary = r.text(&o.summary);
+    for a in &mut o.actions {
+        a.detail = r.text(&a.detail);
+    }
+    if let Some(d) = &mut o.details {
+        r.json(d);
+    }
+    o
 }
 
 async fn dispatch(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {

@@ -18,7 +18,6 @@ use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::AutopilotError;
 use crate::evidence::{self, Encryption};
 use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
-use crate::redact::Redactor;
 use crate::render::{Links, Message};
 use crate::time::{iso, now};
 use crate::trigger::{RunbookAction, RunbookRequest, Trigger};
@@ -127,6 +126,7 @@ async fn diagnose(app: &App, cluster: &str, service: &str, health_only: bool) ->
     let g = gather(
         &app.clients,
         &GatherRequest {
+            log_group_prefixes: app.config.log_group_prefixes.clone(),
             cluster: cluster.into(),
             service: service.into(),
             depth: Depth::Full,
@@ -153,8 +153,7 @@ async fn diagnose(app: &App, cluster: &str, service: &str, health_only: bool) ->
     } else {
         format!("{cluster}/{service}: {} - failing checks: {}; {}", severity, failed.join(", "), reasons.join("; "))
     };
-    let redactor =
-        Redactor::with_known_secrets(g.task_definition.as_ref().map(|td| td.secret_values()).unwrap_or_default());
+    let redactor = crate::telemetry::redactor();
     let mut details = json!({
         "checked_at": iso(t),
         "checks": checks,
@@ -262,6 +261,7 @@ async fn capture_evidence(
     let g = gather(
         &app.clients,
         &GatherRequest {
+            log_group_prefixes: app.config.log_group_prefixes.clone(),
             cluster: cluster.into(),
             service: service.into(),
             depth: Depth::Full,
@@ -298,8 +298,7 @@ async fn capture_evidence(
         o.details = Some(plan);
         return Ok(o);
     }
-    let redactor =
-        Redactor::with_known_secrets(g.task_definition.as_ref().map(|td| td.secret_values()).unwrap_or_default());
+    let redactor = crate::telemetry::redactor();
     let request = serde_json::to_value(req).unwrap_or(Value::Null);
     let diagnosis = json!({"capture": capture, "requested": request, "since_hours": hours, "at": iso(t)});
     let objects = evidence::build_bundle(&prefix, &capture, &request, &g, &diagnosis, &redactor, &iso(t));
@@ -341,6 +340,16 @@ async fn capture_evidence(
 /// CreateExportTask allows one running export per account: when one runs,
 /// say which and leave the retry to the person (never queue blindly).
 async fn export_logs(app: &App, group: &str, prefix: &str, from: i64, to: i64) -> ActionRecord {
+    if !app.config.log_group_allowed(group) {
+        return ActionRecord {
+            action: "log-export".into(),
+            status: ActionStatus::Skipped,
+            detail: format!(
+                "{group}: not exported: the log group is outside LOG_GROUP_PREFIXES ({})",
+                app.config.log_group_prefixes.join(", ")
+            ),
+        };
+    }
     let skipped = |id: String| ActionRecord {
         action: "log-export".into(),
         status: ActionStatus::Skipped,

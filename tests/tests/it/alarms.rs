@@ -17,7 +17,8 @@ fn cpu_alarm(svc: &SeededService, file: &str, id: &str) -> Value {
 async fn high_cpu_scales_out_within_bounds_and_ok_resolves() {
     let bed = TestBed::new("cpu").await;
     let svc = SeededService::create(&bed, "api", 2).await;
-    let mut p = bed.start("alarm-responder", &[]);
+    // The fixture's alarm is `prod-api-cpu-high`: designated by the stack's prefix.
+    let mut p = bed.start("alarm-responder", &[("ALARM_NAME_PREFIX", "prod-api-")]);
     let o = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1"));
     assert_eq!(o["cause"], "high-cpu", "{o}");
     assert!(o["severity"] == "SEV2" || o["severity"] == "SEV1", "91% CPU is at least SEV2: {o}");
@@ -52,7 +53,11 @@ async fn errors_after_a_fresh_deployment_roll_back_and_the_target_group_finds_th
     let mut p = LambdaProcess::start(
         &binary("alarm-responder"),
         "alarm5xx",
-        &[bed.function_env(), vec![("CLUSTERS".into(), svc.cluster.clone())]].concat(),
+        &[
+            bed.function_env(),
+            vec![("CLUSTERS".into(), svc.cluster.clone()), ("ALARM_NAME_PREFIX".into(), "prod-api-".into())],
+        ]
+        .concat(),
     );
     p.wait_ready(Duration::from_secs(20));
     let o = p.outcome(&event);
@@ -122,4 +127,105 @@ async fn an_alarm_without_service_dimensions_is_mapped_by_its_tags() {
     assert_eq!(o["cause"], "other-alarm");
     assert!(o["incident"].is_string(), "{o}");
     assert!(o["actions"].as_array().is_some_and(Vec::is_empty), "other alarms only diagnose: {o}");
+}
+
+/// Point every dimension set of an alarm payload (any delivery path) at `svc`.
+fn retarget_dimensions(v: &mut Value, svc: &SeededService) {
+    match v {
+        Value::Object(map) => {
+            for (k, child) in map.iter_mut() {
+                match (k.as_str(), &mut *child) {
+                    ("dimensions" | "Dimensions", Value::Object(d)) => {
+                        d.insert("ClusterName".into(), Value::from(svc.cluster.clone()));
+                        d.insert("ServiceName".into(), Value::from(svc.service.clone()));
+                    }
+                    ("dimensions" | "Dimensions", Value::Array(list)) => {
+                        *list = vec![
+                            serde_json::json!({"name": "ClusterName", "value": svc.cluster}),
+                            serde_json::json!({"name": "ServiceName", "value": svc.service}),
+                        ];
+                    }
+                    ("Message", Value::String(text)) => {
+                        if let Ok(mut inner) = serde_json::from_str::<Value>(text) {
+                            retarget_dimensions(&mut inner, svc);
+                            *text = inner.to_string();
+                        }
+                    }
+                    _ => retarget_dimensions(child, svc),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|i| retarget_dimensions(i, svc)),
+        _ => {}
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undesignated_alarm_takes_no_action_on_any_delivery_path_and_says_why() {
+    let bed = TestBed::new("alarmdesig").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    svc.deploy_new_revision(&bed, "v3-fresh").await;
+    let before = svc.current(&bed).await;
+    // The stack's prefix is another team's: none of these alarms is designated.
+    let mut p = bed.start("alarm-responder", &[("ALARM_NAME_PREFIX", "payments-autopilot-")]);
+    for (n, file) in
+        ["alarm/eventbridge-metric-cpu.json", "alarm/sns-metric-math-memory.json", "alarm/lambda-action-metric.json"]
+            .iter()
+            .enumerate()
+    {
+        let mut event = fixture(file);
+        retarget_dimensions(&mut event, &svc);
+        if event.get("id").is_some() {
+            event["id"] = Value::from(format!("desig-{n}"));
+        }
+        let o = p.outcome(&event);
+        assert_eq!(o["service"], "api", "{file}: {o}");
+        let actions = o["actions"].as_array().expect("actions");
+        assert_eq!(actions.len(), 1, "{file}: {o}");
+        assert_eq!(actions[0]["status"], "skipped", "{file}: {o}");
+        let why = actions[0]["detail"].as_str().unwrap();
+        assert!(why.contains("not designated") && why.contains("payments-autopilot-"), "{file}: {why}");
+    }
+    assert_eq!(svc.current(&bed).await, before, "no alarm changed the service");
+    let notes = bed.notifications().await;
+    assert!(!notes.is_empty() && notes[0].message.contains("not designated"), "the alert says why");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_tagged_autopilot_actions_on_may_act_outside_the_prefix() {
+    let bed = TestBed::new("alarmtagon").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let cw = aws_sdk_cloudwatch::Client::new(&bed.config);
+    let name = format!("{}-team-cpu", bed.prefix);
+    cw.put_metric_alarm()
+        .alarm_name(&name)
+        .namespace("AWS/ECS")
+        .metric_name("CPUUtilization")
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(85.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+        .tags(aws_sdk_cloudwatch::types::Tag::builder().key("autopilot:actions").value("on").build())
+        .send()
+        .await
+        .expect("put alarm");
+    let arn = cw
+        .describe_alarms()
+        .alarm_names(&name)
+        .send()
+        .await
+        .expect("describe")
+        .metric_alarms()
+        .first()
+        .and_then(|a| a.alarm_arn().map(str::to_string))
+        .expect("alarm arn");
+    let mut event = cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "tagon-1");
+    event["resources"] = serde_json::json!([arn]);
+    event["detail"]["alarmName"] = Value::from(name);
+    let mut p = bed.start("alarm-responder", &[("ALARM_NAME_PREFIX", "payments-autopilot-")]);
+    let o = p.outcome(&event);
+    assert_eq!(o["actions"][0]["action"], "scale", "{o}");
+    assert_eq!(o["actions"][0]["status"], "executed", "{o}");
+    assert_eq!(svc.current(&bed).await.1, 4);
 }
