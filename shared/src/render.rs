@@ -44,6 +44,26 @@ pub fn subject_line(text: &str) -> String {
     if trimmed.len() <= 99 { trimmed.to_string() } else { format!("{}...", &trimmed[..96]) }
 }
 
+/// SNS accepts at most 256 KiB per message (body and attributes): keep the
+/// body well inside it, cut on a character boundary, and say so.
+pub const MAX_BODY_BYTES: usize = 200 * 1024;
+
+/// The body as it can be published: whole when it fits, else cut with a note.
+pub fn fit_body(body: &str) -> std::borrow::Cow<'_, str> {
+    if body.len() <= MAX_BODY_BYTES {
+        return std::borrow::Cow::Borrowed(body);
+    }
+    let mut cut = MAX_BODY_BYTES - 200;
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    std::borrow::Cow::Owned(format!(
+        "{}\n\n[message cut: {} more bytes than a notification can carry; the evidence bundle has everything]\n",
+        &body[..cut],
+        body.len() - cut
+    ))
+}
+
 /// A duration as people say it: `12m 30s`, `2h 5m`, `45s`.
 pub fn human_duration(seconds: i64) -> String {
     let s = seconds.max(0);
@@ -295,6 +315,15 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
 mod tests {
     use super::*;
     use crate::outcome::ActionStatus;
+
+    #[test]
+    fn a_body_larger_than_sns_accepts_is_cut_on_a_char_boundary_and_says_so() {
+        let huge = "é".repeat(MAX_BODY_BYTES);
+        let fitted = fit_body(&huge);
+        assert!(fitted.len() <= MAX_BODY_BYTES, "{}", fitted.len());
+        assert!(fitted.contains("[message cut:"));
+        assert_eq!(fit_body("short"), "short");
+    }
 
     #[test]
     fn subjects_should_be_ascii_single_line_and_short() {

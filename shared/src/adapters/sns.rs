@@ -19,7 +19,9 @@ fn kind_word(kind: Kind) -> String {
 
 /// Publish; returns the SNS message id.
 pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<String, AwsError> {
-    let mut req = clients.sns.publish().topic_arn(topic_arn).subject(&m.subject).message(&m.body);
+    let body = crate::render::fit_body(&m.body);
+    let subject = crate::render::subject_line(&m.subject);
+    let mut req = clients.sns.publish().topic_arn(topic_arn).subject(subject).message(body.as_ref());
     for (k, v) in [
         ("severity", m.severity.as_str().to_string()),
         ("cluster", m.cluster.clone()),

@@ -33,7 +33,43 @@ pub fn excerpt_of(group: &str, stream: &str, messages: &[&str], max_lines: usize
     LogExcerpt {
         log_group: group.to_string(),
         log_stream: stream.to_string(),
-        lines: chosen[start..].iter().map(|l| redactor.text(l.trim_end())).collect(),
+        lines: chosen[start..].iter().map(|l| one_log_line(&redactor.text(l.trim_end()))).collect(),
         only_errors,
+    }
+}
+
+/// A log line as a message shows it: control characters (ANSI colours, NULs,
+/// carriage returns) as spaces, and at most [`MAX_LOG_LINE_CHARS`] characters.
+pub fn one_log_line(line: &str) -> String {
+    let mut out = String::with_capacity(line.len().min(MAX_LOG_LINE_CHARS + 40));
+    let mut count = 0;
+    for c in line.chars() {
+        if count == MAX_LOG_LINE_CHARS {
+            let rest = line.chars().count() - count;
+            out.push_str(&format!(" ...[{rest} more characters]"));
+            return out;
+        }
+        out.push(if c.is_control() && c != '\t' { ' ' } else { c });
+        count += 1;
+    }
+    out
+}
+
+/// Longer lines are cut: one stack-trace line must not crowd out the alert.
+pub const MAX_LOG_LINE_CHARS: usize = 1000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_log_lines_are_cut_and_lose_control_characters() {
+        let huge = format!("ERROR {}", "x".repeat(300_000));
+        let line = one_log_line(&huge);
+        assert!(line.chars().count() < MAX_LOG_LINE_CHARS + 40 && line.contains("more characters]"), "{}", line.len());
+        assert_eq!(one_log_line("ERROR \u{1b}[31mred\u{0}\r\nnext \u{fffd}"), "ERROR  [31mred   next \u{fffd}");
+        let e = excerpt_of("/ecs/x", "s", &[huge.as_str(), "ERROR ok"], 5, &Redactor::new());
+        assert_eq!(e.lines.len(), 2);
+        assert!(e.lines.iter().all(|l| l.chars().count() < MAX_LOG_LINE_CHARS + 40));
     }
 }
