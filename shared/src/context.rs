@@ -4,6 +4,7 @@
 
 use crate::actions::engine::Engine;
 use crate::adapters::Clients;
+use crate::adapters::gather::{Depth, GatherRequest};
 use crate::adapters::state::StateStore;
 use crate::config::Config;
 use crate::error::AutopilotError;
@@ -86,6 +87,18 @@ impl App {
     pub fn new(function: Function, config: Config, clients: Clients) -> Self {
         let state = StateStore::new(clients.dynamodb.clone(), config.state_table.clone());
         Self { function, config, clients, state }
+    }
+
+    /// What to gather for a service, within this function's settings.
+    pub fn gather_request(&self, cluster: &str, service: &str, depth: Depth) -> GatherRequest {
+        GatherRequest {
+            cluster: cluster.into(),
+            service: service.into(),
+            depth,
+            log_lines: self.config.settings.log_lines,
+            log_group_prefixes: self.config.log_group_prefixes.clone(),
+            ..Default::default()
+        }
     }
 
     /// The bounded-action engine, as this function runs it.

@@ -351,13 +351,9 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
     let gathered = gather(
         &app.clients,
         &GatherRequest {
-            log_group_prefixes: app.config.log_group_prefixes.clone(),
-            cluster: sig.cluster.to_string(),
-            service: sig.service.to_string(),
             task_definition: sig.task_definition.clone(),
             failing_task: sig.failing_task.clone(),
-            depth: Depth::Full,
-            log_lines: settings.log_lines,
+            ..app.gather_request(sig.cluster, sig.service, Depth::Full)
         },
     )
     .await;
@@ -500,17 +496,7 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
         return Box::pin(open_new(app, sig, t)).await;
     };
     // Facts only: enough to see whether the service got worse.
-    let gathered = gather(
-        &app.clients,
-        &GatherRequest {
-            log_group_prefixes: app.config.log_group_prefixes.clone(),
-            cluster: sig.cluster.to_string(),
-            service: sig.service.to_string(),
-            depth: Depth::Facts,
-            ..Default::default()
-        },
-    )
-    .await;
+    let gathered = gather(&app.clients, &app.gather_request(sig.cluster, sig.service, Depth::Facts)).await;
     // The task definition's secret values, so that the update redacts them too.
     if let Some(td) = gathered.service.as_ref().and_then(|s| s.task_definition.as_deref()) {
         let _ = crate::adapters::ecs::describe_task_definition(&app.clients, td).await;

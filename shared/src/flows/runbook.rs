@@ -123,18 +123,7 @@ fn health_checks(g: &Gathered, recent_failures: usize) -> Vec<Value> {
 async fn diagnose(app: &App, cluster: &str, service: &str, health_only: bool) -> Result<Outcome, AutopilotError> {
     let settings = &app.config.settings;
     let t = now();
-    let g = gather(
-        &app.clients,
-        &GatherRequest {
-            log_group_prefixes: app.config.log_group_prefixes.clone(),
-            cluster: cluster.into(),
-            service: service.into(),
-            depth: Depth::Full,
-            log_lines: settings.log_lines,
-            ..Default::default()
-        },
-    )
-    .await;
+    let g = gather(&app.clients, &app.gather_request(cluster, service, Depth::Full)).await;
     let recent = super::incident::recent_failures(&g.stopped_tasks, t, settings.incident_window.as_secs() as i64);
     let cause = super::incident::dominant_cause(recent.iter().map(|(_, c)| *c)).unwrap_or(Cause::Unknown);
     let (severity, reasons) = grade(&SeverityInput {
@@ -258,18 +247,8 @@ async fn capture_evidence(
     let capture =
         format!("capture-{}", chrono::DateTime::from_timestamp(t, 0).unwrap_or_default().format("%Y%m%d-%H%M%S"));
     let prefix = evidence::prefix(cluster, service, &capture);
-    let g = gather(
-        &app.clients,
-        &GatherRequest {
-            log_group_prefixes: app.config.log_group_prefixes.clone(),
-            cluster: cluster.into(),
-            service: service.into(),
-            depth: Depth::Full,
-            log_lines: 50,
-            ..Default::default()
-        },
-    )
-    .await;
+    let g = gather(&app.clients, &GatherRequest { log_lines: 50, ..app.gather_request(cluster, service, Depth::Full) })
+        .await;
     let log_groups: Vec<String> = {
         let mut v: Vec<String> = g
             .task_definition
