@@ -45,10 +45,28 @@ pub fn redact_log_line(line: &str) -> String {
     let r = redactor();
     match serde_json::from_str::<serde_json::Value>(line) {
         Ok(mut v) => {
+            join_invocation_fields(&mut v);
             r.json(&mut v);
             v.to_string()
         }
         Err(_) => r.text(line),
+    }
+}
+
+/// The runtime's invocation span carries `requestId` and `xrayTraceId`: lift
+/// them to the top of every line, as Lambda's own JSON logs name them, so a
+/// decision line joins its REPORT line and its failed-invocation record.
+fn join_invocation_fields(v: &mut serde_json::Value) {
+    let Some(obj) = v.as_object_mut() else { return };
+    let Some(span) = obj.remove("span") else { return };
+    if let Some(id) = span.get("requestId") {
+        obj.insert("requestId".into(), id.clone());
+    }
+    if let Some(trace) = span.get("xrayTraceId") {
+        obj.insert("traceId".into(), trace.clone());
+    }
+    if let Some(tenant) = span.get("tenantId") {
+        obj.insert("tenantId".into(), tenant.clone());
     }
 }
 
@@ -113,16 +131,27 @@ pub fn init_logging() {
     let filter =
         tracing_subscriber::EnvFilter::try_new(format!("{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"))
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // AWS_LAMBDA_LOG_FORMAT=Text asks for plain lines; JSON is the default.
+    let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     // A second init (tests) is harmless: keep the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_span_list(false)
-        .with_target(false)
-        .with_env_filter(filter)
-        .with_writer(redacting_stdout)
-        .try_init();
+    if text {
+        let _ = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_target(false)
+            .with_env_filter(filter)
+            .with_writer(redacting_stdout)
+            .try_init();
+    } else {
+        let _ = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .with_target(false)
+            .with_env_filter(filter)
+            .with_writer(redacting_stdout)
+            .try_init();
+    }
 }
 
 /// One EMF document: CloudWatch extracts the metrics from the log line, no
@@ -176,6 +205,15 @@ mod tests {
         assert!(!out.contains("s3cr3t-db-password-value") && !out.contains("hunter2x"), "{out}");
         assert_eq!(v["level"], "INFO");
         assert!(super::redact_log_line("not json password=abc123def").contains("REDACTED"));
+    }
+
+    #[test]
+    fn the_invocation_span_becomes_top_level_request_and_trace_ids() {
+        let line = r#"{"level":"INFO","decision":"outcome","span":{"requestId":"8f5a-1","xrayTraceId":"Root=1-abc","name":"Lambda runtime invoke"}}"#;
+        let v: serde_json::Value = serde_json::from_str(&super::redact_log_line(line)).unwrap();
+        assert_eq!(v["requestId"], "8f5a-1");
+        assert_eq!(v["traceId"], "Root=1-abc");
+        assert!(v.get("span").is_none());
     }
 
     #[test]

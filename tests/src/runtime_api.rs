@@ -54,6 +54,7 @@ pub struct LambdaProcess {
     stdout: Arc<Mutex<Vec<String>>>,
     stderr: Arc<Mutex<Vec<String>>>,
     next_id: Mutex<u64>,
+    last_request_id: Option<String>,
 }
 
 impl LambdaProcess {
@@ -92,7 +93,16 @@ impl LambdaProcess {
         });
         let stdout = pump(child.stdout.take());
         let stderr = pump(child.stderr.take());
-        Self { name: function_name.into(), child, state, spawned_at, stdout, stderr, next_id: Mutex::new(0) }
+        Self {
+            name: function_name.into(),
+            child,
+            state,
+            spawned_at,
+            stdout,
+            stderr,
+            next_id: Mutex::new(0),
+            last_request_id: None,
+        }
     }
 
     /// Time from exec to the first `next` request: the cold start.
@@ -129,6 +139,7 @@ impl LambdaProcess {
             *n += 1;
             format!("req-{}-{}", self.child.id(), *n)
         };
+        self.last_request_id = Some(id.clone());
         let (lock, cvar) = &*self.state;
         lock.lock().unwrap().queue.push_back((id.clone(), payload));
         cvar.notify_all();
@@ -165,6 +176,11 @@ impl LambdaProcess {
             assert!(Instant::now() < deadline, "{} still running after {timeout:?}", self.name);
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// The request id of the last invocation (`Lambda-Runtime-Aws-Request-Id`).
+    pub fn last_request_id(&self) -> Option<String> {
+        self.last_request_id.clone()
     }
 
     pub fn stdout(&self) -> Vec<String> {

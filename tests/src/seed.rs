@@ -189,6 +189,64 @@ impl SeededService {
         arn
     }
 
+    /// Register a revision of the task definition with extra environment
+    /// variables (not deployed). Returns its ARN.
+    pub async fn register_with_environment(&self, bed: &TestBed, vars: &[(String, String)]) -> String {
+        use aws_sdk_ecs::types::*;
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        let current = ecs
+            .describe_task_definition()
+            .task_definition(&self.task_definition_arn)
+            .send()
+            .await
+            .expect("describe task definition")
+            .task_definition
+            .expect("task definition");
+        let mut container = current.container_definitions()[0].clone();
+        let mut env = container.environment.take().unwrap_or_default();
+        env.extend(vars.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()));
+        container.environment = Some(env);
+        ecs.register_task_definition()
+            .family(current.family().unwrap_or_default())
+            .network_mode(NetworkMode::Awsvpc)
+            .requires_compatibilities(Compatibility::Fargate)
+            .cpu("512")
+            .memory("1024")
+            .container_definitions(container)
+            .send()
+            .await
+            .expect("register revision")
+            .task_definition
+            .and_then(|t| t.task_definition_arn)
+            .expect("revision arn")
+    }
+
+    /// Write `lines` as the log of the failing container of `task_id`, one
+    /// log event each (a multi-line string stays one event).
+    pub async fn write_log(&self, bed: &TestBed, task_id: &str, lines: &[String]) {
+        let logs = aws_sdk_cloudwatchlogs::Client::new(&bed.config);
+        let stream = format!("{}/{}/{task_id}", self.service, self.service);
+        logs.create_log_stream().log_group_name(&self.log_group).log_stream_name(&stream).send().await.ok();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        for (chunk_no, chunk) in lines.chunks(100).enumerate() {
+            let mut req = logs.put_log_events().log_group_name(&self.log_group).log_stream_name(&stream);
+            for (i, l) in chunk.iter().enumerate() {
+                let at = now - 60_000 + ((chunk_no * 100 + i) as i64) * 10;
+                req = req.log_events(
+                    aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                        .timestamp(at)
+                        .message(l)
+                        .build()
+                        .expect("log event"),
+                );
+            }
+            req.send().await.expect("put log events");
+        }
+    }
+
     /// What the service runs now, and its desired count.
     pub async fn current(&self, bed: &TestBed) -> (String, i32) {
         let ecs = aws_sdk_ecs::Client::new(&bed.config);

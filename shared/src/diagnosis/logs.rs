@@ -42,15 +42,13 @@ pub fn excerpt_of(group: &str, stream: &str, messages: &[&str], max_lines: usize
 /// carriage returns) as spaces, and at most [`MAX_LOG_LINE_CHARS`] characters.
 pub fn one_log_line(line: &str) -> String {
     let mut out = String::with_capacity(line.len().min(MAX_LOG_LINE_CHARS + 40));
-    let mut count = 0;
-    for c in line.chars() {
+    for (count, c) in line.chars().enumerate() {
         if count == MAX_LOG_LINE_CHARS {
             let rest = line.chars().count() - count;
             out.push_str(&format!(" ...[{rest} more characters]"));
             return out;
         }
         out.push(if c.is_control() && c != '\t' { ' ' } else { c });
-        count += 1;
     }
     out
 }

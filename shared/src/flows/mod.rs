@@ -23,6 +23,8 @@ use crate::error::AutopilotError;
 use crate::outcome::Outcome;
 use crate::trigger::Trigger;
 
+static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// The future a flow returns (boxed: flows are deep, and boxing keeps each
 /// binary's future type and stack use small).
 pub type FlowFuture<'a> = Pin<Box<dyn Future<Output = Result<Outcome, AutopilotError>> + Send + 'a>>;
@@ -38,6 +40,8 @@ pub struct Flow {
 /// to this function, run the flow, log one decision line and emit metrics.
 pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
     let started = Instant::now();
+    // The first invocation of a process is its cold start.
+    let cold_start = !WARM.swap(true, std::sync::atomic::Ordering::Relaxed);
     let calls_before = app.clients.calls.get();
     crate::telemetry::mark_invocation_start(calls_before);
     let result = dispatch(app, flow, payload).await.map(redact_outcome);
@@ -48,6 +52,7 @@ pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, A
             tracing::info!(
                 function = app.function.name(),
                 decision = "outcome",
+                cold_start,
                 kind = ?o.kind,
                 cluster = o.cluster.as_deref().unwrap_or(""),
                 service = o.service.as_deref().unwrap_or(""),
@@ -77,6 +82,7 @@ pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, A
             tracing::error!(
                 function = app.function.name(),
                 decision = "error",
+                cold_start,
                 error_type = e.error_type(),
                 retryable = e.is_retryable(),
                 aws_calls,

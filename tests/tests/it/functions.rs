@@ -111,3 +111,29 @@ async fn when_the_payload_is_not_json_at_all_the_binary_answers_an_error_and_kee
         tokio::task::block_in_place(|| p.invoke(&fixture("ecs/task-running.json"))).expect_response("after garbage");
     assert_eq!(ok["kind"], "ignored");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn decision_lines_carry_the_request_id_trace_id_and_cold_start() {
+    let bed = TestBed::new("reqid").await;
+    let mut p = bed.start("ecs-events", &[]);
+    let event = fixture("ecs/task-stopped-scale-in.json");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        p.outcome(&event);
+        ids.push(p.last_request_id().expect("request id"));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let decisions: Vec<Value> = p
+        .stdout()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["decision"] == "outcome")
+        .collect();
+    assert_eq!(decisions.len(), 2, "{:?}", p.stdout());
+    for (line, id) in decisions.iter().zip(&ids) {
+        assert_eq!(line["requestId"], Value::from(id.clone()), "{line}");
+        assert!(line["traceId"].as_str().is_some_and(|t| t.starts_with("Root=1-")), "{line}");
+    }
+    assert_eq!(decisions[0]["cold_start"], true);
+    assert_eq!(decisions[1]["cold_start"], false);
+}
