@@ -7,13 +7,16 @@
 //! - [`Redactor::text`] replaces credential-shaped strings and known secret
 //!   values in free text (log lines, reasons, messages);
 //! - [`Redactor::json`] walks a JSON document (task definitions, events) and
-//!   redacts values by name, then every other string by `text`.
+//!   redacts values by name, then every other string by `text`;
+//! - [`Redactor::lines`] redacts a sequence of log lines as a whole, so that
+//!   a private key split over many log events is masked line by line.
 //!
 //! Redaction replaces a value by [`REDACTED`] and keeps what names it (the
 //! key, the variable name, the URL's user and host, the PEM header), so the
 //! evidence still says *which* secret was there.
 
 use serde_json::Value;
+use std::ops::Range;
 use std::sync::LazyLock;
 
 use regex_lite::{Captures, Regex};
@@ -269,26 +272,50 @@ pub fn secret_values_in(v: &Value) -> Vec<String> {
 }
 
 fn collect_secret_values(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::Object(map) => {
-            if let Some(name) = pair_name(map)
-                && is_secret_name(name)
-            {
-                for key in VALUE_KEYS {
-                    if let Some(Value::String(s)) = map.get(*key) {
-                        out.push(s.clone());
+    // An explicit stack: a document nested thousands deep must not overflow ours.
+    let mut stack = vec![v];
+    while let Some(v) = stack.pop() {
+        match v {
+            Value::Object(map) => {
+                if let Some(name) = pair_name(map)
+                    && is_secret_name(name)
+                {
+                    for key in VALUE_KEYS {
+                        if let Some(Value::String(s)) = map.get(*key) {
+                            out.push(s.clone());
+                        }
+                    }
+                }
+                for (k, val) in map {
+                    match val {
+                        Value::String(s) if is_secret_json_key(k) => out.push(s.clone()),
+                        _ => stack.push(val),
                     }
                 }
             }
-            for (k, val) in map {
-                match val {
-                    Value::String(s) if is_secret_name(k) => out.push(s.clone()),
-                    _ => collect_secret_values(val, out),
-                }
-            }
+            Value::Array(items) => stack.extend(items),
+            _ => {}
         }
-        Value::Array(items) => items.iter().for_each(|item| collect_secret_values(item, out)),
-        _ => {}
+    }
+}
+
+/// A JSON object key that holds a secret: a secret name, or `pass` / `pw`
+/// alone. Those are too common as bare variables and counters (`PASS=3`) for
+/// [`is_secret_name`], but a JSON key `"pass"` with a string is a password.
+fn is_secret_json_key(key: &str) -> bool {
+    is_secret_name(key) || matches!(split_words(key).as_slice(), [w] if w == "pass" || w == "pw")
+}
+
+/// `cookie`, `set-cookie` and `cookies` (API Gateway v2) header names: their
+/// values are redacted pair by pair, keeping cookie names. `Some(true)` for
+/// `Set-Cookie`, whose attributes (`Path`, `Expires`, …) are kept too.
+fn cookie_header(name: &str) -> Option<bool> {
+    if name.eq_ignore_ascii_case("set-cookie") {
+        Some(true)
+    } else if name.eq_ignore_ascii_case("cookie") || name.eq_ignore_ascii_case("cookies") {
+        Some(false)
+    } else {
+        None
     }
 }
 
@@ -343,21 +370,37 @@ impl Redactor {
     /// Replaces known secret values and credential-shaped strings in `s`.
     ///
     /// Patterns, in order: PEM private key blocks (also ones cut off by a
-    /// log excerpt), known values, `Authorization:` headers and `Bearer …`
-    /// tokens (with a digit, or 20+ characters), URL userinfo passwords, Slack webhook URLs, JWTs, AWS access
-    /// key ids (`AKIA`/`ASIA`/`ABIA`/`ACCA` + 16), GitHub tokens (`ghp_…`,
-    /// `github_pat_…`), Stripe secret keys (`sk_live_…`, `rk_live_…`),
+    /// log excerpt: the body ends at the first run that is not base64 body,
+    /// see [`Self::lines`]), known values, `Authorization:` headers and
+    /// `Bearer …` tokens (with a digit, or 20+ characters), URL userinfo
+    /// passwords (also holding `/`, `@` or `#`: the host follows the last `@`
+    /// before the path), Slack, Discord and Teams webhook URLs, signature and
+    /// credential query parameters of presigned URLs (`X-Amz-Signature`,
+    /// `X-Amz-Credential`, `X-Amz-Security-Token`, `X-Goog-Signature`,
+    /// `Signature`, `sig`), JWTs, AWS access key ids (`AKIA`/`ASIA`/`ABIA`/
+    /// `ACCA` + 16), GitHub tokens (`ghp_…`, `github_pat_…`), Stripe secret
+    /// keys (`sk_live_…`, `rk_live_…`), the vendor-prefixed tokens of
+    /// `TOKEN_PATTERNS` (Slack `xoxb-…`, GitLab, Google, npm, OpenAI,
+    /// SendGrid, Twilio, Atlassian, Docker, Vault, Shopify, PyPI, …),
     /// `aws_secret_access_key` assignments, a mixed-case 40-character base64
-    /// string right after a "secret" word, and `key=value` / `key: value` /
-    /// `"key": "value"` pairs whose key is a secret name ([`is_secret_name`];
-    /// the key is kept). A `key: value` pair without quotes needs a value
-    /// that looks like a credential (a digit or a symbol in it, or 16+
-    /// characters), so that prose such as "invalid token: expired" survives.
-    /// `Authorization:` without a scheme (`Bearer`, `Basic`, …) is such a
-    /// pair too ("Authorization: failed" survives; a raw key does not).
+    /// string right after a "secret" word, a hex or UUID key right after an
+    /// "api key" / "token" / "secret" word (Datadog, Heroku), a bare AWS secret
+    /// access key (40 base64 characters mixing cases and digits, not a
+    /// path, digest or identifier), `Cookie:` / `Set-Cookie:` values (cookie
+    /// names kept), and `key=value` / `key: value` / `"key": "value"` pairs
+    /// whose key is a secret name ([`is_secret_name`]; `"pass"` and `"pw"` as
+    /// quoted JSON keys too; the key is kept). A `key: value` pair without
+    /// quotes needs a value that looks like a credential (a digit or a symbol
+    /// in it, or 16+ characters), so that prose such as "invalid token:
+    /// expired" survives. `Authorization:` without a scheme (`Bearer`,
+    /// `Basic`, …) is such a pair too ("Authorization: failed" survives; a raw
+    /// key does not).
     ///
     /// Left alone: ARNs (also `…:secret:name` ones), 32-hex task ids, UUIDs,
-    /// `sha256:` digests, timestamps, ordinary log lines.
+    /// `sha256:` digests, git SHAs, timestamps, ordinary log lines.
+    ///
+    /// Any input is fine (control characters, U+FFFD, megabytes): every
+    /// pattern is a linear-time `regex_lite` pass or a single forward scan.
     pub fn text(&self, s: &str) -> String {
         if s.is_empty() {
             return String::new();
@@ -380,16 +423,79 @@ impl Redactor {
                 }
             })
             .into_owned();
-        out = URL_USERINFO.replace_all(&out, "${1}${2}:***REDACTED***@").into_owned();
+        out = redact_url_userinfo(&out);
         out = SLACK_WEBHOOK.replace_all(&out, "${1}***REDACTED***").into_owned();
+        out = CHAT_WEBHOOK.replace_all(&out, "${1}***REDACTED***").into_owned();
+        out = URL_SIGNATURE.replace_all(&out, "${1}***REDACTED***").into_owned();
         out = JWT.replace_all(&out, REDACTED).into_owned();
         out = AWS_ACCESS_KEY_ID.replace_all(&out, REDACTED).into_owned();
         out = GITHUB_TOKEN.replace_all(&out, REDACTED).into_owned();
         out = STRIPE_KEY.replace_all(&out, REDACTED).into_owned();
+        out = redact_prefixed_tokens(&out);
         out = SECRET_ACCESS_KEY.replace_all(&out, "${1}***REDACTED***").into_owned();
         out = redact_base64_after_secret_word(&out);
+        out = redact_hex_after_secret_word(&out);
+        out = redact_bare_aws_secret_keys(&out);
+        out = redact_cookie_headers(&out);
         out = redact_serialized_name_value(&out);
         redact_pairs(&out)
+    }
+
+    /// Redacts a sequence of log lines as a whole, one output line per input
+    /// line. A private key logged over many lines (one log event each) has its
+    /// BEGIN line in an earlier line than its body: the key is found across
+    /// the lines, each of its body lines becomes [`REDACTED`], and the lines
+    /// after its body are kept. After a BEGIN line without its END, a line
+    /// standing alone that looks like PEM body (40+ base64 characters, mixed)
+    /// is redacted too, so lines of another writer interleaved with the key
+    /// do not let its remaining lines through. Every line then goes through
+    /// [`Self::text`]. Redact the whole sequence before excerpting from it.
+    pub fn lines<S: AsRef<str>>(&self, lines: &[S]) -> Vec<String> {
+        let mut joined = String::new();
+        let mut starts = Vec::with_capacity(lines.len());
+        for line in lines {
+            starts.push(joined.len());
+            joined.push_str(line.as_ref());
+            joined.push('\n');
+        }
+        let bodies = pem_bodies(&joined);
+        let mut next_body = 0;
+        let mut in_key = false;
+        let mut out = Vec::with_capacity(lines.len());
+        for (line, start) in lines.iter().zip(starts) {
+            let line = line.as_ref();
+            let end = start + line.len();
+            let mut masked = String::with_capacity(line.len());
+            let mut pos = start;
+            while let Some(body) = bodies.get(next_body)
+                && body.start < end
+            {
+                let (from, to) = (body.start.max(pos), body.end.min(end));
+                if from < to {
+                    masked.push_str(&joined[pos..from]);
+                    masked.push_str(REDACTED);
+                    pos = to;
+                }
+                if body.end > end {
+                    break;
+                }
+                next_body += 1;
+            }
+            masked.push_str(&joined[pos..end]);
+            if in_key && is_lone_pem_body_line(masked.trim()) {
+                masked = REDACTED.to_string();
+            }
+            let last_begin = PEM_BEGIN.find_iter(line).last().map(|m| m.start());
+            let last_end = PEM_END.find_iter(line).last().map(|m| m.start());
+            match (last_begin, last_end) {
+                (Some(b), Some(e)) => in_key = b > e,
+                (Some(_), None) => in_key = true,
+                (None, Some(_)) => in_key = false,
+                (None, None) => {}
+            }
+            out.push(self.text(&masked));
+        }
+        out
     }
 
     /// Redacts a JSON document in place: `{"name", "value"}` pairs (also
@@ -398,28 +504,66 @@ impl Redactor {
     /// value replaced; every other string goes through [`Self::text`].
     /// ECS `secrets` entries (`{"name": "DB_PASSWORD", "valueFrom": "arn:…"}`)
     /// are kept: `valueFrom` names the secret, it is not the secret.
+    ///
+    /// JSON keys `pass` and `pw` holding a string are secret too, and the
+    /// values of `Cookie` / `Set-Cookie` / `cookies` headers (a string, a
+    /// list of strings, or a `{"name": "Cookie", "value": …}` pair) lose their
+    /// cookie values but keep the cookie names. Any depth is fine: the walk
+    /// keeps its own stack.
     pub fn json(&self, v: &mut Value) {
-        match v {
-            Value::Object(map) => {
-                let secret_pair = pair_name(map).is_some_and(is_secret_name);
-                for (key, val) in map.iter_mut() {
-                    let by_pair = secret_pair && VALUE_KEYS.contains(&key.as_str()) && !val.is_null();
-                    let by_key = is_secret_name(key) && (val.is_string() || val.is_number());
-                    if by_pair || by_key {
-                        *val = Value::String(REDACTED.to_string());
-                    } else {
-                        self.json(val);
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Object(map) => {
+                    let name = pair_name(map);
+                    let secret_pair = name.is_some_and(is_secret_name);
+                    let cookie_pair = name.and_then(cookie_header);
+                    for (key, val) in map.iter_mut() {
+                        let value_key = VALUE_KEYS.contains(&key.as_str());
+                        let by_pair = secret_pair && value_key && !val.is_null();
+                        let by_key = is_secret_name(key) && (val.is_string() || val.is_number())
+                            || is_secret_json_key(key) && val.is_string();
+                        let cookies = cookie_header(key).or(cookie_pair.filter(|_| value_key));
+                        if by_pair || by_key {
+                            *val = Value::String(REDACTED.to_string());
+                        } else if let Some(set_cookie) = cookies {
+                            self.json_cookies(val, set_cookie, &mut stack);
+                        } else {
+                            stack.push(val);
+                        }
+                    }
+                }
+                Value::Array(items) => stack.extend(items),
+                Value::String(s) => self.json_string(s, None),
+                _ => {}
+            }
+        }
+    }
+
+    /// A cookie header's value in JSON: a string or a list of strings;
+    /// anything else is walked as usual.
+    fn json_cookies<'a>(&self, val: &'a mut Value, set_cookie: bool, stack: &mut Vec<&'a mut Value>) {
+        match val {
+            Value::String(s) => self.json_string(s, Some(set_cookie)),
+            Value::Array(items) => {
+                for item in items {
+                    match item {
+                        Value::String(s) => self.json_string(s, Some(set_cookie)),
+                        other => stack.push(other),
                     }
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(|item| self.json(item)),
-            Value::String(s) => {
-                let redacted = self.text(s);
-                if redacted != *s {
-                    *s = redacted;
-                }
-            }
-            _ => {}
+            other => stack.push(other),
+        }
+    }
+
+    fn json_string(&self, s: &mut String, cookie: Option<bool>) {
+        let redacted = match cookie {
+            Some(set_cookie) => self.text(&redact_cookie_value(s, set_cookie)),
+            None => self.text(s),
+        };
+        if redacted != *s {
+            *s = redacted;
         }
     }
 }
@@ -444,21 +588,94 @@ static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     )
 });
 static BEARER: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(bearer)\s+([A-Za-z0-9\-._~+/]{8,}=*)"));
-static URL_USERINFO: LazyLock<Regex> =
-    LazyLock::new(|| re(r"(?i)\b([a-z][a-z0-9+.\-]*://)([^:/?#@\s]*):([^@/?#\s]+)@"));
+/// `scheme://user:` — where a URL password may start; [`redact_url_userinfo`]
+/// finds where it ends.
+static URL_USERINFO: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b[a-z][a-z0-9+.\-]*://[^:/?#@\s]*:"));
 static SLACK_WEBHOOK: LazyLock<Regex> =
     LazyLock::new(|| re(r"(?i)(https?://hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/\-]+"));
+/// Discord and Microsoft Teams incoming webhooks: the id and token are the secret.
+static CHAT_WEBHOOK: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r"(?i)(https?://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v[0-9]+/)?webhooks/|https://[a-z0-9.\-]+\.webhook\.office\.com/webhookb2/)[A-Za-z0-9_/@\-]+",
+    )
+});
+/// Query parameters that sign or authorize a presigned URL (S3, CloudFront,
+/// GCS, Azure SAS), also the `, Signature=` of a SigV4 header written out.
+static URL_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?i)((?:[?&;]|&amp;|,\s*)(?:x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|signature|sig)=)[^&#\s"'<>\\]+"#,
+    )
+});
 static JWT: LazyLock<Regex> = LazyLock::new(|| re(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"));
 static AWS_ACCESS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"));
 static GITHUB_TOKEN: LazyLock<Regex> =
     LazyLock::new(|| re(r"\b(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"));
 static STRIPE_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}\b"));
+
+/// Tokens whose vendor prefix says what they are; each is redacted whole.
+/// `sk-…` (OpenAI, Anthropic) needs a digit too (see [`redact_prefixed_tokens`]).
+const TOKEN_PATTERNS: &[(&str, &str)] = &[
+    ("Slack token", r"xox[abposre](?:\.xox[bp])?-[A-Za-z0-9\-]{10,}"),
+    ("Slack app token", r"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
+    ("GitLab token", r"gl(?:pat|dt|ptt|rt|soat|cbt|ffct|imt)-[A-Za-z0-9_\-]{20,}"),
+    ("Google API key", r"AIza[0-9A-Za-z_\-]{35}"),
+    ("Google OAuth client secret", r"GOCSPX-[A-Za-z0-9_\-]{24,}"),
+    ("Google OAuth access token", r"ya29\.[A-Za-z0-9_\-]{20,}"),
+    ("npm token", r"npm_[A-Za-z0-9]{36}"),
+    ("OpenAI-style key", r"sk-[A-Za-z0-9_\-]{20,}"),
+    ("Stripe webhook secret", r"whsec_[A-Za-z0-9]{24,}"),
+    ("SendGrid key", r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
+    ("Twilio API key", r"SK[0-9a-fA-F]{32}"),
+    ("Atlassian API token", r"AT[AC]TT[A-Za-z0-9_\-=]{20,}"),
+    ("Docker Hub token", r"dckr_(?:pat|oat)_[A-Za-z0-9_\-]{20,}"),
+    ("Vault token", r"hv[sbr]\.[A-Za-z0-9_\-]{20,}"),
+    ("Shopify token", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
+    ("PyPI token", r"pypi-Ag[A-Za-z0-9_\-]{50,}"),
+    ("Hugging Face token", r"hf_[A-Za-z0-9]{30,}"),
+    ("Mailgun key", r"key-[0-9a-f]{32}"),
+    ("DigitalOcean token", r"do[opr]_v1_[a-f0-9]{64}"),
+    ("New Relic key", r"NRAK-[A-Z0-9]{27}"),
+    ("Sentry token", r"sntr[yu]s_[A-Za-z0-9_=+/\-]{30,}"),
+    ("Postman key", r"PMAK-[A-Za-z0-9]{24}-[A-Za-z0-9]{34}"),
+    ("Grafana token", r"gl(?:c|sa)_[A-Za-z0-9_=+/\-]{32,}"),
+    ("Linear key", r"lin_(?:api|oauth)_[A-Za-z0-9]{40}"),
+    ("Doppler token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}"),
+    ("Pulumi token", r"pul-[a-f0-9]{40}"),
+    ("Terraform Cloud token", r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,}"),
+    ("Telegram bot token", r"[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}"),
+];
+
+/// One pass for all of [`TOKEN_PATTERNS`].
+static PREFIXED_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
+    let alternatives: Vec<&str> = TOKEN_PATTERNS.iter().map(|(_, p)| *p).collect();
+    re(&format!(r"\b(?:{})", alternatives.join("|")))
+});
 static SECRET_ACCESS_KEY: LazyLock<Regex> =
     LazyLock::new(|| re(r#"(?i)((?:aws_?)?secret_?access_?key["']?\s*[:=]\s*["']?)[^\s"',;]+"#));
 /// A "secret" word, then within a few characters a separator and exactly
 /// 40 base64 characters: the shape of an AWS secret access key.
 static SECRET_WORD_BASE64: LazyLock<Regex> =
     LazyLock::new(|| re(r#"(?i)(secret[A-Za-z_\- ]{0,24}?["']?\s*(?:[:=]|\s)\s*["']?)([A-Za-z0-9/+]{40})"#));
+/// A "secret" word right before a 32/40/64-hex key or a UUID: Datadog API
+/// and application keys, Heroku API keys. Adjacent only, so "secret rotated
+/// in commit <sha>" stays.
+static SECRET_WORD_HEX: LazyLock<Regex> = LazyLock::new(|| {
+    re(
+        r#"(?i)(\b(?:(?:api|app|application|access|auth|client|private|secret|dd|datadog|heroku)[_\-. ]?key|token|secret|password|passwd)["']?\s*(?:[:=]|\bis\b)?\s*["']?)([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64})\b"#,
+    )
+});
+/// Runs of 40 or more base64 characters: candidates for a bare AWS secret
+/// access key (exactly 40; see [`is_bare_aws_secret_key`]).
+static BASE64_RUN: LazyLock<Regex> = LazyLock::new(|| re(r"[A-Za-z0-9/+]{40,}"));
+/// `Cookie:` / `Set-Cookie:` (also `"Cookie": "` in serialized JSON, and
+/// `cookie=`). Group 1: the name; 2: the opening quote of the value.
+static COOKIE_HEADER: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(?i)\b((?:set-)?cookies?)\\?["']?\s*[:=]\s*(\\?["'])?"#));
+/// `name=value` in a cookie header value.
+static COOKIE_PAIR: LazyLock<Regex> = LazyLock::new(|| re(r#"([^\s=;,"'\[\]{}\\]+)=([^;,\s"'\\\]}]*)"#));
+/// `Set-Cookie` attributes: not secret, kept with their values.
+const COOKIE_ATTRIBUTES: &[&str] =
+    &["path", "domain", "expires", "max-age", "samesite", "secure", "httponly", "partitioned", "priority", "version"];
 /// A key candidate and an optional separator. Group 2: the bare key;
 /// 3: the separator, including the opening quote of a quoted value.
 static PAIR: LazyLock<Regex> = LazyLock::new(|| {
@@ -487,31 +704,400 @@ fn redact_serialized_name_value(s: &str) -> String {
     out
 }
 
-/// PEM private key blocks keep their BEGIN/END lines; a block cut off
-/// before its END line is redacted to the end of the text.
+/// PEM private key blocks keep their BEGIN/END lines (and what surrounds
+/// them); the body between becomes [`REDACTED`].
 fn redact_pem(s: &str) -> String {
+    let bodies = pem_bodies(s);
+    if bodies.is_empty() {
+        return s.to_string();
+    }
     let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(begin) = PEM_BEGIN.find(rest) {
-        out.push_str(&rest[..begin.end()]);
-        let after = &rest[begin.end()..];
-        match PEM_END.find(after) {
-            Some(end) => {
-                out.push('\n');
-                out.push_str(REDACTED);
-                out.push('\n');
-                out.push_str(end.as_str());
-                rest = &after[end.end()..];
-            }
-            None => {
-                out.push('\n');
-                out.push_str(REDACTED);
-                rest = "";
-            }
+    let mut pos = 0;
+    for body in bodies {
+        out.push_str(&s[pos..body.start]);
+        out.push_str(REDACTED);
+        pos = body.end;
+    }
+    out.push_str(&s[pos..]);
+    out
+}
+
+/// Byte ranges of the PEM private key bodies in `s`, in order, disjoint.
+fn pem_bodies(s: &str) -> Vec<Range<usize>> {
+    let mut bodies = Vec::new();
+    let mut pos = 0;
+    while let Some(begin) = PEM_BEGIN.find_at(s, pos) {
+        pos = begin.end();
+        if let Some(body) = pem_body(s, begin.end()) {
+            pos = body.end;
+            bodies.push(body);
         }
     }
-    out.push_str(rest);
+    bodies
+}
+
+/// PEM body lines are this wide or wider (64 in PEM, 70 in OpenSSH, 76 in
+/// MIME); a shorter first line is all there is of a body (cut, or tiny).
+const PEM_MIN_WIDTH: usize = 40;
+
+/// Armor headers of encrypted PEM (`Proc-Type`, `DEK-Info`) and PGP keys.
+const PEM_HEADERS: &[&str] = &["Proc-Type:", "DEK-Info:", "Version:", "Comment:", "Hash:", "Charset:"];
+
+/// The body of the key whose BEGIN line ends at `start`: its armor headers
+/// and base64 chunks (lines, or runs separated by spaces or escaped `\n`
+/// when the key was flattened into one line), up to the END line.
+///
+/// Without an END line right after the chunks (an excerpt cut the key, an
+/// error message quoted its start), the body is bounded so that the text
+/// after the key survives: lines as wide as the first (40+), then one
+/// shorter final line; a first line shorter than 40 is all of it. A chunk
+/// that reads as a word of prose (`Actions`, `restart`) is never taken
+/// unless an END line follows.
+fn pem_body(s: &str, start: usize) -> Option<Range<usize>> {
+    let b = s.as_bytes();
+    let mut p = start;
+    let mut headers_from = None;
+    loop {
+        let (q, newlines) = pem_separator(b, p, 1);
+        let Some(header_end) = PEM_HEADERS.iter().any(|h| s[q..].starts_with(h)).then(|| line_end(b, q)) else {
+            break;
+        };
+        if newlines == 0 && q != start {
+            break;
+        }
+        headers_from.get_or_insert(q);
+        p = header_end;
+    }
+    // The blank line after armor headers is part of the body.
+    let mut max_newlines = if headers_from.is_some() { 2 } else { 1 };
+    let mut chunks: Vec<Range<usize>> = Vec::new();
+    let mut ended_by_marker = false;
+    loop {
+        let (q, _) = pem_separator(b, p, max_newlines);
+        max_newlines = 1;
+        if q > p || chunks.is_empty() {
+            if is_pem_end_at(s, q) {
+                ended_by_marker = true;
+                break;
+            }
+        } else {
+            break;
+        }
+        let r = q + b[q..].iter().take_while(|c| is_base64_byte(**c)).count();
+        if r == q || !ends_pem_chunk(s, r) {
+            break;
+        }
+        chunks.push(q..r);
+        p = r;
+    }
+    let first = chunks.first()?;
+    let from = headers_from.unwrap_or(first.start);
+    if ended_by_marker {
+        return chunks.last().map(|last| from..last.end);
+    }
+    let width = first.len();
+    if width < PEM_MIN_WIDTH {
+        return looks_like_base64_data(&s[first.clone()]).then_some(from..first.end);
+    }
+    let mut last = first.end;
+    for chunk in &chunks[1..] {
+        if chunk.len() == width {
+            last = chunk.end;
+            continue;
+        }
+        if chunk.len() < width && looks_like_base64_data(&s[chunk.clone()]) {
+            last = chunk.end;
+        }
+        break;
+    }
+    Some(from..last)
+}
+
+fn is_base64_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'='
+}
+
+/// Whether a base64 run ending at `r` is a chunk of a body: followed by the
+/// end, a separator, a closing quote or bracket, punctuation, `…`, or the END
+/// line; not by `_`, `-`, `:`, `@`, … that make it part of a word or name.
+fn ends_pem_chunk(s: &str, r: usize) -> bool {
+    match s.as_bytes().get(r) {
+        None => true,
+        Some(
+            b' ' | b'\t' | b'\r' | b'\n' | b'\\' | b'"' | b'\'' | b',' | b';' | b'.' | b')' | b']' | b'}' | b'<' | b'>',
+        ) => true,
+        Some(b'-') => is_pem_end_at(s, r),
+        Some(_) => s[r..].starts_with('…'),
+    }
+}
+
+/// Spaces, tabs and at most `max_newlines` line breaks at `b[i..]`, real or
+/// escaped as in a JSON string (`\n`, also doubly escaped); returns where they
+/// end and how many line breaks there were.
+fn pem_separator(b: &[u8], mut i: usize, max_newlines: usize) -> (usize, usize) {
+    let mut newlines = 0;
+    loop {
+        match b.get(i) {
+            Some(b' ' | b'\t' | b'\r') => i += 1,
+            Some(b'\n') if newlines < max_newlines => {
+                newlines += 1;
+                i += 1;
+            }
+            Some(b'\\') => {
+                let slashes = b[i..].iter().take(3).take_while(|c| **c == b'\\').count();
+                match b.get(i + slashes) {
+                    Some(b'r' | b't') => i += slashes + 1,
+                    Some(b'n') if newlines < max_newlines => {
+                        newlines += 1;
+                        i += slashes + 1;
+                    }
+                    _ => break,
+                }
+            }
+            _ => break,
+        }
+    }
+    (i, newlines)
+}
+
+/// Where the line starting at `i` ends: at a real or escaped line break.
+fn line_end(b: &[u8], i: usize) -> usize {
+    i + b[i..].iter().take_while(|c| !matches!(c, b'\r' | b'\n' | b'\\')).count()
+}
+
+fn is_pem_end_at(s: &str, i: usize) -> bool {
+    let Some(rest) = s.get(i..) else { return false };
+    if !rest.starts_with("-----END ") {
+        return false;
+    }
+    // The marker is short: look at a window, not the rest of the text.
+    let mut window = rest.len().min(96);
+    while !rest.is_char_boundary(window) {
+        window -= 1;
+    }
+    PEM_END.find(&rest[..window]).is_some_and(|m| m.start() == 0)
+}
+
+/// Base64 data rather than a word of prose: a digit or `+/=` in it, or
+/// letters mixed otherwise than in "word", "WORD", "Word".
+fn looks_like_base64_data(w: &str) -> bool {
+    let bytes = w.as_bytes();
+    let marked = bytes.iter().any(|c| c.is_ascii_digit() || b"+/=".contains(c));
+    let upper = bytes.iter().filter(|c| c.is_ascii_uppercase()).count();
+    let lower = bytes.iter().filter(|c| c.is_ascii_lowercase()).count();
+    let capitalised = upper == 1 && bytes.first().is_some_and(u8::is_ascii_uppercase);
+    marked || (upper > 0 && lower > 0 && !capitalised)
+}
+
+/// A log line that is one line of PEM body on its own.
+fn is_lone_pem_body_line(line: &str) -> bool {
+    line.len() >= PEM_MIN_WIDTH && line.bytes().all(is_base64_byte) && looks_like_base64_data(line)
+}
+
+/// `scheme://user:password@host`, keeping scheme, user and host. The
+/// password may hold `@`, `#`, `?` and even `/`: the host is what follows the
+/// last `@` before the path that is followed by a host name (and port). A
+/// `:` followed by a port and a path (`https://host:8443/a@b`) is no
+/// password.
+fn redact_url_userinfo(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pos = 0;
+    // The token (up to a space or quote) of the last match and the `@`s in it
+    // that a host follows, found once per token: many matches in one long
+    // token stay linear.
+    let mut token_end = 0;
+    let mut hosts: Vec<usize> = Vec::new();
+    while let Some(m) = URL_USERINFO.find_at(s, pos) {
+        out.push_str(&s[pos..m.end()]);
+        pos = m.end();
+        if pos > token_end {
+            token_end =
+                s[pos..].find(|c: char| c.is_whitespace() || "\"'<>`\\".contains(c)).map_or(s.len(), |i| pos + i);
+            hosts = s[pos..token_end]
+                .match_indices('@')
+                .map(|(i, _)| pos + i)
+                .filter(|&i| is_url_host(&s[i + 1..token_end]))
+                .collect();
+        }
+        if let Some(at) = url_password_end(s, pos, token_end, &hosts)
+            && at > pos
+            && &s[pos..at] != REDACTED
+        {
+            out.push_str(REDACTED);
+            pos = at;
+        }
+    }
+    out.push_str(&s[pos..]);
     out
+}
+
+/// Where the password starting at `pos` ends: at the `@` before the host.
+/// `hosts`: the `@`s of the token (to `token_end`) that a host follows, in order.
+fn url_password_end(s: &str, pos: usize, token_end: usize, hosts: &[usize]) -> Option<usize> {
+    let path = s[pos..token_end].find('/').map_or(token_end, |i| pos + i);
+    let hosts = &hosts[hosts.partition_point(|&at| at < pos)..];
+    let before_path = hosts.partition_point(|&at| at < path);
+    if before_path > 0 {
+        return Some(hosts[before_path - 1]);
+    }
+    let port = &s[pos..path];
+    if port.is_empty() || port.len() <= 5 && port.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    hosts.last().copied()
+}
+
+/// Whether `rest` starts with a host name or `[IPv6]`, an optional `:port`,
+/// and then ends or goes on with the path, query or punctuation.
+fn is_url_host(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    let host = if b.first() == Some(&b'[') {
+        // An IPv6 literal is short: do not search the whole rest for `]`.
+        match b.iter().take(64).position(|&c| c == b']') {
+            Some(i) => i + 1,
+            None => return false,
+        }
+    } else {
+        b.iter().take_while(|c| c.is_ascii_alphanumeric() || b"._-~%".contains(c)).count()
+    };
+    if host == 0 {
+        return false;
+    }
+    let mut i = host;
+    if b.get(i) == Some(&b':') {
+        let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        i += 1 + digits;
+    }
+    b.get(i).is_none_or(|c| !(c.is_ascii_alphanumeric() || b":@".contains(c)))
+}
+
+/// [`TOKEN_PATTERNS`]; an `sk-` key needs a digit ("sk-payments-worker-pool" is a name).
+fn redact_prefixed_tokens(s: &str) -> String {
+    PREFIXED_TOKEN
+        .replace_all(s, |c: &Captures<'_>| {
+            let token = c.get(0).map(|m| m.as_str()).unwrap_or_default();
+            if token.starts_with("sk-") && !token.bytes().any(|b| b.is_ascii_digit()) {
+                token.to_string()
+            } else {
+                REDACTED.to_string()
+            }
+        })
+        .into_owned()
+}
+
+fn redact_hex_after_secret_word(s: &str) -> String {
+    SECRET_WORD_HEX
+        .replace_all(s, |c: &Captures<'_>| {
+            let start = c.get(0).map(|m| m.start()).unwrap_or_default();
+            let keep = c.get(1).map(|m| m.as_str()).unwrap_or_default();
+            // An ARN's ":secret:" is a resource type, not an assignment.
+            if start > 0 && s.as_bytes().get(start - 1) == Some(&b':') {
+                c[0].to_string()
+            } else {
+                format!("{keep}{REDACTED}")
+            }
+        })
+        .into_owned()
+}
+
+fn redact_bare_aws_secret_keys(s: &str) -> String {
+    BASE64_RUN
+        .replace_all(s, |c: &Captures<'_>| {
+            let Some(m) = c.get(0) else { return String::new() };
+            if is_bare_aws_secret_key(s, m.start(), m.end()) { REDACTED.to_string() } else { m.as_str().to_string() }
+        })
+        .into_owned()
+}
+
+/// Whether the base64 run `s[start..end]` is an AWS secret access key with
+/// nothing naming it. Exactly 40 characters, not glued to `_`, `-` or `=`
+/// (an identifier, a longer base64 blob), not inside an ARN; and random:
+/// two upper and two lower case letters and a digit at least, and no run of
+/// 16 hex digits. That leaves git SHAs (hex), log stream names such as
+/// `ecs/api/<32-hex task id>` (40 characters of the alphabet, `/` included)
+/// and 40-letter class names alone; a real key lacks a digit once in a
+/// thousand.
+fn is_bare_aws_secret_key(s: &str, start: usize, end: usize) -> bool {
+    let b = s.as_bytes();
+    if end - start != 40 {
+        return false;
+    }
+    let glued = |c: Option<&u8>| c.is_some_and(|c| b"_-=".contains(c));
+    if glued(start.checked_sub(1).and_then(|i| b.get(i))) || glued(b.get(end)) {
+        return false;
+    }
+    let key = &b[start..end];
+    let upper = key.iter().filter(|c| c.is_ascii_uppercase()).count();
+    let lower = key.iter().filter(|c| c.is_ascii_lowercase()).count();
+    let digits = key.iter().filter(|c| c.is_ascii_digit()).count();
+    let (mut lower_hex, mut upper_hex, mut longest_hex) = (0, 0, 0);
+    for c in key {
+        lower_hex = if c.is_ascii_digit() || (b'a'..=b'f').contains(c) { lower_hex + 1 } else { 0 };
+        upper_hex = if c.is_ascii_digit() || (b'A'..=b'F').contains(c) { upper_hex + 1 } else { 0 };
+        longest_hex = longest_hex.max(lower_hex).max(upper_hex);
+    }
+    upper >= 2 && lower >= 2 && digits >= 1 && longest_hex < 16 && !in_arn(s, start)
+}
+
+/// Whether `s[start..]` is the resource part of an ARN (`…:secret:<name>`):
+/// `:` before it and `arn:` a little further back (looked for in a bounded
+/// window, so that many candidates on one long line stay linear).
+fn in_arn(s: &str, start: usize) -> bool {
+    if start == 0 || s.as_bytes().get(start - 1) != Some(&b':') {
+        return false;
+    }
+    let mut from = start.saturating_sub(160);
+    while !s.is_char_boundary(from) {
+        from += 1;
+    }
+    s[from..start].contains("arn:")
+}
+
+/// `Cookie:` / `Set-Cookie:` headers in text: to the closing quote when
+/// quoted, else to the end of the line.
+fn redact_cookie_headers(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pos = 0;
+    while let Some(c) = COOKIE_HEADER.captures_at(s, pos) {
+        let (Some(whole), Some(name)) = (c.get(0), c.get(1)) else { break };
+        out.push_str(&s[pos..whole.end()]);
+        pos = whole.end();
+        let rest = &s[pos..];
+        let value_len = match c.get(2) {
+            Some(q) => closing_quote(rest, q.as_str()),
+            None => rest.find(['\r', '\n', '\\']).unwrap_or(rest.len()),
+        };
+        let set_cookie = name.as_str().len() > "cookie".len() && name.as_str()[..4].eq_ignore_ascii_case("set-");
+        out.push_str(&redact_cookie_value(&rest[..value_len], set_cookie));
+        pos += value_len;
+    }
+    out.push_str(&s[pos..]);
+    out
+}
+
+/// A cookie header's value with every cookie value redacted and the names
+/// kept (`sid=***REDACTED***; theme=***REDACTED***`); `Set-Cookie`
+/// attributes stay. A value with no `name=` in it is redacted whole when it
+/// looks like a credential.
+fn redact_cookie_value(v: &str, set_cookie: bool) -> String {
+    if !v.contains('=') {
+        let t = v.trim();
+        let opaque = !t.is_empty() && !t.contains(char::is_whitespace) && t != REDACTED && looks_like_credential(t);
+        return if opaque { v.replacen(t, REDACTED, 1) } else { v.to_string() };
+    }
+    let mut first = true;
+    COOKIE_PAIR
+        .replace_all(v, |c: &Captures<'_>| {
+            let (name, value) = (&c[1], &c[2]);
+            let attribute = set_cookie && !first && COOKIE_ATTRIBUTES.iter().any(|a| name.eq_ignore_ascii_case(a));
+            first = false;
+            if attribute || value.is_empty() || value == REDACTED {
+                c[0].to_string()
+            } else {
+                format!("{name}={REDACTED}")
+            }
+        })
+        .into_owned()
 }
 
 fn redact_base64_after_secret_word(s: &str) -> String {
@@ -548,11 +1134,15 @@ fn redact_pairs(s: &str) -> String {
         pos = sep.end();
         // A key starts a word: "xpassword=" is not "password=".
         let starts_word = s[..whole.start()].chars().next_back().is_none_or(|p| !(p.is_alphanumeric() || p == '_'));
-        if !starts_word || !is_secret_name(key.as_str()) {
+        let quote = opening_quote(sep.as_str());
+        // `"pass": "…"` is a JSON key holding a string; `pass=3` is a count.
+        let quoted_key = c.get(1).is_some_and(|k| k.as_str().starts_with(['"', '\'', '\\']));
+        let secret =
+            is_secret_name(key.as_str()) || (quoted_key && quote.is_some() && is_secret_json_key(key.as_str()));
+        if !starts_word || !secret {
             continue;
         }
         let rest = &s[pos..];
-        let quote = opening_quote(sep.as_str());
         let value_len = match quote {
             Some(q) => closing_quote(rest, q),
             None => rest.find(|ch: char| ch.is_whitespace() || ",;&\"'}])<>\\".contains(ch)).unwrap_or(rest.len()),
@@ -1100,6 +1690,1079 @@ mod tests {
             }
             _ if a != b => out.push(path.to_string()),
             _ => {}
+        }
+    }
+
+    // ---- the shapes of the security issue
+
+    #[test]
+    fn url_passwords_holding_slash_at_or_hash_should_be_redacted_keeping_user_and_host() {
+        assert_eq!(r().text("postgres://app:ab/cd+ef@db:5432/x"), "postgres://app:***REDACTED***@db:5432/x");
+        assert_eq!(r().text("postgres://app:p@ss@db/x"), "postgres://app:***REDACTED***@db/x");
+        assert_eq!(
+            r().text("amqp://api:Zq8!vR2#pL@rabbit:5672/vhost ok"),
+            "amqp://api:***REDACTED***@rabbit:5672/vhost ok"
+        );
+        assert_eq!(r().text("http://u:pw1@[::1]:8080/x"), "http://u:***REDACTED***@[::1]:8080/x");
+        assert_eq!(r().text("https://u:p@host/path@v1"), "https://u:***REDACTED***@host/path@v1");
+        for kept in [
+            "https://example.com:8443/path@v1",
+            "docker://registry:5000/team/app@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "http://localhost:8080/health",
+            "ssh://git@github.com/org/repo.git",
+        ] {
+            assert_eq!(r().text(kept), kept);
+        }
+    }
+
+    #[test]
+    fn slack_tokens_should_be_redacted_anywhere() {
+        for token in [
+            "xoxb-123456789012-1234567890123-rwZbqcabUGJmGEp7CgQ0PBQF",
+            "xoxp-123456789012-123456789012-1234567890123-0123456789abcdef0123456789abcdef",
+            "xapp-1-A0123456789-1234567890123-0123456789abcdef0123456789abcdef",
+            "xoxa-2-123456789012-abcdefghijkl",
+            "xoxr-123456789012-abcdefghijkl",
+            "xoxs-123456789012-abcdefghijkl",
+            "xoxe.xoxp-1-Mi0yLTEyMzQ1Njc4OTAxMi0xMjM0",
+        ] {
+            assert_eq!(
+                r().text(&format!("slack init with {token}, retrying")),
+                "slack init with ***REDACTED***, retrying"
+            );
+        }
+    }
+
+    #[test]
+    fn bare_aws_secret_keys_should_be_redacted_but_not_hashes_paths_or_names() {
+        assert_eq!(
+            r().text("AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+            "***REDACTED*** ***REDACTED***"
+        );
+        assert_eq!(
+            r().text("AWS_REGION=us-east-1\nje7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY\n"),
+            "AWS_REGION=us-east-1\n***REDACTED***\n"
+        );
+        for kept in [
+            "3f786850e387550fdab836ed7e6dc881de23001b",
+            "3F786850E387550FDAB836ED7E6DC881DE23001B",
+            "ecs/api/0123456789abcdef0123456789abcdef",
+            "ecs/Api/0123456789abcdef0123456789abcdef",
+            "AbstractSingletonProxyFactoryBeanHandler",
+            "x_wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEYX",
+            "arn:aws:secretsmanager:us-east-1:111122223333:secret:wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ] {
+            assert_eq!(r().text(kept), kept);
+        }
+    }
+
+    #[test]
+    fn a_key_without_end_line_should_not_swallow_the_rest_of_the_message() {
+        let alert = concat!(
+            "ALERT api: task stopped\n",
+            "Reason: failed to load -----BEGIN PRIVATE KEY-----\n",
+            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\n",
+            "jORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\n",
+            "dJ8HyS5SUkCnD8zRA9a9SkpX==\n",
+            "Actions\n",
+            "Action taken: restarted the service\n",
+            "Next steps: rotate the key\n",
+            "https://console.aws.amazon.com/ecs/v2/clusters/prod/services/api\n",
+        );
+        assert_eq!(
+            r().text(alert),
+            concat!(
+                "ALERT api: task stopped\n",
+                "Reason: failed to load -----BEGIN PRIVATE KEY-----\n",
+                "***REDACTED***\n",
+                "Actions\n",
+                "Action taken: restarted the service\n",
+                "Next steps: rotate the key\n",
+                "https://console.aws.amazon.com/ecs/v2/clusters/prod/services/api\n",
+            )
+        );
+        // Cut right after a full-width line: the next line of prose is kept.
+        let cut =
+            "-----BEGIN PRIVATE KEY-----\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\nRestart";
+        assert_eq!(r().text(cut), "-----BEGIN PRIVATE KEY-----\n***REDACTED***\nRestart");
+        // A BEGIN line quoted in prose has no body to redact.
+        let prose = "error: -----BEGIN PRIVATE KEY----- is missing its END line";
+        assert_eq!(r().text(prose), prose);
+    }
+
+    #[test]
+    fn pem_keys_flattened_escaped_or_encrypted_should_be_redacted_whole() {
+        let flat = "key=-----BEGIN PRIVATE KEY----- PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f dJ8HyS5SUkCnD8zRA9a9SkpX== -----END PRIVATE KEY----- loaded";
+        assert_eq!(r().text(flat), "key=-----BEGIN PRIVATE KEY----- ***REDACTED*** -----END PRIVATE KEY----- loaded");
+        let escaped = r#"{"k":"-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oo\nAwEHoUQDQgAE\n-----END EC PRIVATE KEY-----\n","n":1}"#;
+        assert_eq!(
+            r().text(escaped),
+            r#"{"k":"-----BEGIN EC PRIVATE KEY-----\n***REDACTED***\n-----END EC PRIVATE KEY-----\n","n":1}"#
+        );
+        let encrypted = concat!(
+            "-----BEGIN RSA PRIVATE KEY-----\n",
+            "Proc-Type: 4,ENCRYPTED\n",
+            "DEK-Info: AES-128-CBC,3F17F5316E2BAC89\n",
+            "\n",
+            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\n",
+            "dJ8HyS5SUkCnD8zRA9a9SkpX==\n",
+            "-----END RSA PRIVATE KEY-----"
+        );
+        assert_eq!(
+            r().text(encrypted),
+            "-----BEGIN RSA PRIVATE KEY-----\n***REDACTED***\n-----END RSA PRIVATE KEY-----"
+        );
+        let two = "-----BEGIN PRIVATE KEY-----\nAAAA1111\n-----END PRIVATE KEY----- and -----BEGIN PRIVATE KEY-----\nBBBB2222\n-----END PRIVATE KEY-----";
+        let out = r().text(two);
+        assert!(!out.contains("AAAA1111") && !out.contains("BBBB2222") && out.contains(" and "), "{out}");
+    }
+
+    const KEY_LINES: [&str; 8] = [
+        "2024-05-01T10:00:00Z loading TLS key",
+        "-----BEGIN PRIVATE KEY-----",
+        "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f",
+        "jORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY",
+        "dJ8HyS5SUkCnD8zRA9a9SkpX==",
+        "-----END PRIVATE KEY-----",
+        "listening on :8443",
+        "",
+    ];
+
+    #[test]
+    fn lines_should_redact_each_body_line_of_a_key_begun_in_an_earlier_line() {
+        let out = r().lines(&KEY_LINES);
+        assert_eq!(
+            out,
+            [
+                "2024-05-01T10:00:00Z loading TLS key",
+                "-----BEGIN PRIVATE KEY-----",
+                REDACTED,
+                REDACTED,
+                REDACTED,
+                "-----END PRIVATE KEY-----",
+                "listening on :8443",
+                "",
+            ]
+        );
+        let owned: Vec<String> = KEY_LINES.iter().map(|l| l.to_string()).collect();
+        assert_eq!(r().lines(&owned), out, "&[String] too");
+        // Per line, text() could not know: the reason for lines().
+        assert_eq!(r().text(KEY_LINES[3]), KEY_LINES[3]);
+    }
+
+    #[test]
+    fn lines_should_keep_every_line_after_the_body_of_a_key_without_end() {
+        let lines = [
+            "ERROR bad key -----BEGIN RSA PRIVATE KEY-----",
+            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f",
+            "Actions",
+            "restarted task 0123456789abcdef0123456789abcdef",
+        ];
+        assert_eq!(r().lines(&lines), [lines[0], REDACTED, lines[2], lines[3]],);
+    }
+
+    #[test]
+    fn lines_should_redact_lone_body_lines_interleaved_after_a_begin() {
+        let lines = [
+            "-----BEGIN OPENSSH PRIVATE KEY-----",
+            "z9w3QlY7Zkuvqdt7s8Stqcbnr3yBdGBLEPH1qhT61qtc4xatws8phP9nhFyJfm5di4PzJ5",
+            "WARN slow request: GET /health took 1200 ms",
+            "9FHz5r1pY4OjE2jBMptUsGr7CmY+uCu3ZR1zTOlUcR64cXQLioDnkHIfxIq2HZt/PlJhx2",
+            "-----END OPENSSH PRIVATE KEY-----",
+            "ZYn9ZhyiA4uoRgnatmUdjAWtGSU8po+799NksnRH9ucAUsdMlHUvTCQCyEZDz/Td",
+        ];
+        assert_eq!(r().lines(&lines), [lines[0], REDACTED, lines[2], REDACTED, lines[4], lines[5]]);
+        // No END line at all: the region lasts, prose in it stays.
+        let lines = [lines[0], lines[1], lines[2], lines[3], "done: 3 keys loaded"];
+        assert_eq!(r().lines(&lines), [lines[0], REDACTED, lines[2], REDACTED, lines[4]]);
+        assert!(r().lines(&[] as &[&str]).is_empty());
+    }
+
+    #[test]
+    fn cookie_headers_should_lose_their_values_and_keep_their_names() {
+        assert_eq!(
+            r().text("Cookie: session=XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk; theme=dark"),
+            "Cookie: session=***REDACTED***; theme=***REDACTED***"
+        );
+        assert_eq!(
+            r().text("set-cookie: sid=Hs0GnG5mAld; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly"),
+            "set-cookie: sid=***REDACTED***; Path=/; Expires=Wed, 21 Oct 2026 07:28:00 GMT; HttpOnly"
+        );
+        assert_eq!(
+            r().text(r#"{"headers":{"Cookie":"a=1x; b=2y","Host":"api"}}"#),
+            r#"{"headers":{"Cookie":"a=***REDACTED***; b=***REDACTED***","Host":"api"}}"#
+        );
+        assert_eq!(r().text("Cookie: 9f8e7d6c5b4a3928"), "Cookie: ***REDACTED***");
+        for kept in ["Cookie consent banner shown", "cookie: none", "set-cookie header missing"] {
+            assert_eq!(r().text(kept), kept);
+        }
+    }
+
+    #[test]
+    fn json_cookie_headers_should_lose_their_values_and_keep_their_names() {
+        let mut v = json!({
+            "headers": {"cookie": "sid=abc123; theme=dark", "user-agent": "curl/8"},
+            "multiValueHeaders": {"Set-Cookie": ["sid=abc123; Path=/; Secure", 7]},
+            "cookies": ["sid=abc123"],
+            "cf": [{"key": "Cookie", "value": "sid=abc123"}]
+        });
+        r().json(&mut v);
+        assert_eq!(v["headers"]["cookie"], "sid=***REDACTED***; theme=***REDACTED***");
+        assert_eq!(v["headers"]["user-agent"], "curl/8");
+        assert_eq!(v["multiValueHeaders"]["Set-Cookie"], json!(["sid=***REDACTED***; Path=/; Secure", 7]));
+        assert_eq!(v["cookies"][0], "sid=***REDACTED***");
+        assert_eq!(v["cf"][0]["value"], "sid=***REDACTED***");
+        assert_eq!(v["cf"][0]["key"], "Cookie");
+    }
+
+    #[test]
+    fn presigned_url_signatures_and_credentials_should_be_redacted() {
+        assert_eq!(
+            r().text("GET https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-Security-Token=IQoJb3JpZ2lu%2Fabc&X-Amz-SignedHeaders=host&X-Amz-Signature=65f846d34530325fed10a47b851832b6 403"),
+            "GET https://b.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***REDACTED***&X-Amz-Date=20240101T000000Z&X-Amz-Expires=300&X-Amz-Security-Token=***REDACTED***&X-Amz-SignedHeaders=host&X-Amz-Signature=***REDACTED*** 403"
+        );
+        assert_eq!(
+            r().text("https://a.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&sig=nYE8UV8JMi5nKaLvR61T5WAry%3D"),
+            "https://a.blob.core.windows.net/c/b?sv=2022-11-02&sr=b&sig=***REDACTED***"
+        );
+        assert_eq!(
+            r().text("https://d1.cloudfront.net/v.mp4?Expires=1700000000&Signature=KfgFoeOASl1YCJlS24R~5gA2q&Key-Pair-Id=K2JCJMDEHXQW5F"),
+            "https://d1.cloudfront.net/v.mp4?Expires=1700000000&Signature=***REDACTED***&Key-Pair-Id=K2JCJMDEHXQW5F"
+        );
+        assert_eq!(
+            r().text("https://storage.googleapis.com/b/o?X-Goog-Signature=255bc509cb3a"),
+            "https://storage.googleapis.com/b/o?X-Goog-Signature=***REDACTED***"
+        );
+    }
+
+    #[test]
+    fn json_pass_and_pw_keys_should_be_secret_but_not_the_bare_variable_pass() {
+        let mut v = json!({"user": "bob", "pass": "hunter2", "pwd": "x1", "pw": "y2", "PASS": 3,
+                           "environment": [{"name": "PASS", "value": "3"}]});
+        r().json(&mut v);
+        assert_eq!(v["pass"], REDACTED);
+        assert_eq!(v["pwd"], REDACTED);
+        assert_eq!(v["pw"], REDACTED);
+        assert_eq!(v["PASS"], 3, "a number under PASS is a count");
+        assert_eq!(v["environment"][0]["value"], "3");
+        assert_eq!(r().text(r#"{"user":"bob","pass":"hunter2"}"#), r#"{"user":"bob","pass":"***REDACTED***"}"#);
+        assert_eq!(r().text("suite done: pass=3 fail=0"), "suite done: pass=3 fail=0");
+        assert!(!is_secret_name("PASS"));
+        let values = secret_values_in(&json!({"db": {"pass": "hunter2-db"}}));
+        assert_eq!(values, ["hunter2-db"]);
+    }
+
+    #[test]
+    fn vendor_tokens_should_be_redacted_but_not_lookalike_names() {
+        let out = r().text("deploy sk-proj-qv81RKMGHZEM9YpvujA-C5Q52ryFlwRlOEVHzc0X0AWIRh ok");
+        assert_eq!(out, "deploy ***REDACTED*** ok");
+        for kept in
+            ["sk-payments-worker-deployment-blue", "task-definition/api:42", "skipping key-rotation step", "SKU 1234"]
+        {
+            assert_eq!(r().text(kept), kept);
+        }
+        for (name, pattern) in TOKEN_PATTERNS {
+            assert!(Regex::new(pattern).is_ok(), "{name}");
+        }
+    }
+
+    // ---- hostile input
+
+    #[test]
+    fn deeply_nested_json_should_be_redacted_without_overflowing_the_stack() {
+        let depth = 10_000;
+        let mut v = json!({"password": "hunter2", "note": "AKIAIOSFODNN7EXAMPLE"});
+        for i in 0..depth {
+            // Not json!: it would serialize `v` recursively.
+            v = if i % 2 == 0 {
+                Value::Array(vec![v])
+            } else {
+                Value::Object([("child".to_string(), v)].into_iter().collect())
+            };
+        }
+        assert_eq!(secret_values_in(&v), ["hunter2"]);
+        r().json(&mut v);
+        let mut at = &v;
+        while let Some(next) = at.get(0).or_else(|| at.get("child")) {
+            at = next;
+        }
+        assert_eq!(at["password"], REDACTED);
+        assert_eq!(at["note"], REDACTED);
+        drop_iteratively(v);
+    }
+
+    /// serde_json drops recursively; take a deep value apart by hand.
+    fn drop_iteratively(v: Value) {
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            match v {
+                Value::Array(items) => stack.extend(items),
+                Value::Object(map) => stack.extend(map.into_iter().map(|(_, v)| v)),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn control_characters_replacement_characters_and_odd_bytes_should_not_panic() {
+        let odd = "\u{0}\u{1}\u{7f}\u{1b}[31m\u{fffd}\u{fffd}password=\u{fffd}x\r\n\t\u{feff}-----BEGIN PRIVATE KEY-----\u{fffd}\\\\n\\";
+        for s in [
+            odd,
+            "\u{fffd}",
+            "@",
+            "a://b:",
+            "a://b:@",
+            "x://:@[",
+            "Cookie:",
+            "Set-Cookie: =;=;",
+            "-----BEGIN PRIVATE KEY-----\\",
+            "-----BEGIN PRIVATE KEY-----\n-----END ",
+        ] {
+            let _ = r().text(s);
+            let _ = r().lines(&[s, s]);
+        }
+        assert_eq!(
+            r().text("bad bytes \u{fffd}\u{fffd} token=abc\u{fffd}1 end"),
+            "bad bytes \u{fffd}\u{fffd} token=***REDACTED*** end"
+        );
+    }
+
+    #[test]
+    fn redaction_time_should_stay_linear_in_long_hostile_lines() {
+        // Each piece, repeated (most without a space), drives one scanner
+        // hard: four times the input should take about four times as long.
+        for piece in [
+            "-----BEGIN PRIVATE KEY----- AAAA a://u:p@ Cookie: a=b; password=x \u{fffd} wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY ",
+            "a://u:@",
+            "a://u:[@x",
+            ",wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY:",
+            "Cookie:a=",
+            "-----BEGIN PRIVATE KEY-----a",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n",
+            "\"pass\":\"",
+            "{\"name\":\"DB_PASSWORD\",\"value\":\"",
+            "token=",
+            "Authorization: Bearer ",
+        ] {
+            let time = |n: usize| {
+                let s = piece.repeat(n / piece.len());
+                let start = std::time::Instant::now();
+                let _ = r().text(&s);
+                start.elapsed()
+            };
+            let small = time(8_000);
+            let large = time(32_000);
+            // Generous: the machine may be busy; quadratic would be 16 times.
+            assert!(large < small * 10 + std::time::Duration::from_millis(300), "{piece:?}: {small:?} then {large:?}");
+        }
+    }
+
+    #[test]
+    fn lines_of_100_kb_and_more_should_be_redacted() {
+        let piece =
+            "ERROR \u{1b}[31m\u{fffd} password=hunter2 Cookie: sid=abc123 -----BEGIN PRIVATE KEY-----\nAAAA1111\n ";
+        let line = piece.repeat(120_000 / piece.len());
+        let out = r().text(&line);
+        assert!(!out.contains("hunter2") && !out.contains("abc123") && !out.contains("AAAA1111"));
+        assert_eq!(out.matches("ERROR").count(), line.matches("ERROR").count());
+        let mut v = json!({"msg": line, "password": "hunter2"});
+        r().json(&mut v);
+        assert!(!v.to_string().contains("hunter2"));
+    }
+
+    // ---- corpora
+
+    /// 115 shapes of secrets: (name, text holding the secret, the secret).
+    /// The text around the secret is its context (key names, URL user and
+    /// host, header names, PEM frames) and must survive. The count is
+    /// checked by `corpora_should_be_as_large_as_their_comments_say`.
+    const LEAK_CORPUS: &[(&str, &str, &str)] = &[
+        // pairs named by a secret word
+        ("password pair", "login user=bob password=hunter2x9 ok", "hunter2x9"),
+        ("pwd pair", "pwd=abc123;host=db", "abc123"),
+        ("passwd colon", "smtp passwd: Sup3r$ecret!", "Sup3r$ecret!"),
+        ("JSON password", r#"{"password": "hunter 2 x", "user": "bob"}"#, "hunter 2 x"),
+        ("JSON pass key", r#"{"user": "bob", "pass": "Tr0ub4dor&3"}"#, "Tr0ub4dor&3"),
+        ("JSON pwd key", r#"{"user":"bob","pwd":"c0rrectH0rse"}"#, "c0rrectH0rse"),
+        ("JSON pw key", r#"{"user":"bob","pw":"b4tterySt4ple"}"#, "b4tterySt4ple"),
+        ("YAML db_password", "db_password: s3cr3t!pw", "s3cr3t!pw"),
+        ("token query parameter", "GET /cb?token=abc123def&page=2", "abc123def"),
+        ("api_key pair", "api_key=XYZ-123-QRS region=us-east-1", "XYZ-123-QRS"),
+        ("client_secret quoted", "client_secret = 'q1w2e3r4'", "q1w2e3r4"),
+        ("escaped JSON apiKey", r#"payload={\"apiKey\":\"k-123-abc\"}"#, "k-123-abc"),
+        ("SMTP_PASS", "SMTP_PASS=abcPass99", "abcPass99"),
+        ("npmrc _authToken", "//registry.example.com/:_authToken=5f3e2d1c-aaaa-bbbb", "5f3e2d1c-aaaa-bbbb"),
+        (
+            "aws_session_token",
+            "aws_session_token = IQoJb3JpZ2luX2VjEHYaCXVzLWVhc3QtMSJHMEUCIQ",
+            "IQoJb3JpZ2luX2VjEHYaCXVzLWVhc3QtMSJHMEUCIQ",
+        ),
+        (
+            "serialized env entry",
+            r#"env=[{"name":"DB_PASSWORD","value":"Zq8vR2pLx"},{"name":"PORT","value":"8080"}]"#,
+            "Zq8vR2pLx",
+        ),
+        ("escaped env entry", r#"{\"name\": \"API_TOKEN\", \"value\": \"t-1a2b3c\"}"#, "t-1a2b3c"),
+        (
+            "SENTRY_DSN pair",
+            "SENTRY_DSN=https://abc123def456@o1.ingest.sentry.io/42",
+            "https://abc123def456@o1.ingest.sentry.io/42",
+        ),
+        (
+            "DATABASE_URL pair",
+            "DATABASE_URL=mysql://root:rootpw77@mysql:3306/app",
+            "mysql://root:rootpw77@mysql:3306/app",
+        ),
+        ("X-Api-Key header", "X-Api-Key: 9f8e7d6c5b4a39281706f5e4", "9f8e7d6c5b4a39281706f5e4"),
+        ("X-Vault-Token header", "X-Vault-Token: s.Q2xvdWQ5RW5naW5lZXJz", "s.Q2xvdWQ5RW5naW5lZXJz"),
+        ("known value", "connecting with correct-horse-battery-staple to db", "correct-horse-battery-staple"),
+        // authorization
+        ("Authorization Bearer", "Authorization: Bearer eyJhbGciOi.abc.def123", "eyJhbGciOi.abc.def123"),
+        ("Authorization Basic", "authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
+        ("Authorization token", "Authorization: token ghx1234567", "ghx1234567"),
+        (
+            "Authorization SigV4",
+            "Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07",
+            "Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07",
+        ),
+        ("Proxy-Authorization", "Proxy-Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
+        ("Authorization without scheme", "Authorization: sk-raw-1234567", "sk-raw-1234567"),
+        ("bearer in prose", "sent bearer abcdefgh12345678 upstream", "abcdefgh12345678"),
+        // URLs
+        ("URL password", "postgres://app:pw123@db.internal:5432/app", "pw123"),
+        ("URL password without user", "redis://:s3cret99@cache:6379/0", "s3cret99"),
+        (
+            "URL password percent-encoded",
+            "mongodb+srv://app:p%40ss99@cluster0.example.net/?retryWrites=true",
+            "p%40ss99",
+        ),
+        ("URL password with slash", "postgres://app:ab/cd+ef@db:5432/x", "ab/cd+ef"),
+        ("URL password with at", "postgres://app:p@ss@db/x", "p@ss"),
+        ("URL password with hash", "amqp://api:Zq8!vR2#pL@rabbit.internal:5672/vhost", "Zq8!vR2#pL"),
+        (
+            "git URL with a token",
+            "https://x-access-token:ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3@github.com/org/repo.git",
+            "ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
+        ),
+        (
+            "Slack webhook",
+            "posting to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX failed",
+            "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
+        ),
+        (
+            "Discord webhook",
+            "posting to https://discord.com/api/webhooks/123456789012345678/JwAryNzbi0hSQK-lb09rIFxUeuVaT5jpTFPWhLn-5drcFlCxvnNGdcmyHc7E4nSmwfIp failed",
+            "123456789012345678/JwAryNzbi0hSQK-lb09rIFxUeuVaT5jpTFPWhLn-5drcFlCxvnNGdcmyHc7E4nSmwfIp",
+        ),
+        (
+            "Teams webhook",
+            "posting to https://contoso.webhook.office.com/webhookb2/3fa85f64-5717-4562-b3fc-2c963f66afa6@72f988bf/IncomingWebhook/38cb8cb4ba2e7519/1f3a failed",
+            "3fa85f64-5717-4562-b3fc-2c963f66afa6@72f988bf/IncomingWebhook/38cb8cb4ba2e7519/1f3a",
+        ),
+        (
+            "S3 presigned signature",
+            "GET https://bucket.s3.amazonaws.com/report.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07 403",
+            "65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07",
+        ),
+        (
+            "S3 presigned credential",
+            "GET https://bucket.s3.amazonaws.com/report.csv?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z 403",
+            "AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fs3%2Faws4_request",
+        ),
+        (
+            "S3 presigned session token",
+            "GET https://bucket.s3.amazonaws.com/report.csv?X-Amz-Security-Token=IQoJb3JpZ2luX2VjEHYaCXVz%2FLWVhc3QtMSJH&X-Amz-Expires=300 403",
+            "IQoJb3JpZ2luX2VjEHYaCXVz%2FLWVhc3QtMSJH",
+        ),
+        (
+            "CloudFront signed URL",
+            "GET https://d111111abcdef8.cloudfront.net/v.mp4?Expires=1700000000&Signature=KfgFoeOASl1YCJlS24R_5gA2q~yfHwuEHFhvTS0lzNrr~9EEa4rSMrsEQp2vt7&Key-Pair-Id=K2JCJMDEHXQW5F 403",
+            "KfgFoeOASl1YCJlS24R_5gA2q~yfHwuEHFhvTS0lzNrr~9EEa4rSMrsEQp2vt7",
+        ),
+        (
+            "Azure SAS signature",
+            "GET https://prodlogs.blob.core.windows.net/c/b.txt?sv=2022-11-02&sr=b&sp=r&sig=nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44%3D 403",
+            "nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44%3D",
+        ),
+        (
+            "GCS signed URL",
+            "GET https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature=255bc509cb3acac23db7c6e9b7d180a4742684ee75bb6cc69f67e48eb7c64328 403",
+            "255bc509cb3acac23db7c6e9b7d180a4742684ee75bb6cc69f67e48eb7c64328",
+        ),
+        // PEM
+        (
+            "PEM RSA private key",
+            "-----BEGIN RSA PRIVATE KEY-----\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\nZYn9ZhyiA4uoRgnatmUdjAWtGSU8po+799NksnRH9ucAUsdMlHUvTCQCyEZDz/Td\ndJ8HyS5SUkCnD8zRA9a9SkpX==\n-----END RSA PRIVATE KEY-----",
+            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\nZYn9ZhyiA4uoRgnatmUdjAWtGSU8po+799NksnRH9ucAUsdMlHUvTCQCyEZDz/Td\ndJ8HyS5SUkCnD8zRA9a9SkpX==",
+        ),
+        (
+            "PEM key cut by an excerpt",
+            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAAS",
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAAS",
+        ),
+        (
+            "PEM key without END, text after",
+            "loading key -----BEGIN PRIVATE KEY-----\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\ndJ8HyS5SUkCnD8zRA9a9SkpX==\nActions: restarted task\nNext steps: rotate the key",
+            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\ndJ8HyS5SUkCnD8zRA9a9SkpX==",
+        ),
+        (
+            "PEM EC private key",
+            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oo\nAwEHoUQDQgAEa1b2\n-----END EC PRIVATE KEY-----",
+            "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oo\nAwEHoUQDQgAEa1b2",
+        ),
+        (
+            "OpenSSH private key",
+            "-----BEGIN OPENSSH PRIVATE KEY-----\r\nz9w3QlY7Zkuvqdt7s8Stqcbnr3yBdGBLEPH1qhT61qtc4xatws8phP9nhFyJfm5di4PzJ5\r\n9FHz5r1pY4OjE2jBMptUsGr7CmY+uCu3ZR1zTOlUcR64cXQLioDnkHIfxIq2HZt/PlJhx2\r\njIclHkCiHp6bR1IqfEouHgxzNNAL5w\r\n-----END OPENSSH PRIVATE KEY-----",
+            "z9w3QlY7Zkuvqdt7s8Stqcbnr3yBdGBLEPH1qhT61qtc4xatws8phP9nhFyJfm5di4PzJ5\r\n9FHz5r1pY4OjE2jBMptUsGr7CmY+uCu3ZR1zTOlUcR64cXQLioDnkHIfxIq2HZt/PlJhx2\r\njIclHkCiHp6bR1IqfEouHgxzNNAL5w",
+        ),
+        (
+            "PEM key escaped in a JSON string",
+            r#"{"tls_key":"-----BEGIN PRIVATE KEY-----\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX==\n-----END PRIVATE KEY-----\n"}"#,
+            r#"PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX=="#,
+        ),
+        (
+            "encrypted PEM key",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX==\n-----END RSA PRIVATE KEY-----",
+            "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX==",
+        ),
+        (
+            "PEM key flattened to one line",
+            "TLS_KEY=-----BEGIN PRIVATE KEY----- PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f dJ8HyS5SUkCnD8zRA9a9SkpX== -----END PRIVATE KEY-----",
+            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f dJ8HyS5SUkCnD8zRA9a9SkpX==",
+        ),
+        (
+            "PGP private key block",
+            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\nlQOYBF0PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp\ndJ8HyS5SUkCnD8zRA9a9SkpX\n=Ab12\n-----END PGP PRIVATE KEY BLOCK-----",
+            "Version: GnuPG v2\n\nlQOYBF0PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp\ndJ8HyS5SUkCnD8zRA9a9SkpX\n=Ab12",
+        ),
+        // cookies
+        ("Cookie header", "Cookie: session=XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk", "XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk"),
+        (
+            "Set-Cookie header",
+            "Set-Cookie: sid=Hs0GnG5mAldOKMgwKOOUcSAaYatTSJa6tz1gLaQb; Path=/; HttpOnly; Secure",
+            "Hs0GnG5mAldOKMgwKOOUcSAaYatTSJa6tz1gLaQb",
+        ),
+        (
+            "Cookie in serialized headers",
+            r#"{"headers": {"Cookie": "session=XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk"}}"#,
+            "XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk",
+        ),
+        // AWS
+        ("AWS access key id", "using key AKIAIOSFODNN7EXAMPLE now", "AKIAIOSFODNN7EXAMPLE"),
+        ("AWS temporary access key id", "assumed ASIAY34FZKBOKMUTVV7A now", "ASIAY34FZKBOKMUTVV7A"),
+        (
+            "aws_secret_access_key assignment",
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        (
+            "SecretAccessKey in JSON",
+            r#"{"SecretAccessKey": "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"}"#,
+            "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+        ),
+        (
+            "secret key in prose",
+            "the secret key is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        (
+            "bare secret key next to its key id",
+            "aws creds AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        (
+            "bare secret key alone on a line",
+            "AWS_REGION=us-east-1\nje7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY\nAWS_PROFILE=prod",
+            "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+        ),
+        (
+            "bare secret key in a credentials CSV",
+            "User Name,Access key ID,Secret access key\nci,AKIAIOSFODNN7EXAMPLE,wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ),
+        // hex keys after a secret word
+        (
+            "Datadog API key",
+            "datadog api key 38cb8cb4ba2e751989a01749ddb14f71 rejected",
+            "38cb8cb4ba2e751989a01749ddb14f71",
+        ),
+        (
+            "Datadog application key",
+            "DD application key: 010b93b7d946bf54074e3248c801bef750110c57",
+            "010b93b7d946bf54074e3248c801bef750110c57",
+        ),
+        (
+            "Heroku API key",
+            "heroku api key is 01234567-89ab-cdef-0123-456789abcdef",
+            "01234567-89ab-cdef-0123-456789abcdef",
+        ),
+        // Azure
+        (
+            "Azure storage connection string",
+            "DefaultEndpointsProtocol=https;AccountName=prodlogs;AccountKey=7LtQx7iCFA3AgeVgp/PIIgbbEP+du7HQHDEh++J9SfTP6ssqr8m47jgQ1VmcwUAoUuWdRufQdCRBgPbrejWXQw==;EndpointSuffix=core.windows.net",
+            "7LtQx7iCFA3AgeVgp/PIIgbbEP+du7HQHDEh++J9SfTP6ssqr8m47jgQ1VmcwUAoUuWdRufQdCRBgPbrejWXQw==",
+        ),
+        (
+            "Azure Service Bus key",
+            "Endpoint=sb://prod.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44=",
+            "nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44=",
+        ),
+        // vendor-prefixed tokens
+        (
+            "JWT",
+            "session eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c accepted",
+            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        ),
+        (
+            "Slack bot token",
+            "slack client xoxb-123456789012-1234567890123-rwZbqcabUGJmGEp7CgQ0PBQF ready",
+            "xoxb-123456789012-1234567890123-rwZbqcabUGJmGEp7CgQ0PBQF",
+        ),
+        (
+            "Slack user token",
+            "slack client xoxp-123456789012-123456789012-1234567890123-rwZbqcabUGJmGEp7 ready",
+            "xoxp-123456789012-123456789012-1234567890123-rwZbqcabUGJmGEp7",
+        ),
+        (
+            "Slack app token",
+            "slack client xapp-1-A0123456789-1234567890123-38cb8cb4ba2e7519 ready",
+            "xapp-1-A0123456789-1234567890123-38cb8cb4ba2e7519",
+        ),
+        (
+            "Slack workspace token",
+            "slack client xoxa-2-123456789012-rwZbqcabUGJm ready",
+            "xoxa-2-123456789012-rwZbqcabUGJm",
+        ),
+        ("Slack refresh token", "slack client xoxr-123456789012-rwZbqcabUGJm ready", "xoxr-123456789012-rwZbqcabUGJm"),
+        ("Slack session token", "slack client xoxs-123456789012-rwZbqcabUGJm ready", "xoxs-123456789012-rwZbqcabUGJm"),
+        (
+            "GitHub personal token",
+            "git auth ghp_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
+            "ghp_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
+        ),
+        (
+            "GitHub OAuth token",
+            "git auth gho_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
+            "gho_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
+        ),
+        (
+            "GitHub user-to-server token",
+            "git auth ghu_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
+            "ghu_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
+        ),
+        (
+            "GitHub server-to-server token",
+            "git auth ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
+            "ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
+        ),
+        (
+            "GitHub refresh token",
+            "git auth ghr_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
+            "ghr_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
+        ),
+        (
+            "GitHub fine-grained token",
+            "git auth github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz ok",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
+        ),
+        ("GitLab personal token", "gitlab auth glpat-KFLf6xuI5aHUQPFeNBTx ok", "glpat-KFLf6xuI5aHUQPFeNBTx"),
+        ("GitLab runner token", "gitlab runner glrt-KFLf6xuI5aHUQPFeNBTx ok", "glrt-KFLf6xuI5aHUQPFeNBTx"),
+        (
+            "Google API key",
+            "maps key AIzaQWk8JzFalHlsZfYcMMDktXP-tKsf2rcDkd1 ok",
+            "AIzaQWk8JzFalHlsZfYcMMDktXP-tKsf2rcDkd1",
+        ),
+        (
+            "Google OAuth client secret",
+            "oauth client 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 ok",
+            "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",
+        ),
+        (
+            "Google OAuth access token",
+            "gcp call ya29.KfzjsQGMrb9h_ImB_LK777pzNk8cL6j5IXAAjlsHUqJoUD ok",
+            "ya29.KfzjsQGMrb9h_ImB_LK777pzNk8cL6j5IXAAjlsHUqJoUD",
+        ),
+        (
+            "npm token",
+            "npm publish npm_uh1vauWv1zh87mTa5Vsqxezy3Lex7BWr2drg ok",
+            "npm_uh1vauWv1zh87mTa5Vsqxezy3Lex7BWr2drg",
+        ),
+        (
+            "OpenAI key",
+            "llm client sk-d1QsO7jprBGumXxY9B4bZWOz648JJnUfd7UACNWiP3sFd67J ok",
+            "sk-d1QsO7jprBGumXxY9B4bZWOz648JJnUfd7UACNWiP3sFd67J",
+        ),
+        (
+            "OpenAI project key",
+            "llm client sk-proj-qv81RKMGHZEM9YpvujA-C5Q52ryFlwRlOEVHzc0X0AWIRh-JUqBlIFXZ53Ncqe28 ok",
+            "sk-proj-qv81RKMGHZEM9YpvujA-C5Q52ryFlwRlOEVHzc0X0AWIRh-JUqBlIFXZ53Ncqe28",
+        ),
+        (
+            "Anthropic key",
+            "llm client sk-ant-api03-ajY75FnCttn6kfaqDeMqG3omjMyXHCabM6JOF8EFd0Nhcy ok",
+            "sk-ant-api03-ajY75FnCttn6kfaqDeMqG3omjMyXHCabM6JOF8EFd0Nhcy",
+        ),
+        ("Stripe secret key", "charge with sk_live_4eC39HqLyjWDarjtT1zdp7dc ok", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
+        (
+            "Stripe restricted key",
+            "charge with rk_live_4eC39HqLyjWDarjtT1zdp7dc ok",
+            "rk_live_4eC39HqLyjWDarjtT1zdp7dc",
+        ),
+        (
+            "Stripe webhook secret",
+            "verify with whsec_A6Qd8Mj7zdnbMjAdTdlzC5T4uUhf7kvm ok",
+            "whsec_A6Qd8Mj7zdnbMjAdTdlzC5T4uUhf7kvm",
+        ),
+        (
+            "SendGrid key",
+            "mail via 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 ok",
+            "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",
+        ),
+        ("Twilio API key", "sms via SK4f50947aaeb26c57d21fa5d328263dfe ok", "SK4f50947aaeb26c57d21fa5d328263dfe"),
+        (
+            "Atlassian API token",
+            "jira auth ATATT3xFfGF0wDr16EpLLJIVGHz4FxFEtKyPiYGFDm7ena8D5VfLDpgyyjVw5HanSBeVRsfAGeAbP0VxNjAe=DB2E1142 ok",
+            "ATATT3xFfGF0wDr16EpLLJIVGHz4FxFEtKyPiYGFDm7ena8D5VfLDpgyyjVw5HanSBeVRsfAGeAbP0VxNjAe=DB2E1142",
+        ),
+        (
+            "Docker Hub token",
+            "docker login dckr_pat_uhnbzs0z1wNiMg9aW37k5wCnHDe ok",
+            "dckr_pat_uhnbzs0z1wNiMg9aW37k5wCnHDe",
+        ),
+        (
+            "Vault service token",
+            "vault auth hvs.pQHgI3HLBkbvHEzuPyXQEW88ad3DNBYjvsedonuSsddfrfifiUziXnFAAoeelK9mq ok",
+            "hvs.pQHgI3HLBkbvHEzuPyXQEW88ad3DNBYjvsedonuSsddfrfifiUziXnFAAoeelK9mq",
+        ),
+        (
+            "Vault batch token",
+            "vault auth hvb.lKv3azKgaS_m_x-SHuKBD-vok_nPTmZYl2dVAMH2vWD6qeSPt5Pv74GDqQ7EyIMtt ok",
+            "hvb.lKv3azKgaS_m_x-SHuKBD-vok_nPTmZYl2dVAMH2vWD6qeSPt5Pv74GDqQ7EyIMtt",
+        ),
+        (
+            "Shopify token",
+            "shop auth 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 ok",
+            "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",
+        ),
+        (
+            "PyPI token",
+            "twine upload pypi-AgEIcHlwaS5vcmcHnCMZCY7Bvqiy8CsT07Lq8TDIWG2x9aJTFMP9_2kUtMXhkPrSbbAjLGmsDx5StAZvlMz-B ok",
+            "pypi-AgEIcHlwaS5vcmcHnCMZCY7Bvqiy8CsT07Lq8TDIWG2x9aJTFMP9_2kUtMXhkPrSbbAjLGmsDx5StAZvlMz-B",
+        ),
+        (
+            "Hugging Face token",
+            "hub login 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 ok",
+            "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",
+        ),
+        ("Mailgun key", "mail via key-9ebdd25b001a3ff416d4a3baf69dad81 ok", "key-9ebdd25b001a3ff416d4a3baf69dad81"),
+        (
+            "DigitalOcean token",
+            "doctl auth dop_v1_99bfca8b6f3a6a9421cc1c93016f1c4261e5351d30b49895d1a0d1f13dce20c4 ok",
+            "dop_v1_99bfca8b6f3a6a9421cc1c93016f1c4261e5351d30b49895d1a0d1f13dce20c4",
+        ),
+        ("New Relic key", "apm auth NRAK-409GF4NJA1AAHFNHI4BRP2LDXJF ok", "NRAK-409GF4NJA1AAHFNHI4BRP2LDXJF"),
+        (
+            "Sentry auth token",
+            "sentry-cli auth sntrys_sOJTFDQ74q69dTcada4PR0NfyttUMk931FMdux8KUCERkj9Zhx9PkOZAEyXY ok",
+            "sntrys_sOJTFDQ74q69dTcada4PR0NfyttUMk931FMdux8KUCERkj9Zhx9PkOZAEyXY",
+        ),
+        (
+            "Postman key",
+            "newman auth PMAK-C8rYWKvsrdNPTZ0Mv3MUa1jM-1tLB4pyyRyMX5oZCsSauqrBkL60W4Ycs1j ok",
+            "PMAK-C8rYWKvsrdNPTZ0Mv3MUa1jM-1tLB4pyyRyMX5oZCsSauqrBkL60W4Ycs1j",
+        ),
+        (
+            "Grafana service account token",
+            "grafana auth glsa_Z43Kjr2ZZJRX6FwIfIJFZymYWU7otMdR_ce680ce2 ok",
+            "glsa_Z43Kjr2ZZJRX6FwIfIJFZymYWU7otMdR_ce680ce2",
+        ),
+        (
+            "Linear key",
+            "linear auth lin_api_IZwXeozLH5q41HuEGLmmnmflZSsxKKwzXH2jpc7F ok",
+            "lin_api_IZwXeozLH5q41HuEGLmmnmflZSsxKKwzXH2jpc7F",
+        ),
+        (
+            "Doppler token",
+            "doppler auth dp.pt.x3gxODYfjuMbwrHMbgcn33KFLKnq7XrBg8CXL0M9iq1 ok",
+            "dp.pt.x3gxODYfjuMbwrHMbgcn33KFLKnq7XrBg8CXL0M9iq1",
+        ),
+        (
+            "Pulumi token",
+            "pulumi login pul-1a65c2011bef2c328a72c5e5b77518b1018f134a ok",
+            "pul-1a65c2011bef2c328a72c5e5b77518b1018f134a",
+        ),
+        (
+            "Terraform Cloud token",
+            "tfc auth Wa8mRVtLLCWPgE.atlasv1.PVGXpV9Wv4Esb7yeuCjVr5mXcj5RPD9oUsQChx5s4tI10FtdILQvH_nO69othB9KpGzU3H ok",
+            "Wa8mRVtLLCWPgE.atlasv1.PVGXpV9Wv4Esb7yeuCjVr5mXcj5RPD9oUsQChx5s4tI10FtdILQvH_nO69othB9KpGzU3H",
+        ),
+        (
+            "Telegram bot token",
+            "bot api 123456789:AAEEmXL1uhLsc4Rr4aKxU3f0BJxrxDwzkl- ok",
+            "123456789:AAEEmXL1uhLsc4Rr4aKxU3f0BJxrxDwzkl-",
+        ),
+    ];
+
+    /// 46 strings that look a little like secrets and are not: byte-identical
+    /// through `text()`.
+    const KEEP_CORPUS: &[&str] = &[
+        "image sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "deployed commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "DEPLOYED COMMIT 3F786850E387550FDAB836ED7E6DC881DE23001B",
+        "secret rotated in commit 3f786850e387550fdab836ed7e6dc881de23001b",
+        "deployed a1b2c3d to prod",
+        "request 3fa85f64-5717-4562-b3fc-2c963f66afa6 done",
+        "RequestId: 8f5b2c1e-9d3a-4b6f-a1c2-3d4e5f6a7b8c Duration: 12.3 ms",
+        "X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+        "arn:aws:ecs:us-east-1:111122223333:task/prod/0123456789abcdef0123456789abcdef",
+        "arn:aws:ecs:us-east-1:111122223333:service/prod/api",
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-pass-AbCdEf",
+        "arn:aws:secretsmanager:us-east-1:111122223333:secret:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ABCD-xyz",
+        "arn:aws:ssm:us-east-1:111122223333:parameter/prod/api/DB_PASSWORD",
+        "llm call max_tokens=512 prompt_tokens: 123",
+        "token_count=12",
+        "password reset e-mail sent to bob@example.com",
+        "invalid password for user bob",
+        "GET /api/v1/tokens/refresh 200 3ms",
+        "111122223333.dkr.ecr.us-east-1.amazonaws.com/api:v1.2.3",
+        "111122223333.dkr.ecr.us-east-1.amazonaws.com/api@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "log stream ecs/api/0123456789abcdef0123456789abcdef",
+        "log stream ecs/Api/0123456789abcdef0123456789abcdef",
+        "task 0123456789abcdef0123456789abcdef stopped",
+        "2024-05-01T10:00:00.123Z INFO GET /health 200",
+        "Mon, 01 May 2024 10:00:00 GMT",
+        "echo dGVzdA== | base64 -d",
+        "pod api-7d9f8b6c5-x2x9z in namespace payments-prod",
+        "Authorization header missing",
+        "https://example.com:8443/path@v1",
+        "docker://registry:5000/team/app@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "npm install https://registry.npmjs.org/@babel/core",
+        "the API uses bearer authentication",
+        "suite done: pass=3 fail=0 skip=1",
+        "token: 12345",
+        "java.lang.IllegalStateException at AbstractSingletonProxyFactoryBeanHandler.invoke",
+        "Cookie consent banner shown",
+        "signature verification failed for webhook",
+        "sk-learn and task-definition/api:42 and disk-usage=91%",
+        "error: -----BEGIN PRIVATE KEY----- is missing",
+        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
+        "s3://my-bucket/logs/2024/05/01/api.log",
+        "postgres://db.internal:5432/app",
+        "https://x.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240101T000000Z&X-Amz-SignedHeaders=host",
+        "KMS_KEY_ID=1234abcd-12ab-34cd-56ef-1234567890ab TOKEN_TTL_SECONDS=3600",
+        "listening on [2001:db8::1]:8443 with cpu=512 memory=1024",
+        "ssh://git@github.com/org/repo.git",
+    ];
+
+    #[test]
+    fn corpora_should_be_as_large_as_their_comments_say() {
+        assert_eq!(LEAK_CORPUS.len(), 115);
+        assert_eq!(KEEP_CORPUS.len(), 46);
+        let mut names: Vec<&str> = LEAK_CORPUS.iter().map(|(name, _, _)| *name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), LEAK_CORPUS.len(), "shape names are distinct");
+        for (name, text, secret) in LEAK_CORPUS {
+            assert!(text.contains(secret), "{name}: the secret is in its text");
+        }
+    }
+
+    fn corpus_redactor() -> Redactor {
+        Redactor::with_known_secrets(["correct-horse-battery-staple".to_string()])
+    }
+
+    /// The carriers a secret reaches us in, as text.
+    fn carriers(text: &str) -> [(&'static str, String); 5] {
+        [
+            ("plain log line", format!("2024-05-01T10:00:00.123Z ERROR worker: {text}")),
+            ("key=value", format!("level=error service=api msg={text} retry=2")),
+            ("URL", format!("GET https://api.example.com/v1/hook?ctx={text} HTTP/1.1")),
+            ("HTTP header line", format!("X-Debug-Context: {text}")),
+            ("ECS service event", format!("(service api) failed to launch a task with (error {text}).")),
+        ]
+    }
+
+    /// The words around the secret that are no secret on their own: they
+    /// must survive its redaction. The ones touching the secret are cut at it
+    /// (`postgres://app:` and `@db:5432/x`).
+    fn context_of<'a>(red: &Redactor, text: &'a str, secret: &str) -> Vec<&'a str> {
+        let Some(at) = text.find(secret) else { return Vec::new() };
+        let (before, after) = (&text[..at], &text[at + secret.len()..]);
+        before.split_whitespace().chain(after.split_whitespace()).filter(|w| red.text(w) == *w).collect()
+    }
+
+    #[test]
+    fn every_shape_of_the_leak_corpus_should_vanish_in_every_carrier_keeping_its_context() {
+        let red = corpus_redactor();
+        let mut checked = 0;
+        for (name, text, secret) in LEAK_CORPUS {
+            let context = context_of(&red, text, secret);
+            assert!(!context.is_empty(), "{name}: plant some context");
+            let mut outputs: Vec<(&str, String)> = Vec::new();
+            for (carrier, line) in carriers(text) {
+                outputs.push((carrier, red.text(&line)));
+                let lines: Vec<&str> = line.split('\n').collect();
+                outputs.push(("log lines", red.lines(&lines).join("\n")));
+            }
+            let raw = json!({"level": "error", "msg": text}).to_string();
+            let mut parsed: Value = serde_json::from_str(&raw).unwrap();
+            red.json(&mut parsed);
+            outputs.push(("JSON log line", parsed["msg"].as_str().unwrap_or_default().to_string()));
+            for (carrier, out) in outputs {
+                assert!(!out.contains(secret), "{name} leaked in a {carrier}: {out}");
+                for word in &context {
+                    assert!(out.contains(word), "{name} lost {word:?} in a {carrier}: {out}");
+                }
+                assert_eq!(red.text(&out), out, "{name}: redaction is stable in a {carrier}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, LEAK_CORPUS.len() * 11);
+    }
+
+    #[test]
+    fn every_entry_of_the_keep_corpus_should_stay_byte_identical() {
+        let red = corpus_redactor();
+        for text in KEEP_CORPUS {
+            assert_eq!(red.text(text), *text);
+            let lines: Vec<&str> = text.split('\n').collect();
+            assert_eq!(red.lines(&lines), lines, "as log lines");
+            let mut v = json!({"msg": text});
+            red.json(&mut v);
+            assert_eq!(v["msg"], *text, "in JSON");
+        }
+    }
+
+    // ---- properties (PROPTEST_CASES=1000000 for a long run; 256 by default)
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Fragments that reach every scanner, glued with arbitrary text
+        /// (control characters and U+FFFD included).
+        fn hostile_text() -> impl Strategy<Value = String> {
+            let fragment = prop_oneof![
+                any::<String>(),
+                "[\\x00-\\x1f\\x7f\u{fffd}\\\\\"'=:;,@/#?&\\[\\]{} \n\r\t-]{0,8}",
+                "[A-Za-z0-9+/=]{1,80}",
+                Just("-----BEGIN PRIVATE KEY-----".to_string()),
+                Just("-----END PRIVATE KEY-----".to_string()),
+                Just("Proc-Type: 4,ENCRYPTED\n".to_string()),
+                Just("\\n".to_string()),
+                Just("postgres://app:".to_string()),
+                Just("Cookie: ".to_string()),
+                Just("Set-Cookie: a=".to_string()),
+                Just("password=".to_string()),
+                Just("\"pass\": \"".to_string()),
+                Just("Authorization: Bearer ".to_string()),
+                Just("?X-Amz-Signature=".to_string()),
+                Just("AKIAIOSFODNN7EXAMPLE".to_string()),
+                Just("xoxb-123456789012-".to_string()),
+                Just("{\"name\":\"DB_PASSWORD\",\"value\":\"".to_string()),
+            ];
+            prop::collection::vec(fragment, 0..24).prop_map(|parts| parts.concat())
+        }
+
+        fn key() -> impl Strategy<Value = String> {
+            prop_oneof![
+                any::<String>(),
+                prop::sample::select(vec![
+                    "password",
+                    "pass",
+                    "pwd",
+                    "Cookie",
+                    "set-cookie",
+                    "cookies",
+                    "name",
+                    "value",
+                    "Key",
+                    "Value",
+                    "token",
+                    "note"
+                ])
+                .prop_map(str::to_string),
+            ]
+        }
+
+        fn arbitrary_json() -> impl Strategy<Value = Value> {
+            let leaf = prop_oneof![
+                Just(Value::Null),
+                any::<bool>().prop_map(Value::Bool),
+                any::<i64>().prop_map(Value::from),
+                any::<f64>().prop_map(Value::from),
+                hostile_text().prop_map(Value::String),
+            ];
+            leaf.prop_recursive(8, 128, 8, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                    prop::collection::vec((key(), inner), 0..8)
+                        .prop_map(|entries| Value::Object(entries.into_iter().collect())),
+                ]
+            })
+        }
+
+        fn config() -> ProptestConfig {
+            // No regression files: they would land in the source tree.
+            ProptestConfig { failure_persistence: None, ..ProptestConfig::default() }
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            /// Hostile text and JSON never panic, and a known secret planted
+            /// anywhere in them never comes out, whatever surrounds it.
+            #[test]
+            fn redaction_never_panics_and_never_grows_secrets(
+                before in hostile_text(),
+                after in hostile_text(),
+                secret in "[A-Za-z0-9]{24}",
+                mut doc in arbitrary_json(),
+            ) {
+                let red = Redactor::with_known_secrets([secret.clone()]);
+                let _ = red.text(&before);
+                let planted = format!("{before}{secret}{after}");
+                let out = red.text(&planted);
+                prop_assert!(!out.contains(&secret), "{out:?}");
+
+                let lines: Vec<&str> = planted.split('\n').collect();
+                let out = red.lines(&lines);
+                prop_assert_eq!(out.len(), lines.len());
+                prop_assert!(out.iter().all(|line| !line.contains(&secret)), "{out:?}");
+
+                red.json(&mut doc);
+                let mut doc = json!({"msg": planted, "doc": doc});
+                red.json(&mut doc);
+                prop_assert!(!doc.to_string().contains(&secret));
+            }
+
+            /// Arbitrary strings, control characters included, through every entry point.
+            #[test]
+            fn arbitrary_strings_never_panic(s in any::<String>(), c in "[\\x00-\\x1f\\x7f]{0,16}") {
+                let s = format!("{c}{s}{c}");
+                let _ = r().text(&s);
+                let _ = r().lines(&[s.as_str(), s.as_str()]);
+                let _ = secret_values_in(&Value::String(s.clone()));
+                let _ = is_secret_name(&s);
+            }
+
+            /// Prose after a key without its END line always survives.
+            #[test]
+            fn prose_after_an_unterminated_key_survives(
+                body in prop::collection::vec("[A-Za-z0-9+/]{64}", 1..6),
+                tail in "[A-Za-z0-9+/]{1,63}",
+                prose in prop::collection::vec("[A-Za-z]{1,12}( [a-z]{1,12}){1,6}[.:]?", 1..6),
+            ) {
+                let text = format!("-----BEGIN PRIVATE KEY-----\n{}\n{tail}\n{}", body.join("\n"), prose.join("\n"));
+                let out = r().text(&text);
+                for line in &prose {
+                    prop_assert!(out.contains(line.as_str()), "{line:?} lost: {out:?}");
+                }
+                for line in &body {
+                    prop_assert!(!out.contains(line.as_str()), "{out:?}");
+                }
+            }
         }
     }
 }
