@@ -25,15 +25,21 @@ pub fn is_error_line(line: &str) -> bool {
 }
 
 /// Pure part of [`log_excerpt`].
+///
+/// The whole stream is redacted first, as one sequence: a private key logged
+/// over several events has its body lines in events that look like nothing
+/// on their own, and an excerpt must not start in the middle of one.
 pub fn excerpt_of(group: &str, stream: &str, messages: &[&str], max_lines: usize, redactor: &Redactor) -> LogExcerpt {
-    let errors: Vec<&str> = messages.iter().copied().filter(|m| is_error_line(m)).collect();
+    let redacted = redactor.lines(messages);
+    let errors: Vec<&str> =
+        messages.iter().zip(&redacted).filter(|(raw, _)| is_error_line(raw)).map(|(_, clean)| clean.as_str()).collect();
     let only_errors = !errors.is_empty();
-    let chosen = if only_errors { errors } else { messages.to_vec() };
+    let chosen: Vec<&str> = if only_errors { errors } else { redacted.iter().map(String::as_str).collect() };
     let start = chosen.len().saturating_sub(max_lines);
     LogExcerpt {
         log_group: group.to_string(),
         log_stream: stream.to_string(),
-        lines: chosen[start..].iter().map(|l| one_log_line(&redactor.text(l.trim_end()))).collect(),
+        lines: chosen[start..].iter().map(|l| one_log_line(l.trim_end())).collect(),
         only_errors,
     }
 }
@@ -69,5 +75,15 @@ mod tests {
         let e = excerpt_of("/ecs/x", "s", &[huge.as_str(), "ERROR ok"], 5, &Redactor::new());
         assert_eq!(e.lines.len(), 2);
         assert!(e.lines.iter().all(|l| l.chars().count() < MAX_LOG_LINE_CHARS + 40));
+    }
+
+    #[test]
+    fn a_private_key_logged_over_several_events_is_redacted_before_excerpting() {
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj";
+        let messages =
+            ["ERROR could not load -----BEGIN PRIVATE KEY-----", body, "-----END PRIVATE KEY-----", "ERROR giving up"];
+        let e = excerpt_of("/ecs/x", "s", &messages, 20, &Redactor::new());
+        assert!(e.lines.iter().all(|l| !l.contains(body)), "{:?}", e.lines);
+        assert_eq!(e.lines.last().map(String::as_str), Some("ERROR giving up"));
     }
 }

@@ -117,7 +117,8 @@ fn every_fixture_should_have_an_expectation() {
     let mut on_disk = Vec::new();
     for dir in std::fs::read_dir(fixtures_dir()).unwrap() {
         let dir = dir.unwrap().path();
-        if !dir.is_dir() {
+        // `redaction/` holds the redaction corpus, not events.
+        if !dir.is_dir() || dir.ends_with("redaction") {
             continue;
         }
         for f in std::fs::read_dir(&dir).unwrap() {
