@@ -154,30 +154,72 @@ pub fn init_logging() {
     }
 }
 
+/// Where the metrics go: `METRICS_NAMESPACE` (default `EcsAutopilot`), and
+/// the stack (`STACK_NAME`) as a dimension so two stacks in one account keep
+/// their series apart.
+struct MetricsTarget {
+    namespace: String,
+    stack: Option<String>,
+}
+
+fn metrics_target() -> &'static MetricsTarget {
+    static TARGET: std::sync::OnceLock<MetricsTarget> = std::sync::OnceLock::new();
+    TARGET.get_or_init(|| MetricsTarget {
+        namespace: std::env::var("METRICS_NAMESPACE")
+            .ok()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| "EcsAutopilot".into()),
+        stack: std::env::var("STACK_NAME").ok().filter(|n| !n.trim().is_empty()),
+    })
+}
+
 /// One EMF document: CloudWatch extracts the metrics from the log line, no
-/// PutMetricData call on the hot path.
+/// PutMetricData call on the hot path. Every metric is published per
+/// function (and stack), and once more with the extra dimensions given.
 pub fn emit_metrics(function: &str, dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) {
-    println_flushed(&emf_line(function, dimensions, metrics, chrono::Utc::now().timestamp_millis()));
+    let target = metrics_target();
+    println_flushed(&emf_line(
+        &target.namespace,
+        target.stack.as_deref(),
+        function,
+        dimensions,
+        metrics,
+        chrono::Utc::now().timestamp_millis(),
+    ));
 }
 
 pub fn emf_line(
+    namespace: &str,
+    stack: Option<&str>,
     function: &str,
     dimensions: &[(&str, &str)],
     metrics: &[(&str, f64, &str)],
     timestamp_ms: i64,
 ) -> String {
     let mut doc = serde_json::Map::new();
-    let mut dims: Vec<&str> = vec!["Function"];
-    dims.extend(dimensions.iter().map(|(k, _)| *k));
+    let mut base: Vec<&str> = Vec::new();
+    if stack.is_some() {
+        base.push("Stack");
+    }
+    base.push("Function");
+    let mut sets = vec![base.clone()];
+    if !dimensions.is_empty() {
+        let mut detailed = base;
+        detailed.extend(dimensions.iter().map(|(k, _)| *k));
+        sets.push(detailed);
+    }
     let definitions: Vec<serde_json::Value> =
         metrics.iter().map(|(name, _, unit)| serde_json::json!({"Name": name, "Unit": unit})).collect();
     doc.insert(
         "_aws".into(),
         serde_json::json!({
             "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{"Namespace": "EcsAutopilot", "Dimensions": [dims], "Metrics": definitions}],
+            "CloudWatchMetrics": [{"Namespace": namespace, "Dimensions": sets, "Metrics": definitions}],
         }),
     );
+    if let Some(stack) = stack {
+        doc.insert("Stack".into(), stack.into());
+    }
     doc.insert("Function".into(), function.into());
     for (k, v) in dimensions {
         doc.insert((*k).into(), (*v).into());
@@ -217,12 +259,26 @@ mod tests {
     }
 
     #[test]
-    fn emf_line_should_declare_every_metric_and_dimension() {
-        let line = super::emf_line("ecs-events", &[("Kind", "alarm")], &[("AwsCalls", 7.0, "Count")], 1);
+    fn emf_line_should_declare_every_metric_per_function_and_per_extra_dimension() {
+        let line = super::emf_line(
+            "Team",
+            Some("prod-ap"),
+            "ecs-events",
+            &[("Kind", "alarm")],
+            &[("Errors", 1.0, "Count")],
+            1,
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0], serde_json::json!(["Function", "Kind"]));
-        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "AwsCalls");
-        assert_eq!(v["AwsCalls"], 7.0);
-        assert_eq!(v["Kind"], "alarm");
+        let m = &v["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(m["Namespace"], "Team");
+        assert_eq!(m["Dimensions"], serde_json::json!([["Stack", "Function"], ["Stack", "Function", "Kind"]]));
+        assert_eq!(m["Metrics"][0]["Name"], "Errors");
+        assert_eq!(
+            (v["Errors"].as_f64(), v["Stack"].as_str(), v["Kind"].as_str()),
+            (Some(1.0), Some("prod-ap"), Some("alarm"))
+        );
+        let plain = super::emf_line("EcsAutopilot", None, "runbook", &[], &[("Invocations", 1.0, "Count")], 1);
+        let v: serde_json::Value = serde_json::from_str(&plain).unwrap();
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["Function"]]));
     }
 }
