@@ -394,6 +394,17 @@ mod tests {
     }
 
     #[test]
+    fn a_platform_mismatch_alert_has_its_own_headline_and_next_steps() {
+        let mut v = view(&[], EvidenceStatus::Stored("s3://b/p/".into()));
+        v.cause = Cause::PlatformMismatch;
+        let m = render_alert(&v, &Redactor::new());
+        assert!(m.subject.ends_with("image built for another CPU architecture"), "{}", m.subject);
+        assert!(m.body.contains("runbook: platform-mismatch"), "{}", m.body);
+        assert!(m.body.contains("runtimePlatform.cpuArchitecture"), "{}", m.body);
+        assert_eq!(m.cause, Cause::PlatformMismatch);
+    }
+
+    #[test]
     fn an_alert_without_evidence_says_why() {
         let m =
             render_alert(&view(&[], EvidenceStatus::NotCaptured("AccessDenied on PutObject".into())), &Redactor::new());

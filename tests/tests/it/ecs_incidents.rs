@@ -237,3 +237,24 @@ async fn service_actions_map_to_incidents_or_records() {
     assert_eq!(notes.len(), 1);
     assert!(notes[0].subject.contains("task placement failed"), "{}", notes[0].subject);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_built_for_another_architecture_alerts_as_platform_mismatch_in_both_forms() {
+    let bed = TestBed::new("platform").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let mut p = bed.start("ecs-events", &[]);
+    // Form 1: the manifest has no image for the task's platform.
+    let o = p.outcome(&svc.retarget(&fixture("ecs/task-stopped-platform-mismatch-manifest.json"), "pm-1", &task_id(1)));
+    assert_eq!(o["cause"], "platform-mismatch", "{o}");
+    let notes = bed.notifications().await;
+    assert!(notes[0].subject.ends_with("image built for another CPU architecture"), "{}", notes[0].subject);
+    assert!(notes[0].message.contains("runtimePlatform.cpuArchitecture"), "{}", notes[0].message);
+    assert_eq!(notes[0].attributes["cause"]["Value"], "platform-mismatch", "{}", notes[0].attributes);
+
+    // Form 2: an essential container exits 1 and only its log says `exec format error`.
+    let other = SeededService::create(&bed, "worker", 2).await;
+    let task = task_id(2);
+    other.write_log(&bed, &task, &["exec /usr/local/bin/worker: exec format error".to_string()]).await;
+    let o = p.outcome(&other.retarget(&fixture("ecs/task-stopped-app-crash.json"), "pm-2", &task));
+    assert_eq!(o["cause"], "platform-mismatch", "the log refines the essential exit: {o}");
+}
