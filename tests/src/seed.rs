@@ -153,32 +153,9 @@ impl SeededService {
     /// Register the next revision of the task definition (a new image tag)
     /// and deploy it with UpdateService, as a release would. Returns its ARN.
     pub async fn deploy_new_revision(&self, bed: &TestBed, tag: &str) -> String {
-        use aws_sdk_ecs::types::*;
+        let image = format!("111122223333.dkr.ecr.us-east-1.amazonaws.com/{}:{tag}", self.service);
+        let arn = self.register_revision(bed, |c| c.image = Some(image)).await;
         let ecs = aws_sdk_ecs::Client::new(&bed.config);
-        let current = ecs
-            .describe_task_definition()
-            .task_definition(&self.task_definition_arn)
-            .send()
-            .await
-            .expect("describe task definition")
-            .task_definition
-            .expect("task definition");
-        let mut container = current.container_definitions()[0].clone();
-        container.image = Some(format!("111122223333.dkr.ecr.us-east-1.amazonaws.com/{}:{tag}", self.service));
-        let arn = ecs
-            .register_task_definition()
-            .family(current.family().unwrap_or_default())
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu("512")
-            .memory("1024")
-            .container_definitions(container)
-            .send()
-            .await
-            .expect("register revision")
-            .task_definition
-            .and_then(|t| t.task_definition_arn)
-            .expect("revision arn");
         ecs.update_service()
             .cluster(&self.cluster)
             .service(&self.service)
@@ -192,6 +169,20 @@ impl SeededService {
     /// Register a revision of the task definition with extra environment
     /// variables (not deployed). Returns its ARN.
     pub async fn register_with_environment(&self, bed: &TestBed, vars: &[(String, String)]) -> String {
+        use aws_sdk_ecs::types::KeyValuePair;
+        self.register_revision(bed, |c| {
+            let env = c.environment.get_or_insert_with(Vec::new);
+            env.extend(vars.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()));
+        })
+        .await
+    }
+
+    /// The next revision of the first task definition, its container changed by `change`.
+    async fn register_revision(
+        &self,
+        bed: &TestBed,
+        change: impl FnOnce(&mut aws_sdk_ecs::types::ContainerDefinition),
+    ) -> String {
         use aws_sdk_ecs::types::*;
         let ecs = aws_sdk_ecs::Client::new(&bed.config);
         let current = ecs
@@ -203,9 +194,7 @@ impl SeededService {
             .task_definition
             .expect("task definition");
         let mut container = current.container_definitions()[0].clone();
-        let mut env = container.environment.take().unwrap_or_default();
-        env.extend(vars.iter().map(|(k, v)| KeyValuePair::builder().name(k).value(v).build()));
-        container.environment = Some(env);
+        change(&mut container);
         ecs.register_task_definition()
             .family(current.family().unwrap_or_default())
             .network_mode(NetworkMode::Awsvpc)

@@ -4,6 +4,34 @@ use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::Value;
 use std::time::Duration;
 
+/// Create a metric alarm on the local server with `tags`; its ARN.
+async fn create_alarm(bed: &TestBed, name: &str, namespace: &str, metric: &str, tags: &[(&str, &str)]) -> String {
+    let cw = aws_sdk_cloudwatch::Client::new(&bed.config);
+    let mut req = cw
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace(namespace)
+        .metric_name(metric)
+        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(5.0)
+        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold);
+    for (k, v) in tags {
+        req = req.tags(aws_sdk_cloudwatch::types::Tag::builder().key(*k).value(*v).build());
+    }
+    req.send().await.expect("put alarm");
+    cw.describe_alarms()
+        .alarm_names(name)
+        .send()
+        .await
+        .expect("describe")
+        .metric_alarms()
+        .first()
+        .and_then(|a| a.alarm_arn().map(str::to_string))
+        .expect("alarm arn")
+}
+
 /// The CPU alarm fixture, pointed at a seeded service.
 fn cpu_alarm(svc: &SeededService, file: &str, id: &str) -> Value {
     let mut v = fixture(file);
@@ -87,32 +115,15 @@ async fn an_alarm_ok_does_not_resolve_an_incident_it_did_not_open() {
 async fn an_alarm_without_service_dimensions_is_mapped_by_its_tags() {
     let bed = TestBed::new("alarmtags").await;
     let svc = SeededService::create(&bed, "api", 2).await;
-    let cw = aws_sdk_cloudwatch::Client::new(&bed.config);
     let name = format!("{}-errors", bed.prefix);
-    cw.put_metric_alarm()
-        .alarm_name(&name)
-        .namespace("Checkout")
-        .metric_name("PaymentErrors")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(5.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .tags(aws_sdk_cloudwatch::types::Tag::builder().key("autopilot:cluster").value(&svc.cluster).build())
-        .tags(aws_sdk_cloudwatch::types::Tag::builder().key("autopilot:service").value("api").build())
-        .send()
-        .await
-        .expect("put alarm");
-    let arn = cw
-        .describe_alarms()
-        .alarm_names(&name)
-        .send()
-        .await
-        .expect("describe")
-        .metric_alarms()
-        .first()
-        .and_then(|a| a.alarm_arn().map(str::to_string))
-        .expect("alarm arn");
+    let arn = create_alarm(
+        &bed,
+        &name,
+        "Checkout",
+        "PaymentErrors",
+        &[("autopilot:cluster", svc.cluster.as_str()), ("autopilot:service", "api")],
+    )
+    .await;
     let mut event = fixture("alarm/eventbridge-metric-cpu.json");
     event["id"] = Value::from("tags-1");
     event["resources"] = serde_json::json!([arn]);
@@ -195,31 +206,8 @@ async fn an_undesignated_alarm_takes_no_action_on_any_delivery_path_and_says_why
 async fn an_alarm_tagged_autopilot_actions_on_may_act_outside_the_prefix() {
     let bed = TestBed::new("alarmtagon").await;
     let svc = SeededService::create(&bed, "api", 2).await;
-    let cw = aws_sdk_cloudwatch::Client::new(&bed.config);
     let name = format!("{}-team-cpu", bed.prefix);
-    cw.put_metric_alarm()
-        .alarm_name(&name)
-        .namespace("AWS/ECS")
-        .metric_name("CPUUtilization")
-        .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
-        .period(60)
-        .evaluation_periods(1)
-        .threshold(85.0)
-        .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-        .tags(aws_sdk_cloudwatch::types::Tag::builder().key("autopilot:actions").value("on").build())
-        .send()
-        .await
-        .expect("put alarm");
-    let arn = cw
-        .describe_alarms()
-        .alarm_names(&name)
-        .send()
-        .await
-        .expect("describe")
-        .metric_alarms()
-        .first()
-        .and_then(|a| a.alarm_arn().map(str::to_string))
-        .expect("alarm arn");
+    let arn = create_alarm(&bed, &name, "AWS/ECS", "CPUUtilization", &[("autopilot:actions", "on")]).await;
     let mut event = cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "tagon-1");
     event["resources"] = serde_json::json!([arn]);
     event["detail"]["alarmName"] = Value::from(name);
