@@ -8,3 +8,4 @@ mod alarms;
 mod ecs_incidents;
 mod faults;
 mod functions;
+mod redelivery;
