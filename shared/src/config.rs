@@ -133,7 +133,7 @@ impl Config {
             rollback_window_seconds: count("ROLLBACK_WINDOW_MINUTES", (dl.rollback_window_seconds / 60) as usize)?
                 as i64
                 * 60,
-            max_tasks: count("MAX_TASKS", dl.max_tasks as usize)? as i32,
+            max_tasks: max_tasks(lookup("MAX_TASKS").as_deref(), dl.max_tasks)?,
             lock_seconds: dl.lock_seconds,
         };
         let settings = Settings {
@@ -193,6 +193,23 @@ fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, AutopilotError> {
             "" | "false" | "0" | "no" | "off" => Ok(false),
             "true" | "1" | "yes" | "on" => Ok(true),
             _ => Err(AutopilotError::Config(format!("{name} must be true or false, got {v:?}"))),
+        },
+    }
+}
+
+/// `MAX_TASKS`: a cap below one would turn every scale into a scale to zero.
+fn max_tasks(value: Option<&str>, default: i32) -> Result<i32, AutopilotError> {
+    let refuse = |v: &str| {
+        AutopilotError::Config(format!(
+            "MAX_TASKS must be a whole number from 1 to {} (a scale never sets fewer than one task), got {v:?}",
+            i32::MAX
+        ))
+    };
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(v) => match v.parse::<i32>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(refuse(v)),
         },
     }
 }
@@ -263,6 +280,19 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("LOG_GROUP_PREFIXES", "ecs"));
         assert!(Config::from_lookup(env(&pairs)).unwrap_err().to_string().contains("LOG_GROUP_PREFIXES"));
+    }
+
+    #[test]
+    fn when_max_tasks_is_below_one_should_refuse_to_start_naming_it() {
+        for value in ["0", "-1"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push(("MAX_TASKS", value));
+            let err = Config::from_lookup(env(&pairs)).expect_err(value).to_string();
+            assert!(err.contains("MAX_TASKS") && err.contains(value), "{err}");
+        }
+        let mut pairs = BASE.to_vec();
+        pairs.push(("MAX_TASKS", "1"));
+        assert_eq!(Config::from_lookup(env(&pairs)).unwrap().settings.limits.max_tasks, 1);
     }
 
     #[test]

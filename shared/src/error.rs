@@ -87,6 +87,12 @@ pub enum AutopilotError {
     /// the invocation fails and Lambda retries.
     #[error("state table {}: {}: {}", .0.resource, .0.operation, .0.message)]
     State(AwsError),
+    /// Another invocation holds the claim of this event (or request) and may
+    /// still be processing it: answered as an error so that the caller (Lambda's
+    /// retry, the CLI) comes back later — never as a duplicate, which would
+    /// lose the event if that invocation dies.
+    #[error("{what} is still being processed by another invocation (its claim holds until {until}); retry later")]
+    InProgress { what: String, until: String },
 }
 
 impl AutopilotError {
@@ -98,16 +104,42 @@ impl AutopilotError {
             Self::Aws(e) if e.retryable => "AwsRetryable",
             Self::Aws(_) => "AwsFailure",
             Self::State(_) => "StateFailure",
+            Self::InProgress { .. } => "InProgress",
         }
     }
 
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Aws(AwsError { retryable: true, .. }) | Self::State(_))
+        matches!(self, Self::Aws(AwsError { retryable: true, .. }) | Self::State(_) | Self::InProgress { .. })
     }
 }
 
 impl From<AutopilotError> for Diagnostic {
     fn from(e: AutopilotError) -> Self {
         Diagnostic { error_type: e.error_type().into(), error_message: e.to_string() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_types_should_be_stable_and_say_whether_a_retry_can_help() {
+        let aws = |retryable| AwsError { retryable, ..AwsError::answer("dynamodb", "PutItem", "state", "x") };
+        let cases = [
+            (AutopilotError::InvalidEvent(TriggerError::missing("runbook request", "service")), "InvalidEvent", false),
+            (AutopilotError::Config("x".into()), "Configuration", false),
+            (AutopilotError::Aws(aws(true)), "AwsRetryable", true),
+            (AutopilotError::Aws(aws(false)), "AwsFailure", false),
+            (AutopilotError::State(aws(false)), "StateFailure", true),
+            (
+                AutopilotError::InProgress { what: "event e-1".into(), until: "2026-11-20T14:05:00Z".into() },
+                "InProgress",
+                true,
+            ),
+        ];
+        for (e, error_type, retryable) in cases {
+            assert_eq!((e.error_type(), e.is_retryable()), (error_type, retryable), "{e}");
+        }
     }
 }

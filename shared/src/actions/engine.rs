@@ -322,7 +322,7 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
         ActionKind::Scale => {
             let bounds = ScaleBounds {
                 autoscaling_max: asg_max,
-                service_cap: tag(&service, "autopilot:max-tasks").and_then(|v| v.trim().parse().ok()),
+                service_cap: tag(&service, "autopilot:max-tasks").map(str::to_string),
                 global_cap: limits.max_tasks,
             };
             match plan_scale(service.desired, req.desired_count, automatic, &bounds) {

@@ -1,14 +1,44 @@
 //! How far to scale (pure): bounded by the autoscaling maximum, a per-service
 //! cap (tag `autopilot:max-tasks`), a global cap, and for automatic actions a
-//! step limit (at most double per action). Automatic scaling never scales in.
+//! step limit (at most double per action). Automatic scaling never scales in,
+//! and no scale ever sets fewer than one task: a cap below one (or a cap tag
+//! that is not a number) is a configuration error, refused with its name —
+//! only the confirmed, manual scale-to-zero reaches 0.
 
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ScaleBounds {
     pub autoscaling_max: Option<i32>,
-    pub service_cap: Option<i32>,
+    /// The service's `autopilot:max-tasks` tag as written.
+    pub service_cap: Option<String>,
     pub global_cap: i32,
+}
+
+/// The caps as numbers, or the configuration error that makes any scale unsafe.
+fn caps(bounds: &ScaleBounds) -> Result<(Option<i32>, Option<i32>), String> {
+    let below_one = |what: String| format!("configuration error: {what} is below one task; nothing scaled");
+    if let Some(m) = bounds.autoscaling_max
+        && m < 1
+    {
+        return Err(below_one(format!("autoscaling maximum {m}")));
+    }
+    let service_cap = match bounds.service_cap.as_deref().map(str::trim) {
+        None => None,
+        Some(v) => match v.parse::<i32>() {
+            Ok(c) if c < 1 => return Err(below_one(format!("service cap autopilot:max-tasks={c}"))),
+            Ok(c) => Some(c),
+            Err(_) => {
+                return Err(format!(
+                    "configuration error: tag autopilot:max-tasks={v:?} is not a whole number; nothing scaled"
+                ));
+            }
+        },
+    };
+    if bounds.global_cap < 1 {
+        return Err(below_one(format!("global cap MAX_TASKS={}", bounds.global_cap)));
+    }
+    Ok((bounds.autoscaling_max, service_cap))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,6 +70,10 @@ pub fn plan_scale(current: i32, requested: Option<i32>, automatic: bool, bounds:
     if automatic && wanted < current {
         return ScaleDecision::Refuse(format!("automatic scaling never scales in ({current} -> {wanted})"));
     }
+    let (autoscaling_max, service_cap) = match caps(bounds) {
+        Ok(c) => c,
+        Err(why) => return ScaleDecision::Refuse(why),
+    };
     let mut to = wanted;
     let mut limited_by = Vec::new();
     let mut cap = |value: i32, why: String, to: &mut i32| {
@@ -52,10 +86,10 @@ pub fn plan_scale(current: i32, requested: Option<i32>, automatic: bool, bounds:
         let step = current.saturating_mul(2).max(current + 1);
         cap(step, format!("step limit: at most double per action ({step})"), &mut to);
     }
-    if let Some(m) = bounds.autoscaling_max {
+    if let Some(m) = autoscaling_max {
         cap(m, format!("autoscaling maximum {m}"), &mut to);
     }
-    if let Some(c) = bounds.service_cap {
+    if let Some(c) = service_cap {
         cap(c, format!("service cap autopilot:max-tasks={c}"), &mut to);
     }
     cap(bounds.global_cap, format!("global cap MAX_TASKS={}", bounds.global_cap), &mut to);
@@ -79,7 +113,7 @@ mod tests {
     use super::*;
 
     fn b(asg: Option<i32>, cap: Option<i32>, global: i32) -> ScaleBounds {
-        ScaleBounds { autoscaling_max: asg, service_cap: cap, global_cap: global }
+        ScaleBounds { autoscaling_max: asg, service_cap: cap.map(|c| c.to_string()), global_cap: global }
     }
 
     fn to(d: ScaleDecision) -> i32 {
@@ -113,5 +147,52 @@ mod tests {
         let ScaleDecision::Refuse(why) = plan_scale(5, None, true, &b(Some(5), None, 50)) else { panic!() };
         assert!(why.contains("autoscaling maximum 5"), "{why}");
         assert!(matches!(plan_scale(3, Some(0), false, &b(None, None, 50)), ScaleDecision::Refuse(_)));
+    }
+
+    #[test]
+    fn when_a_cap_is_below_one_should_refuse_as_a_configuration_error_naming_it() {
+        // (bounds, what the refusal must name); a manual scale to 4 and an automatic scale-out alike.
+        let cases = [
+            (b(Some(0), None, 50), "autoscaling maximum 0"),
+            (b(Some(-1), None, 50), "autoscaling maximum -1"),
+            (b(None, Some(0), 50), "autopilot:max-tasks=0"),
+            (b(None, Some(-3), 50), "autopilot:max-tasks=-3"),
+            (b(None, None, 0), "MAX_TASKS=0"),
+            (b(Some(8), Some(0), 50), "autopilot:max-tasks=0"),
+        ];
+        for (bounds, named) in cases {
+            for (requested, automatic) in [(Some(4), false), (None, true)] {
+                match plan_scale(2, requested, automatic, &bounds) {
+                    ScaleDecision::Refuse(why) => {
+                        assert!(why.contains(named) && why.contains("configuration error"), "{bounds:?}: {why}")
+                    }
+                    ScaleDecision::Plan(p) => panic!("{bounds:?} {requested:?}: planned {p:?}"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn when_the_cap_tag_is_not_a_number_should_refuse_as_a_configuration_error() {
+        for tag in ["five", "", "2.5"] {
+            let bounds = ScaleBounds { service_cap: Some(tag.into()), global_cap: 50, ..Default::default() };
+            let ScaleDecision::Refuse(why) = plan_scale(2, Some(4), false, &bounds) else { panic!("{tag:?} planned") };
+            assert!(why.contains("configuration error") && why.contains("autopilot:max-tasks"), "{why}");
+        }
+    }
+
+    #[test]
+    fn when_every_cap_is_at_least_one_a_scale_never_plans_fewer_than_one_task() {
+        for asg in [None, Some(1), Some(3)] {
+            for cap in [None, Some(1), Some(2)] {
+                for global in [1, 2, 50] {
+                    for requested in [Some(1), Some(4), None] {
+                        if let ScaleDecision::Plan(p) = plan_scale(2, requested, false, &b(asg, cap, global)) {
+                            assert!(p.to >= 1, "{asg:?} {cap:?} {global} {requested:?}: {p:?}");
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -122,16 +122,27 @@ async fn dispatch(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, Aut
 }
 
 /// Run `body` once per event id: a duplicate delivery gets `on_duplicate`
-/// and does nothing; a failed run gives its claim back so Lambda's retry
-/// can process the event.
+/// and does nothing; a delivery that meets a claim still in progress gets a
+/// retryable `InProgress` error (Lambda retries it later; the invocation
+/// holding the claim may have died); a failed run gives its claim back so
+/// Lambda's retry can process the event.
 pub async fn once<F, D>(app: &App, event_id: &str, on_duplicate: D, body: F) -> Result<Outcome, AutopilotError>
 where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
     D: FnOnce() -> Outcome,
 {
     match app.state.claim_event(event_id, app.function.name(), crate::time::now()).await? {
+        Claim::InProgress { until } => {
+            tracing::info!(
+                event_id,
+                until,
+                decision = "event-in-progress",
+                "event claimed by another invocation; retry later"
+            );
+            Err(AutopilotError::InProgress { what: format!("event {event_id}"), until: crate::time::iso(until) })
+        }
         Claim::Duplicate => {
-            tracing::info!(event_id, decision = "duplicate-event", "event already processed or in progress; skipped");
+            tracing::info!(event_id, decision = "duplicate-event", "event already processed; skipped");
             let mut outcome = on_duplicate();
             // Point the duplicate at the incident it belongs to, if one is open.
             if let (Some(c), Some(s)) = (&outcome.cluster, &outcome.service)

@@ -9,3 +9,4 @@ mod ecs_incidents;
 mod faults;
 mod functions;
 mod redaction;
+mod redelivery;

@@ -55,7 +55,7 @@ impl StateStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match self.conditional("PutItem (lock)", result)? {
+        match self.conditional("PutItem (lock)", result)?.written() {
             Some(_) => Ok(LockOutcome::Acquired),
             None => {
                 let holder = self

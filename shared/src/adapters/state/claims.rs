@@ -1,7 +1,11 @@
 //! Event claims: every event id is processed once. A claim is a lease while
-//! processing, then `done` (kept 7 days).
+//! processing, then `done` (kept 7 days). A delivery that meets a claim still
+//! in progress is neither processed nor a duplicate: it is told to come back
+//! later (the invocation holding the claim may yet die).
 
-use super::{DAY, StateStore, keys, n, s};
+use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+
+use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, s};
 use crate::error::AutopilotError;
 
 /// How long a claim protects an event that is still being processed; a
@@ -10,10 +14,23 @@ pub const CLAIM_LEASE_SECONDS: i64 = 120;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
-    /// First delivery (or a retry after a crashed attempt): process it.
+    /// First delivery (or a retry after a crashed attempt's lease expired): process it.
     New,
-    /// Already processed, or being processed right now.
+    /// Already processed.
     Duplicate,
+    /// Another invocation holds the claim, its lease running until `until`
+    /// (epoch seconds): it may still be processing, or may have died.
+    InProgress { until: i64 },
+}
+
+/// What a refused claim means (pure): `old` is the item that refused it.
+fn refused_claim(old: Option<&Item>, now: i64) -> Claim {
+    match old {
+        Some(item) if get_s(item, "status").as_deref() == Some("done") => Claim::Duplicate,
+        Some(item) => Claim::InProgress { until: get_n(item, "lease_until").unwrap_or(now) },
+        // Refused, but the item is not there to say why (it changed meanwhile): the retry will see.
+        None => Claim::InProgress { until: now },
+    }
 }
 
 impl StateStore {
@@ -35,9 +52,13 @@ impl StateStore {
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":now", n(now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        Ok(self.conditional("PutItem (claim event)", result)?.map_or(Claim::Duplicate, |_| Claim::New))
+        Ok(match self.conditional("PutItem (claim event)", result)? {
+            Conditional::Written(_) => Claim::New,
+            Conditional::Refused(old) => refused_claim(old.as_ref(), now),
+        })
     }
 
     /// Mark a claimed event done, with what was decided.
@@ -71,5 +92,33 @@ impl StateStore {
             .await
             .map(|_| ())
             .map_err(|e| self.err("DeleteItem (release event)", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pairs: &[(&str, &str)], lease_until: Option<i64>) -> Item {
+        let mut i: Item = pairs.iter().map(|(k, v)| (k.to_string(), s(*v))).collect();
+        if let Some(l) = lease_until {
+            i.insert("lease_until".into(), n(l));
+        }
+        i
+    }
+
+    #[test]
+    fn when_a_claim_is_refused_only_a_completed_one_should_be_a_duplicate() {
+        let now = 1_800_000_000;
+        let cases = [
+            (Some(item(&[("status", "done")], None)), Claim::Duplicate),
+            (Some(item(&[("status", "processing")], Some(now + 90))), Claim::InProgress { until: now + 90 }),
+            (Some(item(&[("status", "processing")], None)), Claim::InProgress { until: now }),
+            (Some(item(&[], None)), Claim::InProgress { until: now }),
+            (None, Claim::InProgress { until: now }),
+        ];
+        for (old, expected) in cases {
+            assert_eq!(refused_claim(old.as_ref(), now), expected, "{old:?}");
+        }
     }
 }

@@ -123,7 +123,7 @@ impl StateStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        Ok(self.conditional("PutItem (open incident)", result)?.is_some())
+        Ok(self.conditional("PutItem (open incident)", result)?.written().is_some())
     }
 
     /// Count one more event (and failure) into the open incident `id`; returns
@@ -149,7 +149,10 @@ impl StateStore {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        Ok(self.conditional("UpdateItem (record event)", result)?.and_then(|r| r.attributes().and_then(incident_from)))
+        Ok(self
+            .conditional("UpdateItem (record event)", result)?
+            .written()
+            .and_then(|r| r.attributes().and_then(incident_from)))
     }
 
     /// Decide, once across concurrent invocations, whether an update goes out:
@@ -180,7 +183,7 @@ impl StateStore {
             .expression_attribute_values(":id", s(&incident.id))
             .send()
             .await;
-        Ok(self.conditional("UpdateItem (claim update)", result)?.is_some())
+        Ok(self.conditional("UpdateItem (claim update)", result)?.written().is_some())
     }
 
     /// Store what the opening notification and evidence produced.

@@ -106,26 +106,67 @@ impl StateStore {
         AutopilotError::State(aws_error("dynamodb", op, &self.table, &e))
     }
 
-    /// A conditional write's result: `Some(output)` when it happened, `None`
-    /// when its condition said no (another invocation won), an error otherwise.
+    /// A conditional write's result: written, or refused by its condition
+    /// (with the item that refused it, when the write asked for it with
+    /// `ReturnValuesOnConditionCheckFailure::AllOld`), or an error.
     fn conditional<T, E, R>(
         &self,
         op: &'static str,
         result: Result<T, SdkError<E, R>>,
-    ) -> Result<Option<T>, AutopilotError>
+    ) -> Result<Conditional<T>, AutopilotError>
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + ConditionFailure + std::error::Error + 'static,
         R: std::fmt::Debug + 'static,
     {
         match result {
-            Ok(out) => Ok(Some(out)),
-            Err(e)
-                if e.as_service_error().and_then(ProvideErrorMetadata::code)
-                    == Some("ConditionalCheckFailedException") =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(self.err(op, e)),
+            Ok(out) => Ok(Conditional::Written(out)),
+            Err(e) => match e.as_service_error().and_then(ConditionFailure::refused) {
+                Some(old) => Ok(Conditional::Refused(old)),
+                None => Err(self.err(op, e)),
+            },
         }
     }
 }
+
+/// What a conditional write came to.
+#[derive(Debug)]
+pub(crate) enum Conditional<T> {
+    Written(T),
+    /// The condition said no; the item as it stood, when DynamoDB returned it.
+    Refused(Option<Item>),
+}
+
+impl<T> Conditional<T> {
+    pub(crate) fn written(self) -> Option<T> {
+        match self {
+            Self::Written(t) => Some(t),
+            Self::Refused(_) => None,
+        }
+    }
+}
+
+/// An operation error that may be a refused condition.
+pub(crate) trait ConditionFailure {
+    /// `Some(old item)` when the error is ConditionalCheckFailed.
+    fn refused(&self) -> Option<Option<Item>>;
+}
+
+macro_rules! condition_failure {
+    ($($error:ty),*) => {$(
+        impl ConditionFailure for $error {
+            fn refused(&self) -> Option<Option<Item>> {
+                match self {
+                    Self::ConditionalCheckFailedException(e) => Some(e.item().cloned()),
+                    other if other.code() == Some("ConditionalCheckFailedException") => Some(None),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+condition_failure!(
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError
+);
