@@ -338,7 +338,8 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
         return done(ActionStatus::Planned, format!("dry-run ({mode_why}): would {what}"), Some(planned), false);
     }
 
-    let owner = format!("{}:{}:{t}", app.function, std::process::id());
+    // One owner per invocation: a lock bearing it after a lost response is ours.
+    let owner = format!("{}:{}", app.function, crate::invocation::token());
     match app.state.acquire_lock(req.cluster, req.service, &owner, t, limits.lock_seconds).await {
         Ok(LockOutcome::Acquired) => {}
         Ok(LockOutcome::HeldBy(holder)) => {

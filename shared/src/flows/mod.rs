@@ -20,6 +20,7 @@ use std::time::Instant;
 use crate::adapters::state::Claim;
 use crate::context::{App, Function};
 use crate::error::AutopilotError;
+use crate::invocation::Invocation;
 use crate::outcome::Outcome;
 use crate::trigger::Trigger;
 
@@ -36,7 +37,13 @@ pub struct Flow {
 
 /// Handle one invocation of `flow`: recognise the trigger, check it belongs
 /// to this function, run the flow, log one decision line and emit metrics.
-pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
+/// Everything runs as `invocation` (its request id is the token of the
+/// conditional writes, its deadline bounds the leases).
+pub async fn handle(app: &App, flow: &Flow, payload: Value, invocation: Invocation) -> Result<Outcome, AutopilotError> {
+    crate::invocation::scope(invocation, handle_now(app, flow, payload)).await
+}
+
+async fn handle_now(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
     let started = Instant::now();
     let calls_before = app.clients.calls.get();
     crate::telemetry::mark_invocation_start(calls_before);

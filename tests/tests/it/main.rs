@@ -8,4 +8,5 @@ mod alarms;
 mod ecs_incidents;
 mod faults;
 mod functions;
+mod lost_responses;
 mod redelivery;
