@@ -119,7 +119,13 @@ where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
     D: FnOnce() -> Outcome,
 {
-    match app.state.claim_event(event_id, app.function.name(), crate::time::now()).await? {
+    let now = crate::time::now();
+    let lease_until = crate::invocation::lease_until(
+        now,
+        crate::invocation::deadline_ms(),
+        app.config.settings.function_timeout_seconds,
+    );
+    match app.state.claim_event(event_id, app.function.name(), now, lease_until).await? {
         Claim::InProgress { until } => {
             tracing::info!(
                 event_id,

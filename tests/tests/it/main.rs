@@ -10,3 +10,4 @@ mod faults;
 mod functions;
 mod lost_responses;
 mod redelivery;
+mod timeouts;

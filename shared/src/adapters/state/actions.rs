@@ -43,15 +43,17 @@ fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
 }
 
 impl StateStore {
-    /// Take the service's lease lock. `owner` names this invocation (its
-    /// function and token): a refusal by a lock bearing it is our own lock.
+    /// Take the service's lease lock at `now`, until `lease_until` (which
+    /// must outlast the holder, [`crate::invocation::lease_until`]). `owner`
+    /// names this invocation (its function and token): a refusal by a lock
+    /// bearing it is our own lock.
     pub async fn acquire_lock(
         &self,
         cluster: &str,
         service: &str,
         owner: &str,
         now: i64,
-        lease_seconds: i64,
+        lease_until: i64,
     ) -> Result<LockOutcome, AutopilotError> {
         let result = self
             .client
@@ -61,8 +63,8 @@ impl StateStore {
             .item("sk", s(keys::LOCK))
             .item("owner", s(owner))
             .item("acquired_at", n(now))
-            .item("lease_until", n(now + lease_seconds))
-            .item("expires_at", n(now + lease_seconds + DAY))
+            .item("lease_until", n(lease_until))
+            .item("expires_at", n(lease_until + DAY))
             .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)

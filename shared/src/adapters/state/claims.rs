@@ -8,10 +8,6 @@ use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, s, written_by};
 use crate::error::AutopilotError;
 
-/// How long a claim protects an event that is still being processed; a
-/// crashed invocation's claim expires so that Lambda's retry can take over.
-pub const CLAIM_LEASE_SECONDS: i64 = 120;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
     /// First delivery (or a retry after a crashed attempt's lease expired): process it.
@@ -38,8 +34,17 @@ fn refused_claim(old: Option<&Item>, token: &str, now: i64) -> Claim {
 
 impl StateStore {
     /// Claim one delivery of an event. EventBridge delivers at least once;
-    /// only the first claim (or one whose lease expired) processes it.
-    pub async fn claim_event(&self, event_id: &str, function: &str, now: i64) -> Result<Claim, AutopilotError> {
+    /// only the first claim (or one whose lease expired) processes it. The
+    /// lease (`lease_until`, epoch seconds) must outlast the claimant
+    /// ([`crate::invocation::lease_until`]): a crashed invocation's claim
+    /// expires so that a later retry can take over, a live one's never does.
+    pub async fn claim_event(
+        &self,
+        event_id: &str,
+        function: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Claim, AutopilotError> {
         let token = crate::invocation::token();
         let result = self
             .client
@@ -50,7 +55,7 @@ impl StateStore {
             .item("function", s(function))
             .item("token", s(&token))
             .item("status", s("processing"))
-            .item("lease_until", n(now + CLAIM_LEASE_SECONDS))
+            .item("lease_until", n(lease_until))
             .item("received_at", n(now))
             .item("expires_at", n(now + 7 * DAY))
             .condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)")

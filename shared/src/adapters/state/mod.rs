@@ -36,7 +36,7 @@ use super::aws_error;
 use crate::error::AutopilotError;
 
 pub use actions::{LedgerEntry, LockOutcome};
-pub use claims::{CLAIM_LEASE_SECONDS, Claim};
+pub use claims::Claim;
 pub use deployments::KnownGood;
 pub use incidents::Incident;
 
