@@ -17,7 +17,6 @@ pub struct Limits {
     pub rollback_window_seconds: i64,
     /// Global cap on desired count for any scale.
     pub max_tasks: i32,
-    pub lock_seconds: i64,
 }
 
 impl Default for Limits {
@@ -30,7 +29,6 @@ impl Default for Limits {
             cooldown_seconds: 5 * 60,
             rollback_window_seconds: 60 * 60,
             max_tasks: 50,
-            lock_seconds: 120,
         }
     }
 }
@@ -73,6 +71,27 @@ pub struct Settings {
     pub console_region: String,
     /// Budgets, cooldown and caps of the action engine.
     pub limits: Limits,
+    /// `FUNCTION_TIMEOUT_SECONDS` (300): how long an invocation may run, for
+    /// its leases when Lambda's deadline is unknown (it is known under Lambda).
+    pub function_timeout_seconds: i64,
+    /// Time bounds of every AWS call.
+    pub sdk_timeouts: SdkTimeouts,
+}
+
+/// Every SDK operation is bounded: a hanging endpoint fails the call (as a
+/// retryable timeout) instead of holding the function until Lambda kills it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SdkTimeouts {
+    /// `SDK_ATTEMPT_TIMEOUT_SECONDS` (10): one attempt of a call.
+    pub attempt: Duration,
+    /// `SDK_OPERATION_TIMEOUT_SECONDS` (25): a call with all its retries.
+    pub operation: Duration,
+}
+
+impl Default for SdkTimeouts {
+    fn default() -> Self {
+        Self { attempt: Duration::from_secs(10), operation: Duration::from_secs(25) }
+    }
 }
 
 impl Default for Settings {
@@ -84,6 +103,8 @@ impl Default for Settings {
             log_lines: 20,
             console_region: "us-east-1".into(),
             limits: Limits::default(),
+            function_timeout_seconds: 300,
+            sdk_timeouts: SdkTimeouts::default(),
         }
     }
 }
@@ -134,8 +155,21 @@ impl Config {
                 as i64
                 * 60,
             max_tasks: max_tasks(lookup("MAX_TASKS").as_deref(), dl.max_tasks)?,
-            lock_seconds: dl.lock_seconds,
         };
+        let seconds = |name: &str, default: Duration| -> Result<Duration, AutopilotError> {
+            match parse_u64(name, lookup(name).as_deref())? {
+                None => Ok(default),
+                Some(0) => Err(AutopilotError::Config(format!("{name} must be at least 1 second, got 0"))),
+                Some(n) => Ok(Duration::from_secs(n)),
+            }
+        };
+        let ds = SdkTimeouts::default();
+        let sdk_timeouts = SdkTimeouts {
+            attempt: seconds("SDK_ATTEMPT_TIMEOUT_SECONDS", ds.attempt)?,
+            operation: seconds("SDK_OPERATION_TIMEOUT_SECONDS", ds.operation)?,
+        };
+        let function_timeout =
+            seconds("FUNCTION_TIMEOUT_SECONDS", Duration::from_secs(defaults.function_timeout_seconds as u64))?;
         let settings = Settings {
             limits,
             incident_window: minutes("INCIDENT_WINDOW_MINUTES", defaults.incident_window)?,
@@ -150,6 +184,8 @@ impl Config {
                 .or_else(|| lookup("CONSOLE_REGION"))
                 .filter(|r| !r.is_empty())
                 .unwrap_or(defaults.console_region),
+            function_timeout_seconds: i64::try_from(function_timeout.as_secs()).unwrap_or(i64::MAX),
+            sdk_timeouts,
         };
         let evidence_kms_key = lookup("EVIDENCE_KMS_KEY_ID").map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
         let log_group_prefixes = match lookup("LOG_GROUP_PREFIXES") {
@@ -293,6 +329,31 @@ mod tests {
         let mut pairs = BASE.to_vec();
         pairs.push(("MAX_TASKS", "1"));
         assert_eq!(Config::from_lookup(env(&pairs)).unwrap().settings.limits.max_tasks, 1);
+    }
+
+    #[test]
+    fn when_timeouts_are_set_should_read_them_and_refuse_zero() {
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert_eq!(c.settings.function_timeout_seconds, 300);
+        assert_eq!(c.settings.sdk_timeouts, SdkTimeouts::default());
+        let mut pairs = BASE.to_vec();
+        pairs.extend([
+            ("FUNCTION_TIMEOUT_SECONDS", "90"),
+            ("SDK_ATTEMPT_TIMEOUT_SECONDS", "2"),
+            ("SDK_OPERATION_TIMEOUT_SECONDS", "5"),
+        ]);
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.settings.function_timeout_seconds, 90);
+        assert_eq!(
+            c.settings.sdk_timeouts,
+            SdkTimeouts { attempt: Duration::from_secs(2), operation: Duration::from_secs(5) }
+        );
+        for name in ["FUNCTION_TIMEOUT_SECONDS", "SDK_ATTEMPT_TIMEOUT_SECONDS", "SDK_OPERATION_TIMEOUT_SECONDS"] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((name, "0"));
+            let err = Config::from_lookup(env(&pairs)).expect_err(name).to_string();
+            assert!(err.contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -80,7 +80,7 @@ impl App {
     /// variable fails here, at start, naming it.
     pub async fn from_env(function: Function) -> Result<Self, AutopilotError> {
         let config = Config::from_env()?;
-        let clients = Clients::from_env().await;
+        let clients = Clients::from_env(&config.settings.sdk_timeouts).await;
         Ok(Self::new(function, config, clients))
     }
 

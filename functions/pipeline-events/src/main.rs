@@ -3,6 +3,7 @@
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::context::App;
 use shared::flows::pipeline::FLOW;
+use shared::invocation::Invocation;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -10,7 +11,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app = App::from_env(FLOW.function).await?;
     let app = &app;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
-        shared::flows::handle(app, &FLOW, event.payload)
+        shared::flows::handle(app, &FLOW, event.payload, Invocation::from_lambda(&event.context))
     }))
     .await
 }

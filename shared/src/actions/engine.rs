@@ -338,8 +338,16 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
         return done(ActionStatus::Planned, format!("dry-run ({mode_why}): would {what}"), Some(planned), false);
     }
 
-    let owner = format!("{}:{}:{t}", app.function, std::process::id());
-    match app.state.acquire_lock(req.cluster, req.service, &owner, t, limits.lock_seconds).await {
+    // One owner per invocation: a lock bearing it after a lost response is ours.
+    let owner = format!("{}:{}", app.function, crate::invocation::token());
+    // The lease runs from now, the moment of acquisition, past this invocation's deadline.
+    let acquired_at = now();
+    let lease_until = crate::invocation::lease_until(
+        acquired_at,
+        crate::invocation::deadline_ms(),
+        app.config.settings.function_timeout_seconds,
+    );
+    match app.state.acquire_lock(req.cluster, req.service, &owner, acquired_at, lease_until).await {
         Ok(LockOutcome::Acquired) => {}
         Ok(LockOutcome::HeldBy(holder)) => {
             return done(

@@ -28,6 +28,7 @@ use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::config::SdkTimeouts;
 pub use crate::error::AwsError;
 
 /// Counts requests sent (retries included), per process.
@@ -74,10 +75,19 @@ pub struct Clients {
 
 impl Clients {
     /// Load the SDK configuration from the standard chain (environment,
-    /// including `AWS_ENDPOINT_URL` for the local test server).
-    pub async fn from_env() -> Self {
-        let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-        Self::new(&config)
+    /// including `AWS_ENDPOINT_URL` for the local test server), every
+    /// operation bounded by `timeouts`.
+    pub async fn from_env(timeouts: &SdkTimeouts) -> Self {
+        Self::load(aws_config::defaults(aws_config::BehaviorVersion::latest()), timeouts).await
+    }
+
+    /// Like [`Clients::from_env`], from a loader the caller prepared.
+    pub async fn load(loader: aws_config::ConfigLoader, timeouts: &SdkTimeouts) -> Self {
+        let bounded = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(timeouts.attempt)
+            .operation_timeout(timeouts.operation)
+            .build();
+        Self::new(&loader.timeout_config(bounded).load().await)
     }
 
     pub fn new(config: &aws_config::SdkConfig) -> Self {

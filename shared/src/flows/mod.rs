@@ -20,6 +20,7 @@ use std::time::Instant;
 use crate::adapters::state::Claim;
 use crate::context::{App, Function};
 use crate::error::AutopilotError;
+use crate::invocation::Invocation;
 use crate::outcome::Outcome;
 use crate::trigger::Trigger;
 
@@ -38,7 +39,13 @@ pub struct Flow {
 
 /// Handle one invocation of `flow`: recognise the trigger, check it belongs
 /// to this function, run the flow, log one decision line and emit metrics.
-pub async fn handle(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
+/// Everything runs as `invocation` (its request id is the token of the
+/// conditional writes, its deadline bounds the leases).
+pub async fn handle(app: &App, flow: &Flow, payload: Value, invocation: Invocation) -> Result<Outcome, AutopilotError> {
+    crate::invocation::scope(invocation, handle_now(app, flow, payload)).await
+}
+
+async fn handle_now(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
     let started = Instant::now();
     // The first invocation of a process is its cold start.
     let cold_start = !WARM.swap(true, std::sync::atomic::Ordering::Relaxed);
@@ -131,7 +138,13 @@ where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
     D: FnOnce() -> Outcome,
 {
-    match app.state.claim_event(event_id, app.function.name(), crate::time::now()).await? {
+    let now = crate::time::now();
+    let lease_until = crate::invocation::lease_until(
+        now,
+        crate::invocation::deadline_ms(),
+        app.config.settings.function_timeout_seconds,
+    );
+    match app.state.claim_event(event_id, app.function.name(), now, lease_until).await? {
         Claim::InProgress { until } => {
             tracing::info!(
                 event_id,

@@ -8,5 +8,7 @@ mod alarms;
 mod ecs_incidents;
 mod faults;
 mod functions;
+mod lost_responses;
 mod redaction;
 mod redelivery;
+mod timeouts;

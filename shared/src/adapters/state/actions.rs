@@ -3,7 +3,7 @@
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s};
+use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s, written_by};
 use crate::error::AutopilotError;
 use crate::outcome::{ActionKind, ActionStatus};
 pub use crate::snapshot::LedgerEntry;
@@ -14,6 +14,18 @@ pub enum LockOutcome {
     Acquired,
     /// Someone else holds it (their owner label).
     HeldBy(String),
+}
+
+/// What a refused lock means (pure): `old` is the lock item that refused it.
+fn refused_lock(old: Option<&Item>, owner: &str) -> LockOutcome {
+    if written_by(old, "owner", owner) {
+        // Our own lock: the SDK retried a write whose response was lost.
+        return LockOutcome::Acquired;
+    }
+    LockOutcome::HeldBy(
+        old.and_then(|i| get_s(i, "owner"))
+            .unwrap_or_else(|| "another invocation (its lock item was not returned)".into()),
+    )
 }
 
 /// A stored ledger item; `None` when its action or status is not ours (a
@@ -31,14 +43,17 @@ fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
 }
 
 impl StateStore {
-    /// Take the service's lease lock.
+    /// Take the service's lease lock at `now`, until `lease_until` (which
+    /// must outlast the holder, [`crate::invocation::lease_until`]). `owner`
+    /// names this invocation (its function and token): a refusal by a lock
+    /// bearing it is our own lock.
     pub async fn acquire_lock(
         &self,
         cluster: &str,
         service: &str,
         owner: &str,
         now: i64,
-        lease_seconds: i64,
+        lease_until: i64,
     ) -> Result<LockOutcome, AutopilotError> {
         let result = self
             .client
@@ -48,31 +63,17 @@ impl StateStore {
             .item("sk", s(keys::LOCK))
             .item("owner", s(owner))
             .item("acquired_at", n(now))
-            .item("lease_until", n(now + lease_seconds))
-            .item("expires_at", n(now + lease_seconds + DAY))
+            .item("lease_until", n(lease_until))
+            .item("expires_at", n(lease_until + DAY))
             .condition_expression("attribute_not_exists(pk) OR lease_until < :now")
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match self.conditional("PutItem (lock)", result)?.written() {
-            Some(_) => Ok(LockOutcome::Acquired),
-            None => {
-                let holder = self
-                    .client
-                    .get_item()
-                    .table_name(&self.table)
-                    .key("pk", s(keys::service(cluster, service)))
-                    .key("sk", s(keys::LOCK))
-                    .consistent_read(true)
-                    .send()
-                    .await
-                    .ok()
-                    .and_then(|r| r.item().and_then(|i| get_s(i, "owner")))
-                    .unwrap_or_else(|| "another invocation".into());
-                Ok(LockOutcome::HeldBy(holder))
-            }
-        }
+        Ok(match self.conditional("PutItem (lock)", result)? {
+            Conditional::Written(_) => LockOutcome::Acquired,
+            Conditional::Refused(old) => refused_lock(old.as_ref(), owner),
+        })
     }
 
     pub async fn release_lock(&self, cluster: &str, service: &str, owner: &str) -> Result<(), AutopilotError> {
@@ -205,5 +206,23 @@ impl StateStore {
             .await
             .map(|_| ())
             .map_err(|e| self.err("DeleteItem (hold)", e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn when_the_lock_is_refused_it_should_be_ours_only_if_it_bears_our_owner() {
+        let lock = |owner: &str| -> Item { [("owner".to_string(), s(owner))].into() };
+        let cases = [
+            (Some(lock("ecs-events:req-1")), LockOutcome::Acquired),
+            (Some(lock("alarm-responder:req-9")), LockOutcome::HeldBy("alarm-responder:req-9".into())),
+            (None, LockOutcome::HeldBy("another invocation (its lock item was not returned)".into())),
+        ];
+        for (old, expected) in cases {
+            assert_eq!(refused_lock(old.as_ref(), "ecs-events:req-1"), expected, "{old:?}");
+        }
     }
 }

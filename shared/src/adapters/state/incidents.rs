@@ -1,9 +1,17 @@
 //! Incidents: at most one open incident per service (`incident#open`),
 //! closed ones kept as history (90 days).
+//!
+//! Opening and closing are the writes that decide who alerts and who sends
+//! the resolution; both carry the invocation's token (`created_by`,
+//! `closing_by`) so that an SDK retry after a lost response knows the write
+//! was its own. Closing first marks the open item `closing_by` (the deciding
+//! write), then keeps the history, then deletes the open item; an item left
+//! marked by a closer that died is read as closed and replaced by the next
+//! incident.
 
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::{DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s};
+use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s, written_by};
 use crate::adapters::aws_error;
 use crate::error::AutopilotError;
 use crate::outcome::{Cause, Severity};
@@ -94,12 +102,13 @@ impl StateStore {
             .send()
             .await
             .map_err(|e| self.err("GetItem (open incident)", e))?;
-        Ok(resp.item().and_then(incident_from))
+        Ok(resp.item().filter(|i| !i.contains_key("closing_by")).and_then(incident_from))
     }
 
     /// Open an incident unless the service already has one. `Ok(false)`: another
     /// invocation opened it first.
     pub async fn create_incident(&self, incident: &Incident) -> Result<bool, AutopilotError> {
+        let token = crate::invocation::token();
         let result = self
             .client
             .put_item()
@@ -117,13 +126,19 @@ impl StateStore {
             .item("failures", n(incident.failures as i64))
             .item("events", n(incident.events as i64))
             .item("source", s(&incident.source))
+            .item("created_by", s(&token))
             // Safety net only: open incidents are closed by their resolution
             // signal or expired by the next event after the window.
             .item("expires_at", n(incident.opened_at + 30 * DAY))
-            .condition_expression("attribute_not_exists(pk)")
+            // An item a closer marked and never deleted is closed: replace it.
+            .condition_expression("attribute_not_exists(pk) OR attribute_exists(closing_by)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        Ok(self.conditional("PutItem (open incident)", result)?.written().is_some())
+        Ok(match self.conditional("PutItem (open incident)", result)? {
+            Conditional::Written(_) => true,
+            Conditional::Refused(old) => written_by(old.as_ref(), "created_by", &token),
+        })
     }
 
     /// Count one more event (and failure) into the open incident `id`; returns
@@ -247,25 +262,30 @@ impl StateStore {
         resolution: &str,
         now: i64,
     ) -> Result<Option<Incident>, AutopilotError> {
+        let token = crate::invocation::token();
+        // The deciding write: mark the open incident as ours to close.
         let result = self
             .client
-            .delete_item()
+            .update_item()
             .table_name(&self.table)
             .key("pk", s(keys::service(cluster, service)))
             .key("sk", s(keys::OPEN_INCIDENT))
-            .condition_expression("incident_id = :id")
+            .update_expression("SET closing_by = :token, closing_at = :now")
+            .condition_expression("incident_id = :id AND (attribute_not_exists(closing_by) OR closing_by = :token)")
             .expression_attribute_values(":id", s(incident_id))
-            .return_values(ReturnValue::AllOld)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None)
+            .expression_attribute_values(":token", s(&token))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        let closed = match result {
-            Ok(r) => r.attributes().and_then(incident_from),
-            Err(e) => {
-                self.conditional::<(), _, _>("DeleteItem (close incident)", Err(e))?;
-                None
-            }
+        let marked = match self.conditional("UpdateItem (close incident)", result)? {
+            Conditional::Written(out) => out.attributes().cloned(),
+            Conditional::Refused(old) if written_by(old.as_ref(), "closing_by", &token) => old,
+            // Closed (or being closed) by another invocation, or another incident now.
+            Conditional::Refused(_) => return Ok(None),
         };
+        let closed = marked.as_ref().and_then(incident_from);
         if let Some(inc) = &closed {
             let opened = rfc3339(inc.opened_at);
             let put = self
@@ -287,6 +307,21 @@ impl StateStore {
             if let Err(e) = put.send().await {
                 tracing::warn!(incident = %inc.id, error = %aws_error("dynamodb", "PutItem (incident history)", &self.table, &e), "incident history not written");
             }
+        }
+        let delete = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::service(cluster, service)))
+            .key("sk", s(keys::OPEN_INCIDENT))
+            .condition_expression("closing_by = :token")
+            .expression_attribute_values(":token", s(&token))
+            .send()
+            .await;
+        // Refused: already deleted (a retry after a lost response) or replaced by a new incident.
+        if let Err(e) = self.conditional("DeleteItem (close incident)", delete) {
+            // Left marked, the item reads as closed and the next incident replaces it.
+            tracing::warn!(incident = incident_id, error = %e, "closed incident's open item not deleted");
         }
         Ok(closed)
     }

@@ -5,6 +5,11 @@
 //! concurrent invocations agree on one winner. Keys are built in [`keys`]
 //! only; items are read and written through the helpers here.
 //!
+//! Every conditional write that decides who acts carries a token of its
+//! invocation ([`crate::invocation::token`]) and asks for the refusing item:
+//! a refusal by an item bearing our own token is our own write, retried by
+//! the SDK after its response was lost.
+//!
 //! Item layout (key schema fixed by docs/ARCHITECTURE.md: `pk`, `sk`, TTL `expires_at`):
 //!
 //! | pk                          | sk                          | what |
@@ -31,7 +36,7 @@ use super::aws_error;
 use crate::error::AutopilotError;
 
 pub use actions::{LedgerEntry, LockOutcome};
-pub use claims::{CLAIM_LEASE_SECONDS, Claim};
+pub use claims::Claim;
 pub use deployments::KnownGood;
 pub use incidents::Incident;
 
@@ -82,6 +87,13 @@ pub(crate) fn get_s(item: &Item, k: &str) -> Option<String> {
 pub(crate) fn get_n(item: &Item, k: &str) -> Option<i64> {
     item.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
+/// Whether `old` (the item that refused a conditional write) was written by
+/// the holder of `token`: then the refused write is an SDK retry of our own
+/// write whose response was lost, and it is ours.
+pub(crate) fn written_by(old: Option<&Item>, attribute: &str, token: &str) -> bool {
+    old.and_then(|i| get_s(i, attribute)).is_some_and(|t| t == token)
+}
+
 pub(crate) fn rfc3339(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().to_rfc3339()
 }
@@ -170,3 +182,22 @@ condition_failure!(
     aws_sdk_dynamodb::operation::update_item::UpdateItemError,
     aws_sdk_dynamodb::operation::delete_item::DeleteItemError
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusing_item_is_ours_only_when_it_bears_our_token() {
+        let item = |v: &str| -> Item { [("token".to_string(), s(v))].into() };
+        let cases = [
+            (Some(item("req-1")), "req-1", true),
+            (Some(item("req-2")), "req-1", false),
+            (Some(Item::new()), "req-1", false),
+            (None, "req-1", false),
+        ];
+        for (old, token, ours) in cases {
+            assert_eq!(written_by(old.as_ref(), "token", token), ours, "{old:?} {token}");
+        }
+    }
+}
