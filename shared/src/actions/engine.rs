@@ -12,11 +12,15 @@ use serde_json::json;
 
 use super::rollback_plan::{Mechanism, RollbackDecision, RollbackInput, plan_rollback, td_key};
 use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
-use super::{ActionKind, LedgerEntry, Mode, Origin, check_budget, resolve_mode};
+use super::{
+    ActionKind, Hold, LedgerEntry, Mode, Origin, SafetyReads, check_budget, check_safety, failed_call_detail,
+    resolve_mode,
+};
 use crate::adapters::ecs::{ServiceChange, describe_service};
 use crate::adapters::state::{LockOutcome, StateStore};
 use crate::adapters::{AwsError, Clients, autoscaling, ecs};
 use crate::config::Config;
+use crate::error::AutopilotError;
 use crate::outcome::{ActionRecord, ActionStatus};
 use crate::snapshot::ServiceSnapshot;
 use crate::time::{iso, now};
@@ -215,15 +219,21 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
 
     // Reads the decision needs, concurrently.
     let family = service.task_definition.as_deref().and_then(td_key).map(|(f, _)| f);
-    let (hold, ledger, known_good, revisions, in_progress, asg_max) = tokio::join!(
-        async { if automatic { app.state.hold(req.cluster, req.service).await.ok().flatten() } else { None } },
+    let (hold, ledger, known_good, revisions, in_progress, autoscaling_max) = tokio::join!(
+        async {
+            if !automatic {
+                return None; // a person's action is not held
+            }
+            Some(
+                app.state.hold(req.cluster, req.service).await.map(|h| h.map(|(since, reason)| Hold { since, reason })),
+            )
+        },
         app.state.ledger_since(req.cluster, req.service, t - 24 * 3600),
         async {
-            if kind == ActionKind::Rollback {
-                app.state.known_good(req.cluster, req.service).await.ok().flatten().map(|k| k.task_definition)
-            } else {
-                None
+            if kind != ActionKind::Rollback {
+                return None;
             }
+            Some(app.state.known_good(req.cluster, req.service).await.map(|k| k.map(|k| k.task_definition)))
         },
         async {
             match (&family, kind) {
@@ -255,33 +265,19 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
             if kind != ActionKind::Scale {
                 return None;
             }
-            autoscaling::max_capacity(app.clients, req.cluster, req.service)
-                .await
-                .map_err(|e| tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "cannot read the autoscaling target"))
-                .ok()
-                .flatten()
+            Some(autoscaling::max_capacity(app.clients, req.cluster, req.service).await.map_err(AutopilotError::Aws))
         },
     );
-    if let Some((since, why)) = hold {
-        return done(
-            ActionStatus::Skipped,
-            format!(
-                "automatic actions on this service are held since {} ({why}); a person must clear the hold",
-                iso(since)
-            ),
-            None,
-            false,
-        );
-    }
-    let ledger = match ledger {
-        Ok(l) => l,
-        // Without the ledger the budget cannot be checked: no automatic action on a guess.
-        Err(e) if automatic => {
-            return done(ActionStatus::Skipped, format!("ledger unreadable, budget unknown: {e}"), None, false);
-        }
-        Err(_) => Vec::new(),
+    // Unreadable safety records stop an automatic action; a person's goes on, told what was missing.
+    let facts = match check_safety(automatic, SafetyReads { hold, ledger, known_good, autoscaling_max }) {
+        Ok(f) => f,
+        Err(why) => return done(ActionStatus::Skipped, why.to_string(), None, false),
     };
-    if automatic && let Err(why) = check_budget(kind, &ledger, t, limits) {
+    let noted = |detail: String| {
+        if facts.notes.is_empty() { detail } else { format!("{detail} (note: {})", facts.notes.join("; ")) }
+    };
+    let ledger = &facts.ledger;
+    if automatic && let Err(why) = check_budget(kind, ledger, t, limits) {
         return done(ActionStatus::Skipped, why.to_string(), None, false);
     }
 
@@ -298,7 +294,7 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
             let last_target = rollbacks.last().and_then(|e| e.to.clone());
             let input = RollbackInput {
                 service: service.clone(),
-                known_good: known_good.as_deref(),
+                known_good: facts.known_good.as_deref(),
                 family_revisions: revisions.as_deref(),
                 rolled_away_from: &rolled_away_from,
                 last_rollback_target: last_target.as_deref(),
@@ -316,24 +312,24 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
                         false,
                     );
                 }
-                RollbackDecision::Refuse(why) => return done(ActionStatus::Skipped, why, None, false),
+                RollbackDecision::Refuse(why) => return done(ActionStatus::Skipped, noted(why), None, false),
             }
         }
         ActionKind::Scale => {
             let bounds = ScaleBounds {
-                autoscaling_max: asg_max,
+                autoscaling_max: facts.autoscaling_max,
                 service_cap: tag(&service, "autopilot:max-tasks").map(str::to_string),
                 global_cap: limits.max_tasks,
             };
             match plan_scale(service.desired, req.desired_count, automatic, &bounds) {
                 ScaleDecision::Plan(p) => Planned::Scale(p),
-                ScaleDecision::Refuse(why) => return done(ActionStatus::Skipped, why, None, false),
+                ScaleDecision::Refuse(why) => return done(ActionStatus::Skipped, noted(why), None, false),
             }
         }
         ActionKind::ForceDeploy => Planned::ForceDeploy { task_definition: service.task_definition.clone() },
         ActionKind::ScaleToZero => Planned::ScaleToZero { from: service.desired },
     };
-    let what = planned.describe(req.service);
+    let what = noted(planned.describe(req.service));
     if mode == Mode::DryRun {
         return done(ActionStatus::Planned, format!("dry-run ({mode_why}): would {what}"), Some(planned), false);
     }
@@ -420,15 +416,11 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
         Err(e) => {
             failed = true;
             let why = format!("{what} FAILED: {e}{evidence_note}");
-            if let Err(he) = app.state.set_hold(req.cluster, req.service, &why, t).await {
-                tracing::error!(error = %he, "hold not recorded");
+            let hold = app.state.set_hold(req.cluster, req.service, &why, t).await;
+            if let Err(he) = &hold {
+                tracing::error!(cluster = req.cluster, service = req.service, error = %he, decision = "hold-not-recorded", "hold not recorded after a failed action");
             }
-            done(
-                ActionStatus::Failed,
-                format!("{why}; automatic actions on this service are now held"),
-                Some(planned),
-                true,
-            )
+            done(ActionStatus::Failed, failed_call_detail(&why, hold), Some(planned), true)
         }
     };
     let mut r = result;

@@ -3,6 +3,8 @@
 //! `autopilot:mode`), a hold left by a failed action, a lease lock per
 //! service, the budget, the cooldown, and the action's own preconditions and
 //! plan — then acts, or only plans, and records every decision in the ledger.
+//! An automatic action whose safety records (hold, ledger, known-good
+//! revision, autoscaling maximum) cannot be read is skipped, saying which.
 //!
 //! The decisions are pure functions here and in [`rollback_plan`] and
 //! [`scale_plan`]; [`engine`] does the I/O.
@@ -73,6 +75,107 @@ pub fn resolve_mode(global_dry_run: bool, tag: Option<&str>, request_dry_run: bo
 
 pub use crate::config::Limits;
 
+/// The hold left by a failed action: automatic actions wait for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub since: i64,
+    pub reason: String,
+}
+
+/// The safety records as read before deciding: `None` for a record this
+/// action does not read, `Err` for one that could not be read.
+#[derive(Debug)]
+pub struct SafetyReads<E> {
+    pub hold: Option<Result<Option<Hold>, E>>,
+    pub ledger: Result<Vec<LedgerEntry>, E>,
+    pub known_good: Option<Result<Option<crate::arn::Arn>, E>>,
+    pub autoscaling_max: Option<Result<Option<i32>, E>>,
+}
+
+/// What the decision may rely on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SafetyFacts {
+    pub ledger: Vec<LedgerEntry>,
+    pub known_good: Option<String>,
+    pub autoscaling_max: Option<i32>,
+    /// What a manual action goes ahead without; said in its record.
+    pub notes: Vec<String>,
+}
+
+/// Why an automatic action does not go ahead on its safety records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SafetyRefusal {
+    Held(Hold),
+    Unreadable { record: &'static str, why: String },
+}
+
+impl std::fmt::Display for SafetyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Held(h) => write!(
+                f,
+                "automatic actions on this service are held since {} ({}); a person must clear the hold",
+                crate::time::iso(h.since),
+                h.reason
+            ),
+            Self::Unreadable { record, why } => {
+                write!(f, "{record} unreadable, so an automatic action does not act on a guess: {why}")
+            }
+        }
+    }
+}
+
+/// Whether the safety records let an action go ahead (pure). An automatic
+/// action needs every record it reads: a hold, or any record unreadable,
+/// refuses it. A person's action reads no hold and goes ahead without an
+/// unreadable record, saying so in a note.
+pub fn check_safety<E: std::fmt::Display>(
+    automatic: bool,
+    reads: SafetyReads<E>,
+) -> Result<SafetyFacts, SafetyRefusal> {
+    fn need<T, E: std::fmt::Display>(
+        automatic: bool,
+        notes: &mut Vec<String>,
+        (record, without): (&'static str, &str),
+        read: Option<Result<Option<T>, E>>,
+    ) -> Result<Option<T>, SafetyRefusal> {
+        match read {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) if automatic => Err(SafetyRefusal::Unreadable { record, why: e.to_string() }),
+            Some(Err(e)) => {
+                notes.push(format!("{record} unreadable ({e}): {without}"));
+                Ok(None)
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if let Some(h) = need(automatic, &mut notes, ("hold", "not consulted"), reads.hold)? {
+        return Err(SafetyRefusal::Held(h));
+    }
+    let ledger = need(automatic, &mut notes, ("ledger", "earlier actions not known"), Some(reads.ledger.map(Some)))?
+        .unwrap_or_default();
+    let known_good = need(
+        automatic,
+        &mut notes,
+        ("known-good revision", "target chosen from the service's deployments"),
+        reads.known_good,
+    )?;
+    let autoscaling_max = need(automatic, &mut notes, ("autoscaling maximum", "not applied"), reads.autoscaling_max)?;
+    Ok(SafetyFacts { ledger, known_good, autoscaling_max, notes })
+}
+
+/// The record of a failed mutating call (pure): the failure, and whether
+/// automatic actions are now held — never a hold that was not recorded.
+pub fn failed_call_detail<E: std::fmt::Display>(failure: &str, hold_recorded: Result<(), E>) -> String {
+    match hold_recorded {
+        Ok(()) => format!("{failure}; automatic actions on this service are now held"),
+        Err(e) => format!(
+            "{failure}; hold NOT recorded ({e}): automatic actions on this service are NOT held - a person must look now"
+        ),
+    }
+}
+
 /// Why the budget or the cooldown refuses an automatic action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BudgetRefusal {
@@ -139,6 +242,73 @@ mod tests {
             to: None,
             detail: String::new(),
         }
+    }
+
+    fn reads(
+        hold: Option<Result<Option<Hold>, &'static str>>,
+        ledger: Result<Vec<LedgerEntry>, &'static str>,
+        known_good: Option<Result<Option<crate::arn::Arn>, &'static str>>,
+        autoscaling_max: Option<Result<Option<i32>, &'static str>>,
+    ) -> SafetyReads<&'static str> {
+        SafetyReads { hold, ledger, known_good, autoscaling_max }
+    }
+
+    #[test]
+    fn when_a_safety_record_is_unreadable_an_automatic_action_should_skip_naming_it() {
+        let held = Hold { since: 1_795_000_000, reason: "UpdateService FAILED".into() };
+        // (reads, what the refusal names)
+        let cases = [
+            (reads(Some(Err("GetItem: AccessDenied")), Ok(vec![]), None, None), "hold unreadable"),
+            (reads(Some(Ok(Some(held))), Ok(vec![]), None, None), "held since"),
+            (reads(Some(Ok(None)), Err("Query: throttled"), None, None), "ledger unreadable"),
+            (reads(Some(Ok(None)), Ok(vec![]), Some(Err("GetItem: 500")), None), "known-good revision unreadable"),
+            (
+                reads(Some(Ok(None)), Ok(vec![]), None, Some(Err("DescribeScalableTargets: denied"))),
+                "autoscaling maximum",
+            ),
+        ];
+        for (r, named) in cases {
+            let why = check_safety(true, r).expect_err(named).to_string();
+            assert!(why.contains(named), "{why}");
+        }
+    }
+
+    #[test]
+    fn when_every_safety_record_is_read_an_automatic_action_should_go_ahead_on_them() {
+        let facts = check_safety(
+            true,
+            reads(
+                Some(Ok(None)),
+                Ok(vec![entry(1, "rollback", "executed", true)]),
+                Some(Ok(Some("api:40".into()))),
+                None,
+            ),
+        )
+        .unwrap();
+        assert_eq!((facts.ledger.len(), facts.known_good.as_deref(), facts.autoscaling_max), (1, Some("api:40"), None));
+        assert!(facts.notes.is_empty());
+    }
+
+    #[test]
+    fn when_a_record_is_unreadable_a_persons_action_should_go_ahead_and_say_so() {
+        let facts =
+            check_safety(false, reads(None, Err("Query: throttled"), Some(Err("GetItem: 500")), Some(Err("denied"))))
+                .unwrap();
+        assert_eq!((facts.ledger.len(), facts.known_good, facts.autoscaling_max), (0, None, None));
+        assert_eq!(facts.notes.len(), 3, "{:?}", facts.notes);
+        assert!(facts.notes.iter().any(|n| n.contains("known-good revision unreadable")), "{:?}", facts.notes);
+    }
+
+    #[test]
+    fn when_the_hold_cannot_be_recorded_the_failure_should_say_nothing_is_held() {
+        let recorded = failed_call_detail::<&str>("UpdateService FAILED", Ok(()));
+        assert!(recorded.ends_with("are now held"), "{recorded}");
+        let lost = failed_call_detail("UpdateService FAILED", Err("PutItem (hold): AccessDenied"));
+        assert!(
+            lost.contains("hold NOT recorded (PutItem (hold): AccessDenied)") && lost.contains("NOT held"),
+            "{lost}"
+        );
+        assert!(!lost.contains("now held"), "{lost}");
     }
 
     #[test]
