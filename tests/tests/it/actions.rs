@@ -1,7 +1,7 @@
 //! The bounded-action engine end to end: rollbacks and scaling through the
 //! real ECS API of the local server, exactly once, within budgets.
 
-use autopilot_tests::{InvokeResult, LambdaProcess, SeededService, TestBed, binary, fixture};
+use autopilot_tests::{InvokeResult, LambdaProcess, LedgerSeed, SeededService, TestBed, binary, fixture};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -188,4 +188,75 @@ async fn capture_evidence_snapshots_and_exports_the_log_group() {
     let keys = bed.evidence_keys().await;
     assert!(keys.iter().any(|k| k.ends_with("task-definition.json")), "{keys:?}");
     assert!(keys.iter().any(|k| k.contains("/logs")), "exported log objects: {keys:?}");
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn text(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, k: &str) -> String {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+/// A rollback an invocation recorded as executing just now, after the bad
+/// release, and then died (before or after its UpdateService): its outcome
+/// is unknown until someone looks.
+async fn seed_unfinished_rollback(bed: &TestBed, svc: &SeededService, bad: &str) -> String {
+    svc.seed_ledger(
+        bed,
+        &LedgerSeed {
+            at: now(),
+            action: "rollback",
+            status: "executing",
+            automatic: true,
+            from: Some(bad),
+            to: Some(&svc.task_definition_arn),
+            detail: "roll back to the known-good revision via UpdateService",
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_a_rollback_left_executing_took_effect_the_next_trigger_should_record_it_executed_and_not_roll_back_again()
+{
+    let bed = TestBed::new("unfinished-done").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    // The dead invocation's UpdateService had gone out.
+    svc.roll_to(&bed, &svc.task_definition_arn).await;
+    let sk = seed_unfinished_rollback(&bed, &svc, &bad).await;
+    let mut p = bed.start("ecs-events", &[]);
+    let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "unfinished-1", "x"));
+    let action = &o["actions"][0];
+    assert_eq!(action["status"], "skipped", "{o}");
+    assert!(
+        action["detail"].as_str().unwrap().contains("budget exhausted"),
+        "counted as the rollback it was: {action}"
+    );
+    let items = svc.ledger_items(&bed).await;
+    let seeded = items.iter().find(|i| text(i, "sk") == sk).expect("the seeded entry");
+    assert_eq!(text(seeded, "status"), "executed", "verified against the service: {seeded:?}");
+    assert!(text(seeded, "detail").contains("verified"), "{seeded:?}");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    assert_eq!(executed(&svc.ledger(&bed).await), 1, "only the seeded rollback");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_a_rollback_left_executing_did_not_take_effect_the_next_trigger_should_record_it_failed_and_roll_back_once()
+ {
+    let bed = TestBed::new("unfinished-not").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    // The dead invocation never reached its UpdateService: the service still runs the bad revision.
+    let sk = seed_unfinished_rollback(&bed, &svc, &bad).await;
+    let mut p = bed.start("ecs-events", &[]);
+    let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "unfinished-2", "x"));
+    assert_eq!(o["actions"][0]["status"], "executed", "{o}");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    let items = svc.ledger_items(&bed).await;
+    let seeded = items.iter().find(|i| text(i, "sk") == sk).expect("the seeded entry");
+    assert_eq!(text(seeded, "status"), "failed", "verified: it did not take effect: {seeded:?}");
+    assert!(text(seeded, "detail").contains("verified"), "{seeded:?}");
+    assert_eq!(executed(&svc.ledger(&bed).await), 1, "one rollback in all");
 }

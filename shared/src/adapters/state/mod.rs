@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use super::aws_error;
 use crate::error::AutopilotError;
 
-pub use actions::{LedgerEntry, LockOutcome};
+pub use actions::{LedgerEntry, LedgerStatus, LockOutcome};
 pub use claims::Claim;
 pub use deployments::KnownGood;
 pub use incidents::Incident;
