@@ -59,6 +59,9 @@ pub struct ActionRequest<'a> {
     pub confirm: Option<&'a str>,
     /// The triggering event says ECS's circuit breaker is rolling back.
     pub ecs_rolling_back: bool,
+    /// A runbook request's idempotency key and who asked; in the ledger.
+    pub request_id: Option<&'a str>,
+    pub requested_by: Option<&'a str>,
 }
 
 impl<'a> ActionRequest<'a> {
@@ -74,6 +77,8 @@ impl<'a> ActionRequest<'a> {
             task_definition: None,
             confirm: None,
             ecs_rolling_back: false,
+            request_id: None,
+            requested_by: None,
         }
     }
 }
@@ -242,6 +247,12 @@ fn ledger_extra(req: &ActionRequest<'_>, held: &Held) -> Vec<(&'static str, Stri
     let mut extra = vec![("origin", req.origin.label())];
     if let Some(i) = req.incident {
         extra.push(("incident", i.to_string()));
+    }
+    if let Some(id) = req.request_id {
+        extra.push(("request_id", id.to_string()));
+    }
+    if let Some(by) = req.requested_by {
+        extra.push(("requested_by", by.to_string()));
     }
     if let Some(owner) = &held.lock_owner {
         extra.push(("owner", owner.clone()));

@@ -260,3 +260,53 @@ async fn when_a_rollback_left_executing_did_not_take_effect_the_next_trigger_sho
     assert!(text(seeded, "detail").contains("verified"), "{seeded:?}");
     assert_eq!(executed(&svc.ledger(&bed).await), 1, "one rollback in all");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_same_rollback_request_arrives_twice_with_one_request_id_should_roll_back_once_and_answer_the_same() {
+    let bed = TestBed::new("request-id").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    let request = json!({
+        "action": "rollback", "cluster": svc.cluster, "service": "api",
+        "reason": "bad release", "request_id": "chg-4711", "requested_by": "alice@example.com",
+    });
+    let mut p = bed.start("runbook", &[]);
+    let first = p.outcome(&request);
+    assert_eq!(first["actions"][0]["status"], "executed", "{first}");
+    // `aws lambda invoke` retrying after its read timeout reaches another instance.
+    let mut other = bed.start("runbook", &[]);
+    let second = other.outcome(&request);
+    assert_eq!(second, first, "the repeat answers the first result");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    let items = svc.ledger_items(&bed).await;
+    let executed: Vec<_> = items.iter().filter(|i| text(i, "status") == "executed").collect();
+    assert_eq!(executed.len(), 1, "one UpdateService: {items:?}");
+    assert_eq!(text(executed[0], "request_id"), "chg-4711");
+    assert_eq!(text(executed[0], "requested_by"), "alice@example.com");
+    assert_eq!(bed.notifications().await.len(), 1, "announced once");
+
+    // The same id for a different request is refused, naming the id.
+    let mut changed = request.clone();
+    changed["dry_run"] = Value::from(true);
+    let (error_type, message) = tokio::task::block_in_place(|| p.invoke(&changed)).expect_error("reused id");
+    assert_eq!(error_type, "RequestIdConflict", "{message}");
+    assert!(message.contains("chg-4711"), "{message}");
+
+    // A request whose first run is still in progress: retry later.
+    bed.dynamodb
+        .put_item()
+        .table_name(&bed.table)
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("runbook#chg-4712".into()))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("request".into()))
+        .item("status", aws_sdk_dynamodb::types::AttributeValue::S("processing".into()))
+        .item("token", aws_sdk_dynamodb::types::AttributeValue::S("the-first-invocation".into()))
+        .item("lease_until", aws_sdk_dynamodb::types::AttributeValue::N((now() + 200).to_string()))
+        .send()
+        .await
+        .expect("seed request claim");
+    let mut pending = request.clone();
+    pending["request_id"] = Value::from("chg-4712");
+    let (error_type, message) = tokio::task::block_in_place(|| p.invoke(&pending)).expect_error("in progress");
+    assert_eq!(error_type, "InProgress", "{message}");
+    assert_eq!(executed.len(), 1);
+}
