@@ -93,6 +93,11 @@ pub enum AutopilotError {
     /// lose the event if that invocation dies.
     #[error("{what} is still being processed by another invocation (its claim holds until {until}); retry later")]
     InProgress { what: String, until: String },
+    /// A runbook `request_id` reused for a different request: nothing done.
+    #[error(
+        "request_id {request_id:?} was first used for a different request (payload hash {first_hash}, this one {this_hash}); nothing done: use a new request_id"
+    )]
+    RequestIdConflict { request_id: String, first_hash: String, this_hash: String },
 }
 
 impl AutopilotError {
@@ -105,6 +110,7 @@ impl AutopilotError {
             Self::Aws(_) => "AwsFailure",
             Self::State(_) => "StateFailure",
             Self::InProgress { .. } => "InProgress",
+            Self::RequestIdConflict { .. } => "RequestIdConflict",
         }
     }
 
@@ -136,6 +142,15 @@ mod tests {
                 AutopilotError::InProgress { what: "event e-1".into(), until: "2026-11-20T14:05:00Z".into() },
                 "InProgress",
                 true,
+            ),
+            (
+                AutopilotError::RequestIdConflict {
+                    request_id: "r".into(),
+                    first_hash: "a".into(),
+                    this_hash: "b".into(),
+                },
+                "RequestIdConflict",
+                false,
             ),
         ];
         for (e, error_type, retryable) in cases {

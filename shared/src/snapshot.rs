@@ -207,14 +207,66 @@ pub struct RevisionInfo {
     pub active: bool,
 }
 
+/// The state of a ledger entry: an action decision's outcome
+/// (`executed|planned|skipped|failed`, as in the Outcome), or `executing` —
+/// written before a mutating call and finished after it. An `executing`
+/// entry found later is an action whose outcome is unknown: it counts as
+/// executed until the service is read and it is recorded executed or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LedgerStatus {
+    Executing,
+    Executed,
+    Planned,
+    Skipped,
+    Failed,
+}
+
+impl LedgerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Executing => "executing",
+            Self::Executed => "executed",
+            Self::Planned => "planned",
+            Self::Skipped => "skipped",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<Self> {
+        [Self::Executing, Self::Executed, Self::Planned, Self::Skipped, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == word)
+    }
+
+    /// Whether the entry may have changed the service: budgets, cooldowns
+    /// and the rollback loop checks count it.
+    pub fn may_have_acted(self) -> bool {
+        matches!(self, Self::Executing | Self::Executed)
+    }
+}
+
+impl From<ActionStatus> for LedgerStatus {
+    fn from(s: ActionStatus) -> Self {
+        match s {
+            ActionStatus::Executed => Self::Executed,
+            ActionStatus::Planned => Self::Planned,
+            ActionStatus::Skipped => Self::Skipped,
+            ActionStatus::Failed => Self::Failed,
+        }
+    }
+}
+
 /// One ledger record, as the budget and loop checks read it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LedgerEntry {
     pub at: i64,
     pub action: ActionKind,
-    pub status: ActionStatus,
+    pub status: LedgerStatus,
     pub automatic: bool,
     pub from: Option<String>,
     pub to: Option<String>,
     pub detail: String,
+    /// Its sort key in the state table, once written.
+    pub key: Option<String>,
 }

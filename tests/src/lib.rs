@@ -6,5 +6,5 @@ pub mod seed;
 pub mod testbed;
 
 pub use runtime_api::{InvokeResult, LambdaProcess};
-pub use seed::{PLANTED_SECRET, SeededService};
+pub use seed::{LedgerSeed, PLANTED_SECRET, SeededService};
 pub use testbed::{TestBed, binary, fixture, fixtures_in};

@@ -10,6 +10,17 @@ use crate::testbed::TestBed;
 /// never appear in S3 or SNS.
 pub const PLANTED_SECRET: &str = "hunter2-Sup3rSecret!x9";
 
+/// A ledger item to seed (see [`SeededService::seed_ledger`]).
+pub struct LedgerSeed<'a> {
+    pub at: i64,
+    pub action: &'a str,
+    pub status: &'a str,
+    pub automatic: bool,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub detail: &'a str,
+}
+
 pub struct SeededService {
     pub cluster: String,
     pub cluster_arn: String,
@@ -260,6 +271,67 @@ impl SeededService {
             .send()
             .await
             .expect("tag service");
+    }
+
+    /// Point the service at `task_definition` with UpdateService, as a
+    /// person (or an invocation that died before recording it) would.
+    pub async fn roll_to(&self, bed: &TestBed, task_definition: &str) {
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        ecs.update_service()
+            .cluster(&self.cluster)
+            .service(&self.service)
+            .task_definition(task_definition)
+            .send()
+            .await
+            .expect("update service");
+    }
+
+    /// Write one ledger item of this service, as the engine does; returns its sort key.
+    pub async fn seed_ledger(&self, bed: &TestBed, entry: &LedgerSeed<'_>) -> String {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let when = chrono::DateTime::from_timestamp(entry.at, 0).expect("time").to_rfc3339();
+        let sk = format!("ledger#{when}#{}#seed0001", entry.action);
+        let mut req = bed
+            .dynamodb
+            .put_item()
+            .table_name(&bed.table)
+            .item("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .item("sk", AttributeValue::S(sk.clone()))
+            .item("at", AttributeValue::N(entry.at.to_string()))
+            .item("action", AttributeValue::S(entry.action.into()))
+            .item("status", AttributeValue::S(entry.status.into()))
+            .item("automatic", AttributeValue::Bool(entry.automatic))
+            .item("detail", AttributeValue::S(entry.detail.into()))
+            .item("origin", AttributeValue::S("automatic (seeded)".into()))
+            .item("expires_at", AttributeValue::N((entry.at + 90 * 86_400).to_string()));
+        if let Some(f) = entry.from {
+            req = req.item("from", AttributeValue::S(f.into()));
+        }
+        if let Some(t) = entry.to {
+            req = req.item("to", AttributeValue::S(t.into()));
+        }
+        req.send().await.expect("seed ledger");
+        sk
+    }
+
+    /// Every ledger item of this service, as stored.
+    pub async fn ledger_items(
+        &self,
+        bed: &TestBed,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        bed.dynamodb
+            .query()
+            .table_name(&bed.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :l)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .expression_attribute_values(":l", AttributeValue::S("ledger#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query ledger")
+            .items
+            .unwrap_or_default()
     }
 
     /// Ledger entries of this service: `(action, status, detail)`.

@@ -3,20 +3,33 @@
 //! plans) and writes every decision to the ledger. The caller notifies: the
 //! returned record goes into its alert, update or runbook message.
 //!
+//! Nothing acts unrecorded: under the lock an `executing` entry goes into the
+//! ledger before the mutating call, and is finished (executed or failed)
+//! after it. An `executing` entry found later — its invocation died, or could
+//! not finish it — is an action whose outcome is unknown: it counts as
+//! executed for budgets and cooldowns, and before anything is decided on it
+//! the service is read under the lock and the entry recorded executed or
+//! failed ([`super::verify_unfinished`]). It is never repeated blindly.
+//!
 //! Critical path of an automatic rollback: DescribeServices, then the reads
 //! the plan needs (hold, ledger, known-good, revisions, service deployments)
-//! concurrently, the lock, and the mutating call. Pre-action evidence is
-//! written concurrently with the call; logs and the incident bundle come after.
+//! concurrently, the lock, the ledger re-read under it, the `executing`
+//! entry, and the mutating call. Pre-action evidence is written concurrently
+//! with the call; logs and the incident bundle come after.
 
 use serde_json::json;
 
 use super::rollback_plan::{Mechanism, RollbackDecision, RollbackInput, plan_rollback, td_key};
 use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
-use super::{ActionKind, LedgerEntry, Mode, Origin, check_budget, resolve_mode};
+use super::{
+    ActionKind, Hold, LedgerEntry, LedgerStatus, Mode, Origin, SafetyReads, check_budget, check_safety,
+    failed_call_detail, resolve_mode, verify_unfinished,
+};
 use crate::adapters::ecs::{ServiceChange, describe_service};
 use crate::adapters::state::{LockOutcome, StateStore};
 use crate::adapters::{AwsError, Clients, autoscaling, ecs};
 use crate::config::Config;
+use crate::error::AutopilotError;
 use crate::outcome::{ActionRecord, ActionStatus};
 use crate::snapshot::ServiceSnapshot;
 use crate::time::{iso, now};
@@ -46,6 +59,9 @@ pub struct ActionRequest<'a> {
     pub confirm: Option<&'a str>,
     /// The triggering event says ECS's circuit breaker is rolling back.
     pub ecs_rolling_back: bool,
+    /// A runbook request's idempotency key and who asked; in the ledger.
+    pub request_id: Option<&'a str>,
+    pub requested_by: Option<&'a str>,
 }
 
 impl<'a> ActionRequest<'a> {
@@ -61,6 +77,8 @@ impl<'a> ActionRequest<'a> {
             task_definition: None,
             confirm: None,
             ecs_rolling_back: false,
+            request_id: None,
+            requested_by: None,
         }
     }
 }
@@ -74,8 +92,36 @@ pub struct ActionResult {
     /// A mutating call failed: the caller escalates to SEV1; automatic actions
     /// on this service are held until a person clears the hold.
     pub failed: bool,
-    /// The lease lock still held after acting; released once the ledger is written.
+}
+
+/// How a decision ended, before `run` records it.
+struct Decided {
+    status: ActionStatus,
+    detail: String,
+    planned: Option<Planned>,
+    failed: bool,
+}
+
+impl Decided {
+    fn with_plan(mut self, planned: &Planned) -> Self {
+        self.planned = Some(planned.clone());
+        self
+    }
+}
+
+/// An early end of the decision (skipped, or failed before acting).
+fn stop(status: ActionStatus, detail: impl Into<String>) -> Decided {
+    Decided { status, detail: detail.into(), planned: None, failed: false }
+}
+
+type Step<T> = Result<T, Decided>;
+
+/// What a decision holds that `run` settles: the lock, and the `executing`
+/// ledger entry written before the mutating call (its sort key).
+#[derive(Default)]
+struct Held {
     lock_owner: Option<String>,
+    executing: Option<String>,
 }
 
 fn record(kind: ActionKind, status: ActionStatus, detail: impl Into<String>) -> ActionRecord {
@@ -88,6 +134,7 @@ fn tag<'s>(service: &'s ServiceSnapshot, key: &str) -> Option<&'s str> {
 }
 
 /// What a planned action will do.
+#[derive(Clone)]
 enum Planned {
     Rollback(super::rollback_plan::RollbackPlan),
     Scale(super::scale_plan::ScalePlan),
@@ -143,87 +190,183 @@ impl Planned {
 /// Run one action request through the engine.
 pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
     let t = now();
-    let result = decide_and_act(app, req, t).await;
-    let (from, to) = result.1.as_ref().map(Planned::endpoints).unwrap_or((None, None));
-    let entry = LedgerEntry {
-        at: t,
-        action: req.kind,
-        status: result.0.record.status,
-        automatic: req.origin.is_automatic(),
-        from,
-        to,
-        detail: result.0.record.detail.clone(),
+    let mut held = Held::default();
+    let decided = match decide(app, req, t, &mut held).await {
+        Ok(d) | Err(d) => d,
     };
-    let mut extra = vec![("origin", req.origin.label())];
-    if let Some(i) = req.incident {
-        extra.push(("incident", i.to_string()));
-    }
-    let recorded = match app.state.append_ledger(req.cluster, req.service, &entry, &extra).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::error!(cluster = req.cluster, service = req.service, error = %e, "ledger write failed");
-            false
+    let Decided { status, mut detail, planned, failed } = decided;
+    let (from, to) = planned.as_ref().map(Planned::endpoints).unwrap_or((None, None));
+    let recorded = match &held.executing {
+        // The entry written before the call: finish it with what happened.
+        Some(key) => {
+            app.state.finish_ledger(req.cluster, req.service, key, status.into(), &detail, now()).await.map(|_| ())
+        }
+        None => {
+            let entry = LedgerEntry {
+                at: t,
+                action: req.kind,
+                status: status.into(),
+                automatic: req.origin.is_automatic(),
+                from,
+                to,
+                detail: detail.clone(),
+                key: None,
+            };
+            app.state.append_ledger(req.cluster, req.service, &entry, &ledger_extra(req, &held)).await.map(|_| ())
         }
     };
-    // An execution the ledger does not show keeps the lock until its lease
-    // expires, so nobody acts again on a budget that looks unspent.
-    if let Some(owner) = &result.0.lock_owner
-        && (recorded || result.0.record.status != ActionStatus::Executed)
+    if let Err(e) = recorded {
+        tracing::error!(cluster = req.cluster, service = req.service, error = %e, "ledger write failed");
+        if held.executing.is_some() {
+            detail.push_str(&format!(
+                "; ledger not updated ({e}): the entry stays executing, counted as executed until verified"
+            ));
+        }
+    }
+    // Every execution is in the ledger (at least as executing) before the lock goes.
+    if let Some(owner) = &held.lock_owner
         && let Err(e) = app.state.release_lock(req.cluster, req.service, owner).await
     {
         // The lease expires on its own; until then the service is only locked, never double-acted.
         tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "lock not released");
     }
     tracing::info!(
-        cluster = req.cluster, service = req.service, action = req.kind.as_str(), status = entry.status.as_str(),
-        origin = %req.origin.label(), incident = req.incident.unwrap_or(""), decision = "action", "{}", entry.detail
+        cluster = req.cluster, service = req.service, action = req.kind.as_str(), status = status.as_str(),
+        origin = %req.origin.label(), incident = req.incident.unwrap_or(""), decision = "action", "{detail}"
     );
     crate::telemetry::emit_metrics(
         app.function,
-        &[("Action", req.kind.as_str()), ("Status", entry.status.as_str())],
+        &[("Action", req.kind.as_str()), ("Status", status.as_str())],
         &[("Actions", 1.0, "Count")],
     );
-    result.0
+    ActionResult { record: record(req.kind, status, detail), plan: planned.as_ref().map(Planned::as_json), failed }
 }
 
-async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (ActionResult, Option<Planned>) {
-    let kind = req.kind;
-    let done = |status, detail: String, plan: Option<Planned>, failed| {
-        let json = plan.as_ref().map(Planned::as_json);
-        (ActionResult { record: record(kind, status, detail), plan: json, failed, lock_owner: None }, plan)
-    };
-    let service = match describe_service(app.clients, req.cluster, req.service).await {
-        Ok(s) => s,
+/// Who asked, for the ledger.
+fn ledger_extra(req: &ActionRequest<'_>, held: &Held) -> Vec<(&'static str, String)> {
+    let mut extra = vec![("origin", req.origin.label())];
+    if let Some(i) = req.incident {
+        extra.push(("incident", i.to_string()));
+    }
+    if let Some(id) = req.request_id {
+        extra.push(("request_id", id.to_string()));
+    }
+    if let Some(by) = req.requested_by {
+        extra.push(("requested_by", by.to_string()));
+    }
+    if let Some(owner) = &held.lock_owner {
+        extra.push(("owner", owner.clone()));
+    }
+    extra
+}
+
+/// Take the service's lease lock for this invocation; the lease runs from
+/// now, the moment of acquisition, past this invocation's deadline.
+async fn take_lock(app: &Engine<'_>, req: &ActionRequest<'_>, held: &mut Held) -> Step<()> {
+    // One owner per invocation: a lock bearing it after a lost response is ours.
+    let owner = format!("{}:{}", app.function, crate::invocation::token());
+    let acquired_at = now();
+    let lease_until = crate::invocation::lease_until(
+        acquired_at,
+        crate::invocation::deadline_ms(),
+        app.config.settings.function_timeout_seconds,
+    );
+    match app.state.acquire_lock(req.cluster, req.service, &owner, acquired_at, lease_until).await {
+        Ok(LockOutcome::Acquired) => {
+            held.lock_owner = Some(owner);
+            Ok(())
+        }
+        Ok(LockOutcome::HeldBy(holder)) => {
+            Err(stop(ActionStatus::Skipped, format!("another action holds the lock ({holder}); not acting twice")))
+        }
+        Err(e) => Err(stop(ActionStatus::Skipped, format!("lock unavailable: {e}"))),
+    }
+}
+
+/// Under the lock: the ledger as it is now, with every unfinished
+/// (`executing`) action verified against the service — read again — and
+/// recorded executed or failed.
+async fn resolve_unfinished(
+    app: &Engine<'_>,
+    req: &ActionRequest<'_>,
+    t: i64,
+    service: &mut ServiceSnapshot,
+) -> Step<Vec<LedgerEntry>> {
+    let mut ledger = match app.state.ledger_since(req.cluster, req.service, t - 24 * 3600).await {
+        Ok(l) => l,
+        // Without the ledger the budget cannot be checked: no automatic action on a guess.
+        Err(e) if req.origin.is_automatic() => {
+            return Err(stop(ActionStatus::Skipped, format!("ledger unreadable, budget unknown: {e}")));
+        }
         Err(e) => {
-            return done(ActionStatus::Failed, format!("cannot read the service before acting: {e}"), None, false);
+            tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "ledger unreadable under the lock");
+            return Ok(Vec::new());
         }
     };
+    if !ledger.iter().any(|e| e.status == LedgerStatus::Executing) {
+        return Ok(ledger);
+    }
+    *service = describe_service(app.clients, req.cluster, req.service).await.map_err(|e| {
+        stop(ActionStatus::Failed, format!("cannot read the service to verify an unfinished action: {e}"))
+    })?;
+    for e in ledger.iter_mut().filter(|e| e.status == LedgerStatus::Executing) {
+        let (status, why) = verify_unfinished(e, service);
+        let detail = format!("{} | {why}", e.detail);
+        tracing::info!(
+            cluster = req.cluster,
+            service = req.service,
+            action = e.action.as_str(),
+            status = status.as_str(),
+            decision = "unfinished-action-verified",
+            "{why}"
+        );
+        if let Some(key) = &e.key
+            && let Err(err) = app.state.finish_ledger(req.cluster, req.service, key, status, &detail, now()).await
+        {
+            // Decided on as verified here; left executing there, the next action verifies it again.
+            tracing::warn!(cluster = req.cluster, service = req.service, error = %err, "verification not recorded");
+        }
+        e.status = status;
+        e.detail = detail;
+    }
+    Ok(ledger)
+}
+
+async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut Held) -> Step<Decided> {
+    let kind = req.kind;
+    let mut service = describe_service(app.clients, req.cluster, req.service)
+        .await
+        .map_err(|e| stop(ActionStatus::Failed, format!("cannot read the service before acting: {e}")))?;
     let (mode, mode_why) = resolve_mode(app.config.dry_run, tag(&service, "autopilot:mode"), req.dry_run);
     if mode == Mode::Off {
-        return done(ActionStatus::Skipped, format!("mode off: {mode_why}"), None, false);
+        return Err(stop(ActionStatus::Skipped, format!("mode off: {mode_why}")));
     }
     if kind == ActionKind::ScaleToZero && req.confirm != Some(req.service) {
-        return done(
+        return Err(stop(
             ActionStatus::Skipped,
             format!("scale-to-zero needs \"confirm\": \"{}\" (the service name); nothing done", req.service),
-            None,
-            false,
-        );
+        ));
     }
     let automatic = req.origin.is_automatic();
     let limits = &app.config.settings.limits;
 
     // Reads the decision needs, concurrently.
     let family = service.task_definition.as_deref().and_then(td_key).map(|(f, _)| f);
-    let (hold, ledger, known_good, revisions, in_progress, asg_max) = tokio::join!(
-        async { if automatic { app.state.hold(req.cluster, req.service).await.ok().flatten() } else { None } },
+    let (hold, ledger, known_good, revisions, in_progress, autoscaling_max) = tokio::join!(
+        async {
+            if !automatic {
+                return None; // a person's action is not held
+            }
+            Some(
+                app.state.hold(req.cluster, req.service).await.map(|h| h.map(|(since, reason)| Hold { since, reason })),
+            )
+        },
         app.state.ledger_since(req.cluster, req.service, t - 24 * 3600),
         async {
-            if kind == ActionKind::Rollback {
-                app.state.known_good(req.cluster, req.service).await.ok().flatten().map(|k| k.task_definition)
-            } else {
-                None
+            if kind != ActionKind::Rollback {
+                return None;
             }
+            Some(app.state.known_good(req.cluster, req.service).await.map(|k| k.map(|k| k.task_definition)))
         },
         async {
             match (&family, kind) {
@@ -255,34 +398,34 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
             if kind != ActionKind::Scale {
                 return None;
             }
-            autoscaling::max_capacity(app.clients, req.cluster, req.service)
-                .await
-                .map_err(|e| tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "cannot read the autoscaling target"))
-                .ok()
-                .flatten()
+            Some(autoscaling::max_capacity(app.clients, req.cluster, req.service).await.map_err(AutopilotError::Aws))
         },
     );
-    if let Some((since, why)) = hold {
-        return done(
-            ActionStatus::Skipped,
-            format!(
-                "automatic actions on this service are held since {} ({why}); a person must clear the hold",
-                iso(since)
-            ),
-            None,
-            false,
-        );
-    }
-    let ledger = match ledger {
-        Ok(l) => l,
-        // Without the ledger the budget cannot be checked: no automatic action on a guess.
-        Err(e) if automatic => {
-            return done(ActionStatus::Skipped, format!("ledger unreadable, budget unknown: {e}"), None, false);
-        }
-        Err(_) => Vec::new(),
+    // Unreadable safety records stop an automatic action; a person's goes on, told what was missing.
+    let facts = match check_safety(automatic, SafetyReads { hold, ledger, known_good, autoscaling_max }) {
+        Ok(f) => f,
+        Err(why) => return Err(stop(ActionStatus::Skipped, why.to_string())),
     };
+    let noted = |detail: String| {
+        if facts.notes.is_empty() { detail } else { format!("{detail} (note: {})", facts.notes.join("; ")) }
+    };
+    let mut ledger = facts.ledger.clone();
+    // Unfinished actions first: verified against the service before anything is decided on them.
+    if ledger.iter().any(|e| e.status == LedgerStatus::Executing) {
+        if mode == Mode::DryRun {
+            // A dry run records nothing: verified in memory only.
+            for e in ledger.iter_mut().filter(|e| e.status == LedgerStatus::Executing) {
+                let (status, why) = verify_unfinished(e, &service);
+                e.status = status;
+                e.detail = format!("{} | {why}", e.detail);
+            }
+        } else {
+            take_lock(app, req, held).await?;
+            ledger = resolve_unfinished(app, req, t, &mut service).await?;
+        }
+    }
     if automatic && let Err(why) = check_budget(kind, &ledger, t, limits) {
-        return done(ActionStatus::Skipped, why.to_string(), None, false);
+        return Err(stop(ActionStatus::Skipped, why.to_string()));
     }
 
     let planned = match kind {
@@ -290,15 +433,13 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
             let window_start = t - limits.rollback_window_seconds;
             let rollbacks: Vec<&LedgerEntry> = ledger
                 .iter()
-                .filter(|e| {
-                    e.action == ActionKind::Rollback && e.status == ActionStatus::Executed && e.at >= window_start
-                })
+                .filter(|e| e.action == ActionKind::Rollback && e.status.may_have_acted() && e.at >= window_start)
                 .collect();
             let rolled_away_from: Vec<String> = rollbacks.iter().filter_map(|e| e.from.clone()).collect();
             let last_target = rollbacks.last().and_then(|e| e.to.clone());
             let input = RollbackInput {
                 service: service.clone(),
-                known_good: known_good.as_deref(),
+                known_good: facts.known_good.as_deref(),
                 family_revisions: revisions.as_deref(),
                 rolled_away_from: &rolled_away_from,
                 last_rollback_target: last_target.as_deref(),
@@ -309,74 +450,56 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
             match plan_rollback(&input) {
                 RollbackDecision::Plan(p) => Planned::Rollback(p),
                 RollbackDecision::Follow(why) => {
-                    return done(
-                        ActionStatus::Skipped,
-                        format!("not acting: {why}; following ECS's rollback"),
-                        None,
-                        false,
-                    );
+                    return Err(stop(ActionStatus::Skipped, format!("not acting: {why}; following ECS's rollback")));
                 }
-                RollbackDecision::Refuse(why) => return done(ActionStatus::Skipped, why, None, false),
+                RollbackDecision::Refuse(why) => return Err(stop(ActionStatus::Skipped, noted(why))),
             }
         }
         ActionKind::Scale => {
             let bounds = ScaleBounds {
-                autoscaling_max: asg_max,
+                autoscaling_max: facts.autoscaling_max,
                 service_cap: tag(&service, "autopilot:max-tasks").map(str::to_string),
                 global_cap: limits.max_tasks,
             };
             match plan_scale(service.desired, req.desired_count, automatic, &bounds) {
                 ScaleDecision::Plan(p) => Planned::Scale(p),
-                ScaleDecision::Refuse(why) => return done(ActionStatus::Skipped, why, None, false),
+                ScaleDecision::Refuse(why) => return Err(stop(ActionStatus::Skipped, noted(why))),
             }
         }
         ActionKind::ForceDeploy => Planned::ForceDeploy { task_definition: service.task_definition.clone() },
         ActionKind::ScaleToZero => Planned::ScaleToZero { from: service.desired },
     };
-    let what = planned.describe(req.service);
+    let what = noted(planned.describe(req.service));
     if mode == Mode::DryRun {
-        return done(ActionStatus::Planned, format!("dry-run ({mode_why}): would {what}"), Some(planned), false);
+        let detail = format!("dry-run ({mode_why}): would {what}");
+        return Ok(Decided { status: ActionStatus::Planned, detail, planned: Some(planned), failed: false });
+    }
+    if held.lock_owner.is_none() {
+        take_lock(app, req, held).await.map_err(|d| d.with_plan(&planned))?;
+        // Re-read under the lock: a concurrent winner may have just acted.
+        let fresh = resolve_unfinished(app, req, t, &mut service).await.map_err(|d| d.with_plan(&planned))?;
+        if automatic && let Err(why) = check_budget(kind, &fresh, t, limits) {
+            return Err(stop(ActionStatus::Skipped, why.to_string()).with_plan(&planned));
+        }
     }
 
-    // One owner per invocation: a lock bearing it after a lost response is ours.
-    let owner = format!("{}:{}", app.function, crate::invocation::token());
-    // The lease runs from now, the moment of acquisition, past this invocation's deadline.
-    let acquired_at = now();
-    let lease_until = crate::invocation::lease_until(
-        acquired_at,
-        crate::invocation::deadline_ms(),
-        app.config.settings.function_timeout_seconds,
-    );
-    match app.state.acquire_lock(req.cluster, req.service, &owner, acquired_at, lease_until).await {
-        Ok(LockOutcome::Acquired) => {}
-        Ok(LockOutcome::HeldBy(holder)) => {
-            return done(
-                ActionStatus::Skipped,
-                format!("another action holds the lock ({holder}); not acting twice"),
-                Some(planned),
-                false,
-            );
-        }
-        Err(e) => return done(ActionStatus::Skipped, format!("lock unavailable: {e}"), Some(planned), false),
-    }
-    // Re-check the budget under the lock: a concurrent winner may have just acted.
-    if automatic {
-        match app.state.ledger_since(req.cluster, req.service, t - 24 * 3600).await {
-            Ok(fresh) => {
-                if let Err(why) = check_budget(kind, &fresh, t, limits) {
-                    let _ = app.state.release_lock(req.cluster, req.service, &owner).await;
-                    return done(ActionStatus::Skipped, why.to_string(), Some(planned), false);
-                }
-            }
-            Err(e) => {
-                let _ = app.state.release_lock(req.cluster, req.service, &owner).await;
-                return done(
-                    ActionStatus::Skipped,
-                    format!("ledger unreadable, budget unknown: {e}"),
-                    Some(planned),
-                    false,
-                );
-            }
+    // Nothing acts unrecorded: the entry goes in before the call.
+    let (from, to) = planned.endpoints();
+    let pending = LedgerEntry {
+        at: t,
+        action: kind,
+        status: LedgerStatus::Executing,
+        automatic,
+        from,
+        to,
+        detail: format!("executing: {what}"),
+        key: None,
+    };
+    match app.state.append_ledger(req.cluster, req.service, &pending, &ledger_extra(req, held)).await {
+        Ok(key) => held.executing = Some(key),
+        Err(e) => {
+            return Err(stop(ActionStatus::Skipped, format!("ledger not writable, so not acting unrecorded: {e}"))
+                .with_plan(&planned));
         }
     }
 
@@ -411,36 +534,33 @@ async fn decide_and_act(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64) -> (A
         Ok(Err(e)) => format!("; pre-action state not kept: {e}"),
         Err(e) => format!("; pre-action state not kept: {e}"),
     };
-    let mut failed = false;
-    let result = match outcome {
+    Ok(match outcome {
         Ok(()) => {
             if !automatic && matches!(kind, ActionKind::Rollback | ActionKind::ForceDeploy) {
                 // A person acted successfully: their action clears a hold.
                 let _ = app.state.clear_hold(req.cluster, req.service).await;
             }
-            done(ActionStatus::Executed, format!("{what}{evidence_note}"), Some(planned), false)
+            Decided {
+                status: ActionStatus::Executed,
+                detail: format!("{what}{evidence_note}"),
+                planned: Some(planned),
+                failed: false,
+            }
         }
         Err(e) => {
-            failed = true;
             let why = format!("{what} FAILED: {e}{evidence_note}");
-            if let Err(he) = app.state.set_hold(req.cluster, req.service, &why, t).await {
-                tracing::error!(error = %he, "hold not recorded");
+            let hold = app.state.set_hold(req.cluster, req.service, &why, t).await;
+            if let Err(he) = &hold {
+                tracing::error!(cluster = req.cluster, service = req.service, error = %he, decision = "hold-not-recorded", "hold not recorded after a failed action");
             }
-            done(
-                ActionStatus::Failed,
-                format!("{why}; automatic actions on this service are now held"),
-                Some(planned),
-                true,
-            )
+            Decided {
+                status: ActionStatus::Failed,
+                detail: failed_call_detail(&why, hold),
+                planned: Some(planned),
+                failed: true,
+            }
         }
-    };
-    let mut r = result;
-    r.0.failed = failed;
-    // The lock is released by `run`, after the ledger records this execution:
-    // released earlier, a concurrent invocation could take the lock and read a
-    // ledger that does not show this action yet.
-    r.0.lock_owner = Some(owner);
-    r
+    })
 }
 
 async fn execute(app: &Engine<'_>, req: &ActionRequest<'_>, planned: &Planned) -> Result<(), AwsError> {

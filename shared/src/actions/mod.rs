@@ -3,6 +3,8 @@
 //! `autopilot:mode`), a hold left by a failed action, a lease lock per
 //! service, the budget, the cooldown, and the action's own preconditions and
 //! plan — then acts, or only plans, and records every decision in the ledger.
+//! An automatic action whose safety records (hold, ledger, known-good
+//! revision, autoscaling maximum) cannot be read is skipped, saying which.
 //!
 //! The decisions are pure functions here and in [`rollback_plan`] and
 //! [`scale_plan`]; [`engine`] does the I/O.
@@ -12,8 +14,8 @@ pub mod rollback_plan;
 pub mod scale_plan;
 
 pub use crate::outcome::ActionKind;
-use crate::outcome::ActionStatus;
-pub use crate::snapshot::LedgerEntry;
+use crate::snapshot::ServiceSnapshot;
+pub use crate::snapshot::{LedgerEntry, LedgerStatus};
 
 /// Who asked: automation (a trigger) or a person (the runbook function).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,6 +75,107 @@ pub fn resolve_mode(global_dry_run: bool, tag: Option<&str>, request_dry_run: bo
 
 pub use crate::config::Limits;
 
+/// The hold left by a failed action: automatic actions wait for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub since: i64,
+    pub reason: String,
+}
+
+/// The safety records as read before deciding: `None` for a record this
+/// action does not read, `Err` for one that could not be read.
+#[derive(Debug)]
+pub struct SafetyReads<E> {
+    pub hold: Option<Result<Option<Hold>, E>>,
+    pub ledger: Result<Vec<LedgerEntry>, E>,
+    pub known_good: Option<Result<Option<crate::arn::Arn>, E>>,
+    pub autoscaling_max: Option<Result<Option<i32>, E>>,
+}
+
+/// What the decision may rely on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SafetyFacts {
+    pub ledger: Vec<LedgerEntry>,
+    pub known_good: Option<String>,
+    pub autoscaling_max: Option<i32>,
+    /// What a manual action goes ahead without; said in its record.
+    pub notes: Vec<String>,
+}
+
+/// Why an automatic action does not go ahead on its safety records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SafetyRefusal {
+    Held(Hold),
+    Unreadable { record: &'static str, why: String },
+}
+
+impl std::fmt::Display for SafetyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Held(h) => write!(
+                f,
+                "automatic actions on this service are held since {} ({}); a person must clear the hold",
+                crate::time::iso(h.since),
+                h.reason
+            ),
+            Self::Unreadable { record, why } => {
+                write!(f, "{record} unreadable, so an automatic action does not act on a guess: {why}")
+            }
+        }
+    }
+}
+
+/// Whether the safety records let an action go ahead (pure). An automatic
+/// action needs every record it reads: a hold, or any record unreadable,
+/// refuses it. A person's action reads no hold and goes ahead without an
+/// unreadable record, saying so in a note.
+pub fn check_safety<E: std::fmt::Display>(
+    automatic: bool,
+    reads: SafetyReads<E>,
+) -> Result<SafetyFacts, SafetyRefusal> {
+    fn need<T, E: std::fmt::Display>(
+        automatic: bool,
+        notes: &mut Vec<String>,
+        (record, without): (&'static str, &str),
+        read: Option<Result<Option<T>, E>>,
+    ) -> Result<Option<T>, SafetyRefusal> {
+        match read {
+            None => Ok(None),
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) if automatic => Err(SafetyRefusal::Unreadable { record, why: e.to_string() }),
+            Some(Err(e)) => {
+                notes.push(format!("{record} unreadable ({e}): {without}"));
+                Ok(None)
+            }
+        }
+    }
+    let mut notes = Vec::new();
+    if let Some(h) = need(automatic, &mut notes, ("hold", "not consulted"), reads.hold)? {
+        return Err(SafetyRefusal::Held(h));
+    }
+    let ledger = need(automatic, &mut notes, ("ledger", "earlier actions not known"), Some(reads.ledger.map(Some)))?
+        .unwrap_or_default();
+    let known_good = need(
+        automatic,
+        &mut notes,
+        ("known-good revision", "target chosen from the service's deployments"),
+        reads.known_good,
+    )?;
+    let autoscaling_max = need(automatic, &mut notes, ("autoscaling maximum", "not applied"), reads.autoscaling_max)?;
+    Ok(SafetyFacts { ledger, known_good, autoscaling_max, notes })
+}
+
+/// The record of a failed mutating call (pure): the failure, and whether
+/// automatic actions are now held — never a hold that was not recorded.
+pub fn failed_call_detail<E: std::fmt::Display>(failure: &str, hold_recorded: Result<(), E>) -> String {
+    match hold_recorded {
+        Ok(()) => format!("{failure}; automatic actions on this service are now held"),
+        Err(e) => format!(
+            "{failure}; hold NOT recorded ({e}): automatic actions on this service are NOT held - a person must look now"
+        ),
+    }
+}
+
 /// Why the budget or the cooldown refuses an automatic action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BudgetRefusal {
@@ -102,7 +205,8 @@ pub fn check_budget(kind: ActionKind, ledger: &[LedgerEntry], now: i64, limits: 
         // Not automatic actions; a person asked.
         ActionKind::ForceDeploy | ActionKind::ScaleToZero => return cooldown(ledger, now, limits),
     };
-    let same = |e: &&LedgerEntry| e.automatic && e.action == kind && e.status == ActionStatus::Executed;
+    // An action whose outcome is unknown (`executing`) may have acted: it counts.
+    let same = |e: &&LedgerEntry| e.automatic && e.action == kind && e.status.may_have_acted();
     let in_30m = ledger.iter().filter(same).filter(|e| now - e.at < 30 * 60).count();
     let in_day = ledger.iter().filter(same).filter(|e| now - e.at < 24 * 60 * 60).count();
     if in_30m >= per_30m {
@@ -114,15 +218,62 @@ pub fn check_budget(kind: ActionKind, ledger: &[LedgerEntry], now: i64, limits: 
     cooldown(ledger, now, limits)
 }
 
-/// Any executed action on the service starts a cooldown for automatic ones.
+/// Any executed (or executing) action on the service starts a cooldown for automatic ones.
 fn cooldown(ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), BudgetRefusal> {
-    let last = ledger.iter().filter(|e| e.status == ActionStatus::Executed).map(|e| e.at).max();
+    let last = ledger.iter().filter(|e| e.status.may_have_acted()).map(|e| e.at).max();
     if let Some(last) = last
         && now - last < limits.cooldown_seconds
     {
         return Err(BudgetRefusal::Cooldown { seconds_ago: now - last, cooldown_seconds: limits.cooldown_seconds });
     }
     Ok(())
+}
+
+/// What became of an action left `executing` (pure): its invocation died,
+/// or could not record the outcome. Read from the service as it is now —
+/// does it run the planned revision, have the planned desired count, a
+/// deployment started since? — never guessed, never repeated blindly.
+pub fn verify_unfinished(entry: &LedgerEntry, service: &ServiceSnapshot) -> (LedgerStatus, String) {
+    use rollback_plan::td_key;
+    // A deployment (of `td`, or any) created after the entry was written.
+    // `at` is whole seconds: `strict` asks for a later second, where the same
+    // second cannot tell before from after.
+    let started_since = |td: Option<&str>, strict: bool| {
+        service.deployments.iter().any(|d| {
+            td.is_none_or(|td| td_key(&d.task_definition).is_some_and(|k| Some(k) == td_key(td)))
+                && d.created_at.as_deref().and_then(crate::lenient::parse_time).is_some_and(|c| {
+                    let second = c.timestamp();
+                    if strict { second > entry.at } else { second >= entry.at }
+                })
+        })
+    };
+    let verdict = |took: bool, seen: String| {
+        let status = if took { LedgerStatus::Executed } else { LedgerStatus::Failed };
+        let what = if took { "it took effect" } else { "it did not take effect" };
+        (status, format!("outcome verified later from the service: {seen}, so {what}"))
+    };
+    match (entry.action, entry.to.as_deref()) {
+        (ActionKind::Rollback, Some(to)) => {
+            let runs = service.task_definition.as_deref().and_then(td_key);
+            // It runs the target, or a deployment of the target began after the entry
+            // (then a newer release replaced it).
+            let took = (runs.is_some() && runs == td_key(to)) || started_since(Some(to), true);
+            verdict(
+                took,
+                format!("it runs {}, the plan was {to}", service.task_definition.as_deref().unwrap_or("nothing known")),
+            )
+        }
+        (ActionKind::Scale | ActionKind::ScaleToZero, Some(to)) => {
+            let planned = to.parse::<i32>().ok();
+            verdict(planned == Some(service.desired), format!("desired count {}, the plan was {to}", service.desired))
+        }
+        (ActionKind::ForceDeploy, _) => {
+            let took = started_since(None, false);
+            let seen = if took { "a deployment started after it" } else { "no deployment started after it" };
+            verdict(took, seen.into())
+        }
+        (_, None) => (LedgerStatus::Failed, "outcome unknown and not verifiable: the entry names no target".into()),
+    }
 }
 
 #[cfg(test)]
@@ -133,12 +284,80 @@ mod tests {
         LedgerEntry {
             at,
             action: ActionKind::parse(action).unwrap(),
-            status: ActionStatus::parse(status).unwrap(),
+            status: LedgerStatus::parse(status).unwrap(),
             automatic,
             from: None,
             to: None,
             detail: String::new(),
+            key: None,
         }
+    }
+
+    fn reads(
+        hold: Option<Result<Option<Hold>, &'static str>>,
+        ledger: Result<Vec<LedgerEntry>, &'static str>,
+        known_good: Option<Result<Option<crate::arn::Arn>, &'static str>>,
+        autoscaling_max: Option<Result<Option<i32>, &'static str>>,
+    ) -> SafetyReads<&'static str> {
+        SafetyReads { hold, ledger, known_good, autoscaling_max }
+    }
+
+    #[test]
+    fn when_a_safety_record_is_unreadable_an_automatic_action_should_skip_naming_it() {
+        let held = Hold { since: 1_795_000_000, reason: "UpdateService FAILED".into() };
+        // (reads, what the refusal names)
+        let cases = [
+            (reads(Some(Err("GetItem: AccessDenied")), Ok(vec![]), None, None), "hold unreadable"),
+            (reads(Some(Ok(Some(held))), Ok(vec![]), None, None), "held since"),
+            (reads(Some(Ok(None)), Err("Query: throttled"), None, None), "ledger unreadable"),
+            (reads(Some(Ok(None)), Ok(vec![]), Some(Err("GetItem: 500")), None), "known-good revision unreadable"),
+            (
+                reads(Some(Ok(None)), Ok(vec![]), None, Some(Err("DescribeScalableTargets: denied"))),
+                "autoscaling maximum",
+            ),
+        ];
+        for (r, named) in cases {
+            let why = check_safety(true, r).expect_err(named).to_string();
+            assert!(why.contains(named), "{why}");
+        }
+    }
+
+    #[test]
+    fn when_every_safety_record_is_read_an_automatic_action_should_go_ahead_on_them() {
+        let facts = check_safety(
+            true,
+            reads(
+                Some(Ok(None)),
+                Ok(vec![entry(1, "rollback", "executed", true)]),
+                Some(Ok(Some("api:40".into()))),
+                None,
+            ),
+        )
+        .unwrap();
+        assert_eq!((facts.ledger.len(), facts.known_good.as_deref(), facts.autoscaling_max), (1, Some("api:40"), None));
+        assert!(facts.notes.is_empty());
+    }
+
+    #[test]
+    fn when_a_record_is_unreadable_a_persons_action_should_go_ahead_and_say_so() {
+        let facts =
+            check_safety(false, reads(None, Err("Query: throttled"), Some(Err("GetItem: 500")), Some(Err("denied"))))
+                .unwrap();
+        assert_eq!((facts.ledger.len(), facts.known_good, facts.autoscaling_max), (0, None, None));
+        assert_eq!(facts.notes.len(), 3, "{:?}", facts.notes);
+        assert!(facts.notes.iter().any(|n| n.contains("known-good revision unreadable")), "{:?}", facts.notes);
+    }
+
+    #[test]
+    fn when_the_hold_cannot_be_recorded_the_failure_should_say_nothing_is_held() {
+        let recorded = failed_call_detail::<&str>("UpdateService FAILED", Ok(()));
+        assert!(recorded.ends_with("are now held"), "{recorded}");
+        let lost = failed_call_detail("UpdateService FAILED", Err("PutItem (hold): AccessDenied"));
+        assert!(
+            lost.contains("hold NOT recorded (PutItem (hold): AccessDenied)") && lost.contains("NOT held"),
+            "{lost}"
+        );
+        assert!(!lost.contains("now held"), "{lost}");
     }
 
     #[test]
@@ -208,6 +427,111 @@ mod tests {
         let ledger = [entry(now - 60, "scale", "executed", false)];
         assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).unwrap_err().to_string().contains("cooldown"));
         assert!(check_budget(ActionKind::Scale, &ledger, now, &l).unwrap_err().to_string().contains("cooldown"));
+    }
+
+    #[test]
+    fn when_an_action_is_executing_it_should_count_like_an_executed_one_for_budgets_and_cooldowns() {
+        let l = Limits::default();
+        let now = 100_000;
+        // (ledger: (seconds ago, action, status, automatic), kind checked, what the refusal names)
+        type Case<'a> = (&'a [(i64, &'a str, &'a str, bool)], ActionKind, Option<&'a str>);
+        let cases: &[Case] = &[
+            (&[(20 * 60, "rollback", "executing", true)], ActionKind::Rollback, Some("30 minutes")),
+            (
+                &[
+                    (3 * 3600, "rollback", "executing", true),
+                    (5 * 3600, "rollback", "executed", true),
+                    (7 * 3600, "rollback", "executing", true),
+                ],
+                ActionKind::Rollback,
+                Some("24 hours"),
+            ),
+            (&[(60, "scale", "executing", false)], ActionKind::Rollback, Some("cooldown")),
+            (&[(60, "force-deploy", "executing", false)], ActionKind::Scale, Some("cooldown")),
+            (
+                &[
+                    (60, "scale", "executing", true),
+                    (120, "scale", "executing", true),
+                    (900, "scale", "executed", true),
+                ],
+                ActionKind::Scale,
+                Some("30 minutes"),
+            ),
+            (&[(40 * 60, "rollback", "executing", true)], ActionKind::Rollback, None),
+            (&[(600, "rollback", "failed", true), (600, "rollback", "skipped", true)], ActionKind::Rollback, None),
+        ];
+        for (entries, kind, named) in cases {
+            let ledger: Vec<LedgerEntry> =
+                entries.iter().map(|(ago, action, status, auto)| entry(now - ago, action, status, *auto)).collect();
+            match (check_budget(*kind, &ledger, now, &l), named) {
+                (Ok(()), None) => {}
+                (Err(why), Some(word)) => assert!(why.to_string().contains(word), "{entries:?}: {why}"),
+                (got, want) => panic!("{entries:?} {kind:?}: got {got:?}, wanted a refusal naming {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_unfinished_action_should_be_verified_against_the_service_as_it_is_now() {
+        use crate::snapshot::DeploymentSnapshot;
+        const TD: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/api";
+        let at = 1_795_000_000; // 2026-11-18T11:06:40Z
+        let dep = |rev: i32, created: &str| DeploymentSnapshot {
+            task_definition: format!("{TD}:{rev}"),
+            created_at: Some(created.into()),
+            ..Default::default()
+        };
+        let svc = |rev: i32, desired: i32, deployments: Vec<DeploymentSnapshot>| ServiceSnapshot {
+            task_definition: Some(format!("{TD}:{rev}")),
+            desired,
+            deployments,
+            ..Default::default()
+        };
+        let unfinished = |action: &str, to: Option<&str>| LedgerEntry {
+            to: to.map(str::to_string),
+            ..entry(at, action, "executing", true)
+        };
+        let to41 = format!("{TD}:41");
+        // (entry, service now, verdict)
+        let cases = [
+            (unfinished("rollback", Some(&to41)), svc(41, 2, vec![]), LedgerStatus::Executed),
+            (unfinished("rollback", Some("api:41")), svc(41, 2, vec![]), LedgerStatus::Executed),
+            (
+                unfinished("rollback", Some(&to41)),
+                svc(42, 2, vec![dep(42, "2026-11-18T11:00:00Z")]),
+                LedgerStatus::Failed,
+            ),
+            // Rolled back, then replaced by a newer release: its deployment still shows it.
+            (
+                unfinished("rollback", Some(&to41)),
+                svc(43, 2, vec![dep(41, "2026-11-18T11:07:00Z")]),
+                LedgerStatus::Executed,
+            ),
+            (
+                unfinished("rollback", Some(&to41)),
+                svc(43, 2, vec![dep(41, "2026-11-18T11:00:00Z")]),
+                LedgerStatus::Failed,
+            ),
+            (unfinished("scale", Some("6")), svc(42, 6, vec![]), LedgerStatus::Executed),
+            (unfinished("scale", Some("6")), svc(42, 3, vec![]), LedgerStatus::Failed),
+            (unfinished("scale-to-zero", Some("0")), svc(42, 0, vec![]), LedgerStatus::Executed),
+            (
+                unfinished("force-deploy", Some(&to41)),
+                svc(41, 2, vec![dep(41, "2026-11-18T11:07:00Z")]),
+                LedgerStatus::Executed,
+            ),
+            (
+                unfinished("force-deploy", Some(&to41)),
+                svc(41, 2, vec![dep(41, "2026-11-18T11:00:00Z")]),
+                LedgerStatus::Failed,
+            ),
+            (unfinished("rollback", None), svc(41, 2, vec![]), LedgerStatus::Failed),
+        ];
+        for (e, service, expected) in cases {
+            let (status, why) = verify_unfinished(&e, &service);
+            assert_eq!(status, expected, "{:?} -> {:?}: {why}", e.to, service.task_definition);
+            assert!(why.contains("verified") || why.contains("not verifiable"), "{why}");
+        }
     }
 
     #[test]

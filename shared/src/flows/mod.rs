@@ -17,7 +17,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use crate::adapters::state::Claim;
+use crate::adapters::state::{Claim, ClaimKey};
 use crate::context::{App, Function};
 use crate::error::AutopilotError;
 use crate::invocation::Invocation;
@@ -138,23 +138,9 @@ where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
     D: FnOnce() -> Outcome,
 {
-    let now = crate::time::now();
-    let lease_until = crate::invocation::lease_until(
-        now,
-        crate::invocation::deadline_ms(),
-        app.config.settings.function_timeout_seconds,
-    );
-    match app.state.claim_event(event_id, app.function.name(), now, lease_until).await? {
-        Claim::InProgress { until } => {
-            tracing::info!(
-                event_id,
-                until,
-                decision = "event-in-progress",
-                "event claimed by another invocation; retry later"
-            );
-            Err(AutopilotError::InProgress { what: format!("event {event_id}"), until: crate::time::iso(until) })
-        }
-        Claim::Duplicate => {
+    match claimed(app, ClaimKey::Event(event_id), None, body).await? {
+        Claimed::Ran(outcome) => Ok(*outcome),
+        Claimed::Before(_) => {
             tracing::info!(event_id, decision = "duplicate-event", "event already processed; skipped");
             let mut outcome = on_duplicate();
             // Point the duplicate at the incident it belongs to, if one is open.
@@ -166,17 +152,92 @@ where
             }
             Ok(outcome)
         }
+    }
+}
+
+/// Run a runbook request carrying `request_id` once: a repeat (the CLI
+/// retrying after its read timeout) gets the first run's Outcome as it was;
+/// one whose first run is still in progress gets a retryable `InProgress`
+/// error; the same id with a different payload is refused
+/// (`RequestIdConflict`) and nothing is done.
+pub async fn once_request<F>(
+    app: &App,
+    request_id: &str,
+    payload_hash: &str,
+    body: F,
+) -> Result<Outcome, AutopilotError>
+where
+    F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
+{
+    match claimed(app, ClaimKey::Request(request_id), Some(payload_hash), body).await? {
+        Claimed::Ran(outcome) => Ok(*outcome),
+        Claimed::Before(first) => {
+            tracing::info!(request_id, decision = "repeated-request", "request already handled; its first result");
+            Ok(first.and_then(|json| serde_json::from_str(&json).ok()).unwrap_or_else(|| {
+                Outcome::new(
+                    crate::outcome::Kind::Runbook,
+                    crate::outcome::Severity::Info,
+                    crate::outcome::Cause::Unknown,
+                    format!("runbook request {request_id} was already handled; its first result was not kept"),
+                )
+            }))
+        }
+    }
+}
+
+/// What a claimed run came to.
+enum Claimed {
+    Ran(Box<Outcome>),
+    /// Done before; the first Outcome (JSON) when it was kept.
+    Before(Option<String>),
+}
+
+/// The claim machinery of [`once`] and [`once_request`]: claim `key`, run
+/// `body` if the claim is new, mark it done (keeping the Outcome when a
+/// payload hash binds the key) or give it back on failure.
+async fn claimed<F>(
+    app: &App,
+    key: ClaimKey<'_>,
+    payload_hash: Option<&str>,
+    body: F,
+) -> Result<Claimed, AutopilotError>
+where
+    F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
+{
+    let (what, id) = match key {
+        ClaimKey::Event(id) => (format!("event {id}"), id),
+        ClaimKey::Request(id) => (format!("runbook request {id}"), id),
+    };
+    let now = crate::time::now();
+    let lease_until = crate::invocation::lease_until(
+        now,
+        crate::invocation::deadline_ms(),
+        app.config.settings.function_timeout_seconds,
+    );
+    match app.state.claim(key, app.function.name(), now, lease_until, payload_hash).await? {
+        Claim::InProgress { until } => {
+            tracing::info!(claim = %what, until, decision = "claim-in-progress", "claimed by another invocation; retry later");
+            Err(AutopilotError::InProgress { what, until: crate::time::iso(until) })
+        }
+        Claim::Conflict { first_hash } => Err(AutopilotError::RequestIdConflict {
+            request_id: id.to_string(),
+            first_hash,
+            this_hash: payload_hash.unwrap_or_default().to_string(),
+        }),
+        Claim::Duplicate { outcome } => Ok(Claimed::Before(outcome)),
         Claim::New => match Box::pin(body).await {
             Ok(outcome) => {
-                if let Err(e) = app.state.complete_event(event_id, &outcome.summary).await {
+                // Only a request's claim keeps its Outcome: repeats answer it.
+                let kept = payload_hash.and_then(|_| serde_json::to_string(&outcome).ok());
+                if let Err(e) = app.state.complete(key, &outcome.summary, kept.as_deref()).await {
                     // The work is done; a lingering lease only delays a duplicate's skip.
-                    tracing::warn!(event_id, error = %e, "event claim not marked done");
+                    tracing::warn!(claim = %what, error = %e, "claim not marked done");
                 }
-                Ok(outcome)
+                Ok(Claimed::Ran(Box::new(outcome)))
             }
             Err(e) => {
-                if let Err(release) = app.state.release_event(event_id).await {
-                    tracing::warn!(event_id, error = %release, "event claim not released");
+                if let Err(release) = app.state.release(key).await {
+                    tracing::warn!(claim = %what, error = %release, "claim not released");
                 }
                 Err(e)
             }

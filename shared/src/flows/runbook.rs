@@ -1,7 +1,10 @@
 //! `runbook`: the manual actions of `aws lambda invoke`. Reads (diagnose,
 //! health-check) report; changes (rollback, scale, force-deploy,
 //! scale-to-zero) go through the action engine; capture-evidence keeps the
-//! security-incident snapshot. Every action accepts `dry_run`.
+//! security-incident snapshot. Every action accepts `dry_run`. A request
+//! with a `request_id` is handled once (`flows::once_request`): the CLI
+//! retrying after its read timeout gets the first result, not a second
+//! rollback.
 
 use serde_json::{Value, json};
 
@@ -34,6 +37,13 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
 }
 
 async fn handle(app: &App, req: &RunbookRequest) -> Result<Outcome, AutopilotError> {
+    match req.request_id.as_deref() {
+        Some(id) => super::once_request(app, id, &req.payload_hash(), handle_now(app, req)).await,
+        None => handle_now(app, req).await,
+    }
+}
+
+async fn handle_now(app: &App, req: &RunbookRequest) -> Result<Outcome, AutopilotError> {
     let cluster = cluster_name(&req.cluster).to_string();
     let service = last_segment(&req.service).to_string();
     if !app.config.in_scope(&cluster) {
@@ -187,6 +197,8 @@ async fn act(
             task_definition: req.task_definition.as_deref(),
             confirm: req.confirm.as_deref(),
             ecs_rolling_back: false,
+            request_id: req.request_id.as_deref(),
+            requested_by: req.requested_by.as_deref(),
         },
     )
     .await;

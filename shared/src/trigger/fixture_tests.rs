@@ -75,6 +75,7 @@ const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("runbook/health-check.json", "runbook", Some("prod"), Some("api")),
     ("runbook/rollback-dry-run.json", "runbook", Some("prod"), Some("api")),
     ("runbook/rollback-explicit.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/rollback-with-request-id.json", "runbook", Some("prod"), Some("api")),
     ("runbook/scale.json", "runbook", Some("prod"), Some("api")),
     ("runbook/force-deploy.json", "runbook", Some("prod"), Some("api")),
     ("runbook/scale-to-zero.json", "runbook", Some("prod"), Some("api")),

@@ -44,7 +44,20 @@ pub struct RunbookRequest {
     /// Free text recorded in the ledger and the notification.
     #[serde(default)]
     pub reason: Option<String>,
+    /// Idempotency key chosen by the caller: a request with one is handled
+    /// once; repeating it (a CLI retry after its read timeout) answers the
+    /// first result.
+    #[serde(default)]
+    pub request_id: Option<String>,
+    /// Who asked (free text, e.g. an e-mail), recorded in the ledger.
+    #[serde(default)]
+    pub requested_by: Option<String>,
 }
+
+/// Longest `request_id` accepted (it becomes part of a state-table key).
+const REQUEST_ID_MAX: usize = 128;
+/// Longest `requested_by` accepted.
+const REQUESTED_BY_MAX: usize = 256;
 
 impl RunbookRequest {
     pub(crate) fn parse(value: &serde_json::Value) -> Result<Self, TriggerError> {
@@ -54,8 +67,39 @@ impl RunbookRequest {
         Ok(request)
     }
 
+    /// SHA-256 (hex) of the request as understood: a `request_id` reused
+    /// for a different request is told apart by it.
+    pub fn payload_hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serialised from the parsed request, so absent defaults and key order do not matter.
+        let canonical = serde_json::to_vec(self).unwrap_or_default();
+        crate::arn::hex(&Sha256::digest(&canonical))
+    }
+
     fn validate(&self) -> Result<(), TriggerError> {
         let what = "runbook request";
+        if let Some(id) = &self.request_id
+            && (id.is_empty()
+                || id.len() > REQUEST_ID_MAX
+                || !id.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:/@+=".contains(c)))
+        {
+            return Err(TriggerError::invalid(
+                what,
+                "request_id",
+                &format!("1 to {REQUEST_ID_MAX} letters, digits or -_.:/@+="),
+                &format!("{id:?}"),
+            ));
+        }
+        if let Some(by) = &self.requested_by
+            && (by.trim().is_empty() || by.len() > REQUESTED_BY_MAX)
+        {
+            return Err(TriggerError::invalid(
+                what,
+                "requested_by",
+                &format!("1 to {REQUESTED_BY_MAX} characters"),
+                &format!("{} characters", by.len()),
+            ));
+        }
         if self.cluster.trim().is_empty() {
             return Err(TriggerError::invalid(what, "cluster", "a cluster name or ARN", "an empty string"));
         }
@@ -92,5 +136,55 @@ impl RunbookRequest {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> Result<RunbookRequest, TriggerError> {
+        RunbookRequest::parse(&v)
+    }
+
+    #[test]
+    fn when_a_request_carries_request_id_and_requested_by_they_should_be_kept() {
+        let r = parse(json!({"action": "rollback", "cluster": "prod", "service": "api",
+            "request_id": "chg-4711", "requested_by": "alice@example.com"}))
+        .unwrap();
+        assert_eq!((r.request_id.as_deref(), r.requested_by.as_deref()), (Some("chg-4711"), Some("alice@example.com")));
+    }
+
+    #[test]
+    fn when_request_id_or_requested_by_is_unusable_the_request_should_be_refused_naming_the_field() {
+        let long = "x".repeat(129);
+        for (field, value) in [
+            ("request_id", json!("")),
+            ("request_id", json!("has space")),
+            ("request_id", json!(long)),
+            ("requested_by", json!("  ")),
+        ] {
+            let mut v = json!({"action": "rollback", "cluster": "prod", "service": "api"});
+            v[field] = value.clone();
+            let err = parse(v).expect_err(field).to_string();
+            assert!(err.contains(field), "{field}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_payload_hash_should_tell_requests_apart_but_not_spellings_of_one() {
+        let a = parse(json!({"action": "rollback", "cluster": "prod", "service": "api", "request_id": "r1"})).unwrap();
+        let same = parse(
+            json!({"service": "api", "request_id": "r1", "cluster": "prod", "action": "rollback", "dry_run": false}),
+        )
+        .unwrap();
+        let other = parse(
+            json!({"action": "rollback", "cluster": "prod", "service": "api", "request_id": "r1", "dry_run": true}),
+        )
+        .unwrap();
+        assert_eq!(a.payload_hash(), same.payload_hash());
+        assert_ne!(a.payload_hash(), other.payload_hash());
+        assert_eq!(a.payload_hash().len(), 64);
     }
 }

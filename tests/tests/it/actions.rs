@@ -1,7 +1,7 @@
 //! The bounded-action engine end to end: rollbacks and scaling through the
 //! real ECS API of the local server, exactly once, within budgets.
 
-use autopilot_tests::{InvokeResult, LambdaProcess, SeededService, TestBed, binary, fixture};
+use autopilot_tests::{InvokeResult, LambdaProcess, LedgerSeed, SeededService, TestBed, binary, fixture};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -188,4 +188,125 @@ async fn capture_evidence_snapshots_and_exports_the_log_group() {
     let keys = bed.evidence_keys().await;
     assert!(keys.iter().any(|k| k.ends_with("task-definition.json")), "{keys:?}");
     assert!(keys.iter().any(|k| k.contains("/logs")), "exported log objects: {keys:?}");
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn text(item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, k: &str) -> String {
+    item.get(k).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default()
+}
+
+/// A rollback an invocation recorded as executing just now, after the bad
+/// release, and then died (before or after its UpdateService): its outcome
+/// is unknown until someone looks.
+async fn seed_unfinished_rollback(bed: &TestBed, svc: &SeededService, bad: &str) -> String {
+    svc.seed_ledger(
+        bed,
+        &LedgerSeed {
+            at: now(),
+            action: "rollback",
+            status: "executing",
+            automatic: true,
+            from: Some(bad),
+            to: Some(&svc.task_definition_arn),
+            detail: "roll back to the known-good revision via UpdateService",
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_a_rollback_left_executing_took_effect_the_next_trigger_should_record_it_executed_and_not_roll_back_again()
+{
+    let bed = TestBed::new("unfinished-done").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    // The dead invocation's UpdateService had gone out.
+    svc.roll_to(&bed, &svc.task_definition_arn).await;
+    let sk = seed_unfinished_rollback(&bed, &svc, &bad).await;
+    let mut p = bed.start("ecs-events", &[]);
+    let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "unfinished-1", "x"));
+    let action = &o["actions"][0];
+    assert_eq!(action["status"], "skipped", "{o}");
+    assert!(
+        action["detail"].as_str().unwrap().contains("budget exhausted"),
+        "counted as the rollback it was: {action}"
+    );
+    let items = svc.ledger_items(&bed).await;
+    let seeded = items.iter().find(|i| text(i, "sk") == sk).expect("the seeded entry");
+    assert_eq!(text(seeded, "status"), "executed", "verified against the service: {seeded:?}");
+    assert!(text(seeded, "detail").contains("verified"), "{seeded:?}");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    assert_eq!(executed(&svc.ledger(&bed).await), 1, "only the seeded rollback");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_a_rollback_left_executing_did_not_take_effect_the_next_trigger_should_record_it_failed_and_roll_back_once()
+ {
+    let bed = TestBed::new("unfinished-not").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    // The dead invocation never reached its UpdateService: the service still runs the bad revision.
+    let sk = seed_unfinished_rollback(&bed, &svc, &bad).await;
+    let mut p = bed.start("ecs-events", &[]);
+    let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "unfinished-2", "x"));
+    assert_eq!(o["actions"][0]["status"], "executed", "{o}");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    let items = svc.ledger_items(&bed).await;
+    let seeded = items.iter().find(|i| text(i, "sk") == sk).expect("the seeded entry");
+    assert_eq!(text(seeded, "status"), "failed", "verified: it did not take effect: {seeded:?}");
+    assert!(text(seeded, "detail").contains("verified"), "{seeded:?}");
+    assert_eq!(executed(&svc.ledger(&bed).await), 1, "one rollback in all");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_same_rollback_request_arrives_twice_with_one_request_id_should_roll_back_once_and_answer_the_same() {
+    let bed = TestBed::new("request-id").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    let request = json!({
+        "action": "rollback", "cluster": svc.cluster, "service": "api",
+        "reason": "bad release", "request_id": "chg-4711", "requested_by": "alice@example.com",
+    });
+    let mut p = bed.start("runbook", &[]);
+    let first = p.outcome(&request);
+    assert_eq!(first["actions"][0]["status"], "executed", "{first}");
+    // `aws lambda invoke` retrying after its read timeout reaches another instance.
+    let mut other = bed.start("runbook", &[]);
+    let second = other.outcome(&request);
+    assert_eq!(second, first, "the repeat answers the first result");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    let items = svc.ledger_items(&bed).await;
+    let executed: Vec<_> = items.iter().filter(|i| text(i, "status") == "executed").collect();
+    assert_eq!(executed.len(), 1, "one UpdateService: {items:?}");
+    assert_eq!(text(executed[0], "request_id"), "chg-4711");
+    assert_eq!(text(executed[0], "requested_by"), "alice@example.com");
+    assert_eq!(bed.notifications().await.len(), 1, "announced once");
+
+    // The same id for a different request is refused, naming the id.
+    let mut changed = request.clone();
+    changed["dry_run"] = Value::from(true);
+    let (error_type, message) = tokio::task::block_in_place(|| p.invoke(&changed)).expect_error("reused id");
+    assert_eq!(error_type, "RequestIdConflict", "{message}");
+    assert!(message.contains("chg-4711"), "{message}");
+
+    // A request whose first run is still in progress: retry later.
+    bed.dynamodb
+        .put_item()
+        .table_name(&bed.table)
+        .item("pk", aws_sdk_dynamodb::types::AttributeValue::S("runbook#chg-4712".into()))
+        .item("sk", aws_sdk_dynamodb::types::AttributeValue::S("request".into()))
+        .item("status", aws_sdk_dynamodb::types::AttributeValue::S("processing".into()))
+        .item("token", aws_sdk_dynamodb::types::AttributeValue::S("the-first-invocation".into()))
+        .item("lease_until", aws_sdk_dynamodb::types::AttributeValue::N((now() + 200).to_string()))
+        .send()
+        .await
+        .expect("seed request claim");
+    let mut pending = request.clone();
+    pending["request_id"] = Value::from("chg-4712");
+    let (error_type, message) = tokio::task::block_in_place(|| p.invoke(&pending)).expect_error("in progress");
+    assert_eq!(error_type, "InProgress", "{message}");
+    assert_eq!(executed.len(), 1);
 }

@@ -199,7 +199,7 @@ async fn when_the_refused_items_token_is_another_invocations_it_should_stay_thei
             .build()
     });
     let state = store(&[&claim, &lock, &open, &get]);
-    assert!(matches!(state.claim_event("ev-2", "ecs-events", NOW, NOW + 330).await.unwrap(), Claim::Duplicate));
+    assert!(matches!(state.claim_event("ev-2", "ecs-events", NOW, NOW + 330).await.unwrap(), Claim::Duplicate { .. }));
     assert_eq!(
         state.acquire_lock("prod", "api", "ecs-events:me", NOW, NOW + 330).await.unwrap(),
         LockOutcome::HeldBy("ecs-events:someone-else".into())

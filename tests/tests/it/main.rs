@@ -6,6 +6,7 @@
 mod actions;
 mod alarms;
 mod ecs_incidents;
+mod engine_faults;
 mod faults;
 mod functions;
 mod lost_responses;

@@ -100,6 +100,12 @@ async fn when_an_invocation_is_killed_mid_rollback_its_leases_should_outlive_it_
         number(&claim, "lease_until") >= submitted + TEST_DEADLINE_SECONDS,
         "the claim outlives its holder's deadline: {claim:?}"
     );
+    let ledger = svc.ledger(&bed).await;
+    assert_eq!(
+        ledger.iter().filter(|(a, s, _)| a == "rollback" && s == "executing").count(),
+        1,
+        "the rollback was recorded before its call: {ledger:?}"
+    );
 
     // Lambda's retry of the killed invocation, within the lease: in progress.
     let mut next = bed.start("ecs-events", &[]);

@@ -5,8 +5,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailur
 
 use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s, written_by};
 use crate::error::AutopilotError;
-use crate::outcome::{ActionKind, ActionStatus};
-pub use crate::snapshot::LedgerEntry;
+use crate::outcome::ActionKind;
+pub use crate::snapshot::{LedgerEntry, LedgerStatus};
 
 /// Whether the lock was taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,11 +34,12 @@ fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
     Some(LedgerEntry {
         at: get_n(item, "at")?,
         action: ActionKind::parse(&get_s(item, "action")?)?,
-        status: ActionStatus::parse(&get_s(item, "status")?)?,
+        status: LedgerStatus::parse(&get_s(item, "status")?)?,
         automatic: item.get("automatic").and_then(|v| v.as_bool().ok()).copied().unwrap_or(false),
         from: get_s(item, "from"),
         to: get_s(item, "to"),
         detail: get_s(item, "detail").unwrap_or_default(),
+        key: get_s(item, "sk"),
     })
 }
 
@@ -91,23 +92,25 @@ impl StateStore {
         self.conditional("DeleteItem (lock)", result).map(|_| ())
     }
 
-    /// Append one decision to the service's ledger.
+    /// Append one decision to the service's ledger; returns its sort key
+    /// (to finish an `executing` entry with [`StateStore::finish_ledger`]).
     pub async fn append_ledger(
         &self,
         cluster: &str,
         service: &str,
         entry: &LedgerEntry,
         extra: &[(&str, String)],
-    ) -> Result<(), AutopilotError> {
+    ) -> Result<String, AutopilotError> {
         use sha2::{Digest, Sha256};
         let when = rfc3339(entry.at);
         let digest = Sha256::digest(format!("{entry:?}{extra:?}").as_bytes());
+        let key = keys::ledger(&when, entry.action.as_str(), &crate::arn::hex(&digest[..4]));
         let mut req = self
             .client
             .put_item()
             .table_name(&self.table)
             .item("pk", s(keys::service(cluster, service)))
-            .item("sk", s(keys::ledger(&when, entry.action.as_str(), &crate::arn::hex(&digest[..4]))))
+            .item("sk", s(&key))
             .item("at", n(entry.at))
             .item("action", s(entry.action.as_str()))
             .item("status", s(entry.status.as_str()))
@@ -123,7 +126,36 @@ impl StateStore {
         for (k, v) in extra {
             req = req.item(*k, s(v));
         }
-        req.send().await.map(|_| ()).map_err(|e| self.err("PutItem (ledger)", e))
+        req.send().await.map(|_| key).map_err(|e| self.err("PutItem (ledger)", e))
+    }
+
+    /// Finish an `executing` entry with what became of it. `Ok(false)`: it
+    /// was no longer executing (someone verified it meanwhile).
+    pub async fn finish_ledger(
+        &self,
+        cluster: &str,
+        service: &str,
+        key: &str,
+        status: LedgerStatus,
+        detail: &str,
+        now: i64,
+    ) -> Result<bool, AutopilotError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::service(cluster, service)))
+            .key("sk", s(key))
+            .update_expression("SET #st = :status, detail = :detail, finished_at = :now")
+            .condition_expression("#st = :executing")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":status", s(status.as_str()))
+            .expression_attribute_values(":detail", s(detail))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":executing", s(LedgerStatus::Executing.as_str()))
+            .send()
+            .await;
+        Ok(self.conditional("UpdateItem (finish ledger)", result)?.written().is_some())
     }
 
     /// Ledger entries of the service since `since` (epoch seconds), oldest first.

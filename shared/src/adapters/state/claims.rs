@@ -1,36 +1,70 @@
-//! Event claims: every event id is processed once. A claim is a lease while
-//! processing, then `done` (kept 7 days). A delivery that meets a claim still
-//! in progress is neither processed nor a duplicate: it is told to come back
-//! later (the invocation holding the claim may yet die).
+//! Claims: every event id, and every runbook `request_id`, is processed
+//! once. A claim is a lease while processing, then `done` (kept 7 days; a
+//! request's claim keeps its first Outcome, to answer repeats with). A
+//! delivery that meets a claim still in progress is neither processed nor a
+//! duplicate: it is told to come back later (the invocation holding the
+//! claim may yet die).
 
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 
 use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, s, written_by};
 use crate::error::AutopilotError;
 
+/// What is claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimKey<'a> {
+    /// One event id (EventBridge, SNS, alarm transitions).
+    Event(&'a str),
+    /// One runbook request's `request_id`.
+    Request(&'a str),
+}
+
+impl ClaimKey<'_> {
+    fn pk_sk(self) -> (String, &'static str) {
+        match self {
+            Self::Event(id) => (keys::event(id), keys::EVENT),
+            Self::Request(id) => (keys::request(id), keys::REQUEST),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// First delivery (or a retry after a crashed attempt's lease expired): process it.
     New,
-    /// Already processed.
-    Duplicate,
+    /// Already processed; the first Outcome (JSON) when it was kept.
+    Duplicate { outcome: Option<String> },
     /// Another invocation holds the claim, its lease running until `until`
     /// (epoch seconds): it may still be processing, or may have died.
     InProgress { until: i64 },
+    /// The key was first claimed for a different payload (its hash).
+    Conflict { first_hash: String },
 }
 
 /// What a refused claim means (pure): `old` is the item that refused it,
-/// `token` the one our write carried.
-fn refused_claim(old: Option<&Item>, token: &str, now: i64) -> Claim {
-    match old {
-        Some(item) if get_s(item, "status").as_deref() == Some("done") => Claim::Duplicate,
-        // Our own claim: the SDK retried a write whose response was lost.
-        Some(_) if written_by(old, "token", token) => Claim::New,
-        Some(item) => Claim::InProgress { until: get_n(item, "lease_until").unwrap_or(now) },
+/// `token` the one our write carried, `payload_hash` ours if we gave one.
+fn refused_claim(old: Option<&Item>, token: &str, payload_hash: Option<&str>, now: i64) -> Claim {
+    let Some(item) = old else {
         // Refused, but the item is not there to say why (it changed meanwhile): the retry will see.
-        None => Claim::InProgress { until: now },
+        return Claim::InProgress { until: now };
+    };
+    if let (Some(ours), Some(first)) = (payload_hash, get_s(item, "payload_hash"))
+        && ours != first
+    {
+        return Claim::Conflict { first_hash: first };
     }
+    if get_s(item, "status").as_deref() == Some("done") {
+        return Claim::Duplicate { outcome: get_s(item, "outcome") };
+    }
+    if written_by(old, "token", token) {
+        // Our own claim: the SDK retried a write whose response was lost.
+        return Claim::New;
+    }
+    Claim::InProgress { until: get_n(item, "lease_until").unwrap_or(now) }
 }
+
+/// A kept Outcome stays well inside DynamoDB's 400 KB item.
+const OUTCOME_MAX_BYTES: usize = 300_000;
 
 impl StateStore {
     /// Claim one delivery of an event. EventBridge delivers at least once;
@@ -45,57 +79,100 @@ impl StateStore {
         now: i64,
         lease_until: i64,
     ) -> Result<Claim, AutopilotError> {
+        self.claim(ClaimKey::Event(event_id), function, now, lease_until, None).await
+    }
+
+    /// Claim `key`, like [`StateStore::claim_event`]. With `payload_hash`,
+    /// the key is bound to that payload: a different one is a conflict, even
+    /// after the first claim's lease expired.
+    pub async fn claim(
+        &self,
+        key: ClaimKey<'_>,
+        function: &str,
+        now: i64,
+        lease_until: i64,
+        payload_hash: Option<&str>,
+    ) -> Result<Claim, AutopilotError> {
         let token = crate::invocation::token();
-        let result = self
+        let (pk, sk) = key.pk_sk();
+        let mut req = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(keys::event(event_id)))
-            .item("sk", s(keys::EVENT))
+            .item("pk", s(pk))
+            .item("sk", s(sk))
             .item("function", s(function))
             .item("token", s(&token))
             .item("status", s("processing"))
             .item("lease_until", n(lease_until))
             .item("received_at", n(now))
             .item("expires_at", n(now + 7 * DAY))
-            .condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)")
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":now", n(now))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        Ok(match self.conditional("PutItem (claim event)", result)? {
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        req = match payload_hash {
+            None => req.condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)"),
+            Some(hash) => req
+                .item("payload_hash", s(hash))
+                .condition_expression(
+                    "attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now AND payload_hash = :hash)",
+                )
+                .expression_attribute_values(":hash", s(hash)),
+        };
+        let result = req.send().await;
+        Ok(match self.conditional("PutItem (claim)", result)? {
             Conditional::Written(_) => Claim::New,
-            Conditional::Refused(old) => refused_claim(old.as_ref(), &token, now),
+            Conditional::Refused(old) => refused_claim(old.as_ref(), &token, payload_hash, now),
         })
     }
 
     /// Mark a claimed event done, with what was decided.
     pub async fn complete_event(&self, event_id: &str, summary: &str) -> Result<(), AutopilotError> {
-        self.client
+        self.complete(ClaimKey::Event(event_id), summary, None).await
+    }
+
+    /// Mark a claim done, with what was decided and, to answer repeats
+    /// with, the Outcome (JSON) when given.
+    pub async fn complete(
+        &self,
+        key: ClaimKey<'_>,
+        summary: &str,
+        outcome: Option<&str>,
+    ) -> Result<(), AutopilotError> {
+        let (pk, sk) = key.pk_sk();
+        let mut req = self
+            .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::event(event_id)))
-            .key("sk", s(keys::EVENT))
-            .update_expression("SET #st = :done, summary = :summary REMOVE lease_until")
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":done", s("done"))
-            .expression_attribute_values(":summary", s(summary.chars().take(500).collect::<String>()))
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| self.err("UpdateItem (complete event)", e))
+            .expression_attribute_values(":summary", s(summary.chars().take(500).collect::<String>()));
+        req = match outcome {
+            Some(json) if json.len() <= OUTCOME_MAX_BYTES => req
+                .update_expression("SET #st = :done, summary = :summary, outcome = :outcome REMOVE lease_until")
+                .expression_attribute_values(":outcome", s(json)),
+            _ => req.update_expression("SET #st = :done, summary = :summary REMOVE lease_until"),
+        };
+        req.send().await.map(|_| ()).map_err(|e| self.err("UpdateItem (complete claim)", e))
     }
 
     /// Give our claim back after a failure, so that Lambda's retry processes
     /// it (never another invocation's claim that took over an expired lease).
     pub async fn release_event(&self, event_id: &str) -> Result<(), AutopilotError> {
+        self.release(ClaimKey::Event(event_id)).await
+    }
+
+    /// Give our claim of `key` back (see [`StateStore::release_event`]).
+    pub async fn release(&self, key: ClaimKey<'_>) -> Result<(), AutopilotError> {
+        let (pk, sk) = key.pk_sk();
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(keys::event(event_id)))
-            .key("sk", s(keys::EVENT))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .condition_expression("#st = :processing AND #tok = :token")
             .expression_attribute_names("#st", "status")
             .expression_attribute_names("#tok", "token")
@@ -104,7 +181,7 @@ impl StateStore {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| self.err("DeleteItem (release event)", e))
+            .map_err(|e| self.err("DeleteItem (release claim)", e))
     }
 }
 
@@ -124,7 +201,11 @@ mod tests {
     fn when_a_claim_is_refused_only_a_completed_one_should_be_a_duplicate() {
         let now = 1_800_000_000;
         let cases = [
-            (Some(item(&[("status", "done"), ("token", "req-other")], None)), Claim::Duplicate),
+            (Some(item(&[("status", "done"), ("token", "req-other")], None)), Claim::Duplicate { outcome: None }),
+            (
+                Some(item(&[("status", "done"), ("outcome", "{\"kind\":\"runbook\"}")], None)),
+                Claim::Duplicate { outcome: Some("{\"kind\":\"runbook\"}".into()) },
+            ),
             (
                 Some(item(&[("status", "processing"), ("token", "req-other")], Some(now + 90))),
                 Claim::InProgress { until: now + 90 },
@@ -134,7 +215,7 @@ mod tests {
             (None, Claim::InProgress { until: now }),
         ];
         for (old, expected) in cases {
-            assert_eq!(refused_claim(old.as_ref(), "req-mine", now), expected, "{old:?}");
+            assert_eq!(refused_claim(old.as_ref(), "req-mine", None, now), expected, "{old:?}");
         }
     }
 
@@ -142,8 +223,31 @@ mod tests {
     fn when_the_refusing_claim_bears_our_token_it_should_be_ours() {
         let now = 1_800_000_000;
         let ours = item(&[("status", "processing"), ("token", "req-mine")], Some(now + 90));
-        assert_eq!(refused_claim(Some(&ours), "req-mine", now), Claim::New, "a lost response, retried");
+        assert_eq!(refused_claim(Some(&ours), "req-mine", None, now), Claim::New, "a lost response, retried");
         let done = item(&[("status", "done"), ("token", "req-mine")], None);
-        assert_eq!(refused_claim(Some(&done), "req-mine", now), Claim::Duplicate, "done is done, whoever did it");
+        assert_eq!(
+            refused_claim(Some(&done), "req-mine", None, now),
+            Claim::Duplicate { outcome: None },
+            "done is done, whoever did it"
+        );
+    }
+
+    #[test]
+    fn when_a_request_id_was_first_used_for_another_payload_it_should_be_a_conflict() {
+        let now = 1_800_000_000;
+        let first =
+            |status: &str| item(&[("status", status), ("payload_hash", "aaaa"), ("token", "req-1")], Some(now + 9));
+        for status in ["done", "processing"] {
+            assert_eq!(
+                refused_claim(Some(&first(status)), "req-2", Some("bbbb"), now),
+                Claim::Conflict { first_hash: "aaaa".into() },
+                "{status}"
+            );
+        }
+        assert_eq!(
+            refused_claim(Some(&first("processing")), "req-2", Some("aaaa"), now),
+            Claim::InProgress { until: now + 9 }
+        );
+        assert_eq!(refused_claim(Some(&first("done")), "req-2", Some("aaaa"), now), Claim::Duplicate { outcome: None });
     }
 }

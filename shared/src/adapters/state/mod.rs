@@ -15,6 +15,7 @@
 //! | pk                          | sk                          | what |
 //! |-----------------------------|-----------------------------|------|
 //! | `event#<event id>`          | `event`                     | claim of one delivery (lease while processing, then done; 7 days) |
+//! | `runbook#<request id>`      | `request`                   | claim of one runbook request: payload hash, lease, then done with its first Outcome (7 days) |
 //! | `service#<cluster>/<svc>`   | `incident#open`             | the open incident of a service (at most one) |
 //! | `service#<cluster>/<svc>`   | `incident#<opened>#<id>`    | a closed incident (90 days) |
 //! | `service#<cluster>/<svc>`   | `known-good#latest`         | last task definition that reached steady state |
@@ -35,8 +36,8 @@ use std::collections::HashMap;
 use super::aws_error;
 use crate::error::AutopilotError;
 
-pub use actions::{LedgerEntry, LockOutcome};
-pub use claims::Claim;
+pub use actions::{LedgerEntry, LedgerStatus, LockOutcome};
+pub use claims::{Claim, ClaimKey};
 pub use deployments::KnownGood;
 pub use incidents::Incident;
 
@@ -47,6 +48,7 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 /// Every key of the table (the layout in the module doc).
 pub(crate) mod keys {
     pub const EVENT: &str = "event";
+    pub const REQUEST: &str = "request";
     pub const OPEN_INCIDENT: &str = "incident#open";
     pub const KNOWN_GOOD: &str = "known-good#latest";
     pub const LOCK: &str = "lock";
@@ -56,6 +58,10 @@ pub(crate) mod keys {
 
     pub fn event(event_id: &str) -> String {
         format!("event#{event_id}")
+    }
+    /// A runbook request's claim, by its caller-chosen `request_id`.
+    pub fn request(request_id: &str) -> String {
+        format!("runbook#{request_id}")
     }
     pub fn service(cluster: &str, service: &str) -> String {
         format!("service#{cluster}/{service}")

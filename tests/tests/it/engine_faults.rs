@@ -1,0 +1,225 @@
+//! The action engine when its safety records cannot be read or written: an
+//! automatic action never acts on a guess, and a hold that could not be
+//! recorded is said, not implied. ECS and DynamoDB answer through the SDK's
+//! test support; everything else points at a closed port.
+
+use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
+use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_ecs::config::retry::RetryConfig;
+use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOutput};
+use aws_sdk_ecs::primitives::DateTime;
+use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, Service};
+use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
+use shared::actions::ActionKind;
+use shared::actions::engine::{ActionRequest, ActionResult, Engine, run};
+use shared::adapters::Clients;
+use shared::adapters::state::StateStore;
+use shared::config::Config;
+use shared::outcome::ActionStatus;
+
+const TD: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/api";
+
+fn td(rev: i32) -> String {
+    format!("{TD}:{rev}")
+}
+
+fn service() -> DescribeServicesOutput {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    DescribeServicesOutput::builder()
+        .services(
+            Service::builder()
+                .service_name("api")
+                .cluster_arn("arn:aws:ecs:us-east-1:111122223333:cluster/prod")
+                .status("ACTIVE")
+                .desired_count(3)
+                .running_count(1)
+                .task_definition(td(42))
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/2")
+                        .status("PRIMARY")
+                        .task_definition(td(42))
+                        .rollout_state(DeploymentRolloutState::Failed)
+                        .created_at(DateTime::from_secs(now - 600))
+                        .build(),
+                )
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/1")
+                        .status("ACTIVE")
+                        .task_definition(td(41))
+                        .rollout_state(DeploymentRolloutState::Completed)
+                        .created_at(DateTime::from_secs(now - 86_400))
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+fn denied<E>(make: fn(aws_sdk_dynamodb::error::ErrorMetadata) -> E) -> E {
+    make(
+        aws_sdk_dynamodb::error::ErrorMetadata::builder()
+            .code("AccessDeniedException")
+            .message("not authorized")
+            .build(),
+    )
+}
+
+fn sk_is(key: Option<&std::collections::HashMap<String, AttributeValue>>, sk: &str) -> bool {
+    key.and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).is_some_and(|v| v == sk)
+}
+
+/// ECS answering a failed deployment of revision 42 (41 completed before);
+/// `update` is the mutating call's rule.
+fn ecs(update: &Rule) -> aws_sdk_ecs::Client {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(service);
+    let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+        aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
+            .task_definition_arns(td(42))
+            .task_definition_arns(td(41))
+            .build()
+    });
+    let deployments = mock!(aws_sdk_ecs::Client::list_service_deployments).then_output(|| {
+        aws_sdk_ecs::operation::list_service_deployments::ListServiceDeploymentsOutput::builder().build()
+    });
+    mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &revisions, &deployments, update], |b| b
+        .retry_config(RetryConfig::disabled()))
+}
+
+fn updated() -> Rule {
+    mock!(aws_sdk_ecs::Client::update_service).then_output(|| UpdateServiceOutput::builder().build())
+}
+
+/// The state table: `hold` and `known_good` are the answers to those two
+/// reads; every other read finds nothing and every other write succeeds.
+fn dynamodb(hold: Rule, known_good: Rule, hold_write: Option<Rule>) -> aws_sdk_dynamodb::Client {
+    let query = mock!(aws_sdk_dynamodb::Client::query)
+        .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
+    let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
+    let update = mock!(aws_sdk_dynamodb::Client::update_item)
+        .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build());
+    let delete = mock!(aws_sdk_dynamodb::Client::delete_item)
+        .then_output(|| aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build());
+    let get_other = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
+    let mut rules = vec![hold, known_good];
+    rules.extend(hold_write);
+    rules.extend([query, put, update, delete, get_other]);
+    let refs: Vec<&Rule> = rules.iter().collect();
+    mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, refs, |b| b
+        .retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled()))
+}
+
+fn hold_read(answer: Result<Option<&'static str>, ()>) -> Rule {
+    let rule = mock!(aws_sdk_dynamodb::Client::get_item).match_requests(|i| sk_is(i.key(), "hold"));
+    match answer {
+        Err(()) => rule.then_error(|| denied(GetItemError::generic)),
+        Ok(reason) => rule.then_output(move || {
+            GetItemOutput::builder()
+                .set_item(reason.map(|r| {
+                    [
+                        ("since".to_string(), AttributeValue::N("1795000000".into())),
+                        ("reason".into(), AttributeValue::S(r.into())),
+                    ]
+                    .into()
+                }))
+                .build()
+        }),
+    }
+}
+
+fn known_good_read(readable: bool) -> Rule {
+    let rule = mock!(aws_sdk_dynamodb::Client::get_item).match_requests(|i| sk_is(i.key(), "known-good#latest"));
+    if readable {
+        rule.then_output(|| {
+            GetItemOutput::builder()
+                .set_item(Some([("task_definition".to_string(), AttributeValue::S(td(40)))].into()))
+                .build()
+        })
+    } else {
+        rule.then_error(|| denied(GetItemError::generic))
+    }
+}
+
+async fn engine_run(ecs: aws_sdk_ecs::Client, dynamodb: aws_sdk_dynamodb::Client) -> ActionResult {
+    let dead = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url("http://127.0.0.1:9")
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ecs::config::Credentials::new("k", "s", None, None, "test"))
+        .retry_config(RetryConfig::disabled())
+        .load()
+        .await;
+    let mut clients = Clients::new(&dead);
+    clients.ecs = ecs;
+    clients.dynamodb = dynamodb.clone();
+    let config = Config::from_lookup(|k| {
+        match k {
+            "NOTIFY_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:111122223333:autopilot"),
+            "EVIDENCE_BUCKET" => Some("evidence"),
+            "STATE_TABLE" => Some("state"),
+            _ => None,
+        }
+        .map(str::to_string)
+    })
+    .expect("config");
+    let state = StateStore::new(dynamodb, "state");
+    let engine = Engine { function: "ecs-events", config: &config, clients: &clients, state: &state };
+    run(&engine, &ActionRequest::automatic(ActionKind::Rollback, "prod", "api", "SERVICE_DEPLOYMENT_FAILED test")).await
+}
+
+#[tokio::test]
+async fn when_the_hold_is_unreadable_an_automatic_rollback_should_skip_and_say_why() {
+    let update = updated();
+    let r = engine_run(ecs(&update), dynamodb(hold_read(Err(())), known_good_read(true), None)).await;
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+    assert!(r.record.detail.contains("hold") && r.record.detail.contains("AccessDenied"), "{}", r.record.detail);
+    assert_eq!(update.num_calls(), 0, "no UpdateService on an unknown hold");
+}
+
+#[tokio::test]
+async fn when_the_known_good_revision_is_unreadable_an_automatic_rollback_should_skip_not_guess() {
+    let update = updated();
+    let r = engine_run(ecs(&update), dynamodb(hold_read(Ok(None)), known_good_read(false), None)).await;
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+    assert!(r.record.detail.contains("known-good"), "{}", r.record.detail);
+    assert_eq!(update.num_calls(), 0, "no rollback to an unverified target");
+}
+
+#[tokio::test]
+async fn when_a_hold_exists_an_automatic_rollback_should_skip_naming_it() {
+    let update = updated();
+    let r =
+        engine_run(ecs(&update), dynamodb(hold_read(Ok(Some("UpdateService FAILED"))), known_good_read(true), None))
+            .await;
+    assert_eq!(r.record.status, ActionStatus::Skipped);
+    assert!(
+        r.record.detail.contains("held") && r.record.detail.contains("UpdateService FAILED"),
+        "{}",
+        r.record.detail
+    );
+    assert_eq!(update.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn when_the_call_fails_and_the_hold_cannot_be_recorded_the_result_should_say_nothing_is_held() {
+    let update = mock!(aws_sdk_ecs::Client::update_service).then_error(|| {
+        UpdateServiceError::generic(
+            aws_sdk_ecs::error::ErrorMetadata::builder()
+                .code("InvalidParameterException")
+                .message("TaskDefinition is inactive")
+                .build(),
+        )
+    });
+    let hold_write = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|i| sk_is(i.item(), "hold"))
+        .then_error(|| denied(PutItemError::generic));
+    let r = engine_run(ecs(&update), dynamodb(hold_read(Ok(None)), known_good_read(true), Some(hold_write))).await;
+    assert_eq!(update.num_calls(), 1);
+    assert_eq!(r.record.status, ActionStatus::Failed);
+    assert!(r.failed, "a failed call escalates");
+    let detail = &r.record.detail;
+    assert!(detail.contains("hold NOT recorded") && detail.contains("AccessDenied"), "{detail}");
+    assert!(!detail.contains("are now held"), "must not claim a hold that is not there: {detail}");
+}
