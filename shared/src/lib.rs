@@ -15,7 +15,8 @@
 //!    typed [`Trigger`]), [`snapshot`] (plain data read from AWS),
 //!    [`diagnosis`] (stop classification, severity, alarms, log excerpts),
 //!    [`render`] (alert, update and resolution texts), [`evidence`] (bundle
-//!    building).
+//!    building), [`lifecycle`] (the incident lifecycle: subjects, records,
+//!    transitions).
 //! 3. **Adapters** ([`adapters`]): every AWS call, with typed errors — the
 //!    state store, ECS/ELB/CloudWatch/Logs/Auto Scaling reads and the ECS
 //!    mutations, gathering, the evidence store, the notifier.
@@ -40,6 +41,7 @@ pub mod time;
 
 pub mod diagnosis;
 pub mod evidence;
+pub mod lifecycle;
 pub mod render;
 pub mod snapshot;
 pub mod trigger;

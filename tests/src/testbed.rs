@@ -113,6 +113,46 @@ impl TestBed {
             )
             .key_schema(KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().unwrap())
             .key_schema(KeySchemaElement::builder().attribute_name("sk").key_type(KeyType::Range).build().unwrap())
+            // The sparse index of open incidents, as infra/template.yaml declares it.
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("open_index")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("open_since")
+                    .attribute_type(ScalarAttributeType::N)
+                    .build()
+                    .unwrap(),
+            )
+            .global_secondary_indexes(
+                aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+                    .index_name(shared::adapters::state::OPEN_INDEX)
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("open_index")
+                            .key_type(KeyType::Hash)
+                            .build()
+                            .unwrap(),
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("open_since")
+                            .key_type(KeyType::Range)
+                            .build()
+                            .unwrap(),
+                    )
+                    .projection(
+                        aws_sdk_dynamodb::types::Projection::builder()
+                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                            .build(),
+                    )
+                    .build()
+                    .unwrap(),
+            )
             .send()
             .await
             .expect("create table");

@@ -9,14 +9,19 @@ use crate::actions::engine::{self, ActionRequest};
 use crate::adapters::gather::{Depth, GatherRequest, Gathered, gather};
 use crate::adapters::s3;
 use crate::adapters::sns::publish;
-use crate::adapters::state::Incident;
+use crate::adapters::state::{Delivery, Incident, UpdateClaim};
 use crate::context::App;
 use crate::diagnosis::classify::{classify_stop, refine_with_log};
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::{AutopilotError, AwsError};
 use crate::evidence::{self, Encryption};
-use crate::outcome::{ActionRecord, Cause, Kind, Outcome, Severity};
+use crate::lifecycle::{
+    FailedTask, Opening, Policy, Signal as LifeSignal, Step, Subject, UpdateReason, count_failures, joined_cause,
+    joined_severity, next_step, unannounced, update_due,
+};
+use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
 use crate::render::{AlertView, EvidenceStatus, Links, ResolvedView, render_alert, render_resolved};
+use crate::snapshot::{LedgerEntry, LedgerStatus};
 use crate::time::{iso, now};
 use crate::trigger::TaskStateChange;
 
@@ -41,8 +46,12 @@ pub struct ProblemSignal<'a> {
     pub raw_event: &'a Value,
     /// Extra lines for the findings (e.g. "ECS circuit breaker is rolling back").
     pub notes: Vec<String>,
-    /// Actions already taken for this signal (e.g. the rollback of a failed deployment).
+    /// Actions already taken for this signal.
     pub actions: Vec<ActionRecord>,
+    /// The signal's own action (a failed deployment's rollback), run by the
+    /// incident core once the incident exists, so that it is recorded
+    /// against it and announced in its messages whoever executes it.
+    pub action: Option<ActionRequest<'a>>,
     /// A crash loop on a freshly deployed revision hands off to the rollback engine.
     pub rollback_on_crash_loop: bool,
     /// An action on the critical path failed: SEV1.
@@ -81,6 +90,7 @@ impl<'a> ProblemSignal<'a> {
             raw_event,
             notes: Vec::new(),
             actions: Vec::new(),
+            action: None,
             rollback_on_crash_loop: false,
             action_failed: false,
             source: "ecs".into(),
@@ -277,8 +287,8 @@ async fn crash_loop_hand_off(
     incident: Option<&str>,
     t: i64,
 ) -> (Vec<ActionRecord>, bool) {
-    let mut actions = sig.actions.clone();
-    let mut failed = sig.action_failed;
+    let mut actions = Vec::new();
+    let mut failed = false;
     let window = app.config.settings.limits.rollback_window_seconds;
     if allowed
         && sig.rollback_on_crash_loop
@@ -322,32 +332,201 @@ fn escalate_on_failure(failed: bool, severity: &mut Severity, reasons: &mut Vec<
     }
 }
 
-/// Open or update the service's incident for a problem signal.
-pub async fn on_problem(app: &App, sig: ProblemSignal<'_>) -> Result<Outcome, AutopilotError> {
+fn policy(app: &App) -> Policy {
     let settings = &app.config.settings;
-    let window = settings.incident_window.as_secs() as i64;
-    let t = now();
-    let mut open = app.state.open_incident(sig.cluster, sig.service).await?;
-    if let Some(inc) = &open
-        && inc.last_event_at < t - window
-    {
-        // Nothing happened for a whole window: that incident is over without a
-        // resolution signal; this is a new one.
-        app.state
-            .close_incident(sig.cluster, sig.service, &inc.id, "expired: no event within the incident window", t)
-            .await?;
-        tracing::info!(incident = %inc.id, decision = "incident-expired", "open incident expired");
-        open = None;
-    }
-    match open {
-        Some(inc) => follow_up(app, &sig, inc, t).await,
-        None => open_new(app, &sig, t).await,
+    Policy {
+        window_seconds: settings.incident_window.as_secs() as i64,
+        update_interval_seconds: settings.update_interval.as_secs() as i64,
     }
 }
 
-async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome, AutopilotError> {
+/// Until when this invocation holds what it takes now (an opening alert).
+fn lease(app: &App, t: i64) -> i64 {
+    crate::invocation::lease_until(t, crate::invocation::deadline_ms(), app.config.settings.function_timeout_seconds)
+}
+
+/// How long evidence may take before the alert must go out regardless: the
+/// invocation's remaining time less what the publish and the record need.
+fn evidence_budget() -> std::time::Duration {
+    const RESERVE_MS: i64 = 10_000;
+    const WITHOUT_DEADLINE_MS: i64 = 30_000;
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    let ms = crate::invocation::deadline_ms().map_or(WITHOUT_DEADLINE_MS, |d| d - now_ms - RESERVE_MS);
+    std::time::Duration::from_millis(ms.clamp(1_000, WITHOUT_DEADLINE_MS) as u64)
+}
+
+/// The failed task this signal reports, once per task.
+fn failed_task_of(sig: &ProblemSignal<'_>, t: i64) -> Option<FailedTask> {
+    if !sig.failed_task {
+        return None;
+    }
+    let task = sig.failing_task.as_ref().map(|(arn, _)| crate::arn::last_segment(arn).to_string())?;
+    Some(FailedTask { revision: revision_of(sig.task_definition.as_deref()), stopped_at: t, task })
+}
+
+/// `family:revision` of a task definition ARN or short name, empty when unknown.
+fn revision_of(task_definition: Option<&str>) -> String {
+    task_definition
+        .and_then(crate::actions::rollback_plan::td_key)
+        .map(|(family, rev)| format!("{family}:{rev}"))
+        .unwrap_or_default()
+}
+
+/// Ledger entries to announce, as action records, and their keys. Entries
+/// this invocation just produced are already in `own` (same detail).
+fn announcements(inc: &Incident, ledger: &[LedgerEntry], own: &[ActionRecord]) -> (Vec<ActionRecord>, Vec<String>) {
+    let mut records = Vec::new();
+    let mut keys = Vec::new();
+    for e in unannounced(inc, ledger) {
+        keys.extend(e.key.clone());
+        let status = match e.status {
+            LedgerStatus::Failed => ActionStatus::Failed,
+            _ => ActionStatus::Executed,
+        };
+        if !own.iter().any(|a| a.detail == e.detail && a.status == status) {
+            records.push(ActionRecord { action: e.action.as_str().to_string(), status, detail: e.detail.clone() });
+        }
+    }
+    (records, keys)
+}
+
+/// The subject's ledger since the incident opened; unreadable means nothing
+/// extra to announce this time (the entries stay unannounced for the next message).
+async fn ledger_of(app: &App, inc: &Incident) -> Vec<LedgerEntry> {
+    let Some((cluster, service)) = inc.subject.as_service() else { return Vec::new() };
+    match app.state.ledger_since(cluster, service, inc.opened_at).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(incident = %inc.id, error = %e, "ledger unreadable; unannounced actions wait for the next message");
+            Vec::new()
+        }
+    }
+}
+
+/// Run the signal's own action (a failed deployment's rollback), now that
+/// the incident exists, so that its ledger entry names the incident.
+async fn immediate_action(app: &App, sig: &ProblemSignal<'_>, incident: &str) -> (Vec<ActionRecord>, bool) {
+    let mut actions = sig.actions.clone();
+    let mut failed = sig.action_failed;
+    if let Some(request) = &sig.action {
+        let request = ActionRequest { incident: Some(incident), ..request.clone() };
+        let result = engine::run(&app.engine(), &request).await;
+        failed |= result.failed;
+        actions.push(result.record);
+    }
+    (actions, failed)
+}
+
+/// Open or update the service's incident for a problem signal.
+pub async fn on_problem(app: &App, sig: ProblemSignal<'_>) -> Result<Outcome, AutopilotError> {
+    let subject = Subject::service(sig.cluster, sig.service);
+    let t = now();
+    let current = app.state.open_incident(&subject).await?;
+    step_problem(app, &sig, subject, current, t, 0).await
+}
+
+fn step_problem<'s>(
+    app: &'s App,
+    sig: &'s ProblemSignal<'s>,
+    subject: Subject,
+    current: Option<Incident>,
+    t: i64,
+    depth: u8,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Outcome, AutopilotError>> + Send + 's>> {
+    Box::pin(async move {
+        let token = crate::invocation::token();
+        let step = next_step(current.as_ref(), LifeSignal::Problem, t, &token, &policy(app));
+        tracing::info!(step = ?step, incident = current.as_ref().map(|i| i.id.as_str()).unwrap_or(""), decision = "incident-step", "incident step");
+        match (step, current) {
+            (Step::Expire { .. }, Some(inc)) => {
+                // Nothing happened for a whole window: that incident is over
+                // without a resolution signal; this is a new one.
+                let window = crate::render::human_duration(policy(app).window_seconds);
+                resolve(app, sig.kind, &inc, &format!("expired: no signal for {window}"), sig.region).await?;
+                step_problem(app, sig, subject, None, t, depth).await
+            }
+            (Step::SendOpeningAlert, Some(inc)) => match app.state.claim_opening_alert(&inc, t, lease(app, t)).await? {
+                Some(claimed) => {
+                    let counted = app.state.record_event(&claimed, failed_task_of(sig, t).as_ref(), t).await?;
+                    deliver_opening(app, sig, counted.unwrap_or(claimed), t).await
+                }
+                // Someone else took it (or delivered it) a moment ago.
+                None => {
+                    let current = app.state.open_incident(&subject).await?;
+                    retry_step(app, sig, subject, current, t, depth).await
+                }
+            },
+            (Step::Join, Some(inc)) => join(app, sig, inc, t, false, depth).await,
+            (Step::JoinQuietly, Some(inc)) => join(app, sig, inc, t, true, depth).await,
+            (_, _) => open_new(app, sig, subject, t, depth).await,
+        }
+    })
+}
+
+/// Re-decide after a conditional write lost to another invocation; twice at
+/// most, then the event is retried by Lambda.
+async fn retry_step(
+    app: &App,
+    sig: &ProblemSignal<'_>,
+    subject: Subject,
+    current: Option<Incident>,
+    t: i64,
+    depth: u8,
+) -> Result<Outcome, AutopilotError> {
+    if depth >= 2 {
+        return Err(AutopilotError::State(AwsError {
+            retryable: true,
+            ..AwsError::answer(
+                "dynamodb",
+                "incident",
+                &app.config.state_table,
+                format!("incident of {} kept changing under concurrent writers; retry", subject.label()),
+            )
+        }));
+    }
+    step_problem(app, sig, subject, current, t, depth + 1).await
+}
+
+async fn open_new(
+    app: &App,
+    sig: &ProblemSignal<'_>,
+    subject: Subject,
+    t: i64,
+    depth: u8,
+) -> Result<Outcome, AutopilotError> {
+    let token = crate::invocation::token();
+    let opening = Opening {
+        // Provisional until diagnosis grades it at delivery (only ever raised).
+        severity: sig.severity_floor.unwrap_or(Severity::Sev3),
+        cause: sig.cause.unwrap_or(Cause::Unknown),
+        summary: format!("{} - {}", sig.problem, sig.cause.unwrap_or(Cause::Unknown).headline()),
+        source: sig.source.clone(),
+        failed_tasks: failed_task_of(sig, t).into_iter().collect(),
+    };
+    let incident = Incident::opening(subject.clone(), &opening, t, &token, lease(app, t));
+    // Recorded before anything else happens: the alert is pending until published.
+    if !app.state.create_incident(&incident).await? {
+        // Another invocation opened it a moment ago: this event joins it.
+        let current = app.state.open_incident(&subject).await?;
+        return retry_step(app, sig, subject, current, t, depth).await;
+    }
+    tracing::info!(incident = %incident.id, cluster = sig.cluster, service = sig.service, decision = "incident-opened", "incident opened; alert pending");
+    deliver_opening(app, sig, incident, t).await
+}
+
+/// Diagnose, act, keep the evidence and send the opening alert of `incident`
+/// (pending and ours); record it delivered only after the publish succeeded.
+async fn deliver_opening(
+    app: &App,
+    sig: &ProblemSignal<'_>,
+    incident: Incident,
+    t: i64,
+) -> Result<Outcome, AutopilotError> {
     let settings = &app.config.settings;
     let window = settings.incident_window.as_secs() as i64;
+    // Act first: the rollback's critical path is the service read and the
+    // engine's checks; diagnosis, logs and evidence follow.
+    let (mut actions, mut action_failed) = immediate_action(app, sig, &incident.id).await;
     let gathered = gather(
         &app.clients,
         &GatherRequest {
@@ -358,7 +537,21 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
     )
     .await;
     let recent = recent_failures(&gathered.stopped_tasks, t, window);
-    let failures = (recent.len() as u32).max(sig.failed_task as u32);
+    // The stopped tasks ECS still lists count too, once per task.
+    let mut failed_tasks = incident.failed_tasks.clone();
+    for (task, _) in &recent {
+        let stopped_at = task.stopped_at.as_deref().and_then(crate::lenient::parse_time).map_or(t, |at| at.timestamp());
+        let known = FailedTask {
+            revision: revision_of(task.task_definition_arn.as_deref()),
+            stopped_at,
+            task: crate::arn::last_segment(&task.task_arn).to_string(),
+        };
+        if !failed_tasks.iter().any(|f| f.task == known.task) {
+            failed_tasks.push(known);
+        }
+    }
+    let revision = revision_of(sig.task_definition.as_deref());
+    let failures = count_failures(&failed_tasks, Some(&revision), t, window).max(sig.failed_task as u32);
     let cause = sig
         .cause
         .filter(|c| *c != Cause::Unknown)
@@ -380,64 +573,52 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         severity = floor;
         reasons.insert(0, sig.explanation.clone());
     }
-    let (actions, action_failed) =
-        crash_loop_hand_off(app, sig, true, severity, cause, gathered.service.as_ref(), None, t).await;
+    let (more, more_failed) =
+        crash_loop_hand_off(app, sig, true, severity, cause, gathered.service.as_ref(), Some(&incident.id), t).await;
+    actions.extend(more);
+    action_failed |= more_failed;
     escalate_on_failure(action_failed, &mut severity, &mut reasons);
     let problem = if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
-    let incident = Incident {
-        id: Incident::new_id(sig.cluster, sig.service, t),
-        cluster: sig.cluster.to_string(),
-        service: sig.service.to_string(),
-        cause,
-        severity,
-        summary: format!("{problem} - {}", cause.headline()),
-        opened_at: t,
-        last_event_at: t,
-        last_notified_at: Some(t),
-        failures: sig.failed_task as u32,
-        events: 1,
-        evidence: None,
-        message_id: None,
-        notes: Vec::new(),
-        source: sig.source.clone(),
-    };
-    if !app.state.create_incident(&incident).await? {
-        // Another invocation opened it a moment ago: this event is a follow-up.
-        return match app.state.open_incident(sig.cluster, sig.service).await? {
-            Some(inc) => follow_up(app, sig, inc, t).await,
-            None => Err(AutopilotError::State(AwsError {
-                retryable: true,
-                ..AwsError::answer(
-                    "dynamodb",
-                    "GetItem (open incident)",
-                    &app.config.state_table,
-                    format!("incident of {}/{} vanished while opening; retry", sig.cluster, sig.service),
-                )
-            })),
-        };
-    }
-    // Notes are stored redacted: later messages render them without the task definition at hand.
-    let redactor = crate::telemetry::redactor();
-    for note in sig.notes.iter().cloned().chain(action_notes(&actions)) {
-        app.state.add_note(&incident, &redactor.text(&note)).await?;
-    }
+    // What other invocations did meanwhile (or a killed attempt of this one).
+    let ledger = ledger_of(app, &incident).await;
+    let (others, announced) = announcements(&incident, &ledger, &actions);
+    actions.extend(others);
     tracing::info!(
         incident = %incident.id, cluster = sig.cluster, service = sig.service, cause = cause.as_str(),
-        severity = severity.as_str(), failures, decision = "incident-opened", "incident opened"
+        severity = severity.as_str(), failures, decision = "incident-diagnosed", "incident diagnosed"
     );
 
-    // Evidence first (fast, concurrent puts), so the alert can say where it is — or why not.
-
+    // Evidence first (fast, concurrent puts, bounded by the invocation's
+    // remaining time), so the alert can say where it is — or why not.
+    let redactor = crate::telemetry::redactor();
     let prefix = evidence::prefix(sig.cluster, sig.service, &incident.id);
     let diagnosis = json!({
         "incident": incident.id, "cause": cause, "severity": severity, "problem": problem,
         "explanation": sig.explanation, "severity_reasons": reasons, "recent_failures": failures,
-        "notes": sig.notes, "opened_at": iso(t),
+        "notes": sig.notes, "opened_at": iso(incident.opened_at),
     });
-    let objects =
-        evidence::build_bundle(&prefix, &incident.id, sig.raw_event, &gathered, &diagnosis, &redactor, &iso(t));
+    let objects = evidence::build_bundle(
+        &prefix,
+        &incident.id,
+        sig.raw_event,
+        &gathered,
+        &diagnosis,
+        &redactor,
+        &iso(incident.opened_at),
+    );
     let encryption = Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
-    let stored = s3::store(&app.clients, &app.config.evidence_bucket, &prefix, objects, &encryption).await;
+    let budget = evidence_budget();
+    let stored = match tokio::time::timeout(
+        budget,
+        s3::store(&app.clients, &app.config.evidence_bucket, &prefix, objects, &encryption),
+    )
+    .await
+    {
+        Ok(stored) => stored.map_err(|e| e.to_string()),
+        Err(_) => {
+            Err(format!("evidence writes did not finish within {} s; the alert goes out without it", budget.as_secs()))
+        }
+    };
     if let Err(e) = &stored {
         tracing::warn!(incident = %incident.id, error = %e, decision = "evidence-failed", "evidence not captured");
     }
@@ -452,7 +633,7 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         service: sig.service,
         incident: &incident.id,
         problem,
-        opened_at: &iso(t),
+        opened_at: &iso(incident.opened_at),
         impact: impact(&gathered),
         status: format!("OPEN - {}", reasons.join("; ")),
         findings: findings(sig, &gathered, &[], failures),
@@ -461,22 +642,33 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
         actions: &actions,
         evidence: match &stored {
             Ok(s) => EvidenceStatus::Stored(s.uri.clone()),
-            Err(e) => EvidenceStatus::NotCaptured(e.to_string()),
+            Err(e) => EvidenceStatus::NotCaptured(e.clone()),
         },
         evidence_location: evidence_uri.as_ref().map(|_| (app.config.evidence_bucket.clone(), prefix.clone())),
         links: links(app, sig),
     };
     let message = render_alert(&view, &redactor);
-    let message_id = match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
-        Ok(id) => id,
-        Err(e) => {
-            // Without the alert the incident must not look handled: close it so
-            // the retry of this event opens it again and alerts.
-            let _ = app.state.close_incident(sig.cluster, sig.service, &incident.id, "alert not delivered", t).await;
-            return Err(publish_failed(e));
-        }
+    // Unpublished, the alert stays pending and ours: Lambda's retry of this
+    // event (same token) sends it; so does the next signal once our lease is over.
+    let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(publish_failed)?;
+    let summary = format!("{problem} - {}", cause.headline());
+    // Notes are stored redacted: later messages render them without the task definition at hand.
+    let notes: Vec<String> =
+        sig.notes.iter().cloned().chain(action_notes(&actions)).map(|n| redactor.text(&n)).collect();
+    let delivery = Delivery {
+        message_id: Some(&message_id),
+        evidence: evidence_uri.as_deref(),
+        severity: Some(severity),
+        cause: Some(cause),
+        summary: Some(&summary),
+        notes: &notes,
+        announced: &announced,
+        failed_tasks: &failed_tasks,
     };
-    app.state.set_delivery(&incident, Some(&message_id), evidence_uri.as_deref()).await?;
+    if let Err(e) = app.state.mark_delivered(&incident, &delivery, now()).await {
+        // The alert is out; the record says pending until our lease ends.
+        tracing::error!(incident = %incident.id, error = %e, decision = "delivery-not-recorded", "alert sent but not recorded as delivered");
+    }
     let mut inc = incident;
     inc.evidence = evidence_uri;
     let mut o = outcome_for(sig, &inc, severity, cause, failures);
@@ -489,66 +681,134 @@ async fn open_new(app: &App, sig: &ProblemSignal<'_>, t: i64) -> Result<Outcome,
     Ok(o)
 }
 
-async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) -> Result<Outcome, AutopilotError> {
+async fn join(
+    app: &App,
+    sig: &ProblemSignal<'_>,
+    inc: Incident,
+    t: i64,
+    quiet: bool,
+    depth: u8,
+) -> Result<Outcome, AutopilotError> {
     let settings = &app.config.settings;
-    let Some(updated) = app.state.record_event(&inc, sig.failed_task, t).await? else {
+    let window = settings.incident_window.as_secs() as i64;
+    let Some(updated) = app.state.record_event(&inc, failed_task_of(sig, t).as_ref(), t).await? else {
         // Resolved between our read and write: this is a new problem.
-        return Box::pin(open_new(app, sig, t)).await;
+        let subject = inc.subject.clone();
+        return retry_step(app, sig, subject, None, t, depth).await;
     };
+    let redactor = crate::telemetry::redactor();
+    let (mut actions, mut action_failed) = immediate_action(app, sig, &updated.id).await;
     // Facts only: enough to see whether the service got worse.
     let gathered = gather(&app.clients, &app.gather_request(sig.cluster, sig.service, Depth::Facts)).await;
     // The task definition's secret values, so that the update redacts them too.
     if let Some(td) = gathered.service.as_ref().and_then(|s| s.task_definition.as_deref()) {
         let _ = crate::adapters::ecs::describe_task_definition(&app.clients, td).await;
     }
-    let redactor = crate::telemetry::redactor();
-    for note in &sig.notes {
-        app.state.add_note(&updated, &redactor.text(note)).await?;
-    }
+    let revision = revision_of(sig.task_definition.as_deref());
+    let failures = updated.failures_in(Some(&revision), t, window);
     let (observed, reasons) = grade(&SeverityInput {
         signal: sig.signal,
         tasks: gathered.service.as_ref().map(|s| (s.running, s.desired)),
         targets: gathered.target_counts(),
-        recent_failures: updated.failures,
+        recent_failures: failures,
         crash_loop_threshold: settings.crash_loop_threshold,
     });
-    // Severity only rises within an incident; the cause is refined, never lost.
-    let mut severity = observed.min(updated.severity).min(sig.severity_floor.unwrap_or(Severity::Info));
+    let mut severity = joined_severity(updated.severity, observed, sig.severity_floor);
     let mut reasons = reasons;
-    let cause = match (updated.cause, sig.cause) {
-        (Cause::Unknown, Some(c)) => c,
-        (c, _) => c,
-    };
+    let cause = joined_cause(updated.cause, sig.cause);
     let rises_now = severity < updated.severity;
-    let (actions, action_failed) =
+    let (more, more_failed) =
         crash_loop_hand_off(app, sig, rises_now, severity, cause, gathered.service.as_ref(), Some(&updated.id), t)
             .await;
+    actions.extend(more);
+    action_failed |= more_failed;
     escalate_on_failure(action_failed, &mut severity, &mut reasons);
-    for note in action_notes(&actions) {
-        app.state.add_note(&updated, &redactor.text(&note)).await?;
-    }
-    let rises = severity < updated.severity;
-    // Any action decision is news: it goes out whatever the update interval.
-    let acted = !actions.is_empty();
-    let interval = if acted { -1 } else { settings.update_interval.as_secs() as i64 };
-    let due = updated.last_notified_at.is_none_or(|at| t - at >= interval);
-    let mut o = outcome_for(sig, &updated, severity, cause, updated.failures);
+    let notes: Vec<String> =
+        sig.notes.iter().cloned().chain(action_notes(&actions)).map(|n| redactor.text(&n)).collect();
+    let mut o = outcome_for(sig, &updated, severity, cause, updated.failures());
     o.actions = actions.clone();
-    if !(rises || due) {
+    if quiet {
+        // The opening alert is on its way from another invocation: no update
+        // before it. A raised severity is kept for its sender and the next update.
+        if severity < updated.severity {
+            app.state.raise_severity(&updated, severity).await?;
+        }
+        app.state.mark_announced(&updated, &[], &notes).await?;
+        if action_failed || actions.iter().any(|a| a.status == ActionStatus::Executed) {
+            // Our action must be announced, and only after the opening alert:
+            // Lambda retries this event once that alert is out.
+            let until = match &updated.alert {
+                crate::lifecycle::Alert::Pending { until, .. } => iso(*until),
+                crate::lifecycle::Alert::Delivered { at } => iso(*at),
+            };
+            return Err(AutopilotError::InProgress {
+                what: format!("opening alert of incident {} (the executed action is announced on retry)", updated.id),
+                until,
+            });
+        }
+        o.notified = Some("suppressed:opening-alert-in-flight".into());
+        return Ok(o);
+    }
+    let ledger = ledger_of(app, &updated).await;
+    let (others, announced) = announcements(&updated, &ledger, &actions);
+    let mut shown = actions.clone();
+    shown.extend(others);
+    let policy = policy(app);
+    // A failed deployment (a new one, or a refusal to act on it) and ECS's
+    // own rollback are news by themselves; a crash loop's next stop is not.
+    let news = sig.signal == Signal::DeploymentFailed || !sig.notes.is_empty();
+    let Some(reason) = update_due(&updated, severity, !announced.is_empty(), news, t, &policy) else {
+        app.state.mark_announced(&updated, &[], &notes).await?;
         o.notified = Some("suppressed:incident-open-update-interval".into());
         return Ok(o);
+    };
+    // Claim the update: the reason first, then any other that still holds.
+    let mut reasons_to_try = vec![reason];
+    for r in [UpdateReason::Action, UpdateReason::Interval] {
+        let holds = match r {
+            UpdateReason::Action => !announced.is_empty(),
+            _ => true,
+        };
+        if holds && !reasons_to_try.contains(&r) {
+            reasons_to_try.push(r);
+        }
     }
-    if !app.state.claim_update(&updated, severity, cause, t, interval).await? {
+    let mut claimed = None;
+    for r in reasons_to_try {
+        let got = app
+            .state
+            .claim_update(
+                &updated,
+                &UpdateClaim {
+                    reason: r,
+                    severity,
+                    cause: Some(cause),
+                    first_unannounced: announced.first().map(String::as_str),
+                    now: t,
+                    interval_seconds: policy.update_interval_seconds,
+                },
+            )
+            .await?;
+        if let Some(stored) = got {
+            claimed = Some((r, stored));
+            break;
+        }
+    }
+    let Some((reason, stored)) = claimed else {
+        app.state.mark_announced(&updated, &[], &notes).await?;
         o.notified = Some("suppressed:update-sent-by-another-invocation".into());
         return Ok(o);
-    }
+    };
+    // The stored severity is the incident's: never lower than what we saw raised.
+    let severity = stored.severity.min(severity);
+    o.severity = severity;
     let problem = if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
     let opened = iso(updated.opened_at);
     let view = AlertView {
         update: true,
         kind: sig.kind,
         severity,
-        cause,
+        cause: stored.cause,
         cluster: sig.cluster,
         service: sig.service,
         incident: &updated.id,
@@ -559,12 +819,15 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
             "OPEN for {} - {}{}",
             crate::render::human_duration(t - updated.opened_at),
             reasons.join("; "),
-            if rises { format!(" (severity raised from {})", updated.severity) } else { String::new() }
+            match reason {
+                UpdateReason::SeverityRose(from) => format!(" (severity raised from {from})"),
+                _ => String::new(),
+            }
         ),
-        findings: findings(sig, &gathered, &[], updated.failures),
+        findings: findings(sig, &gathered, &[], failures),
         log_lines: Vec::new(),
         log_source: None,
-        actions: &actions,
+        actions: &shown,
         evidence: match updated.evidence.clone() {
             Some(uri) => EvidenceStatus::Stored(uri),
             None => EvidenceStatus::NotCaptured("not captured when the incident opened".into()),
@@ -574,14 +837,74 @@ async fn follow_up(app: &App, sig: &ProblemSignal<'_>, inc: Incident, t: i64) ->
     };
     let message = render_alert(&view, &redactor);
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
-        Ok(id) => o.notified = Some(id),
+        Ok(id) => {
+            o.notified = Some(id);
+            if let Err(e) = app.state.mark_announced(&updated, &announced, &notes).await {
+                tracing::warn!(incident = %updated.id, error = %e, "announced actions not recorded; they may be announced again");
+            }
+        }
+        // An executed action must reach the channel: fail so that Lambda retries.
+        Err(e) if !announced.is_empty() => return Err(publish_failed(e)),
         Err(e) => {
-            // The incident is already announced; a lost update is logged, not retried.
+            // The incident is already announced; a lost routine update is logged, not retried.
             tracing::warn!(incident = %updated.id, error = %e, decision = "update-not-sent", "incident update not published");
+            let _ = app.state.mark_announced(&updated, &[], &notes).await;
             o.notified = Some(format!("suppressed:publish-failed: {}", e.message));
         }
     }
     Ok(o)
+}
+
+/// Close `inc` (once) and send its resolution; an unsent resolution gives
+/// the closing back and fails, so that Lambda's retry sends it.
+async fn resolve(
+    app: &App,
+    kind: Kind,
+    inc: &Incident,
+    resolved_by: &str,
+    region: Option<&str>,
+) -> Result<Option<(Incident, String)>, AutopilotError> {
+    let t = now();
+    let Some(closing) = app.state.begin_close(&inc.subject, &inc.id, t).await? else {
+        return Ok(None);
+    };
+    let (cluster, service) = closing.subject.as_service().unwrap_or(("", ""));
+    let ttr = t - closing.opened_at;
+    let problem = closing.summary.split(" - ").next().unwrap_or("incident").to_string();
+    let view = ResolvedView {
+        kind,
+        severity: closing.severity,
+        cause: closing.cause,
+        cluster,
+        service,
+        incident: &closing.id,
+        problem: &problem,
+        opened_at: &iso(closing.opened_at),
+        resolved_at: &iso(t),
+        resolved_by,
+        time_to_recover_seconds: ttr,
+        failures: closing.failures(),
+        notes: &closing.notes,
+        evidence: closing.evidence.as_deref(),
+        links: Links {
+            region: region.unwrap_or(&app.config.settings.console_region).to_string(),
+            cluster: cluster.into(),
+            service: service.into(),
+        },
+    };
+    let message = render_resolved(&view, &crate::telemetry::redactor());
+    let message_id = match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
+        Ok(id) => id,
+        Err(e) => {
+            if let Err(undo) = app.state.abandon_close(&closing.subject, &closing.id).await {
+                tracing::error!(incident = %closing.id, error = %undo, "closing not given back; the retry resolves it");
+            }
+            return Err(publish_failed(e));
+        }
+    };
+    app.state.finish_close(&closing, resolved_by, t).await;
+    tracing::info!(incident = %closing.id, ttr_seconds = ttr, resolved_by, decision = "incident-resolved", "incident resolved");
+    Ok(Some((closing, message_id)))
 }
 
 /// Resolve the service's open incident, once, with its time to recover.
@@ -608,53 +931,39 @@ pub async fn on_recovery_of(
     source: Option<&str>,
 ) -> Result<Outcome, AutopilotError> {
     let t = now();
+    let subject = Subject::service(cluster, service);
     let base = |summary: String| {
         Outcome::new(kind, Severity::Info, Cause::Expected, summary)
             .for_service(Some(cluster.into()), Some(service.into()))
     };
-    let Some(open) = app.state.open_incident(cluster, service).await? else {
+    let current = app.state.open_incident(&subject).await?;
+    let token = crate::invocation::token();
+    let step = next_step(current.as_ref(), LifeSignal::Recovered { source }, t, &token, &policy(app));
+    let Some(open) = current else {
         return Ok(base(format!("{cluster}/{service}: {resolved_by}; no open incident")));
     };
-    if let Some(src) = source
-        && open.source != src
-    {
-        let mut o = base(format!(
-            "{cluster}/{service}: {resolved_by}; open incident {} ({}) was not opened by it and stays open",
-            open.id, open.summary
-        ));
-        o.incident = Some(open.id);
-        return Ok(o);
-    }
-    let Some(closed) = app.state.close_incident(cluster, service, &open.id, resolved_by, t).await? else {
+    let resolved_by = match step {
+        Step::Resolve => resolved_by.to_string(),
+        Step::Expire { .. } => {
+            let window = crate::render::human_duration(policy(app).window_seconds);
+            format!("expired: no signal for {window} (then {resolved_by})")
+        }
+        _ => {
+            let mut o = base(format!(
+                "{cluster}/{service}: {resolved_by}; open incident {} ({}) was not opened by it and stays open",
+                open.id, open.summary
+            ));
+            o.incident = Some(open.id);
+            return Ok(o);
+        }
+    };
+    let Some((closed, message_id)) = resolve(app, kind, &open, &resolved_by, region).await? else {
         let mut o = base(format!("{cluster}/{service}: {resolved_by}; incident {} already resolved", open.id));
         o.incident = Some(open.id);
         o.notified = Some("suppressed:already-resolved".into());
         return Ok(o);
     };
     let ttr = t - closed.opened_at;
-    let problem = closed.summary.split(" - ").next().unwrap_or("incident").to_string();
-    let view = ResolvedView {
-        kind,
-        severity: closed.severity,
-        cause: closed.cause,
-        cluster,
-        service,
-        incident: &closed.id,
-        problem: &problem,
-        opened_at: &iso(closed.opened_at),
-        resolved_at: &iso(t),
-        resolved_by,
-        time_to_recover_seconds: ttr,
-        failures: closed.failures,
-        notes: &closed.notes,
-        evidence: closed.evidence.as_deref(),
-        links: Links {
-            region: region.unwrap_or(&app.config.settings.console_region).to_string(),
-            cluster: cluster.into(),
-            service: service.into(),
-        },
-    };
-    let message = render_resolved(&view, &crate::telemetry::redactor());
     let mut o = Outcome::new(
         kind,
         closed.severity,
@@ -669,14 +978,7 @@ pub async fn on_recovery_of(
     .for_service(Some(cluster.into()), Some(service.into()));
     o.incident = Some(closed.id.clone());
     o.evidence = closed.evidence.clone();
-    o.notified = Some(match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
-        Ok(id) => id,
-        Err(e) => {
-            tracing::warn!(incident = %closed.id, error = %e, decision = "resolution-not-sent", "resolution not published");
-            format!("suppressed:publish-failed: {}", e.message)
-        }
-    });
-    tracing::info!(incident = %closed.id, ttr_seconds = ttr, decision = "incident-resolved", "incident resolved");
+    o.notified = Some(message_id);
     Ok(o)
 }
 

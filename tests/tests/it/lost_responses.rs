@@ -12,6 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use shared::adapters::state::{Claim, Incident, LockOutcome, StateStore};
+use shared::lifecycle::{Alert, Subject};
 use shared::outcome::{Cause, Severity};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,20 +95,22 @@ fn open_incident_item(extra: &[(&str, &str)]) -> Item {
 fn incident() -> Incident {
     Incident {
         id: "inc-20261120-140211-abc123".into(),
-        cluster: "prod".into(),
-        service: "api".into(),
+        subject: Subject::service("prod", "api"),
         cause: Cause::OutOfMemory,
         severity: Severity::Sev2,
         summary: "crash loop - out of memory".into(),
         opened_at: 1_795_000_000,
         last_event_at: 1_795_000_000,
-        last_notified_at: Some(1_795_000_000),
-        failures: 3,
+        alert: Alert::Pending { by: "req-lost-3".into(), until: 1_795_000_330 },
+        last_notified_at: None,
+        failed_tasks: Vec::new(),
         events: 3,
         evidence: None,
         message_id: None,
         notes: Vec::new(),
         source: "ecs".into(),
+        announced: Vec::new(),
+        escalations: 0,
     }
 }
 
@@ -175,7 +178,7 @@ async fn when_closing_an_incident_loses_its_response_the_retry_should_get_the_in
     let history = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let state = store(&[&update, &delete, &history]);
     let closed = state
-        .close_incident("prod", "api", "inc-20261120-140211-abc123", "SERVICE_STEADY_STATE", NOW)
+        .close_incident(&Subject::service("prod", "api"), "inc-20261120-140211-abc123", "SERVICE_STEADY_STATE", NOW)
         .await
         .expect("close");
     let closed = closed.expect("we closed it: the resolution is ours to send");

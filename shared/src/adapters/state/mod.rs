@@ -16,7 +16,7 @@
 //! |-----------------------------|-----------------------------|------|
 //! | `event#<event id>`          | `event`                     | claim of one delivery (lease while processing, then done; 7 days) |
 //! | `runbook#<request id>`      | `request`                   | claim of one runbook request: payload hash, lease, then done with its first Outcome (7 days) |
-//! | `service#<cluster>/<svc>`   | `incident#open`             | the open incident of a service (at most one) |
+//! | `service#<cluster>/<svc>` or `pipeline#<name>` | `incident#open` | the open incident of a subject (at most one); carries `open_index`/`open_since` while open, so the sparse index `open-incidents` lists exactly the open ones |
 //! | `service#<cluster>/<svc>`   | `incident#<opened>#<id>`    | a closed incident (90 days) |
 //! | `service#<cluster>/<svc>`   | `known-good#latest`         | last task definition that reached steady state |
 //! | `service#<cluster>/<svc>`   | `deployment#<id>`           | deployments seen, with their state and time |
@@ -39,7 +39,7 @@ use crate::error::AutopilotError;
 pub use actions::{LedgerEntry, LedgerStatus, LockOutcome};
 pub use claims::{Claim, ClaimKey};
 pub use deployments::KnownGood;
-pub use incidents::Incident;
+pub use incidents::{Delivery, Incident, OPEN_INDEX, UpdateClaim};
 
 pub(crate) const DAY: i64 = 24 * 60 * 60;
 
@@ -65,10 +65,6 @@ pub(crate) mod keys {
     }
     pub fn service(cluster: &str, service: &str) -> String {
         format!("service#{cluster}/{service}")
-    }
-    /// `(cluster, service)` of a service partition key.
-    pub fn parse_service(pk: &str) -> Option<(&str, &str)> {
-        pk.strip_prefix("service#")?.split_once('/')
     }
     pub fn closed_incident(opened_rfc3339: &str, incident_id: &str) -> String {
         format!("incident#{opened_rfc3339}#{incident_id}")
