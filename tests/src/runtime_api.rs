@@ -145,17 +145,30 @@ impl LambdaProcess {
         self.submit_raw(payload.to_string().into_bytes())
     }
 
+    /// Invoke as Lambda's retry of an earlier invocation does: same payload,
+    /// same request id (asynchronous retries keep it).
+    pub fn invoke_as(&mut self, request_id: &str, payload: &Value) -> InvokeResult {
+        let id = request_id.to_string();
+        self.queue(id.clone(), payload.to_string().into_bytes());
+        let name = self.name.clone();
+        self.answer(&id, Duration::from_secs(60)).unwrap_or_else(|| panic!("{name}: no answer to {id} in 60 s"))
+    }
+
     fn submit_raw(&mut self, payload: Vec<u8>) -> String {
         let id = {
             let mut n = self.next_id.lock().unwrap();
             *n += 1;
             format!("req-{}-{}", self.child.id(), *n)
         };
+        self.queue(id.clone(), payload);
+        id
+    }
+
+    fn queue(&mut self, id: String, payload: Vec<u8>) {
         self.last_request_id = Some(id.clone());
         let (lock, cvar) = &*self.state;
-        lock.lock().unwrap().queue.push_back((id.clone(), payload));
+        lock.lock().unwrap().queue.push_back((id, payload));
         cvar.notify_all();
-        id
     }
 
     /// The answer to the invocation `id`, if it comes within `timeout`.

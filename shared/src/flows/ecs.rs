@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::incident::{ProblemSignal, on_problem, on_recovery};
 use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
-use crate::actions::engine::{self, ActionRequest};
+use crate::actions::engine::ActionRequest;
 use crate::context::{App, Function};
 use crate::diagnosis::classify::classify_stop;
 use crate::diagnosis::service_events::{ServiceActionMeaning, meaning};
@@ -245,22 +245,17 @@ async fn deployment_changed(
         }
         "SERVICE_DEPLOYMENT_FAILED" => {
             let work = async {
-                // Act first: the rollback's critical path is the service read and the
-                // engine's checks; diagnosis, logs and evidence follow.
-                let rollback = engine::run(
-                    &app.engine(),
-                    &ActionRequest::automatic(
+                // The incident core records the incident, then runs the rollback
+                // first (its critical path is the service read and the engine's
+                // checks); diagnosis, logs and evidence follow.
+                let signal = ProblemSignal {
+                    region: e.meta.region.as_deref(),
+                    action: Some(ActionRequest::automatic(
                         ActionKind::Rollback,
                         cluster,
                         service,
                         format!("SERVICE_DEPLOYMENT_FAILED {}", d.deployment_id),
-                    ),
-                )
-                .await;
-                let signal = ProblemSignal {
-                    region: e.meta.region.as_deref(),
-                    action_failed: rollback.failed,
-                    actions: vec![rollback.record],
+                    )),
                     ..ProblemSignal::new(
                         Kind::EcsDeployment,
                         Signal::DeploymentFailed,
@@ -286,9 +281,10 @@ async fn deployment_changed(
                 d.reason.as_deref().unwrap_or("")
             );
             let work = async {
-                let follow = engine::run(
-                    &app.engine(),
-                    &ActionRequest {
+                let signal = ProblemSignal {
+                    region: e.meta.region.as_deref(),
+                    notes: vec![note],
+                    action: Some(ActionRequest {
                         ecs_rolling_back: true,
                         ..ActionRequest::automatic(
                             ActionKind::Rollback,
@@ -296,14 +292,7 @@ async fn deployment_changed(
                             service,
                             format!("{} (circuit breaker)", d.event_name),
                         )
-                    },
-                )
-                .await;
-                let signal = ProblemSignal {
-                    region: e.meta.region.as_deref(),
-                    notes: vec![note],
-                    action_failed: follow.failed,
-                    actions: vec![follow.record],
+                    }),
                     ..ProblemSignal::new(
                         Kind::EcsDeployment,
                         Signal::DeploymentFailed,

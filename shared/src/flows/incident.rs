@@ -725,7 +725,7 @@ async fn join(
     escalate_on_failure(action_failed, &mut severity, &mut reasons);
     let notes: Vec<String> =
         sig.notes.iter().cloned().chain(action_notes(&actions)).map(|n| redactor.text(&n)).collect();
-    let mut o = outcome_for(sig, &updated, severity, cause, updated.failures());
+    let mut o = outcome_for(sig, &updated, severity, cause, failures);
     o.actions = actions.clone();
     if quiet {
         // The opening alert is on its way from another invocation: no update

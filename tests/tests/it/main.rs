@@ -9,6 +9,7 @@ mod ecs_incidents;
 mod engine_faults;
 mod faults;
 mod functions;
+mod incident_core;
 mod lost_responses;
 mod redaction;
 mod redelivery;

@@ -1,0 +1,237 @@
+//! The incident core's guarantees under the failures issue 9 names, one test
+//! per finding (see the closing note for the map), through the real binaries
+//! against the local server — and, where only a race between two writes
+//! shows it, through the state store against the same server.
+
+use autopilot_tests::{LedgerSeed, SeededService, TestBed, fixture};
+use serde_json::Value;
+use shared::adapters::state::{Delivery, StateStore, UpdateClaim};
+use shared::lifecycle::{Incident, Opening, Subject, UpdateReason};
+use shared::{Cause, Severity};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+fn is_opening_alert(subject: &str) -> bool {
+    !subject.contains("UPDATE") && !subject.starts_with("[RESOLVED]")
+}
+
+/// An endpoint that accepts connections and never answers: every call to it
+/// hangs until the caller's timeout (or the process dies).
+fn black_hole() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind black hole");
+    let addr = listener.local_addr().expect("addr");
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn executed(ledger: &[(String, String, String)]) -> usize {
+    ledger.iter().filter(|(_, status, _)| status == "executed").count()
+}
+
+/// Finding 1: the opener dies after recording the incident and rolling back,
+/// while its evidence writes hang; Lambda's retry of the same invocation
+/// (same request id) must still send the one opening alert — naming the
+/// rollback the dead attempt executed — and must not roll back again.
+#[tokio::test(flavor = "multi_thread")]
+async fn finding_1_an_opener_killed_before_its_alert_is_retried_into_exactly_one_opening_alert() {
+    let bed = TestBed::new("lostalert").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
+    let event = svc.retarget(&fixture("ecs/deployment-failed.json"), "lost-alert-1", "x");
+    let mut env = bed.function_env();
+    env.push(("AWS_ENDPOINT_URL_S3".into(), black_hole()));
+    env.push(("SDK_OPERATION_TIMEOUT_SECONDS".into(), "120".into()));
+    env.push(("SDK_ATTEMPT_TIMEOUT_SECONDS".into(), "120".into()));
+    let mut first = bed.start_with_env("ecs-events", env);
+    let request_id = first.submit(&event);
+    // Wait for the rollback (recorded `executing` before its call), then for
+    // the process to be stuck in the evidence writes.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let acted = |l: &[(String, String, String)]| l.iter().any(|(_, s, _)| s == "executing" || s == "executed");
+    while !acted(&svc.ledger(&bed).await) {
+        assert!(Instant::now() < deadline, "the first attempt never rolled back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(first.answer(&request_id, Duration::from_millis(10)).is_none(), "stuck in the evidence writes");
+    first.kill();
+    assert!(bed.notifications().await.is_empty(), "killed before anything was published");
+
+    let mut retry = bed.start("ecs-events", &[]);
+    let o = tokio::task::block_in_place(|| retry.invoke_as(&request_id, &event)).expect_response("the retry");
+    let notes = bed.notifications().await;
+    let openings: Vec<_> = notes.iter().filter(|n| is_opening_alert(&n.subject)).collect();
+    assert_eq!(openings.len(), 1, "{:?}\n{o}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
+    assert!(
+        openings[0].message.contains("rollback executed"),
+        "the dead attempt's rollback is announced:\n{}",
+        openings[0].message
+    );
+    assert_eq!(executed(&svc.ledger(&bed).await), 1, "never a second rollback");
+    assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
+    // A later redelivery of the same event is a duplicate: still one alert.
+    let again = retry.outcome(&event);
+    assert_eq!(again["notified"], "suppressed:duplicate-event", "{again}");
+    assert!(bed.notifications().await.is_empty(), "nothing more was sent");
+}
+
+/// Finding 6: an action executed on the service while its incident is open —
+/// by an invocation that lost the race to open it, or died before telling —
+/// is announced by the incident's next message, even inside the update interval.
+#[tokio::test(flavor = "multi_thread")]
+async fn finding_6_an_action_another_invocation_executed_is_announced_by_the_next_message() {
+    let bed = TestBed::new("unannounced").await;
+    let svc = SeededService::create(&bed, "api", 3).await;
+    let stop = fixture("ecs/task-stopped-app-crash.json");
+    let mut p = bed.start("ecs-events", &[]);
+    let opened = p.outcome(&svc.retarget(&stop, "unann-1", &format!("{:032x}", 1)));
+    let incident = opened["incident"].as_str().expect("incident").to_string();
+    assert_eq!(bed.notifications().await.len(), 1);
+    let detail = "rolled back api:7 -> api:6 (UpdateService); executed by an invocation that died before announcing it";
+    svc.seed_ledger(
+        &bed,
+        &LedgerSeed {
+            at: now(),
+            action: "rollback",
+            status: "executed",
+            automatic: true,
+            from: Some("api:7"),
+            to: Some("api:6"),
+            detail,
+        },
+    )
+    .await;
+    let joined = p.outcome(&svc.retarget(&stop, "unann-2", &format!("{:032x}", 2)));
+    assert_eq!(joined["incident"], incident.as_str());
+    // (notifications() hands out each message once: these are the new ones.)
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "{joined}");
+    assert!(notes[0].subject.contains("UPDATE"), "{}", notes[0].subject);
+    assert!(notes[0].message.contains(detail), "the executed action is announced:\n{}", notes[0].message);
+    // Announced once: the next stop inside the interval stays quiet.
+    let third = p.outcome(&svc.retarget(&stop, "unann-3", &format!("{:032x}", 3)));
+    assert_eq!(third["notified"], "suppressed:incident-open-update-interval", "{third}");
+}
+
+/// Finding 7: a stale, milder reading can never lower an incident's severity,
+/// whatever makes its update due (here an action to announce, which used to
+/// let any claim through).
+#[tokio::test(flavor = "multi_thread")]
+async fn finding_7_a_stale_milder_claim_never_lowers_the_severity() {
+    let bed = TestBed::new("sevfall").await;
+    let state = StateStore::new(bed.dynamodb.clone(), bed.table.clone());
+    let subject = Subject::service("prod", "api");
+    let t = now();
+    let opening = Opening {
+        severity: Severity::Sev3,
+        cause: Cause::Unknown,
+        summary: "task failed".into(),
+        source: "ecs".into(),
+        failed_tasks: Vec::new(),
+    };
+    let incident = Incident::opening(subject.clone(), &opening, t, "req-a", t + 330);
+    assert!(state.create_incident(&incident).await.expect("create"));
+    state
+        .mark_delivered(&incident, &Delivery { severity: Some(Severity::Sev3), ..Default::default() }, t)
+        .await
+        .expect("delivered");
+    // Invocation A read the incident at SEV3 …
+    let stale = state.open_incident(&subject).await.expect("read").expect("open");
+    // … B raises it to SEV2 and announces that …
+    let claim = |reason, severity, key| UpdateClaim {
+        reason,
+        severity,
+        cause: None,
+        first_unannounced: key,
+        now: t + 5,
+        interval_seconds: 900,
+    };
+    let raised = state
+        .claim_update(&stale, &claim(UpdateReason::SeverityRose(Severity::Sev3), Severity::Sev2, None))
+        .await
+        .expect("raise");
+    assert_eq!(raised.map(|i| i.severity), Some(Severity::Sev2));
+    // … then A, still believing SEV3, claims an update for an action.
+    let a = state
+        .claim_update(&stale, &claim(UpdateReason::Action, Severity::Sev3, Some("ledger#x")))
+        .await
+        .expect("claim")
+        .expect("an action is news");
+    assert_eq!(a.severity, Severity::Sev2, "A announces the stored severity, not its stale one");
+    // A stale rise to SEV3 (from the SEV3 it read) is refused outright.
+    let stale_rise = state
+        .claim_update(&stale, &claim(UpdateReason::SeverityRose(Severity::Sev3), Severity::Sev3, None))
+        .await
+        .expect("claim");
+    assert!(stale_rise.is_none());
+    assert!(!state.raise_severity(&stale, Severity::Sev3).await.expect("raise"), "never lowered");
+    let now_stored = state.open_incident(&subject).await.expect("read").expect("open");
+    assert_eq!(now_stored.severity, Severity::Sev2);
+}
+
+/// Finding 10: a crash loop is counted once per task, per revision, within
+/// the window: two failures of the old revision (one reported twice) and
+/// one of a fresh revision are not a crash loop of the fresh one, and do not
+/// roll it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn finding_10_old_failures_and_repeated_reports_do_not_make_a_fresh_revision_a_crash_loop() {
+    let bed = TestBed::new("perrev").await;
+    let svc = SeededService::create(&bed, "api", 3).await;
+    let stop = fixture("ecs/task-stopped-app-crash.json");
+    let old = svc.task_definition_arn.clone();
+    let mut p = bed.start("ecs-events", &[]);
+    let at = |event_id: &str, task: u32, td: &str| {
+        let mut e = svc.retarget(&stop, event_id, &format!("{task:032x}"));
+        e["detail"]["taskDefinitionArn"] = Value::from(td);
+        e
+    };
+    p.outcome(&at("perrev-1", 1, &old));
+    p.outcome(&at("perrev-2", 2, &old));
+    // The same task's stop reported again under another event id.
+    p.outcome(&at("perrev-2b", 2, &old));
+    let fresh = svc.deploy_new_revision(&bed, "v2.5.0").await;
+    let o = p.outcome(&at("perrev-3", 3, &fresh));
+    let summary = o["summary"].as_str().unwrap_or_default();
+    assert!(!summary.contains("failed tasks)"), "one failure of the fresh revision, counted alone: {o}");
+    let acted = o["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["status"] == "executed"));
+    assert!(!acted, "{o}");
+    assert_eq!(executed(&svc.ledger(&bed).await), 0);
+    assert_eq!(svc.current(&bed).await.0, fresh, "the fresh revision keeps running");
+    // Two more distinct failures of the fresh revision make three of it.
+    p.outcome(&at("perrev-4", 4, &fresh));
+    let third = p.outcome(&at("perrev-5", 5, &fresh));
+    assert!(third["summary"].as_str().unwrap_or_default().contains("(3 failed tasks)"), "{third}");
+}
+
+/// Open incidents are listed from the sparse index: two services' incidents
+/// appear, and a resolved one leaves the list.
+#[tokio::test(flavor = "multi_thread")]
+async fn open_incidents_are_listed_and_leave_the_list_when_resolved() {
+    let bed = TestBed::new("listing").await;
+    let api = SeededService::create(&bed, "api", 2).await;
+    let web = SeededService::create(&bed, "web", 2).await;
+    let stop = fixture("ecs/task-stopped-app-crash.json");
+    let mut p = bed.start("ecs-events", &[]);
+    let a = p.outcome(&api.retarget(&stop, "list-1", &format!("{:032x}", 1)));
+    let w = p.outcome(&web.retarget(&stop, "list-2", &format!("{:032x}", 2)));
+    let state = StateStore::new(bed.dynamodb.clone(), bed.table.clone());
+    let mut ids: Vec<String> = state.open_incidents().await.expect("list").into_iter().map(|i| i.id).collect();
+    ids.sort();
+    let mut expected = vec![a["incident"].as_str().unwrap().to_string(), w["incident"].as_str().unwrap().to_string()];
+    expected.sort();
+    assert_eq!(ids, expected);
+    let steady = api.retarget(&fixture("ecs/service-steady-state.json"), "list-3", "x");
+    let resolved = p.outcome(&steady);
+    assert_eq!(resolved["incident"], a["incident"], "{resolved}");
+    let left: Vec<String> = state.open_incidents().await.expect("list").into_iter().map(|i| i.id).collect();
+    assert_eq!(left, vec![w["incident"].as_str().unwrap().to_string()]);
+}
