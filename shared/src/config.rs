@@ -63,6 +63,9 @@ pub struct Settings {
     /// `UPDATE_INTERVAL_MINUTES` (15): at most one update per open incident
     /// per interval, unless the severity changes.
     pub update_interval: Duration,
+    /// `ESCALATE_AFTER_MINUTES` (15): an incident open longer than this gets
+    /// one escalation (a SEV1 one every 30 minutes while open).
+    pub escalate_after: Duration,
     /// `CRASH_LOOP_THRESHOLD` (3): this many failed tasks in the window make a crash loop.
     pub crash_loop_threshold: u32,
     /// `LOG_LINES` (20): error lines kept from the failing container's log.
@@ -99,6 +102,7 @@ impl Default for Settings {
         Self {
             incident_window: Duration::from_secs(60 * 60),
             update_interval: Duration::from_secs(15 * 60),
+            escalate_after: Duration::from_secs(15 * 60),
             crash_loop_threshold: 3,
             log_lines: 20,
             console_region: "us-east-1".into(),
@@ -174,6 +178,7 @@ impl Config {
             limits,
             incident_window: minutes("INCIDENT_WINDOW_MINUTES", defaults.incident_window)?,
             update_interval: minutes("UPDATE_INTERVAL_MINUTES", defaults.update_interval)?,
+            escalate_after: minutes("ESCALATE_AFTER_MINUTES", defaults.escalate_after)?,
             crash_loop_threshold: parse_u64("CRASH_LOOP_THRESHOLD", lookup("CRASH_LOOP_THRESHOLD").as_deref())?
                 .map(|n| n.max(1) as u32)
                 .unwrap_or(defaults.crash_loop_threshold),

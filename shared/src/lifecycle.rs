@@ -343,6 +343,47 @@ pub fn unannounced<'a>(incident: &Incident, ledger: &'a [LedgerEntry]) -> Vec<&'
         .collect()
 }
 
+/// What the escalation job does with one open incident.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Escalation {
+    /// Nothing now.
+    NotDue,
+    /// Send escalation number `nth` (1 for the first).
+    Escalate { nth: u32 },
+    /// No signal for longer than the window: close it as expired, and say so.
+    Expire,
+}
+
+/// A SEV1 is re-announced this often while open.
+pub const SEV1_REPEAT_SECONDS: i64 = 30 * 60;
+
+/// Whether `incident` is due an escalation now: one once it has been open
+/// longer than `escalate_after_seconds`, and for a SEV1 one more every 30
+/// minutes after that. An incident whose opening alert is not out yet is
+/// left to its sender; one with no signal for a whole window is expired.
+pub fn escalation_due(incident: &Incident, now: i64, escalate_after_seconds: i64, policy: &Policy) -> Escalation {
+    if incident.last_event_at < now - policy.window_seconds {
+        return Escalation::Expire;
+    }
+    if !incident.alert_delivered() {
+        return Escalation::NotDue;
+    }
+    let age = now - incident.opened_at;
+    if age <= escalate_after_seconds {
+        return Escalation::NotDue;
+    }
+    let sent = incident.escalations;
+    if sent == 0 {
+        return Escalation::Escalate { nth: 1 };
+    }
+    let next_at = escalate_after_seconds + i64::from(sent) * SEV1_REPEAT_SECONDS;
+    if incident.severity == Severity::Sev1 && age > next_at {
+        Escalation::Escalate { nth: sent + 1 }
+    } else {
+        Escalation::NotDue
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,6 +489,31 @@ mod tests {
         for (name, current, signal, now, token, expected) in rows {
             assert_eq!(next_step(current.as_ref(), signal, now, token, &POLICY), expected, "{name}");
         }
+    }
+
+    #[test]
+    fn escalations_once_after_the_delay_and_for_a_sev1_every_thirty_minutes() {
+        let policy = Policy { window_seconds: 7200, update_interval_seconds: 900 };
+        let at = |inc: &Incident, minutes: i64| escalation_due(inc, T0 + minutes * 60, 15 * 60, &policy);
+        let mut sev2 = delivered();
+        sev2.severity = Severity::Sev2;
+        sev2.last_event_at = T0 + 100 * 60;
+        assert_eq!(at(&sev2, 10), Escalation::NotDue, "not yet");
+        assert_eq!(at(&sev2, 16), Escalation::Escalate { nth: 1 });
+        sev2.escalations = 1;
+        assert_eq!(at(&sev2, 90), Escalation::NotDue, "a SEV2 escalates once");
+        let mut sev1 = sev2.clone();
+        sev1.severity = Severity::Sev1;
+        assert_eq!(at(&sev1, 30), Escalation::NotDue);
+        assert_eq!(at(&sev1, 46), Escalation::Escalate { nth: 2 });
+        sev1.escalations = 2;
+        assert_eq!(at(&sev1, 60), Escalation::NotDue);
+        assert_eq!(at(&sev1, 76), Escalation::Escalate { nth: 3 });
+        let quiet = delivered();
+        assert_eq!(at(&quiet, 121), Escalation::Expire, "no signal for a whole window");
+        let mut unsent = pending("req-a", T0 + 330);
+        unsent.last_event_at = T0 + 100 * 60;
+        assert_eq!(at(&unsent, 16), Escalation::NotDue, "the opening alert goes first");
     }
 
     #[test]

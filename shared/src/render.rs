@@ -311,6 +311,70 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
     }
 }
 
+/// An escalation: an incident open longer than the escalation delay.
+#[derive(Debug, Clone)]
+pub struct EscalationView<'a> {
+    pub severity: Severity,
+    pub cause: Cause,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub incident: &'a str,
+    pub problem: &'a str,
+    pub opened_at: &'a str,
+    pub open_for_seconds: i64,
+    /// 1 for the first escalation; a SEV1 is re-announced.
+    pub nth: u32,
+    /// What was tried: the incident's notes and the actions in the ledger.
+    pub tried: &'a [String],
+    pub evidence: Option<&'a str>,
+    pub links: Links,
+}
+
+pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message {
+    let open_for = human_duration(v.open_for_seconds);
+    let again = if v.nth > 1 { format!(" (reminder {})", v.nth - 1) } else { String::new() };
+    let subject = subject_line(&format!(
+        "[{}] ESCALATION {}/{}: {} unresolved for {open_for}{again}",
+        v.severity, v.cluster, v.service, v.problem
+    ));
+    let mut b = String::new();
+    let _ = writeln!(b, "INCIDENT ESCALATION - {} still open after {open_for}{again}", v.severity);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Service:   {}/{}", v.cluster, v.service);
+    let _ = writeln!(b, "Incident:  {}", v.incident);
+    let _ = writeln!(b, "Problem:   {} - {} ({})", v.problem, v.cause.headline(), v.cause);
+    let _ = writeln!(b, "Started:   {}", v.opened_at);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "What was tried");
+    if v.tried.is_empty() {
+        let _ = writeln!(b, "- nothing automatic: this needs a person");
+    }
+    for t in v.tried {
+        let _ = writeln!(b, "- {t}");
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "Next steps ({})", v.cause.as_str());
+    for (i, step) in v.cause.next_steps().iter().enumerate() {
+        let _ = writeln!(b, "{}. {step}", i + 1);
+    }
+    if let Some(e) = v.evidence {
+        let _ = writeln!(b);
+        let _ = writeln!(b, "Evidence: {e}");
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "- Service health: {}", v.links.service());
+    let _ = writeln!(b, "- Deployments: {}", v.links.deployments());
+    Message {
+        subject: redactor.text(&subject),
+        body: redactor.text(&b),
+        severity: v.severity,
+        cluster: v.cluster.into(),
+        service: v.service.into(),
+        cause: v.cause,
+        kind: Kind::Report,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -907,6 +907,12 @@ async fn resolve(
     Ok(Some((closing, message_id)))
 }
 
+/// Close `inc` as expired (no signal for a whole window), saying so to the
+/// channel; `Ok(false)` when another invocation closed it first.
+pub(crate) async fn expire(app: &App, inc: &Incident, why: &str) -> Result<bool, AutopilotError> {
+    Ok(resolve(app, Kind::Report, inc, why, None).await?.is_some())
+}
+
 /// Resolve the service's open incident, once, with its time to recover.
 pub async fn on_recovery(
     app: &App,

@@ -7,6 +7,7 @@ mod actions;
 mod alarms;
 mod ecs_incidents;
 mod engine_faults;
+mod escalation;
 mod faults;
 mod functions;
 mod incident_core;

@@ -588,6 +588,25 @@ impl StateStore {
         }
     }
 
+    /// Give escalation `nth` back (its message could not be sent), so that
+    /// the next run sends it.
+    pub async fn uncount_escalation(&self, incident: &Incident, nth: u32) -> Result<(), AutopilotError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(incident.subject.key()))
+            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_expression("SET escalations = :previous")
+            .condition_expression("incident_id = :id AND escalations = :nth")
+            .expression_attribute_values(":id", s(&incident.id))
+            .expression_attribute_values(":nth", n(nth as i64))
+            .expression_attribute_values(":previous", n(nth as i64 - 1))
+            .send()
+            .await;
+        self.conditional("UpdateItem (escalation given back)", result).map(|_| ())
+    }
+
     /// Close the open incident `id` without a message (once: the winner gets
     /// it back) and keep it in the history.
     pub async fn close_incident(
