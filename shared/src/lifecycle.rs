@@ -135,6 +135,8 @@ pub struct Incident {
     pub announced: Vec<String>,
     /// Escalations sent (by the scheduled escalation job).
     pub escalations: u32,
+    /// The impact the opening alert stated (tasks running, targets healthy).
+    pub impact: Vec<String>,
 }
 
 impl Incident {
@@ -166,6 +168,7 @@ impl Incident {
             source: opening.source.clone(),
             announced: Vec::new(),
             escalations: 0,
+            impact: Vec::new(),
         }
     }
 

@@ -264,6 +264,8 @@ pub struct ResolvedView<'a> {
     pub notes: &'a [String],
     pub evidence: Option<&'a str>,
     pub links: Links,
+    /// The post-incident report, when it was stored.
+    pub report: Option<&'a str>,
 }
 
 pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
@@ -298,7 +300,15 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         let _ = writeln!(b, "Evidence: {e}");
     }
     let _ = writeln!(b);
-    let _ = writeln!(b, "Follow-up: write the incident report; evidence and timeline are in the bundle above.");
+    match v.report {
+        Some(r) => {
+            let _ =
+                writeln!(b, "Incident report: {r} (timeline, root cause, follow-up checklist; review and complete it)");
+        }
+        None => {
+            let _ = writeln!(b, "Follow-up: write the incident report; evidence and timeline are in the bundle above.");
+        }
+    }
     let _ = writeln!(b, "- Service health: {}", v.links.service());
     Message {
         subject: redactor.text(&subject),
@@ -309,6 +319,117 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         cause: v.cause,
         kind: v.kind,
     }
+}
+
+/// The post-incident report of a resolved incident.
+#[derive(Debug, Clone)]
+pub struct IncidentReportView<'a> {
+    pub incident: &'a crate::lifecycle::Incident,
+    /// The subject's ledger since the incident opened.
+    pub ledger: &'a [crate::snapshot::LedgerEntry],
+    pub resolved_at: i64,
+    pub resolved_by: &'a str,
+}
+
+fn iso_of(epoch: i64) -> String {
+    chrono::DateTime::from_timestamp(epoch, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
+}
+
+/// The incident report in Markdown, after the runbooks' template: title,
+/// date, duration, severity, impact, timeline, root cause, resolution,
+/// follow-up checklist. The machine fills in what it knows; the checklist is
+/// for the people who review it.
+pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -> String {
+    let inc = v.incident;
+    let duration = human_duration(v.resolved_at - inc.opened_at);
+    let problem = inc.summary.split(" - ").next().unwrap_or("incident");
+    let mut b = String::new();
+    let _ = writeln!(b, "# Incident report: {} — {} ({})", inc.subject.label(), problem, inc.id);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "| | |");
+    let _ = writeln!(b, "|---|---|");
+    let _ = writeln!(b, "| Date | {} |", iso_of(inc.opened_at));
+    let _ = writeln!(b, "| Duration | {duration} ({} s) |", v.resolved_at - inc.opened_at);
+    let _ = writeln!(b, "| Severity | {} |", inc.severity);
+    let _ = writeln!(b, "| Subject | {} |", inc.subject.label());
+    let _ = writeln!(b, "| Cause | {} ({}) |", inc.cause.headline(), inc.cause);
+    let _ = writeln!(b, "| Opened by | {} |", inc.source);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "## Impact");
+    let _ = writeln!(b);
+    for i in &inc.impact {
+        let _ = writeln!(b, "- {i}");
+    }
+    let _ = writeln!(b, "- {} failed task(s) counted, {} signal(s) received", inc.failures(), inc.events);
+    let _ = writeln!(b);
+    let _ = writeln!(b, "## Timeline (UTC)");
+    let _ = writeln!(b);
+    let mut timeline: Vec<(i64, String)> = vec![(inc.opened_at, format!("incident opened: {}", inc.summary))];
+    if let crate::lifecycle::Alert::Delivered { at } = inc.alert {
+        timeline.push((at, "alert sent".into()));
+    }
+    for e in v.ledger {
+        timeline.push((e.at, format!("{} {}: {}", e.action.as_str(), e.status.as_str(), e.detail)));
+    }
+    if inc.escalations > 0 {
+        timeline
+            .push((inc.last_notified_at.unwrap_or(inc.opened_at), format!("escalated {} time(s)", inc.escalations)));
+    }
+    timeline.push((v.resolved_at, format!("resolved by {}", v.resolved_by)));
+    timeline.sort_by_key(|(at, _)| *at);
+    for (at, what) in timeline {
+        let _ = writeln!(b, "- {} — {what}", iso_of(at));
+    }
+    if !inc.notes.is_empty() {
+        let _ = writeln!(b);
+        let _ = writeln!(b, "Notes recorded during the incident:");
+        for n in &inc.notes {
+            let _ = writeln!(b, "- {n}");
+        }
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "## Root cause (as diagnosed)");
+    let _ = writeln!(b);
+    let _ = writeln!(
+        b,
+        "{} (`{}`), as diagnosed from the stop reasons, service events and logs in the evidence.",
+        inc.cause.headline(),
+        inc.cause
+    );
+    let _ = writeln!(b);
+    let _ = writeln!(b, "## Resolution");
+    let _ = writeln!(b);
+    let executed: Vec<_> = v
+        .ledger
+        .iter()
+        .filter(|e| matches!(e.status, crate::snapshot::LedgerStatus::Executed))
+        .map(|e| format!("{} ({})", e.action.as_str(), e.detail))
+        .collect();
+    if executed.is_empty() {
+        let _ = writeln!(b, "Recovered without an automatic action; resolved by {}.", v.resolved_by);
+    } else {
+        let _ = writeln!(b, "Actions executed: {}. Resolved by {}.", executed.join("; "), v.resolved_by);
+    }
+    if let Some(e) = &inc.evidence {
+        let _ = writeln!(b);
+        let _ = writeln!(b, "Evidence: {e}");
+    }
+    let _ = writeln!(b);
+    let _ = writeln!(b, "## Follow-up");
+    let _ = writeln!(b);
+    for item in [
+        "Confirm the root cause above against the evidence bundle (or correct it)",
+        "Decide whether the failing change is fixed, reverted or retried",
+        "Add or tune the alarm that should have caught this earlier",
+        "Update the runbook if a step was missing or wrong",
+        "Share this report with the owning team",
+    ] {
+        let _ = writeln!(b, "- [ ] {item}");
+    }
+    for step in inc.cause.next_steps() {
+        let _ = writeln!(b, "- [ ] {step}");
+    }
+    redactor.text(&b)
 }
 
 /// An escalation: an incident open longer than the escalation delay.
@@ -379,6 +500,61 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
 mod tests {
     use super::*;
     use crate::outcome::ActionStatus;
+
+    #[test]
+    fn an_incident_report_follows_the_template_with_a_timeline_and_checklist() {
+        use crate::lifecycle::{Alert, Incident, Opening, Subject};
+        use crate::snapshot::{LedgerEntry, LedgerStatus};
+        let opening = Opening {
+            severity: Severity::Sev2,
+            cause: Cause::OutOfMemory,
+            summary: "crash loop - out of memory".into(),
+            source: "ecs".into(),
+            failed_tasks: Vec::new(),
+        };
+        let mut inc = Incident::opening(Subject::service("prod", "api"), &opening, 1_795_000_000, "req", 0);
+        inc.alert = Alert::Delivered { at: 1_795_000_002 };
+        inc.impact = vec!["1 of 3 tasks running (0 pending)".into()];
+        inc.evidence = Some("s3://ev/incidents/prod/api/inc-1/".into());
+        let ledger = vec![LedgerEntry {
+            at: 1_795_000_001,
+            action: crate::outcome::ActionKind::Rollback,
+            status: LedgerStatus::Executed,
+            automatic: true,
+            from: None,
+            to: None,
+            detail: "roll back api:42 -> api:41 (UpdateService)".into(),
+            key: None,
+        }];
+        let md = render_incident_report(
+            &IncidentReportView {
+                incident: &inc,
+                ledger: &ledger,
+                resolved_at: 1_795_000_750,
+                resolved_by: "SERVICE_STEADY_STATE",
+            },
+            &Redactor::new(),
+        );
+        for section in [
+            "# Incident report: prod/api",
+            "| Duration | 12m 30s",
+            "| Severity | SEV2 |",
+            "## Impact",
+            "1 of 3 tasks running",
+            "## Timeline (UTC)",
+            "## Root cause (as diagnosed)",
+            "## Resolution",
+            "Actions executed: rollback",
+            "## Follow-up",
+            "- [ ] ",
+        ] {
+            assert!(md.contains(section), "missing {section:?}:\n{md}");
+        }
+        let opened = md.find("incident opened").unwrap();
+        let rolled = md.find("rollback executed").unwrap();
+        let resolved = md.find("resolved by SERVICE_STEADY_STATE").unwrap();
+        assert!(opened < rolled && rolled < resolved, "the timeline is in time order:\n{md}");
+    }
 
     #[test]
     fn a_body_larger_than_sns_accepts_is_cut_on_a_char_boundary_and_says_so() {
@@ -496,6 +672,7 @@ mod tests {
                 notes: &notes,
                 evidence: None,
                 links: Links { region: "us-east-1".into(), cluster: "prod".into(), service: "api".into() },
+                report: None,
             },
             &Redactor::new(),
         );

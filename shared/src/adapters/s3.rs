@@ -59,6 +59,20 @@ pub async fn put_json(
     put(clients, bucket, &prefix, object, encryption).await.map(|_| ())
 }
 
+/// One text object outside a bundle (the incident report, HTML reports).
+pub async fn put_text(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    body: String,
+    content_type: &'static str,
+    encryption: &Encryption,
+) -> Result<(), AwsError> {
+    let (prefix, name) = key.rsplit_once('/').map(|(p, n)| (format!("{p}/"), n)).unwrap_or((String::new(), key));
+    let object = EvidenceObject { name: name.to_string(), content_type, body: body.into_bytes() };
+    put(clients, bucket, &prefix, object, encryption).await.map(|_| ())
+}
+
 /// `Ok(true)` written, `Ok(false)` already there.
 async fn put(
     clients: &Clients,

@@ -647,6 +647,7 @@ async fn deliver_opening(
         evidence_location: evidence_uri.as_ref().map(|_| (app.config.evidence_bucket.clone(), prefix.clone())),
         links: links(app, sig),
     };
+    let view_impact = view.impact.clone();
     let message = render_alert(&view, &redactor);
     // Unpublished, the alert stays pending and ours: Lambda's retry of this
     // event (same token) sends it; so does the next signal once our lease is over.
@@ -664,6 +665,7 @@ async fn deliver_opening(
         notes: &notes,
         announced: &announced,
         failed_tasks: &failed_tasks,
+        impact: &view_impact,
     };
     if let Err(e) = app.state.mark_delivered(&incident, &delivery, now()).await {
         // The alert is out; the record says pending until our lease ends.
@@ -871,7 +873,10 @@ async fn resolve(
     let (cluster, service) = closing.subject.as_service().unwrap_or(("", ""));
     let ttr = t - closing.opened_at;
     let problem = closing.summary.split(" - ").next().unwrap_or("incident").to_string();
+    // The post-incident report, beside the evidence; the resolution names it.
+    let report = post_incident_report(app, &closing, resolved_by, t).await;
     let view = ResolvedView {
+        report: report.as_deref(),
         kind,
         severity: closing.severity,
         cause: closing.cause,
@@ -905,6 +910,33 @@ async fn resolve(
     app.state.finish_close(&closing, resolved_by, t).await;
     tracing::info!(incident = %closing.id, ttr_seconds = ttr, resolved_by, decision = "incident-resolved", "incident resolved");
     Ok(Some((closing, message_id)))
+}
+
+/// Write the incident report (Markdown, after the runbooks' template) beside
+/// the incident's evidence; its URI, or `None` when it could not be kept (the
+/// resolution goes out regardless, within a few seconds).
+async fn post_incident_report(app: &App, closing: &Incident, resolved_by: &str, t: i64) -> Option<String> {
+    let (cluster, service) = closing.subject.as_service()?;
+    let ledger = ledger_of(app, closing).await;
+    let markdown = crate::render::render_incident_report(
+        &crate::render::IncidentReportView { incident: closing, ledger: &ledger, resolved_at: t, resolved_by },
+        &crate::telemetry::redactor(),
+    );
+    let key = format!("{}report.md", evidence::prefix(cluster, service, &closing.id));
+    let encryption = Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
+    let bucket = &app.config.evidence_bucket;
+    let put = s3::put_text(&app.clients, bucket, &key, markdown, "text/markdown; charset=utf-8", &encryption);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), put).await {
+        Ok(Ok(())) => Some(format!("s3://{bucket}/{key}")),
+        Ok(Err(e)) => {
+            tracing::warn!(incident = %closing.id, error = %e, "incident report not stored");
+            None
+        }
+        Err(_) => {
+            tracing::warn!(incident = %closing.id, "incident report not stored within 5 s");
+            None
+        }
+    }
 }
 
 /// Close `inc` as expired (no signal for a whole window), saying so to the

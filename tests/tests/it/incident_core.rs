@@ -234,4 +234,18 @@ async fn open_incidents_are_listed_and_leave_the_list_when_resolved() {
     assert_eq!(resolved["incident"], a["incident"], "{resolved}");
     let left: Vec<String> = state.open_incidents().await.expect("list").into_iter().map(|i| i.id).collect();
     assert_eq!(left, vec![w["incident"].as_str().unwrap().to_string()]);
+    // The resolution names the post-incident report stored beside the evidence.
+    let resolution =
+        bed.notifications().await.into_iter().find(|n| n.subject.starts_with("[RESOLVED]")).expect("resolution");
+    let id = a["incident"].as_str().unwrap();
+    assert!(resolution.message.contains(&format!("{id}/report.md")), "{}", resolution.message);
+    let report_key = bed.evidence_keys().await.into_iter().find(|k| k.contains(id) && k.ends_with("report.md"));
+    let report_key = report_key.expect("report.md stored");
+    let body = bed.s3.get_object().bucket(&bed.bucket).key(&report_key).send().await.expect("get report");
+    let text = String::from_utf8(body.body.collect().await.expect("read").into_bytes().to_vec()).expect("utf-8");
+    for section in
+        ["# Incident report:", "## Impact", "## Timeline (UTC)", "## Root cause", "## Resolution", "## Follow-up"]
+    {
+        assert!(text.contains(section), "{section}:\n{text}");
+    }
 }

@@ -111,6 +111,7 @@ fn incident() -> Incident {
         source: "ecs".into(),
         announced: Vec::new(),
         escalations: 0,
+        impact: Vec::new(),
     }
 }
 

@@ -77,6 +77,11 @@ fn incident_from(item: &Item) -> Option<Incident> {
         source: get_s(item, "source").unwrap_or_else(|| "ecs".into()),
         announced: string_set(item, "announced"),
         escalations: get_n(item, "escalations").unwrap_or_default().max(0) as u32,
+        impact: item
+            .get("impact")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
     })
 }
 
@@ -94,6 +99,8 @@ pub struct Delivery<'a> {
     pub announced: &'a [String],
     /// Failed tasks the diagnosis found (counted once each).
     pub failed_tasks: &'a [FailedTask],
+    /// The impact the alert stated, for the incident report.
+    pub impact: &'a [String],
 }
 
 /// One attempt to claim an update (see [`StateStore::claim_update`]).
@@ -409,6 +416,10 @@ impl StateStore {
             req = req
                 .expression_attribute_values(":empty", AttributeValue::L(vec![]))
                 .expression_attribute_values(":notes", AttributeValue::L(d.notes.iter().map(s).collect()));
+        }
+        if !d.impact.is_empty() {
+            sets.push("impact = :impact");
+            req = req.expression_attribute_values(":impact", AttributeValue::L(d.impact.iter().map(s).collect()));
         }
         if !d.failed_tasks.is_empty() {
             adds.push("failed_tasks :failed");
