@@ -75,7 +75,12 @@ fn sk_is(key: Option<&std::collections::HashMap<String, AttributeValue>>, sk: &s
 /// ECS answering a failed deployment of revision 42 (41 completed before);
 /// `update` is the mutating call's rule.
 fn ecs(update: &Rule) -> aws_sdk_ecs::Client {
-    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(service);
+    ecs_answering(service, update)
+}
+
+/// ECS answering DescribeServices with `describe`, revisions 42 and 41 ACTIVE.
+fn ecs_answering(describe: fn() -> DescribeServicesOutput, update: &Rule) -> aws_sdk_ecs::Client {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(describe);
     let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
         aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
             .task_definition_arns(td(42))
@@ -144,6 +149,15 @@ fn known_good_read(readable: bool) -> Rule {
 }
 
 async fn engine_run(ecs: aws_sdk_ecs::Client, dynamodb: aws_sdk_dynamodb::Client) -> ActionResult {
+    engine_run_with(ecs, dynamodb, |r| r).await
+}
+
+/// Run an automatic rollback request, shaped by `shape`, through the engine.
+async fn engine_run_with(
+    ecs: aws_sdk_ecs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    shape: impl for<'a> FnOnce(ActionRequest<'a>) -> ActionRequest<'a>,
+) -> ActionResult {
     let dead = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url("http://127.0.0.1:9")
         .region(aws_config::Region::new("us-east-1"))
@@ -166,7 +180,9 @@ async fn engine_run(ecs: aws_sdk_ecs::Client, dynamodb: aws_sdk_dynamodb::Client
     .expect("config");
     let state = StateStore::new(dynamodb, "state");
     let engine = Engine { function: "ecs-events", config: &config, clients: &clients, state: &state };
-    run(&engine, &ActionRequest::automatic(ActionKind::Rollback, "prod", "api", "SERVICE_DEPLOYMENT_FAILED test")).await
+    let request =
+        shape(ActionRequest::automatic(ActionKind::Rollback, "prod", "api", "SERVICE_DEPLOYMENT_FAILED test"));
+    run(&engine, &request).await
 }
 
 #[tokio::test]
@@ -222,4 +238,56 @@ async fn when_the_call_fails_and_the_hold_cannot_be_recorded_the_result_should_s
     let detail = &r.record.detail;
     assert!(detail.contains("hold NOT recorded") && detail.contains("AccessDenied"), "{detail}");
     assert!(!detail.contains("are now held"), "must not claim a hold that is not there: {detail}");
+}
+
+/// The service after ECS's circuit breaker rolled back release 42: ECS's own
+/// rollback deployment of 41 is PRIMARY and COMPLETED; the failed deployment
+/// of 42 is still listed, ACTIVE and FAILED, while its tasks drain. (The
+/// local server cannot list two deployments; these are ECS's shapes.)
+fn rolled_back_by_ecs() -> DescribeServicesOutput {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    DescribeServicesOutput::builder()
+        .services(
+            Service::builder()
+                .service_name("api")
+                .cluster_arn("arn:aws:ecs:us-east-1:111122223333:cluster/prod")
+                .status("ACTIVE")
+                .desired_count(3)
+                .running_count(3)
+                .task_definition(td(41))
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/3")
+                        .status("PRIMARY")
+                        .task_definition(td(41))
+                        .rollout_state(DeploymentRolloutState::Completed)
+                        .rollout_state_reason("ECS deployment ecs-svc/3 completed.")
+                        .created_at(DateTime::from_secs(now - 240))
+                        .build(),
+                )
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/2")
+                        .status("ACTIVE")
+                        .task_definition(td(42))
+                        .rollout_state(DeploymentRolloutState::Failed)
+                        .rollout_state_reason("ECS deployment circuit breaker: task failed to start.")
+                        .created_at(DateTime::from_secs(now - 900))
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn when_ecs_already_rolled_back_an_automatic_rollback_should_never_go_onto_the_failed_deployments_revision() {
+    let update = updated();
+    let r = engine_run(
+        ecs_answering(rolled_back_by_ecs, &update),
+        dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+    )
+    .await;
+    assert_eq!(update.num_calls(), 0, "the healthy service stays on 41: {:?}", r.record);
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
 }

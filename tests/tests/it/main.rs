@@ -12,4 +12,5 @@ mod functions;
 mod lost_responses;
 mod redaction;
 mod redelivery;
+mod stale_triggers;
 mod timeouts;
