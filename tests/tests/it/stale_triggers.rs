@@ -195,3 +195,44 @@ async fn a_revision_whose_later_deployment_failed_is_not_known_good() {
     assert_eq!(o["actions"][0]["status"], "executed", "{o}");
     assert_eq!(svc.current(&bed).await.0, v2, "v1's last deployment failed, so v2 is the target, not {v1}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn known_good_history_writes_are_idempotent_and_never_move_backwards() {
+    let bed = TestBed::new("kg-writes").await;
+    let state = shared::adapters::state::StateStore::new(bed.dynamodb.clone(), bed.table.clone());
+    let td = "arn:aws:ecs:us-east-1:111122223333:task-definition/api:7";
+    let (c, s) = ("prod", "api");
+    let t = 1_795_183_200;
+    assert!(state.record_completion(c, s, td, "ecs-svc/7", t).await.expect("first completion"));
+    // A redelivery of the same completion, and a late older one: nothing moves
+    // back, but the older one is the first completion.
+    assert!(!state.record_completion(c, s, td, "ecs-svc/7", t).await.expect("redelivery"));
+    assert!(!state.record_completion(c, s, "api:7", "ecs-svc/6", t - 600).await.expect("late, older"));
+    assert!(state.record_failure(c, s, td, "ecs-svc/8", t + 60).await.expect("failure"));
+    assert!(!state.record_failure(c, s, td, "ecs-svc/5", t - 60).await.expect("late, older failure"));
+    assert!(state.record_rolled_away(c, s, td, t + 120).await.expect("rolled away"));
+    let history = state.known_good_history(c, s).await.expect("history");
+    assert_eq!(
+        history,
+        vec![shared::snapshot::KnownGood {
+            task_definition: td.into(),
+            first_completed_at: Some(t - 600),
+            completed_at: Some(t),
+            completed_by: Some("ecs-svc/7".into()),
+            failed_at: Some(t + 60),
+            failed_deployment: Some("ecs-svc/8".into()),
+            rolled_away_at: Some(t + 120),
+        }]
+    );
+    // The old single slot is not history.
+    bed.dynamodb
+        .put_item()
+        .table_name(&bed.table)
+        .item("pk", AttributeValue::S("service#prod/api".into()))
+        .item("sk", AttributeValue::S("known-good#latest".into()))
+        .item("task_definition", AttributeValue::S("api:9".into()))
+        .send()
+        .await
+        .expect("legacy slot");
+    assert_eq!(state.known_good_history(c, s).await.expect("history").len(), 1);
+}
