@@ -200,6 +200,24 @@ impl Gathered {
     }
 }
 
+/// One revision's record in the known-good history
+/// (`known-good#<family>:<revision>`): when a deployment of it completed,
+/// when one failed, when we rolled away from it. Times are epoch seconds
+/// (event times for ECS's reports, the decision's time for our rollbacks).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownGood {
+    pub task_definition: String,
+    /// The first completion recorded: a later deployment of a revision that
+    /// completed before it is a redeploy (a rollback), not a fresh release.
+    pub first_completed_at: Option<i64>,
+    pub completed_at: Option<i64>,
+    /// The deployment whose completion is `completed_at`.
+    pub completed_by: Option<String>,
+    pub failed_at: Option<i64>,
+    pub failed_deployment: Option<String>,
+    pub rolled_away_at: Option<i64>,
+}
+
 /// A revision of the failing family, from ListTaskDefinitions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RevisionInfo {

@@ -29,7 +29,14 @@ pub struct SeededService {
     pub task_definition_arn: String,
     pub log_group: String,
     pub target_group_arn: String,
+    /// The id of the deployment the service was created with: the one a
+    /// retargeted deployment event names (the local server keeps it PRIMARY
+    /// until a new deployment is forced).
+    pub deployment_id: String,
 }
+
+/// The deployment id the ECS deployment fixtures name for the deployment under test.
+const FIXTURE_DEPLOYMENT_ID: &str = "ecs-svc/4476358862378401234";
 
 fn network() -> (String, Vec<String>, String) {
     let need =
@@ -119,7 +126,7 @@ impl SeededService {
             .and_then(|t| t.into_iter().next())
             .and_then(|t| t.target_group_arn)
             .expect("target group arn");
-        let service_arn = ecs
+        let created = ecs
             .create_service()
             .cluster(&cluster)
             .service_name(service)
@@ -148,8 +155,9 @@ impl SeededService {
             .await
             .expect("service")
             .service
-            .and_then(|s| s.service_arn)
-            .expect("service arn");
+            .expect("service");
+        let service_arn = created.service_arn.clone().expect("service arn");
+        let deployment_id = primary_deployment(&created).expect("the new service's deployment");
         Self {
             cluster,
             cluster_arn,
@@ -158,6 +166,7 @@ impl SeededService {
             task_definition_arn,
             log_group,
             target_group_arn,
+            deployment_id,
         }
     }
 
@@ -401,7 +410,9 @@ impl SeededService {
             .replace("arn:aws:ecs:us-east-1:111122223333:task-definition/api:42", &self.task_definition_arn)
             .replace("\"service:api\"", &format!("\"service:{}\"", self.service))
             .replace("task/prod/", &format!("task/{}/", self.cluster))
-            .replace("container/prod/", &format!("container/{}/", self.cluster));
+            .replace("container/prod/", &format!("container/{}/", self.cluster))
+            // A deployment event names a deployment the service has, as ECS's do.
+            .replace(FIXTURE_DEPLOYMENT_ID, &self.deployment_id);
         let mut v: Value = serde_json::from_str(&text).expect("retargeted json");
         v["id"] = Value::from(event_id);
         if let Some(detail) = v.get_mut("detail")
@@ -417,5 +428,75 @@ impl SeededService {
             v["resources"] = Value::from(vec![new_arn]);
         }
         v
+    }
+}
+
+/// The id of a service's PRIMARY deployment, as ECS (or the local server) returns it.
+fn primary_deployment(service: &aws_sdk_ecs::types::Service) -> Option<String> {
+    service.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id().map(str::to_string))
+}
+
+/// Deployments as ECS runs them: each release, and each rollback ECS's
+/// circuit breaker makes, is a new deployment with its own id.
+impl SeededService {
+    /// Start a new deployment of `task_definition`, as ECS does for a release
+    /// or a circuit-breaker rollback. Returns the new deployment's id.
+    pub async fn start_deployment(&self, bed: &TestBed, task_definition: &str) -> String {
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        // The local server only sets the revision on UpdateService; a forced
+        // deployment afterwards is a deployment of that revision (both in one
+        // call would create it with the old revision).
+        self.roll_to(bed, task_definition).await;
+        let updated = ecs
+            .update_service()
+            .cluster(&self.cluster)
+            .service(&self.service)
+            .force_new_deployment(true)
+            .send()
+            .await
+            .expect("start deployment")
+            .service
+            .expect("service");
+        primary_deployment(&updated).expect("the new deployment")
+    }
+
+    /// Register the next revision (a new image tag) and release it as a new
+    /// deployment. Returns its ARN and the deployment's id.
+    pub async fn release(&self, bed: &TestBed, tag: &str) -> (String, String) {
+        let image = format!("111122223333.dkr.ecr.us-east-1.amazonaws.com/{}:{tag}", self.service);
+        let arn = self.register_revision(bed, |c| c.image = Some(image)).await;
+        let deployment = self.start_deployment(bed, &arn).await;
+        (arn, deployment)
+    }
+
+    /// An ECS Deployment State Change fixture retargeted at this service,
+    /// naming `deployment_id`, its state changed at `updated_at` (epoch seconds).
+    pub fn deployment_event(&self, file: &str, event_id: &str, deployment_id: &str, updated_at: i64) -> Value {
+        let mut v = self.retarget(&crate::fixture(file), event_id, "-");
+        let when = chrono::DateTime::from_timestamp(updated_at, 0).expect("time");
+        v["detail"]["deploymentId"] = Value::from(deployment_id);
+        v["detail"]["updatedAt"] = Value::from(when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        v["time"] = Value::from(when.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        v
+    }
+
+    /// Every known-good history item of this service, as stored.
+    pub async fn known_good_items(
+        &self,
+        bed: &TestBed,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        bed.dynamodb
+            .query()
+            .table_name(&bed.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :kg)")
+            .expression_attribute_values(":pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .expression_attribute_values(":kg", AttributeValue::S("known-good#".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("query known-good")
+            .items
+            .unwrap_or_default()
     }
 }

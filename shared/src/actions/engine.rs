@@ -11,15 +11,24 @@
 //! the service is read under the lock and the entry recorded executed or
 //! failed ([`super::verify_unfinished`]). It is never repeated blindly.
 //!
+//! A trigger that no longer describes the service — a failed deployment no
+//! longer PRIMARY, a revision the service no longer runs, an alarm's
+//! "recent deployment" that is a rollback — is skipped and says why
+//! ([`ActionRequest::trigger_deployment`], [`ActionRequest::failing_revision`],
+//! [`ActionRequest::recent_deployment`]; decided by the pure planner).
+//!
 //! Critical path of an automatic rollback: DescribeServices, then the reads
-//! the plan needs (hold, ledger, known-good, revisions, service deployments)
-//! concurrently, the lock, the ledger re-read under it, the `executing`
-//! entry, and the mutating call. Pre-action evidence is written concurrently
-//! with the call; logs and the incident bundle come after.
+//! the plan needs (hold, ledger, known-good history, revisions, service
+//! deployments) concurrently, the lock, the ledger re-read under it, the
+//! `executing` entry, and the mutating call. Pre-action evidence is written
+//! concurrently with the call; the rolled-away mark on the known-good history,
+//! logs and the incident bundle come after.
 
 use serde_json::json;
 
-use super::rollback_plan::{Mechanism, RollbackDecision, RollbackInput, plan_rollback, td_key};
+use super::rollback_plan::{
+    Mechanism, RollbackDecision, RollbackInput, TriggerSubject, deployment_revision, plan_rollback, td_key,
+};
 use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
 use super::{
     ActionKind, Hold, LedgerEntry, LedgerStatus, Mode, Origin, SafetyReads, check_budget, check_safety,
@@ -62,6 +71,17 @@ pub struct ActionRequest<'a> {
     /// A runbook request's idempotency key and who asked; in the ledger.
     pub request_id: Option<&'a str>,
     pub requested_by: Option<&'a str>,
+    /// SERVICE_DEPLOYMENT_FAILED: the event's deployment id. A rollback acts
+    /// only while it is the service's PRIMARY, unfinished deployment.
+    pub trigger_deployment: Option<&'a str>,
+    /// The revision the signal is about — a crash loop's failing task
+    /// definition, the revision an alarm followed. A rollback acts only while
+    /// the service runs it.
+    pub failing_revision: Option<&'a str>,
+    /// An alarm that follows a deployment: the deployment it blames. A
+    /// rollback acts only while it is PRIMARY and a fresh release (not a
+    /// redeploy of a revision that reached steady state before it).
+    pub recent_deployment: Option<&'a str>,
 }
 
 impl<'a> ActionRequest<'a> {
@@ -79,6 +99,9 @@ impl<'a> ActionRequest<'a> {
             ecs_rolling_back: false,
             request_id: None,
             requested_by: None,
+            trigger_deployment: None,
+            failing_revision: None,
+            recent_deployment: None,
         }
     }
 }
@@ -92,6 +115,9 @@ pub struct ActionResult {
     /// A mutating call failed: the caller escalates to SEV1; automatic actions
     /// on this service are held until a person clears the hold.
     pub failed: bool,
+    /// The revision of [`ActionRequest::trigger_deployment`] as the service
+    /// listed it (`None` when it is no longer listed, or the service was not read).
+    pub trigger_revision: Option<String>,
 }
 
 /// How a decision ended, before `run` records it.
@@ -117,11 +143,13 @@ fn stop(status: ActionStatus, detail: impl Into<String>) -> Decided {
 type Step<T> = Result<T, Decided>;
 
 /// What a decision holds that `run` settles: the lock, and the `executing`
-/// ledger entry written before the mutating call (its sort key).
+/// ledger entry written before the mutating call (its sort key); and what it
+/// saw of the trigger, for the caller.
 #[derive(Default)]
 struct Held {
     lock_owner: Option<String>,
     executing: Option<String>,
+    trigger_revision: Option<String>,
 }
 
 fn record(kind: ActionKind, status: ActionStatus, detail: impl Into<String>) -> ActionRecord {
@@ -239,7 +267,12 @@ pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
         &[("Action", req.kind.as_str()), ("Status", status.as_str())],
         &[("Actions", 1.0, "Count")],
     );
-    ActionResult { record: record(req.kind, status, detail), plan: planned.as_ref().map(Planned::as_json), failed }
+    ActionResult {
+        record: record(req.kind, status, detail),
+        plan: planned.as_ref().map(Planned::as_json),
+        failed,
+        trigger_revision: held.trigger_revision,
+    }
 }
 
 /// Who asked, for the ledger.
@@ -337,6 +370,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
     let mut service = describe_service(app.clients, req.cluster, req.service)
         .await
         .map_err(|e| stop(ActionStatus::Failed, format!("cannot read the service before acting: {e}")))?;
+    held.trigger_revision = req.trigger_deployment.and_then(|d| deployment_revision(&service, d)).map(str::to_string);
     let (mode, mode_why) = resolve_mode(app.config.dry_run, tag(&service, "autopilot:mode"), req.dry_run);
     if mode == Mode::Off {
         return Err(stop(ActionStatus::Skipped, format!("mode off: {mode_why}")));
@@ -366,7 +400,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
             if kind != ActionKind::Rollback {
                 return None;
             }
-            Some(app.state.known_good(req.cluster, req.service).await.map(|k| k.map(|k| k.task_definition)))
+            Some(app.state.known_good_history(req.cluster, req.service).await)
         },
         async {
             match (&family, kind) {
@@ -437,21 +471,34 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
                 .collect();
             let rolled_away_from: Vec<String> = rollbacks.iter().filter_map(|e| e.from.clone()).collect();
             let last_target = rollbacks.last().and_then(|e| e.to.clone());
+            // Every rollback of ours the ledger holds, window or not: its `from` is not known-good.
+            let ever_rolled_away: Vec<(String, i64)> = ledger
+                .iter()
+                .filter(|e| e.action == ActionKind::Rollback && e.status.may_have_acted())
+                .filter_map(|e| Some((e.from.clone()?, e.at)))
+                .collect();
             let input = RollbackInput {
                 service: service.clone(),
-                known_good: facts.known_good.as_deref(),
+                known_good: &facts.known_good,
                 family_revisions: revisions.as_deref(),
                 rolled_away_from: &rolled_away_from,
+                rollbacks: &ever_rolled_away,
                 last_rollback_target: last_target.as_deref(),
                 explicit_target: req.task_definition,
                 in_progress_service_deployment: in_progress.as_deref(),
                 ecs_rolling_back: req.ecs_rolling_back,
+                trigger: TriggerSubject {
+                    failed_deployment: req.trigger_deployment,
+                    failing_revision: req.failing_revision,
+                    recent_deployment: req.recent_deployment,
+                },
             };
             match plan_rollback(&input) {
                 RollbackDecision::Plan(p) => Planned::Rollback(p),
                 RollbackDecision::Follow(why) => {
                     return Err(stop(ActionStatus::Skipped, format!("not acting: {why}; following ECS's rollback")));
                 }
+                RollbackDecision::Stale(why) => return Err(stop(ActionStatus::Skipped, why)),
                 RollbackDecision::Refuse(why) => return Err(stop(ActionStatus::Skipped, noted(why))),
             }
         }
@@ -529,13 +576,22 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         "{what}"
     );
     let outcome = execute(app, req, &planned).await;
-    let evidence_note = match evidence.await {
-        Ok(Ok(())) => format!("; pre-action state s3://{}/{evidence_key}", app.config.evidence_bucket),
+    // The pre-action write had the call's duration to finish; a few seconds
+    // more at most, so that a hanging store never holds up the record and the alert.
+    let evidence_note = match tokio::time::timeout(std::time::Duration::from_secs(3), evidence).await {
+        Ok(Ok(Ok(()))) => format!("; pre-action state s3://{}/{evidence_key}", app.config.evidence_bucket),
+        Ok(Ok(Err(e))) => format!("; pre-action state not kept: {e}"),
         Ok(Err(e)) => format!("; pre-action state not kept: {e}"),
-        Err(e) => format!("; pre-action state not kept: {e}"),
+        Err(_) => "; pre-action state not kept: the evidence store did not answer in time".to_string(),
     };
     Ok(match outcome {
         Ok(()) => {
+            if let Planned::Rollback(p) = &planned
+                && let Err(e) = app.state.record_rolled_away(req.cluster, req.service, &p.from, t).await
+            {
+                // The ledger entry says it too (read for 24 h); the history keeps it longer.
+                tracing::warn!(cluster = req.cluster, service = req.service, error = %e, from = %p.from, "rolled-away mark not recorded");
+            }
             if !automatic && matches!(kind, ActionKind::Rollback | ActionKind::ForceDeploy) {
                 // A person acted successfully: their action clears a hold.
                 let _ = app.state.clear_hold(req.cluster, req.service).await;

@@ -15,7 +15,7 @@ pub mod scale_plan;
 
 pub use crate::outcome::ActionKind;
 use crate::snapshot::ServiceSnapshot;
-pub use crate::snapshot::{LedgerEntry, LedgerStatus};
+pub use crate::snapshot::{KnownGood, LedgerEntry, LedgerStatus};
 
 /// Who asked: automation (a trigger) or a person (the runbook function).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +88,8 @@ pub struct Hold {
 pub struct SafetyReads<E> {
     pub hold: Option<Result<Option<Hold>, E>>,
     pub ledger: Result<Vec<LedgerEntry>, E>,
-    pub known_good: Option<Result<Option<crate::arn::Arn>, E>>,
+    /// The known-good history, one record per revision.
+    pub known_good: Option<Result<Vec<KnownGood>, E>>,
     pub autoscaling_max: Option<Result<Option<i32>, E>>,
 }
 
@@ -96,7 +97,7 @@ pub struct SafetyReads<E> {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SafetyFacts {
     pub ledger: Vec<LedgerEntry>,
-    pub known_good: Option<String>,
+    pub known_good: Vec<KnownGood>,
     pub autoscaling_max: Option<i32>,
     /// What a manual action goes ahead without; said in its record.
     pub notes: Vec<String>,
@@ -159,8 +160,9 @@ pub fn check_safety<E: std::fmt::Display>(
         automatic,
         &mut notes,
         ("known-good revision", "target chosen from the service's deployments"),
-        reads.known_good,
-    )?;
+        reads.known_good.map(|r| r.map(Some)),
+    )?
+    .unwrap_or_default();
     let autoscaling_max = need(automatic, &mut notes, ("autoscaling maximum", "not applied"), reads.autoscaling_max)?;
     Ok(SafetyFacts { ledger, known_good, autoscaling_max, notes })
 }
@@ -296,7 +298,7 @@ mod tests {
     fn reads(
         hold: Option<Result<Option<Hold>, &'static str>>,
         ledger: Result<Vec<LedgerEntry>, &'static str>,
-        known_good: Option<Result<Option<crate::arn::Arn>, &'static str>>,
+        known_good: Option<Result<Vec<KnownGood>, &'static str>>,
         autoscaling_max: Option<Result<Option<i32>, &'static str>>,
     ) -> SafetyReads<&'static str> {
         SafetyReads { hold, ledger, known_good, autoscaling_max }
@@ -329,12 +331,13 @@ mod tests {
             reads(
                 Some(Ok(None)),
                 Ok(vec![entry(1, "rollback", "executed", true)]),
-                Some(Ok(Some("api:40".into()))),
+                Some(Ok(vec![KnownGood { task_definition: "api:40".into(), ..Default::default() }])),
                 None,
             ),
         )
         .unwrap();
-        assert_eq!((facts.ledger.len(), facts.known_good.as_deref(), facts.autoscaling_max), (1, Some("api:40"), None));
+        let known_good: Vec<&str> = facts.known_good.iter().map(|k| k.task_definition.as_str()).collect();
+        assert_eq!((facts.ledger.len(), known_good, facts.autoscaling_max), (1, vec!["api:40"], None));
         assert!(facts.notes.is_empty());
     }
 
@@ -343,7 +346,7 @@ mod tests {
         let facts =
             check_safety(false, reads(None, Err("Query: throttled"), Some(Err("GetItem: 500")), Some(Err("denied"))))
                 .unwrap();
-        assert_eq!((facts.ledger.len(), facts.known_good, facts.autoscaling_max), (0, None, None));
+        assert_eq!((facts.ledger.len(), facts.known_good, facts.autoscaling_max), (0, vec![], None));
         assert_eq!(facts.notes.len(), 3, "{:?}", facts.notes);
         assert!(facts.notes.iter().any(|n| n.contains("known-good revision unreadable")), "{:?}", facts.notes);
     }

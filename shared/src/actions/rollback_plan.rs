@@ -1,11 +1,22 @@
 //! Where to roll back to, and how (pure).
 //!
-//! Target, in order: the last known-good revision (recorded when a deployment
-//! COMPLETED); else the task definition of the previous deployment still in
-//! the service; else the previous ACTIVE revision of the family, flagged as
-//! unverified. Never the failing revision, never an INACTIVE one, never back to
-//! a revision we rolled away from within the window (no loops), and nothing at
-//! all while ECS's own circuit breaker is rolling back.
+//! First, whether the trigger still stands: an automatic rollback acts only
+//! while what triggered it is still the service's current, failing state — a
+//! failed deployment still its PRIMARY, unfinished deployment; a crash loop's
+//! or an alarm's revision still what it runs; an alarm's "recent deployment"
+//! still PRIMARY and a fresh release, not a redeploy of a revision that had
+//! reached steady state before (ECS's circuit-breaker rollback, ours, a
+//! person's). A late or stale trigger is [`RollbackDecision::Stale`]: report,
+//! do nothing.
+//!
+//! Target, in order: the newest known-good revision (the history records
+//! when each revision's deployments completed, failed, and when we rolled
+//! away from it; it is known-good only if it completed after all of those);
+//! else the task definition of the previous deployment still in the service;
+//! else the previous ACTIVE revision of the family, flagged as unverified.
+//! Never the failing revision, never a failed deployment's, never an
+//! INACTIVE one, never one we rolled away from (unless it completed since),
+//! and nothing at all while ECS's own circuit breaker is rolling back.
 //!
 //! Mechanism: `StopServiceDeployment` with stop type `ROLLBACK` when a service
 //! deployment is still in progress and the target is the revision it started
@@ -16,7 +27,7 @@
 
 use serde::Serialize;
 
-use crate::snapshot::ServiceSnapshot;
+use crate::snapshot::{DeploymentSnapshot, KnownGood, ServiceSnapshot};
 
 /// `family:revision` of a task definition ARN or of a `family:revision` string.
 pub fn td_key(td: &str) -> Option<(String, i32)> {
@@ -32,17 +43,40 @@ fn same_td(a: &str, b: &str) -> bool {
     }
 }
 
+/// `family:revision`, as people read it.
+fn short(td: &str) -> String {
+    td_key(td).map(|(f, r)| format!("{f}:{r}")).unwrap_or_else(|| td.to_string())
+}
+
 pub use crate::snapshot::RevisionInfo;
+
+/// What the trigger is about, as the engine's caller knew it; checked
+/// against the service as it is now. All `None` for a person's request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TriggerSubject<'a> {
+    /// SERVICE_DEPLOYMENT_FAILED: the event's deployment id. It must still be
+    /// the service's PRIMARY deployment, not completed.
+    pub failed_deployment: Option<&'a str>,
+    /// The revision the signal is about (a crash loop's failing task
+    /// definition, the revision an alarm followed): still what the service runs.
+    pub failing_revision: Option<&'a str>,
+    /// An alarm that follows a deployment: the deployment it blames. It must
+    /// still be PRIMARY and a fresh release.
+    pub recent_deployment: Option<&'a str>,
+}
 
 #[derive(Debug, Clone, Default)]
 pub struct RollbackInput<'a> {
     pub service: ServiceSnapshot,
-    pub known_good: Option<&'a str>,
+    /// The known-good history, one record per revision.
+    pub known_good: &'a [KnownGood],
     /// Revisions of the failing family with their status, when they could be
     /// listed; `None` when unknown (then only verified targets are used).
     pub family_revisions: Option<&'a [RevisionInfo]>,
     /// Revisions we rolled away from within the window.
     pub rolled_away_from: &'a [String],
+    /// Every rollback of ours the ledger read holds: `(from, at)`.
+    pub rollbacks: &'a [(String, i64)],
     /// The revision our last executed rollback went to, within the window.
     pub last_rollback_target: Option<&'a str>,
     /// A person named the target (runbook `task_definition`).
@@ -51,6 +85,7 @@ pub struct RollbackInput<'a> {
     pub in_progress_service_deployment: Option<&'a str>,
     /// The triggering event says ECS is rolling back (circuit breaker).
     pub ecs_rolling_back: bool,
+    pub trigger: TriggerSubject<'a>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -81,7 +116,6 @@ pub struct RollbackPlan {
 
 impl RollbackPlan {
     pub fn describe(&self) -> String {
-        let short = |td: &str| td_key(td).map(|(f, r)| format!("{f}:{r}")).unwrap_or_else(|| td.to_string());
         format!(
             "roll back {} -> {} ({:?}{}) via {}",
             short(&self.from),
@@ -101,7 +135,14 @@ pub enum RollbackDecision {
     Plan(RollbackPlan),
     /// ECS is handling it: follow and report, do not act.
     Follow(String),
+    /// The trigger no longer describes the service: report, do nothing.
+    Stale(String),
     Refuse(String),
+}
+
+fn mentions_rollback(d: &DeploymentSnapshot) -> bool {
+    let reason = d.rollout_state_reason.as_deref().unwrap_or_default().to_ascii_lowercase();
+    reason.contains("rolling back") || reason.contains("rollback")
 }
 
 /// ECS is already rolling back, or its circuit breaker with rollback will.
@@ -111,8 +152,7 @@ fn ecs_is_rolling_back(input: &RollbackInput<'_>) -> Option<String> {
     }
     for d in &input.service.deployments {
         let reason = d.rollout_state_reason.as_deref().unwrap_or_default().to_ascii_lowercase();
-        if reason.contains("rolling back")
-            || reason.contains("rollback") && d.rollout_state.as_deref() == Some("IN_PROGRESS")
+        if reason.contains("rolling back") || mentions_rollback(d) && d.rollout_state.as_deref() == Some("IN_PROGRESS")
         {
             return Some(format!(
                 "ECS is rolling back deployment {} ({})",
@@ -135,14 +175,225 @@ fn ecs_is_rolling_back(input: &RollbackInput<'_>) -> Option<String> {
     None
 }
 
+fn primary(service: &ServiceSnapshot) -> Option<&DeploymentSnapshot> {
+    service.deployments.iter().find(|d| d.status == "PRIMARY")
+}
+
+/// The revision a listed deployment runs. For the PRIMARY one that is the
+/// service's own task definition (the same in ECS; the local test server
+/// leaves the deployment's stale), for the others their own.
+pub fn deployment_revision<'s>(service: &'s ServiceSnapshot, deployment_id: &str) -> Option<&'s str> {
+    let d = service.deployments.iter().find(|d| d.id == deployment_id)?;
+    let own = Some(d.task_definition.as_str()).filter(|td| !td.is_empty());
+    if d.status == "PRIMARY" { service.task_definition.as_deref().or(own) } else { own }
+}
+
+/// Why a completed deployment's revision is not known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnknownCompletion {
+    #[error("deployment {0} is no longer listed by the service, so which revision completed is not known")]
+    NotListed(String),
+    #[error("the service lists deployment {0} as FAILED")]
+    ListedFailed(String),
+    #[error("deployment {0} names no task definition")]
+    NoTaskDefinition(String),
+}
+
+/// Which revision a SERVICE_DEPLOYMENT_COMPLETED event is about — only when
+/// the service still lists that deployment. Never "whatever is PRIMARY": a
+/// late COMPLETED names a deployment that is gone, and the PRIMARY one may be
+/// a release still rolling out.
+pub fn completed_revision(service: &ServiceSnapshot, deployment_id: &str) -> Result<String, UnknownCompletion> {
+    let Some(d) = service.deployments.iter().find(|d| d.id == deployment_id) else {
+        return Err(UnknownCompletion::NotListed(deployment_id.into()));
+    };
+    if d.rollout_state.as_deref() == Some("FAILED") {
+        return Err(UnknownCompletion::ListedFailed(deployment_id.into()));
+    }
+    deployment_revision(service, deployment_id)
+        .map(str::to_string)
+        .ok_or_else(|| UnknownCompletion::NoTaskDefinition(deployment_id.into()))
+}
+
+/// The deployment an alarm follows: the PRIMARY one, created within `window`
+/// seconds before `now`, and the revision it runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecentDeployment {
+    pub deployment: String,
+    pub revision: String,
+}
+
+pub fn recent_deployment(service: &ServiceSnapshot, now: i64, window: i64) -> Option<RecentDeployment> {
+    let p = primary(service)?;
+    let created = p.created_at.as_deref().and_then(crate::lenient::parse_time)?.timestamp();
+    if now - created > window {
+        return None;
+    }
+    Some(RecentDeployment { deployment: p.id.clone(), revision: deployment_revision(service, &p.id)?.to_string() })
+}
+
+/// Where the service is now, for a stale trigger's record.
+fn where_now(service: &ServiceSnapshot, failed: Option<&DeploymentSnapshot>) -> String {
+    let p = primary(service);
+    let runs = service.task_definition.as_deref().or(p.map(|d| d.task_definition.as_str())).map(short);
+    let Some(runs) = runs else { return "what it runs now is unknown".into() };
+    // ECS's breaker failed the deployment and something else is PRIMARY: its rollback.
+    let by_ecs = service.circuit_breaker.is_some_and(|c| c.enable && c.rollback)
+        || p.is_some_and(mentions_rollback)
+        || failed.is_some_and(|d| {
+            d.rollout_state_reason.as_deref().unwrap_or_default().to_ascii_lowercase().contains("circuit breaker")
+        });
+    let verb = if by_ecs { "ECS already rolled back to" } else { "the service now runs" };
+    match p {
+        Some(p) => {
+            format!("{verb} {runs}, deployment {} {}", p.id, p.rollout_state.as_deref().unwrap_or("state unknown"))
+        }
+        None => format!("{verb} {runs}"),
+    }
+}
+
+/// Whether the trigger still describes the service (`None`), or why not.
+fn stale_trigger(input: &RollbackInput<'_>) -> Option<String> {
+    let service = &input.service;
+    let listed = |id: &str| service.deployments.iter().find(|d| d.id == id);
+    if let Some(id) = input.trigger.failed_deployment {
+        match listed(id) {
+            Some(d) if d.status == "PRIMARY" && d.rollout_state.as_deref() == Some("COMPLETED") => {
+                return Some(format!(
+                    "deployment {id} has completed since ({} at steady state); nothing to do",
+                    deployment_revision(service, id).map(short).unwrap_or_else(|| "its revision".into())
+                ));
+            }
+            Some(d) if d.status == "PRIMARY" => {}
+            other => {
+                return Some(format!(
+                    "deployment {id} is no longer the service's primary deployment ({}); nothing to do",
+                    where_now(service, other)
+                ));
+            }
+        }
+    }
+    if let Some(rev) = input.trigger.failing_revision
+        && let Some(runs) = service.task_definition.as_deref()
+        && !same_td(rev, runs)
+    {
+        return Some(format!(
+            "{} is no longer what the service runs ({}); nothing to do",
+            short(rev),
+            where_now(service, None)
+        ));
+    }
+    if let Some(id) = input.trigger.recent_deployment {
+        let Some(d) = listed(id).filter(|d| d.status == "PRIMARY") else {
+            return Some(format!(
+                "deployment {id}, the one the alarm followed, is no longer the service's primary deployment ({}); nothing to do",
+                where_now(service, None)
+            ));
+        };
+        if mentions_rollback(d) {
+            return Some(format!(
+                "deployment {id} is a rollback ({}), not a fresh release; nothing to roll back",
+                d.rollout_state_reason.as_deref().unwrap_or_default()
+            ));
+        }
+        let created = d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp());
+        let revision = deployment_revision(service, id).unwrap_or(d.task_definition.as_str());
+        let proven_before = input
+            .known_good
+            .iter()
+            .filter(|k| same_td(&k.task_definition, revision))
+            .filter_map(|k| k.first_completed_at)
+            .find(|first| created.is_some_and(|c| *first < c));
+        if let Some(first) = proven_before {
+            return Some(format!(
+                "deployment {id} re-deployed {}, which had reached steady state before (first at {}): \
+                 a rollback (ECS's, ours or a person's), not a fresh release; nothing to roll back",
+                short(revision),
+                crate::time::iso(first)
+            ));
+        }
+    }
+    None
+}
+
+/// Why a revision of the history is not known-good.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NotKnownGood {
+    NeverCompleted {
+        name: String,
+    },
+    /// A deployment of it failed (after its last completion, if any).
+    Failed {
+        name: String,
+        deployment: Option<String>,
+        at: i64,
+        completed: bool,
+    },
+    /// We rolled away from it (after its last completion, if any).
+    RolledAway {
+        name: String,
+        at: i64,
+        completed: bool,
+    },
+}
+
+impl std::fmt::Display for NotKnownGood {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let since = |completed: bool| if completed { ", after it last reached steady state" } else { "" };
+        match self {
+            Self::NeverCompleted { name } => write!(f, "{name} never reached steady state"),
+            Self::Failed { name, deployment, at, completed } => write!(
+                f,
+                "{name}: deployment {} of it failed at {}{}",
+                deployment.as_deref().unwrap_or("?"),
+                crate::time::iso(*at),
+                since(*completed)
+            ),
+            Self::RolledAway { name, at, completed } => {
+                write!(f, "{name}: we rolled away from it at {}{}", crate::time::iso(*at), since(*completed))
+            }
+        }
+    }
+}
+
+/// The time a revision last became known-good, or why it is not.
+fn known_good_since(k: &KnownGood, rollbacks: &[(String, i64)]) -> Result<i64, NotKnownGood> {
+    let name = short(&k.task_definition);
+    let away = rollbacks.iter().filter(|(from, _)| same_td(from, &k.task_definition)).map(|(_, at)| *at).max();
+    let away = away.max(k.rolled_away_at);
+    let failed = |at, completed| NotKnownGood::Failed {
+        name: name.clone(),
+        deployment: k.failed_deployment.clone(),
+        at,
+        completed,
+    };
+    let Some(done) = k.completed_at else {
+        return Err(match (k.failed_at, away) {
+            (Some(at), _) => failed(at, false),
+            (None, Some(at)) => NotKnownGood::RolledAway { name, at, completed: false },
+            (None, None) => NotKnownGood::NeverCompleted { name },
+        });
+    };
+    // A failure or a rollback at the same second as the completion wins: fail closed.
+    if let Some(at) = k.failed_at.filter(|at| *at >= done) {
+        return Err(failed(at, true));
+    }
+    if let Some(at) = away.filter(|at| *at >= done) {
+        return Err(NotKnownGood::RolledAway { name, at, completed: true });
+    }
+    Ok(done)
+}
+
 pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
     if let Some(why) = ecs_is_rolling_back(input) {
         return RollbackDecision::Follow(why);
     }
+    if let Some(why) = stale_trigger(input) {
+        return RollbackDecision::Stale(why);
+    }
     // The failing revision is what the service runs now.
-    let failing = input.service.task_definition.clone().or_else(|| {
-        input.service.deployments.iter().find(|d| d.status == "PRIMARY").map(|d| d.task_definition.clone())
-    });
+    let failing =
+        input.service.task_definition.clone().or_else(|| primary(&input.service).map(|d| d.task_definition.clone()));
     let Some(failing) = failing else {
         return RollbackDecision::Refuse("the service's current task definition is unknown".into());
     };
@@ -157,6 +408,7 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
     let is_active = |td: &str| -> Option<bool> {
         input.family_revisions.map(|revs| revs.iter().any(|r| r.active && same_td(&r.arn, td)))
     };
+    // Why a revision may not be an automatic target, whatever the source.
     let excluded = |td: &str| -> Option<String> {
         if same_td(td, &failing) {
             return Some(format!("{td} is the failing revision"));
@@ -167,7 +419,23 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
         if input.rolled_away_from.iter().any(|r| same_td(r, td)) {
             return Some(format!("we rolled away from {td} within the window"));
         }
-        None
+        if let Some(d) = input
+            .service
+            .deployments
+            .iter()
+            .find(|d| d.rollout_state.as_deref() == Some("FAILED") && same_td(&d.task_definition, td))
+        {
+            return Some(format!("{td} is the revision of failed deployment {}", d.id));
+        }
+        // Failed, or rolled away from (history or ledger), and not completed since.
+        let rolled_away = input.rollbacks.iter().filter(|(from, _)| same_td(from, td)).map(|(_, at)| *at).max();
+        match input.known_good.iter().find(|k| same_td(&k.task_definition, td)) {
+            Some(k) if k.failed_at.is_some() || k.rolled_away_at.is_some() || rolled_away.is_some() => {
+                known_good_since(k, input.rollbacks).err().map(|why| why.to_string())
+            }
+            None => rolled_away.map(|at| format!("we rolled away from {td} at {}", crate::time::iso(at))),
+            Some(_) => None,
+        }
     };
     let mechanism = |to: &str| -> Mechanism {
         let source_is_target = input.service.deployments.iter().any(|d| {
@@ -201,10 +469,18 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
         return plan(target, TargetSource::Explicit, true);
     }
     let mut refusals = Vec::new();
-    if let Some(kg) = input.known_good {
-        match excluded(kg) {
-            None => return plan(kg, TargetSource::KnownGood, true),
-            Some(why) => refusals.push(format!("known-good: {why}")),
+    // The newest known-good revision first (latest completion, then highest revision).
+    let mut history: Vec<&KnownGood> = input.known_good.iter().collect();
+    let rev_of = |k: &KnownGood| td_key(&k.task_definition).map(|(_, r)| r).unwrap_or_default();
+    history.sort_by_key(|k| std::cmp::Reverse((k.completed_at, rev_of(k))));
+    for k in history {
+        match known_good_since(k, input.rollbacks) {
+            Err(why) if k.completed_at.is_some() => refusals.push(format!("known-good: {why}")),
+            Err(_) => {} // only a failure or a rollback recorded: never was known-good
+            Ok(_) => match excluded(&k.task_definition) {
+                None => return plan(&k.task_definition, TargetSource::KnownGood, true),
+                Some(why) => refusals.push(format!("known-good: {why}")),
+            },
         }
     }
     // The previous deployment: any other deployment of the service, newest first.
@@ -251,7 +527,7 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{CircuitBreaker, DeploymentSnapshot};
+    use crate::snapshot::CircuitBreaker;
 
     const A: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/api";
 
@@ -278,6 +554,17 @@ mod tests {
         list.iter().map(|(r, a)| RevisionInfo { arn: td(*r), active: *a }).collect()
     }
 
+    /// A revision that reached steady state at `at` (and first at `at`).
+    fn completed(rev: i32, at: i64) -> KnownGood {
+        KnownGood {
+            task_definition: td(rev),
+            first_completed_at: Some(at),
+            completed_at: Some(at),
+            completed_by: Some(format!("ecs-svc/{rev}")),
+            ..Default::default()
+        }
+    }
+
     fn target(d: RollbackDecision) -> (String, TargetSource, bool) {
         match d {
             RollbackDecision::Plan(p) => (p.to, p.source, p.verified),
@@ -287,14 +574,14 @@ mod tests {
 
     #[test]
     fn known_good_revision_comes_first() {
-        let kg = td(40);
+        let kg = [completed(40, 100)];
         let r = revs(&[(40, true), (41, true), (42, true)]);
         let input = RollbackInput {
             service: service(
                 42,
                 vec![dep("d2", "PRIMARY", 42, "FAILED", "2"), dep("d1", "ACTIVE", 41, "COMPLETED", "1")],
             ),
-            known_good: Some(&kg),
+            known_good: &kg,
             family_revisions: Some(&r),
             ..Default::default()
         };
@@ -330,10 +617,10 @@ mod tests {
 
     #[test]
     fn never_the_failing_revision() {
-        let kg = td(42);
+        let kg = [completed(42, 100)];
         let input = RollbackInput {
             service: service(42, vec![dep("d2", "PRIMARY", 42, "FAILED", "2")]),
-            known_good: Some(&kg),
+            known_good: &kg,
             family_revisions: Some(&[]),
             ..Default::default()
         };
@@ -343,11 +630,11 @@ mod tests {
 
     #[test]
     fn never_an_inactive_known_good_revision() {
-        let kg = td(40);
+        let kg = [completed(40, 100)];
         let r = revs(&[(40, false), (42, true)]);
         let input = RollbackInput {
             service: service(42, vec![dep("d2", "PRIMARY", 42, "FAILED", "2")]),
-            known_good: Some(&kg),
+            known_good: &kg,
             family_revisions: Some(&r),
             ..Default::default()
         };
@@ -423,8 +710,8 @@ mod tests {
         let finished = RollbackInput { in_progress_service_deployment: None, ..input.clone() };
         let RollbackDecision::Plan(p) = plan_rollback(&finished) else { panic!() };
         assert_eq!(p.mechanism, Mechanism::UpdateService);
-        let kg = td(39);
-        let elsewhere = RollbackInput { known_good: Some(&kg), ..input };
+        let kg = [completed(39, 100)];
+        let elsewhere = RollbackInput { known_good: &kg, ..input };
         let RollbackDecision::Plan(p) = plan_rollback(&elsewhere) else { panic!() };
         assert_eq!(p.mechanism, Mechanism::UpdateService, "ROLLBACK returns to the source, not to 39");
     }
@@ -469,5 +756,353 @@ mod tests {
         };
         let RollbackDecision::Refuse(why) = plan_rollback(&input) else { panic!() };
         assert!(why.contains("no rollback target"), "{why}");
+    }
+
+    // ---- Triggers against ECS's deployment shapes (DescribeServices
+    // `deployments`: status PRIMARY/ACTIVE, rolloutState IN_PROGRESS/
+    // COMPLETED/FAILED) — what the local test server cannot model.
+
+    /// 2026-11-20T14:00:00Z plus `min` minutes, as epoch seconds.
+    fn epoch(min: i64) -> i64 {
+        1_795_183_200 + min * 60
+    }
+
+    fn iso(min: i64) -> String {
+        crate::time::iso(epoch(min))
+    }
+
+    fn shaped(id: &str, status: &str, rev: i32, rollout: &str, created_min: i64, reason: &str) -> DeploymentSnapshot {
+        DeploymentSnapshot {
+            rollout_state_reason: Some(reason.into()).filter(|r: &String| !r.is_empty()),
+            ..dep(id, status, rev, rollout, &iso(created_min))
+        }
+    }
+
+    /// What a decision came to, for table rows.
+    fn verdict(d: &RollbackDecision) -> String {
+        match d {
+            RollbackDecision::Plan(p) => format!("plan {}", short(&p.to)),
+            RollbackDecision::Follow(_) => "follow".into(),
+            RollbackDecision::Stale(why) => format!("stale: {why}"),
+            RollbackDecision::Refuse(why) => format!("refuse: {why}"),
+        }
+    }
+
+    #[test]
+    fn a_failed_deployment_trigger_acts_only_while_it_is_the_primary_unfinished_deployment() {
+        const BREAKER: &str = "ECS deployment circuit breaker: task failed to start.";
+        let kg = [completed(41, epoch(-60))];
+        let r = revs(&[(40, true), (41, true), (42, true), (43, true)]);
+        // (case, service runs, deployments, what the decision must say)
+        let cases: Vec<(&str, i32, Vec<DeploymentSnapshot>, &str)> = vec![
+            (
+                "failed, no automatic rollback: still PRIMARY",
+                42,
+                vec![
+                    shaped("ecs-svc/2", "PRIMARY", 42, "FAILED", 0, BREAKER),
+                    shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+                ],
+                "plan api:41",
+            ),
+            (
+                "the event is ahead of DescribeServices: still IN_PROGRESS",
+                42,
+                vec![
+                    shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, ""),
+                    shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+                ],
+                "plan api:41",
+            ),
+            (
+                "ECS rolled back and completed; the failed one drains",
+                41,
+                vec![
+                    shaped("ecs-svc/3", "PRIMARY", 41, "COMPLETED", 4, "ECS deployment ecs-svc/3 completed."),
+                    shaped("ecs-svc/2", "ACTIVE", 42, "FAILED", 0, BREAKER),
+                ],
+                "stale: deployment ecs-svc/2 is no longer the service's primary deployment (ECS already rolled back to api:41, deployment ecs-svc/3 COMPLETED); nothing to do",
+            ),
+            (
+                "ECS rolled back and completed; the failed one is gone",
+                41,
+                vec![shaped("ecs-svc/3", "PRIMARY", 41, "COMPLETED", 4, "ECS deployment ecs-svc/3 completed.")],
+                "stale: deployment ecs-svc/2 is no longer the service's primary deployment (the service now runs api:41, deployment ecs-svc/3 COMPLETED); nothing to do",
+            ),
+            (
+                "a newer release replaced it",
+                43,
+                vec![
+                    shaped("ecs-svc/4", "PRIMARY", 43, "IN_PROGRESS", 10, ""),
+                    shaped("ecs-svc/2", "ACTIVE", 42, "FAILED", 0, "tasks failed to start"),
+                ],
+                "stale: deployment ecs-svc/2 is no longer the service's primary deployment (the service now runs api:43",
+            ),
+            (
+                "ECS reports it completed",
+                42,
+                vec![shaped("ecs-svc/2", "PRIMARY", 42, "COMPLETED", 0, "")],
+                "stale: deployment ecs-svc/2 has completed since (api:42 at steady state); nothing to do",
+            ),
+            (
+                "ECS is rolling back right now",
+                41,
+                vec![
+                    shaped(
+                        "ecs-svc/3",
+                        "PRIMARY",
+                        41,
+                        "IN_PROGRESS",
+                        4,
+                        "ECS deployment circuit breaker: rolling back to deploymentId ecs-svc/1.",
+                    ),
+                    shaped("ecs-svc/2", "ACTIVE", 42, "FAILED", 0, BREAKER),
+                ],
+                "follow",
+            ),
+        ];
+        for (case, runs, deployments, expected) in cases {
+            let input = RollbackInput {
+                service: service(runs, deployments),
+                known_good: &kg,
+                family_revisions: Some(&r),
+                trigger: TriggerSubject { failed_deployment: Some("ecs-svc/2"), ..Default::default() },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn a_revision_trigger_acts_only_while_the_service_runs_that_revision() {
+        let kg = [completed(40, epoch(-600))];
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        // (crash loop of, service runs, expected)
+        let cases = [
+            (42, 42, "plan api:40"),
+            (42, 41, "stale: api:42 is no longer what the service runs (the service now runs api:41"),
+        ];
+        for (failing, runs, expected) in cases {
+            let f = td(failing);
+            let input = RollbackInput {
+                service: service(runs, vec![shaped("ecs-svc/9", "PRIMARY", runs, "COMPLETED", 0, "")]),
+                known_good: &kg,
+                family_revisions: Some(&r),
+                trigger: TriggerSubject { failing_revision: Some(&f), ..Default::default() },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{failing} on {runs}: {got}");
+        }
+    }
+
+    #[test]
+    fn an_alarm_after_a_deployment_acts_only_on_a_fresh_release_still_primary() {
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        let rev42 = td(42);
+        // (case, deployments, known-good history, blamed deployment, expected)
+        type Case<'a> = (&'a str, Vec<DeploymentSnapshot>, Vec<KnownGood>, &'a str, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "a fresh release that completed, then broke",
+                vec![shaped("ecs-svc/5", "PRIMARY", 42, "COMPLETED", 0, "")],
+                vec![completed(41, epoch(-600)), completed(42, epoch(5))],
+                "ecs-svc/5",
+                "plan api:41",
+            ),
+            (
+                "ECS's circuit-breaker rollback to a revision that had completed before",
+                vec![shaped("ecs-svc/6", "PRIMARY", 42, "COMPLETED", 0, "ECS deployment ecs-svc/6 completed.")],
+                vec![
+                    completed(41, epoch(-900)),
+                    KnownGood { completed_at: Some(epoch(3)), ..completed(42, epoch(-600)) },
+                ],
+                "ecs-svc/6",
+                "stale: deployment ecs-svc/6 re-deployed api:42, which had reached steady state before",
+            ),
+            (
+                "a rollback deployment that says so",
+                vec![shaped(
+                    "ecs-svc/6",
+                    "PRIMARY",
+                    42,
+                    "COMPLETED",
+                    0,
+                    "ECS deployment circuit breaker: rollback completed.",
+                )],
+                vec![],
+                "ecs-svc/6",
+                "stale: deployment ecs-svc/6 is a rollback",
+            ),
+            (
+                "replaced since the alarm's flow looked",
+                vec![shaped("ecs-svc/7", "PRIMARY", 42, "IN_PROGRESS", 1, "")],
+                vec![],
+                "ecs-svc/5",
+                "stale: deployment ecs-svc/5, the one the alarm followed, is no longer the service's primary deployment",
+            ),
+        ];
+        for (case, deployments, history, blamed, expected) in cases {
+            let input = RollbackInput {
+                service: service(42, deployments),
+                known_good: &history,
+                family_revisions: Some(&r),
+                trigger: TriggerSubject {
+                    failing_revision: Some(&rev42),
+                    recent_deployment: Some(blamed),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn the_target_is_the_newest_revision_still_known_good() {
+        let r = revs(&[(38, true), (39, true), (40, true), (41, true), (42, true)]);
+        let failed =
+            |k: KnownGood, at: i64| KnownGood { failed_at: Some(at), failed_deployment: Some("ecs-svc/f".into()), ..k };
+        let away = |k: KnownGood, at: i64| KnownGood { rolled_away_at: Some(at), ..k };
+        // (case, history, ledger rollbacks (from, at), expected)
+        type Case<'a> = (&'a str, Vec<KnownGood>, Vec<(String, i64)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "the newest completion wins",
+                vec![completed(39, epoch(-30)), completed(40, epoch(-90))],
+                vec![],
+                "plan api:39",
+            ),
+            (
+                "a later completion of an older revision is newer",
+                vec![completed(41, epoch(-90)), completed(39, epoch(-10))],
+                vec![],
+                "plan api:39",
+            ),
+            (
+                "never the failing revision",
+                vec![completed(42, epoch(-5)), completed(40, epoch(-90))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "a revision whose later deployment failed is not known-good",
+                vec![failed(completed(41, epoch(-90)), epoch(-60)), completed(40, epoch(-200))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "a failure and a completion in the same second: the failure wins",
+                vec![failed(completed(41, epoch(-60)), epoch(-60)), completed(40, epoch(-200))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "completed again after failing: known-good again",
+                vec![failed(completed(41, epoch(-10)), epoch(-60)), completed(40, epoch(-200))],
+                vec![],
+                "plan api:41",
+            ),
+            (
+                "rolled away from (history): not known-good",
+                vec![away(completed(41, epoch(-90)), epoch(-30)), completed(40, epoch(-200))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "rolled away from (ledger): not known-good",
+                vec![completed(41, epoch(-90)), completed(40, epoch(-200))],
+                vec![(td(41), epoch(-30))],
+                "plan api:40",
+            ),
+            (
+                "rolled away from, then completed again",
+                vec![completed(41, epoch(-10)), completed(40, epoch(-200))],
+                vec![(td(41), epoch(-30))],
+                "plan api:41",
+            ),
+            (
+                "a failed revision is not an unverified target either",
+                vec![KnownGood { task_definition: td(41), failed_at: Some(epoch(-5)), ..Default::default() }],
+                vec![(td(40), epoch(-20))],
+                "plan api:39",
+            ),
+        ];
+        for (case, history, rollbacks, expected) in cases {
+            let input = RollbackInput {
+                service: service(42, vec![shaped("ecs-svc/2", "PRIMARY", 42, "FAILED", 0, "")]),
+                known_good: &history,
+                rollbacks: &rollbacks,
+                family_revisions: Some(&r),
+                trigger: TriggerSubject { failed_deployment: Some("ecs-svc/2"), ..Default::default() },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn a_failed_deployments_revision_is_never_a_target() {
+        // ECS rolled back to 41 (PRIMARY); 42's failed deployment is still listed, ACTIVE.
+        let r = revs(&[(41, true), (42, true)]);
+        let input = RollbackInput {
+            service: service(
+                41,
+                vec![
+                    shaped("ecs-svc/3", "PRIMARY", 41, "COMPLETED", 4, ""),
+                    shaped("ecs-svc/2", "ACTIVE", 42, "FAILED", 0, "tasks failed to start"),
+                ],
+            ),
+            family_revisions: Some(&r),
+            ..Default::default()
+        };
+        let got = verdict(&plan_rollback(&input));
+        assert!(got.contains("api:42 is the revision of failed deployment ecs-svc/2"), "{got}");
+        assert!(got.starts_with("refuse"), "{got}");
+    }
+
+    #[test]
+    fn a_completion_is_recorded_for_the_revision_of_the_deployment_that_completed_and_only_while_listed() {
+        let moto_like = ServiceSnapshot {
+            // The local server leaves the PRIMARY deployment's revision stale; ECS does not.
+            task_definition: Some(td(42)),
+            deployments: vec![shaped("ecs-svc/2", "PRIMARY", 41, "IN_PROGRESS", 0, "")],
+            ..Default::default()
+        };
+        let rolled_back = service(
+            41,
+            vec![
+                shaped("ecs-svc/3", "PRIMARY", 41, "IN_PROGRESS", 4, ""),
+                shaped("ecs-svc/2", "ACTIVE", 42, "COMPLETED", 0, ""),
+            ],
+        );
+        let failed = service(41, vec![shaped("ecs-svc/2", "ACTIVE", 42, "FAILED", 0, "")]);
+        // (service, completed deployment, revision or why not)
+        let cases = [
+            (&moto_like, "ecs-svc/2", Ok(td(42))),
+            (&rolled_back, "ecs-svc/2", Ok(td(42))),
+            (&rolled_back, "ecs-svc/3", Ok(td(41))),
+            (&rolled_back, "ecs-svc/1", Err("no longer listed")),
+            (&failed, "ecs-svc/2", Err("FAILED")),
+        ];
+        for (svc, id, expected) in cases {
+            match (completed_revision(svc, id), expected) {
+                (Ok(got), Ok(want)) => assert_eq!(got, want, "{id}"),
+                (Err(why), Err(word)) => assert!(why.to_string().contains(word), "{id}: {why}"),
+                (got, want) => panic!("{id}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_alarm_follows_the_primary_deployment_only_within_the_window() {
+        let svc = service(42, vec![shaped("ecs-svc/5", "PRIMARY", 42, "COMPLETED", 0, "")]);
+        let within = recent_deployment(&svc, epoch(30), 3600);
+        assert_eq!(within, Some(RecentDeployment { deployment: "ecs-svc/5".into(), revision: td(42) }));
+        assert_eq!(recent_deployment(&svc, epoch(61), 3600), None);
+        let undated = service(42, vec![dep("ecs-svc/5", "PRIMARY", 42, "COMPLETED", "not a time")]);
+        assert_eq!(recent_deployment(&undated, epoch(1), 3600), None);
     }
 }

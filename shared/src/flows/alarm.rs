@@ -9,6 +9,7 @@ use super::incident::{ProblemSignal, on_problem, on_recovery_of};
 use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
 use crate::actions::engine::{self, ActionRequest};
+use crate::actions::rollback_plan::recent_deployment;
 use crate::adapters::sns::publish;
 use crate::adapters::{cloudwatch, ecs};
 use crate::context::{App, Function};
@@ -197,24 +198,28 @@ async fn runbook_actions(
         }
         AlarmRunbook::RollbackIfRecentDeploy => {
             let window = app.config.settings.limits.rollback_window_seconds;
-            let recent = ecs::describe_service(&app.clients, cluster, service).await.ok().is_some_and(|s| {
-                s.deployments
-                    .iter()
-                    .filter(|d| d.status == "PRIMARY")
-                    .filter_map(|d| d.created_at.as_deref().and_then(crate::lenient::parse_time))
-                    .any(|t| now() - t.timestamp() <= window)
-            });
-            if !recent {
+            let recent = ecs::describe_service(&app.clients, cluster, service)
+                .await
+                .ok()
+                .and_then(|s| recent_deployment(&s, now(), window));
+            let Some(recent) = recent else {
                 return Vec::new();
-            }
+            };
+            // The engine re-checks both against the service under its own read: still
+            // PRIMARY, still running that revision, and a fresh release — not ECS's
+            // (or our) rollback to a revision that had reached steady state before.
             let r = engine::run(
                 &app.engine(),
-                &ActionRequest::automatic(
-                    ActionKind::Rollback,
-                    cluster,
-                    service,
-                    format!("{trigger} after a deployment"),
-                ),
+                &ActionRequest {
+                    recent_deployment: Some(&recent.deployment),
+                    failing_revision: Some(&recent.revision),
+                    ..ActionRequest::automatic(
+                        ActionKind::Rollback,
+                        cluster,
+                        service,
+                        format!("{trigger} after deployment {}", recent.deployment),
+                    )
+                },
             )
             .await;
             vec![(r.record, r.failed)]

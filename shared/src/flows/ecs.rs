@@ -6,6 +6,7 @@ use super::incident::{ProblemSignal, on_problem, on_recovery};
 use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
 use crate::actions::engine::ActionRequest;
+use crate::actions::rollback_plan::completed_revision;
 use crate::context::{App, Function};
 use crate::diagnosis::classify::classify_stop;
 use crate::diagnosis::service_events::{ServiceActionMeaning, meaning};
@@ -204,6 +205,15 @@ async fn deployment_changed(
     let d = &e.detail;
     let t = crate::time::now();
     app.state.record_deployment(cluster, service, &d.deployment_id, &d.event_name, t).await?;
+    // When ECS says it happened, not when it reached us: a late event must
+    // not outrank what happened since (the history keeps the newest).
+    let happened_at = d
+        .updated_at
+        .as_deref()
+        .and_then(crate::lenient::parse_time)
+        .or(e.meta.time)
+        .map(|at| at.timestamp())
+        .unwrap_or(t);
     let base = |severity, cause, summary: String| {
         Outcome::new(Kind::EcsDeployment, severity, cause, summary)
             .for_service(Some(cluster.into()), Some(service.into()))
@@ -211,23 +221,21 @@ async fn deployment_changed(
     match d.event_name.as_str() {
         "SERVICE_DEPLOYMENT_COMPLETED" => {
             let work = async {
-                // The deployment reached steady state: its task definition is known-good.
-                let service_now = crate::adapters::ecs::describe_service(&app.clients, cluster, service).await;
-                let td = service_now.as_ref().ok().and_then(|s| {
-                    s.deployments
-                        .iter()
-                        .find(|dep| dep.id == d.deployment_id)
-                        .or_else(|| s.deployments.iter().find(|dep| dep.status == "PRIMARY"))
-                        .map(|dep| dep.task_definition.clone())
-                });
-                match &td {
-                    Some(td) => {
-                        app.state.record_known_good(cluster, service, td, &d.deployment_id, t).await?;
-                        tracing::info!(cluster, service, task_definition = %td, decision = "known-good-recorded", "known-good revision recorded");
+                // The deployment reached steady state: its revision completed — if we
+                // can tell which one it was (the service still lists the deployment).
+                let td = match crate::adapters::ecs::describe_service(&app.clients, cluster, service).await {
+                    Ok(s) => completed_revision(&s, &d.deployment_id)
+                        .map_err(|why| tracing::warn!(cluster, service, deployment = %d.deployment_id, decision = "known-good-not-recorded", "{why}; nothing recorded"))
+                        .ok(),
+                    Err(e) => {
+                        tracing::warn!(cluster, service, deployment = %d.deployment_id, error = %e, decision = "known-good-not-recorded", "the service could not be read; nothing recorded");
+                        None
                     }
-                    None => {
-                        tracing::warn!(cluster, service, deployment = %d.deployment_id, "completed deployment's task definition unknown")
-                    }
+                };
+                if let Some(td) = &td {
+                    let fresh =
+                        app.state.record_completion(cluster, service, td, &d.deployment_id, happened_at).await?;
+                    tracing::info!(cluster, service, task_definition = %td, deployment = %d.deployment_id, fresh, decision = "known-good-recorded", "completion recorded in the known-good history");
                 }
                 let by = format!("deployment {} COMPLETED", d.deployment_id);
                 let mut o =
@@ -247,15 +255,21 @@ async fn deployment_changed(
             let work = async {
                 // The incident core records the incident, then runs the rollback
                 // first (its critical path is the service read and the engine's
-                // checks); diagnosis, logs and evidence follow.
+                // checks); diagnosis, logs and evidence follow. Only while this
+                // deployment is still the service's PRIMARY one: a late event does
+                // nothing. Its revision is then recorded failed (not known-good).
                 let signal = ProblemSignal {
                     region: e.meta.region.as_deref(),
-                    action: Some(ActionRequest::automatic(
-                        ActionKind::Rollback,
-                        cluster,
-                        service,
-                        format!("SERVICE_DEPLOYMENT_FAILED {}", d.deployment_id),
-                    )),
+                    action: Some(ActionRequest {
+                        trigger_deployment: Some(&d.deployment_id),
+                        ..ActionRequest::automatic(
+                            ActionKind::Rollback,
+                            cluster,
+                            service,
+                            format!("SERVICE_DEPLOYMENT_FAILED {}", d.deployment_id),
+                        )
+                    }),
+                    failed_deployment: Some((&d.deployment_id, happened_at)),
                     ..ProblemSignal::new(
                         Kind::EcsDeployment,
                         Signal::DeploymentFailed,

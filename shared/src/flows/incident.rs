@@ -52,6 +52,10 @@ pub struct ProblemSignal<'a> {
     /// incident core once the incident exists, so that it is recorded
     /// against it and announced in its messages whoever executes it.
     pub action: Option<ActionRequest<'a>>,
+    /// A failed deployment (id, when it failed) whose revision — as the
+    /// engine found it on the service — is recorded failed in the known-good
+    /// history once [`ProblemSignal::action`] ran.
+    pub failed_deployment: Option<(&'a str, i64)>,
     /// A crash loop on a freshly deployed revision hands off to the rollback engine.
     pub rollback_on_crash_loop: bool,
     /// An action on the critical path failed: SEV1.
@@ -91,6 +95,7 @@ impl<'a> ProblemSignal<'a> {
             notes: Vec::new(),
             actions: Vec::new(),
             action: None,
+            failed_deployment: None,
             rollback_on_crash_loop: false,
             action_failed: false,
             source: "ecs".into(),
@@ -296,6 +301,8 @@ async fn crash_loop_hand_off(
     {
         let request = ActionRequest {
             incident,
+            // Only while the service still runs the revision this crash loop is about.
+            failing_revision: sig.task_definition.as_deref(),
             ..ActionRequest::automatic(
                 ActionKind::Rollback,
                 sig.cluster,
@@ -411,6 +418,23 @@ async fn immediate_action(app: &App, sig: &ProblemSignal<'_>, incident: &str) ->
     if let Some(request) = &sig.action {
         let request = ActionRequest { incident: Some(incident), ..request.clone() };
         let result = engine::run(&app.engine(), &request).await;
+        if let Some((deployment, at)) = sig.failed_deployment {
+            match &result.trigger_revision {
+                Some(td) => {
+                    if let Err(e) = app.state.record_failure(sig.cluster, sig.service, td, deployment, at).await {
+                        tracing::error!(cluster = sig.cluster, service = sig.service, task_definition = %td, error = %e, decision = "failure-not-recorded", "failed deployment not recorded in the known-good history");
+                    }
+                }
+                None => {
+                    tracing::info!(
+                        cluster = sig.cluster,
+                        service = sig.service,
+                        deployment,
+                        "failed deployment not listed: its revision is not known, nothing recorded"
+                    )
+                }
+            }
+        }
         failed |= result.failed;
         actions.push(result.record);
     }

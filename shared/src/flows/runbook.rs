@@ -199,6 +199,10 @@ async fn act(
             ecs_rolling_back: false,
             request_id: req.request_id.as_deref(),
             requested_by: req.requested_by.as_deref(),
+            // A person's request is about the service as it is now.
+            trigger_deployment: None,
+            failing_revision: None,
+            recent_deployment: None,
         },
     )
     .await;

@@ -217,7 +217,14 @@ async fn failed_deployment_opens_an_incident_and_completed_deployment_resolves_i
         .get_item()
         .table_name(&bed.table)
         .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(format!("service#{}/api", svc.cluster)))
-        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("known-good#latest".into()))
+        // The known-good history: one item per revision (`known-good#<family>:<revision>`).
+        .key(
+            "sk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!(
+                "known-good#{}",
+                svc.task_definition_arn.rsplit('/').next().unwrap_or_default()
+            )),
+        )
         .send()
         .await
         .unwrap();

@@ -5,6 +5,7 @@
 
 use aws_sdk_dynamodb::operation::get_item::{GetItemError, GetItemOutput};
 use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
+use aws_sdk_dynamodb::operation::query::{QueryError, QueryOutput};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
@@ -75,11 +76,19 @@ fn sk_is(key: Option<&std::collections::HashMap<String, AttributeValue>>, sk: &s
 /// ECS answering a failed deployment of revision 42 (41 completed before);
 /// `update` is the mutating call's rule.
 fn ecs(update: &Rule) -> aws_sdk_ecs::Client {
-    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(service);
-    let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+    ecs_answering(service, &[42, 41, 40], update)
+}
+
+/// ECS answering DescribeServices with `describe`, the `active` revisions ACTIVE.
+fn ecs_answering(
+    describe: fn() -> DescribeServicesOutput,
+    active: &'static [i32],
+    update: &Rule,
+) -> aws_sdk_ecs::Client {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(describe);
+    let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(move || {
         aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
-            .task_definition_arns(td(42))
-            .task_definition_arns(td(41))
+            .set_task_definition_arns(Some(active.iter().map(|r| td(*r)).collect()))
             .build()
     });
     let deployments = mock!(aws_sdk_ecs::Client::list_service_deployments).then_output(|| {
@@ -96,8 +105,7 @@ fn updated() -> Rule {
 /// The state table: `hold` and `known_good` are the answers to those two
 /// reads; every other read finds nothing and every other write succeeds.
 fn dynamodb(hold: Rule, known_good: Rule, hold_write: Option<Rule>) -> aws_sdk_dynamodb::Client {
-    let query = mock!(aws_sdk_dynamodb::Client::query)
-        .then_output(|| aws_sdk_dynamodb::operation::query::QueryOutput::builder().build());
+    let query = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let update = mock!(aws_sdk_dynamodb::Client::update_item)
         .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build());
@@ -130,20 +138,46 @@ fn hold_read(answer: Result<Option<&'static str>, ()>) -> Rule {
     }
 }
 
+/// The known-good history query: revision 40 reached steady state a day ago.
 fn known_good_read(readable: bool) -> Rule {
-    let rule = mock!(aws_sdk_dynamodb::Client::get_item).match_requests(|i| sk_is(i.key(), "known-good#latest"));
+    let rule = mock!(aws_sdk_dynamodb::Client::query).match_requests(|q| {
+        q.expression_attribute_values()
+            .and_then(|v| v.get(":kg"))
+            .and_then(|v| v.as_s().ok())
+            .is_some_and(|v| v == "known-good#")
+    });
     if readable {
         rule.then_output(|| {
-            GetItemOutput::builder()
-                .set_item(Some([("task_definition".to_string(), AttributeValue::S(td(40)))].into()))
+            let day_ago = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+                - 86_400)
+                .to_string();
+            QueryOutput::builder()
+                .items(
+                    [
+                        ("sk".to_string(), AttributeValue::S("known-good#api:40".into())),
+                        ("task_definition".into(), AttributeValue::S(td(40))),
+                        ("first_completed_at".into(), AttributeValue::N(day_ago.clone())),
+                        ("completed_at".into(), AttributeValue::N(day_ago)),
+                    ]
+                    .into(),
+                )
                 .build()
         })
     } else {
-        rule.then_error(|| denied(GetItemError::generic))
+        rule.then_error(|| denied(QueryError::generic))
     }
 }
 
 async fn engine_run(ecs: aws_sdk_ecs::Client, dynamodb: aws_sdk_dynamodb::Client) -> ActionResult {
+    engine_run_with(ecs, dynamodb, |r| r).await
+}
+
+/// Run an automatic rollback request, shaped by `shape`, through the engine.
+async fn engine_run_with(
+    ecs: aws_sdk_ecs::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    shape: impl for<'a> FnOnce(ActionRequest<'a>) -> ActionRequest<'a>,
+) -> ActionResult {
     let dead = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url("http://127.0.0.1:9")
         .region(aws_config::Region::new("us-east-1"))
@@ -166,7 +200,9 @@ async fn engine_run(ecs: aws_sdk_ecs::Client, dynamodb: aws_sdk_dynamodb::Client
     .expect("config");
     let state = StateStore::new(dynamodb, "state");
     let engine = Engine { function: "ecs-events", config: &config, clients: &clients, state: &state };
-    run(&engine, &ActionRequest::automatic(ActionKind::Rollback, "prod", "api", "SERVICE_DEPLOYMENT_FAILED test")).await
+    let request =
+        shape(ActionRequest::automatic(ActionKind::Rollback, "prod", "api", "SERVICE_DEPLOYMENT_FAILED test"));
+    run(&engine, &request).await
 }
 
 #[tokio::test]
@@ -222,4 +258,97 @@ async fn when_the_call_fails_and_the_hold_cannot_be_recorded_the_result_should_s
     let detail = &r.record.detail;
     assert!(detail.contains("hold NOT recorded") && detail.contains("AccessDenied"), "{detail}");
     assert!(!detail.contains("are now held"), "must not claim a hold that is not there: {detail}");
+}
+
+/// The service after ECS's circuit breaker rolled back release 42: ECS's own
+/// rollback deployment of 41 is PRIMARY and COMPLETED; the failed deployment
+/// of 42 is still listed, ACTIVE and FAILED, while its tasks drain. (The
+/// local server cannot list two deployments; these are ECS's shapes.)
+fn rolled_back_by_ecs() -> DescribeServicesOutput {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    DescribeServicesOutput::builder()
+        .services(
+            Service::builder()
+                .service_name("api")
+                .cluster_arn("arn:aws:ecs:us-east-1:111122223333:cluster/prod")
+                .status("ACTIVE")
+                .desired_count(3)
+                .running_count(3)
+                .task_definition(td(41))
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/3")
+                        .status("PRIMARY")
+                        .task_definition(td(41))
+                        .rollout_state(DeploymentRolloutState::Completed)
+                        .rollout_state_reason("ECS deployment ecs-svc/3 completed.")
+                        .created_at(DateTime::from_secs(now - 240))
+                        .build(),
+                )
+                .deployments(
+                    Deployment::builder()
+                        .id("ecs-svc/2")
+                        .status("ACTIVE")
+                        .task_definition(td(42))
+                        .rollout_state(DeploymentRolloutState::Failed)
+                        .rollout_state_reason("ECS deployment circuit breaker: task failed to start.")
+                        .created_at(DateTime::from_secs(now - 900))
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test]
+async fn when_ecs_already_rolled_back_an_automatic_rollback_should_never_go_onto_the_failed_deployments_revision() {
+    // No trigger named (as a hand-off that does not say what it is about):
+    // the failed deployment's 42 is the only other revision, and never a target.
+    let update = updated();
+    let r = engine_run(
+        ecs_answering(rolled_back_by_ecs, &[42, 41], &update),
+        dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+    )
+    .await;
+    assert_eq!(update.num_calls(), 0, "the healthy service stays on 41: {:?}", r.record);
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+}
+
+#[tokio::test]
+async fn when_a_failed_event_arrives_after_ecs_rolled_back_the_engine_should_skip_saying_the_deployment_is_no_longer_primary()
+ {
+    let update = updated();
+    let r = engine_run_with(
+        ecs_answering(rolled_back_by_ecs, &[42, 41, 40], &update),
+        dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+        |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+    )
+    .await;
+    assert_eq!(update.num_calls(), 0);
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+    assert_eq!(
+        r.record.detail,
+        "deployment ecs-svc/2 is no longer the service's primary deployment \
+         (ECS already rolled back to api:41, deployment ecs-svc/3 COMPLETED); nothing to do"
+    );
+    assert_eq!(r.trigger_revision.as_deref(), Some(td(42).as_str()), "the failed deployment's own revision");
+}
+
+#[tokio::test]
+async fn when_the_failed_deployment_is_still_primary_the_engine_should_roll_back_and_mark_the_revision_rolled_away() {
+    let update = updated();
+    let rolled_away = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|u| sk_is(u.key(), "known-good#api:42"))
+        .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build());
+    let r = engine_run_with(
+        ecs(&update),
+        dynamodb(hold_read(Ok(None)), known_good_read(true), Some(rolled_away.clone())),
+        |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+    )
+    .await;
+    assert_eq!(r.record.status, ActionStatus::Executed, "{:?}", r.record);
+    assert!(r.record.detail.contains("api:42 -> api:40 (KnownGood)"), "{}", r.record.detail);
+    assert_eq!(update.num_calls(), 1);
+    assert_eq!(rolled_away.num_calls(), 1, "the revision we rolled away from is marked in its history");
+    assert_eq!(r.trigger_revision.as_deref(), Some(td(42).as_str()));
 }

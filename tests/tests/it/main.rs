@@ -14,4 +14,5 @@ mod incident_core;
 mod lost_responses;
 mod redaction;
 mod redelivery;
+mod stale_triggers;
 mod timeouts;

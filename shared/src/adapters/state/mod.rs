@@ -18,7 +18,7 @@
 //! | `runbook#<request id>`      | `request`                   | claim of one runbook request: payload hash, lease, then done with its first Outcome (7 days) |
 //! | `service#<cluster>/<svc>` or `pipeline#<name>` | `incident#open` | the open incident of a subject (at most one); carries `open_index`/`open_since` while open, so the sparse index `open-incidents` lists exactly the open ones |
 //! | `service#<cluster>/<svc>`   | `incident#<opened>#<id>`    | a closed incident (90 days) |
-//! | `service#<cluster>/<svc>`   | `known-good#latest`         | last task definition that reached steady state |
+//! | `service#<cluster>/<svc>`   | `known-good#<family>:<rev>` | known-good history of one revision: completions, last failure, last rolled away from |
 //! | `service#<cluster>/<svc>`   | `deployment#<id>`           | deployments seen, with their state and time |
 //! | `service#<cluster>/<svc>`   | `lock`                      | lease lock of the action engine (owner, expires_at) |
 //! | `service#<cluster>/<svc>`   | `hold`                      | automatic actions stopped after a failed action, until a person clears it |
