@@ -14,7 +14,9 @@
 //! 2. **Triggers and pure decisions**: [`trigger`] (every accepted input as a
 //!    typed [`Trigger`]), [`snapshot`] (plain data read from AWS),
 //!    [`diagnosis`] (stop classification, severity, alarms, log excerpts),
-//!    [`render`] (alert, update and resolution texts), [`evidence`] (bundle
+//!    [`render`] (alert, update and resolution texts), [`chat`] (the same
+//!    messages as Amazon Q Developer custom notifications, and their schema
+//!    check), [`evidence`] (bundle
 //!    building), [`lifecycle`] (the incident lifecycle: subjects, records,
 //!    transitions).
 //! 3. **Adapters** ([`adapters`]): every AWS call, with typed errors — the
@@ -39,6 +41,7 @@ pub mod redact;
 pub mod telemetry;
 pub mod time;
 
+pub mod chat;
 pub mod diagnosis;
 pub mod evidence;
 pub mod lifecycle;

@@ -1,12 +1,16 @@
 //! Notifications, rendered (pure) after the runbooks' incident-alert and
-//! incident-resolved templates. Publishing is `adapters::sns`.
+//! incident-resolved templates. Publishing is `adapters::sns`; the chat form
+//! of the same message (Amazon Q Developer custom notification) is
+//! [`crate::chat`], built from the fields of [`Message`].
 
 use std::fmt::Write;
 
 use crate::outcome::{ActionRecord, Cause, Kind, Severity};
 use crate::redact::Redactor;
 
-/// A rendered notification.
+/// A rendered notification: the plain text (`subject`, `body`) for e-mail,
+/// SQS, Lambda and every other subscriber, and what the chat form needs
+/// ([`crate::chat::notification`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub subject: String,
@@ -16,6 +20,56 @@ pub struct Message {
     pub service: String,
     pub cause: Cause,
     pub kind: Kind,
+    /// The incident the message belongs to: chat threads an incident's
+    /// messages on it. `None` for one-off notices.
+    pub incident: Option<String>,
+    /// What happened, as chat's `eventType`.
+    pub event_type: EventType,
+    /// A few lines for chat, most important first (already redacted).
+    pub highlights: Vec<String>,
+    /// The runbook's next steps for the cause (or the notice's own).
+    pub next_steps: Vec<String>,
+    /// Console links and other references: (label, URL or identifier).
+    pub links: Vec<(String, String)>,
+    /// `s3://bucket/prefix/` of the evidence, when stored.
+    pub evidence: Option<String>,
+}
+
+/// The kind of event a message announces (chat's `metadata.eventType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventType {
+    IncidentOpened,
+    IncidentUpdate,
+    IncidentEscalated,
+    IncidentResolved,
+    /// An alarm that maps to no service: one notice, no incident.
+    AlarmNotice,
+    /// A runbook action's decision.
+    RunbookAction,
+    /// A manual approval waiting in a pipeline (pipeline-events).
+    PipelineApproval,
+    /// A daily or weekly report's summary (scheduled-reports).
+    Report,
+}
+
+impl EventType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::IncidentOpened => "incident-opened",
+            Self::IncidentUpdate => "incident-update",
+            Self::IncidentEscalated => "incident-escalated",
+            Self::IncidentResolved => "incident-resolved",
+            Self::AlarmNotice => "alarm-notice",
+            Self::RunbookAction => "runbook-action",
+            Self::PipelineApproval => "pipeline-approval",
+            Self::Report => "report",
+        }
+    }
+}
+
+/// The runbook's next steps of a cause, as owned lines.
+pub fn steps_of(cause: Cause) -> Vec<String> {
+    cause.next_steps().iter().map(|s| s.to_string()).collect()
 }
 
 /// SNS subjects: ASCII, no line breaks, under 100 characters.
@@ -50,10 +104,16 @@ pub const MAX_BODY_BYTES: usize = 200 * 1024;
 
 /// The body as it can be published: whole when it fits, else cut with a note.
 pub fn fit_body(body: &str) -> std::borrow::Cow<'_, str> {
-    if body.len() <= MAX_BODY_BYTES {
+    fit_body_within(body, MAX_BODY_BYTES)
+}
+
+/// Like [`fit_body`], within `max_bytes` (at least 400).
+pub fn fit_body_within(body: &str, max_bytes: usize) -> std::borrow::Cow<'_, str> {
+    let max_bytes = max_bytes.max(400);
+    if body.len() <= max_bytes {
         return std::borrow::Cow::Borrowed(body);
     }
-    let mut cut = MAX_BODY_BYTES - 200;
+    let mut cut = max_bytes - 200;
     while !body.is_char_boundary(cut) {
         cut -= 1;
     }
@@ -235,6 +295,26 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
     if let Some((bucket, prefix)) = &v.evidence_location {
         let _ = writeln!(b, "- Evidence: {}", v.links.evidence(bucket, prefix));
     }
+    let mut highlights = vec![format!("Status: {}", v.status)];
+    if !v.impact.is_empty() {
+        highlights.push(format!("Impact: {}", v.impact.join("; ")));
+    }
+    highlights.extend(v.findings.iter().cloned());
+    highlights.extend(v.actions.iter().map(|a| format!("Action: {} {}: {}", a.action, a.status.as_str(), a.detail)));
+    if let EvidenceStatus::NotCaptured(why) = &v.evidence {
+        highlights.push(format!("Evidence NOT CAPTURED: {why}"));
+    }
+    let mut links = vec![
+        ("Service health".to_string(), v.links.service()),
+        ("Tasks".to_string(), v.links.tasks()),
+        ("Deployments".to_string(), v.links.deployments()),
+    ];
+    if let Some((g, s)) = &v.log_source {
+        links.push(("Logs".into(), v.links.log_stream(g, s)));
+    }
+    if let Some((bucket, prefix)) = &v.evidence_location {
+        links.push(("Evidence".into(), v.links.evidence(bucket, prefix)));
+    }
     Message {
         subject: redactor.text(&subject),
         body: redactor.text(&b),
@@ -243,6 +323,15 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
         service: v.service.into(),
         cause: v.cause,
         kind: v.kind,
+        incident: Some(v.incident.into()),
+        event_type: if v.update { EventType::IncidentUpdate } else { EventType::IncidentOpened },
+        highlights: highlights.iter().map(|h| redactor.text(h)).collect(),
+        next_steps: steps_of(v.cause),
+        links,
+        evidence: match &v.evidence {
+            EvidenceStatus::Stored(uri) => Some(uri.clone()),
+            EvidenceStatus::NotCaptured(_) => None,
+        },
     }
 }
 
@@ -310,6 +399,19 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         }
     }
     let _ = writeln!(b, "- Service health: {}", v.links.service());
+    let mut highlights = vec![
+        format!("Resolved {} by {}", v.resolved_at, v.resolved_by),
+        format!("Time to recover: {ttr}; was {}; {} failed task(s)", v.severity, v.failures),
+    ];
+    if v.notes.is_empty() {
+        highlights.push("No automatic action; the service recovered".into());
+    }
+    highlights.extend(v.notes.iter().cloned());
+    let mut next_steps = vec![match v.report {
+        Some(r) => format!("Review and complete the incident report: {r}"),
+        None => "Write the incident report; evidence and timeline are in the bundle".to_string(),
+    }];
+    next_steps.extend(steps_of(v.cause));
     Message {
         subject: redactor.text(&subject),
         body: redactor.text(&b),
@@ -318,6 +420,12 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         service: v.service.into(),
         cause: v.cause,
         kind: v.kind,
+        incident: Some(v.incident.into()),
+        event_type: EventType::IncidentResolved,
+        highlights: highlights.iter().map(|h| redactor.text(h)).collect(),
+        next_steps: next_steps.iter().map(|h| redactor.text(h)).collect(),
+        links: vec![("Service health".into(), v.links.service())],
+        evidence: v.evidence.map(str::to_string),
     }
 }
 
@@ -485,6 +593,11 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
     let _ = writeln!(b);
     let _ = writeln!(b, "- Service health: {}", v.links.service());
     let _ = writeln!(b, "- Deployments: {}", v.links.deployments());
+    let mut highlights = vec![format!("Still open after {open_for}{again}; started {}", v.opened_at)];
+    if v.tried.is_empty() {
+        highlights.push("Nothing automatic was tried: this needs a person".into());
+    }
+    highlights.extend(v.tried.iter().map(|t| format!("Tried: {t}")));
     Message {
         subject: redactor.text(&subject),
         body: redactor.text(&b),
@@ -493,6 +606,15 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         service: v.service.into(),
         cause: v.cause,
         kind: Kind::Report,
+        incident: Some(v.incident.into()),
+        event_type: EventType::IncidentEscalated,
+        highlights: highlights.iter().map(|h| redactor.text(h)).collect(),
+        next_steps: steps_of(v.cause),
+        links: vec![
+            ("Service health".into(), v.links.service()),
+            ("Deployments".into(), v.links.deployments()),
+        ],
+        evidence: v.evidence.map(str::to_string),
     }
 }
 

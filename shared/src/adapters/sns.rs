@@ -1,5 +1,11 @@
 //! SNS: the notifier. Every message carries the attributes subscribers
 //! filter on (`severity`, `cluster`, `service`, `cause`, `kind`).
+//!
+//! Published with `MessageStructure=json` ([`crate::chat::sns_message`]):
+//! the plain text under `default` (SNS sends it to e-mail, SQS, Lambda, HTTP
+//! and every protocol without a key of its own) and the Amazon Q Developer
+//! custom notification under `https`, the protocol the chat integration
+//! subscribes with. Other HTTPS subscribers receive the JSON too.
 
 use aws_sdk_sns::types::MessageAttributeValue;
 
@@ -19,9 +25,10 @@ fn kind_word(kind: Kind) -> String {
 
 /// Publish; returns the SNS message id.
 pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<String, AwsError> {
-    let body = crate::render::fit_body(&m.body);
+    let message = crate::chat::sns_message(m);
     let subject = crate::render::subject_line(&m.subject);
-    let mut req = clients.sns.publish().topic_arn(topic_arn).subject(subject).message(body.as_ref());
+    let mut req =
+        clients.sns.publish().topic_arn(topic_arn).subject(subject).message_structure("json").message(message);
     for (k, v) in [
         ("severity", m.severity.as_str().to_string()),
         ("cluster", m.cluster.clone()),

@@ -327,6 +327,17 @@ async fn unmapped_alert(
         service: String::new(),
         cause: a.cause,
         kind: Kind::Alarm,
+        incident: None,
+        event_type: crate::render::EventType::AlarmNotice,
+        highlights: vec![
+            format!("Alarm {} is {:?} (was {:?})", alarm.name, alarm.state, alarm.previous_state),
+            format!("Reason: {}", alarm.reason),
+            "No ECS service mapped (no ClusterName/ServiceName dimensions, no known target group): no runbook ran"
+                .into(),
+        ],
+        next_steps: crate::render::steps_of(a.cause),
+        links: Vec::new(),
+        evidence: None,
     };
     let mut o = Outcome::new(Kind::Alarm, a.severity, a.cause, a.explanation.clone());
     o.notified = Some(

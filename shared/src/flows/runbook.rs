@@ -243,6 +243,12 @@ async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionR
         service: service.into(),
         cause: Cause::Unknown,
         kind: Kind::Runbook,
+        incident: None,
+        event_type: crate::render::EventType::RunbookAction,
+        highlights: vec![format!("{} {status}: {}", record.action, record.detail)],
+        next_steps: Vec::new(),
+        links: vec![("Service health".into(), links.service()), ("Deployments".into(), links.deployments())],
+        evidence: None,
     };
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => id,

@@ -5,6 +5,7 @@
 
 mod actions;
 mod alarms;
+mod chat;
 mod ecs_incidents;
 mod engine_faults;
 mod escalation;
