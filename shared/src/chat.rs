@@ -329,7 +329,8 @@ pub fn validate(v: &Value) -> Result<(), ChatSchemaError> {
     exact(top, "source", "source", SOURCE)?;
     optional(top, "id", "id", limits::ID_CHARS)?;
 
-    let content = obj(top.get("content").ok_or_else(|| ChatSchemaError::Missing { field: "content".into() })?, "content")?;
+    let content =
+        obj(top.get("content").ok_or_else(|| ChatSchemaError::Missing { field: "content".into() })?, "content")?;
     known(content, "content.", &["textType", "title", "description", "nextSteps", "keywords"])?;
     if content.contains_key("textType") {
         exact(content, "textType", "content.textType", TEXT_TYPE)?;
@@ -610,7 +611,8 @@ mod tests {
     fn a_huge_alert_stays_within_every_limit() {
         // 5,000 log lines of 200 characters (1 MB), and findings far past
         // what chat shows: SNS still gets at most 250 KiB, chat its limits.
-        let lines: Vec<String> = (0..5_000).map(|i| format!("{i:05} ERROR é \"quoted\"\t{}", "x".repeat(180))).collect();
+        let lines: Vec<String> =
+            (0..5_000).map(|i| format!("{i:05} ERROR é \"quoted\"\t{}", "x".repeat(180))).collect();
         let mut v = alert_view(false, &[], lines);
         v.findings = (0..400).map(|i| format!("finding {i}: {}", "ü".repeat(500))).collect();
         let m = render_alert(&v, &Redactor::new());
@@ -722,7 +724,6 @@ mod tests {
             ChatSchemaError::TooLarge { .. }
         ));
         // The minimal notification AWS documents passes.
-        validate(&json!({"version": "1.0", "source": "custom", "content": {"description": "hello"}}))
-            .expect("minimal");
+        validate(&json!({"version": "1.0", "source": "custom", "content": {"description": "hello"}})).expect("minimal");
     }
 }

@@ -610,10 +610,7 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         event_type: EventType::IncidentEscalated,
         highlights: highlights.iter().map(|h| redactor.text(h)).collect(),
         next_steps: steps_of(v.cause),
-        links: vec![
-            ("Service health".into(), v.links.service()),
-            ("Deployments".into(), v.links.deployments()),
-        ],
+        links: vec![("Service health".into(), v.links.service()), ("Deployments".into(), v.links.deployments())],
         evidence: v.evidence.map(str::to_string),
     }
 }
