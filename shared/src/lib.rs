@@ -15,7 +15,8 @@
 //!    typed [`Trigger`]), [`snapshot`] (plain data read from AWS),
 //!    [`diagnosis`] (stop classification, severity, alarms, log excerpts),
 //!    [`render`] (alert, update and resolution texts), [`evidence`] (bundle
-//!    building), [`lifecycle`] (the incident lifecycle: subjects, records,
+//!    building), [`daily_report`] (the daily health check's data and
+//!    renderings), [`lifecycle`] (the incident lifecycle: subjects, records,
 //!    transitions).
 //! 3. **Adapters** ([`adapters`]): every AWS call, with typed errors — the
 //!    state store, ECS/ELB/CloudWatch/Logs/Auto Scaling reads and the ECS
@@ -39,6 +40,7 @@ pub mod redact;
 pub mod telemetry;
 pub mod time;
 
+pub mod daily_report;
 pub mod diagnosis;
 pub mod evidence;
 pub mod lifecycle;

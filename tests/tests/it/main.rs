@@ -5,6 +5,7 @@
 
 mod actions;
 mod alarms;
+mod daily_report;
 mod ecs_incidents;
 mod engine_faults;
 mod escalation;
