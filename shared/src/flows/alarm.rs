@@ -203,11 +203,12 @@ async fn runbook_action(
     match a.runbook {
         AlarmRunbook::ScaleOut if a.severity <= Severity::Sev2 => AlarmAction::Scale,
         AlarmRunbook::RollbackIfRecentDeploy => {
-            let window = app.config.settings.limits.rollback_window_seconds;
-            let recent = ecs::describe_service(&app.clients, cluster, service)
-                .await
-                .ok()
-                .and_then(|s| recent_deployment(&s, now(), window));
+            let recent = ecs::describe_service(&app.clients, cluster, service).await.ok().and_then(|s| {
+                // The service's own rollback window (tag autopilot:rollback-window-minutes), if it has one.
+                let window =
+                    crate::config::ServiceTuning::from_tags(&app.config.settings, &s.tags).rollback_window_seconds;
+                recent_deployment(&s, now(), window)
+            });
             match recent {
                 Some(r) => AlarmAction::Rollback { deployment: r.deployment, revision: r.revision },
                 None => AlarmAction::None,

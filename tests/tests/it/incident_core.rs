@@ -249,3 +249,21 @@ async fn open_incidents_are_listed_and_leave_the_list_when_resolved() {
         assert!(text.contains(section), "{section}:\n{text}");
     }
 }
+
+/// Per-service tuning comes from the service's tags; a tag that does not
+/// parse keeps the default and the alert says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_services_tuning_tags_are_read_and_a_bad_one_is_named_in_the_alert() {
+    let bed = TestBed::new("tuning").await;
+    let svc = SeededService::create(&bed, "api", 3).await;
+    svc.tag(&bed, "autopilot:crash-loop-threshold", "zero").await;
+    let mut p = bed.start("ecs-events", &[]);
+    p.outcome(&svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "tune-1", &format!("{:032x}", 1)));
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].message.contains("autopilot:crash-loop-threshold=\"zero\" is not a whole number"),
+        "{}",
+        notes[0].message
+    );
+}
