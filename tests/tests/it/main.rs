@@ -1,7 +1,8 @@
 //! Integration tests, one binary (one link): the real function binaries under
 //! the Lambda Runtime API, against the local AWS server of scripts/test.sh;
 //! and (`faults`) what the local server cannot produce, through the SDK's
-//! own test support.
+//! own test support. The adversity suite: `races` (randomized interleavings
+//! over five processes, through the recording fault proxy).
 
 mod actions;
 mod alarms;
@@ -10,6 +11,7 @@ mod engine_faults;
 mod faults;
 mod functions;
 mod lost_responses;
+mod races;
 mod redaction;
 mod redelivery;
 mod timeouts;
