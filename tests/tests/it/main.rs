@@ -2,12 +2,14 @@
 //! the Lambda Runtime API, against the local AWS server of scripts/test.sh;
 //! and (`faults`) what the local server cannot produce, through the SDK's
 //! own test support. The adversity suite: `races` (randomized interleavings
-//! over five processes, through the recording fault proxy).
+//! over five processes) and `fault_matrix` (every call of the opening paths
+//! faulted, the process killed at each), through the recording fault proxy.
 
 mod actions;
 mod alarms;
 mod ecs_incidents;
 mod engine_faults;
+mod fault_matrix;
 mod faults;
 mod functions;
 mod lost_responses;
