@@ -626,7 +626,7 @@ fn fuzz_targets_never_panic_and_refuse_malformed_input_with_typed_errors() {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(t) = targets.get(i) else { return };
-                    let cases = (total * t.weight / weights).max(1);
+                    let cases = (total * t.weight).div_ceil(weights).max(1);
                     let config = Config {
                         cases: u32::try_from(cases).unwrap_or(u32::MAX),
                         // No regression files: they would land in the source tree.
