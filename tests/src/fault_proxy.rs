@@ -382,6 +382,12 @@ pub fn published(calls: &[Call]) -> Vec<Published> {
     applied_once(calls, |c| c.op == "sns:Publish").map(Published::from_call).collect()
 }
 
+/// Every SNS message the server accepted among `calls`, an SDK retry's copy
+/// included (what subscribers receive).
+pub fn published_copies(calls: &[Call]) -> Vec<Published> {
+    calls.iter().filter(|c| c.op == "sns:Publish" && c.applied()).map(Published::from_call).collect()
+}
+
 /// Mutating ECS calls the server applied among `calls` (one per logical call).
 pub fn mutations(calls: &[Call]) -> Vec<Mutation> {
     applied_once(calls, |c| MUTATING_OPS.contains(&c.op.as_str()))

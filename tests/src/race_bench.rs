@@ -23,7 +23,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::adversity::{Episode, Failure, Findings, Notice, Rng, check, env_seconds};
-use crate::fault_proxy::{FaultProxy, mutations, published};
+use crate::fault_proxy::{FaultProxy, mutations, published, published_copies};
 use crate::{InvokeResult, LambdaProcess, TestBed};
 
 /// Which function a signal goes to.
@@ -207,7 +207,13 @@ impl RaceBench {
                     && n.attributes["cluster"]["Value"] == f.svc.cluster.as_str()
             })
             .count();
-        let seen = episode.notices.iter().filter(|n| n.service == f.svc.service && n.cluster == f.svc.cluster).count();
+        let seen = published_copies(&calls)
+            .iter()
+            .filter(|p| {
+                p.attributes.get("service") == Some(&f.svc.service)
+                    && p.attributes.get("cluster") == Some(&f.svc.cluster)
+            })
+            .count();
         assert_eq!(received, seen, "{}: SQS received {received} messages, the proxy saw {seen} published", f.tag);
         let logs: Vec<String> = self.processes.iter().flat_map(|(_, p)| p.drain_stdout()).collect();
         let mut detail = String::new();
