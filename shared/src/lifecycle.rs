@@ -140,18 +140,20 @@ pub struct Incident {
 }
 
 impl Incident {
-    /// A new incident id: time-ordered, readable, unique per subject and second.
-    pub fn new_id(subject: &Subject, now: i64) -> String {
+    /// A new incident id: time-ordered, readable, unique per subject, second and opener.
+    pub fn new_id(subject: &Subject, now: i64, token: &str) -> String {
         use sha2::{Digest, Sha256};
         let when = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().format("%Y%m%d-%H%M%S");
-        let digest = Sha256::digest(format!("{}/{now}", subject.key()).as_bytes());
+        // The opener's token too: two incidents of one subject opened in the
+        // same second (one resolved, the next opened) never share an id.
+        let digest = Sha256::digest(format!("{}/{now}/{token}", subject.key()).as_bytes());
         format!("inc-{when}-{}", crate::arn::hex(&digest[..3]))
     }
 
     /// A freshly opened incident whose alert `token` is sending until `lease_until`.
     pub fn opening(subject: Subject, opening: &Opening, now: i64, token: &str, lease_until: i64) -> Self {
         Self {
-            id: Self::new_id(&subject, now),
+            id: Self::new_id(&subject, now, token),
             subject,
             cause: opening.cause,
             severity: opening.severity,

@@ -403,6 +403,18 @@ fn announcements(inc: &Incident, ledger: &[LedgerEntry], own: &[ActionRecord]) -
 async fn ledger_of(app: &App, inc: &Incident) -> Vec<LedgerEntry> {
     let Some((cluster, service)) = inc.subject.as_service() else { return Vec::new() };
     match app.state.ledger_since(cluster, service, inc.opened_at).await {
+        // An action left `executing` by an invocation that died: settle it
+        // (verified against the service under the lock), then read again.
+        Ok(l) if l.iter().any(|e| e.status == LedgerStatus::Executing) => {
+            match engine::settle_unfinished(&app.engine(), cluster, service).await {
+                Ok(true) => app.state.ledger_since(cluster, service, inc.opened_at).await.unwrap_or(l),
+                Ok(false) => l,
+                Err(e) => {
+                    tracing::warn!(incident = %inc.id, error = %e, "unfinished action not settled; announced once verified");
+                    l
+                }
+            }
+        }
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(incident = %inc.id, error = %e, "ledger unreadable; unannounced actions wait for the next message");
