@@ -339,7 +339,17 @@ impl FaultBench {
             }
             let mutation_at = all.iter().find(|s| s.op == "ecs:UpdateService").map_or(usize::MAX, |s| s.index);
             let acted_first = mutations(&calls[..first_calls.min(calls.len())]).len();
-            if SAFETY_READS.contains(&op) && step.index < mutation_at && acted_first > 0 {
+            // The SDK retries throttling, 5xx and resets by itself: a read whose
+            // retry succeeded before the mutation gave the engine the whole facts.
+            let first = &calls[..first_calls.min(calls.len())];
+            let mutation_seq = first.iter().find(|c| c.op == "ecs:UpdateService").map(|c| c.seq);
+            let retried_ok = first.iter().any(|c| {
+                c.op == op
+                    && c.fault.is_none()
+                    && c.status.is_some_and(|s| s < 300)
+                    && mutation_seq.is_none_or(|m| c.seq < m)
+            });
+            if SAFETY_READS.contains(&op) && step.index < mutation_at && acted_first > 0 && !retried_ok {
                 report.acted_on_partial_information += 1;
                 broken.push(format!("{op} #{k} failed ({}) and the same invocation still acted", blow.label()));
             }

@@ -540,7 +540,8 @@ async fn open_new(
         source: sig.source.clone(),
         failed_tasks: failed_task_of(sig, t).into_iter().collect(),
     };
-    let incident = Incident::opening(subject.clone(), &opening, t, &token, lease(app, t));
+    let salt = format!("{token}/{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let incident = Incident::opening(subject.clone(), &opening, t, &token, lease(app, t), &salt);
     // Recorded before anything else happens: the alert is pending until published.
     if !app.state.create_incident(&incident).await? {
         // Another invocation opened it a moment ago: this event joins it.

@@ -138,7 +138,7 @@ async fn finding_7_a_stale_milder_claim_never_lowers_the_severity() {
         source: "ecs".into(),
         failed_tasks: Vec::new(),
     };
-    let incident = Incident::opening(subject.clone(), &opening, t, "req-a", t + 330);
+    let incident = Incident::opening(subject.clone(), &opening, t, "req-a", t + 330, "salt");
     assert!(state.create_incident(&incident).await.expect("create"));
     state
         .mark_delivered(&incident, &Delivery { severity: Some(Severity::Sev3), ..Default::default() }, t)
