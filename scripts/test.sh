@@ -18,6 +18,14 @@ export AUTOPILOT_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/debug"
 
 start_moto
 
+# The adversity suite's short forms (issue 9): races, the fault and kill
+# matrix, fuzzing; scripts/bench.sh runs the long forms. Each suite prints an
+# `ADVERSITY <suite> …` line with its counts.
+export RACE_INTERLEAVINGS="${RACE_INTERLEAVINGS:-50}"
+export FAULT_ROUNDS="${FAULT_ROUNDS:-8}"
+export REDELIVERY_DELAY_SECONDS="${REDELIVERY_DELAY_SECONDS:-1}"
+export FUZZ_CASES="${FUZZ_CASES:-6000}"
+
 echo "==> cargo test"
 cargo test --workspace --quiet
 

@@ -349,7 +349,8 @@ def test_data_plane_grants_point_at_this_stacks_resources(grants, unscoped, scop
                     assert s["Condition"] == {"StringLike": {"s3:prefix": ["incidents/*", "reports/*"]}}
                     seen.add("s3-list")
                 if any(a.startswith("dynamodb:") for a in actions):
-                    assert res == [table]
+                    # The table and its one index (open incidents), nothing else.
+                    assert res == [table, f"{table}/index/open-incidents"]
                     assert set(actions) == STATE_ITEM_ACTIONS
                     seen.add("dynamodb")
                 if any(a.startswith("kms:") for a in actions):

@@ -627,7 +627,15 @@ def test_state_table(translated):
     assert t["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
                               {"AttributeName": "sk", "KeyType": "RANGE"}]
     assert t["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"},
-                                         {"AttributeName": "sk", "AttributeType": "S"}]
+                                         {"AttributeName": "sk", "AttributeType": "S"},
+                                         {"AttributeName": "open_index", "AttributeType": "S"},
+                                         {"AttributeName": "open_since", "AttributeType": "N"}]
+    assert t["GlobalSecondaryIndexes"] == [{
+        "IndexName": "open-incidents",
+        "KeySchema": [{"AttributeName": "open_index", "KeyType": "HASH"},
+                      {"AttributeName": "open_since", "KeyType": "RANGE"}],
+        "Projection": {"ProjectionType": "ALL"},
+    }]
     assert t["BillingMode"] == "PAY_PER_REQUEST"
     # moto drops these two: checked here.
     assert t["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}

@@ -53,6 +53,45 @@ pub struct Config {
     pub settings: Settings,
 }
 
+/// The settings a team tunes per service, from the service's tags
+/// (`autopilot:crash-loop-threshold`, `autopilot:rollback-window-minutes`)
+/// over the stack's defaults; `autopilot:mode` and `autopilot:max-tasks` are
+/// read by the engine. A tag that does not parse keeps the default and says so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceTuning {
+    pub crash_loop_threshold: u32,
+    pub rollback_window_seconds: i64,
+    /// Tags that were ignored, and why.
+    pub notes: Vec<String>,
+}
+
+impl ServiceTuning {
+    pub fn from_tags(settings: &Settings, tags: &[(String, String)]) -> Self {
+        let mut notes = Vec::new();
+        let tag = |k: &str| tags.iter().find(|(key, _)| key.eq_ignore_ascii_case(k)).map(|(_, v)| v.trim());
+        let mut crash_loop_threshold = settings.crash_loop_threshold;
+        if let Some(v) = tag("autopilot:crash-loop-threshold") {
+            match v.parse::<u32>() {
+                Ok(n) if n >= 1 => crash_loop_threshold = n,
+                _ => notes.push(format!(
+                    "tag autopilot:crash-loop-threshold={v:?} is not a whole number of at least 1; using {crash_loop_threshold}"
+                )),
+            }
+        }
+        let mut rollback_window_seconds = settings.limits.rollback_window_seconds;
+        if let Some(v) = tag("autopilot:rollback-window-minutes") {
+            match v.parse::<u32>() {
+                Ok(m) => rollback_window_seconds = i64::from(m) * 60,
+                _ => notes.push(format!(
+                    "tag autopilot:rollback-window-minutes={v:?} is not a whole number of minutes; using {}",
+                    rollback_window_seconds / 60
+                )),
+            }
+        }
+        Self { crash_loop_threshold, rollback_window_seconds, notes }
+    }
+}
+
 /// Tunables with defaults; each may be overridden by the env variable named
 /// in its comment (README, "Configuration").
 #[derive(Debug, Clone, PartialEq)]
@@ -267,6 +306,23 @@ fn parse_u64(name: &str, value: Option<&str>) -> Result<Option<u64>, AutopilotEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_service_tags_tune_the_crash_loop_threshold_and_rollback_window_and_bad_ones_say_so() {
+        let settings = Settings::default();
+        let t = |pairs: &[(&str, &str)]| {
+            let tags: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            ServiceTuning::from_tags(&settings, &tags)
+        };
+        let default = t(&[]);
+        assert_eq!((default.crash_loop_threshold, default.rollback_window_seconds), (3, 3600));
+        let tuned = t(&[("autopilot:crash-loop-threshold", "5"), ("autopilot:rollback-window-minutes", "20")]);
+        assert_eq!((tuned.crash_loop_threshold, tuned.rollback_window_seconds), (5, 1200));
+        assert!(tuned.notes.is_empty());
+        let bad = t(&[("autopilot:crash-loop-threshold", "0"), ("autopilot:rollback-window-minutes", "soon")]);
+        assert_eq!((bad.crash_loop_threshold, bad.rollback_window_seconds), (3, 3600));
+        assert_eq!(bad.notes.len(), 2, "{:?}", bad.notes);
+    }
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {

@@ -16,8 +16,8 @@
 //!    [`diagnosis`] (stop classification, severity, alarms, log excerpts),
 //!    [`render`] (alert, update and resolution texts), [`chat`] (the same
 //!    messages as Amazon Q Developer custom notifications, and their schema
-//!    check), [`evidence`] (bundle
-//!    building), [`lifecycle`] (the incident lifecycle: subjects, records,
+//!    check), [`evidence`] (bundle building), [`daily_report`] (the daily
+//!    health check's data and renderings), [`lifecycle`] (the incident lifecycle: subjects, records,
 //!    transitions).
 //! 3. **Adapters** ([`adapters`]): every AWS call, with typed errors — the
 //!    state store, ECS/ELB/CloudWatch/Logs/Auto Scaling reads and the ECS
@@ -42,6 +42,7 @@ pub mod telemetry;
 pub mod time;
 
 pub mod chat;
+pub mod daily_report;
 pub mod diagnosis;
 pub mod evidence;
 pub mod lifecycle;

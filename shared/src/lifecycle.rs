@@ -140,18 +140,22 @@ pub struct Incident {
 }
 
 impl Incident {
-    /// A new incident id: time-ordered, readable, unique per subject and second.
-    pub fn new_id(subject: &Subject, now: i64) -> String {
+    /// A new incident id: time-ordered, readable, unique per subject, second and opener.
+    pub fn new_id(subject: &Subject, now: i64, salt: &str) -> String {
         use sha2::{Digest, Sha256};
         let when = chrono::DateTime::from_timestamp(now, 0).unwrap_or_default().format("%Y%m%d-%H%M%S");
-        let digest = Sha256::digest(format!("{}/{now}", subject.key()).as_bytes());
+        // A salt unique to the opening attempt (the flow's): two incidents of
+        // one subject opened in the same second — even by one invocation's
+        // retries — never share an id, nor their evidence prefix.
+        let digest = Sha256::digest(format!("{}/{now}/{salt}", subject.key()).as_bytes());
         format!("inc-{when}-{}", crate::arn::hex(&digest[..3]))
     }
 
-    /// A freshly opened incident whose alert `token` is sending until `lease_until`.
-    pub fn opening(subject: Subject, opening: &Opening, now: i64, token: &str, lease_until: i64) -> Self {
+    /// A freshly opened incident whose alert `token` is sending until
+    /// `lease_until`; `salt` makes its id unique (see [`Incident::new_id`]).
+    pub fn opening(subject: Subject, opening: &Opening, now: i64, token: &str, lease_until: i64, salt: &str) -> Self {
         Self {
-            id: Self::new_id(&subject, now),
+            id: Self::new_id(&subject, now, salt),
             subject,
             cause: opening.cause,
             severity: opening.severity,
@@ -403,7 +407,7 @@ mod tests {
             source: "ecs".into(),
             failed_tasks: Vec::new(),
         };
-        let mut inc = Incident::opening(Subject::service("prod", "api"), &opening, T0, "req-a", T0 + 330);
+        let mut inc = Incident::opening(Subject::service("prod", "api"), &opening, T0, "req-a", T0 + 330, "salt");
         inc.alert = alert;
         inc
     }

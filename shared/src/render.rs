@@ -631,7 +631,7 @@ mod tests {
             source: "ecs".into(),
             failed_tasks: Vec::new(),
         };
-        let mut inc = Incident::opening(Subject::service("prod", "api"), &opening, 1_795_000_000, "req", 0);
+        let mut inc = Incident::opening(Subject::service("prod", "api"), &opening, 1_795_000_000, "req", 0, "salt");
         inc.alert = Alert::Delivered { at: 1_795_000_002 };
         inc.impact = vec!["1 of 3 tasks running (0 pending)".into()];
         inc.evidence = Some("s3://ev/incidents/prod/api/inc-1/".into());

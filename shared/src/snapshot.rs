@@ -125,6 +125,11 @@ impl ContainerDefinitionSnapshot {
         self.log_options.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
+    /// The awslogs group this container writes to, if it uses awslogs.
+    pub fn awslogs_group(&self) -> Option<&str> {
+        (self.log_driver.as_deref() == Some("awslogs")).then(|| self.log_option("awslogs-group")).flatten()
+    }
+
     /// `(log group, stream)` of this container's awslogs output for a task id:
     /// the stream is `<awslogs-stream-prefix>/<container>/<task id>`.
     pub fn awslogs_stream(&self, task_id: &str) -> Option<(String, String)> {

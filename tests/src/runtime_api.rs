@@ -41,6 +41,8 @@ struct State {
     first_next: Option<Instant>,
     init_error: Option<String>,
     shutdown: bool,
+    /// How long each invocation may run (`Lambda-Runtime-Deadline-Ms`); 300 s unless set.
+    deadline: Option<Duration>,
 }
 
 type Shared = Arc<(Mutex<State>, Condvar)>;
@@ -148,10 +150,28 @@ impl LambdaProcess {
     /// Invoke as Lambda's retry of an earlier invocation does: same payload,
     /// same request id (asynchronous retries keep it).
     pub fn invoke_as(&mut self, request_id: &str, payload: &Value) -> InvokeResult {
-        let id = request_id.to_string();
-        self.queue(id.clone(), payload.to_string().into_bytes());
         let name = self.name.clone();
-        self.answer(&id, Duration::from_secs(60)).unwrap_or_else(|| panic!("{name}: no answer to {id} in 60 s"))
+        self.invoke_with_id(payload, request_id, Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{name}: no answer to {request_id} in 60 s"))
+    }
+
+    /// Queue an invocation with the given request id, as Lambda's
+    /// asynchronous retries of one invocation keep its request id.
+    pub fn submit_with_id(&mut self, payload: &Value, request_id: &str) -> String {
+        self.queue(request_id.to_string(), payload.to_string().into_bytes())
+    }
+
+    /// Invoke with the given request id and wait up to `timeout` for the answer.
+    pub fn invoke_with_id(&mut self, payload: &Value, request_id: &str, timeout: Duration) -> Option<InvokeResult> {
+        let id = self.submit_with_id(payload, request_id);
+        self.answer(&id, timeout)
+    }
+
+    /// Give every following invocation `deadline` to run (the Runtime API's
+    /// `Lambda-Runtime-Deadline-Ms`, from the moment it is handed out), as a
+    /// function configured with that timeout gets.
+    pub fn set_deadline(&self, deadline: Duration) {
+        self.state.0.lock().unwrap().deadline = Some(deadline);
     }
 
     fn submit_raw(&mut self, payload: Vec<u8>) -> String {
@@ -160,15 +180,15 @@ impl LambdaProcess {
             *n += 1;
             format!("req-{}-{}", self.child.id(), *n)
         };
-        self.queue(id.clone(), payload);
-        id
+        self.queue(id, payload)
     }
 
-    fn queue(&mut self, id: String, payload: Vec<u8>) {
+    fn queue(&mut self, id: String, payload: Vec<u8>) -> String {
         self.last_request_id = Some(id.clone());
         let (lock, cvar) = &*self.state;
-        lock.lock().unwrap().queue.push_back((id, payload));
+        lock.lock().unwrap().queue.push_back((id.clone(), payload));
         cvar.notify_all();
+        id
     }
 
     /// The answer to the invocation `id`, if it comes within `timeout`.
@@ -221,6 +241,12 @@ impl LambdaProcess {
     /// The request id of the last invocation (`Lambda-Runtime-Aws-Request-Id`).
     pub fn last_request_id(&self) -> Option<String> {
         self.last_request_id.clone()
+    }
+
+    /// The log lines (stdout) so far, removed: a long-lived process keeps
+    /// only what came after.
+    pub fn drain_stdout(&self) -> Vec<String> {
+        std::mem::take(&mut *self.stdout.lock().unwrap())
     }
 
     pub fn stdout(&self) -> Vec<String> {
@@ -288,10 +314,11 @@ fn serve(stream: TcpStream, state: Shared) {
                 }
                 st = cvar.wait_timeout(st, Duration::from_millis(100)).unwrap().0;
             };
+            let allowed = st.deadline.unwrap_or(Duration::from_secs(300)).as_millis();
             drop(st);
             let deadline = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() + 300_000)
+                .map(|d| d.as_millis() + allowed)
                 .unwrap_or(0);
             let head = format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\

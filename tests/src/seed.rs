@@ -56,12 +56,18 @@ fn unique_target_group_name() -> String {
 
 impl SeededService {
     pub async fn create(bed: &TestBed, service: &str, desired: i32) -> Self {
+        Self::create_named(bed, &format!("{}-cl", bed.prefix), service, desired).await
+    }
+
+    /// Like [`SeededService::create`], in the cluster `cluster` (created if
+    /// new): many services of one test bed, each in a cluster of its own.
+    pub async fn create_named(bed: &TestBed, cluster: &str, service: &str, desired: i32) -> Self {
         use aws_sdk_ecs::types::*;
         let ecs = aws_sdk_ecs::Client::new(&bed.config);
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.config);
         let logs = aws_sdk_cloudwatchlogs::Client::new(&bed.config);
         let (vpc, subnets, sg) = network();
-        let cluster = format!("{}-cl", bed.prefix);
+        let cluster = cluster.to_string();
         let cluster_arn = ecs
             .create_cluster()
             .cluster_name(&cluster)
@@ -254,6 +260,21 @@ impl SeededService {
             }
             req.send().await.expect("put log events");
         }
+    }
+
+    /// The id of the service's PRIMARY deployment, as ECS reports it.
+    pub async fn primary_deployment_id(&self, bed: &TestBed) -> Option<String> {
+        let ecs = aws_sdk_ecs::Client::new(&bed.config);
+        let s = ecs
+            .describe_services()
+            .cluster(&self.cluster)
+            .services(&self.service)
+            .send()
+            .await
+            .expect("describe service")
+            .services
+            .and_then(|s| s.into_iter().next())?;
+        s.deployments().iter().find(|d| d.status() == Some("PRIMARY")).and_then(|d| d.id().map(str::to_string))
     }
 
     /// What the service runs now, and its desired count.

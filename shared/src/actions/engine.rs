@@ -316,6 +316,30 @@ async fn take_lock(app: &Engine<'_>, req: &ActionRequest<'_>, held: &mut Held) -
     }
 }
 
+/// Settle the service's unfinished (`executing`) actions left by an
+/// invocation that died: under the lock, each is verified against the
+/// service and recorded executed or failed, so that the incident can
+/// announce it. `Ok(false)`: the lock is held (its holder is alive and
+/// finishes its own entry), nothing settled now.
+pub async fn settle_unfinished(app: &Engine<'_>, cluster: &str, service: &str) -> Result<bool, AutopilotError> {
+    let req = ActionRequest::automatic(ActionKind::Rollback, cluster, service, "settle unfinished actions");
+    let mut held = Held::default();
+    if take_lock(app, &req, &mut held).await.is_err() {
+        return Ok(false);
+    }
+    let mut snapshot = describe_service(app.clients, cluster, service).await.map_err(AutopilotError::Aws);
+    let settled = match &mut snapshot {
+        Ok(snap) => resolve_unfinished(app, &req, now(), snap).await.is_ok(),
+        Err(_) => false,
+    };
+    if let Some(owner) = &held.lock_owner
+        && let Err(e) = app.state.release_lock(cluster, service, owner).await
+    {
+        tracing::warn!(cluster, service, error = %e, "lock not released");
+    }
+    snapshot.map(|_| settled)
+}
+
 /// Under the lock: the ledger as it is now, with every unfinished
 /// (`executing`) action verified against the service — read again — and
 /// recorded executed or failed.

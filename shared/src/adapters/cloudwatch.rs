@@ -75,3 +75,45 @@ pub async fn alarm_tags(clients: &Clients, alarm_arn: &str) -> Result<Vec<(Strin
         .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
         .collect())
 }
+
+/// An alarm in ALARM state, with the dimensions of its metric (metric
+/// alarms; composite alarms have none and map to no service).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiringAlarm {
+    pub name: String,
+    pub dimensions: Vec<(String, String)>,
+}
+
+/// Every alarm currently in ALARM (paginated).
+pub async fn alarms_in_alarm(clients: &Clients) -> Result<Vec<FiringAlarm>, AwsError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let resp = clients
+            .cloudwatch
+            .describe_alarms()
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .max_records(100)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| aws_error("cloudwatch", "DescribeAlarms", "state ALARM", &e))?;
+        for a in resp.metric_alarms() {
+            let mut dimensions: Vec<(String, String)> =
+                a.dimensions().iter().filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string()))).collect();
+            // Metric-math alarms carry their dimensions in the queries.
+            for q in a.metrics() {
+                if let Some(m) = q.metric_stat().and_then(|s| s.metric()) {
+                    dimensions.extend(
+                        m.dimensions().iter().filter_map(|d| Some((d.name()?.to_string(), d.value()?.to_string()))),
+                    );
+                }
+            }
+            out.push(FiringAlarm { name: a.alarm_name().unwrap_or_default().to_string(), dimensions });
+        }
+        token = resp.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok(out);
+        }
+    }
+}

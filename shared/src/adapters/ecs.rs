@@ -29,7 +29,34 @@ pub async fn describe_service(clients: &Clients, cluster: &str, service: &str) -
         let why = resp.failures().first().and_then(|f| f.reason()).unwrap_or("not returned");
         return Err(AwsError::answer("ecs", "DescribeServices", format!("{cluster}/{service}"), why));
     };
-    Ok(ServiceSnapshot {
+    Ok(service_snapshot(cluster, service, s))
+}
+
+/// Up to any number of services of one cluster, ten per DescribeServices
+/// call (the API's limit); services ECS did not return are left out.
+pub async fn describe_services(
+    clients: &Clients,
+    cluster: &str,
+    services: &[String],
+) -> Result<Vec<ServiceSnapshot>, AwsError> {
+    let mut out = Vec::with_capacity(services.len());
+    for chunk in services.chunks(10) {
+        let resp = clients
+            .ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(chunk.to_vec()))
+            .include(aws_sdk_ecs::types::ServiceField::Tags)
+            .send()
+            .await
+            .map_err(|e| aws_error("ecs", "DescribeServices", cluster, &e))?;
+        out.extend(resp.services().iter().map(|s| service_snapshot(cluster, s.service_name().unwrap_or_default(), s)));
+    }
+    Ok(out)
+}
+
+fn service_snapshot(cluster: &str, service: &str, s: &aws_sdk_ecs::types::Service) -> ServiceSnapshot {
+    ServiceSnapshot {
         cluster: cluster_name(s.cluster_arn().unwrap_or(cluster)).to_string(),
         service: s.service_name().unwrap_or(service).to_string(),
         service_arn: s.service_arn().map(str::to_string),
@@ -79,7 +106,7 @@ pub async fn describe_service(clients: &Clients, cluster: &str, service: &str) -
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),
-    })
+    }
 }
 
 /// Recently stopped tasks of the service, newest first (ECS keeps them about an hour).

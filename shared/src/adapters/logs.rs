@@ -79,3 +79,39 @@ pub async fn export_log_group(
         .map_err(|e| aws_error("logs", "CreateExportTask", group, &e))?;
     Ok(r.task_id().unwrap_or("?").to_string())
 }
+
+/// Error-looking lines of `group` since `since_ms` (epoch milliseconds),
+/// counted client-side over `FilterLogEvents` pages (Logs Insights is not
+/// available everywhere, the local server among them): `(count, capped)`,
+/// capped when `max_pages` were read and more remained.
+pub async fn count_error_lines(
+    clients: &Clients,
+    group: &str,
+    since_ms: i64,
+    max_pages: usize,
+) -> Result<(u64, bool), AwsError> {
+    let mut count = 0u64;
+    let mut token = None;
+    for _ in 0..max_pages {
+        let resp = clients
+            .logs
+            .filter_log_events()
+            .log_group_name(group)
+            .start_time(since_ms)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| aws_error("logs", "FilterLogEvents", group, &e))?;
+        count += resp
+            .events()
+            .iter()
+            .filter_map(|e| e.message())
+            .filter(|m| crate::diagnosis::logs::is_error_line(m))
+            .count() as u64;
+        token = resp.next_token().map(str::to_string);
+        if token.is_none() {
+            return Ok((count, false));
+        }
+    }
+    Ok((count, true))
+}

@@ -137,3 +137,24 @@ mod base64_sha {
         assert_eq!(encode(b"foobar"), "Zm9vYmFy");
     }
 }
+
+/// A presigned GET URL of `key`, valid for `lifetime` at most (and no longer
+/// than the credentials that signed it).
+pub async fn presigned_get(
+    clients: &Clients,
+    bucket: &str,
+    key: &str,
+    lifetime: std::time::Duration,
+) -> Result<String, AwsError> {
+    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(lifetime)
+        .map_err(|e| AwsError::answer("s3", "GetObject (presign)", format!("{bucket}/{key}"), e.to_string()))?;
+    let req = clients
+        .s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .presigned(config)
+        .await
+        .map_err(|e| aws_error("s3", "GetObject (presign)", format!("{bucket}/{key}"), &e))?;
+    Ok(req.uri().to_string())
+}

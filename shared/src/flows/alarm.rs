@@ -8,7 +8,7 @@ use std::sync::{Mutex, OnceLock};
 use super::incident::{ProblemSignal, on_problem, on_recovery_of};
 use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
-use crate::actions::engine::{self, ActionRequest};
+use crate::actions::engine::ActionRequest;
 use crate::actions::rollback_plan::recent_deployment;
 use crate::adapters::sns::publish;
 use crate::adapters::{cloudwatch, ecs};
@@ -99,22 +99,21 @@ async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Valu
             }
             Some((c, s)) => {
                 let work = async {
-                    let actions = match a.runbook {
-                        AlarmRunbook::Diagnose => Vec::new(),
+                    let (records, action) = match a.runbook {
+                        AlarmRunbook::Diagnose => (Vec::new(), AlarmAction::None),
                         _ => match alarm_designation(app, alarm).await {
-                            Designation::Not(why) => vec![(not_considered(&a, &why), false)],
+                            Designation::Not(why) => (vec![not_considered(&a, &why)], AlarmAction::None),
                             designated => {
                                 tracing::info!(alarm = %alarm.name, designation = ?designated, decision = "alarm-designated", "alarm may act");
-                                runbook_actions(app, alarm, &a, &c, &s).await
+                                (Vec::new(), runbook_action(app, &a, &c, &s).await)
                             }
                         },
                     };
-                    let failed = actions.iter().any(|r| r.1);
                     let signal = ProblemSignal {
                         cause: Some(a.cause),
                         region: alarm.region.as_deref().filter(|r| r.contains('-') && !r.contains(' ')),
-                        actions: actions.into_iter().map(|r| r.0).collect(),
-                        action_failed: failed,
+                        actions: records,
+                        action: action_request(&action, alarm, &c, &s),
                         source: source.clone(),
                         severity_floor: Some(a.severity),
                         ..ProblemSignal::new(
@@ -180,51 +179,69 @@ fn not_considered(a: &crate::diagnosis::alarm::AlarmAssessment, why: &str) -> cr
     }
 }
 
+/// What the alarm's runbook asks of the engine (run by the incident core
+/// once the incident exists, so that the action is recorded against it and
+/// announced whoever executes it).
+enum AlarmAction {
+    None,
+    Scale,
+    /// Roll back the fresh deployment `deployment` of `revision`.
+    Rollback {
+        deployment: String,
+        revision: String,
+    },
+}
+
 /// The alarm's runbook: scale out for saturation, roll back when errors follow
-/// a fresh deployment. Returns the engine's records and whether one failed.
-async fn runbook_actions(
+/// a fresh deployment.
+async fn runbook_action(
     app: &App,
-    alarm: &AlarmChange,
     a: &crate::diagnosis::alarm::AlarmAssessment,
     cluster: &str,
     service: &str,
-) -> Vec<(crate::outcome::ActionRecord, bool)> {
-    let trigger = format!("alarm {}", alarm.name);
+) -> AlarmAction {
     match a.runbook {
-        AlarmRunbook::ScaleOut if a.severity <= Severity::Sev2 => {
-            let r = engine::run(&app.engine(), &ActionRequest::automatic(ActionKind::Scale, cluster, service, trigger))
-                .await;
-            vec![(r.record, r.failed)]
-        }
+        AlarmRunbook::ScaleOut if a.severity <= Severity::Sev2 => AlarmAction::Scale,
         AlarmRunbook::RollbackIfRecentDeploy => {
-            let window = app.config.settings.limits.rollback_window_seconds;
-            let recent = ecs::describe_service(&app.clients, cluster, service)
-                .await
-                .ok()
-                .and_then(|s| recent_deployment(&s, now(), window));
-            let Some(recent) = recent else {
-                return Vec::new();
-            };
-            // The engine re-checks both against the service under its own read: still
-            // PRIMARY, still running that revision, and a fresh release — not ECS's
-            // (or our) rollback to a revision that had reached steady state before.
-            let r = engine::run(
-                &app.engine(),
-                &ActionRequest {
-                    recent_deployment: Some(&recent.deployment),
-                    failing_revision: Some(&recent.revision),
-                    ..ActionRequest::automatic(
-                        ActionKind::Rollback,
-                        cluster,
-                        service,
-                        format!("{trigger} after deployment {}", recent.deployment),
-                    )
-                },
-            )
-            .await;
-            vec![(r.record, r.failed)]
+            let recent = ecs::describe_service(&app.clients, cluster, service).await.ok().and_then(|s| {
+                // The service's own rollback window (tag autopilot:rollback-window-minutes), if it has one.
+                let window =
+                    crate::config::ServiceTuning::from_tags(&app.config.settings, &s.tags).rollback_window_seconds;
+                recent_deployment(&s, now(), window)
+            });
+            match recent {
+                Some(r) => AlarmAction::Rollback { deployment: r.deployment, revision: r.revision },
+                None => AlarmAction::None,
+            }
         }
-        _ => Vec::new(),
+        _ => AlarmAction::None,
+    }
+}
+
+/// The engine request for `action`. The engine re-checks a rollback against
+/// the service under its own read: still PRIMARY, still running that
+/// revision, and a fresh release — not ECS's (or our) rollback to a revision
+/// that had reached steady state before.
+fn action_request<'a>(
+    action: &'a AlarmAction,
+    alarm: &AlarmChange,
+    cluster: &'a str,
+    service: &'a str,
+) -> Option<ActionRequest<'a>> {
+    let trigger = format!("alarm {}", alarm.name);
+    match action {
+        AlarmAction::None => None,
+        AlarmAction::Scale => Some(ActionRequest::automatic(ActionKind::Scale, cluster, service, trigger)),
+        AlarmAction::Rollback { deployment, revision } => Some(ActionRequest {
+            recent_deployment: Some(deployment),
+            failing_revision: Some(revision),
+            ..ActionRequest::automatic(
+                ActionKind::Rollback,
+                cluster,
+                service,
+                format!("{trigger} after deployment {deployment}"),
+            )
+        }),
     }
 }
 

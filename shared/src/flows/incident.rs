@@ -10,6 +10,7 @@ use crate::adapters::gather::{Depth, GatherRequest, Gathered, gather};
 use crate::adapters::s3;
 use crate::adapters::sns::publish;
 use crate::adapters::state::{Delivery, Incident, UpdateClaim};
+use crate::config::ServiceTuning;
 use crate::context::App;
 use crate::diagnosis::classify::{classify_stop, refine_with_log};
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
@@ -291,10 +292,10 @@ async fn crash_loop_hand_off(
     service: Option<&crate::snapshot::ServiceSnapshot>,
     incident: Option<&str>,
     t: i64,
+    window: i64,
 ) -> (Vec<ActionRecord>, bool) {
     let mut actions = Vec::new();
     let mut failed = false;
-    let window = app.config.settings.limits.rollback_window_seconds;
     if allowed
         && sig.rollback_on_crash_loop
         && crash_loop_rollback_due(severity, cause, sig.task_definition.as_deref(), service, t, window)
@@ -402,6 +403,18 @@ fn announcements(inc: &Incident, ledger: &[LedgerEntry], own: &[ActionRecord]) -
 async fn ledger_of(app: &App, inc: &Incident) -> Vec<LedgerEntry> {
     let Some((cluster, service)) = inc.subject.as_service() else { return Vec::new() };
     match app.state.ledger_since(cluster, service, inc.opened_at).await {
+        // An action left `executing` by an invocation that died: settle it
+        // (verified against the service under the lock), then read again.
+        Ok(l) if l.iter().any(|e| e.status == LedgerStatus::Executing) => {
+            match engine::settle_unfinished(&app.engine(), cluster, service).await {
+                Ok(true) => app.state.ledger_since(cluster, service, inc.opened_at).await.unwrap_or(l),
+                Ok(false) => l,
+                Err(e) => {
+                    tracing::warn!(incident = %inc.id, error = %e, "unfinished action not settled; announced once verified");
+                    l
+                }
+            }
+        }
         Ok(l) => l,
         Err(e) => {
             tracing::warn!(incident = %inc.id, error = %e, "ledger unreadable; unannounced actions wait for the next message");
@@ -527,7 +540,8 @@ async fn open_new(
         source: sig.source.clone(),
         failed_tasks: failed_task_of(sig, t).into_iter().collect(),
     };
-    let incident = Incident::opening(subject.clone(), &opening, t, &token, lease(app, t));
+    let salt = format!("{token}/{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
+    let incident = Incident::opening(subject.clone(), &opening, t, &token, lease(app, t), &salt);
     // Recorded before anything else happens: the alert is pending until published.
     if !app.state.create_incident(&incident).await? {
         // Another invocation opened it a moment ago: this event joins it.
@@ -574,6 +588,8 @@ async fn deliver_opening(
             failed_tasks.push(known);
         }
     }
+    let tuning =
+        ServiceTuning::from_tags(settings, gathered.service.as_ref().map(|s| s.tags.as_slice()).unwrap_or_default());
     let revision = revision_of(sig.task_definition.as_deref());
     let failures = count_failures(&failed_tasks, Some(&revision), t, window).max(sig.failed_task as u32);
     let cause = sig
@@ -588,7 +604,7 @@ async fn deliver_opening(
         tasks: gathered.service.as_ref().map(|s| (s.running, s.desired)),
         targets: gathered.target_counts(),
         recent_failures: failures,
-        crash_loop_threshold: settings.crash_loop_threshold,
+        crash_loop_threshold: tuning.crash_loop_threshold,
     });
     let (mut severity, mut reasons) = (severity, reasons);
     if let Some(floor) = sig.severity_floor
@@ -597,8 +613,18 @@ async fn deliver_opening(
         severity = floor;
         reasons.insert(0, sig.explanation.clone());
     }
-    let (more, more_failed) =
-        crash_loop_hand_off(app, sig, true, severity, cause, gathered.service.as_ref(), Some(&incident.id), t).await;
+    let (more, more_failed) = crash_loop_hand_off(
+        app,
+        sig,
+        true,
+        severity,
+        cause,
+        gathered.service.as_ref(),
+        Some(&incident.id),
+        t,
+        tuning.rollback_window_seconds,
+    )
+    .await;
     actions.extend(more);
     action_failed |= more_failed;
     escalate_on_failure(action_failed, &mut severity, &mut reasons);
@@ -660,7 +686,7 @@ async fn deliver_opening(
         opened_at: &iso(incident.opened_at),
         impact: impact(&gathered),
         status: format!("OPEN - {}", reasons.join("; ")),
-        findings: findings(sig, &gathered, &[], failures),
+        findings: findings(sig, &gathered, &tuning.notes, failures),
         log_lines: gathered.logs.as_ref().map(|l| l.lines.clone()).unwrap_or_default(),
         log_source: gathered.logs.as_ref().map(|l| (l.log_group.clone(), l.log_stream.clone())),
         actions: &actions,
@@ -730,6 +756,8 @@ async fn join(
     if let Some(td) = gathered.service.as_ref().and_then(|s| s.task_definition.as_deref()) {
         let _ = crate::adapters::ecs::describe_task_definition(&app.clients, td).await;
     }
+    let tuning =
+        ServiceTuning::from_tags(settings, gathered.service.as_ref().map(|s| s.tags.as_slice()).unwrap_or_default());
     let revision = revision_of(sig.task_definition.as_deref());
     let failures = updated.failures_in(Some(&revision), t, window);
     let (observed, reasons) = grade(&SeverityInput {
@@ -737,15 +765,24 @@ async fn join(
         tasks: gathered.service.as_ref().map(|s| (s.running, s.desired)),
         targets: gathered.target_counts(),
         recent_failures: failures,
-        crash_loop_threshold: settings.crash_loop_threshold,
+        crash_loop_threshold: tuning.crash_loop_threshold,
     });
     let mut severity = joined_severity(updated.severity, observed, sig.severity_floor);
     let mut reasons = reasons;
     let cause = joined_cause(updated.cause, sig.cause);
     let rises_now = severity < updated.severity;
-    let (more, more_failed) =
-        crash_loop_hand_off(app, sig, rises_now, severity, cause, gathered.service.as_ref(), Some(&updated.id), t)
-            .await;
+    let (more, more_failed) = crash_loop_hand_off(
+        app,
+        sig,
+        rises_now,
+        severity,
+        cause,
+        gathered.service.as_ref(),
+        Some(&updated.id),
+        t,
+        tuning.rollback_window_seconds,
+    )
+    .await;
     actions.extend(more);
     action_failed |= more_failed;
     escalate_on_failure(action_failed, &mut severity, &mut reasons);
@@ -850,7 +887,7 @@ async fn join(
                 _ => String::new(),
             }
         ),
-        findings: findings(sig, &gathered, &[], failures),
+        findings: findings(sig, &gathered, &tuning.notes, failures),
         log_lines: Vec::new(),
         log_source: None,
         actions: &shown,

@@ -26,6 +26,7 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
     Box::pin(async move {
         match trigger {
             Trigger::Scheduled { job: Job::Escalate, .. } => escalate(app).await,
+            Trigger::Scheduled { job: Job::Daily, .. } => daily(app).await,
             Trigger::Scheduled { job, .. } => Ok(Outcome::new(
                 Kind::Report,
                 Severity::Info,
@@ -162,4 +163,191 @@ async fn escalate_one(app: &App, inc: &Incident, nth: u32, t: i64) -> Result<boo
             Err(AutopilotError::Aws(e))
         }
     }
+}
+
+/// Pages of `FilterLogEvents` read per log group for the daily error count.
+const ERROR_COUNT_PAGES: usize = 5;
+
+/// How long the report links stay valid at most (S3's limit for a presigned URL).
+const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+/// The daily health check over every service in scope.
+async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
+    use crate::adapters::{cloudwatch, ecs, elb, logs};
+    use crate::daily_report::{ErrorCount, ServiceFacts, TargetCount, build, html, judge, summary};
+    let t = now();
+    let since = t - 24 * 3600;
+    let date = chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
+    let clusters: Vec<String> = if app.config.clusters.is_empty() {
+        ecs::list_clusters(&app.clients)
+            .await
+            .map_err(AutopilotError::Aws)?
+            .iter()
+            .map(|a| crate::arn::last_segment(a).to_string())
+            .collect()
+    } else {
+        app.config.clusters.clone()
+    };
+    // One read of the firing alarms for all services.
+    let (alarms, alarms_unread) = match cloudwatch::alarms_in_alarm(&app.clients).await {
+        Ok(a) => (a, None),
+        Err(e) => (Vec::new(), Some(format!("alarms: {e}"))),
+    };
+    let mut days = Vec::new();
+    for cluster in &clusters {
+        let names: Vec<String> = ecs::list_services(&app.clients, cluster)
+            .await
+            .map_err(AutopilotError::Aws)?
+            .iter()
+            .map(|a| crate::arn::last_segment(a).to_string())
+            .collect();
+        let snapshots = ecs::describe_services(&app.clients, cluster, &names).await.map_err(AutopilotError::Aws)?;
+        for name in &names {
+            let snapshot = snapshots.iter().find(|s| &s.service == name).cloned();
+            let mut facts = ServiceFacts { cluster: cluster.clone(), service: name.clone(), ..Default::default() };
+            facts.unread.extend(alarms_unread.clone());
+            if let Some(s) = &snapshot {
+                for tg in &s.target_group_arns {
+                    match elb::target_health(&app.clients, tg).await {
+                        Ok(h) => facts.targets.push(TargetCount {
+                            target_group: crate::arn::last_segment(tg).to_string(),
+                            healthy: h.healthy(),
+                            total: h.targets.len(),
+                        }),
+                        Err(e) => facts.unread.push(format!("target health: {e}")),
+                    }
+                }
+                // An alarm maps to the service by its ECS dimensions or by one of its target groups.
+                // (an alarm's TargetGroup dimension is the ARN's last part, `targetgroup/<name>/<id>`)
+                let tg_suffixes: Vec<&str> = s.target_group_arns.iter().filter_map(|a| a.rsplit(':').next()).collect();
+                facts.alarms = alarms
+                    .iter()
+                    .filter(|a| {
+                        let dim = |k: &str| a.dimensions.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                        (dim("ClusterName") == Some(cluster.as_str()) && dim("ServiceName") == Some(name.as_str()))
+                            || dim("TargetGroup").is_some_and(|v| tg_suffixes.contains(&v))
+                    })
+                    .map(|a| a.name.clone())
+                    .collect();
+                if let Some(td) = &s.task_definition {
+                    match ecs::describe_task_definition(&app.clients, td).await {
+                        Ok(td) => {
+                            let mut groups: Vec<String> =
+                                td.containers.iter().filter_map(|c| c.awslogs_group().map(str::to_string)).collect();
+                            groups.sort();
+                            groups.dedup();
+                            let (allowed, refused): (Vec<_>, Vec<_>) =
+                                groups.into_iter().partition(|g| app.config.log_group_allowed(g));
+                            for g in refused {
+                                facts.unread.push(format!("log group {g} is outside LOG_GROUP_PREFIXES"));
+                            }
+                            if !allowed.is_empty() {
+                                let mut count = ErrorCount {
+                                    log_groups: allowed.clone(),
+                                    errors: 0,
+                                    method: "FilterLogEvents".into(),
+                                    capped: false,
+                                };
+                                for g in &allowed {
+                                    match logs::count_error_lines(&app.clients, g, since * 1000, ERROR_COUNT_PAGES)
+                                        .await
+                                    {
+                                        Ok((n, capped)) => {
+                                            count.errors += n;
+                                            count.capped |= capped;
+                                        }
+                                        Err(e) => facts.unread.push(format!("logs: {e}")),
+                                    }
+                                }
+                                facts.errors = Some(count);
+                            }
+                        }
+                        Err(e) => facts.unread.push(format!("task definition: {e}")),
+                    }
+                }
+            }
+            let subject = crate::lifecycle::Subject::service(cluster.as_str(), name.as_str());
+            match app.state.incidents_since(&subject, since).await {
+                Ok(i) => facts.incidents = i,
+                Err(e) => facts.unread.push(format!("incidents: {e}")),
+            }
+            match app.state.ledger_since(cluster, name, since).await {
+                Ok(l) => facts.ledger = l,
+                Err(e) => facts.unread.push(format!("ledger: {e}")),
+            }
+            facts.snapshot = snapshot;
+            days.push(judge(facts, since));
+        }
+    }
+    let report = build(&date, &iso(t), days);
+    let redactor = crate::telemetry::redactor();
+    let mut json_value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    redactor.json(&mut json_value);
+    let page = redactor.text(&html(&report));
+    let bucket = &app.config.evidence_bucket;
+    let prefix = format!("reports/daily/{date}/");
+    let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
+    let json_key = format!("{prefix}report.json");
+    let html_key = format!("{prefix}report.html");
+    let stored_json = crate::adapters::s3::put_json(&app.clients, bucket, &json_key, &json_value, &encryption).await;
+    let stored_html =
+        crate::adapters::s3::put_text(&app.clients, bucket, &html_key, page, "text/html; charset=utf-8", &encryption)
+            .await;
+    let mut links = Vec::new();
+    for (label, key, stored) in [("HTML", &html_key, &stored_html), ("JSON", &json_key, &stored_json)] {
+        match stored {
+            Ok(()) => {
+                let url = crate::adapters::s3::presigned_get(&app.clients, bucket, key, LINK_LIFETIME).await;
+                links.push((label.to_string(), url.unwrap_or_else(|e| format!("s3://{bucket}/{key} (no link: {e})"))));
+            }
+            Err(e) => links.push((label.to_string(), format!("not stored: {e}"))),
+        }
+    }
+    let note = "Links are presigned with the function's temporary credentials: they stop working when those \
+                credentials expire (hours, not the 7 days S3 allows), whichever comes first; the objects stay in \
+                the evidence bucket under reports/daily/.";
+    let (subject_line, body) = summary(&report, &links, note);
+    let worst = report.services.first().map(|s| s.health);
+    let severity = match worst {
+        Some(crate::daily_report::Health::Down) => Severity::Sev2,
+        Some(crate::daily_report::Health::Degraded) => Severity::Sev3,
+        _ => Severity::Info,
+    };
+    let message = crate::render::Message {
+        subject: redactor.text(&subject_line),
+        body: redactor.text(&body),
+        severity,
+        cluster: String::new(),
+        service: String::new(),
+        cause: Cause::Expected,
+        kind: Kind::Report,
+        incident: None,
+        event_type: crate::render::EventType::Report,
+        // The worst services first, for chat's short text.
+        highlights: report
+            .services
+            .iter()
+            .take(5)
+            .map(|s| redactor.text(&format!("{}/{}: {:?} {}", s.cluster, s.service, s.health, s.reasons.join("; "))))
+            .collect(),
+        next_steps: Vec::new(),
+        links: links.clone(),
+        evidence: Some(format!("s3://{bucket}/{prefix}")),
+    };
+    let message_id =
+        publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(super::incident::publish_failed)?;
+    let t = &report.totals;
+    let mut o = Outcome::new(
+        Kind::Report,
+        Severity::Info,
+        Cause::Expected,
+        format!(
+            "daily report {date}: {} services ({} down, {} degraded, {} healthy, {} unreadable)",
+            t.services, t.down, t.degraded, t.healthy, t.unknown
+        ),
+    );
+    o.notified = Some(message_id);
+    o.evidence = Some(format!("s3://{bucket}/{prefix}"));
+    o.details = Some(json!({"report": json_key, "html": html_key, "totals": t}));
+    Ok(o)
 }

@@ -138,7 +138,7 @@ async fn finding_7_a_stale_milder_claim_never_lowers_the_severity() {
         source: "ecs".into(),
         failed_tasks: Vec::new(),
     };
-    let incident = Incident::opening(subject.clone(), &opening, t, "req-a", t + 330);
+    let incident = Incident::opening(subject.clone(), &opening, t, "req-a", t + 330, "salt");
     assert!(state.create_incident(&incident).await.expect("create"));
     state
         .mark_delivered(&incident, &Delivery { severity: Some(Severity::Sev3), ..Default::default() }, t)
@@ -248,4 +248,22 @@ async fn open_incidents_are_listed_and_leave_the_list_when_resolved() {
     {
         assert!(text.contains(section), "{section}:\n{text}");
     }
+}
+
+/// Per-service tuning comes from the service's tags; a tag that does not
+/// parse keeps the default and the alert says so.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_services_tuning_tags_are_read_and_a_bad_one_is_named_in_the_alert() {
+    let bed = TestBed::new("tuning").await;
+    let svc = SeededService::create(&bed, "api", 3).await;
+    svc.tag(&bed, "autopilot:crash-loop-threshold", "zero").await;
+    let mut p = bed.start("ecs-events", &[]);
+    p.outcome(&svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "tune-1", &format!("{:032x}", 1)));
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].message.contains("autopilot:crash-loop-threshold=\"zero\" is not a whole number"),
+        "{}",
+        notes[0].message
+    );
 }

@@ -1,18 +1,23 @@
 //! Integration tests, one binary (one link): the real function binaries under
 //! the Lambda Runtime API, against the local AWS server of scripts/test.sh;
 //! and (`faults`) what the local server cannot produce, through the SDK's
-//! own test support.
+//! own test support. The adversity suite: `races` (randomized interleavings
+//! over five processes) and `fault_matrix` (every call of the opening paths
+//! faulted, the process killed at each), through the recording fault proxy.
 
 mod actions;
 mod alarms;
 mod chat;
+mod daily_report;
 mod ecs_incidents;
 mod engine_faults;
 mod escalation;
+mod fault_matrix;
 mod faults;
 mod functions;
 mod incident_core;
 mod lost_responses;
+mod races;
 mod redaction;
 mod redelivery;
 mod stale_triggers;

@@ -134,6 +134,58 @@ impl StateStore {
         Ok(resp.item().filter(|i| get_s(i, "closing_by").is_none_or(|by| by == token)).and_then(incident_from))
     }
 
+    /// The subject's incidents opened since `since` (closed ones from the
+    /// history, and the open one), oldest first, for the daily report.
+    pub async fn incidents_since(
+        &self,
+        subject: &Subject,
+        since: i64,
+    ) -> Result<Vec<crate::daily_report::IncidentLine>, AutopilotError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(subject.key()))
+                .expression_attribute_values(":from", s(format!("incident#{}", rfc3339(since))))
+                .expression_attribute_values(":to", s("incident#~"))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.err("Query (incidents)", e))?;
+            for item in resp.items() {
+                let Some(id) = get_s(item, "incident_id") else { continue };
+                let opened_at = get_n(item, "opened_at").unwrap_or_default();
+                if opened_at < since {
+                    continue;
+                }
+                let closed_at = get_n(item, "closed_at").or_else(|| get_n(item, "closing_at"));
+                out.push(crate::daily_report::IncidentLine {
+                    id,
+                    severity: get_s(item, "severity").unwrap_or_default(),
+                    cause: get_s(item, "cause").unwrap_or_default(),
+                    summary: get_s(item, "summary").unwrap_or_default(),
+                    opened_at,
+                    closed_at,
+                    ttr_seconds: closed_at.map(|c| c - opened_at),
+                    resolution: get_s(item, "resolution"),
+                });
+            }
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        // A closing item and its history entry are one incident.
+        out.sort_by_key(|i| (i.opened_at, i.closed_at.is_none()));
+        out.dedup_by(|a, b| a.id == b.id);
+        Ok(out)
+    }
+
     /// Every open incident, oldest first (the open index; eventually consistent).
     pub async fn open_incidents(&self) -> Result<Vec<Incident>, AutopilotError> {
         let mut out = Vec::new();
