@@ -179,7 +179,18 @@ impl Published {
         Self {
             seq: c.seq,
             subject: fields.get("Subject").cloned().unwrap_or_default(),
-            message: fields.get("Message").cloned().unwrap_or_default(),
+            // With MessageStructure=json the plain text is the `default` protocol's body.
+            message: {
+                let raw = fields.get("Message").cloned().unwrap_or_default();
+                if fields.get("MessageStructure").map(String::as_str) == Some("json") {
+                    serde_json::from_str::<serde_json::Value>(&raw)
+                        .ok()
+                        .and_then(|v| v.get("default").and_then(|d| d.as_str()).map(str::to_string))
+                        .unwrap_or(raw)
+                } else {
+                    raw
+                }
+            },
             attributes,
         }
     }
