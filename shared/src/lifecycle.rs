@@ -223,6 +223,15 @@ pub struct Policy {
     pub update_interval_seconds: i64,
 }
 
+impl Policy {
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            window_seconds: settings.incident_window.as_secs() as i64,
+            update_interval_seconds: settings.update_interval.as_secs() as i64,
+        }
+    }
+}
+
 /// A signal about a subject.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal<'a> {

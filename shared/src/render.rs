@@ -439,10 +439,6 @@ pub struct IncidentReportView<'a> {
     pub resolved_by: &'a str,
 }
 
-fn iso_of(epoch: i64) -> String {
-    chrono::DateTime::from_timestamp(epoch, 0).map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string()).unwrap_or_default()
-}
-
 /// The incident report in Markdown, after the runbooks' template: title,
 /// date, duration, severity, impact, timeline, root cause, resolution,
 /// follow-up checklist. The machine fills in what it knows; the checklist is
@@ -456,7 +452,7 @@ pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -
     let _ = writeln!(b);
     let _ = writeln!(b, "| | |");
     let _ = writeln!(b, "|---|---|");
-    let _ = writeln!(b, "| Date | {} |", iso_of(inc.opened_at));
+    let _ = writeln!(b, "| Date | {} |", crate::time::iso(inc.opened_at));
     let _ = writeln!(b, "| Duration | {duration} ({} s) |", v.resolved_at - inc.opened_at);
     let _ = writeln!(b, "| Severity | {} |", inc.severity);
     let _ = writeln!(b, "| Subject | {} |", inc.subject.label());
@@ -486,7 +482,7 @@ pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -
     timeline.push((v.resolved_at, format!("resolved by {}", v.resolved_by)));
     timeline.sort_by_key(|(at, _)| *at);
     for (at, what) in timeline {
-        let _ = writeln!(b, "- {} — {what}", iso_of(at));
+        let _ = writeln!(b, "- {} — {what}", crate::time::iso(at));
     }
     if !inc.notes.is_empty() {
         let _ = writeln!(b);

@@ -341,11 +341,7 @@ fn escalate_on_failure(failed: bool, severity: &mut Severity, reasons: &mut Vec<
 }
 
 fn policy(app: &App) -> Policy {
-    let settings = &app.config.settings;
-    Policy {
-        window_seconds: settings.incident_window.as_secs() as i64,
-        update_interval_seconds: settings.update_interval.as_secs() as i64,
-    }
+    Policy::from_settings(&app.config.settings)
 }
 
 /// Until when this invocation holds what it takes now (an opening alert).

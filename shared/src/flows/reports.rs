@@ -41,10 +41,7 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
 /// One escalation run over every open incident.
 async fn escalate(app: &App) -> Result<Outcome, AutopilotError> {
     let settings = &app.config.settings;
-    let policy = Policy {
-        window_seconds: settings.incident_window.as_secs() as i64,
-        update_interval_seconds: settings.update_interval.as_secs() as i64,
-    };
+    let policy = Policy::from_settings(settings);
     let escalate_after = settings.escalate_after.as_secs() as i64;
     let open = app.state.open_incidents().await?;
     let t = now();

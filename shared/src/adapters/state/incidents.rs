@@ -44,6 +44,14 @@ fn string_set(item: &Item, k: &str) -> Vec<String> {
     item.get(k).and_then(|v| v.as_ss().ok()).cloned().unwrap_or_default()
 }
 
+/// A list attribute of strings (other elements skipped).
+fn string_list(item: &Item, k: &str) -> Vec<String> {
+    item.get(k)
+        .and_then(|v| v.as_l().ok())
+        .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
+        .unwrap_or_default()
+}
+
 fn incident_from(item: &Item) -> Option<Incident> {
     let subject = Subject::parse(&get_s(item, "pk")?)?;
     let alert = match (get_n(item, "alert_at"), get_s(item, "alert_by")) {
@@ -69,19 +77,11 @@ fn incident_from(item: &Item) -> Option<Incident> {
         events: get_n(item, "events").unwrap_or_default().max(0) as u32,
         evidence: get_s(item, "evidence"),
         message_id: get_s(item, "message_id"),
-        notes: item
-            .get("notes")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default(),
+        notes: string_list(item, "notes"),
         source: get_s(item, "source").unwrap_or_else(|| "ecs".into()),
         announced: string_set(item, "announced"),
         escalations: get_n(item, "escalations").unwrap_or_default().max(0) as u32,
-        impact: item
-            .get("impact")
-            .and_then(|v| v.as_l().ok())
-            .map(|l| l.iter().filter_map(|v| v.as_s().ok().cloned()).collect())
-            .unwrap_or_default(),
+        impact: string_list(item, "impact"),
     })
 }
 
@@ -117,6 +117,14 @@ pub struct UpdateClaim<'a> {
 }
 
 impl StateStore {
+    /// An update of the subject's open-incident item (callers add the expression).
+    fn update_open(
+        &self,
+        subject: &Subject,
+    ) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).key("pk", s(subject.key())).key("sk", s(keys::OPEN_INCIDENT))
+    }
+
     pub async fn open_incident(&self, subject: &Subject) -> Result<Option<Incident>, AutopilotError> {
         let resp = self
             .client
@@ -269,11 +277,7 @@ impl StateStore {
     ) -> Result<Option<Incident>, AutopilotError> {
         let token = crate::invocation::token();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .update_expression("SET alert_by = :token, alert_until = :until")
             .condition_expression(
                 "incident_id = :id AND attribute_not_exists(closing_by) AND attribute_not_exists(alert_at) \
@@ -302,11 +306,7 @@ impl StateStore {
         now: i64,
     ) -> Result<Option<Incident>, AutopilotError> {
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .condition_expression("incident_id = :id AND attribute_not_exists(closing_by)")
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":one", n(1))
@@ -328,11 +328,7 @@ impl StateStore {
     /// Raise the incident's severity (never lowers it); `Ok(true)` when raised.
     pub async fn raise_severity(&self, incident: &Incident, severity: Severity) -> Result<bool, AutopilotError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .update_expression("SET severity = :sev, sev_rank = :rank")
             .condition_expression("incident_id = :id AND sev_rank > :rank")
             .expression_attribute_values(":sev", s(severity.as_str()))
@@ -361,11 +357,7 @@ impl StateStore {
         let UpdateClaim { reason, severity, cause, first_unannounced, now, interval_seconds } = *claim;
         let mut sets = vec!["last_notified_at = :now"];
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":id", s(&incident.id));
         let base = "incident_id = :id AND attribute_not_exists(closing_by) AND attribute_exists(alert_at)";
@@ -432,11 +424,7 @@ impl StateStore {
         let mut adds = Vec::new();
         let mut condition = "incident_id = :id".to_string();
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":id", s(&incident.id));
         if let Some(m) = d.message_id {
@@ -504,11 +492,7 @@ impl StateStore {
             return Ok(());
         }
         let mut req = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .condition_expression("incident_id = :id")
             .expression_attribute_values(":id", s(&incident.id));
         let mut expression = String::new();
@@ -530,11 +514,7 @@ impl StateStore {
     /// another run counted it first (`expected` is the count it read).
     pub async fn count_escalation(&self, incident: &Incident, expected: u32, now: i64) -> Result<bool, AutopilotError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .update_expression("SET escalations = :next, escalated_at = :now")
             .condition_expression(
                 "incident_id = :id AND attribute_not_exists(closing_by) \
@@ -561,11 +541,7 @@ impl StateStore {
     ) -> Result<Option<Incident>, AutopilotError> {
         let token = crate::invocation::token();
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(subject)
             .update_expression("SET closing_by = :token, closing_at = :now REMOVE open_index")
             .condition_expression("incident_id = :id AND (attribute_not_exists(closing_by) OR closing_by = :token)")
             .expression_attribute_values(":id", s(incident_id))
@@ -588,11 +564,7 @@ impl StateStore {
     /// incident is open again, and the retry resolves it.
     pub async fn abandon_close(&self, subject: &Subject, incident_id: &str) -> Result<(), AutopilotError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(subject)
             .update_expression("SET open_index = :open REMOVE closing_by, closing_at")
             .condition_expression("incident_id = :id AND closing_by = :token")
             .expression_attribute_values(":id", s(incident_id))
@@ -655,11 +627,7 @@ impl StateStore {
     /// the next run sends it.
     pub async fn uncount_escalation(&self, incident: &Incident, nth: u32) -> Result<(), AutopilotError> {
         let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", s(incident.subject.key()))
-            .key("sk", s(keys::OPEN_INCIDENT))
+            .update_open(&incident.subject)
             .update_expression("SET escalations = :previous")
             .condition_expression("incident_id = :id AND escalations = :nth")
             .expression_attribute_values(":id", s(&incident.id))
