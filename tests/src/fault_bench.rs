@@ -80,11 +80,13 @@ pub struct Step {
     pub index: usize,
 }
 
-/// The calls of a run, in order, as steps.
+/// The logical calls of a run (an SDK retry is the call it retries), in order, as steps.
 pub fn steps(calls: &[Call]) -> Vec<Step> {
     let mut seen = BTreeMap::<String, u32>::new();
+    let mut ids = BTreeSet::new();
     calls
         .iter()
+        .filter(|c| c.invocation.as_ref().is_none_or(|id| ids.insert(id.clone())))
         .enumerate()
         .map(|(index, c)| {
             let k = seen.entry(c.op.clone()).or_default();
@@ -271,7 +273,7 @@ impl FaultBench {
         let mut answers: Vec<Option<InvokeResult>> = Vec::new();
         match blow {
             Blow::Fault(fault) => {
-                self.proxy.inject(Rule::new(op, fault).nth(k).times(SDK_ATTEMPTS));
+                self.proxy.inject(Rule { times: SDK_ATTEMPTS, ..Rule::call(op, k, fault) });
                 let warm = &mut self.warm;
                 answers.push(tokio::task::block_in_place(|| {
                     warm.invoke_with_id(&event, &request_id, Duration::from_secs(90))
@@ -279,7 +281,7 @@ impl FaultBench {
             }
             Blow::Kill { applied } => {
                 let fault = if applied { Fault::HangAfterForward } else { Fault::Hang };
-                self.proxy.inject(Rule::new(op, fault).nth(k).times(1));
+                self.proxy.inject(Rule { times: 1, ..Rule::call(op, k, fault) });
                 let mut victim = self.bed.start_with_env("ecs-events", self.env.clone());
                 victim.set_deadline(Duration::from_secs(FUNCTION_TIMEOUT_SECONDS));
                 let id = victim.submit_with_id(&event, &request_id);

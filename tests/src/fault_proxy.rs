@@ -82,12 +82,21 @@ pub struct Rule {
     /// Only calls whose path or body contains this text match (e.g. a
     /// service name, to aim at one service among several).
     pub containing: Option<String>,
+    /// Count logical calls, not requests: `nth` is the nth call of the
+    /// operation (its SDK retries are the same call, by their
+    /// `amz-sdk-invocation-id`), and `times` counts that call's attempts.
+    pub per_call: bool,
 }
 
 impl Rule {
     /// Every matching call gets `fault`; narrow it with [`Rule::nth`] and [`Rule::times`].
     pub fn new(op: &str, fault: Fault) -> Self {
-        Self { op: op.into(), nth: 1, times: u32::MAX, fault, containing: None }
+        Self { op: op.into(), nth: 1, times: u32::MAX, fault, containing: None, per_call: false }
+    }
+    /// Every attempt of the `nth` logical call of `op` (its SDK retries
+    /// included, however other calls of `op` interleave) gets `fault`.
+    pub fn call(op: &str, nth: u32, fault: Fault) -> Self {
+        Self { per_call: true, ..Self::new(op, fault).nth(nth) }
     }
     pub fn nth(mut self, nth: u32) -> Self {
         self.nth = nth.max(1);
@@ -216,7 +225,12 @@ pub const MUTATING_OPS: [&str; 2] = ["ecs:UpdateService", "ecs:StopServiceDeploy
 
 struct RuleState {
     rule: Rule,
+    /// Matching requests so far.
     seen: u32,
+    /// Distinct invocation ids of matching requests, in order (per-call rules).
+    calls: Vec<String>,
+    /// Attempts of the target call faulted so far (per-call rules).
+    faulted: u32,
 }
 
 #[derive(Default)]
@@ -301,7 +315,7 @@ impl FaultProxy {
     /// Add a rule; rules are consulted in order, the first whose window
     /// covers a call injects its fault.
     pub fn inject(&self, rule: Rule) {
-        self.shared.lock().rules.push(RuleState { rule, seen: 0 });
+        self.shared.lock().rules.push(RuleState { rule, seen: 0, calls: Vec::new(), faulted: 0 });
     }
 
     /// Remove every rule (hangs in progress stay until released).
@@ -726,8 +740,19 @@ fn admit(shared: &Shared, req: &Request, op: &str) -> (usize, Option<Fault>) {
             continue;
         }
         r.seen += 1;
-        let from = r.rule.nth;
-        if r.seen >= from && u64::from(r.seen - from) < u64::from(r.rule.times) && fault.is_none() {
+        let hit = match (r.rule.per_call, req.header("amz-sdk-invocation-id")) {
+            (true, Some(id)) => {
+                if !r.calls.iter().any(|c| c == id) {
+                    r.calls.push(id.to_string());
+                }
+                let target = r.calls.get(r.rule.nth as usize - 1).is_some_and(|t| t == id);
+                target && r.faulted < r.rule.times
+            }
+            // Without an invocation id every request is a call of its own.
+            _ => r.seen >= r.rule.nth && u64::from(r.seen - r.rule.nth) < u64::from(r.rule.times),
+        };
+        if hit && fault.is_none() {
+            r.faulted += 1;
             fault = Some(r.rule.fault);
         }
     }
@@ -872,5 +897,38 @@ mod tests {
         assert!(r.matches_op("ecs:UpdateService") && !r.matches_op("sns:Publish"));
         assert!(Rule::new("*", Fault::Reset).matches_op("s3:PutObject"));
         assert!(!Rule::new("ecs:UpdateService", Fault::Reset).matches_op("ecs:UpdateServicePrimaryTaskSet"));
+    }
+
+    fn request(op: &str, invocation: &str) -> Request {
+        Request {
+            method: "POST".into(),
+            target: "/".into(),
+            headers: vec![
+                ("X-Amz-Target".into(), format!("DynamoDB_20120810.{op}")),
+                ("amz-sdk-invocation-id".into(), invocation.into()),
+            ],
+            body: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_per_call_rule_should_fault_every_attempt_of_its_call_however_calls_interleave() {
+        let shared = Shared { inner: Mutex::default(), changed: Condvar::new(), shutdown: AtomicBool::new(false) };
+        let mut rule = Rule::call("dynamodb:GetItem", 2, Fault::Throttle);
+        rule.times = 3;
+        shared.lock().rules.push(RuleState { rule, seen: 0, calls: Vec::new(), faulted: 0 });
+        // Two concurrent calls a and b, each retried: only b's attempts are faulted.
+        let order = ["a", "b", "a", "b", "b", "b"];
+        let faults: Vec<bool> = order
+            .iter()
+            .map(|id| {
+                let r = request("GetItem", id);
+                admit(&shared, &r, &r.operation()).1.is_some()
+            })
+            .collect();
+        assert_eq!(faults, [false, true, false, true, true, false]);
+        let calls = shared.lock().calls.clone();
+        assert_eq!(calls[0].op, "dynamodb:GetItem");
+        assert_eq!(calls.iter().filter(|c| c.fault.is_some()).count(), 3);
     }
 }

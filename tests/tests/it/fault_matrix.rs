@@ -99,3 +99,9 @@ async fn when_the_process_dies_before_the_opening_alert_the_redelivery_should_st
 async fn when_the_process_dies_right_after_its_rollback_the_redelivery_should_announce_it_and_not_act_again() {
     pinned("pin-kill-rollback", "ecs:UpdateService", 1, Blow::Kill { applied: true }).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_revision_list_is_unreadable_an_automatic_rollback_should_not_go_ahead() {
+    // Without it, "never onto an inactive revision" cannot be checked.
+    pinned("pin-revisions", "ecs:ListTaskDefinitions", 1, Blow::Fault(Fault::Throttle)).await;
+}
