@@ -23,7 +23,8 @@ start_moto() {
   MOTO_PORT="$(free_port)"
   MOTO_LOG="${MOTO_LOG:-$ROOT/target/moto.log}"
   mkdir -p "$(dirname "$MOTO_LOG")"
-  "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+  # moto's server with DynamoDB writes applied atomically, as the real service does
+  "$VENV/bin/python" "$ROOT/scripts/moto_server_atomic.py" 127.0.0.1 "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
   MOTO_PID=$!
   trap stop_moto EXIT
   export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"

@@ -260,6 +260,10 @@ pub enum Step {
     Join,
     /// Resolve the open incident (once).
     Resolve,
+    /// The subject recovered, but the opening alert is still being sent by
+    /// another live invocation: resolve after it (retry later), so that
+    /// nobody reads a resolution before the alert it resolves.
+    AwaitOpeningAlert,
     /// Nothing to do, and why.
     Nothing(&'static str),
 }
@@ -279,10 +283,13 @@ pub fn next_step(current: Option<&Incident>, signal: Signal<'_>, now: i64, token
         Signal::Recovered { source: Some(src) } if inc.source != src => {
             Step::Nothing("the open incident was not opened by this signal's source")
         }
-        // A recovery before the alert went out still resolves: the resolution
-        // message says what happened (the alert may follow from a retry, then
-        // finds no open incident and stays quiet).
-        Signal::Recovered { .. } => Step::Resolve,
+        // The resolution follows the opening alert. A recovery while another
+        // live invocation sends that alert waits for it; once the sender's
+        // lease is over (it died), the resolution alone says what happened.
+        Signal::Recovered { .. } => match &inc.alert {
+            Alert::Pending { by, until } if by != token && *until >= now => Step::AwaitOpeningAlert,
+            _ => Step::Resolve,
+        },
         Signal::Problem => match &inc.alert {
             Alert::Delivered { .. } => Step::Join,
             Alert::Pending { by, until } if by == token || *until < now => Step::SendOpeningAlert,
@@ -348,13 +355,16 @@ pub fn joined_cause(stored: Cause, signal: Option<Cause>) -> Cause {
 }
 
 /// Ledger entries this incident's next message must announce: executed or
-/// failed, on its subject since it opened, and not announced yet. Entries
-/// still `executing` wait until verified.
-pub fn unannounced<'a>(incident: &Incident, ledger: &'a [LedgerEntry]) -> Vec<&'a LedgerEntry> {
+/// failed, not announced by any message yet (neither marked on the entry
+/// nor in the incident's `announced` set), on its subject since it opened —
+/// or, for an automatic action, up to `carry_seconds` before: one that
+/// finished after its own incident was resolved is announced by the
+/// subject's next incident. Entries still `executing` wait until verified.
+pub fn unannounced<'a>(incident: &Incident, ledger: &'a [LedgerEntry], carry_seconds: i64) -> Vec<&'a LedgerEntry> {
     ledger
         .iter()
-        .filter(|e| matches!(e.status, LedgerStatus::Executed | LedgerStatus::Failed))
-        .filter(|e| e.at >= incident.opened_at)
+        .filter(|e| matches!(e.status, LedgerStatus::Executed | LedgerStatus::Failed) && !e.announced)
+        .filter(|e| e.at >= incident.opened_at || (e.automatic && e.at >= incident.opened_at - carry_seconds))
         .filter(|e| e.key.as_ref().is_some_and(|k| !incident.announced.contains(k)))
         .collect()
 }
@@ -494,11 +504,27 @@ mod tests {
                 Step::Expire { then_open: false },
             ),
             (
-                "a recovery while the alert is pending still resolves",
+                "a recovery while another invocation sends the opening alert waits for it",
                 Some(pending("req-a", T0 + 330)),
                 ok_any,
                 T0 + 5,
                 "req-b",
+                Step::AwaitOpeningAlert,
+            ),
+            (
+                "a recovery after the alert sender died resolves (the resolution says what happened)",
+                Some(pending("req-a", T0 + 330)),
+                ok_any,
+                T0 + 331,
+                "req-b",
+                Step::Resolve,
+            ),
+            (
+                "the opener's own retry may resolve its pending incident",
+                Some(pending("req-a", T0 + 330)),
+                ok_any,
+                T0 + 5,
+                "req-a",
                 Step::Resolve,
             ),
         ];
@@ -609,17 +635,30 @@ mod tests {
             to: None,
             detail: String::new(),
             key: Some(key.into()),
+            announced: false,
         };
+        let mut announced_before = e(T0 - 30, LedgerStatus::Executed, "announced-before");
+        announced_before.announced = true;
+        let mut manual_before = e(T0 - 20, LedgerStatus::Executed, "manual-before");
+        manual_before.automatic = false;
         let ledger = vec![
-            e(T0 - 60, LedgerStatus::Executed, "before"),
+            e(T0 - 4000, LedgerStatus::Executed, "long-before"),
+            e(T0 - 60, LedgerStatus::Executed, "unannounced-before"),
+            announced_before,
+            manual_before,
             e(T0 + 1, LedgerStatus::Skipped, "skipped"),
             e(T0 + 2, LedgerStatus::Executed, "done"),
             e(T0 + 3, LedgerStatus::Executing, "in-flight"),
             e(T0 + 4, LedgerStatus::Failed, "failed"),
         ];
         let keys = |v: Vec<&LedgerEntry>| v.into_iter().filter_map(|e| e.key.clone()).collect::<Vec<_>>();
-        assert_eq!(keys(unannounced(&inc, &ledger)), ["done", "failed"]);
+        assert_eq!(keys(unannounced(&inc, &ledger, 0)), ["done", "failed"]);
+        assert_eq!(
+            keys(unannounced(&inc, &ledger, 3600)),
+            ["unannounced-before", "done", "failed"],
+            "an automatic action no message announced is carried into the next incident, within the window"
+        );
         inc.announced.push("done".into());
-        assert_eq!(keys(unannounced(&inc, &ledger)), ["failed"]);
+        assert_eq!(keys(unannounced(&inc, &ledger, 0)), ["failed"]);
     }
 }

@@ -640,6 +640,7 @@ mod tests {
             to: None,
             detail: "roll back api:42 -> api:41 (UpdateService)".into(),
             key: None,
+            announced: false,
         }];
         let md = render_incident_report(
             &IncidentReportView {

@@ -292,4 +292,7 @@ pub struct LedgerEntry {
     pub detail: String,
     /// Its sort key in the state table, once written.
     pub key: Option<String>,
+    /// A published message announced it (`announced_at` on the entry).
+    #[serde(skip)]
+    pub announced: bool,
 }

@@ -239,6 +239,7 @@ pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
                 to,
                 detail: detail.clone(),
                 key: None,
+                announced: false,
             };
             app.state.append_ledger(req.cluster, req.service, &entry, &ledger_extra(req, &held)).await.map(|_| ())
         }
@@ -565,6 +566,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         to,
         detail: format!("executing: {what}"),
         key: None,
+        announced: false,
     };
     match app.state.append_ledger(req.cluster, req.service, &pending, &ledger_extra(req, held)).await {
         Ok(key) => held.executing = Some(key),

@@ -292,6 +292,7 @@ mod tests {
             to: None,
             detail: String::new(),
             key: None,
+            announced: false,
         }
     }
 

@@ -378,10 +378,15 @@ fn revision_of(task_definition: Option<&str>) -> String {
 
 /// Ledger entries to announce, as action records, and their keys. Entries
 /// this invocation just produced are already in `own` (same detail).
-fn announcements(inc: &Incident, ledger: &[LedgerEntry], own: &[ActionRecord]) -> (Vec<ActionRecord>, Vec<String>) {
+fn announcements(
+    app: &App,
+    inc: &Incident,
+    ledger: &[LedgerEntry],
+    own: &[ActionRecord],
+) -> (Vec<ActionRecord>, Vec<String>) {
     let mut records = Vec::new();
     let mut keys = Vec::new();
-    for e in unannounced(inc, ledger) {
+    for e in unannounced(inc, ledger, policy(app).window_seconds) {
         keys.extend(e.key.clone());
         let status = match e.status {
             LedgerStatus::Failed => ActionStatus::Failed,
@@ -394,16 +399,19 @@ fn announcements(inc: &Incident, ledger: &[LedgerEntry], own: &[ActionRecord]) -
     (records, keys)
 }
 
-/// The subject's ledger since the incident opened; unreadable means nothing
-/// extra to announce this time (the entries stay unannounced for the next message).
+/// The subject's ledger since a window before the incident opened (an
+/// automatic action left unannounced by the previous incident is carried
+/// into this one, [`unannounced`]); unreadable means nothing extra to
+/// announce this time (the entries stay unannounced for the next message).
 async fn ledger_of(app: &App, inc: &Incident) -> Vec<LedgerEntry> {
     let Some((cluster, service)) = inc.subject.as_service() else { return Vec::new() };
-    match app.state.ledger_since(cluster, service, inc.opened_at).await {
+    let since = inc.opened_at - policy(app).window_seconds;
+    match app.state.ledger_since(cluster, service, since).await {
         // An action left `executing` by an invocation that died: settle it
         // (verified against the service under the lock), then read again.
         Ok(l) if l.iter().any(|e| e.status == LedgerStatus::Executing) => {
             match engine::settle_unfinished(&app.engine(), cluster, service).await {
-                Ok(true) => app.state.ledger_since(cluster, service, inc.opened_at).await.unwrap_or(l),
+                Ok(true) => app.state.ledger_since(cluster, service, since).await.unwrap_or(l),
                 Ok(false) => l,
                 Err(e) => {
                     tracing::warn!(incident = %inc.id, error = %e, "unfinished action not settled; announced once verified");
@@ -627,7 +635,7 @@ async fn deliver_opening(
     let problem = if sig.signal == Signal::TaskFailed { task_problem(severity) } else { sig.problem };
     // What other invocations did meanwhile (or a killed attempt of this one).
     let ledger = ledger_of(app, &incident).await;
-    let (others, announced) = announcements(&incident, &ledger, &actions);
+    let (others, announced) = announcements(app, &incident, &ledger, &actions);
     actions.extend(others);
     tracing::info!(
         incident = %incident.id, cluster = sig.cluster, service = sig.service, cause = cause.as_str(),
@@ -809,7 +817,7 @@ async fn join(
         return Ok(o);
     }
     let ledger = ledger_of(app, &updated).await;
-    let (others, announced) = announcements(&updated, &ledger, &actions);
+    let (others, announced) = announcements(app, &updated, &ledger, &actions);
     let mut shown = actions.clone();
     shown.extend(others);
     let policy = policy(app);
@@ -854,6 +862,12 @@ async fn join(
         }
     }
     let Some((reason, stored)) = claimed else {
+        let current = app.state.open_incident(&updated.subject).await?;
+        if current.as_ref().is_none_or(|c| c.id != updated.id) {
+            // Resolved (or replaced) under us: this signal (and any action
+            // it took, still unannounced) belongs to what is open now.
+            return retry_step(app, sig, updated.subject.clone(), current, t, depth).await;
+        }
         app.state.mark_announced(&updated, &[], &notes).await?;
         o.notified = Some("suppressed:update-sent-by-another-invocation".into());
         return Ok(o);
@@ -930,8 +944,15 @@ async fn resolve(
     let (cluster, service) = closing.subject.as_service().unwrap_or(("", ""));
     let ttr = t - closing.opened_at;
     let problem = closing.summary.split(" - ").next().unwrap_or("incident").to_string();
+    let ledger = ledger_of(app, &closing).await;
+    // Actions no message announced yet (another invocation's, finished
+    // after the last update) are announced by the resolution.
+    let (unsaid, announced) = announcements(app, &closing, &ledger, &[]);
+    let redactor = crate::telemetry::redactor();
+    let mut notes = closing.notes.clone();
+    notes.extend(action_notes(&unsaid).iter().map(|n| redactor.text(n)));
     // The post-incident report, beside the evidence; the resolution names it.
-    let report = post_incident_report(app, &closing, resolved_by, t).await;
+    let report = post_incident_report(app, &closing, &ledger, resolved_by, t).await;
     let view = ResolvedView {
         report: report.as_deref(),
         kind,
@@ -946,7 +967,7 @@ async fn resolve(
         resolved_by,
         time_to_recover_seconds: ttr,
         failures: closing.failures(),
-        notes: &closing.notes,
+        notes: &notes,
         evidence: closing.evidence.as_deref(),
         links: Links {
             region: region.unwrap_or(&app.config.settings.console_region).to_string(),
@@ -954,7 +975,7 @@ async fn resolve(
             service: service.into(),
         },
     };
-    let message = render_resolved(&view, &crate::telemetry::redactor());
+    let message = render_resolved(&view, &redactor);
     let message_id = match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => id,
         Err(e) => {
@@ -964,6 +985,7 @@ async fn resolve(
             return Err(publish_failed(e));
         }
     };
+    app.state.mark_ledger_announced(cluster, service, &announced, t).await;
     app.state.finish_close(&closing, resolved_by, t).await;
     tracing::info!(incident = %closing.id, ttr_seconds = ttr, resolved_by, decision = "incident-resolved", "incident resolved");
     Ok(Some((closing, message_id)))
@@ -972,9 +994,16 @@ async fn resolve(
 /// Write the incident report (Markdown, after the runbooks' template) beside
 /// the incident's evidence; its URI, or `None` when it could not be kept (the
 /// resolution goes out regardless, within a few seconds).
-async fn post_incident_report(app: &App, closing: &Incident, resolved_by: &str, t: i64) -> Option<String> {
+async fn post_incident_report(
+    app: &App,
+    closing: &Incident,
+    ledger: &[LedgerEntry],
+    resolved_by: &str,
+    t: i64,
+) -> Option<String> {
     let (cluster, service) = closing.subject.as_service()?;
-    let ledger = ledger_of(app, closing).await;
+    // The timeline is this incident's: from its opening.
+    let ledger: Vec<LedgerEntry> = ledger.iter().filter(|e| e.at >= closing.opened_at).cloned().collect();
     let markdown = crate::render::render_incident_report(
         &crate::render::IncidentReportView { incident: closing, ledger: &ledger, resolved_at: t, resolved_by },
         &crate::telemetry::redactor(),
@@ -1039,6 +1068,18 @@ pub async fn on_recovery_of(
     };
     let resolved_by = match step {
         Step::Resolve => resolved_by.to_string(),
+        // Lambda retries the recovery once the opening alert is out.
+        Step::AwaitOpeningAlert => {
+            let until = match &open.alert {
+                crate::lifecycle::Alert::Pending { until, .. } => iso(*until),
+                crate::lifecycle::Alert::Delivered { at } => iso(*at),
+            };
+            tracing::info!(incident = %open.id, decision = "resolution-deferred", "recovery waits for the opening alert");
+            return Err(AutopilotError::InProgress {
+                what: format!("the opening alert of incident {}", open.id),
+                until,
+            });
+        }
         Step::Expire { .. } => {
             let window = crate::render::human_duration(policy(app).window_seconds);
             format!("expired: no signal for {window} (then {resolved_by})")

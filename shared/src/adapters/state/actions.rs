@@ -40,6 +40,7 @@ fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
         to: get_s(item, "to"),
         detail: get_s(item, "detail").unwrap_or_default(),
         key: get_s(item, "sk"),
+        announced: item.contains_key("announced_at"),
     })
 }
 
@@ -156,6 +157,29 @@ impl StateStore {
             .send()
             .await;
         Ok(self.conditional("UpdateItem (finish ledger)", result)?.written().is_some())
+    }
+
+    /// Mark ledger entries as announced by a published message, so that no
+    /// later message (of this incident or the subject's next) repeats them.
+    /// Records, not decisions: a failed mark is logged (the action may then
+    /// be announced once more, never not at all).
+    pub async fn mark_ledger_announced(&self, cluster: &str, service: &str, keys: &[String], now: i64) {
+        for key in keys {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(keys::service(cluster, service)))
+                .key("sk", s(key))
+                .update_expression("SET announced_at = if_not_exists(announced_at, :now)")
+                .condition_expression("attribute_exists(sk)")
+                .expression_attribute_values(":now", n(now))
+                .send()
+                .await;
+            if let Err(e) = self.conditional("UpdateItem (ledger announced)", result) {
+                tracing::warn!(ledger = %key, error = %e, "ledger entry not marked announced; it may be announced again");
+            }
+        }
     }
 
     /// Ledger entries of the service since `since` (epoch seconds), oldest first.

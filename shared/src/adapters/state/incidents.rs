@@ -406,6 +406,9 @@ impl StateStore {
     /// Severity only rises here too; when a concurrent signal raised it
     /// higher meanwhile, the stored one stays.
     pub async fn mark_delivered(&self, incident: &Incident, d: &Delivery<'_>, now: i64) -> Result<(), AutopilotError> {
+        if let Some((cluster, service)) = incident.subject.as_service() {
+            self.mark_ledger_announced(cluster, service, d.announced, now).await;
+        }
         match self.write_delivery(incident, d, now, d.severity).await? {
             true => Ok(()),
             // Refused only by the severity guard (or a closed incident): without it.
@@ -491,6 +494,9 @@ impl StateStore {
         if announced.is_empty() && notes.is_empty() {
             return Ok(());
         }
+        if let Some((cluster, service)) = incident.subject.as_service() {
+            self.mark_ledger_announced(cluster, service, announced, crate::time::now()).await;
+        }
         let mut req = self
             .update_open(&incident.subject)
             .condition_expression("incident_id = :id")
@@ -543,7 +549,13 @@ impl StateStore {
         let result = self
             .update_open(subject)
             .update_expression("SET closing_by = :token, closing_at = :now REMOVE open_index")
-            .condition_expression("incident_id = :id AND (attribute_not_exists(closing_by) OR closing_by = :token)")
+            // Never while another live invocation is sending the opening
+            // alert: a resolution must not precede the alert it resolves.
+            .condition_expression(
+                "incident_id = :id AND (attribute_not_exists(closing_by) OR closing_by = :token) \
+                 AND (attribute_exists(alert_at) OR attribute_not_exists(alert_by) OR alert_by = :token \
+                 OR alert_until < :now)",
+            )
             .expression_attribute_values(":id", s(incident_id))
             .expression_attribute_values(":token", s(&token))
             .expression_attribute_values(":now", n(now))
@@ -554,6 +566,16 @@ impl StateStore {
         let marked = match self.conditional("UpdateItem (close incident)", result)? {
             Conditional::Written(out) => out.attributes().cloned(),
             Conditional::Refused(old) if written_by(old.as_ref(), "closing_by", &token) => old,
+            Conditional::Refused(Some(old))
+                if get_s(&old, "incident_id").as_deref() == Some(incident_id)
+                    && get_s(&old, "closing_by").is_none()
+                    && let Some(Alert::Pending { until, .. }) = incident_from(&old).map(|i| i.alert) =>
+            {
+                return Err(AutopilotError::InProgress {
+                    what: format!("the opening alert of incident {incident_id}"),
+                    until: rfc3339(until),
+                });
+            }
             // Closed (or being closed) by another invocation, or another incident now.
             Conditional::Refused(_) => return Ok(None),
         };
