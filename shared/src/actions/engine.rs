@@ -429,10 +429,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         },
         async {
             match (&family, kind) {
-                (Some(f), ActionKind::Rollback) => ecs::active_revisions(app.clients, f)
-                    .await
-                    .map_err(|e| tracing::warn!(family = f, error = %e, "cannot list revisions"))
-                    .ok(),
+                (Some(f), ActionKind::Rollback) => Some(ecs::active_revisions(app.clients, f).await),
                 _ => None,
             }
         },
@@ -465,8 +462,25 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         Ok(f) => f,
         Err(why) => return Err(stop(ActionStatus::Skipped, why.to_string())),
     };
+    // Which revisions are ACTIVE decides which targets are valid: unreadable,
+    // an automatic rollback cannot verify its target and does nothing.
+    let mut notes = facts.notes.clone();
+    let revisions = match revisions {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) if automatic => {
+            return Err(stop(
+                ActionStatus::Skipped,
+                format!("the family's ACTIVE revisions are unreadable ({e}): the rollback target cannot be verified; nothing done"),
+            ));
+        }
+        Some(Err(e)) => {
+            notes.push(format!("ACTIVE revisions unreadable ({e}); the target's status was not checked"));
+            None
+        }
+        None => None,
+    };
     let noted = |detail: String| {
-        if facts.notes.is_empty() { detail } else { format!("{detail} (note: {})", facts.notes.join("; ")) }
+        if notes.is_empty() { detail } else { format!("{detail} (note: {})", notes.join("; ")) }
     };
     let mut ledger = facts.ledger.clone();
     // Unfinished actions first: verified against the service before anything is decided on them.
