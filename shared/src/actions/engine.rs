@@ -470,7 +470,9 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         Some(Err(e)) if automatic => {
             return Err(stop(
                 ActionStatus::Skipped,
-                format!("the family's ACTIVE revisions are unreadable ({e}): the rollback target cannot be verified; nothing done"),
+                format!(
+                    "the family's ACTIVE revisions are unreadable ({e}): the rollback target cannot be verified; nothing done"
+                ),
             ));
         }
         Some(Err(e)) => {
