@@ -498,6 +498,7 @@ mod tests {
             next_steps: Vec::new(),
             links: vec![("Service health".into(), links().service())],
             evidence: None,
+            team: None,
         }
     }
 
@@ -516,6 +517,7 @@ mod tests {
             next_steps: crate::render::steps_of(Cause::Latency),
             links: Vec::new(),
             evidence: None,
+            team: None,
         }
     }
 

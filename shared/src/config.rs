@@ -61,6 +61,9 @@ pub struct Config {
 pub struct ServiceTuning {
     pub crash_loop_threshold: u32,
     pub rollback_window_seconds: i64,
+    /// `autopilot:team`: the team that owns the service; its incidents'
+    /// messages carry it as the SNS message attribute `team`.
+    pub team: Option<String>,
     /// Tags that were ignored, and why.
     pub notes: Vec<String>,
 }
@@ -88,7 +91,8 @@ impl ServiceTuning {
                 )),
             }
         }
-        Self { crash_loop_threshold, rollback_window_seconds, notes }
+        let team = tag("autopilot:team").filter(|v| !v.is_empty()).map(str::to_string);
+        Self { crash_loop_threshold, rollback_window_seconds, team, notes }
     }
 }
 
@@ -322,6 +326,9 @@ mod tests {
         let bad = t(&[("autopilot:crash-loop-threshold", "0"), ("autopilot:rollback-window-minutes", "soon")]);
         assert_eq!((bad.crash_loop_threshold, bad.rollback_window_seconds), (3, 3600));
         assert_eq!(bad.notes.len(), 2, "{:?}", bad.notes);
+        assert_eq!(default.team, None);
+        assert_eq!(t(&[("autopilot:team", " payments ")]).team.as_deref(), Some("payments"));
+        assert_eq!(t(&[("Autopilot:Team", "")]).team, None, "an empty tag names no team");
     }
     use std::collections::HashMap;
 

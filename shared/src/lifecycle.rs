@@ -137,6 +137,9 @@ pub struct Incident {
     pub escalations: u32,
     /// The impact the opening alert stated (tasks running, targets healthy).
     pub impact: Vec<String>,
+    /// The owning team (service tag `autopilot:team`), as the opening alert
+    /// found it: later messages (resolution, escalation) are routed the same way.
+    pub team: Option<String>,
 }
 
 impl Incident {
@@ -173,6 +176,7 @@ impl Incident {
             announced: Vec::new(),
             escalations: 0,
             impact: Vec::new(),
+            team: None,
         }
     }
 

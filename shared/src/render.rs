@@ -33,6 +33,9 @@ pub struct Message {
     pub links: Vec<(String, String)>,
     /// `s3://bucket/prefix/` of the evidence, when stored.
     pub evidence: Option<String>,
+    /// The owning team (service tag `autopilot:team`): the SNS message
+    /// attribute `team`, so that a filter policy routes it to that team.
+    pub team: Option<String>,
 }
 
 /// The kind of event a message announces (chat's `metadata.eventType`).
@@ -332,6 +335,7 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
             EvidenceStatus::Stored(uri) => Some(uri.clone()),
             EvidenceStatus::NotCaptured(_) => None,
         },
+        team: None,
     }
 }
 
@@ -426,6 +430,7 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         next_steps: next_steps.iter().map(|h| redactor.text(h)).collect(),
         links: vec![("Service health".into(), v.links.service())],
         evidence: v.evidence.map(str::to_string),
+        team: None,
     }
 }
 
@@ -608,6 +613,7 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         next_steps: steps_of(v.cause),
         links: vec![("Service health".into(), v.links.service()), ("Deployments".into(), v.links.deployments())],
         evidence: v.evidence.map(str::to_string),
+        team: None,
     }
 }
 

@@ -198,12 +198,54 @@ impl TestBed {
 
     /// Every notification delivered so far (drains the queue).
     pub async fn notifications(&self) -> Vec<Notification> {
+        self.notifications_in(&self.queue_url).await
+    }
+
+    /// A second subscriber of the topic, an SQS queue named `name` whose
+    /// subscription has `filter_policy` (on message attributes): the local
+    /// server's own filter-policy matching decides what it receives. Its URL.
+    pub async fn subscribe_filtered(&self, name: &str, filter_policy: &str) -> String {
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(format!("{}-{name}", self.prefix))
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue url");
+        let arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+            .expect("queue arn");
+        let sns = aws_sdk_sns::Client::new(&self.config);
+        sns.subscribe()
+            .topic_arn(&self.topic_arn)
+            .protocol("sqs")
+            .endpoint(arn)
+            .attributes("FilterPolicy", filter_policy)
+            .attributes("FilterPolicyScope", "MessageAttributes")
+            .send()
+            .await
+            .expect("subscribe with a filter policy");
+        url
+    }
+
+    /// Every notification waiting in the queue at `queue_url`, consumed.
+    pub async fn notifications_in(&self, queue_url: &str) -> Vec<Notification> {
         let mut out = Vec::new();
         loop {
             let resp = self
                 .sqs
                 .receive_message()
-                .queue_url(&self.queue_url)
+                .queue_url(queue_url)
                 .max_number_of_messages(10)
                 .send()
                 .await
@@ -220,7 +262,7 @@ impl TestBed {
                     attributes: body["MessageAttributes"].clone(),
                 });
                 if let Some(h) = m.receipt_handle() {
-                    let _ = self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(h).send().await;
+                    let _ = self.sqs.delete_message().queue_url(queue_url).receipt_handle(h).send().await;
                 }
             }
         }

@@ -1,5 +1,5 @@
 //! SNS: the notifier. Every message carries the attributes subscribers
-//! filter on (`severity`, `cluster`, `service`, `cause`, `kind`).
+//! filter on (`severity`, `cluster`, `service`, `cause`, `kind`, `team`).
 //!
 //! Published with `MessageStructure=json` ([`crate::chat::sns_message`]):
 //! the plain text under `default` (SNS sends it to e-mail, SQS, Lambda, HTTP
@@ -35,6 +35,9 @@ pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<
         ("service", m.service.clone()),
         ("cause", m.cause.as_str().to_string()),
         ("kind", kind_word(m.kind)),
+        // Always present ("none" when the service has no autopilot:team tag),
+        // so that a catch-all subscription can match {"team": ["none"]}.
+        ("team", m.team.clone().unwrap_or_default()),
     ] {
         if let Some(a) = attribute(&v) {
             req = req.message_attributes(k, a);

@@ -355,6 +355,7 @@ async fn unmapped_alert(
         next_steps: crate::render::steps_of(a.cause),
         links: Vec::new(),
         evidence: None,
+        team: None,
     };
     let mut o = Outcome::new(Kind::Alarm, a.severity, a.cause, a.explanation.clone());
     o.notified = Some(

@@ -702,7 +702,8 @@ async fn deliver_opening(
         links: links(app, sig),
     };
     let view_impact = view.impact.clone();
-    let message = render_alert(&view, &redactor);
+    let mut message = render_alert(&view, &redactor);
+    message.team = tuning.team.clone();
     // Unpublished, the alert stays pending and ours: Lambda's retry of this
     // event (same token) sends it; so does the next signal once our lease is over.
     let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(publish_failed)?;
@@ -720,6 +721,7 @@ async fn deliver_opening(
         announced: &announced,
         failed_tasks: &failed_tasks,
         impact: &view_impact,
+        team: tuning.team.as_deref(),
     };
     if let Err(e) = app.state.mark_delivered(&incident, &delivery, now()).await {
         // The alert is out; the record says pending until our lease ends.
@@ -908,7 +910,8 @@ async fn join(
         evidence_location: None,
         links: links(app, sig),
     };
-    let message = render_alert(&view, &redactor);
+    let mut message = render_alert(&view, &redactor);
+    message.team = tuning.team.clone().or_else(|| updated.team.clone());
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => {
             o.notified = Some(id);
@@ -975,7 +978,8 @@ async fn resolve(
             service: service.into(),
         },
     };
-    let message = render_resolved(&view, &redactor);
+    let mut message = render_resolved(&view, &redactor);
+    message.team = closing.team.clone();
     let message_id = match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => id,
         Err(e) => {

@@ -147,7 +147,8 @@ async fn escalate_one(app: &App, inc: &Incident, nth: u32, t: i64) -> Result<boo
             service: service.into(),
         },
     };
-    let message = render_escalation(&view, &crate::telemetry::redactor());
+    let mut message = render_escalation(&view, &crate::telemetry::redactor());
+    message.team = inc.team.clone();
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(_) => {
             tracing::info!(incident = %inc.id, nth, decision = "escalated", "incident escalated");
@@ -330,6 +331,7 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
         next_steps: Vec::new(),
         links: links.clone(),
         evidence: Some(format!("s3://{bucket}/{prefix}")),
+        team: None,
     };
     let message_id =
         publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(super::incident::publish_failed)?;

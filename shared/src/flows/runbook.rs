@@ -249,6 +249,7 @@ async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionR
         next_steps: Vec::new(),
         links: vec![("Service health".into(), links.service()), ("Deployments".into(), links.deployments())],
         evidence: None,
+        team: None,
     };
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => id,

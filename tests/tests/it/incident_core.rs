@@ -267,3 +267,37 @@ async fn a_services_tuning_tags_are_read_and_a_bad_one_is_named_in_the_alert() {
         notes[0].message
     );
 }
+
+/// A service tagged `autopilot:team` has every message of its incident
+/// carry the attribute `team`, so a team's filter policy routes the alert
+/// and the resolution to it; untagged services say `team=none`. Matched by
+/// the local server's own filter-policy evaluation.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_teams_filter_policy_receives_its_services_alert_and_resolution_and_nothing_else() {
+    let bed = TestBed::new("team").await;
+    let payments = SeededService::create(&bed, "pay", 3).await;
+    payments.tag(&bed, "autopilot:team", "payments").await;
+    let other = SeededService::create(&bed, "web", 3).await;
+    let team_queue = bed.subscribe_filtered("payments", r#"{"team": ["payments"]}"#).await;
+    let untagged_queue = bed.subscribe_filtered("untagged", r#"{"team": ["none"]}"#).await;
+    let mut p = bed.start("ecs-events", &[]);
+    p.outcome(&payments.retarget(&fixture("ecs/task-stopped-app-crash.json"), "team-1", &format!("{:032x}", 1)));
+    p.outcome(&other.retarget(&fixture("ecs/task-stopped-app-crash.json"), "team-2", &format!("{:032x}", 2)));
+    let resolved = p.outcome(&payments.retarget(&fixture("ecs/service-steady-state.json"), "team-3", "x"));
+    assert!(resolved["summary"].as_str().unwrap_or_default().contains("resolved"), "{resolved}");
+
+    let all = bed.notifications().await;
+    assert_eq!(all.len(), 3, "the unfiltered subscriber gets everything: {:?}", subjects(&all));
+    let team = bed.notifications_in(&team_queue).await;
+    assert_eq!(team.len(), 2, "the payments subscriber: {:?}", subjects(&team));
+    assert!(team.iter().all(|n| n.attributes["service"]["Value"] == "pay"), "{:?}", subjects(&team));
+    assert!(team[1].subject.starts_with("[RESOLVED]"), "{:?}", subjects(&team));
+    assert!(team.iter().all(|n| n.attributes["team"]["Value"] == "payments"));
+    let untagged = bed.notifications_in(&untagged_queue).await;
+    assert_eq!(untagged.len(), 1, "the untagged service's alert only: {:?}", subjects(&untagged));
+    assert_eq!(untagged[0].attributes["service"]["Value"], "web");
+}
+
+fn subjects(notes: &[autopilot_tests::testbed::Notification]) -> Vec<&str> {
+    notes.iter().map(|n| n.subject.as_str()).collect()
+}

@@ -112,6 +112,7 @@ fn incident() -> Incident {
         announced: Vec::new(),
         escalations: 0,
         impact: Vec::new(),
+        team: None,
     }
 }
 

@@ -82,6 +82,7 @@ fn incident_from(item: &Item) -> Option<Incident> {
         announced: string_set(item, "announced"),
         escalations: get_n(item, "escalations").unwrap_or_default().max(0) as u32,
         impact: string_list(item, "impact"),
+        team: get_s(item, "team"),
     })
 }
 
@@ -101,6 +102,8 @@ pub struct Delivery<'a> {
     pub failed_tasks: &'a [FailedTask],
     /// The impact the alert stated, for the incident report.
     pub impact: &'a [String],
+    /// The owning team the alert was routed to.
+    pub team: Option<&'a str>,
 }
 
 /// One attempt to claim an update (see [`StateStore::claim_update`]).
@@ -453,6 +456,10 @@ impl StateStore {
         if let Some(summary) = d.summary {
             sets.push("summary = :summary");
             req = req.expression_attribute_values(":summary", s(summary));
+        }
+        if let Some(team) = d.team {
+            sets.push("team = :team");
+            req = req.expression_attribute_values(":team", s(team));
         }
         if !d.notes.is_empty() {
             sets.push("notes = list_append(if_not_exists(notes, :empty), :notes)");
