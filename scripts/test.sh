@@ -29,6 +29,12 @@ export FUZZ_CASES="${FUZZ_CASES:-6000}"
 echo "==> cargo test"
 cargo test --workspace --quiet
 
+# Printed invoke commands, pasted: the real AWS CLI through `cargo lambda watch`.
+if [ "${SKIP_CLI:-0}" != "1" ]; then
+  echo "==> the manual path (AWS CLI -> cargo lambda watch -> runbook)"
+  "$ROOT/scripts/cli-manual-path.sh"
+fi
+
 if [ -x "$ROOT/scripts/check-infra.sh" ] && [ "${SKIP_INFRA:-0}" != "1" ]; then
   echo "==> infra checks"
   "$ROOT/scripts/check-infra.sh"

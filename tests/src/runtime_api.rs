@@ -75,7 +75,18 @@ impl LambdaProcess {
                 }
             });
         }
-        let mut cmd = Command::new(binary);
+        // AUTOPILOT_EXEC_WRAPPER (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu`)
+        // runs the binary through an emulator: the arm64 artifacts on x86_64.
+        let wrapper = std::env::var("AUTOPILOT_EXEC_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
         cmd.env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("AWS_LAMBDA_RUNTIME_API", addr.to_string())

@@ -12,16 +12,25 @@ use autopilot_tests::{SeededService, TestBed, fixture};
 use serde_json::Value;
 
 /// GET a path of the local server (plain HTTP/1.0, the body after the headers).
+/// Retried: moto serialises every backend for `data.json` while other tests'
+/// requests change them, and answers 500 when one changed mid-dump.
 fn get(path: &str) -> String {
     let endpoint = autopilot_tests::testbed::endpoint();
     let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let mut stream = std::net::TcpStream::connect(&host).expect("connect to the local server");
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("send request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    assert!(head.starts_with("HTTP/1.") && head.contains(" 200 "), "{head}");
-    body.to_string()
+    let mut last = String::new();
+    for _ in 0..10 {
+        let mut stream = std::net::TcpStream::connect(&host).expect("connect to the local server");
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("send request");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read response");
+        let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+        if head.starts_with("HTTP/1.") && head.contains(" 200 ") {
+            return body.to_string();
+        }
+        last = format!("{head}\n{}", body.chars().take(500).collect::<String>());
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("GET {path} kept failing: {last}");
 }
 
 /// The messages published to `topic_arn`, as SNS received them (the raw
