@@ -77,16 +77,7 @@ impl TestBed {
             .expect("create queue")
             .queue_url
             .expect("queue url");
-        let queue_arn = sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-            .expect("queue arn");
+        let queue_arn = queue_arn(&sqs, &queue_url).await;
         sns.subscribe().topic_arn(&topic_arn).protocol("sqs").endpoint(queue_arn).send().await.expect("subscribe");
 
         let bucket = format!("{prefix}-evidence").to_ascii_lowercase();
@@ -214,17 +205,7 @@ impl TestBed {
             .expect("create queue")
             .queue_url
             .expect("queue url");
-        let arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
-            .expect("queue arn");
+        let arn = queue_arn(&self.sqs, &url).await;
         let sns = aws_sdk_sns::Client::new(&self.config);
         sns.subscribe()
             .topic_arn(&self.topic_arn)
@@ -273,6 +254,19 @@ impl TestBed {
         let resp = self.s3.list_objects_v2().bucket(&self.bucket).send().await.expect("list objects");
         resp.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).collect()
     }
+}
+
+/// The ARN of the queue at `url` (what an SNS subscription names).
+async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> String {
+    sqs.get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn")
 }
 
 /// Where the built function binaries are.
