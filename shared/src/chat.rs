@@ -521,6 +521,32 @@ mod tests {
         }
     }
 
+    /// The daily report's summary, shaped as `flows::reports` sends it.
+    fn report_summary() -> Message {
+        Message {
+            subject: "[SEV2] daily health 2026-12-02: 1 down, 2 degraded, 14 healthy".into(),
+            body: "DAILY HEALTH CHECK - 2026-12-02\n".into(),
+            severity: Severity::Sev2,
+            cluster: String::new(),
+            service: String::new(),
+            cause: Cause::Expected,
+            kind: Kind::Report,
+            incident: None,
+            event_type: EventType::Report,
+            highlights: vec!["prod/api: Down running 0 of 3".into(), "prod/web: Degraded 1 alarm in ALARM".into()],
+            next_steps: Vec::new(),
+            links: vec![
+                (
+                    "report.html".into(),
+                    "https://evidence.s3.amazonaws.com/reports/daily/2026-12-02/report.html?X-Amz-Expires=3600".into(),
+                ),
+                ("report.json".into(), "not stored: AccessDenied".into()),
+            ],
+            evidence: Some("s3://evidence/reports/daily/2026-12-02/".into()),
+            team: None,
+        }
+    }
+
     fn every_kind() -> Vec<(&'static str, Message)> {
         vec![
             ("alert", alert()),
@@ -529,6 +555,7 @@ mod tests {
             ("escalation", escalation()),
             ("runbook action", runbook_action()),
             ("alarm notice", alarm_notice()),
+            ("report summary", report_summary()),
         ]
     }
 
@@ -564,7 +591,8 @@ mod tests {
                 "incident-resolved",
                 "incident-escalated",
                 "runbook-action",
-                "alarm-notice"
+                "alarm-notice",
+                "report"
             ]
         );
         assert_eq!(EventType::PipelineApproval.as_str(), "pipeline-approval");
