@@ -163,8 +163,8 @@ impl StateStore {
     /// later message (of this incident or the subject's next) repeats them.
     /// Records, not decisions: a failed mark is logged (the action may then
     /// be announced once more, never not at all).
-    pub async fn mark_ledger_announced(&self, cluster: &str, service: &str, keys: &[String], now: i64) {
-        for key in keys {
+    pub async fn mark_ledger_announced(&self, cluster: &str, service: &str, entries: &[String], now: i64) {
+        for key in entries {
             let result = self
                 .client
                 .update_item()
