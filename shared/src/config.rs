@@ -50,8 +50,18 @@ pub struct Config {
     /// `ALARM_NAME_PREFIX`: alarms whose name starts with it may trigger
     /// automatic actions (as may alarms tagged `autopilot:actions=on`).
     pub alarm_name_prefix: Option<String>,
+    /// `PRODUCTION_PIPELINES`: name patterns (`*` matches any run) of the
+    /// pipelines whose failures are SEV2; a pipeline's `autopilot:env` tag wins.
+    pub production_pipelines: Vec<String>,
+    /// `BUILD_LOG_GROUP_PREFIXES` (`/aws/codebuild/`): the only build log
+    /// groups pipeline-events reads (IAM grants the same).
+    pub build_log_group_prefixes: Vec<String>,
     pub settings: Settings,
 }
+
+/// Production pipelines by default: a name ending in `-prod` or
+/// `-production`, or containing `prod/`.
+pub const DEFAULT_PRODUCTION_PIPELINES: &[&str] = &["*-prod", "*-production", "*prod/*"];
 
 /// The settings a team tunes per service, from the service's tags
 /// (`autopilot:crash-loop-threshold`, `autopilot:rollback-window-minutes`)
@@ -246,6 +256,14 @@ impl Config {
             )));
         }
         let alarm_name_prefix = lookup("ALARM_NAME_PREFIX").map(|p| p.trim().to_string()).filter(|p| !p.is_empty());
+        let list = |name: &str, default: &[&str]| -> Vec<String> {
+            match lookup(name) {
+                None => default.iter().map(|p| p.to_string()).collect(),
+                Some(v) => v.split(',').map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect(),
+            }
+        };
+        let production_pipelines = list("PRODUCTION_PIPELINES", DEFAULT_PRODUCTION_PIPELINES);
+        let build_log_group_prefixes = list("BUILD_LOG_GROUP_PREFIXES", &["/aws/codebuild/"]);
         Ok(Self {
             notify_topic_arn,
             evidence_bucket,
@@ -255,6 +273,8 @@ impl Config {
             evidence_kms_key,
             log_group_prefixes,
             alarm_name_prefix,
+            production_pipelines,
+            build_log_group_prefixes,
             settings,
         })
     }

@@ -87,6 +87,17 @@ pub fn build_bundle(
     if !gathered.errors.is_empty() {
         objects.push(EvidenceObject::json("gather-errors.json", &redacted(to_json(&gathered.errors))));
     }
+    with_manifest(prefix, incident, objects, created_at, to_json(&gathered.errors))
+}
+
+/// `objects` and, last, `manifest.json` listing each with its SHA-256.
+fn with_manifest(
+    prefix: &str,
+    incident: &str,
+    mut objects: Vec<EvidenceObject>,
+    created_at: &str,
+    errors: Value,
+) -> Vec<EvidenceObject> {
     let entries: Vec<ManifestEntry> = objects
         .iter()
         .map(|o| ManifestEntry {
@@ -102,10 +113,37 @@ pub fn build_bundle(
             "incident": incident,
             "created_at": created_at,
             "objects": entries,
-            "gather_errors": to_json(&gathered.errors),
+            "gather_errors": errors,
         }),
     ));
     objects
+}
+
+/// Where a pipeline incident's evidence goes.
+pub fn pipeline_prefix(pipeline: &str, incident: &str) -> String {
+    format!("incidents/pipelines/{pipeline}/{incident}/")
+}
+
+/// A bundle of named JSON documents (a pipeline incident's event, execution,
+/// actions, build and log), each redacted, manifest last.
+pub fn json_bundle(
+    prefix: &str,
+    incident: &str,
+    documents: Vec<(&str, Value)>,
+    unread: &[String],
+    redactor: &Redactor,
+    created_at: &str,
+) -> Vec<EvidenceObject> {
+    let objects = documents
+        .into_iter()
+        .map(|(name, mut v)| {
+            redactor.json(&mut v);
+            EvidenceObject::json(name, &v)
+        })
+        .collect();
+    let mut errors = to_json(&unread);
+    redactor.json(&mut errors);
+    with_manifest(prefix, incident, objects, created_at, errors)
 }
 
 /// Server-side encryption of every put: SSE-KMS with the given key, else SSE-S3.

@@ -46,6 +46,7 @@ pub mod daily_report;
 pub mod diagnosis;
 pub mod evidence;
 pub mod lifecycle;
+pub mod pipeline;
 pub mod render;
 pub mod snapshot;
 pub mod trigger;

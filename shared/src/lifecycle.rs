@@ -25,8 +25,10 @@ use crate::snapshot::{LedgerEntry, LedgerStatus};
 pub enum Subject {
     /// An ECS service.
     Service { cluster: String, service: String },
-    /// A CodePipeline pipeline (its failing executions join one incident).
-    Pipeline { pipeline: String },
+    /// One execution of a CodePipeline pipeline: its stage and action
+    /// failures join one incident; a later successful execution of the
+    /// pipeline resolves it.
+    Pipeline { pipeline: String, execution: String },
 }
 
 impl Subject {
@@ -34,15 +36,16 @@ impl Subject {
         Self::Service { cluster: cluster.into(), service: service.into() }
     }
 
-    pub fn pipeline(pipeline: impl Into<String>) -> Self {
-        Self::Pipeline { pipeline: pipeline.into() }
+    pub fn pipeline(pipeline: impl Into<String>, execution: impl Into<String>) -> Self {
+        Self::Pipeline { pipeline: pipeline.into(), execution: execution.into() }
     }
 
     /// The state table's partition key for everything about this subject.
     pub fn key(&self) -> String {
         match self {
             Self::Service { cluster, service } => format!("service#{cluster}/{service}"),
-            Self::Pipeline { pipeline } => format!("pipeline#{pipeline}"),
+            // Pipeline names never hold '/': [A-Za-z0-9.@_-]+.
+            Self::Pipeline { pipeline, execution } => format!("pipeline#{pipeline}/{execution}"),
         }
     }
 
@@ -52,14 +55,15 @@ impl Subject {
             let (cluster, service) = rest.split_once('/')?;
             return (!cluster.is_empty() && !service.is_empty()).then(|| Self::service(cluster, service));
         }
-        key.strip_prefix("pipeline#").filter(|p| !p.is_empty()).map(Self::pipeline)
+        let (pipeline, execution) = key.strip_prefix("pipeline#")?.split_once('/')?;
+        (!pipeline.is_empty() && !execution.is_empty()).then(|| Self::pipeline(pipeline, execution))
     }
 
     /// `cluster/service` or `pipeline <name>`, for messages.
     pub fn label(&self) -> String {
         match self {
             Self::Service { cluster, service } => format!("{cluster}/{service}"),
-            Self::Pipeline { pipeline } => format!("pipeline {pipeline}"),
+            Self::Pipeline { pipeline, execution } => format!("pipeline {pipeline} execution {execution}"),
         }
     }
 
@@ -68,6 +72,14 @@ impl Subject {
         match self {
             Self::Service { cluster, service } => Some((cluster, service)),
             Self::Pipeline { .. } => None,
+        }
+    }
+
+    /// `(pipeline, execution)` of a pipeline subject.
+    pub fn as_pipeline(&self) -> Option<(&str, &str)> {
+        match self {
+            Self::Pipeline { pipeline, execution } => Some((pipeline, execution)),
+            Self::Service { .. } => None,
         }
     }
 }
@@ -619,11 +631,12 @@ mod tests {
 
     #[test]
     fn subjects_have_one_key_each_and_parse_back() {
-        for s in [Subject::service("prod", "api"), Subject::pipeline("api-prod")] {
+        for s in [Subject::service("prod", "api"), Subject::pipeline("api-prod", "8f1d2c3b-4a5e")] {
             assert_eq!(Subject::parse(&s.key()), Some(s.clone()));
         }
         assert_eq!(Subject::service("prod", "api").key(), "service#prod/api", "the existing layout is kept");
         assert_eq!(Subject::parse("service#prod"), None);
+        assert_eq!(Subject::parse("pipeline#api-prod"), None, "a pipeline subject is one execution");
         assert_eq!(Subject::parse("event#x"), None);
     }
 

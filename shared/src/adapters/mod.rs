@@ -7,6 +7,8 @@
 //!   each carrying a [`CallCounter`] so every invocation can report its AWS calls.
 //! - [`ecs`], [`elb`], [`cloudwatch`], [`logs`], [`autoscaling`]: reads and the
 //!   few mutations (UpdateService, StopServiceDeployment) of those services.
+//! - [`codepipeline`], [`codebuild`]: what a pipeline execution, its actions
+//!   and its builds say (reads only).
 //! - [`gather`]: the runbooks' read-only gathering, composed from the above.
 //! - [`s3`]: the evidence store (SSE always, never overwritten).
 //! - [`sns`]: the notifier.
@@ -14,6 +16,8 @@
 
 pub mod autoscaling;
 pub mod cloudwatch;
+pub mod codebuild;
+pub mod codepipeline;
 pub mod ecs;
 pub mod elb;
 pub mod gather;
@@ -70,6 +74,7 @@ pub struct Clients {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub codepipeline: aws_sdk_codepipeline::Client,
+    pub codebuild: aws_sdk_codebuild::Client,
     pub calls: CallCounter,
 }
 
@@ -118,6 +123,7 @@ impl Clients {
             elbv2: client!(aws_sdk_elasticloadbalancingv2),
             autoscaling: client!(aws_sdk_applicationautoscaling),
             codepipeline: client!(aws_sdk_codepipeline),
+            codebuild: client!(aws_sdk_codebuild),
             calls,
         }
     }

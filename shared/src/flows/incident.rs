@@ -556,6 +556,27 @@ async fn open_new(
     deliver_opening(app, sig, incident, t).await
 }
 
+/// How far back a pipeline deployment is named on a service's incident.
+const DEPLOY_LINK_WINDOW_SECONDS: i64 = 24 * 3600;
+
+/// The pipeline execution and commit that last deployed the service (within
+/// a day), and its pipeline incident if one is open: the first thing a
+/// person asks of a fresh failure. A read that fails is said, not fatal.
+async fn pipeline_findings(app: &App, cluster: &str, service: &str, t: i64) -> Vec<String> {
+    let links = match app.state.pipeline_deploys(cluster, service).await {
+        Ok(l) => l,
+        Err(e) => return vec![format!("pipeline deployments not read: {e}")],
+    };
+    let Some(link) = crate::pipeline::latest_link(&links, t, DEPLOY_LINK_WINDOW_SECONDS) else {
+        return Vec::new();
+    };
+    let mut lines = vec![link.finding(t)];
+    if let Ok(Some(inc)) = app.state.open_incident(&Subject::pipeline(&link.pipeline, &link.execution_id)).await {
+        lines.push(format!("that execution has an open pipeline incident: {} ({})", inc.id, inc.summary));
+    }
+    lines
+}
+
 /// Diagnose, act, keep the evidence and send the opening alert of `incident`
 /// (pending and ours); record it delivered only after the publish succeeded.
 async fn deliver_opening(
@@ -690,7 +711,11 @@ async fn deliver_opening(
         opened_at: &iso(incident.opened_at),
         impact: impact(&gathered),
         status: format!("OPEN - {}", reasons.join("; ")),
-        findings: findings(sig, &gathered, &tuning.notes, failures),
+        findings: {
+            let mut lines = findings(sig, &gathered, &tuning.notes, failures);
+            lines.extend(pipeline_findings(app, sig.cluster, sig.service, t).await);
+            lines
+        },
         log_lines: gathered.logs.as_ref().map(|l| l.lines.clone()).unwrap_or_default(),
         log_source: gathered.logs.as_ref().map(|l| (l.log_group.clone(), l.log_stream.clone())),
         actions: &actions,

@@ -185,6 +185,18 @@ where
     }
 }
 
+/// Send the notice `key` once, whatever events announce it: `Ok(None)` when
+/// it was sent before. Like [`once`], a failed run gives the claim back.
+pub async fn once_notice<F>(app: &App, key: &str, body: F) -> Result<Option<Outcome>, AutopilotError>
+where
+    F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
+{
+    match claimed(app, ClaimKey::Notice(key), None, body).await? {
+        Claimed::Ran(outcome) => Ok(Some(*outcome)),
+        Claimed::Before(_) => Ok(None),
+    }
+}
+
 /// What a claimed run came to.
 enum Claimed {
     Ran(Box<Outcome>),
@@ -207,6 +219,7 @@ where
     let (what, id) = match key {
         ClaimKey::Event(id) => (format!("event {id}"), id),
         ClaimKey::Request(id) => (format!("runbook request {id}"), id),
+        ClaimKey::Notice(id) => (format!("notice {id}"), id),
     };
     let now = crate::time::now();
     let lease_until = crate::invocation::lease_until(

@@ -179,6 +179,10 @@ impl Trigger {
             ("aws.codepipeline", dt) if dt.starts_with("CodePipeline ") && dt.ends_with("Execution State Change") => {
                 let detail: PipelineDetail =
                     serde_json::from_value(detail).map_err(|e| TriggerError::malformed(&typed(dt), e))?;
+                // Every CodePipeline state change names its execution: incidents are per execution.
+                if detail.execution_id.as_deref().is_none_or(|x| x.trim().is_empty()) {
+                    return Err(TriggerError::missing(&typed(dt), "detail.execution-id"));
+                }
                 Ok(Self::Pipeline(Envelope { meta, detail }))
             }
             ("aws.events" | "aws.scheduler", "Scheduled Event") => {

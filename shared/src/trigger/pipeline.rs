@@ -66,6 +66,26 @@ pub struct ExecutionResult {
     pub error_code: Option<String>,
 }
 
+impl PipelineLevel {
+    /// The level of a CodePipeline `detail-type`.
+    pub fn of(detail_type: &str) -> Option<Self> {
+        match detail_type {
+            "CodePipeline Pipeline Execution State Change" => Some(Self::Execution),
+            "CodePipeline Stage Execution State Change" => Some(Self::Stage),
+            "CodePipeline Action Execution State Change" => Some(Self::Action),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Execution => "execution",
+            Self::Stage => "stage",
+            Self::Action => "action",
+        }
+    }
+}
+
 impl PipelineDetail {
     pub fn is_approval(&self) -> bool {
         self.action_type

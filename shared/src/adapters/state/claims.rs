@@ -17,6 +17,9 @@ pub enum ClaimKey<'a> {
     Event(&'a str),
     /// One runbook request's `request_id`.
     Request(&'a str),
+    /// One notice that goes out once whatever events announce it (a
+    /// pipeline approval waiting, per execution and action).
+    Notice(&'a str),
 }
 
 impl ClaimKey<'_> {
@@ -24,6 +27,7 @@ impl ClaimKey<'_> {
         match self {
             Self::Event(id) => (keys::event(id), keys::EVENT),
             Self::Request(id) => (keys::request(id), keys::REQUEST),
+            Self::Notice(id) => (keys::notice(id), keys::NOTICE),
         }
     }
 }

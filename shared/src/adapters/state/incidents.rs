@@ -707,7 +707,7 @@ mod tests {
         assert_eq!(inc.alert, Alert::Pending { by: "req-1".into(), until: 99 });
         item.insert("alert_at".into(), n(100));
         assert_eq!(incident_from(&item).unwrap().alert, Alert::Delivered { at: 100 });
-        item.insert("pk".into(), s(Subject::pipeline("api-prod").key()));
-        assert_eq!(incident_from(&item).unwrap().subject, Subject::pipeline("api-prod"));
+        item.insert("pk".into(), s(Subject::pipeline("api-prod", "8f1d2c3b").key()));
+        assert_eq!(incident_from(&item).unwrap().subject, Subject::pipeline("api-prod", "8f1d2c3b"));
     }
 }

@@ -20,6 +20,9 @@
 //! | `service#<cluster>/<svc>`   | `incident#<opened>#<id>`    | a closed incident (90 days) |
 //! | `service#<cluster>/<svc>`   | `known-good#<family>:<rev>` | known-good history of one revision: completions, last failure, last rolled away from |
 //! | `service#<cluster>/<svc>`   | `deployment#<id>`           | deployments seen, with their state and time |
+//! | `notice#<what>`             | `notice`                    | claim of a notice sent once (a pipeline approval, per execution and action; 7 days) |
+//! | `service#<cluster>/<svc>`   | `pipeline-deploy#<exec>#<stage>#<action>` | which pipeline execution and commit deployed the service (30 days) |
+//! | `pipeline#<name>`           | `execution#<exec>`          | an execution's last recorded state (SUPERSEDED, CANCELED, SUCCEEDED, …; 30 days) |
 //! | `service#<cluster>/<svc>`   | `lock`                      | lease lock of the action engine (owner, expires_at) |
 //! | `service#<cluster>/<svc>`   | `hold`                      | automatic actions stopped after a failed action, until a person clears it |
 //! | `service#<cluster>/<svc>`   | `ledger#<time>#<action>#<id>` | every action decision: executed, planned, skipped, failed (90 days) |
@@ -28,6 +31,7 @@ pub mod actions;
 pub mod claims;
 pub mod deployments;
 pub mod incidents;
+pub mod pipelines;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -49,6 +53,9 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 pub(crate) mod keys {
     pub const EVENT: &str = "event";
     pub const REQUEST: &str = "request";
+    pub const NOTICE: &str = "notice";
+    /// Sort keys of a service's pipeline deployment links start with this.
+    pub const PIPELINE_DEPLOY: &str = "pipeline-deploy#";
     pub const OPEN_INCIDENT: &str = "incident#open";
     pub const KNOWN_GOOD: &str = "known-good#latest";
     pub const LOCK: &str = "lock";
@@ -62,6 +69,21 @@ pub(crate) mod keys {
     /// A runbook request's claim, by its caller-chosen `request_id`.
     pub fn request(request_id: &str) -> String {
         format!("runbook#{request_id}")
+    }
+    /// A notice sent once (see `ClaimKey::Notice`).
+    pub fn notice(id: &str) -> String {
+        format!("notice#{id}")
+    }
+    /// Which pipeline action deployed a service: one item per execution and action.
+    pub fn pipeline_deploy(execution: &str, stage: &str, action: &str) -> String {
+        format!("{PIPELINE_DEPLOY}{execution}#{stage}#{action}")
+    }
+    /// A pipeline's execution record (its final state).
+    pub fn pipeline(pipeline: &str) -> String {
+        format!("pipeline#{pipeline}")
+    }
+    pub fn execution(execution: &str) -> String {
+        format!("execution#{execution}")
     }
     pub fn service(cluster: &str, service: &str) -> String {
         format!("service#{cluster}/{service}")
