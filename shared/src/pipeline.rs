@@ -628,10 +628,10 @@ pub fn render_resolved(v: &PipelineResolvedView<'_>, redactor: &Redactor) -> Mes
     let _ = writeln!(b, "Time to recover: {took}");
     match v.fixing_commit {
         Some(c) => {
-            let _ = writeln!(b, "Fixed by commit: {}", c.label());
+            let _ = writeln!(b, "Fixed by commit {}", c.label());
         }
         None => {
-            let _ = writeln!(b, "Fixed by commit: unknown");
+            let _ = writeln!(b, "Fixed by commit: unknown (the fixing execution was not read)");
         }
     }
     if let Some(r) = v.report {
