@@ -158,6 +158,17 @@ pub fn build_project(build_id: &str) -> Option<&str> {
     build_id.rsplit_once(':').map(|(p, _)| p).filter(|p| !p.is_empty())
 }
 
+/// Whether a build log line says why a build failed: an error line of any
+/// log, or what build tools print on failure (test runners' FAIL, npm's
+/// ERR!, CodeBuild's non-zero exit and failed phase).
+pub fn is_build_error_line(line: &str) -> bool {
+    if crate::diagnosis::logs::is_error_line(line) {
+        return true;
+    }
+    let lower = line.to_ascii_lowercase();
+    ["fail", "err!", "exit status", "did not exit successfully", "✕", "●"].iter().any(|w| lower.contains(w))
+}
+
 /// A stage's latest state (`GetPipelineState`), for approvals.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StageFacts {

@@ -28,6 +28,36 @@ pub async fn log_excerpt(
     Ok(crate::diagnosis::logs::excerpt_of(group, stream, &messages, max_lines, redactor))
 }
 
+/// The last `max_lines` lines of a build log that say why the build failed
+/// (test failures, non-zero exits, the failed phase), redacted.
+pub async fn build_log_excerpt(
+    clients: &Clients,
+    group: &str,
+    stream: &str,
+    max_lines: usize,
+    redactor: &Redactor,
+) -> Result<LogExcerpt, AwsError> {
+    let resp = clients
+        .logs
+        .get_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .start_from_head(false)
+        .limit(1000)
+        .send()
+        .await
+        .map_err(|e| aws_error("logs", "GetLogEvents", format!("{group} {stream}"), &e))?;
+    let messages: Vec<&str> = resp.events().iter().filter_map(|e| e.message()).collect();
+    Ok(crate::diagnosis::logs::excerpt_with(
+        group,
+        stream,
+        &messages,
+        max_lines,
+        redactor,
+        crate::pipeline::is_build_error_line,
+    ))
+}
+
 /// The id of a CloudWatch Logs export task.
 pub type ExportTaskId = String;
 

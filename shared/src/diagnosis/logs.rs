@@ -30,9 +30,21 @@ pub fn is_error_line(line: &str) -> bool {
 /// over several events has its body lines in events that look like nothing
 /// on their own, and an excerpt must not start in the middle of one.
 pub fn excerpt_of(group: &str, stream: &str, messages: &[&str], max_lines: usize, redactor: &Redactor) -> LogExcerpt {
+    excerpt_with(group, stream, messages, max_lines, redactor, is_error_line)
+}
+
+/// Like [`excerpt_of`], with its own test of what an error line is.
+pub fn excerpt_with(
+    group: &str,
+    stream: &str,
+    messages: &[&str],
+    max_lines: usize,
+    redactor: &Redactor,
+    is_error: fn(&str) -> bool,
+) -> LogExcerpt {
     let redacted = redactor.lines(messages);
     let errors: Vec<&str> =
-        messages.iter().zip(&redacted).filter(|(raw, _)| is_error_line(raw)).map(|(_, clean)| clean.as_str()).collect();
+        messages.iter().zip(&redacted).filter(|(raw, _)| is_error(raw)).map(|(_, clean)| clean.as_str()).collect();
     let only_errors = !errors.is_empty();
     let chosen: Vec<&str> = if only_errors { errors } else { redacted.iter().map(String::as_str).collect() };
     let start = chosen.len().saturating_sub(max_lines);

@@ -305,7 +305,9 @@ async fn failure_facts(app: &App, ev: &PipelineEvent<'_>) -> FailureFacts {
         if let Some((group, stream)) = located.log_location() {
             if app.config.build_log_group_prefixes.iter().any(|p| group.starts_with(p.as_str())) {
                 let redactor = crate::telemetry::redactor();
-                match logs::log_excerpt(&app.clients, &group, &stream, app.config.settings.log_lines, &redactor).await {
+                match logs::build_log_excerpt(&app.clients, &group, &stream, app.config.settings.log_lines, &redactor)
+                    .await
+                {
                     Ok(x) if !x.lines.is_empty() => f.build_log = Some(x),
                     Ok(_) => f.unread.push(format!("build log {group} {stream}: empty")),
                     Err(e) => f.unread.push(format!("build log: {e}")),

@@ -432,3 +432,22 @@ fn the_resolution_says_how_long_and_which_execution_and_commit_fixed_it() {
     }
     assert_eq!(m.incident.as_deref(), Some("inc-1"), "threaded with its alert");
 }
+
+#[test]
+fn build_error_lines_are_what_build_tools_print_on_failure() {
+    for line in [
+        "FAIL src/pool.test.ts",
+        "npm ERR! Test failed.",
+        "[Container] 2026/11/20 14:01:58 Command did not exit successfully npm test exit status 1",
+        "[Container] 2026/11/20 14:01:58 Phase complete: BUILD State: FAILED",
+        "error[E0425]: cannot find value `x` in this scope",
+        "  ● pool › grows to the configured size",
+    ] {
+        assert!(is_build_error_line(line), "{line}");
+    }
+    for line in
+        ["added 812 packages in 14s", "[Container] 2026/11/20 14:01:40 Running command npm test", "PASS src/a.test.ts"]
+    {
+        assert!(!is_build_error_line(line), "{line}");
+    }
+}

@@ -17,6 +17,7 @@ mod faults;
 mod functions;
 mod incident_core;
 mod lost_responses;
+mod pipeline;
 mod races;
 mod redaction;
 mod redelivery;
