@@ -476,6 +476,7 @@ mod tests {
                 tried: &tried,
                 evidence: None,
                 links: links(),
+                pipeline: None,
             },
             &Redactor::new(),
         )

@@ -239,7 +239,20 @@ pub struct Policy {
     pub update_interval_seconds: i64,
 }
 
+/// A failed pipeline stays failed without further events until someone
+/// fixes it: its execution's incident lasts this long without a signal
+/// (a service's lasts one incident window).
+pub const PIPELINE_WINDOW_SECONDS: i64 = 7 * 24 * 3600;
+
 impl Policy {
+    /// How long `subject`'s incident lasts without a signal.
+    pub fn window_for(&self, subject: &Subject) -> i64 {
+        match subject {
+            Subject::Service { .. } => self.window_seconds,
+            Subject::Pipeline { .. } => self.window_seconds.max(PIPELINE_WINDOW_SECONDS),
+        }
+    }
+
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
         Self {
             window_seconds: settings.incident_window.as_secs() as i64,
@@ -292,7 +305,7 @@ pub fn next_step(current: Option<&Incident>, signal: Signal<'_>, now: i64, token
             Signal::Recovered { .. } => Step::Nothing("no open incident"),
         };
     };
-    if inc.last_event_at < now - policy.window_seconds {
+    if inc.last_event_at < now - policy.window_for(&inc.subject) {
         return Step::Expire { then_open: signal == Signal::Problem };
     }
     match signal {
@@ -404,7 +417,7 @@ pub const SEV1_REPEAT_SECONDS: i64 = 30 * 60;
 /// minutes after that. An incident whose opening alert is not out yet is
 /// left to its sender; one with no signal for a whole window is expired.
 pub fn escalation_due(incident: &Incident, now: i64, escalate_after_seconds: i64, policy: &Policy) -> Escalation {
-    if incident.last_event_at < now - policy.window_seconds {
+    if incident.last_event_at < now - policy.window_for(&incident.subject) {
         return Escalation::Expire;
     }
     if !incident.alert_delivered() {
@@ -677,5 +690,34 @@ mod tests {
         );
         inc.announced.push("done".into());
         assert_eq!(keys(unannounced(&inc, &ledger, 0)), ["failed"]);
+    }
+}
+
+#[cfg(test)]
+mod pipeline_window_tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_pipeline_execution_stays_open_for_days_where_a_service_incident_expires_in_its_window() {
+        let policy = Policy { window_seconds: 3600, update_interval_seconds: 900 };
+        let opening = Opening {
+            severity: Severity::Sev2,
+            cause: Cause::PipelineFailed,
+            summary: "pipeline failed - at Build/UnitTests".into(),
+            source: "pipeline".into(),
+            failed_tasks: Vec::new(),
+        };
+        let t0 = 1_795_000_000;
+        let mut pipeline = Incident::opening(Subject::pipeline("api-prod", "x-1"), &opening, t0, "req", t0, "s");
+        pipeline.alert = Alert::Delivered { at: t0 };
+        pipeline.escalations = 1;
+        let mut service = pipeline.clone();
+        service.subject = Subject::service("prod", "api");
+        let later = t0 + 6 * 3600;
+        assert_eq!(escalation_due(&service, later, 900, &policy), Escalation::Expire);
+        assert_eq!(escalation_due(&pipeline, later, 900, &policy), Escalation::NotDue, "escalated once, still open");
+        assert_eq!(next_step(Some(&pipeline), Signal::Recovered { source: None }, later, "r", &policy), Step::Resolve);
+        let week = t0 + PIPELINE_WINDOW_SECONDS + 1;
+        assert_eq!(escalation_due(&pipeline, week, 900, &policy), Escalation::Expire, "a week without a word");
     }
 }

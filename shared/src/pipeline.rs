@@ -618,7 +618,10 @@ pub struct PipelineResolvedView<'a> {
     pub problem: &'a str,
     pub opened_at: i64,
     pub resolved_at: i64,
-    pub fixed_by: &'a str,
+    /// The execution whose success resolved it; `None` when it was closed
+    /// without one, for `why` (expired after a week without a signal).
+    pub fixed_by: Option<&'a str>,
+    pub why: &'a str,
     pub fixing_commit: Option<&'a Commit>,
     pub report: Option<&'a str>,
     pub evidence: Option<&'a str>,
@@ -627,24 +630,44 @@ pub struct PipelineResolvedView<'a> {
 
 pub fn render_resolved(v: &PipelineResolvedView<'_>, redactor: &Redactor) -> Message {
     let took = human_duration(v.resolved_at - v.opened_at);
-    let subject = subject_line(
-        &redactor.text(&format!("[RESOLVED] pipeline {}: {} (recovered in {took})", v.pipeline, v.problem)),
-    );
+    let subject = match v.fixed_by {
+        Some(_) => format!("[RESOLVED] pipeline {}: {} (recovered in {took})", v.pipeline, v.problem),
+        None => format!("[CLOSED] pipeline {}: {} ({})", v.pipeline, v.problem, v.why),
+    };
+    let subject = subject_line(&redactor.text(&subject));
     let mut b = String::new();
-    let _ = writeln!(b, "RESOLVED {} - {} - pipeline {}", v.incident, v.severity, v.pipeline);
+    let _ = writeln!(
+        b,
+        "{} {} - {} - pipeline {}",
+        if v.fixed_by.is_some() { "RESOLVED" } else { "CLOSED" },
+        v.incident,
+        v.severity,
+        v.pipeline
+    );
     let _ = writeln!(b, "Problem: {}", v.problem);
     let _ = writeln!(b, "Failed execution: {}", v.failed_execution);
     let _ = writeln!(b, "Opened: {}", iso(v.opened_at));
-    let _ = writeln!(b, "Resolved: {} by execution {} succeeding", iso(v.resolved_at), v.fixed_by);
-    let _ = writeln!(b, "Time to recover: {took}");
-    match v.fixing_commit {
-        Some(c) => {
-            let _ = writeln!(b, "Fixed by commit {}", c.label());
+    let mut links = Vec::new();
+    match v.fixed_by {
+        Some(fixed_by) => {
+            let _ = writeln!(b, "Resolved: {} by execution {fixed_by} succeeding", iso(v.resolved_at));
+            let _ = writeln!(b, "Time to recover: {took}");
+            match v.fixing_commit {
+                Some(c) => {
+                    let _ = writeln!(b, "Fixed by commit {}", c.label());
+                }
+                None => {
+                    let _ = writeln!(b, "Fixed by commit: unknown (the fixing execution was not read)");
+                }
+            }
+            links.push(("Fixing execution".to_string(), v.links.execution()));
         }
         None => {
-            let _ = writeln!(b, "Fixed by commit: unknown (the fixing execution was not read)");
+            let _ = writeln!(b, "Closed: {} without a successful execution: {}", iso(v.resolved_at), v.why);
+            let _ = writeln!(b, "Open for: {took}");
         }
     }
+    links.push(("Pipeline".into(), v.links.pipeline()));
     if let Some(r) = v.report {
         let _ = writeln!(b, "Incident report: {r}");
     }
@@ -652,11 +675,13 @@ pub fn render_resolved(v: &PipelineResolvedView<'_>, redactor: &Redactor) -> Mes
         let _ = writeln!(b, "Evidence: {e}");
     }
     let _ = writeln!(b, "Links:");
-    let links = vec![("Fixing execution".to_string(), v.links.execution()), ("Pipeline".into(), v.links.pipeline())];
     for (label, url) in &links {
         let _ = writeln!(b, "- {label}: {url}");
     }
-    let mut highlights = vec![format!("recovered in {took} by execution {}", v.fixed_by)];
+    let mut highlights = vec![match v.fixed_by {
+        Some(x) => format!("recovered in {took} by execution {x}"),
+        None => format!("closed after {took}: {}", v.why),
+    }];
     if let Some(c) = v.fixing_commit {
         highlights.push(redactor.text(&format!("commit {}", c.label())));
     }

@@ -558,19 +558,27 @@ pub struct EscalationView<'a> {
     pub tried: &'a [String],
     pub evidence: Option<&'a str>,
     pub links: Links,
+    /// Set for a pipeline execution's incident: it is named and linked as one.
+    pub pipeline: Option<crate::pipeline::PipelineLinks>,
 }
 
 pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message {
     let open_for = human_duration(v.open_for_seconds);
     let again = if v.nth > 1 { format!(" (reminder {})", v.nth - 1) } else { String::new() };
-    let subject = subject_line(&format!(
-        "[{}] ESCALATION {}/{}: {} unresolved for {open_for}{again}",
-        v.severity, v.cluster, v.service, v.problem
-    ));
+    let (what, label) = match &v.pipeline {
+        Some(p) => ("Pipeline: ", format!("pipeline {} execution {}", p.pipeline, p.execution_id)),
+        None => ("Service:  ", format!("{}/{}", v.cluster, v.service)),
+    };
+    let short = match &v.pipeline {
+        Some(p) => format!("pipeline {}", p.pipeline),
+        None => format!("{}/{}", v.cluster, v.service),
+    };
+    let subject =
+        subject_line(&format!("[{}] ESCALATION {short}: {} unresolved for {open_for}{again}", v.severity, v.problem));
     let mut b = String::new();
     let _ = writeln!(b, "INCIDENT ESCALATION - {} still open after {open_for}{again}", v.severity);
     let _ = writeln!(b);
-    let _ = writeln!(b, "Service:   {}/{}", v.cluster, v.service);
+    let _ = writeln!(b, "{what} {label}");
     let _ = writeln!(b, "Incident:  {}", v.incident);
     let _ = writeln!(b, "Problem:   {} - {} ({})", v.problem, v.cause.headline(), v.cause);
     let _ = writeln!(b, "Started:   {}", v.opened_at);
@@ -591,9 +599,14 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         let _ = writeln!(b);
         let _ = writeln!(b, "Evidence: {e}");
     }
+    let links = match &v.pipeline {
+        Some(p) => vec![("Execution".to_string(), p.execution()), ("Pipeline".to_string(), p.pipeline())],
+        None => vec![("Service health".into(), v.links.service()), ("Deployments".into(), v.links.deployments())],
+    };
     let _ = writeln!(b);
-    let _ = writeln!(b, "- Service health: {}", v.links.service());
-    let _ = writeln!(b, "- Deployments: {}", v.links.deployments());
+    for (label, url) in &links {
+        let _ = writeln!(b, "- {label}: {url}");
+    }
     let mut highlights = vec![format!("Still open after {open_for}{again}; started {}", v.opened_at)];
     if v.tried.is_empty() {
         highlights.push("Nothing automatic was tried: this needs a person".into());
@@ -611,7 +624,7 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         event_type: EventType::IncidentEscalated,
         highlights: highlights.iter().map(|h| redactor.text(h)).collect(),
         next_steps: steps_of(v.cause),
-        links: vec![("Service health".into(), v.links.service()), ("Deployments".into(), v.links.deployments())],
+        links,
         evidence: v.evidence.map(str::to_string),
         team: None,
     }

@@ -1057,6 +1057,9 @@ async fn post_incident_report(
 /// Close `inc` as expired (no signal for a whole window), saying so to the
 /// channel; `Ok(false)` when another invocation closed it first.
 pub(crate) async fn expire(app: &App, inc: &Incident, why: &str) -> Result<bool, AutopilotError> {
+    if inc.subject.as_pipeline().is_some() {
+        return super::pipeline::expire(app, inc, why).await;
+    }
     Ok(resolve(app, Kind::Report, inc, why, None).await?.is_some())
 }
 

@@ -187,7 +187,7 @@ fn step_failure<'s>(
         tracing::info!(step = ?step, incident = current.as_ref().map(|i| i.id.as_str()).unwrap_or(""), decision = "incident-step", "incident step");
         match (step, current) {
             (Step::Expire { .. }, Some(inc)) => {
-                let window = crate::render::human_duration(policy(app).window_seconds);
+                let window = crate::render::human_duration(policy(app).window_for(&subject));
                 app.state.close_incident(&subject, &inc.id, &format!("expired: no signal for {window}"), t).await?;
                 step_failure(app, ev, subject, None, t, depth + 1).await
             }
@@ -617,31 +617,63 @@ async fn resolve_one(
     fixing: Option<&Commit>,
     t: i64,
 ) -> Result<Option<(Incident, String)>, AutopilotError> {
-    let Some(closing) = app.state.begin_close(&inc.subject, &inc.id, t).await? else {
-        return Ok(None);
-    };
-    let failed_execution = closing.subject.as_pipeline().map(|(_, x)| x.to_string()).unwrap_or_default();
     let resolved_by = match fixing {
         Some(c) => format!("execution {} succeeded (commit {})", ev.execution, c.label()),
         None => format!("execution {} succeeded", ev.execution),
     };
-    let report = incident_report(app, &closing, &resolved_by, t).await;
+    let links = ev.links(ev.execution);
+    close(app, inc, Closing { fixed_by: Some(ev.execution), fixing, resolved_by: &resolved_by, links: &links }, t).await
+}
+
+/// Close a pipeline incident that saw no signal for a week (the escalation
+/// job), saying so; `Ok(false)` when another invocation closed it first.
+pub(crate) async fn expire(app: &App, inc: &Incident, why: &str) -> Result<bool, AutopilotError> {
+    let Some((pipeline, execution)) = inc.subject.as_pipeline() else { return Ok(false) };
+    let links = PipelineLinks {
+        region: app.config.settings.console_region.clone(),
+        pipeline: pipeline.into(),
+        execution_id: execution.into(),
+    };
+    let closing = Closing { fixed_by: None, fixing: None, resolved_by: why, links: &links };
+    Ok(close(app, inc, closing, now()).await?.is_some())
+}
+
+/// How a pipeline incident ends.
+struct Closing<'a> {
+    fixed_by: Option<&'a str>,
+    fixing: Option<&'a Commit>,
+    resolved_by: &'a str,
+    links: &'a PipelineLinks,
+}
+
+async fn close(
+    app: &App,
+    inc: &Incident,
+    how: Closing<'_>,
+    t: i64,
+) -> Result<Option<(Incident, String)>, AutopilotError> {
+    let Some(closing) = app.state.begin_close(&inc.subject, &inc.id, t).await? else {
+        return Ok(None);
+    };
+    let (pipeline, failed_execution) = closing.subject.as_pipeline().unwrap_or_default();
+    let resolved_by = how.resolved_by;
+    let report = incident_report(app, &closing, resolved_by, t).await;
     let redactor = crate::telemetry::redactor();
     let problem = closing.summary.split(" - ").nth(1).unwrap_or(&closing.summary).to_string();
-    let links = ev.links(ev.execution);
     let view = PipelineResolvedView {
-        pipeline: ev.pipeline,
+        pipeline,
         incident: &closing.id,
-        failed_execution: &failed_execution,
+        failed_execution,
         severity: closing.severity,
         problem: &format!("failed {problem}"),
         opened_at: closing.opened_at,
         resolved_at: t,
-        fixed_by: ev.execution,
-        fixing_commit: fixing,
+        fixed_by: how.fixed_by,
+        why: resolved_by,
+        fixing_commit: how.fixing,
         report: report.as_deref(),
         evidence: closing.evidence.as_deref(),
-        links: &links,
+        links: how.links,
     };
     let mut message = decide::render_resolved(&view, &redactor);
     message.team = closing.team.clone();
@@ -654,7 +686,7 @@ async fn resolve_one(
             return Err(publish_failed(e));
         }
     };
-    app.state.finish_close(&closing, &resolved_by, t).await;
+    app.state.finish_close(&closing, resolved_by, t).await;
     tracing::info!(incident = %closing.id, ttr_seconds = t - closing.opened_at, decision = "incident-resolved", "pipeline incident resolved");
     Ok(Some((closing, message_id)))
 }

@@ -52,7 +52,7 @@ async fn escalate(app: &App) -> Result<Outcome, AutopilotError> {
         match escalation_due(inc, t, escalate_after, &policy) {
             Escalation::NotDue => {}
             Escalation::Expire => {
-                let window = crate::render::human_duration(policy.window_seconds);
+                let window = crate::render::human_duration(policy.window_for(&inc.subject));
                 match super::incident::expire(app, inc, &format!("expired: no signal for {window}")).await {
                     Ok(true) => expired.push(inc.id.clone()),
                     Ok(false) => {}
@@ -146,6 +146,11 @@ async fn escalate_one(app: &App, inc: &Incident, nth: u32, t: i64) -> Result<boo
             cluster: cluster.into(),
             service: service.into(),
         },
+        pipeline: inc.subject.as_pipeline().map(|(pipeline, execution)| crate::pipeline::PipelineLinks {
+            region: app.config.settings.console_region.clone(),
+            pipeline: pipeline.into(),
+            execution_id: execution.into(),
+        }),
     };
     let mut message = render_escalation(&view, &crate::telemetry::redactor());
     message.team = inc.team.clone();

@@ -416,7 +416,8 @@ fn the_resolution_says_how_long_and_which_execution_and_commit_fixed_it() {
             problem: "failed at Build/UnitTests",
             opened_at: 0,
             resolved_at: 25 * 60,
-            fixed_by: "x-2",
+            fixed_by: Some("x-2"),
+            why: "",
             fixing_commit: Some(&commit),
             report: Some("s3://ev/incidents/pipelines/api-prod/inc-1/report.md"),
             evidence: None,
@@ -450,4 +451,29 @@ fn build_error_lines_are_what_build_tools_print_on_failure() {
     {
         assert!(!is_build_error_line(line), "{line}");
     }
+}
+
+#[test]
+fn an_incident_closed_without_a_success_says_why_and_links_no_fixing_execution() {
+    let m = render_resolved(
+        &PipelineResolvedView {
+            pipeline: "api-prod",
+            incident: "inc-1",
+            failed_execution: "x-1",
+            severity: Severity::Sev2,
+            problem: "failed at Build/UnitTests",
+            opened_at: 0,
+            resolved_at: 7 * 24 * 3600 + 60,
+            fixed_by: None,
+            why: "expired: no signal for 7d 0h",
+            fixing_commit: None,
+            report: None,
+            evidence: None,
+            links: &links(),
+        },
+        &Redactor::new(),
+    );
+    assert_eq!(m.subject, "[CLOSED] pipeline api-prod: failed at Build/UnitTests (expired: no signal for 7d 0h)");
+    assert!(m.body.contains("without a successful execution"), "{}", m.body);
+    assert!(!m.body.contains("Fixing execution"), "{}", m.body);
 }

@@ -19,6 +19,7 @@ use aws_sdk_codepipeline::types::{
     ActionExecutionResult, ActionExecutionStatus, ActionOwner, ActionState, ActionTypeId, ArtifactRevision,
     ErrorDetails, PipelineExecution, PipelineExecutionStatus, StageExecution, StageExecutionStatus, StageState, Tag,
 };
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 use serde_json::{Value, json};
 use shared::adapters::Clients;
@@ -489,6 +490,42 @@ async fn the_binary_alerts_from_the_event_alone_records_superseded_and_announces
     assert!(notes[0].subject.contains("Build/UnitTests (CodeBuild) failed"), "{}", notes[0].subject);
     assert!(body.contains("error: JobFailed: Build terminated with state: FAILED"), "{body}");
     assert!(body.contains("not read: action executions: "), "names what it could not read:\n{body}");
+
+    // Three hours later, still failed, no new event: escalated once, not
+    // expired (a failed pipeline waits for a fix; a service incident would
+    // have expired after its 60-minute window).
+    let pk = format!("pipeline#{pipeline}/{FAILED_EXEC}");
+    let ago = |s: i64| AttributeValue::N((chrono::Utc::now().timestamp() - s).to_string());
+    bed.dynamodb
+        .update_item()
+        .table_name(&bed.table)
+        .key("pk", AttributeValue::S(pk))
+        .key("sk", AttributeValue::S("incident#open".into()))
+        .update_expression("SET opened_at = :o, last_event_at = :l")
+        .expression_attribute_values(":o", ago(3 * 3600))
+        .expression_attribute_values(":l", ago(3 * 3600))
+        .send()
+        .await
+        .expect("age the incident");
+    let mut reports = bed.start("scheduled-reports", &[]);
+    for _ in 0..2 {
+        let run = reports.outcome(&json!({"job": "escalate"}));
+        assert!(run["summary"].as_str().unwrap().contains("0 expired"), "{run}");
+    }
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1, "one escalation: {:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
+    assert!(
+        notes[0]
+            .subject
+            .starts_with(&format!("[SEV2] ESCALATION pipeline {pipeline}: pipeline failed unresolved for 3h")),
+        "{}",
+        notes[0].subject
+    );
+    assert!(
+        notes[0].message.contains(&format!("Pipeline:  pipeline {pipeline} execution {FAILED_EXEC}")),
+        "{}",
+        notes[0].message
+    );
 
     // Superseded: recorded, not paged.
     let mut superseded = event("pipeline-execution-failed.json", &pipeline, "older-exec", "b-3", now);
