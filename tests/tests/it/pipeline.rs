@@ -227,6 +227,20 @@ fn big_stack(test: impl std::future::Future<Output = ()> + Send + 'static) {
     runtime.block_on(async move { tokio::spawn(test).await.expect("test body") });
 }
 
+/// Like [`app`], notifying `topic_arn` instead of the bed's topic.
+fn app_notifying(bed: &TestBed, topic_arn: &str, pipeline_rules: &[&Rule], build_rules: &[&Rule]) -> App {
+    let mut app = app(bed, pipeline_rules, build_rules);
+    app.config.notify_topic_arn = topic_arn.to_string();
+    app
+}
+
+/// One invocation, in-process, that may fail (as Lambda sees it).
+async fn try_invoke(app: &App, request_id: &str, payload: Value) -> Result<Value, shared::error::AutopilotError> {
+    Box::pin(shared::flows::handle(app, &shared::flows::pipeline::FLOW, payload, Invocation::new(request_id, None)))
+        .await
+        .map(|o| serde_json::to_value(&o).expect("outcome json"))
+}
+
 /// One invocation, in-process, through the same entry point as the binary;
 /// with its AWS calls.
 async fn invoke(app: &App, request_id: &str, payload: Value) -> (Value, u64) {
@@ -626,5 +640,40 @@ fn an_approval_names_the_commit_the_previous_stage_and_the_token_to_approve_with
         ] {
             assert!(notes[0].message.contains(want), "missing {want:?} in\n{}", notes[0].message);
         }
+    });
+}
+
+#[test]
+fn when_sns_refuses_the_alert_the_invocation_fails_and_lambdas_retry_sends_exactly_one() {
+    big_stack(async {
+        let bed = TestBed::new("pipeline-sns").await;
+        let pipeline = format!("{}-prod", bed.prefix);
+        let list = mock!(aws_sdk_codepipeline::Client::list_action_executions).then_output(failed_actions);
+        let failing = execution_rule(FAILED_EXEC, FAILING_COMMIT, "raise pool size");
+        let tags = tags_rule(&[]);
+        let build = mock!(aws_sdk_codebuild::Client::batch_get_builds).then_output(failed_build);
+        let gone = format!("{}-deleted", bed.topic_arn);
+        let broken = app_notifying(&bed, &gone, &[&list, &failing, &tags], &[&build]);
+        let working = app(&bed, &[&list, &failing, &tags], &[&build]);
+        let failed = event("action-failed-codebuild.json", &pipeline, FAILED_EXEC, "sns-1", chrono::Utc::now());
+        let err = try_invoke(&broken, "req-1", failed.clone()).await.expect_err("an unsent alert fails the invocation");
+        assert!(err.is_retryable(), "Lambda retries it: {err}");
+        // Meanwhile the stage's failure arrives at another instance: it joins
+        // quietly (the alert is the first invocation's to send, its lease runs).
+        let stage =
+            invoke(&working, "req-2", event("stage-failed.json", &pipeline, FAILED_EXEC, "sns-2", chrono::Utc::now()))
+                .await
+                .0;
+        assert_eq!(stage["notified"], "suppressed:alert-sent-by-another-invocation", "{stage}");
+        assert!(bed.notifications().await.is_empty(), "nothing reached the channel yet");
+        // Lambda's retry of the first event (same request id), SNS back: one alert.
+        let retried = try_invoke(&working, "req-1", failed.clone()).await.expect("the retry succeeds");
+        assert_eq!(retried["incident"], stage["incident"], "{retried}");
+        let notes = bed.notifications().await;
+        assert_eq!(notes.len(), 1, "exactly one alert: {:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
+        // And again (a duplicate delivery of the retried event): nothing more.
+        let dup = try_invoke(&working, "req-3", failed).await.expect("duplicate");
+        assert_eq!(dup["notified"], "suppressed:duplicate-event");
+        assert!(bed.notifications().await.is_empty());
     });
 }
