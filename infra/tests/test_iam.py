@@ -54,7 +54,8 @@ NEEDS = {
     "ScheduledReportsFunction": EVERY_FUNCTION | ECS_READS | ECS_DISCOVERY | TARGETS_AND_METRICS,
     "PipelineEventsFunction": EVERY_FUNCTION | APP_LOGS | {
         "codepipeline:GetPipelineExecution", "codepipeline:ListActionExecutions",
-        "codepipeline:GetPipelineState", "codepipeline:ListTagsForResource", "codebuild:BatchGetBuilds"},
+        "codepipeline:GetPipelineState", "codepipeline:ListTagsForResource", "codebuild:BatchGetBuilds",
+        "codedeploy:GetDeploymentGroup"},
 }
 MUST_NOT = {
     "PipelineEventsFunction": ECS_MUTATORS | LOG_EXPORT | ECS_READS | ECS_DISCOVERY | SCALING,

@@ -7,8 +7,8 @@
 //!   each carrying a [`CallCounter`] so every invocation can report its AWS calls.
 //! - [`ecs`], [`elb`], [`cloudwatch`], [`logs`], [`autoscaling`]: reads and the
 //!   few mutations (UpdateService, StopServiceDeployment) of those services.
-//! - [`codepipeline`], [`codebuild`]: what a pipeline execution, its actions
-//!   and its builds say (reads only).
+//! - [`codepipeline`], [`codebuild`], [`codedeploy`]: what a pipeline
+//!   execution, its actions, its builds and its ECS deployment groups say (reads only).
 //! - [`gather`]: the runbooks' read-only gathering, composed from the above.
 //! - [`s3`]: the evidence store (SSE always, never overwritten).
 //! - [`sns`]: the notifier.
@@ -17,6 +17,7 @@
 pub mod autoscaling;
 pub mod cloudwatch;
 pub mod codebuild;
+pub mod codedeploy;
 pub mod codepipeline;
 pub mod ecs;
 pub mod elb;
@@ -75,6 +76,7 @@ pub struct Clients {
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     pub codepipeline: aws_sdk_codepipeline::Client,
     pub codebuild: aws_sdk_codebuild::Client,
+    pub codedeploy: aws_sdk_codedeploy::Client,
     pub calls: CallCounter,
 }
 
@@ -124,6 +126,7 @@ impl Clients {
             autoscaling: client!(aws_sdk_applicationautoscaling),
             codepipeline: client!(aws_sdk_codepipeline),
             codebuild: client!(aws_sdk_codebuild),
+            codedeploy: client!(aws_sdk_codedeploy),
             calls,
         }
     }

@@ -318,12 +318,9 @@ async fn failure_facts(app: &App, ev: &PipelineEvent<'_>) -> FailureFacts {
         }
         f.build = build;
     }
-    if let Some((application, group)) = decide::codedeploy_group(&failed) {
-        f.unread.push(format!(
-            "the ECS service behind CodeDeploy application {application}, deployment group {group} (not looked up)"
-        ));
-    }
-    if let Some((cluster, service)) = decide::ecs_target(&failed) {
+    let (target, unread) = ecs_target(app, &failed).await;
+    f.unread.extend(unread);
+    if let Some((cluster, service)) = target {
         match app.state.open_incident(&Subject::service(cluster.as_str(), service.as_str())).await {
             Ok(open) => f.ecs_incident = open.map(|i| i.id),
             Err(e) => f.unread.push(format!("ECS incident of {cluster}/{service}: {e}")),
@@ -335,6 +332,23 @@ async fn failure_facts(app: &App, ev: &PipelineEvent<'_>) -> FailureFacts {
         f.target = Some((cluster, service));
     }
     f
+}
+
+/// The ECS service a deploy action targets: from an ECS action's
+/// configuration, or for CodeDeploy-to-ECS from its deployment group
+/// (`GetDeploymentGroup`); with what could not be read.
+async fn ecs_target(app: &App, action: &ActionFacts) -> (Option<(String, String)>, Option<String>) {
+    if let Some(t) = decide::ecs_target(action) {
+        return (Some(t), None);
+    }
+    let Some((application, group)) = decide::codedeploy_group(action) else { return (None, None) };
+    match crate::adapters::codedeploy::ecs_services(&app.clients, &application, &group).await {
+        Ok(services) => match services.into_iter().next() {
+            Some(t) => (Some(t), None),
+            None => (None, Some(format!("CodeDeploy deployment group {application}/{group} names no ECS service"))),
+        },
+        Err(e) => (None, Some(format!("the ECS service of CodeDeploy deployment group {application}/{group}: {e}"))),
+    }
 }
 
 fn deploy_link(ev: &PipelineEvent<'_>, action: &ActionFacts, commit: Option<Commit>) -> DeployLink {
@@ -840,13 +854,9 @@ async fn deploy(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, AutopilotE
         ..action
     };
     let commit = execution.ok().and_then(|x| decide::commit_of(&x.revisions));
-    let Some((cluster, service)) = decide::ecs_target(&action) else {
-        let why = match decide::codedeploy_group(&action) {
-            Some((a, g)) => {
-                format!("CodeDeploy application {a}, deployment group {g}: its ECS service is not looked up")
-            }
-            None => "its configuration names no ClusterName/ServiceName".into(),
-        };
+    let (target, unread) = ecs_target(app, &action).await;
+    let Some((cluster, service)) = target else {
+        let why = unread.unwrap_or_else(|| "its configuration names no ClusterName/ServiceName".into());
         let mut o = outcome(
             Severity::Info,
             Cause::Expected,

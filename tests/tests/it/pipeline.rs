@@ -201,6 +201,11 @@ fn tags_rule(tags: &'static [(&'static str, &'static str)]) -> Rule {
 /// logs, S3 and SNS; CodePipeline and CodeBuild answering through mocks.
 /// Every call, mocked or not, is counted.
 fn app(bed: &TestBed, pipeline_rules: &[&Rule], build_rules: &[&Rule]) -> App {
+    app_with_codedeploy(bed, pipeline_rules, build_rules, &[])
+}
+
+/// Like [`app`], CodeDeploy answering through `deploy_rules` too.
+fn app_with_codedeploy(bed: &TestBed, pipeline_rules: &[&Rule], build_rules: &[&Rule], deploy_rules: &[&Rule]) -> App {
     let env = bed.function_env();
     let config = Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
     let mut clients = Clients::new(&bed.config);
@@ -210,6 +215,9 @@ fn app(bed: &TestBed, pipeline_rules: &[&Rule], build_rules: &[&Rule]) -> App {
     let calls = clients.calls.clone();
     clients.codebuild =
         mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, build_rules, |b| b.interceptor(calls.clone()));
+    let calls = clients.calls.clone();
+    clients.codedeploy =
+        mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, deploy_rules, |b| b.interceptor(calls.clone()));
     App::new(Function::PipelineEvents, config, clients)
 }
 
@@ -675,5 +683,64 @@ fn when_sns_refuses_the_alert_the_invocation_fails_and_lambdas_retry_sends_exact
         let dup = try_invoke(&working, "req-3", failed).await.expect("duplicate");
         assert_eq!(dup["notified"], "suppressed:duplicate-event");
         assert!(bed.notifications().await.is_empty());
+    });
+}
+
+#[test]
+fn a_codedeploy_to_ecs_deploy_is_linked_to_the_service_its_deployment_group_names() {
+    big_stack(async {
+        use aws_sdk_codedeploy::operation::get_deployment_group::GetDeploymentGroupOutput;
+        use aws_sdk_codedeploy::types::{DeploymentGroupInfo, EcsService};
+        let bed = TestBed::new("pipeline-codedeploy").await;
+        let pipeline = format!("{}-prod", bed.prefix);
+        let list = mock!(aws_sdk_codepipeline::Client::list_action_executions).then_output(|| {
+            ListActionExecutionsOutput::builder()
+                .action_execution_details(
+                    ActionExecutionDetail::builder()
+                        .pipeline_execution_id(FAILED_EXEC)
+                        .stage_name("Deploy")
+                        .action_name("DeployApi")
+                        .status(ActionExecutionStatus::InProgress)
+                        .start_time(DateTime::from_secs(chrono::Utc::now().timestamp() - 60))
+                        .input(
+                            ActionExecutionInput::builder()
+                                .action_type_id(type_id(ActionCategory::Deploy, "CodeDeployToECS"))
+                                .configuration("ApplicationName", "AppECS-prod-api")
+                                .configuration("DeploymentGroupName", "DgpECS-prod-api")
+                                .configuration("TaskDefinitionTemplateArtifact", "BuildArtifact")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .build()
+        });
+        let execution = execution_rule(FAILED_EXEC, FAILING_COMMIT, "raise pool size");
+        let group = mock!(aws_sdk_codedeploy::Client::get_deployment_group)
+            .match_requests(|r| r.deployment_group_name() == Some("DgpECS-prod-api"))
+            .then_output(|| {
+                GetDeploymentGroupOutput::builder()
+                    .deployment_group_info(
+                        DeploymentGroupInfo::builder()
+                            .application_name("AppECS-prod-api")
+                            .deployment_group_name("DgpECS-prod-api")
+                            .ecs_services(EcsService::builder().cluster_name("prod").service_name("api").build())
+                            .build(),
+                    )
+                    .build()
+            });
+        let app = app_with_codedeploy(&bed, &[&list, &execution], &[], &[&group]);
+        let mut started = event("action-failed-codebuild.json", &pipeline, FAILED_EXEC, "cd-1", chrono::Utc::now());
+        started["detail"]["state"] = json!("STARTED");
+        started["detail"]["stage"] = json!("Deploy");
+        started["detail"]["action"] = json!("DeployApi");
+        started["detail"]["type"] =
+            json!({"owner": "AWS", "provider": "CodeDeployToECS", "category": "Deploy", "version": "1"});
+        started["detail"].as_object_mut().unwrap().remove("execution-result");
+        let (o, _) = invoke(&app, "r1", started).await;
+        assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some("prod"), Some("api")), "{o}");
+        let links = app.state.pipeline_deploys("prod", "api").await.expect("links read");
+        assert_eq!(links.len(), 1, "{links:?}");
+        assert_eq!((links[0].execution_id.as_str(), links[0].status.as_str()), (FAILED_EXEC, "InProgress"));
+        assert_eq!(links[0].commit.as_ref().map(|c| c.label()), Some("3f2a9c1 'raise pool size'".into()));
     });
 }
