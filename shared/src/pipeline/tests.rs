@@ -477,3 +477,74 @@ fn an_incident_closed_without_a_success_says_why_and_links_no_fixing_execution()
     assert!(m.body.contains("without a successful execution"), "{}", m.body);
     assert!(!m.body.contains("Fixing execution"), "{}", m.body);
 }
+
+#[test]
+fn pipeline_messages_pass_the_chat_schema_check_and_thread_on_their_incident() {
+    let e = event(ACTION_BUILD_FAILED);
+    let action = ActionFacts::from_event(&e.detail).unwrap();
+    let build = failed_build();
+    let lines = vec!["FAIL src/pool.test.ts".to_string()];
+    let failure = render_failure(
+        &FailureView {
+            pipeline: "api-prod",
+            execution_id: "8f1d2c3b",
+            incident: "inc-1",
+            severity: Severity::Sev2,
+            production: "production",
+            opened_at: 0,
+            stage: Some("Build"),
+            action: Some(&action),
+            commit: None,
+            build: Some(&build),
+            build_log: Some(("/aws/codebuild/api-build", "0f1e", &lines)),
+            target: None,
+            ecs_incident: None,
+            unread: &[],
+            evidence: None,
+            links: &links(),
+        },
+        &Redactor::new(),
+    );
+    let resolved = render_resolved(
+        &PipelineResolvedView {
+            pipeline: "api-prod",
+            incident: "inc-1",
+            failed_execution: "8f1d2c3b",
+            severity: Severity::Sev2,
+            problem: "failed at Build/UnitTests",
+            opened_at: 0,
+            resolved_at: 600,
+            fixed_by: Some("x-2"),
+            why: "",
+            fixing_commit: None,
+            report: None,
+            evidence: None,
+            links: &links(),
+        },
+        &Redactor::new(),
+    );
+    let approval = render_approval(
+        &ApprovalView {
+            pipeline: "api-prod",
+            execution_id: "8f1d2c3b",
+            stage: "Approve",
+            action: "ProductionApproval",
+            commit: None,
+            previous_stage: None,
+            token: None,
+            production: "production",
+            unread: &[],
+            links: &links(),
+        },
+        &Redactor::new(),
+    );
+    for (name, m) in [("failure", &failure), ("resolution", &resolved), ("approval", &approval)] {
+        let n = crate::chat::notification(m);
+        crate::chat::validate(&n).unwrap_or_else(|e| panic!("{name}: {e}\n{n:#}"));
+    }
+    assert_eq!(
+        crate::chat::notification(&failure)["metadata"]["threadId"],
+        crate::chat::notification(&resolved)["metadata"]["threadId"],
+        "the resolution threads under its alert"
+    );
+}
