@@ -102,6 +102,12 @@ variable "log_group_prefixes" {
   }
 }
 
+variable "production_pipelines" {
+  description = "ProductionPipelines: name patterns of the pipelines whose failures are SEV2 (PRODUCTION_PIPELINES); the autopilot:env tag wins."
+  type        = list(string)
+  default     = ["*-prod", "*-production", "*prod/*"]
+}
+
 variable "build_log_group_prefixes" {
   description = "BuildLogGroupPrefixes: CodeBuild log groups pipeline-events may read (BUILD_LOG_GROUP_PREFIXES)."
   type        = list(string)
@@ -268,6 +274,7 @@ resource "aws_cloudformation_stack" "autopilot" {
     AlarmSnsTopicArn         = var.alarm_sns_topic_arn
     LogGroupPrefixes         = join(",", var.log_group_prefixes)
     BuildLogGroupPrefixes    = join(",", var.build_log_group_prefixes)
+    ProductionPipelines      = join(",", var.production_pipelines)
     TimeZone                 = var.time_zone
     FunctionConcurrencyLimit = tostring(var.function_concurrency_limit)
     IncidentWindowMinutes    = tostring(var.incident_window_minutes)

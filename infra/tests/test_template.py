@@ -116,6 +116,7 @@ CONTRACT_DEFAULTS = {
     "ESCALATE_AFTER_MINUTES": "15",
     "LOG_GROUP_PREFIXES": "/ecs/",
     "BUILD_LOG_GROUP_PREFIXES": "/aws/codebuild/",
+    "PRODUCTION_PIPELINES": "*-prod,*-production,*prod/*",
     "ALARM_NAME_PREFIX": "",
     "METRICS_NAMESPACE": "EcsAutopilot",
 }
