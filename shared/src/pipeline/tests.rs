@@ -38,7 +38,17 @@ fn every_documented_state_change_reads_as_what_it_means() {
     for (json, want) in cases {
         assert_eq!(reading(json), *want, "{json}");
     }
+    for (json, want) in [
+        (include_str!("../../../tests/fixtures/pipeline/action-deploy-ecs-started.json"), Reading::Deploy),
+        (include_str!("../../../tests/fixtures/pipeline/action-deploy-ecs-succeeded.json"), Reading::Deploy),
+        (include_str!("../../../tests/fixtures/pipeline/action-deploy-codedeploy-started.json"), Reading::Deploy),
+        (include_str!("../../../tests/fixtures/pipeline/pipeline-execution-superseded.json"), Reading::Recorded),
+        (include_str!("../../../tests/fixtures/pipeline/pipeline-execution-canceled.json"), Reading::Recorded),
+    ] {
+        assert_eq!(reading(json), want, "{json}");
+    }
     for quiet in [
+        include_str!("../../../tests/fixtures/pipeline/stage-started.json"),
         include_str!("../../../infra/tests/events/pipeline/execution-started.json"),
         include_str!("../../../infra/tests/events/pipeline/stage-succeeded.json"),
         include_str!("../../../infra/tests/events/pipeline/action-build-started.json"),

@@ -455,13 +455,8 @@ fn an_ecs_incident_on_a_service_a_pipeline_deployed_names_the_execution_and_comm
         let execution = execution_rule(FAILED_EXEC, FAILING_COMMIT, "raise pool size");
         let app = app(&bed, &[&list, &execution], &[]);
         // The Deploy action's SUCCEEDED event: the link is recorded on the service.
-        let mut deployed =
-            event("action-failed-codebuild.json", &pipeline, FAILED_EXEC, "ev-deploy", chrono::Utc::now());
-        deployed["detail"]["state"] = json!("SUCCEEDED");
-        deployed["detail"]["stage"] = json!("Deploy");
-        deployed["detail"]["action"] = json!("DeployApi");
-        deployed["detail"]["type"] = json!({"owner": "AWS", "provider": "ECS", "category": "Deploy", "version": "1"});
-        deployed["detail"].as_object_mut().unwrap().remove("execution-result");
+        let deployed =
+            event("action-deploy-ecs-succeeded.json", &pipeline, FAILED_EXEC, "ev-deploy", chrono::Utc::now());
         let (linked, calls_link) = invoke(&app, "r1", deployed).await;
         println!("PIPELINE calls deploy-link={calls_link}");
         assert_eq!(linked["service"], svc.service.as_str(), "{linked}");
@@ -550,8 +545,7 @@ async fn the_binary_alerts_from_the_event_alone_records_superseded_and_announces
     );
 
     // Superseded: recorded, not paged.
-    let mut superseded = event("pipeline-execution-failed.json", &pipeline, "older-exec", "b-3", now);
-    superseded["detail"]["state"] = json!("SUPERSEDED");
+    let superseded = event("pipeline-execution-superseded.json", &pipeline, "older-exec", "b-3", now);
     let s = f.outcome(&superseded);
     assert_eq!(s["notified"], "suppressed:not-paged", "{s}");
     // An approval waits: announced once, even when announced by two events.
@@ -729,13 +723,8 @@ fn a_codedeploy_to_ecs_deploy_is_linked_to_the_service_its_deployment_group_name
                     .build()
             });
         let app = app_with_codedeploy(&bed, &[&list, &execution], &[], &[&group]);
-        let mut started = event("action-failed-codebuild.json", &pipeline, FAILED_EXEC, "cd-1", chrono::Utc::now());
-        started["detail"]["state"] = json!("STARTED");
-        started["detail"]["stage"] = json!("Deploy");
-        started["detail"]["action"] = json!("DeployApi");
-        started["detail"]["type"] =
-            json!({"owner": "AWS", "provider": "CodeDeployToECS", "category": "Deploy", "version": "1"});
-        started["detail"].as_object_mut().unwrap().remove("execution-result");
+        let started =
+            event("action-deploy-codedeploy-started.json", &pipeline, FAILED_EXEC, "cd-1", chrono::Utc::now());
         let (o, _) = invoke(&app, "r1", started).await;
         assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some("prod"), Some("api")), "{o}");
         let links = app.state.pipeline_deploys("prod", "api").await.expect("links read");
