@@ -159,6 +159,25 @@ async fn failure(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, Autopilot
     let subject = Subject::pipeline(ev.pipeline, ev.execution);
     let t = now();
     let current = app.state.open_incident(&subject).await?;
+    if current.is_none()
+        && let Some((fixed_by, at)) = app.state.pipeline_succeeded_after(ev.pipeline, ev.at).await?
+    {
+        // A failure delivered after the pipeline succeeded again: already fixed.
+        tracing::info!(pipeline = ev.pipeline, execution = ev.execution, fixed_by = %fixed_by, decision = "stale-failure", "failure older than a success; not paged");
+        let mut o = outcome(
+            Severity::Info,
+            Cause::PipelineFailed,
+            format!(
+                "pipeline {}: {} at {} is older than execution {fixed_by}'s success at {}; not paged",
+                ev.pipeline,
+                ev.what(),
+                iso(ev.at),
+                iso(at)
+            ),
+        );
+        o.notified = Some("suppressed:stale-failure".into());
+        return Ok(o);
+    }
     step_failure(app, ev, subject, current, t, 0).await
 }
 
@@ -233,7 +252,11 @@ fn step_failure<'s>(
                     failed_tasks: Vec::new(),
                 };
                 let salt = format!("{token}/{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
-                let incident = Incident::opening(subject.clone(), &opening, t, &token, lease(app, t), &salt);
+                let mut incident = Incident::opening(subject.clone(), &opening, t, &token, lease(app, t), &salt);
+                // The pipeline failed when its event says (a retried delivery is
+                // processed later): the time to recover, and which later
+                // success resolves it, count from there.
+                incident.opened_at = ev.at.min(t);
                 if !app.state.create_incident(&incident).await? {
                     let current = app.state.open_incident(&subject).await?;
                     return step_failure(app, ev, subject, current, t, depth + 1).await;

@@ -407,6 +407,12 @@ fn a_failed_codebuild_action_alerts_once_with_its_phase_and_log_lines_and_a_late
             invoke(&app, "r6", event("pipeline-execution-succeeded.json", &pipeline, FIXING_EXEC, "ev-exec-ok-2", t1))
                 .await;
         assert!(bed.notifications().await.is_empty(), "no second resolution");
+        // A failure of before the success, delivered late (another event id): already fixed.
+        let (stale, _) =
+            invoke(&app, "r7", event("stage-failed.json", &pipeline, FAILED_EXEC, "ev-stage-late", t0)).await;
+        assert_eq!(stale["notified"], "suppressed:stale-failure", "{stale}");
+        assert!(stale["incident"].is_null(), "{stale}");
+        assert!(bed.notifications().await.is_empty(), "a stale failure pages nobody");
     });
 }
 

@@ -110,6 +110,46 @@ impl StateStore {
         }
     }
 
+    /// The newest execution of `pipeline` recorded SUCCEEDED after `at`
+    /// (its id and time): a failure from before it is already fixed.
+    pub async fn pipeline_succeeded_after(
+        &self,
+        pipeline: &str,
+        at: i64,
+    ) -> Result<Option<(String, i64)>, AutopilotError> {
+        let mut newest: Option<(String, i64)> = None;
+        let mut start: Option<Item> = None;
+        loop {
+            let resp = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .filter_expression("#st = :ok AND state_at > :at")
+                .expression_attribute_names("#st", "state")
+                .expression_attribute_values(":pk", s(keys::pipeline(pipeline)))
+                .expression_attribute_values(":prefix", s(keys::execution("")))
+                .expression_attribute_values(":ok", s("SUCCEEDED"))
+                .expression_attribute_values(":at", n(at))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.err("Query (pipeline executions)", e))?;
+            for item in resp.items() {
+                let (Some(sk), Some(t)) = (get_s(item, "sk"), get_n(item, "state_at")) else { continue };
+                let id = sk.trim_start_matches(&keys::execution("")).to_string();
+                if newest.as_ref().is_none_or(|(_, n)| t > *n) {
+                    newest = Some((id, t));
+                }
+            }
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => return Ok(newest),
+            }
+        }
+    }
+
     /// Record an execution's state (a newer record is never replaced by an older one).
     pub async fn record_pipeline_execution(
         &self,
