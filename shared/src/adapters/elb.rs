@@ -26,3 +26,29 @@ pub async fn target_health(clients: &Clients, target_group_arn: &str) -> Result<
             .collect(),
     })
 }
+
+/// The load balancers of many target groups, `(target group ARN, load
+/// balancer ARNs)`: 20 target groups per `DescribeTargetGroups` call.
+pub async fn target_group_load_balancers(
+    clients: &Clients,
+    target_group_arns: &[String],
+) -> Result<Vec<(String, Vec<String>)>, AwsError> {
+    let mut out = Vec::new();
+    for chunk in target_group_arns.chunks(20) {
+        let resp = clients
+            .elbv2
+            .describe_target_groups()
+            .set_target_group_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error("elasticloadbalancing", "DescribeTargetGroups", format!("{} target groups", chunk.len()), &e)
+            })?;
+        out.extend(
+            resp.target_groups()
+                .iter()
+                .filter_map(|g| Some((g.target_group_arn()?.to_string(), g.load_balancer_arns().to_vec()))),
+        );
+    }
+    Ok(out)
+}

@@ -28,6 +28,7 @@ pub mod actions;
 pub mod claims;
 pub mod deployments;
 pub mod incidents;
+pub mod weekly;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
