@@ -52,4 +52,8 @@ async fn the_daily_report_lists_every_service_worst_first_and_links_its_json_and
     let page = get(format!("reports/daily/{date}/report.html")).await;
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains(&incident));
     assert!(!page.contains("<script") && !page.contains("src="), "self-contained, no JavaScript");
+    if let Ok(dir) = std::env::var("REPORT_HTML_DIR") {
+        // For looking at it (headless Chromium screenshots).
+        std::fs::write(format!("{dir}/daily.html"), &page).expect("write the page");
+    }
 }
