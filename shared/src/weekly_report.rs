@@ -1111,6 +1111,7 @@ fn draw_lines(
             .x_labels(8)
             .x_label_formatter(&day_label)
             .y_desc(y_label)
+            .y_label_formatter(&|v: &f64| format!("{v:.0}"))
             .light_line_style(RGBColor(235, 235, 235))
             .draw()?;
         for l in lines {
@@ -1119,7 +1120,7 @@ fn draw_lines(
                 l.points.iter().map(|(t, v)| ((t - start) as f64 / HOUR as f64, *v)).filter(|p| p.0 >= 0.0).collect();
             let style =
                 ShapeStyle { color: color.to_rgba(), filled: false, stroke_width: if l.dashed { 1 } else { 2 } };
-            let series = if l.dashed {
+            if l.dashed {
                 // A dashed horizontal rule (thresholds): short segments.
                 let y = pts.first().map(|p| p.1).unwrap_or_default();
                 let len = (end - start) as f64 / HOUR as f64;
@@ -1127,26 +1128,40 @@ fn draw_lines(
                     .step_by(2)
                     .map(|k| PathElement::new(vec![(k as f64 * 4.0, y), ((k as f64 * 4.0 + 4.0).min(len), y)], style))
                     .collect();
-                chart.draw_series(segments)?
+                chart.draw_series(segments)?;
             } else {
-                chart.draw_series(LineSeries::new(pts, style))?
-            };
-            series.label(l.label).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                chart.draw_series(LineSeries::new(pts, style))?;
+            }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(200, 200, 200))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()?;
+        // The legend is HTML under the chart (`legend`): drawn inside the
+        // plot it covered the lines it names.
         root.present()?;
         Ok(())
     }
 }
 
+/// The chart's legend, as HTML under it: a coloured rule and the label per line.
+fn legend(lines: &[Line<'_>]) -> Markup {
+    maud_html! {
+        p.legend {
+            @for l in lines {
+                span.key {
+                    span.swatch style=(format!("border-top:{}px {} #{:02x}{:02x}{:02x}", if l.dashed { 2 } else { 3 }, if l.dashed { "dashed" } else { "solid" }, l.color.0, l.color.1, l.color.2)) {}
+                    (l.label)
+                }
+            }
+        }
+    }
+}
+
+/// A chart with its legend.
+fn chart_with_legend(title: &str, y_label: &str, window: (i64, i64), y_max: Option<f64>, lines: &[Line<'_>]) -> String {
+    format!("{}{}", line_chart(title, y_label, window, y_max, lines), legend(lines).into_string())
+}
+
 fn utilisation_chart(s: &ServiceWeek, window: (i64, i64)) -> String {
     let threshold = [(window.0, HIGH_UTILISATION), (window.1, HIGH_UTILISATION)];
-    line_chart(
+    chart_with_legend(
         &format!("{}/{}: CPU and memory, hourly average", s.cluster, s.service),
         "%",
         window,
@@ -1154,30 +1169,32 @@ fn utilisation_chart(s: &ServiceWeek, window: (i64, i64)) -> String {
         &[
             Line { label: "CPU average", color: (31, 119, 180), points: &s.cpu.hourly_average, dashed: false },
             Line { label: "memory average", color: (214, 39, 40), points: &s.memory.hourly_average, dashed: false },
-            Line { label: "70 % (scale-up)", color: (150, 150, 150), points: &threshold, dashed: true },
+            Line { label: "70 % (scale-up threshold)", color: (120, 120, 120), points: &threshold, dashed: true },
         ],
     )
 }
 
 fn traffic_charts(t: &Traffic, window: (i64, i64)) -> (String, String) {
-    let requests = line_chart(
+    let requests = chart_with_legend(
         &format!("{}: requests per hour", t.target_group),
         "requests",
         window,
         None,
         &[Line { label: "RequestCount (Sum)", color: (44, 160, 44), points: &t.requests_hourly, dashed: false }],
     );
-    let (label, points) = if t.latency_p95_ms_daily.is_empty() {
-        ("TargetResponseTime average", &t.latency_avg_ms_daily)
+    let (label, daily) = if t.latency_p95_ms_daily.is_empty() {
+        ("TargetResponseTime average per day (p95 not returned)", &t.latency_avg_ms_daily)
     } else {
-        ("TargetResponseTime p95", &t.latency_p95_ms_daily)
+        ("TargetResponseTime p95 per day", &t.latency_p95_ms_daily)
     };
-    let latency = line_chart(
+    // A day's figure is drawn at its middle.
+    let points: Vec<(i64, f64)> = daily.iter().map(|(d, v)| (d + DAY / 2, *v)).collect();
+    let latency = chart_with_legend(
         &format!("{}: latency by day", t.target_group),
         "ms",
         window,
         None,
-        &[Line { label, color: (148, 103, 189), points, dashed: false }],
+        &[Line { label, color: (148, 103, 189), points: &points, dashed: false }],
     );
     (requests, latency)
 }
@@ -1338,7 +1355,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}th{background:#f5f5f5}
 section{border-left:6px solid #9c9;padding:.25em 1em;margin:1.2em 0}section.scale-up{border-color:#d62728}\
 section.right-size{border-color:#1f77b4}section.no-data{border-color:#999}\
 tr.scale-up td:first-child{border-left:4px solid #d62728}tr.right-size td:first-child{border-left:4px solid #1f77b4}\
-.badge{font-size:.8em;padding:.1em .4em;background:#eee;text-transform:uppercase}\
+.badge{font-size:.8em;padding:.1em .4em;background:#eee;text-transform:uppercase;white-space:nowrap}\
+.legend{margin:.1em 0 .8em;font-size:.9em;color:#333}.key{margin-right:1.5em;white-space:nowrap}\
+.swatch{display:inline-block;width:2em;margin-right:.4em;vertical-align:middle}\
 .hot{color:#d62728}.cool{color:#1f77b4}.unread{color:#777}.note{color:#555;font-size:.9em;margin:.2em 0}.meta{color:#555}\
 .chart svg{max-width:100%;height:auto}.rec{background:#fff8e1;padding:.3em .5em}";
 

@@ -173,8 +173,9 @@ const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24
 
 /// The daily health check over every service in scope.
 async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
-    use crate::adapters::{cloudwatch, ecs, elb, logs};
-    use crate::daily_report::{ErrorCount, ServiceFacts, TargetCount, build, html, judge, summary};
+    use crate::adapters::{cloudwatch, ecs};
+    use crate::daily_report::{build, html, summary};
+    use futures::StreamExt;
     let t = now();
     let since = t - 24 * 3600;
     let date = chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
@@ -193,82 +194,14 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
             .map(|a| crate::arn::last_segment(a).to_string())
             .collect();
         let snapshots = ecs::describe_services(&app.clients, cluster, &names).await.map_err(AutopilotError::Aws)?;
-        for name in &names {
-            let snapshot = snapshots.iter().find(|s| &s.service == name).cloned();
-            let mut facts = ServiceFacts { cluster: cluster.clone(), service: name.clone(), ..Default::default() };
-            facts.unread.extend(alarms_unread.clone());
-            if let Some(s) = &snapshot {
-                for tg in &s.target_group_arns {
-                    match elb::target_health(&app.clients, tg).await {
-                        Ok(h) => facts.targets.push(TargetCount {
-                            target_group: crate::arn::last_segment(tg).to_string(),
-                            healthy: h.healthy(),
-                            total: h.targets.len(),
-                        }),
-                        Err(e) => facts.unread.push(format!("target health: {e}")),
-                    }
-                }
-                // An alarm maps to the service by its ECS dimensions or by one of its target groups.
-                // (an alarm's TargetGroup dimension is the ARN's last part, `targetgroup/<name>/<id>`)
-                let tg_suffixes: Vec<&str> = s.target_group_arns.iter().filter_map(|a| a.rsplit(':').next()).collect();
-                facts.alarms = alarms
-                    .iter()
-                    .filter(|a| {
-                        let dim = |k: &str| a.dimensions.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-                        (dim("ClusterName") == Some(cluster.as_str()) && dim("ServiceName") == Some(name.as_str()))
-                            || dim("TargetGroup").is_some_and(|v| tg_suffixes.contains(&v))
-                    })
-                    .map(|a| a.name.clone())
-                    .collect();
-                if let Some(td) = &s.task_definition {
-                    match ecs::describe_task_definition(&app.clients, td).await {
-                        Ok(td) => {
-                            let mut groups: Vec<String> =
-                                td.containers.iter().filter_map(|c| c.awslogs_group().map(str::to_string)).collect();
-                            groups.sort();
-                            groups.dedup();
-                            let (allowed, refused): (Vec<_>, Vec<_>) =
-                                groups.into_iter().partition(|g| app.config.log_group_allowed(g));
-                            for g in refused {
-                                facts.unread.push(format!("log group {g} is outside LOG_GROUP_PREFIXES"));
-                            }
-                            if !allowed.is_empty() {
-                                let mut count = ErrorCount {
-                                    log_groups: allowed.clone(),
-                                    errors: 0,
-                                    method: "FilterLogEvents".into(),
-                                    capped: false,
-                                };
-                                for g in &allowed {
-                                    match logs::count_error_lines(&app.clients, g, since * 1000, ERROR_COUNT_PAGES)
-                                        .await
-                                    {
-                                        Ok((n, capped)) => {
-                                            count.errors += n;
-                                            count.capped |= capped;
-                                        }
-                                        Err(e) => facts.unread.push(format!("logs: {e}")),
-                                    }
-                                }
-                                facts.errors = Some(count);
-                            }
-                        }
-                        Err(e) => facts.unread.push(format!("task definition: {e}")),
-                    }
-                }
-            }
-            let subject = crate::lifecycle::Subject::service(cluster.as_str(), name.as_str());
-            match app.state.incidents_since(&subject, since).await {
-                Ok(i) => facts.incidents = i,
-                Err(e) => facts.unread.push(format!("incidents: {e}")),
-            }
-            match app.state.ledger_since(cluster, name, since).await {
-                Ok(l) => facts.ledger = l,
-                Err(e) => facts.unread.push(format!("ledger: {e}")),
-            }
-            facts.snapshot = snapshot;
-            days.push(judge(facts, since));
-        }
+        let reads: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let snapshot = snapshots.iter().find(|s| &s.service == name).cloned();
+                day_of_service(app, cluster, name, snapshot, (&alarms, &alarms_unread), since)
+            })
+            .collect();
+        days.extend(futures::stream::iter(reads).buffered(DAILY_CONCURRENCY).collect::<Vec<_>>().await);
     }
     let report = build(&date, &iso(t), days);
     let redactor = crate::telemetry::redactor();
@@ -342,6 +275,11 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
     o.evidence = Some(format!("s3://{bucket}/{prefix}"));
     o.details = Some(json!({"report": json_key, "html": html_key, "totals": t}));
     Ok(o)
+}
+
+/// `name` of `arn:…:targetgroup/<name>/<id>` (the id alone tells a reader nothing).
+fn target_group_name(arn: &str) -> &str {
+    arn.split_once(":targetgroup/").and_then(|(_, r)| r.split('/').next()).unwrap_or(crate::arn::last_segment(arn))
 }
 
 /// The clusters of `CLUSTERS`, or every cluster of the account when unset.
@@ -636,4 +574,95 @@ async fn week_of_service(
         unread,
     };
     wr::judge(facts, start, end, attribution)
+}
+
+/// Services read at a time by the daily check (each: target health, task
+/// definition, log groups, incidents, ledger).
+const DAILY_CONCURRENCY: usize = 8;
+
+/// One service's day: its targets, alarms, error lines, incidents and
+/// actions, judged. What cannot be read is named in its `unread`.
+async fn day_of_service(
+    app: &App,
+    cluster: &str,
+    name: &str,
+    snapshot: Option<crate::snapshot::ServiceSnapshot>,
+    (alarms, alarms_unread): (&[crate::adapters::cloudwatch::FiringAlarm], &Option<String>),
+    since: i64,
+) -> crate::daily_report::ServiceDay {
+    use crate::adapters::{ecs, elb, logs};
+    use crate::daily_report::{ErrorCount, ServiceFacts, TargetCount, judge};
+    let cluster = &cluster.to_string();
+    let name = &name.to_string();
+    let mut facts = ServiceFacts { cluster: cluster.clone(), service: name.clone(), ..Default::default() };
+    facts.unread.extend(alarms_unread.clone());
+    if let Some(s) = &snapshot {
+        for tg in &s.target_group_arns {
+            match elb::target_health(&app.clients, tg).await {
+                Ok(h) => facts.targets.push(TargetCount {
+                    target_group: target_group_name(tg).to_string(),
+                    healthy: h.healthy(),
+                    total: h.targets.len(),
+                }),
+                Err(e) => facts.unread.push(format!("target health: {e}")),
+            }
+        }
+        // An alarm maps to the service by its ECS dimensions or by one of its target groups.
+        // (an alarm's TargetGroup dimension is the ARN's last part, `targetgroup/<name>/<id>`)
+        let tg_suffixes: Vec<&str> = s.target_group_arns.iter().filter_map(|a| a.rsplit(':').next()).collect();
+        facts.alarms = alarms
+            .iter()
+            .filter(|a| {
+                let dim = |k: &str| a.dimensions.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                (dim("ClusterName") == Some(cluster.as_str()) && dim("ServiceName") == Some(name.as_str()))
+                    || dim("TargetGroup").is_some_and(|v| tg_suffixes.contains(&v))
+            })
+            .map(|a| a.name.clone())
+            .collect();
+        if let Some(td) = &s.task_definition {
+            match ecs::describe_task_definition(&app.clients, td).await {
+                Ok(td) => {
+                    let mut groups: Vec<String> =
+                        td.containers.iter().filter_map(|c| c.awslogs_group().map(str::to_string)).collect();
+                    groups.sort();
+                    groups.dedup();
+                    let (allowed, refused): (Vec<_>, Vec<_>) =
+                        groups.into_iter().partition(|g| app.config.log_group_allowed(g));
+                    for g in refused {
+                        facts.unread.push(format!("log group {g} is outside LOG_GROUP_PREFIXES"));
+                    }
+                    if !allowed.is_empty() {
+                        let mut count = ErrorCount {
+                            log_groups: allowed.clone(),
+                            errors: 0,
+                            method: "FilterLogEvents".into(),
+                            capped: false,
+                        };
+                        for g in &allowed {
+                            match logs::count_error_lines(&app.clients, g, since * 1000, ERROR_COUNT_PAGES).await {
+                                Ok((n, capped)) => {
+                                    count.errors += n;
+                                    count.capped |= capped;
+                                }
+                                Err(e) => facts.unread.push(format!("logs: {e}")),
+                            }
+                        }
+                        facts.errors = Some(count);
+                    }
+                }
+                Err(e) => facts.unread.push(format!("task definition: {e}")),
+            }
+        }
+    }
+    let subject = crate::lifecycle::Subject::service(cluster.as_str(), name.as_str());
+    match app.state.incidents_since(&subject, since).await {
+        Ok(i) => facts.incidents = i,
+        Err(e) => facts.unread.push(format!("incidents: {e}")),
+    }
+    match app.state.ledger_since(cluster, name, since).await {
+        Ok(l) => facts.ledger = l,
+        Err(e) => facts.unread.push(format!("ledger: {e}")),
+    }
+    facts.snapshot = snapshot;
+    judge(facts, since)
 }
