@@ -580,7 +580,8 @@ fn ceil_tasks(tasks: i32, peak: f64) -> i32 {
 /// Hours at the autoscaling maximum, and a note when it cannot be told.
 pub fn time_at_max(running_hourly_min: &[(i64, f64)], facts: &CapacityFacts) -> (Option<usize>, Option<String>) {
     let Some(a) = facts.autoscaling else {
-        return (None, Some("no autoscaling target".into()));
+        // The page says "no autoscaling target" already.
+        return (None, None);
     };
     if running_hourly_min.is_empty() {
         let now = if facts.running >= a.max { "it is at its maximum now" } else { "it is below its maximum now" };
@@ -1291,7 +1292,7 @@ pub fn html(r: &WeeklyReport) -> String {
                             div.chart { (PreEscaped(utilisation_chart(s, r.window))) }
                         }
                         @for t in &s.traffic {
-                            h3 { "Load balancer: " code { (t.target_group) } }
+                            h3 { "Target group " code { (t.target_group) } @if let Some(lb) = &t.load_balancer { " behind " code { (lb) } } }
                             @if t.load_balancer.is_some() {
                                 table {
                                     tr { th { "requests (7 days)" } th { "trend (2nd half vs 1st)" } th { "latency p95, last day" } th { "latency average, last day" } th { "latency trend" } }
@@ -1322,7 +1323,7 @@ pub fn html(r: &WeeklyReport) -> String {
                             tr { th { "deployments" } th { "change failure rate" } th { "incidents (resolved)" } th { "mean time to recover" } th { "lead time" } }
                             tr {
                                 td.num { (s.delivery.deployments) }
-                                td.num { (rate(s.delivery.change_failure_rate)) " (" (s.delivery.change_failures.len()) ")" }
+                                td.num { (rate(s.delivery.change_failure_rate)) @if s.delivery.deployments > 0 { " (" (s.delivery.change_failures.len()) ")" } }
                                 td.num { (s.delivery.incidents) " (" (s.delivery.resolved) ")" }
                                 td.num { (dur(s.delivery.mttr_seconds)) }
                                 td { (lead_text(&s.delivery.lead_time)) }
