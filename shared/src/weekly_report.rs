@@ -84,7 +84,7 @@ pub fn fargate_sizes() -> Vec<FargateSize> {
 
 pub fn is_valid_fargate(size: FargateSize) -> bool {
     FARGATE.iter().any(|&(cpu, lo, hi, step)| {
-        size.cpu == cpu && size.memory >= lo && size.memory <= hi && (size.memory - lo) % step == 0
+        size.cpu == cpu && size.memory >= lo && size.memory <= hi && (size.memory - lo).is_multiple_of(step)
     })
 }
 
