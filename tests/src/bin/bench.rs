@@ -72,6 +72,7 @@ async fn main() {
     }
     if std::env::var("BENCH_SCALE").as_deref() != Ok("0") {
         reports_at_scale().await;
+        weekly_render_at_scale();
     }
     if std::env::var_os("BENCH_SCALE_ONLY").is_some() {
         return;
@@ -195,5 +196,80 @@ async fn reports_at_scale() {
             let (calls, ms) = d.get(k).map(|x| (x.0, x.1)).unwrap_or((0, 0.0));
             println!("| {n} | {job} | {calls} | {:.1} | {ms:.0} | {wall:.0} |", calls as f64 / n as f64);
         }
+    }
+}
+
+/// What rendering the weekly review costs in memory and time for 100 and
+/// 1,000 services with a full week of hourly datapoints each (synthetic
+/// answers through the same planner, reader, judge and renderers as the
+/// flow; the bench binary is a debug build, so these are upper bounds).
+fn weekly_render_at_scale() {
+    use shared::weekly_report::{self as wr, LoadBalancedTarget, MetricAnswers, ServiceRef};
+    let end = 1_795_000_000 - 1_795_000_000 % wr::HOUR;
+    let start = end - wr::WINDOW_SECONDS;
+    println!(
+        "\n| services (synthetic week) | HTML | JSON | render HTML + JSON (ms) | redact HTML (text and chart labels) + JSON (ms) |"
+    );
+    println!("|---|---|---|---|---|");
+    for n in [100usize, 1000] {
+        let refs: Vec<ServiceRef> = (0..n)
+            .map(|i| ServiceRef {
+                cluster: "prod".into(),
+                service: format!("svc{i}"),
+                targets: vec![LoadBalancedTarget {
+                    target_group: format!("targetgroup/svc{i}/0123456789abcdef"),
+                    load_balancer: Some("app/prod/0123456789abcdef".into()),
+                }],
+            })
+            .collect();
+        let mut answers = MetricAnswers::default();
+        for q in wr::plan_queries(&refs, wr::WINDOW_SECONDS).into_iter().flatten() {
+            let step = q.period as i64;
+            let points: Vec<(i64, f64)> = (0..(wr::WINDOW_SECONDS / step))
+                .map(|k| (start + k * step, 20.0 + ((k * 7 + q.id.len() as i64) % 50) as f64))
+                .collect();
+            if !q.is_percentile() {
+                answers.values.insert(q.id.clone(), points);
+            }
+        }
+        let judged: Vec<_> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut unread = Vec::new();
+                let metrics = wr::service_metrics(i, r, &answers, (start, end), &mut unread);
+                let facts = wr::WeekFacts {
+                    cluster: r.cluster.clone(),
+                    service: r.service.clone(),
+                    capacity: wr::CapacityFacts {
+                        size: Some(wr::FargateSize { cpu: 512, memory: 1024 }),
+                        running: 2,
+                        desired: 2,
+                        autoscaling: None,
+                    },
+                    metrics,
+                    unread,
+                    ..Default::default()
+                };
+                wr::judge(facts, start, end, 3600)
+            })
+            .collect();
+        let window = wr::ReportWindow { week: "2026-W49".into(), start, end, generated_at: "bench".into() };
+        let t0 = std::time::Instant::now();
+        let report = wr::build(&window, judged, 0, 0, Vec::new());
+        let page = wr::html(&report);
+        let mut json = serde_json::to_value(&report).unwrap_or(Value::Null);
+        let rendered = t0.elapsed().as_secs_f64() * 1000.0;
+        let redactor = shared::telemetry::redactor();
+        let t1 = std::time::Instant::now();
+        let page = wr::scrub_page(&page, |t| redactor.text(t));
+        redactor.json(&mut json);
+        let redacted = t1.elapsed().as_secs_f64() * 1000.0;
+        let json_bytes = json.to_string().len();
+        println!(
+            "| {n} | {:.1} MiB | {:.1} MiB | {rendered:.0} | {redacted:.0} |",
+            page.len() as f64 / 1048576.0,
+            json_bytes as f64 / 1048576.0
+        );
     }
 }
