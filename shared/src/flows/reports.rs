@@ -282,8 +282,11 @@ fn target_group_name(arn: &str) -> &str {
     arn.split_once(":targetgroup/").and_then(|(_, r)| r.split('/').next()).unwrap_or(crate::arn::last_segment(arn))
 }
 
+/// Cluster names (not ARNs).
+type ClusterNames = Vec<String>;
+
 /// The clusters of `CLUSTERS`, or every cluster of the account when unset.
-async fn clusters_in_scope(app: &App) -> Result<Vec<String>, AutopilotError> {
+async fn clusters_in_scope(app: &App) -> Result<ClusterNames, AutopilotError> {
     if !app.config.clusters.is_empty() {
         return Ok(app.config.clusters.clone());
     }
@@ -365,7 +368,7 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
         v.dedup();
         v
     };
-    let lbs: Result<Vec<(String, Vec<String>)>, _> = if tg_arns.is_empty() {
+    let lbs: Result<Vec<elb::TargetGroupLoadBalancers>, _> = if tg_arns.is_empty() {
         Ok(Vec::new())
     } else {
         elb::target_group_load_balancers(&app.clients, &tg_arns).await
@@ -379,8 +382,11 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
                 .target_group_arns
                 .iter()
                 .map(|tg| {
-                    let lb =
-                        lbs.as_ref().ok().and_then(|l| l.iter().find(|(a, _)| a == tg)).and_then(|(_, l)| l.first());
+                    let lb = lbs
+                        .as_ref()
+                        .ok()
+                        .and_then(|l| l.iter().find(|g| &g.target_group_arn == tg))
+                        .and_then(|g| g.load_balancer_arns.first());
                     LoadBalancedTarget::from_arns(tg, lb.map(String::as_str))
                 })
                 .collect(),
@@ -471,7 +477,7 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
 /// What every service's weekly reads share.
 struct WeeklyReads<'a> {
     scaling: &'a Result<Vec<(String, i32, i32)>, crate::error::AwsError>,
-    lbs: &'a Result<Vec<(String, Vec<String>)>, crate::error::AwsError>,
+    lbs: &'a Result<Vec<crate::adapters::elb::TargetGroupLoadBalancers>, crate::error::AwsError>,
     refs: &'a [crate::weekly_report::ServiceRef],
     answers: &'a crate::weekly_report::MetricAnswers,
     start: i64,
