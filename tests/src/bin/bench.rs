@@ -208,9 +208,9 @@ fn weekly_render_at_scale() {
     let end = 1_795_000_000 - 1_795_000_000 % wr::HOUR;
     let start = end - wr::WINDOW_SECONDS;
     println!(
-        "\n| services (synthetic week) | HTML | JSON | render HTML + JSON (ms) | redact HTML (text and chart labels) + JSON (ms) |"
+        "\n| services (synthetic week) | HTML | JSON | render HTML + JSON (ms) | redact HTML (text and chart labels) + JSON (ms) | peak RSS of the bench |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for n in [100usize, 1000] {
         let refs: Vec<ServiceRef> = (0..n)
             .map(|i| ServiceRef {
@@ -266,8 +266,15 @@ fn weekly_render_at_scale() {
         redactor.json(&mut json);
         let redacted = t1.elapsed().as_secs_f64() * 1000.0;
         let json_bytes = json.to_string().len();
+        // The bench process's peak RSS so far (this report, its JSON tree and page included).
+        let peak = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+            })
+            .unwrap_or_else(|| "?".into());
         println!(
-            "| {n} | {:.1} MiB | {:.1} MiB | {rendered:.0} | {redacted:.0} |",
+            "| {n} | {:.1} MiB | {:.1} MiB | {rendered:.0} | {redacted:.0} | {peak} |",
             page.len() as f64 / 1048576.0,
             json_bytes as f64 / 1048576.0
         );
