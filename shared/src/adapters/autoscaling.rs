@@ -18,8 +18,9 @@ pub async fn max_capacity(clients: &Clients, cluster: &str, service: &str) -> Re
 }
 
 /// The ECS scalable targets of many services, `(resource id, min, max)`,
-/// resource ids `service/<cluster>/<service>`: 50 per call (the API's limit
-/// of `ResourceIds`), paginated. Services without a target are absent.
+/// resource ids `service/<cluster>/<service>`: 50 per call (the API answers
+/// at most 50 targets per page), `NextToken` followed. Services without a
+/// target are absent.
 pub async fn scalable_targets(clients: &Clients, resource_ids: &[String]) -> Result<Vec<(String, i32, i32)>, AwsError> {
     let mut out = Vec::new();
     for chunk in resource_ids.chunks(50) {

@@ -35,7 +35,8 @@ pub struct TargetGroupLoadBalancers {
 }
 
 /// The load balancers of many target groups: 20 target groups per
-/// `DescribeTargetGroups` call.
+/// `DescribeTargetGroups` call (its answer pages at up to 400, so 20 named
+/// ARNs always come back in one page).
 pub async fn target_group_load_balancers(
     clients: &Clients,
     target_group_arns: &[String],
