@@ -287,3 +287,38 @@ async fn report_calls_grow_only_by_each_services_own_reads_and_batched_reads_sta
         assert_eq!(get(&ten["weekly"], op), calls, "{op} batched across services: {:?}", ten["weekly"]);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_metrics_and_a_task_definition_cannot_be_read_the_review_still_goes_out_naming_what_was_unread() {
+    use autopilot_tests::fault_proxy::{Fault, Rule};
+    let bed = TestBed::new("weekly-degraded").await;
+    let a = SeededService::create(&bed, "alpha", 2).await;
+    let b = SeededService::create(&bed, "beta", 2).await;
+    let proxy = FaultProxy::start();
+    // Every GetMetricData attempt is throttled; beta's task definition answers 500.
+    proxy.inject(Rule::new("cloudwatch:GetMetricData", Fault::Throttle));
+    let family = b.task_definition_arn.rsplit('/').next().expect("family:revision").to_string();
+    proxy.inject(Rule::new("ecs:DescribeTaskDefinition", Fault::Status(500)).containing(&family));
+    let url = proxy.url();
+    let mut reports =
+        bed.start("scheduled-reports", &[("CLUSTERS", a.cluster.as_str()), ("AWS_ENDPOINT_URL", url.as_str())]);
+    let o = reports.outcome(&json!({"job": "weekly"}));
+    assert!(o["summary"].as_str().unwrap().contains("2 services"), "{o}");
+    let key = o["details"]["report"].as_str().expect("report key").to_string();
+    let out = bed.s3.get_object().bucket(&bed.bucket).key(&key).send().await.expect("stored despite the faults");
+    let report: Value = serde_json::from_slice(&out.body.collect().await.expect("read").into_bytes()).expect("json");
+    let by_name =
+        |n: &str| report["services"].as_array().unwrap().iter().find(|s| s["service"] == n).cloned().expect(n);
+    let (alpha, beta) = (by_name("alpha"), by_name("beta"));
+    for s in [&alpha, &beta] {
+        assert_eq!(s["verdict"], "no-data", "{s}");
+        let unread = s["unread"].to_string();
+        assert!(unread.contains("CPUUtilization average") && unread.contains("GetMetricData"), "{unread}");
+    }
+    assert!(beta["unread"].to_string().contains("task definition"), "{}", beta["unread"]);
+    assert!(!alpha["unread"].to_string().contains("task definition"), "alpha's was read: {}", alpha["unread"]);
+    assert_eq!(alpha["task_size"], json!({"cpu": 512, "memory": 1024}));
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].message.contains("not read:"), "the summary says what was unread: {}", notes[0].message);
+}
