@@ -627,7 +627,8 @@ pub fn assess(m: &ServiceMetrics, facts: &CapacityFacts) -> Capacity {
                 ));
             }
         }
-        // Memory-bound without CPU pressure: a task with more memory (same CPU) if one is valid.
+        // Memory-bound without CPU pressure: the cheapest valid size with enough memory and at
+        // least the CPU it has (the same CPU where the table allows that much memory).
         if mem_high
             && !cpu_high
             && let Some(size) = facts.size
@@ -1517,6 +1518,16 @@ mod tests {
         assert_eq!(c.verdict, Verdict::ScaleUp);
         // 1024 × 90 / 60 = 1536 MiB → 512 / 2 GB.
         assert_eq!(c.recommendations, vec![Recommendation::FargateSize { from: size(512, 1024), to: size(512, 2048) }]);
+    }
+
+    #[test]
+    fn memory_pressure_beyond_what_the_cpu_size_allows_moves_to_the_next_valid_cpu() {
+        let cpu = util(hourly(|_| 20.0), Some(30.0));
+        let mem = util(hourly(|_| 85.0), Some(90.0));
+        let facts = CapacityFacts { size: Some(size(256, 2048)), running: 2, desired: 2, autoscaling: None };
+        let c = assess(&metrics(cpu, mem), &facts);
+        // 2048 × 90 / 60 = 3072 MiB: 256 CPU units take at most 2 GB, so 512 / 3 GB.
+        assert_eq!(c.recommendations, vec![Recommendation::FargateSize { from: size(256, 2048), to: size(512, 3072) }]);
     }
 
     #[test]
