@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark of the release binaries (host architecture) against a local moto:
 # binary size, cold start (exec to the first Runtime API `next`), peak RSS,
-# AWS calls and handler time per event. Prints Markdown tables.
+# AWS calls and handler time per event, and the scheduled jobs (daily,
+# weekly, escalate) over 1, 10 and 100 seeded services: AWS calls, handler
+# and wall time (BENCH_SCALE=1,10,100 by default; BENCH_SCALE=0 leaves them
+# out, BENCH_SCALE_ONLY=1 runs only them). Prints Markdown tables.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
 cd "$ROOT"

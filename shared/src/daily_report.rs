@@ -349,12 +349,13 @@ pub fn html(r: &DailyReport) -> String {
                             @if let Some(st) = &s.status { " — " (st) } }
                         @if !s.targets.is_empty() {
                             h3 { "Targets" }
-                            ul { @for t in &s.targets { li { (t.target_group) ": " (t.healthy) "/" (t.total) " healthy" } } }
+                            ul { @for t in &s.targets { li { code { (t.target_group) } ": "
+                                @if t.total == 0 { "no registered targets" } @else { (t.healthy) "/" (t.total) " healthy" } } } }
                         }
                         @if !s.deployments.is_empty() {
                             h3 { "Deployments" }
                             table { tr { th { "id" } th { "revision" } th { "started" } th { "outcome" } }
-                                @for d in &s.deployments { tr { td { code { (d.id) } } td { (d.task_definition) } td { (d.created_at.clone().unwrap_or_default()) } td { (d.outcome) } } } }
+                                @for d in &s.deployments { tr { td { code { (d.id) } } td { (d.task_definition) } td { (d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| when(t.timestamp())).unwrap_or_default()) } td { (d.outcome) } } } }
                         }
                         @if !s.alarms.is_empty() {
                             h3 { "Alarms in ALARM" }

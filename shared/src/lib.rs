@@ -17,7 +17,8 @@
 //!    [`render`] (alert, update and resolution texts), [`chat`] (the same
 //!    messages as Amazon Q Developer custom notifications, and their schema
 //!    check), [`evidence`] (bundle building), [`daily_report`] (the daily
-//!    health check's data and renderings), [`lifecycle`] (the incident lifecycle: subjects, records,
+//!    health check's data and renderings), [`weekly_report`] (the weekly
+//!    capacity review: metric batches, sizing, delivery metrics, charts), [`lifecycle`] (the incident lifecycle: subjects, records,
 //!    transitions).
 //! 3. **Adapters** ([`adapters`]): every AWS call, with typed errors — the
 //!    state store, ECS/ELB/CloudWatch/Logs/Auto Scaling reads and the ECS
@@ -50,6 +51,7 @@ pub mod pipeline;
 pub mod render;
 pub mod snapshot;
 pub mod trigger;
+pub mod weekly_report;
 
 pub mod adapters;
 

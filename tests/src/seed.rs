@@ -521,3 +521,137 @@ impl SeededService {
             .unwrap_or_default()
     }
 }
+
+/// What the weekly capacity review reads, seeded: datapoints, a load
+/// balancer in front of the target group, an autoscaling target, and the
+/// deployment and incident records ecs-events writes.
+impl SeededService {
+    /// Put `points` (epoch seconds, value) of one metric with `dimensions`,
+    /// as the service (or Container Insights, or the ALB) would publish them.
+    /// CloudWatch accepts datapoints up to two weeks old, 1000 per call.
+    pub async fn put_metric(
+        &self,
+        bed: &TestBed,
+        namespace: &str,
+        metric: &str,
+        dimensions: &[(&str, &str)],
+        points: &[(i64, f64)],
+    ) {
+        use aws_sdk_cloudwatch::types::{Dimension, MetricDatum};
+        let cw = aws_sdk_cloudwatch::Client::new(&bed.config);
+        for chunk in points.chunks(1000) {
+            let data: Vec<MetricDatum> = chunk
+                .iter()
+                .map(|(t, v)| {
+                    let mut d = MetricDatum::builder()
+                        .metric_name(metric)
+                        .timestamp(aws_sdk_cloudwatch::primitives::DateTime::from_secs(*t))
+                        .value(*v);
+                    for (name, value) in dimensions {
+                        d = d.dimensions(Dimension::builder().name(*name).value(*value).build());
+                    }
+                    d.build()
+                })
+                .collect();
+            cw.put_metric_data()
+                .namespace(namespace)
+                .set_metric_data(Some(data))
+                .send()
+                .await
+                .expect("put metric data");
+        }
+    }
+
+    /// `ClusterName` / `ServiceName`, the dimensions of the service's ECS metrics.
+    pub fn ecs_dimensions(&self) -> [(&str, &str); 2] {
+        [("ClusterName", self.cluster.as_str()), ("ServiceName", self.service.as_str())]
+    }
+
+    /// An application load balancer with a listener forwarding to the
+    /// service's target group; returns its ARN.
+    pub async fn attach_load_balancer(&self, bed: &TestBed) -> String {
+        use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum};
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.config);
+        let (_, subnets, sg) = network();
+        let lb = elb
+            .create_load_balancer()
+            .name(format!("lb{}", unique_target_group_name()))
+            .set_subnets(Some(subnets))
+            .security_groups(sg)
+            .send()
+            .await
+            .expect("load balancer")
+            .load_balancers
+            .and_then(|l| l.into_iter().next())
+            .and_then(|l| l.load_balancer_arn)
+            .expect("load balancer arn");
+        elb.create_listener()
+            .load_balancer_arn(&lb)
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .default_actions(
+                Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(&self.target_group_arn).build(),
+            )
+            .send()
+            .await
+            .expect("listener");
+        lb
+    }
+
+    /// An Application Auto Scaling target for the service's desired count.
+    pub async fn register_scalable_target(&self, bed: &TestBed, min: i32, max: i32) {
+        use aws_sdk_applicationautoscaling::types::{ScalableDimension, ServiceNamespace};
+        let aas = aws_sdk_applicationautoscaling::Client::new(&bed.config);
+        aas.register_scalable_target()
+            .service_namespace(ServiceNamespace::Ecs)
+            .resource_id(format!("service/{}/{}", self.cluster, self.service))
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .min_capacity(min)
+            .max_capacity(max)
+            .send()
+            .await
+            .expect("register scalable target");
+    }
+
+    /// A deployment record as ecs-events writes it (`deployment#<id>`):
+    /// its last state (event name) and when it was first seen.
+    pub async fn seed_deployment_record(&self, bed: &TestBed, id: &str, state: &str, first_seen_at: i64) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        bed.dynamodb
+            .put_item()
+            .table_name(&bed.table)
+            .item("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .item("sk", AttributeValue::S(format!("deployment#{id}")))
+            .item("state", AttributeValue::S(state.into()))
+            .item("first_seen_at", AttributeValue::N(first_seen_at.to_string()))
+            .item("updated_at", AttributeValue::N((first_seen_at + 300).to_string()))
+            .item("expires_at", AttributeValue::N((first_seen_at + 30 * 86_400).to_string()))
+            .send()
+            .await
+            .expect("seed deployment record");
+    }
+
+    /// A resolved incident in the history, as closing one writes it
+    /// (`incident#<opened rfc3339>#<id>`).
+    pub async fn seed_closed_incident(&self, bed: &TestBed, id: &str, opened_at: i64, closed_at: i64) {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let opened = chrono::DateTime::from_timestamp(opened_at, 0).expect("time").to_rfc3339();
+        bed.dynamodb
+            .put_item()
+            .table_name(&bed.table)
+            .item("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .item("sk", AttributeValue::S(format!("incident#{opened}#{id}")))
+            .item("incident_id", AttributeValue::S(id.into()))
+            .item("cause", AttributeValue::S("essential-exit".into()))
+            .item("severity", AttributeValue::S("SEV2".into()))
+            .item("summary", AttributeValue::S("crash loop - app crashed (seeded)".into()))
+            .item("source", AttributeValue::S("seeded".into()))
+            .item("opened_at", AttributeValue::N(opened_at.to_string()))
+            .item("closed_at", AttributeValue::N(closed_at.to_string()))
+            .item("resolution", AttributeValue::S("SERVICE_STEADY_STATE".into()))
+            .item("expires_at", AttributeValue::N((closed_at + 90 * 86_400).to_string()))
+            .send()
+            .await
+            .expect("seed closed incident");
+    }
+}

@@ -117,3 +117,70 @@ pub async fn alarms_in_alarm(clients: &Clients) -> Result<Vec<FiringAlarm>, AwsE
         }
     }
 }
+
+/// One `GetMetricData` call over `queries` (at most 500, CloudWatch's
+/// limit; the planner in [`crate::weekly_report::plan_queries`] keeps to
+/// it) from `start` to `end` (epoch seconds), following `NextToken` until
+/// every datapoint is read. Datapoints per query id, oldest first.
+pub async fn metric_data(
+    clients: &Clients,
+    queries: &[crate::weekly_report::MetricQuery],
+    start: i64,
+    end: i64,
+) -> Result<std::collections::BTreeMap<String, Vec<(i64, f64)>>, AwsError> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
+    let resource = format!("{} queries", queries.len());
+    if queries.len() > crate::weekly_report::MAX_QUERIES_PER_CALL {
+        return Err(AwsError::answer(
+            "cloudwatch",
+            "GetMetricData",
+            resource,
+            format!("{} queries; one call takes at most 500", queries.len()),
+        ));
+    }
+    let built: Vec<MetricDataQuery> = queries
+        .iter()
+        .map(|q| {
+            let mut metric = Metric::builder().namespace(&q.namespace).metric_name(&q.metric);
+            for (name, value) in &q.dimensions {
+                metric = metric.dimensions(Dimension::builder().name(name).value(value).build());
+            }
+            MetricDataQuery::builder()
+                .id(&q.id)
+                .metric_stat(MetricStat::builder().metric(metric.build()).period(q.period).stat(&q.stat).build())
+                .return_data(true)
+                .build()
+        })
+        .collect();
+    let mut out: std::collections::BTreeMap<String, Vec<(i64, f64)>> =
+        queries.iter().map(|q| (q.id.clone(), Vec::new())).collect();
+    let mut token = None;
+    loop {
+        let resp = clients
+            .cloudwatch
+            .get_metric_data()
+            .set_metric_data_queries(Some(built.clone()))
+            .start_time(DateTime::from_secs(start))
+            .end_time(DateTime::from_secs(end))
+            .scan_by(ScanBy::TimestampAscending)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| aws_error("cloudwatch", "GetMetricData", &resource, &e))?;
+        for r in resp.metric_data_results() {
+            let Some(id) = r.id() else { continue };
+            let points = out.entry(id.to_string()).or_default();
+            points.extend(r.timestamps().iter().map(|t| t.secs()).zip(r.values().iter().copied()));
+        }
+        token = resp.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    for points in out.values_mut() {
+        points.sort_by_key(|p| p.0);
+        points.dedup_by_key(|p| p.0);
+    }
+    Ok(out)
+}

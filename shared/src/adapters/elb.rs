@@ -26,3 +26,38 @@ pub async fn target_health(clients: &Clients, target_group_arn: &str) -> Result<
             .collect(),
     })
 }
+
+/// A target group and the load balancers that forward to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroupLoadBalancers {
+    pub target_group_arn: String,
+    pub load_balancer_arns: Vec<crate::arn::Arn>,
+}
+
+/// The load balancers of many target groups: 20 target groups per
+/// `DescribeTargetGroups` call (its answer pages at up to 400, so 20 named
+/// ARNs always come back in one page).
+pub async fn target_group_load_balancers(
+    clients: &Clients,
+    target_group_arns: &[String],
+) -> Result<Vec<TargetGroupLoadBalancers>, AwsError> {
+    let mut out = Vec::new();
+    for chunk in target_group_arns.chunks(20) {
+        let resp = clients
+            .elbv2
+            .describe_target_groups()
+            .set_target_group_arns(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error("elasticloadbalancing", "DescribeTargetGroups", format!("{} target groups", chunk.len()), &e)
+            })?;
+        out.extend(resp.target_groups().iter().filter_map(|g| {
+            Some(TargetGroupLoadBalancers {
+                target_group_arn: g.target_group_arn()?.to_string(),
+                load_balancer_arns: g.load_balancer_arns().to_vec(),
+            })
+        }));
+    }
+    Ok(out)
+}

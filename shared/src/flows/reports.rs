@@ -6,6 +6,13 @@
 //! is claimed with a conditional write before the publish (and given back if
 //! the publish fails), so concurrent or repeated runs never send the same
 //! escalation twice.
+//!
+//! The daily and weekly reports read every service of the clusters in
+//! scope, judge them with the pure modules (`daily_report`,
+//! `weekly_report`), store JSON and HTML under `reports/<kind>/…/` in the
+//! evidence bucket and publish one summary with presigned links. A read that
+//! fails degrades the service (or the report) it belongs to and is named in
+//! the report; only a summary that cannot be published fails the run.
 
 use serde_json::{Value, json};
 
@@ -27,12 +34,7 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
         match trigger {
             Trigger::Scheduled { job: Job::Escalate, .. } => escalate(app).await,
             Trigger::Scheduled { job: Job::Daily, .. } => daily(app).await,
-            Trigger::Scheduled { job, .. } => Ok(Outcome::new(
-                Kind::Report,
-                Severity::Info,
-                Cause::Expected,
-                format!("{job:?} job recognised; this report is not built yet"),
-            )),
+            Trigger::Scheduled { job: Job::Weekly, .. } => weekly(app).await,
             other => Ok(Outcome::ignored(format!("{:?} is not a scheduled job", other.kind()))),
         }
     })
@@ -176,21 +178,13 @@ const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24
 
 /// The daily health check over every service in scope.
 async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
-    use crate::adapters::{cloudwatch, ecs, elb, logs};
-    use crate::daily_report::{ErrorCount, ServiceFacts, TargetCount, build, html, judge, summary};
+    use crate::adapters::{cloudwatch, ecs};
+    use crate::daily_report::{build, html, summary};
+    use futures::StreamExt;
     let t = now();
     let since = t - 24 * 3600;
     let date = chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
-    let clusters: Vec<String> = if app.config.clusters.is_empty() {
-        ecs::list_clusters(&app.clients)
-            .await
-            .map_err(AutopilotError::Aws)?
-            .iter()
-            .map(|a| crate::arn::last_segment(a).to_string())
-            .collect()
-    } else {
-        app.config.clusters.clone()
-    };
+    let clusters = clusters_in_scope(app).await?;
     // One read of the firing alarms for all services.
     let (alarms, alarms_unread) = match cloudwatch::alarms_in_alarm(&app.clients).await {
         Ok(a) => (a, None),
@@ -205,82 +199,14 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
             .map(|a| crate::arn::last_segment(a).to_string())
             .collect();
         let snapshots = ecs::describe_services(&app.clients, cluster, &names).await.map_err(AutopilotError::Aws)?;
-        for name in &names {
-            let snapshot = snapshots.iter().find(|s| &s.service == name).cloned();
-            let mut facts = ServiceFacts { cluster: cluster.clone(), service: name.clone(), ..Default::default() };
-            facts.unread.extend(alarms_unread.clone());
-            if let Some(s) = &snapshot {
-                for tg in &s.target_group_arns {
-                    match elb::target_health(&app.clients, tg).await {
-                        Ok(h) => facts.targets.push(TargetCount {
-                            target_group: crate::arn::last_segment(tg).to_string(),
-                            healthy: h.healthy(),
-                            total: h.targets.len(),
-                        }),
-                        Err(e) => facts.unread.push(format!("target health: {e}")),
-                    }
-                }
-                // An alarm maps to the service by its ECS dimensions or by one of its target groups.
-                // (an alarm's TargetGroup dimension is the ARN's last part, `targetgroup/<name>/<id>`)
-                let tg_suffixes: Vec<&str> = s.target_group_arns.iter().filter_map(|a| a.rsplit(':').next()).collect();
-                facts.alarms = alarms
-                    .iter()
-                    .filter(|a| {
-                        let dim = |k: &str| a.dimensions.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-                        (dim("ClusterName") == Some(cluster.as_str()) && dim("ServiceName") == Some(name.as_str()))
-                            || dim("TargetGroup").is_some_and(|v| tg_suffixes.contains(&v))
-                    })
-                    .map(|a| a.name.clone())
-                    .collect();
-                if let Some(td) = &s.task_definition {
-                    match ecs::describe_task_definition(&app.clients, td).await {
-                        Ok(td) => {
-                            let mut groups: Vec<String> =
-                                td.containers.iter().filter_map(|c| c.awslogs_group().map(str::to_string)).collect();
-                            groups.sort();
-                            groups.dedup();
-                            let (allowed, refused): (Vec<_>, Vec<_>) =
-                                groups.into_iter().partition(|g| app.config.log_group_allowed(g));
-                            for g in refused {
-                                facts.unread.push(format!("log group {g} is outside LOG_GROUP_PREFIXES"));
-                            }
-                            if !allowed.is_empty() {
-                                let mut count = ErrorCount {
-                                    log_groups: allowed.clone(),
-                                    errors: 0,
-                                    method: "FilterLogEvents".into(),
-                                    capped: false,
-                                };
-                                for g in &allowed {
-                                    match logs::count_error_lines(&app.clients, g, since * 1000, ERROR_COUNT_PAGES)
-                                        .await
-                                    {
-                                        Ok((n, capped)) => {
-                                            count.errors += n;
-                                            count.capped |= capped;
-                                        }
-                                        Err(e) => facts.unread.push(format!("logs: {e}")),
-                                    }
-                                }
-                                facts.errors = Some(count);
-                            }
-                        }
-                        Err(e) => facts.unread.push(format!("task definition: {e}")),
-                    }
-                }
-            }
-            let subject = crate::lifecycle::Subject::service(cluster.as_str(), name.as_str());
-            match app.state.incidents_since(&subject, since).await {
-                Ok(i) => facts.incidents = i,
-                Err(e) => facts.unread.push(format!("incidents: {e}")),
-            }
-            match app.state.ledger_since(cluster, name, since).await {
-                Ok(l) => facts.ledger = l,
-                Err(e) => facts.unread.push(format!("ledger: {e}")),
-            }
-            facts.snapshot = snapshot;
-            days.push(judge(facts, since));
-        }
+        let reads: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let snapshot = snapshots.iter().find(|s| &s.service == name).cloned();
+                day_of_service(app, cluster, name, snapshot, (&alarms, &alarms_unread), since)
+            })
+            .collect();
+        days.extend(futures::stream::iter(reads).buffered(DAILY_CONCURRENCY).collect::<Vec<_>>().await);
     }
     let report = build(&date, &iso(t), days);
     let redactor = crate::telemetry::redactor();
@@ -354,4 +280,422 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
     o.evidence = Some(format!("s3://{bucket}/{prefix}"));
     o.details = Some(json!({"report": json_key, "html": html_key, "totals": t}));
     Ok(o)
+}
+
+/// `name` of `arn:…:targetgroup/<name>/<id>` (the id alone tells a reader nothing).
+fn target_group_name(arn: &str) -> &str {
+    arn.split_once(":targetgroup/").and_then(|(_, r)| r.split('/').next()).unwrap_or(crate::arn::last_segment(arn))
+}
+
+/// Cluster names (not ARNs).
+type ClusterNames = Vec<String>;
+
+/// The clusters of `CLUSTERS`, or every cluster of the account when unset.
+async fn clusters_in_scope(app: &App) -> Result<ClusterNames, AutopilotError> {
+    if !app.config.clusters.is_empty() {
+        return Ok(app.config.clusters.clone());
+    }
+    Ok(crate::adapters::ecs::list_clusters(&app.clients)
+        .await
+        .map_err(AutopilotError::Aws)?
+        .iter()
+        .map(|a| crate::arn::last_segment(a).to_string())
+        .collect())
+}
+
+/// Reads per service run this many at a time (task definitions, the state table).
+const WEEKLY_CONCURRENCY: usize = 8;
+
+/// Store a report's JSON and HTML under `prefix` and presign links to both:
+/// `(label, URL or why there is none)`.
+async fn store_report(app: &App, prefix: &str, json_value: &Value, page: String) -> Vec<(String, String)> {
+    let bucket = &app.config.evidence_bucket;
+    let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
+    let json_key = format!("{prefix}report.json");
+    let html_key = format!("{prefix}report.html");
+    let stored_json = crate::adapters::s3::put_json(&app.clients, bucket, &json_key, json_value, &encryption).await;
+    let stored_html =
+        crate::adapters::s3::put_text(&app.clients, bucket, &html_key, page, "text/html; charset=utf-8", &encryption)
+            .await;
+    let mut links = Vec::new();
+    for (label, key, stored) in [("HTML", &html_key, &stored_html), ("JSON", &json_key, &stored_json)] {
+        match stored {
+            Ok(()) => {
+                let url = crate::adapters::s3::presigned_get(&app.clients, bucket, key, LINK_LIFETIME).await;
+                links.push((label.to_string(), url.unwrap_or_else(|e| format!("s3://{bucket}/{key} (no link: {e})"))));
+            }
+            Err(e) => links.push((label.to_string(), format!("not stored: {e}"))),
+        }
+    }
+    links
+}
+
+/// The weekly capacity review over every service in scope.
+async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
+    use crate::adapters::{autoscaling, cloudwatch, ecs, elb};
+    use crate::weekly_report::{self as wr, LoadBalancedTarget, MetricAnswers, ReportWindow, ServiceRef};
+    use futures::StreamExt;
+    let t = now();
+    // Whole hours, so that hourly datapoints line up with CloudWatch's.
+    let end = t - t.rem_euclid(wr::HOUR);
+    let start = end - wr::WINDOW_SECONDS;
+    let week = chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%G-W%V").to_string()).unwrap_or_default();
+    let mut report_unread = Vec::new();
+
+    // 1. Services: ListServices, DescribeServices ten at a time.
+    let mut snapshots = Vec::new();
+    for cluster in clusters_in_scope(app).await? {
+        let names: Vec<String> = match ecs::list_services(&app.clients, &cluster).await {
+            Ok(arns) => arns.iter().map(|a| crate::arn::last_segment(a).to_string()).collect(),
+            Err(e) => {
+                report_unread.push(format!("cluster {cluster}: {e}"));
+                continue;
+            }
+        };
+        match ecs::describe_services(&app.clients, &cluster, &names).await {
+            Ok(s) => snapshots.extend(s),
+            Err(e) => report_unread.push(format!("services of {cluster}: {e}")),
+        }
+    }
+    snapshots.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
+
+    // 2. Autoscaling targets, 50 services per call.
+    let resources: Vec<String> = snapshots.iter().map(|s| format!("service/{}/{}", s.cluster, s.service)).collect();
+    let scaling: Result<Vec<(String, i32, i32)>, _> = if resources.is_empty() {
+        Ok(Vec::new())
+    } else {
+        autoscaling::scalable_targets(&app.clients, &resources).await
+    };
+    // 3. The load balancer of each target group, 20 per call.
+    let tg_arns: Vec<String> = {
+        let mut v: Vec<String> = snapshots.iter().flat_map(|s| s.target_group_arns.clone()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    let lbs: Result<Vec<elb::TargetGroupLoadBalancers>, _> = if tg_arns.is_empty() {
+        Ok(Vec::new())
+    } else {
+        elb::target_group_load_balancers(&app.clients, &tg_arns).await
+    };
+    let refs: Vec<ServiceRef> = snapshots
+        .iter()
+        .map(|s| ServiceRef {
+            cluster: s.cluster.clone(),
+            service: s.service.clone(),
+            targets: s
+                .target_group_arns
+                .iter()
+                .map(|tg| {
+                    let lb = lbs
+                        .as_ref()
+                        .ok()
+                        .and_then(|l| l.iter().find(|g| &g.target_group_arn == tg))
+                        .and_then(|g| g.load_balancer_arns.first());
+                    LoadBalancedTarget::from_arns(tg, lb.map(String::as_str))
+                })
+                .collect(),
+        })
+        .collect();
+
+    // 4. Metrics: every service's queries in batches of up to 500 per call.
+    let batches = wr::plan_queries(&refs, wr::WINDOW_SECONDS);
+    let metric_queries: usize = batches.iter().map(Vec::len).sum();
+    let mut answers = MetricAnswers::default();
+    for batch in &batches {
+        match cloudwatch::metric_data(&app.clients, batch, start, end).await {
+            Ok(values) => answers.values.extend(values),
+            Err(e) => answers.failed.extend(batch.iter().map(|q| (q.id.clone(), e.to_string()))),
+        }
+    }
+
+    // 5. Per service: its task definition's size and its delivery records, a few at a time.
+    let attribution = app.config.settings.limits.rollback_window_seconds;
+    let reads = WeeklyReads { scaling: &scaling, lbs: &lbs, refs: &refs, answers: &answers, start, end, attribution };
+    let futures: Vec<_> = snapshots.iter().enumerate().map(|(i, s)| week_of_service(app, &reads, i, s)).collect();
+    let per_service = futures::stream::iter(futures).buffered(WEEKLY_CONCURRENCY).collect::<Vec<_>>().await;
+
+    let window = ReportWindow { week: week.clone(), start, end, generated_at: iso(t) };
+    let report = wr::build(&window, per_service, batches.len(), metric_queries, report_unread);
+    let redactor = crate::telemetry::redactor();
+    let mut json_value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    redactor.json(&mut json_value);
+    // Every text of the page is redacted; the charts' geometry is numbers and is passed over.
+    let page = wr::scrub_page(&wr::html(&report), |t| redactor.text(t));
+    let bucket = &app.config.evidence_bucket;
+    let prefix = format!("reports/weekly/{week}/");
+    let links = store_report(app, &prefix, &json_value, page).await;
+    let note = "Links are presigned with the function's temporary credentials: they stop working when those \
+                credentials expire (hours, not the 7 days S3 allows), whichever comes first; the objects stay in \
+                the evidence bucket under reports/weekly/.";
+    let (subject_line, body) = wr::summary(&report, &links, note);
+    let message = crate::render::Message {
+        subject: redactor.text(&subject_line),
+        body: redactor.text(&body),
+        severity: Severity::Info,
+        cluster: String::new(),
+        service: String::new(),
+        cause: Cause::Expected,
+        kind: Kind::Report,
+        incident: None,
+        event_type: crate::render::EventType::Report,
+        highlights: report
+            .services
+            .iter()
+            .filter(|s| !s.recommendation_text.is_empty())
+            .take(5)
+            .map(|s| redactor.text(&format!("{}/{}: {}", s.cluster, s.service, s.recommendation_text.join("; "))))
+            .collect(),
+        next_steps: Vec::new(),
+        links: links.clone(),
+        evidence: Some(format!("s3://{bucket}/{prefix}")),
+        team: None,
+    };
+    let message_id =
+        publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(super::incident::publish_failed)?;
+    let mut o = Outcome::new(
+        Kind::Report,
+        Severity::Info,
+        Cause::Expected,
+        format!(
+            "weekly review {week}: {} services ({} scale-up, {} right-size), {} deployments",
+            report.services.len(),
+            report.scale_up.len(),
+            report.right_size.len(),
+            report.delivery.deployments
+        ),
+    );
+    o.notified = Some(message_id);
+    o.evidence = Some(format!("s3://{bucket}/{prefix}"));
+    o.details = Some(json!({
+        "report": format!("{prefix}report.json"),
+        "html": format!("{prefix}report.html"),
+        "services": report.services.len(),
+        "scale_up": report.scale_up,
+        "right_size": report.right_size,
+        "metric_calls": report.metric_calls,
+        "metric_queries": report.metric_queries,
+    }));
+    Ok(o)
+}
+
+/// What every service's weekly reads share.
+struct WeeklyReads<'a> {
+    scaling: &'a Result<Vec<(String, i32, i32)>, crate::error::AwsError>,
+    lbs: &'a Result<Vec<crate::adapters::elb::TargetGroupLoadBalancers>, crate::error::AwsError>,
+    refs: &'a [crate::weekly_report::ServiceRef],
+    answers: &'a crate::weekly_report::MetricAnswers,
+    start: i64,
+    end: i64,
+    attribution: i64,
+}
+
+/// One service's week: its task size, autoscaling, metrics and delivery
+/// records, judged. What cannot be read is named in its `unread`.
+async fn week_of_service(
+    app: &App,
+    r: &WeeklyReads<'_>,
+    i: usize,
+    s: &crate::snapshot::ServiceSnapshot,
+) -> (crate::weekly_report::ServiceWeek, crate::weekly_report::DeliveryFacts) {
+    use crate::adapters::ecs;
+    use crate::weekly_report::{
+        self as wr, Autoscaling, CapacityFacts, DeliveryFacts, DeploymentRecord, FargateSize, WeekFacts,
+    };
+    let (scaling, lbs, refs, answers, start, end, attribution) =
+        (r.scaling, r.lbs, r.refs, r.answers, r.start, r.end, r.attribution);
+    let mut unread = Vec::new();
+    let size = match &s.task_definition {
+        Some(td) => match ecs::describe_task_definition(&app.clients, td).await {
+            Ok(td) => {
+                match (td.cpu.as_deref().and_then(wr::parse_cpu), td.memory.as_deref().and_then(wr::parse_memory)) {
+                    (Some(cpu), Some(memory)) => Some(FargateSize { cpu, memory }),
+                    _ => {
+                        unread.push("task size: the task definition names no task-level CPU and memory".into());
+                        None
+                    }
+                }
+            }
+            Err(e) => {
+                unread.push(format!("task definition: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+    let resource = format!("service/{}/{}", s.cluster, s.service);
+    let autoscaling = match scaling {
+        Ok(targets) => {
+            targets.iter().find(|(r, _, _)| *r == resource).map(|(_, min, max)| Autoscaling { min: *min, max: *max })
+        }
+        Err(e) => {
+            unread.push(format!("autoscaling: {e}"));
+            None
+        }
+    };
+    if let Err(e) = lbs
+        && !s.target_group_arns.is_empty()
+    {
+        unread.push(format!("load balancers: {e}"));
+    }
+    let metrics = wr::service_metrics(i, &refs[i], answers, (start, end), &mut unread);
+    let mut delivery = DeliveryFacts::default();
+    match app.state.deployments_since(&s.cluster, &s.service, start).await {
+        Ok(d) => delivery.deployments = d,
+        Err(e) => unread.push(format!("deployments: {e}")),
+    }
+    // ECS's own list of the service's deployments fills in those never seen by an event.
+    for d in &s.deployments {
+        let Some(at) = d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp()) else {
+            continue;
+        };
+        if at >= start && !delivery.deployments.iter().any(|r| r.id == d.id) {
+            let state = d.rollout_state.clone().unwrap_or_else(|| d.status.clone());
+            delivery.deployments.push(DeploymentRecord {
+                id: d.id.clone(),
+                started_at: at,
+                failed: state == "FAILED",
+                state,
+            });
+        }
+    }
+    let subject = crate::lifecycle::Subject::service(s.cluster.as_str(), s.service.as_str());
+    match app.state.incidents_since(&subject, start).await {
+        Ok(i) => delivery.incidents = i,
+        Err(e) => unread.push(format!("incidents: {e}")),
+    }
+    match app.state.ledger_since(&s.cluster, &s.service, start).await {
+        Ok(l) => {
+            delivery.rollbacks = l
+                .iter()
+                .filter(|e| e.action == crate::outcome::ActionKind::Rollback && e.status.may_have_acted())
+                .map(|e| e.at)
+                .collect()
+        }
+        Err(e) => unread.push(format!("ledger: {e}")),
+    }
+    // Lead time: from the commit's time to the pipeline's ECS deploy action
+    // succeeding (the ECS action waits for the service to be steady), as
+    // pipeline-events recorded it on the service.
+    match app.state.pipeline_deploys(&s.cluster, &s.service).await {
+        Ok(links) => {
+            delivery.lead_times = links
+                .iter()
+                .filter(|l| l.status == "Succeeded")
+                .filter_map(|l| {
+                    let running_at = l.finished_at.filter(|t| *t >= start)?;
+                    let commit = l.commit.as_ref()?;
+                    Some(crate::weekly_report::LeadTimeSample {
+                        cluster: s.cluster.clone(),
+                        service: s.service.clone(),
+                        commit: Some(commit.id.clone()),
+                        deployment_id: Some(format!("{} {}", l.pipeline, l.execution_id)),
+                        commit_at: commit.created_at?,
+                        running_at,
+                    })
+                })
+                .collect();
+        }
+        Err(e) => unread.push(format!("pipeline deployments: {e}")),
+    }
+    let facts = WeekFacts {
+        cluster: s.cluster.clone(),
+        service: s.service.clone(),
+        capacity: CapacityFacts { size, running: s.running, desired: s.desired, autoscaling },
+        metrics,
+        delivery,
+        unread,
+    };
+    wr::judge(facts, start, end, attribution)
+}
+
+/// Services read at a time by the daily check (each: target health, task
+/// definition, log groups, incidents, ledger).
+const DAILY_CONCURRENCY: usize = 8;
+
+/// One service's day: its targets, alarms, error lines, incidents and
+/// actions, judged. What cannot be read is named in its `unread`.
+async fn day_of_service(
+    app: &App,
+    cluster: &str,
+    name: &str,
+    snapshot: Option<crate::snapshot::ServiceSnapshot>,
+    (alarms, alarms_unread): (&[crate::adapters::cloudwatch::FiringAlarm], &Option<String>),
+    since: i64,
+) -> crate::daily_report::ServiceDay {
+    use crate::adapters::{ecs, elb, logs};
+    use crate::daily_report::{ErrorCount, ServiceFacts, TargetCount, judge};
+    let cluster = &cluster.to_string();
+    let name = &name.to_string();
+    let mut facts = ServiceFacts { cluster: cluster.clone(), service: name.clone(), ..Default::default() };
+    facts.unread.extend(alarms_unread.clone());
+    if let Some(s) = &snapshot {
+        for tg in &s.target_group_arns {
+            match elb::target_health(&app.clients, tg).await {
+                Ok(h) => facts.targets.push(TargetCount {
+                    target_group: target_group_name(tg).to_string(),
+                    healthy: h.healthy(),
+                    total: h.targets.len(),
+                }),
+                Err(e) => facts.unread.push(format!("target health: {e}")),
+            }
+        }
+        // An alarm maps to the service by its ECS dimensions or by one of its target groups.
+        // (an alarm's TargetGroup dimension is the ARN's last part, `targetgroup/<name>/<id>`)
+        let tg_suffixes: Vec<&str> = s.target_group_arns.iter().filter_map(|a| a.rsplit(':').next()).collect();
+        facts.alarms = alarms
+            .iter()
+            .filter(|a| {
+                let dim = |k: &str| a.dimensions.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                (dim("ClusterName") == Some(cluster.as_str()) && dim("ServiceName") == Some(name.as_str()))
+                    || dim("TargetGroup").is_some_and(|v| tg_suffixes.contains(&v))
+            })
+            .map(|a| a.name.clone())
+            .collect();
+        if let Some(td) = &s.task_definition {
+            match ecs::describe_task_definition(&app.clients, td).await {
+                Ok(td) => {
+                    let mut groups: Vec<String> =
+                        td.containers.iter().filter_map(|c| c.awslogs_group().map(str::to_string)).collect();
+                    groups.sort();
+                    groups.dedup();
+                    let (allowed, refused): (Vec<_>, Vec<_>) =
+                        groups.into_iter().partition(|g| app.config.log_group_allowed(g));
+                    for g in refused {
+                        facts.unread.push(format!("log group {g} is outside LOG_GROUP_PREFIXES"));
+                    }
+                    if !allowed.is_empty() {
+                        let mut count = ErrorCount {
+                            log_groups: allowed.clone(),
+                            errors: 0,
+                            method: "FilterLogEvents".into(),
+                            capped: false,
+                        };
+                        for g in &allowed {
+                            match logs::count_error_lines(&app.clients, g, since * 1000, ERROR_COUNT_PAGES).await {
+                                Ok((n, capped)) => {
+                                    count.errors += n;
+                                    count.capped |= capped;
+                                }
+                                Err(e) => facts.unread.push(format!("logs: {e}")),
+                            }
+                        }
+                        facts.errors = Some(count);
+                    }
+                }
+                Err(e) => facts.unread.push(format!("task definition: {e}")),
+            }
+        }
+    }
+    let subject = crate::lifecycle::Subject::service(cluster.as_str(), name.as_str());
+    match app.state.incidents_since(&subject, since).await {
+        Ok(i) => facts.incidents = i,
+        Err(e) => facts.unread.push(format!("incidents: {e}")),
+    }
+    match app.state.ledger_since(cluster, name, since).await {
+        Ok(l) => facts.ledger = l,
+        Err(e) => facts.unread.push(format!("ledger: {e}")),
+    }
+    facts.snapshot = snapshot;
+    judge(facts, since)
 }

@@ -1,6 +1,8 @@
 //! `scripts/bench.sh`: cold start, peak memory, binary size and AWS calls per
-//! event of the release binaries, against the local AWS server. Measures; does
-//! not judge (no thresholds), so numbers go into the README and closing notes.
+//! event of the release binaries, against the local AWS server; and the
+//! scheduled jobs (daily, weekly, escalate) over 1, 10 and 100 seeded services
+//! (`BENCH_SCALE=1,10,100`). Measures; does not judge (no thresholds), so
+//! numbers go into the README and closing notes.
 
 use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::Value;
@@ -66,6 +68,13 @@ async fn main() {
     }
 
     if std::env::var_os("BENCH_COLD_ONLY").is_some() {
+        return;
+    }
+    if std::env::var("BENCH_SCALE").as_deref() != Ok("0") {
+        reports_at_scale().await;
+        weekly_render_at_scale();
+    }
+    if std::env::var_os("BENCH_SCALE_ONLY").is_some() {
         return;
     }
     // AWS calls and handler time per stopped-task event, on a seeded service.
@@ -138,5 +147,136 @@ async fn main() {
         println!("| event received -> UpdateService issued (ms) | {:.1} |", median(to_call));
         println!("| AWS calls before the mutating call | {:.0} |", median(calls_before));
         println!("| whole invocation incl. diagnosis, evidence, alert (ms) | {:.1} |", median(totals));
+    }
+}
+
+/// AWS calls, handler time and wall time of each scheduled job over `n`
+/// seeded services (one cluster), each with an open incident (one crashed
+/// task through ecs-events) that the escalation run escalates
+/// (`ESCALATE_AFTER_MINUTES=0`). No datapoints are put: the calls do not
+/// depend on them, and the local server's GetMetricData scans every
+/// datapoint per query and period, which would measure the emulator.
+async fn reports_at_scale() {
+    let sizes: Vec<usize> = std::env::var("BENCH_SCALE")
+        .unwrap_or_else(|_| "1,10,100".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    println!("\n| services | job | AWS calls | calls per service | handler time (ms) | wall time (ms) |");
+    println!("|---|---|---|---|---|---|");
+    for n in sizes {
+        let bed = TestBed::new(&format!("scale{n}")).await;
+        let cluster = format!("{}-cl", bed.prefix);
+        let mut services = Vec::new();
+        for k in 0..n {
+            services.push(SeededService::create_named(&bed, &cluster, &format!("s{k}"), 2).await);
+        }
+        let mut events = LambdaProcess::start(&binary("ecs-events"), "bench-scale-events", &bed.function_env());
+        events.wait_ready(Duration::from_secs(20));
+        let crash = fixture("ecs/task-stopped-app-crash.json");
+        for (k, s) in services.iter().enumerate() {
+            let event = s.retarget(&crash, &format!("scale-{n}-{k}"), &format!("{:032x}", 0x5ca1e000_u64 + k as u64));
+            let _ = tokio::task::block_in_place(|| events.invoke(&event));
+        }
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut env = bed.function_env();
+        env.push(("CLUSTERS".into(), cluster.clone()));
+        env.push(("ESCALATE_AFTER_MINUTES".into(), "0".into()));
+        let mut p = LambdaProcess::start(&binary("scheduled-reports"), "bench-scale-reports", &env);
+        p.wait_ready(Duration::from_secs(20));
+        let mut walls = Vec::new();
+        for job in ["daily", "weekly", "escalate"] {
+            let started = std::time::Instant::now();
+            let r = tokio::task::block_in_place(|| p.invoke(&serde_json::json!({ "job": job })));
+            walls.push((job, started.elapsed().as_secs_f64() * 1000.0, r));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let d = decisions(&p);
+        for (k, (job, wall, _)) in walls.iter().enumerate() {
+            let (calls, ms) = d.get(k).map(|x| (x.0, x.1)).unwrap_or((0, 0.0));
+            println!("| {n} | {job} | {calls} | {:.1} | {ms:.0} | {wall:.0} |", calls as f64 / n as f64);
+        }
+    }
+}
+
+/// What rendering the weekly review costs in memory and time for 100 and
+/// 1,000 services with a full week of hourly datapoints each (synthetic
+/// answers through the same planner, reader, judge and renderers as the
+/// flow; the bench binary is a debug build, so these are upper bounds).
+fn weekly_render_at_scale() {
+    use shared::weekly_report::{self as wr, LoadBalancedTarget, MetricAnswers, ServiceRef};
+    let end = 1_795_000_000 - 1_795_000_000 % wr::HOUR;
+    let start = end - wr::WINDOW_SECONDS;
+    println!(
+        "\n| services (synthetic week) | HTML | JSON | render HTML + JSON (ms) | redact HTML (text and chart labels) + JSON (ms) | peak RSS of the bench |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for n in [100usize, 1000] {
+        let refs: Vec<ServiceRef> = (0..n)
+            .map(|i| ServiceRef {
+                cluster: "prod".into(),
+                service: format!("svc{i}"),
+                targets: vec![LoadBalancedTarget {
+                    target_group: format!("targetgroup/svc{i}/0123456789abcdef"),
+                    load_balancer: Some("app/prod/0123456789abcdef".into()),
+                }],
+            })
+            .collect();
+        let mut answers = MetricAnswers::default();
+        for q in wr::plan_queries(&refs, wr::WINDOW_SECONDS).into_iter().flatten() {
+            let step = q.period as i64;
+            let points: Vec<(i64, f64)> = (0..(wr::WINDOW_SECONDS / step))
+                .map(|k| (start + k * step, 20.0 + ((k * 7 + q.id.len() as i64) % 50) as f64))
+                .collect();
+            if !q.is_percentile() {
+                answers.values.insert(q.id.clone(), points);
+            }
+        }
+        let judged: Vec<_> = refs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut unread = Vec::new();
+                let metrics = wr::service_metrics(i, r, &answers, (start, end), &mut unread);
+                let facts = wr::WeekFacts {
+                    cluster: r.cluster.clone(),
+                    service: r.service.clone(),
+                    capacity: wr::CapacityFacts {
+                        size: Some(wr::FargateSize { cpu: 512, memory: 1024 }),
+                        running: 2,
+                        desired: 2,
+                        autoscaling: None,
+                    },
+                    metrics,
+                    unread,
+                    ..Default::default()
+                };
+                wr::judge(facts, start, end, 3600)
+            })
+            .collect();
+        let window = wr::ReportWindow { week: "2026-W49".into(), start, end, generated_at: "bench".into() };
+        let t0 = std::time::Instant::now();
+        let report = wr::build(&window, judged, 0, 0, Vec::new());
+        let page = wr::html(&report);
+        let mut json = serde_json::to_value(&report).unwrap_or(Value::Null);
+        let rendered = t0.elapsed().as_secs_f64() * 1000.0;
+        let redactor = shared::telemetry::redactor();
+        let t1 = std::time::Instant::now();
+        let page = wr::scrub_page(&page, |t| redactor.text(t));
+        redactor.json(&mut json);
+        let redacted = t1.elapsed().as_secs_f64() * 1000.0;
+        let json_bytes = json.to_string().len();
+        // The bench process's peak RSS so far (this report, its JSON tree and page included).
+        let peak = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines().find(|l| l.starts_with("VmHWM:")).map(|l| l.trim_start_matches("VmHWM:").trim().to_string())
+            })
+            .unwrap_or_else(|| "?".into());
+        println!(
+            "| {n} | {:.1} MiB | {:.1} MiB | {rendered:.0} | {redacted:.0} | {peak} |",
+            page.len() as f64 / 1048576.0,
+            json_bytes as f64 / 1048576.0
+        );
     }
 }

@@ -51,5 +51,18 @@ async fn the_daily_report_lists_every_service_worst_first_and_links_its_json_and
     assert_eq!(services[1]["service"], "web");
     let page = get(format!("reports/daily/{date}/report.html")).await;
     assert!(page.starts_with("<!DOCTYPE html>") && page.contains(&incident));
+    // The seeded numbers, read back from the page: api's two error lines, 2 desired tasks.
+    let api_section = &page[page.find(&format!("{}/api", api.cluster)).expect("api on the page")..];
+    let errors: u64 = api_section
+        .split_once("Error lines: <strong>")
+        .and_then(|(_, rest)| rest.split_once("</strong>"))
+        .and_then(|(n, _)| n.parse().ok())
+        .expect("an error count");
+    assert_eq!(errors, 2);
+    assert!(api_section.contains("/ 2 desired"), "desired count on the page");
     assert!(!page.contains("<script") && !page.contains("src="), "self-contained, no JavaScript");
+    if let Ok(dir) = std::env::var("REPORT_HTML_DIR") {
+        // For looking at it (headless Chromium screenshots).
+        std::fs::write(format!("{dir}/daily.html"), &page).expect("write the page");
+    }
 }

@@ -23,3 +23,4 @@ mod redaction;
 mod redelivery;
 mod stale_triggers;
 mod timeouts;
+mod weekly_report;
