@@ -852,8 +852,7 @@ async fn deploy(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, AutopilotE
     );
     let listed = match actions {
         Ok(a) => a,
-        // Retried by Lambda when AWS said "later"; else answered, naming the failure.
-        Err(e) if e.retryable => return Err(AutopilotError::Aws(e)),
+        // A link is a record, not a page: an unreadable action is named, not retried.
         Err(e) => {
             let mut o = outcome(
                 Severity::Info,

@@ -262,10 +262,10 @@ async fn report_calls_grow_only_by_each_services_own_reads_and_batched_reads_sta
     let ten = calls_of_jobs(10).await;
     let total = |m: &BTreeMap<String, usize>| m.values().sum::<usize>();
     let get = |m: &BTreeMap<String, usize>, op: &str| m.get(op).copied().unwrap_or(0);
-    // Per service, the weekly review reads its task definition and three state
-    // queries (deployments, incidents, ledger); the daily check its target
+    // Per service, the weekly review reads its task definition and four state
+    // queries (deployments, incidents, ledger, pipeline deploy links); the daily check its target
     // health, task definition, log group, incidents and ledger.
-    for (job, per_service) in [("weekly", 4), ("daily", 5), ("escalate", 0)] {
+    for (job, per_service) in [("weekly", 5), ("daily", 5), ("escalate", 0)] {
         let (a, b) = (&one[job], &ten[job]);
         assert!(
             total(b) <= total(a) + 9 * per_service,
