@@ -14,18 +14,7 @@ pub async fn log_excerpt(
     max_lines: usize,
     redactor: &Redactor,
 ) -> Result<LogExcerpt, AwsError> {
-    let resp = clients
-        .logs
-        .get_log_events()
-        .log_group_name(group)
-        .log_stream_name(stream)
-        .start_from_head(false)
-        .limit(500)
-        .send()
-        .await
-        .map_err(|e| aws_error("logs", "GetLogEvents", format!("{group} {stream}"), &e))?;
-    let messages: Vec<&str> = resp.events().iter().filter_map(|e| e.message()).collect();
-    Ok(crate::diagnosis::logs::excerpt_of(group, stream, &messages, max_lines, redactor))
+    tail_excerpt(clients, (group, stream), 500, max_lines, redactor, crate::diagnosis::logs::is_error_line).await
 }
 
 /// The last `max_lines` lines of a build log that say why the build failed
@@ -37,25 +26,30 @@ pub async fn build_log_excerpt(
     max_lines: usize,
     redactor: &Redactor,
 ) -> Result<LogExcerpt, AwsError> {
+    tail_excerpt(clients, (group, stream), 1000, max_lines, redactor, crate::pipeline::is_build_error_line).await
+}
+
+/// The excerpt of the last `limit` events of a stream, error lines by `is_error`.
+async fn tail_excerpt(
+    clients: &Clients,
+    (group, stream): (&str, &str),
+    limit: i32,
+    max_lines: usize,
+    redactor: &Redactor,
+    is_error: fn(&str) -> bool,
+) -> Result<LogExcerpt, AwsError> {
     let resp = clients
         .logs
         .get_log_events()
         .log_group_name(group)
         .log_stream_name(stream)
         .start_from_head(false)
-        .limit(1000)
+        .limit(limit)
         .send()
         .await
         .map_err(|e| aws_error("logs", "GetLogEvents", format!("{group} {stream}"), &e))?;
     let messages: Vec<&str> = resp.events().iter().filter_map(|e| e.message()).collect();
-    Ok(crate::diagnosis::logs::excerpt_with(
-        group,
-        stream,
-        &messages,
-        max_lines,
-        redactor,
-        crate::pipeline::is_build_error_line,
-    ))
+    Ok(crate::diagnosis::logs::excerpt_with(group, stream, &messages, max_lines, redactor, is_error))
 }
 
 /// The id of a CloudWatch Logs export task.
