@@ -46,6 +46,7 @@ pub mod chat;
 pub mod daily_report;
 pub mod diagnosis;
 pub mod evidence;
+pub mod incident;
 pub mod lifecycle;
 pub mod pipeline;
 pub mod render;

@@ -128,15 +128,7 @@ pub fn fit_body_within(body: &str, max_bytes: usize) -> std::borrow::Cow<'_, str
 }
 
 /// A duration as people say it: `12m 30s`, `2h 5m`, `45s`.
-pub fn human_duration(seconds: i64) -> String {
-    let s = seconds.max(0);
-    match (s / 3600, (s % 3600) / 60, s % 60) {
-        (0, 0, sec) => format!("{sec}s"),
-        (0, m, sec) => format!("{m}m {sec}s"),
-        (h, m, _) if h < 48 => format!("{h}h {m}m"),
-        (h, _, _) => format!("{}d {}h", h / 24, h % 24),
-    }
-}
+pub use crate::time::human_duration;
 
 /// Console links for a service.
 #[derive(Debug, Clone)]

@@ -22,6 +22,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("weekly_report", 2),
     ("diagnosis", 2),
     ("evidence", 2),
+    ("incident", 2),
     ("lifecycle", 2),
     ("pipeline", 2),
     ("render", 2),
@@ -30,7 +31,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("adapters", 3),
     ("actions", 4),
     ("context", 5),
-    ("flows", 6),
+    ("incident::shell", 6),
+    ("flows", 7),
 ];
 
 /// Files whose code must stay pure: no SDK types, no adapters, no clock.
@@ -47,6 +49,8 @@ const PURE: &[&str] = &[
     "daily_report.rs",
     "weekly_report.rs",
     "lifecycle.rs",
+    "incident/machine.rs",
+    "incident/subject.rs",
     "pipeline.rs",
     "pipeline/",
     "diagnosis/",

@@ -76,6 +76,56 @@ pub async fn alarm_tags(clients: &Clients, alarm_arn: &str) -> Result<Vec<(Strin
         .collect())
 }
 
+/// An alarm's current state, as `DescribeAlarms` answers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmStateNow {
+    pub name: String,
+    /// `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+    pub state: String,
+    /// When it entered that state (epoch seconds), when answered.
+    pub since: Option<i64>,
+}
+
+/// The current state of each named alarm (metric and composite), in batches
+/// of 100 names (the API's limit). An alarm that no longer exists is absent.
+pub async fn alarm_states(clients: &Clients, names: &[String]) -> Result<Vec<AlarmStateNow>, AwsError> {
+    let mut out = Vec::new();
+    for batch in names.chunks(100) {
+        let mut token = None;
+        loop {
+            let resp = clients
+                .cloudwatch
+                .describe_alarms()
+                .set_alarm_names(Some(batch.to_vec()))
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
+                .alarm_types(aws_sdk_cloudwatch::types::AlarmType::CompositeAlarm)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(|e| aws_error("cloudwatch", "DescribeAlarms", batch.join(","), &e))?;
+            for a in resp.metric_alarms() {
+                out.push(AlarmStateNow {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    state: a.state_value().map(|v| v.as_str().to_string()).unwrap_or_default(),
+                    since: a.state_updated_timestamp().map(|t| t.secs()),
+                });
+            }
+            for a in resp.composite_alarms() {
+                out.push(AlarmStateNow {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    state: a.state_value().map(|v| v.as_str().to_string()).unwrap_or_default(),
+                    since: a.state_updated_timestamp().map(|t| t.secs()),
+                });
+            }
+            token = resp.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// An alarm in ALARM state, with the dimensions of its metric (metric
 /// alarms; composite alarms have none and map to no service).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -32,6 +32,7 @@ pub mod claims;
 pub mod deployments;
 pub mod incidents;
 pub mod pipelines;
+pub mod records;
 pub mod weekly;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

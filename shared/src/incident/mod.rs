@@ -1,0 +1,14 @@
+//! Incidents: one pure machine, one shell, and what differs per subject.
+//!
+//! - [`machine`] (pure): `step(record, input, ctx) -> (record', effects)`,
+//!   every rule of an incident's life, table-tested with no AWS at all.
+//! - [`subject`] (pure): what an incident is about, and its state-table key.
+//! - `shell` (I/O): the one driver — read the record, step, write it with
+//!   `version = :v`, carry out the effects, feed their results back.
+
+pub mod machine;
+pub mod shell;
+pub mod subject;
+
+pub use machine::{Policy, Record};
+pub use subject::Subject;
