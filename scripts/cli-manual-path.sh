@@ -85,7 +85,7 @@ c("dynamodb").create_table(
     AttributeDefinitions=[{"AttributeName": n, "AttributeType": t} for n, t in
                           [("pk", "S"), ("sk", "S"), ("open_index", "S"), ("open_since", "N")]],
     KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-    GlobalSecondaryIndexes=[{"IndexName": "open-incidents", "Projection": {"ProjectionType": "ALL"},
+    GlobalSecondaryIndexes=[{"IndexName": "open-incident-keys", "Projection": {"ProjectionType": "KEYS_ONLY"},
                              "KeySchema": [{"AttributeName": "open_index", "KeyType": "HASH"},
                                            {"AttributeName": "open_since", "KeyType": "RANGE"}]}])
 ecs = c("ecs")

@@ -152,10 +152,10 @@ def test_table(stack, aws):
         ("open_index", "S"), ("open_since", "N"), ("pk", "S"), ("sk", "S")]
     # The sparse index of open incidents (shared/src/adapters/state/incidents.rs).
     (index,) = t["GlobalSecondaryIndexes"]
-    assert index["IndexName"] == "open-incidents"
+    assert index["IndexName"] == "open-incident-keys"
     assert index["KeySchema"] == [{"AttributeName": "open_index", "KeyType": "HASH"},
                                   {"AttributeName": "open_since", "KeyType": "RANGE"}]
-    assert index["Projection"]["ProjectionType"] == "ALL"
+    assert index["Projection"]["ProjectionType"] == "KEYS_ONLY"
     assert t["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     # SSE (moto reads the API's "Enabled" key, not CloudFormation's
     # "SSEEnabled"), TTL and point-in-time recovery are not applied by moto's

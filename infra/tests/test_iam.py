@@ -351,7 +351,7 @@ def test_data_plane_grants_point_at_this_stacks_resources(grants, unscoped, scop
                     seen.add("s3-list")
                 if any(a.startswith("dynamodb:") for a in actions):
                     # The table and its one index (open incidents), nothing else.
-                    assert res == [table, f"{table}/index/open-incidents"]
+                    assert res == [table, f"{table}/index/open-incident-keys"]
                     assert set(actions) == STATE_ITEM_ACTIONS
                     seen.add("dynamodb")
                 if any(a.startswith("kms:") for a in actions):

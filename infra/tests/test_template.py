@@ -632,10 +632,10 @@ def test_state_table(translated):
                                          {"AttributeName": "open_index", "AttributeType": "S"},
                                          {"AttributeName": "open_since", "AttributeType": "N"}]
     assert t["GlobalSecondaryIndexes"] == [{
-        "IndexName": "open-incidents",
+        "IndexName": "open-incident-keys",
         "KeySchema": [{"AttributeName": "open_index", "KeyType": "HASH"},
                       {"AttributeName": "open_since", "KeyType": "RANGE"}],
-        "Projection": {"ProjectionType": "ALL"},
+        "Projection": {"ProjectionType": "KEYS_ONLY"},
     }]
     assert t["BillingMode"] == "PAY_PER_REQUEST"
     # moto drops these two: checked here.

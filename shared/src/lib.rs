@@ -18,8 +18,9 @@
 //!    messages as Amazon Q Developer custom notifications, and their schema
 //!    check), [`evidence`] (bundle building), [`daily_report`] (the daily
 //!    health check's data and renderings), [`weekly_report`] (the weekly
-//!    capacity review: metric batches, sizing, delivery metrics, charts), [`lifecycle`] (the incident lifecycle: subjects, records,
-//!    transitions).
+//!    capacity review: metric batches, sizing, delivery metrics, charts), [`incident`] (the incident machine:
+//!    subjects, records, transitions — pure; and its one shell and subject
+//!    kinds, which sit between the engine and the flows).
 //! 3. **Adapters** ([`adapters`]): every AWS call, with typed errors — the
 //!    state store, ECS/ELB/CloudWatch/Logs/Auto Scaling reads and the ECS
 //!    mutations, gathering, the evidence store, the notifier.
@@ -47,7 +48,6 @@ pub mod daily_report;
 pub mod diagnosis;
 pub mod evidence;
 pub mod incident;
-pub mod lifecycle;
 pub mod pipeline;
 pub mod render;
 pub mod snapshot;

@@ -429,7 +429,7 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
 /// The post-incident report of a resolved incident.
 #[derive(Debug, Clone)]
 pub struct IncidentReportView<'a> {
-    pub incident: &'a crate::lifecycle::Incident,
+    pub incident: &'a crate::incident::Record,
     /// The subject's ledger since the incident opened.
     pub ledger: &'a [crate::snapshot::LedgerEntry],
     pub resolved_at: i64,
@@ -443,7 +443,7 @@ pub struct IncidentReportView<'a> {
 pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -> String {
     let inc = v.incident;
     let duration = human_duration(v.resolved_at - inc.opened_at);
-    let problem = inc.summary.split(" - ").next().unwrap_or("incident");
+    let problem = inc.problem_text();
     let mut b = String::new();
     let _ = writeln!(b, "# Incident report: {} — {} ({})", inc.subject.label(), problem, inc.id);
     let _ = writeln!(b);
@@ -454,27 +454,36 @@ pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -
     let _ = writeln!(b, "| Severity | {} |", inc.severity);
     let _ = writeln!(b, "| Subject | {} |", inc.subject.label());
     let _ = writeln!(b, "| Cause | {} ({}) |", inc.cause.headline(), inc.cause);
-    let _ = writeln!(b, "| Opened by | {} |", inc.source);
+    let _ = writeln!(b, "| Opened by | {} |", inc.headline);
+    let problems: Vec<String> = inc.problems.iter().map(|p| p.key.describe()).collect();
+    let _ = writeln!(b, "| Problems | {} |", problems.join(", "));
     let _ = writeln!(b);
     let _ = writeln!(b, "## Impact");
     let _ = writeln!(b);
     for i in &inc.impact {
         let _ = writeln!(b, "- {i}");
     }
-    let _ = writeln!(b, "- {} failed task(s) counted, {} signal(s) received", inc.failures(), inc.events);
+    let _ = writeln!(b, "- {} failed task(s) counted, {} signal(s) received", inc.failures.total, inc.events);
     let _ = writeln!(b);
     let _ = writeln!(b, "## Timeline (UTC)");
     let _ = writeln!(b);
-    let mut timeline: Vec<(i64, String)> = vec![(inc.opened_at, format!("incident opened: {}", inc.summary))];
-    if let crate::lifecycle::Alert::Delivered { at } = inc.alert {
+    let mut timeline: Vec<(i64, String)> = vec![(inc.opened_at, format!("incident opened: {}", inc.summary()))];
+    if let Some(at) = inc.alert_at {
         timeline.push((at, "alert sent".into()));
+    }
+    for p in &inc.problems {
+        if p.first_at != inc.opened_at {
+            timeline.push((p.first_at, format!("{} ({})", p.label, p.key.describe())));
+        }
+        if let (Some(at), Some(by)) = (p.cleared_at, &p.cleared_by) {
+            timeline.push((at, format!("{} cleared by {by}", p.key.describe())));
+        }
     }
     for e in v.ledger {
         timeline.push((e.at, format!("{} {}: {}", e.action.as_str(), e.status.as_str(), e.detail)));
     }
     if inc.escalations > 0 {
-        timeline
-            .push((inc.last_notified_at.unwrap_or(inc.opened_at), format!("escalated {} time(s)", inc.escalations)));
+        timeline.push((inc.last_message_at.unwrap_or(inc.opened_at), format!("escalated {} time(s)", inc.escalations)));
     }
     timeline.push((v.resolved_at, format!("resolved by {}", v.resolved_by)));
     timeline.sort_by_key(|(at, _)| *at);
@@ -629,17 +638,38 @@ mod tests {
 
     #[test]
     fn an_incident_report_follows_the_template_with_a_timeline_and_checklist() {
-        use crate::lifecycle::{Alert, Incident, Opening, Subject};
+        use crate::incident::Subject;
+        use crate::incident::machine::{Ctx, Input, Policy, ProblemKey, ProblemSignal, step};
         use crate::snapshot::{LedgerEntry, LedgerStatus};
-        let opening = Opening {
-            severity: Severity::Sev2,
-            cause: Cause::OutOfMemory,
-            summary: "crash loop - out of memory".into(),
-            source: "ecs".into(),
-            failed_tasks: Vec::new(),
+        let subject = Subject::service("prod", "api");
+        let policy = Policy {
+            window_seconds: 3600,
+            update_interval_seconds: 900,
+            escalate_after_seconds: 900,
+            crash_loop_threshold: 3,
         };
-        let mut inc = Incident::opening(Subject::service("prod", "api"), &opening, 1_795_000_000, "req", 0, "salt");
-        inc.alert = Alert::Delivered { at: 1_795_000_002 };
+        let ctx = Ctx {
+            subject: &subject,
+            now: 1_795_000_000,
+            token: "req",
+            lease_until: 1_795_000_300,
+            salt: "salt",
+            policy: &policy,
+        };
+        let signal = ProblemSignal {
+            key: ProblemKey::Tasks,
+            label: "crash loop".into(),
+            kind: Kind::EcsTaskStopped,
+            at: 1_795_000_000,
+            severity: Severity::Sev2,
+            cause: Some(Cause::OutOfMemory),
+            revision: Some("api:42".into()),
+            task: None,
+            news: false,
+            note: None,
+        };
+        let mut inc = step(None, &Input::Problem(signal), &ctx).record.expect("opened");
+        inc.alert_at = Some(1_795_000_002);
         inc.impact = vec!["1 of 3 tasks running (0 pending)".into()];
         inc.evidence = Some("s3://ev/incidents/prod/api/inc-1/".into());
         let ledger = vec![LedgerEntry {

@@ -23,7 +23,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("diagnosis", 2),
     ("evidence", 2),
     ("incident", 2),
-    ("lifecycle", 2),
     ("pipeline", 2),
     ("render", 2),
     ("snapshot", 2),
@@ -32,6 +31,8 @@ const LAYERS: &[(&str, u8)] = &[
     ("actions", 4),
     ("context", 5),
     ("incident::shell", 6),
+    ("incident::service", 6),
+    ("incident::pipeline", 6),
     ("flows", 7),
 ];
 
@@ -48,7 +49,6 @@ const PURE: &[&str] = &[
     "evidence.rs",
     "daily_report.rs",
     "weekly_report.rs",
-    "lifecycle.rs",
     "incident/machine.rs",
     "incident/subject.rs",
     "pipeline.rs",

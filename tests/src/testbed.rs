@@ -51,6 +51,77 @@ pub struct TestBed {
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestBed {
+    /// Make the alarm of `event` (any delivery shape) this test's own: its
+    /// name gets this bed's prefix as a suffix (tests share one server), the
+    /// alarm exists on the local server in `state`, entered now — the
+    /// functions read an alarm's current state before acting on it — and
+    /// the event says it entered that state now. Returns the new name.
+    pub async fn own_alarm(&self, event: &mut Value, state: &str) -> String {
+        fn rename(v: &mut Value, suffix: &str, now: &str, found: &mut Option<String>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, child) in map.iter_mut() {
+                        match (k.as_str(), &mut *child) {
+                            ("alarmName" | "AlarmName", Value::String(name)) => {
+                                if !name.ends_with(suffix) {
+                                    name.push_str(suffix);
+                                }
+                                *found = Some(name.clone());
+                            }
+                            ("state", Value::Object(st)) if st.contains_key("timestamp") => {
+                                st.insert("timestamp".into(), Value::from(now));
+                            }
+                            ("StateChangeTime", Value::String(t)) => *t = now.to_string(),
+                            ("Message", Value::String(text)) => {
+                                if let Ok(mut inner) = serde_json::from_str::<Value>(text) {
+                                    rename(&mut inner, suffix, now, found);
+                                    *text = inner.to_string();
+                                }
+                            }
+                            _ => rename(child, suffix, now, found),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(|i| rename(i, suffix, now, found)),
+                _ => {}
+            }
+        }
+        let mut name = None;
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        rename(event, &format!("-{}", self.prefix), &now, &mut name);
+        let name = name.expect("the event names an alarm");
+        self.set_alarm(&name, state).await;
+        name
+    }
+
+    /// Create the alarm `name` on the local server if needed and set its state.
+    pub async fn set_alarm(&self, name: &str, state: &str) {
+        let cw = aws_sdk_cloudwatch::Client::new(&self.config);
+        let exists =
+            cw.describe_alarms().alarm_names(name).send().await.map(|r| !r.metric_alarms().is_empty()).unwrap_or(false);
+        if !exists {
+            cw.put_metric_alarm()
+                .alarm_name(name)
+                .namespace("AWS/ECS")
+                .metric_name("CPUUtilization")
+                .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+                .period(60)
+                .evaluation_periods(1)
+                .threshold(85.0)
+                .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
+                .send()
+                .await
+                .expect("put alarm");
+        }
+        cw.set_alarm_state()
+            .alarm_name(name)
+            .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+            .state_reason("set by the test")
+            .send()
+            .await
+            .expect("set alarm state");
+    }
+
     pub async fn new(name: &str) -> Self {
         let config = sdk_config().await;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
@@ -138,7 +209,7 @@ impl TestBed {
                     )
                     .projection(
                         aws_sdk_dynamodb::types::Projection::builder()
-                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
                             .build(),
                     )
                     .build()
@@ -282,9 +353,66 @@ pub fn binary(name: &str) -> std::path::PathBuf {
 
 /// A fixture under tests/fixtures.
 pub fn fixture(rel: &str) -> Value {
+    let mut v = fixture_as_written(rel);
+    freshen(&mut v);
+    v
+}
+
+/// A fixture exactly as the file holds it (its recorded times).
+pub fn fixture_as_written(rel: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Move every timestamp of an event by one offset so that its newest is
+/// now: a recorded event replayed in a test happens now, as it would in
+/// production, with its times in the same order and distance. (The
+/// functions judge signals at their event time; a test that wants a late
+/// event sets its times after this.) JSON held in a string (an SNS
+/// `Message`) is moved too.
+pub fn freshen(v: &mut Value) {
+    fn times(v: &Value, out: &mut Vec<i64>) {
+        match v {
+            Value::String(s) => {
+                if let Some(t) = shared::lenient::parse_time(s) {
+                    out.push(t.timestamp_millis());
+                } else if s.trim_start().starts_with('{')
+                    && let Ok(inner) = serde_json::from_str::<Value>(s)
+                {
+                    times(&inner, out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| times(x, out)),
+            Value::Object(o) => o.values().for_each(|x| times(x, out)),
+            _ => {}
+        }
+    }
+    fn shift(v: &mut Value, by_ms: i64) {
+        match v {
+            Value::String(s) => {
+                if let Some(t) = shared::lenient::parse_time(s) {
+                    let moved = t + chrono::Duration::milliseconds(by_ms);
+                    *s = moved.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                } else if s.trim_start().starts_with('{')
+                    && let Ok(mut inner) = serde_json::from_str::<Value>(s)
+                {
+                    shift(&mut inner, by_ms);
+                    *s = inner.to_string();
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| shift(x, by_ms)),
+            Value::Object(o) => o.values_mut().for_each(|x| shift(x, by_ms)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    times(v, &mut found);
+    if let Some(newest) = found.into_iter().max() {
+        let now = chrono::Utc::now().timestamp_millis();
+        // A second's margin: "now" at the handler is never before the event.
+        shift(v, now - 1000 - newest);
+    }
 }
 
 /// All fixture files of one folder, sorted.

@@ -226,7 +226,9 @@ pub struct RecentDeployment {
 pub fn recent_deployment(service: &ServiceSnapshot, now: i64, window: i64) -> Option<RecentDeployment> {
     let p = primary(service)?;
     let created = p.created_at.as_deref().and_then(crate::lenient::parse_time)?.timestamp();
-    if now - created > window {
+    // `now` is the alarm's own state time: a deployment after it is not what
+    // it follows (a minute's grace for the clocks of ECS and CloudWatch).
+    if now - created > window || created > now + 60 {
         return None;
     }
     Some(RecentDeployment { deployment: p.id.clone(), revision: deployment_revision(service, &p.id)?.to_string() })

@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use super::incident::{ProblemSignal, on_problem, on_recovery_of};
 use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
 use crate::actions::engine::ActionRequest;
@@ -13,12 +12,15 @@ use crate::actions::rollback_plan::recent_deployment;
 use crate::adapters::sns::publish;
 use crate::adapters::{cloudwatch, ecs};
 use crate::context::{App, Function};
-use crate::diagnosis::alarm::{AlarmRunbook, Designation, assess, designation};
+use crate::diagnosis::alarm::{AlarmAssessment, AlarmRunbook, Designation, assess, designation};
 use crate::diagnosis::severity::Signal;
 use crate::error::AutopilotError;
-use crate::outcome::{Cause, Kind, Outcome, Severity};
+use crate::incident::machine::{Input, ProblemKey, ProblemSignal, Recovery, RecoveryScope};
+use crate::incident::service::{self, ServiceSignal};
+use crate::incident::shell::publish_failed;
+use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
 use crate::render::{Message, subject_line};
-use crate::time::now;
+use crate::time::{iso, now};
 use crate::trigger::{AlarmChange, AlarmState, Trigger};
 
 pub const FLOW: Flow = Flow { function: Function::AlarmResponder, run };
@@ -45,7 +47,6 @@ async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Valu
         return Ok(Outcome::ignored(format!("alarm {} maps to cluster {c}, not in CLUSTERS", alarm.name))
             .for_service(cluster, service));
     }
-    let source = format!("alarm:{}", alarm.name);
     match alarm.state {
         AlarmState::InsufficientData => Ok(Outcome::new(
             Kind::Alarm,
@@ -56,15 +57,13 @@ async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Valu
         .for_service(cluster, service)),
         AlarmState::Ok => match target {
             Some((c, s)) => {
-                let by = format!("alarm {} back to OK", alarm.name);
+                let input = Input::Recovery(Recovery {
+                    scope: RecoveryScope::Alarm(alarm.name.clone()),
+                    at: state_time(alarm),
+                    by: format!("alarm {} back to OK", alarm.name),
+                });
                 let dup = duplicate(&c, &s, a.cause);
-                once(
-                    app,
-                    id,
-                    dup,
-                    on_recovery_of(app, Kind::Alarm, &c, &s, &by, alarm.region.as_deref(), Some(&source)),
-                )
-                .await
+                once(app, id, dup, service::drive(app, Kind::Alarm, &c, &s, console_region(alarm), None, input)).await
             }
             None => Ok(Outcome::new(Kind::Alarm, Severity::Info, a.cause, format!("alarm {} back to OK", alarm.name))),
         },
@@ -97,41 +96,143 @@ async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Valu
                 };
                 once(app, id, dup, unmapped_alert(app, alarm, &a)).await
             }
-            Some((c, s)) => {
-                let work = async {
-                    let (records, action) = match a.runbook {
-                        AlarmRunbook::Diagnose => (Vec::new(), AlarmAction::None),
-                        _ => match alarm_designation(app, alarm).await {
-                            Designation::Not(why) => (vec![not_considered(&a, &why)], AlarmAction::None),
-                            designated => {
-                                tracing::info!(alarm = %alarm.name, designation = ?designated, decision = "alarm-designated", "alarm may act");
-                                (Vec::new(), runbook_action(app, &a, &c, &s).await)
-                            }
-                        },
-                    };
-                    let signal = ProblemSignal {
-                        cause: Some(a.cause),
-                        region: alarm.region.as_deref().filter(|r| r.contains('-') && !r.contains(' ')),
-                        actions: records,
-                        action: action_request(&action, alarm, &c, &s),
-                        source: source.clone(),
-                        severity_floor: Some(a.severity),
-                        ..ProblemSignal::new(
-                            Kind::Alarm,
-                            Signal::ServiceWarning,
-                            &c,
-                            &s,
-                            "alarm",
-                            a.explanation.clone(),
-                            raw,
-                        )
-                    };
-                    on_problem(app, signal).await
-                };
-                once(app, id, duplicate(&c, &s, a.cause), work).await
-            }
+            Some((c, s)) => once(app, id, duplicate(&c, &s, a.cause), firing(app, alarm, &a, &c, &s, raw)).await,
         },
     }
+}
+
+/// When the alarm entered its state, as AWS wrote it (else now).
+fn state_time(alarm: &AlarmChange) -> i64 {
+    let t = now();
+    alarm.timestamp.as_deref().and_then(crate::lenient::parse_time).map_or(t, |at| at.timestamp().min(t))
+}
+
+/// A region name fit for console links (classic SNS alarm messages carry a display name).
+fn console_region(alarm: &AlarmChange) -> Option<&str> {
+    alarm.region.as_deref().filter(|r| r.contains('-') && !r.contains(' '))
+}
+
+/// What the alarm's current state allows: before any automatic action the
+/// alarm is read, because the event may be late — retried, redelivered —
+/// and the world may have changed since.
+enum Now {
+    /// Still in ALARM: its runbook may act.
+    Firing,
+    /// Back to OK since `since`: the signal is stale.
+    Recovered { since: i64 },
+    /// Anything else, said: page, but act on no guess.
+    NoAction(String),
+}
+
+async fn alarm_now(app: &App, alarm: &AlarmChange, at: i64) -> Now {
+    match cloudwatch::alarm_states(&app.clients, std::slice::from_ref(&alarm.name)).await {
+        Ok(states) => match states.into_iter().find(|s| s.name == alarm.name) {
+            Some(s) if s.state == "ALARM" => Now::Firing,
+            Some(s) if s.state == "OK" && s.since.is_none_or(|since| since >= at) => {
+                Now::Recovered { since: s.since.unwrap_or_else(now) }
+            }
+            Some(s) => Now::NoAction(format!(
+                "the alarm is {} now{}; no automatic action on a state it no longer has",
+                s.state,
+                s.since.map(|t| format!(" (since {})", iso(t))).unwrap_or_default()
+            )),
+            None => Now::NoAction(
+                "the alarm no longer exists (DescribeAlarms does not list it); no automatic action".into(),
+            ),
+        },
+        Err(e) => {
+            Now::NoAction(format!("the alarm's current state is unreadable ({e}); no automatic action on a guess"))
+        }
+    }
+}
+
+/// An alarm in ALARM on a service: its incident, and its runbook's action
+/// while the alarm still fires.
+async fn firing(
+    app: &App,
+    alarm: &AlarmChange,
+    a: &AlarmAssessment,
+    c: &str,
+    s: &str,
+    raw: &serde_json::Value,
+) -> Result<Outcome, AutopilotError> {
+    let at = state_time(alarm);
+    let region = console_region(alarm);
+    let now_state = match a.runbook {
+        AlarmRunbook::Diagnose => Now::NoAction(String::new()),
+        _ => alarm_now(app, alarm, at).await,
+    };
+    if let Now::Recovered { since } = now_state {
+        // True when sent, false when handled: nothing to page, nothing to act on.
+        tracing::info!(alarm = %alarm.name, since, decision = "stale-alarm", "alarm already back to OK");
+        let input = Input::Recovery(Recovery {
+            scope: RecoveryScope::Alarm(alarm.name.clone()),
+            at: since,
+            by: format!("alarm {} read OK (since {})", alarm.name, iso(since)),
+        });
+        let mut o = service::drive(app, Kind::Alarm, c, s, region, None, input).await?;
+        o.summary = format!(
+            "{c}/{s}: alarm {} entered ALARM at {} but is OK since {}; stale, not paged, no action ({})",
+            alarm.name,
+            iso(at),
+            iso(since),
+            o.summary
+        );
+        if o.notified.is_none() || o.notified.as_deref() == Some("suppressed:already-resolved") {
+            o.notified = Some("suppressed:alarm-recovered".into());
+        }
+        return Ok(o);
+    }
+    let (records, action) = match (a.runbook, now_state) {
+        (AlarmRunbook::Diagnose, _) => (Vec::new(), AlarmAction::None),
+        (_, Now::NoAction(why)) => (vec![not_acting(a, &why)], AlarmAction::None),
+        _ => match alarm_designation(app, alarm).await {
+            Designation::Not(why) => (vec![not_considered(a, &why)], AlarmAction::None),
+            designated => {
+                tracing::info!(alarm = %alarm.name, designation = ?designated, decision = "alarm-designated", "alarm may act");
+                (Vec::new(), runbook_action(app, a, c, s, at).await)
+            }
+        },
+    };
+    let input = Input::Problem(ProblemSignal {
+        key: ProblemKey::Alarm(alarm.name.clone()),
+        label: "alarm".into(),
+        kind: Kind::Alarm,
+        at,
+        severity: a.severity,
+        cause: Some(a.cause),
+        revision: match &action {
+            AlarmAction::Rollback { revision, .. } => Some(crate::incident::service::revision_of(Some(revision))),
+            _ => None,
+        },
+        task: None,
+        news: false,
+        note: None,
+    });
+    let signal = ServiceSignal {
+        kind: Kind::Alarm,
+        signal: Signal::ServiceWarning,
+        problem: "alarm",
+        explanation: a.explanation.clone(),
+        task_definition: None,
+        failing_task: None,
+        raw_event: raw,
+        notes: Vec::new(),
+        actions: records,
+        action: action_request(&action, alarm, c, s),
+        failed_deployment: None,
+        rollback_on_crash_loop: false,
+    };
+    service::drive(app, Kind::Alarm, c, s, region, Some(signal), input).await
+}
+
+/// The record of the action the alarm's runbook would have asked for, not taken.
+fn not_acting(a: &AlarmAssessment, why: &str) -> ActionRecord {
+    let action = match a.runbook {
+        AlarmRunbook::ScaleOut => ActionKind::Scale,
+        _ => ActionKind::Rollback,
+    };
+    ActionRecord { action: action.as_str().into(), status: ActionStatus::Skipped, detail: why.into() }
 }
 
 fn duplicate(cluster: &str, service: &str, cause: Cause) -> impl FnOnce() -> Outcome {
@@ -194,12 +295,7 @@ enum AlarmAction {
 
 /// The alarm's runbook: scale out for saturation, roll back when errors follow
 /// a fresh deployment.
-async fn runbook_action(
-    app: &App,
-    a: &crate::diagnosis::alarm::AlarmAssessment,
-    cluster: &str,
-    service: &str,
-) -> AlarmAction {
+async fn runbook_action(app: &App, a: &AlarmAssessment, cluster: &str, service: &str, alarm_at: i64) -> AlarmAction {
     match a.runbook {
         AlarmRunbook::ScaleOut if a.severity <= Severity::Sev2 => AlarmAction::Scale,
         AlarmRunbook::RollbackIfRecentDeploy => {
@@ -207,7 +303,8 @@ async fn runbook_action(
                 // The service's own rollback window (tag autopilot:rollback-window-minutes), if it has one.
                 let window =
                     crate::config::ServiceTuning::from_tags(&app.config.settings, &s.tags).rollback_window_seconds;
-                recent_deployment(&s, now(), window)
+                // "After a deployment" is judged at the alarm's own state time.
+                recent_deployment(&s, alarm_at, window)
             });
             match recent {
                 Some(r) => AlarmAction::Rollback { deployment: r.deployment, revision: r.revision },
@@ -358,8 +455,6 @@ async fn unmapped_alert(
         team: None,
     };
     let mut o = Outcome::new(Kind::Alarm, a.severity, a.cause, a.explanation.clone());
-    o.notified = Some(
-        publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(super::incident::publish_failed)?,
-    );
+    o.notified = Some(publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(publish_failed)?);
     Ok(o)
 }

@@ -2,7 +2,6 @@
 
 use serde_json::Value;
 
-use super::incident::{ProblemSignal, on_problem, on_recovery};
 use super::{Flow, FlowFuture, once};
 use crate::actions::ActionKind;
 use crate::actions::engine::ActionRequest;
@@ -12,8 +11,35 @@ use crate::diagnosis::classify::classify_stop;
 use crate::diagnosis::service_events::{ServiceActionMeaning, meaning};
 use crate::diagnosis::severity::Signal;
 use crate::error::AutopilotError;
+use crate::incident::machine::{Input, ProblemKey, ProblemSignal, Recovery, RecoveryScope, TaskStop};
+use crate::incident::service::{self, ServiceSignal, revision_of};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
-use crate::trigger::{DeploymentStateChange, Envelope, ServiceAction, TaskStateChange, Trigger};
+use crate::trigger::{DeploymentStateChange, Envelope, EventMeta, ServiceAction, TaskStateChange, Trigger};
+
+/// When an event happened: the time its detail names, else the envelope's,
+/// else now (never later than now: a clock ahead of ours is not the future).
+fn event_time(detail_time: Option<&str>, meta: &EventMeta) -> i64 {
+    let t = crate::time::now();
+    detail_time.and_then(crate::lenient::parse_time).or(meta.time).map(|at| at.timestamp()).unwrap_or(t).min(t)
+}
+
+/// A signal of this flow with no action of its own.
+fn signal<'a>(kind: Kind, grade: Signal, problem: &'a str, explanation: String, raw: &'a Value) -> ServiceSignal<'a> {
+    ServiceSignal {
+        kind,
+        signal: grade,
+        problem,
+        explanation,
+        task_definition: None,
+        failing_task: None,
+        raw_event: raw,
+        notes: Vec::new(),
+        actions: Vec::new(),
+        action: None,
+        failed_deployment: None,
+        rollback_on_crash_loop: false,
+    }
+}
 
 pub const FLOW: Flow = Flow { function: Function::EcsEvents, run };
 
@@ -105,25 +131,36 @@ async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> R
         o.notified = Some(format!("suppressed:{}", verdict.cause));
         return Ok(o);
     }
-    let signal = ProblemSignal {
+    // A stop counts at ECS's stop time, not when its event reached us.
+    let at = event_time(task.stopped_at.as_deref(), &e.meta);
+    let revision = revision_of(task.task_definition_arn.as_deref());
+    let input = Input::Problem(ProblemSignal {
+        key: ProblemKey::Tasks,
+        label: "task failed".into(),
+        kind: Kind::EcsTaskStopped,
+        at,
+        severity: Severity::Sev3,
         cause: Some(verdict.cause),
+        revision: Some(revision.clone()).filter(|r| !r.is_empty()),
+        task: Some(TaskStop { task: task.task_id().to_string(), revision, stopped_at: at }),
+        news: false,
+        note: None,
+    });
+    let signal = ServiceSignal {
         task_definition: task.task_definition_arn.clone(),
         failing_task: Some((task.task_id().to_string(), verdict.container.clone())),
-        failed_task: true,
-        region: e.meta.region.as_deref(),
         rollback_on_crash_loop: true,
-        ..ProblemSignal::new(
+        ..signal(
             Kind::EcsTaskStopped,
             Signal::TaskFailed,
-            &cluster,
-            service,
             "task failed",
             format!("task {} stopped: {}", task.task_id(), verdict.explanation),
             raw,
         )
     };
-    once(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), on_problem(app, signal))
-        .await
+    let region = e.meta.region.as_deref();
+    let work = service::drive(app, Kind::EcsTaskStopped, &cluster, service, region, Some(signal), input);
+    once(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), work).await
 }
 
 async fn service_action(
@@ -139,13 +176,14 @@ async fn service_action(
     match what {
         ServiceActionMeaning::Resolves => {
             let by = format!("{} at {}", d.event_name, d.created_at.as_deref().unwrap_or("?"));
-            once(
-                app,
-                &e.meta.id,
-                duplicate(Kind::EcsServiceAction, cluster, service, Cause::Expected),
-                on_recovery(app, Kind::EcsServiceAction, cluster, service, &by, e.meta.region.as_deref()),
-            )
-            .await
+            let input = Input::Recovery(Recovery {
+                scope: RecoveryScope::Service { revision: None },
+                at: event_time(d.created_at.as_deref(), &e.meta),
+                by,
+            });
+            let region = e.meta.region.as_deref();
+            let work = service::drive(app, Kind::EcsServiceAction, cluster, service, region, None, input);
+            once(app, &e.meta.id, duplicate(Kind::EcsServiceAction, cluster, service, Cause::Expected), work).await
         }
         ServiceActionMeaning::Record => Ok(Outcome::new(
             Kind::EcsServiceAction,
@@ -167,28 +205,31 @@ async fn service_action(
                 "SERVICE_HEALTH_UNKNOWN" => "service health unknown",
                 _ => "service error",
             };
-            let signal = ProblemSignal {
+            let explanation = format!(
+                "ECS reported {}{}",
+                d.event_name,
+                d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+            );
+            let input = Input::Problem(ProblemSignal {
+                key: ProblemKey::ServiceEvent(d.event_name.clone()),
+                label: problem.into(),
+                kind: Kind::EcsServiceAction,
+                at: event_time(d.created_at.as_deref(), &e.meta),
+                severity: Severity::Sev3,
                 cause,
-                region: e.meta.region.as_deref(),
-                ..ProblemSignal::new(
-                    Kind::EcsServiceAction,
-                    Signal::ServiceWarning,
-                    cluster,
-                    service,
-                    problem,
-                    format!(
-                        "ECS reported {}{}",
-                        d.event_name,
-                        d.reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
-                    ),
-                    raw,
-                )
-            };
+                revision: None,
+                task: None,
+                news: false,
+                note: None,
+            });
+            let signal = signal(Kind::EcsServiceAction, Signal::ServiceWarning, problem, explanation, raw);
+            let region = e.meta.region.as_deref();
+            let work = service::drive(app, Kind::EcsServiceAction, cluster, service, region, Some(signal), input);
             once(
                 app,
                 &e.meta.id,
                 duplicate(Kind::EcsServiceAction, cluster, service, cause.unwrap_or(Cause::Unknown)),
-                on_problem(app, signal),
+                work,
             )
             .await
         }
@@ -207,13 +248,7 @@ async fn deployment_changed(
     app.state.record_deployment(cluster, service, &d.deployment_id, &d.event_name, t).await?;
     // When ECS says it happened, not when it reached us: a late event must
     // not outrank what happened since (the history keeps the newest).
-    let happened_at = d
-        .updated_at
-        .as_deref()
-        .and_then(crate::lenient::parse_time)
-        .or(e.meta.time)
-        .map(|at| at.timestamp())
-        .unwrap_or(t);
+    let happened_at = event_time(d.updated_at.as_deref(), &e.meta);
     let base = |severity, cause, summary: String| {
         Outcome::new(Kind::EcsDeployment, severity, cause, summary)
             .for_service(Some(cluster.into()), Some(service.into()))
@@ -237,9 +272,13 @@ async fn deployment_changed(
                         app.state.record_completion(cluster, service, td, &d.deployment_id, happened_at).await?;
                     tracing::info!(cluster, service, task_definition = %td, deployment = %d.deployment_id, fresh, decision = "known-good-recorded", "completion recorded in the known-good history");
                 }
-                let by = format!("deployment {} COMPLETED", d.deployment_id);
-                let mut o =
-                    on_recovery(app, Kind::EcsDeployment, cluster, service, &by, e.meta.region.as_deref()).await?;
+                let input = Input::Recovery(Recovery {
+                    scope: RecoveryScope::Service { revision: td.as_deref().map(|td| revision_of(Some(td))) },
+                    at: happened_at,
+                    by: format!("deployment {} COMPLETED", d.deployment_id),
+                });
+                let region = e.meta.region.as_deref();
+                let mut o = service::drive(app, Kind::EcsDeployment, cluster, service, region, None, input).await?;
                 if o.incident.is_none() {
                     o.summary = format!(
                         "{cluster}/{service}: deployment {} completed; known-good {}",
@@ -258,8 +297,24 @@ async fn deployment_changed(
                 // checks); diagnosis, logs and evidence follow. Only while this
                 // deployment is still the service's PRIMARY one: a late event does
                 // nothing. Its revision is then recorded failed (not known-good).
-                let signal = ProblemSignal {
-                    region: e.meta.region.as_deref(),
+                let explanation = format!(
+                    "deployment {} failed: {}",
+                    d.deployment_id,
+                    d.reason.as_deref().unwrap_or("no reason given")
+                );
+                let input = Input::Problem(ProblemSignal {
+                    key: ProblemKey::Deployment(d.deployment_id.clone()),
+                    label: "deployment failed".into(),
+                    kind: Kind::EcsDeployment,
+                    at: happened_at,
+                    severity: Severity::Sev3,
+                    cause: None,
+                    revision: None,
+                    task: None,
+                    news: true,
+                    note: None,
+                });
+                let signal = ServiceSignal {
                     action: Some(ActionRequest {
                         trigger_deployment: Some(&d.deployment_id),
                         ..ActionRequest::automatic(
@@ -270,21 +325,10 @@ async fn deployment_changed(
                         )
                     }),
                     failed_deployment: Some((&d.deployment_id, happened_at)),
-                    ..ProblemSignal::new(
-                        Kind::EcsDeployment,
-                        Signal::DeploymentFailed,
-                        cluster,
-                        service,
-                        "deployment failed",
-                        format!(
-                            "deployment {} failed: {}",
-                            d.deployment_id,
-                            d.reason.as_deref().unwrap_or("no reason given")
-                        ),
-                        raw,
-                    )
+                    ..signal(Kind::EcsDeployment, Signal::DeploymentFailed, "deployment failed", explanation, raw)
                 };
-                on_problem(app, signal).await
+                let region = e.meta.region.as_deref();
+                service::drive(app, Kind::EcsDeployment, cluster, service, region, Some(signal), input).await
             };
             once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await
         }
@@ -294,31 +338,39 @@ async fn deployment_changed(
                 "ECS deployment circuit breaker is rolling back ({}); autopilot takes no action while ECS rolls back",
                 d.reason.as_deref().unwrap_or("")
             );
-            let work = async {
-                let signal = ProblemSignal {
-                    region: e.meta.region.as_deref(),
-                    notes: vec![note],
-                    action: Some(ActionRequest {
-                        ecs_rolling_back: true,
-                        ..ActionRequest::automatic(
-                            ActionKind::Rollback,
-                            cluster,
-                            service,
-                            format!("{} (circuit breaker)", d.event_name),
-                        )
-                    }),
-                    ..ProblemSignal::new(
-                        Kind::EcsDeployment,
-                        Signal::DeploymentFailed,
+            let input = Input::Problem(ProblemSignal {
+                key: ProblemKey::Deployment(d.deployment_id.clone()),
+                label: "deployment failed".into(),
+                kind: Kind::EcsDeployment,
+                at: happened_at,
+                severity: Severity::Sev3,
+                cause: None,
+                revision: None,
+                task: None,
+                news: true,
+                note: Some(note.clone()),
+            });
+            let signal = ServiceSignal {
+                notes: vec![note],
+                action: Some(ActionRequest {
+                    ecs_rolling_back: true,
+                    ..ActionRequest::automatic(
+                        ActionKind::Rollback,
                         cluster,
                         service,
-                        "deployment failed",
-                        "ECS is rolling back a failed deployment".into(),
-                        raw,
+                        format!("{} (circuit breaker)", d.event_name),
                     )
-                };
-                on_problem(app, signal).await
+                }),
+                ..signal(
+                    Kind::EcsDeployment,
+                    Signal::DeploymentFailed,
+                    "deployment failed",
+                    "ECS is rolling back a failed deployment".into(),
+                    raw,
+                )
             };
+            let region = e.meta.region.as_deref();
+            let work = service::drive(app, Kind::EcsDeployment, cluster, service, region, Some(signal), input);
             let mut o =
                 once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await?;
             o.summary =

@@ -7,7 +7,6 @@
 
 pub mod alarm;
 pub mod ecs;
-pub mod incident;
 pub mod pipeline;
 pub mod reports;
 pub mod runbook;
@@ -145,7 +144,7 @@ where
             let mut outcome = on_duplicate();
             // Point the duplicate at the incident it belongs to, if one is open.
             if let (Some(c), Some(s)) = (&outcome.cluster, &outcome.service)
-                && let Ok(Some(open)) = app.state.open_incident(&crate::lifecycle::Subject::service(c, s)).await
+                && let Ok(Some(open)) = app.state.incidents().open(&crate::incident::Subject::service(c, s)).await
             {
                 outcome.incident = Some(open.id);
                 outcome.evidence = open.evidence;

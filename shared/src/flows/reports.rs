@@ -1,11 +1,13 @@
 //! `scheduled-reports`: the escalation job (every five minutes) and the daily
 //! and weekly reports.
 //!
-//! Escalation reads the open incidents from the state table's open index and
-//! decides per incident with `lifecycle::escalation_due`; the escalation count
-//! is claimed with a conditional write before the publish (and given back if
-//! the publish fails), so concurrent or repeated runs never send the same
-//! escalation twice.
+//! Escalation lists the open incidents from the state table's open index
+//! and steps each with the machine's tick (`incident::machine`, driven by
+//! `incident::shell`): an opening alert whose sender died is delivered, an
+//! alarm problem whose alarm reads OK clears, a resolution left unsent goes
+//! out, an incident without a signal for a window expires, one open past the
+//! escalation delay escalates. Every message is claimed in the record before
+//! it is published, so concurrent or repeated runs never send one twice.
 //!
 //! The daily and weekly reports read every service of the clusters in
 //! scope, judge them with the pure modules (`daily_report`,
@@ -20,10 +22,12 @@ use super::{Flow, FlowFuture};
 use crate::adapters::sns::publish;
 use crate::context::{App, Function};
 use crate::error::AutopilotError;
-use crate::lifecycle::{Escalation, Incident, Policy, escalation_due};
+use crate::incident::Subject;
+use crate::incident::machine::{Input, MessageKind, Verdict};
+use crate::incident::pipeline::PipelinePort;
+use crate::incident::service::ServicePort;
+use crate::incident::shell::{self, Driven};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
-use crate::render::{EscalationView, Links, render_escalation};
-use crate::snapshot::LedgerStatus;
 use crate::time::{iso, now};
 use crate::trigger::{Job, Trigger};
 
@@ -40,43 +44,64 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
     })
 }
 
+/// One tick of one open incident, through its subject kind.
+async fn tick(app: &App, subject: &Subject) -> Result<Driven, AutopilotError> {
+    let input = Input::Tick { alarms_checked: false };
+    match subject.as_service() {
+        Some((cluster, service)) => {
+            let mut port = ServicePort::new(cluster, service, None, None);
+            shell::drive(app, &mut port, subject, input).await
+        }
+        None => {
+            let mut port = PipelinePort::new(app, subject, None, None);
+            shell::drive(app, &mut port, subject, input).await
+        }
+    }
+}
+
 /// One escalation run over every open incident.
 async fn escalate(app: &App) -> Result<Outcome, AutopilotError> {
-    let settings = &app.config.settings;
-    let policy = Policy::from_settings(settings);
-    let escalate_after = settings.escalate_after.as_secs() as i64;
-    let open = app.state.open_incidents().await?;
-    let t = now();
+    let open = app.state.incidents().open_subjects().await?;
     let mut escalated = Vec::new();
     let mut expired = Vec::new();
+    let mut delivered = Vec::new();
+    let mut resolved = Vec::new();
     let mut failed = Vec::new();
-    for inc in &open {
-        match escalation_due(inc, t, escalate_after, &policy) {
-            Escalation::NotDue => {}
-            Escalation::Expire => {
-                let window = crate::render::human_duration(policy.window_for(&inc.subject));
-                match super::incident::expire(app, inc, &format!("expired: no signal for {window}")).await {
-                    Ok(true) => expired.push(inc.id.clone()),
-                    Ok(false) => {}
-                    Err(e) => failed.push(format!("{}: {e}", inc.id)),
+    for subject in &open {
+        match tick(app, subject).await {
+            Ok(driven) => {
+                let id = driven.record.as_ref().map(|r| r.id.clone()).unwrap_or_default();
+                for (message, _) in &driven.published {
+                    match message {
+                        MessageKind::Escalation { .. } => escalated.push(id.clone()),
+                        MessageKind::Opening => delivered.push(id.clone()),
+                        MessageKind::Resolution { expired: true, .. } => expired.push(id.clone()),
+                        MessageKind::Resolution { .. } => resolved.push(id.clone()),
+                        MessageKind::Update => {}
+                    }
+                }
+                if let Some(why) = &driven.not_published {
+                    failed.push(format!("{id}: {why}"));
+                }
+                if driven.verdicts.iter().any(|v| matches!(v, Verdict::Released(_))) && driven.not_published.is_none() {
+                    failed.push(format!("{id}: a message was not published"));
                 }
             }
-            Escalation::Escalate { nth } => match escalate_one(app, inc, nth, t).await {
-                Ok(true) => escalated.push(inc.id.clone()),
-                Ok(false) => {}
-                Err(e) => failed.push(format!("{}: {e}", inc.id)),
-            },
+            Err(e) => failed.push(format!("{}: {e}", subject.label())),
         }
     }
     tracing::info!(
         open = open.len(),
         escalated = escalated.len(),
         expired = expired.len(),
+        delivered = delivered.len(),
+        resolved = resolved.len(),
         failed = failed.len(),
         decision = "escalation-run",
         "escalation run"
     );
-    if !failed.is_empty() && escalated.is_empty() && expired.is_empty() {
+    let sent = escalated.len() + expired.len() + delivered.len() + resolved.len();
+    if !failed.is_empty() && sent == 0 {
         // Nothing got through: fail so that the schedule's retry tries again.
         return Err(AutopilotError::Aws(crate::error::AwsError {
             retryable: true,
@@ -93,81 +118,19 @@ async fn escalate(app: &App) -> Result<Outcome, AutopilotError> {
         Severity::Info,
         Cause::Expected,
         format!(
-            "escalation: {} open incident(s), {} escalated, {} expired{}",
+            "escalation: {} open incident(s), {} escalated, {} expired, {} pending alert(s) delivered, {} resolved{}",
             open.len(),
             escalated.len(),
             expired.len(),
+            delivered.len(),
+            resolved.len(),
             if failed.is_empty() { String::new() } else { format!(", {} failed: {}", failed.len(), failed.join("; ")) }
         ),
     );
-    o.details = Some(json!({"escalated": escalated, "expired": expired, "failed": failed}));
+    o.details = Some(json!({
+        "escalated": escalated, "expired": expired, "delivered": delivered, "resolved": resolved, "failed": failed,
+    }));
     Ok(o)
-}
-
-/// Claim escalation `nth` of `inc`, then send it; `Ok(false)` when another
-/// run claimed it first. An unsent escalation gives its claim back.
-async fn escalate_one(app: &App, inc: &Incident, nth: u32, t: i64) -> Result<bool, AutopilotError> {
-    if !app.state.count_escalation(inc, nth - 1, t).await? {
-        return Ok(false);
-    }
-    let (cluster, service) = inc.subject.as_service().unwrap_or(("", ""));
-    let mut tried = inc.notes.clone();
-    if let Some((c, s)) = inc.subject.as_service() {
-        // The ledger says what the engine decided, executed or not.
-        match app.state.ledger_since(c, s, inc.opened_at).await {
-            Ok(entries) => {
-                // Executed and failed actions are in the notes already.
-                let noted = |detail: &str| inc.notes.iter().any(|n| n.contains(detail));
-                tried.extend(
-                    entries
-                        .iter()
-                        .filter(|e| {
-                            !matches!(e.status, LedgerStatus::Executed | LedgerStatus::Failed) || !noted(&e.detail)
-                        })
-                        .map(|e| format!("{} {} at {}: {}", e.action.as_str(), e.status.as_str(), iso(e.at), e.detail)),
-                )
-            }
-            Err(e) => tried.push(format!("ledger unreadable: {e}")),
-        }
-    }
-    let problem = inc.summary.split(" - ").next().unwrap_or("incident").to_string();
-    let view = EscalationView {
-        severity: inc.severity,
-        cause: inc.cause,
-        cluster,
-        service,
-        incident: &inc.id,
-        problem: &problem,
-        opened_at: &iso(inc.opened_at),
-        open_for_seconds: t - inc.opened_at,
-        nth,
-        tried: &tried,
-        evidence: inc.evidence.as_deref(),
-        links: Links {
-            region: app.config.settings.console_region.clone(),
-            cluster: cluster.into(),
-            service: service.into(),
-        },
-        pipeline: inc.subject.as_pipeline().map(|(pipeline, execution)| crate::pipeline::PipelineLinks {
-            region: app.config.settings.console_region.clone(),
-            pipeline: pipeline.into(),
-            execution_id: execution.into(),
-        }),
-    };
-    let mut message = render_escalation(&view, &crate::telemetry::redactor());
-    message.team = inc.team.clone();
-    match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
-        Ok(_) => {
-            tracing::info!(incident = %inc.id, nth, decision = "escalated", "incident escalated");
-            Ok(true)
-        }
-        Err(e) => {
-            if let Err(undo) = app.state.uncount_escalation(inc, nth).await {
-                tracing::error!(incident = %inc.id, error = %undo, "escalation claim not given back; it is not re-sent");
-            }
-            Err(AutopilotError::Aws(e))
-        }
-    }
 }
 
 /// Pages of `FilterLogEvents` read per log group for the daily error count.
@@ -264,8 +227,9 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
         evidence: Some(format!("s3://{bucket}/{prefix}")),
         team: None,
     };
-    let message_id =
-        publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(super::incident::publish_failed)?;
+    let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
+        .await
+        .map_err(crate::incident::shell::publish_failed)?;
     let t = &report.totals;
     let mut o = Outcome::new(
         Kind::Report,
@@ -451,8 +415,9 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
         evidence: Some(format!("s3://{bucket}/{prefix}")),
         team: None,
     };
-    let message_id =
-        publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(super::incident::publish_failed)?;
+    let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
+        .await
+        .map_err(crate::incident::shell::publish_failed)?;
     let mut o = Outcome::new(
         Kind::Report,
         Severity::Info,
@@ -559,8 +524,8 @@ async fn week_of_service(
             });
         }
     }
-    let subject = crate::lifecycle::Subject::service(s.cluster.as_str(), s.service.as_str());
-    match app.state.incidents_since(&subject, start).await {
+    let subject = Subject::service(s.cluster.as_str(), s.service.as_str());
+    match app.state.incidents().since(&subject, start).await {
         Ok(i) => delivery.incidents = i,
         Err(e) => unread.push(format!("incidents: {e}")),
     }
@@ -687,8 +652,8 @@ async fn day_of_service(
             }
         }
     }
-    let subject = crate::lifecycle::Subject::service(cluster.as_str(), name.as_str());
-    match app.state.incidents_since(&subject, since).await {
+    let subject = Subject::service(cluster.as_str(), name.as_str());
+    match app.state.incidents().since(&subject, since).await {
         Ok(i) => facts.incidents = i,
         Err(e) => facts.unread.push(format!("incidents: {e}")),
     }

@@ -134,8 +134,9 @@ async fn diagnose(app: &App, cluster: &str, service: &str, health_only: bool) ->
     let settings = &app.config.settings;
     let t = now();
     let g = gather(&app.clients, &app.gather_request(cluster, service, Depth::Full)).await;
-    let recent = super::incident::recent_failures(&g.stopped_tasks, t, settings.incident_window.as_secs() as i64);
-    let cause = super::incident::dominant_cause(recent.iter().map(|(_, c)| *c)).unwrap_or(Cause::Unknown);
+    let recent =
+        crate::incident::service::recent_failures(&g.stopped_tasks, t, settings.incident_window.as_secs() as i64);
+    let cause = crate::incident::service::dominant_cause(recent.iter().map(|(_, c)| *c)).unwrap_or(Cause::Unknown);
     let (severity, reasons) = grade(&SeverityInput {
         signal: Signal::TaskFailed,
         tasks: g.service.as_ref().map(|s| (s.running, s.desired)),

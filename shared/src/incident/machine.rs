@@ -484,6 +484,12 @@ pub struct Learnt {
     pub wants_action: bool,
     /// The signal was news by itself (carried from its problem step).
     pub news: bool,
+    /// A better label for the problem the incident opened with, found by
+    /// diagnosis before its alert ("pipeline failed at Build/UnitTests").
+    pub label: Option<String>,
+    /// Revisions problems turned out to be about (a failed deployment's, as
+    /// the engine found it listed): never a rollback target after that.
+    pub revisions: Vec<(ProblemKey, String)>,
 }
 
 /// A message went out.
@@ -970,6 +976,17 @@ fn learnt(rec: &Record, l: &Learnt, ctx: &Ctx<'_>) -> Transition {
     for n in &l.notes {
         bounded_push(&mut r.notes, n.clone(), MAX_NOTES);
     }
+    for (key, revision) in &l.revisions {
+        if let Some(p) = r.problems.iter_mut().find(|p| &p.key == key && p.revision.is_none()) {
+            p.revision = Some(revision.clone());
+        }
+    }
+    if let Some(label) = l.label.as_ref().filter(|_| r.alert_at.is_none()) {
+        if let Some(first) = r.problems.first_mut() {
+            first.label = label.clone();
+        }
+        r.headline = label.clone();
+    }
     let rose = r.severity < rec.severity || rec.sending.as_ref().is_some_and(|s| s.message == MessageKind::Opening);
     match r.sending.clone() {
         Some(s) if s.by == ctx.token && s.message == MessageKind::Opening => {
@@ -1088,14 +1105,13 @@ fn not_sent(current: Option<&Record>, p: &Publish, ctx: &Ctx<'_>) -> Transition 
     }
 }
 
-/// Whether `revision` is in trouble at `at`: a failed deployment of it is
-/// an open problem, or its tasks failed at the crash-loop threshold within
-/// the window before `at`.
+/// Whether `revision` is in trouble at `at`: its tasks failed at the
+/// crash-loop threshold within the window before `at`. (A deployment of it
+/// that completes after its own failure is a redeploy that worked: the time
+/// rule alone decides that.)
 fn in_trouble(rec: &Record, revision: &str, at: i64, ctx: &Ctx<'_>) -> bool {
-    rec.problems.iter().any(|p| {
-        matches!(p.key, ProblemKey::Deployment(_)) && !p.is_cleared() && p.revision.as_deref() == Some(revision)
-    }) || rec.failures.count(Some(revision), at, ctx.window()) >= ctx.policy.crash_loop_threshold.max(1)
-        && rec.failures.buckets.iter().any(|b| b.revision == revision)
+    rec.failures.buckets.iter().any(|b| b.revision == revision)
+        && rec.failures.count(Some(revision), at, ctx.window()) >= ctx.policy.crash_loop_threshold.max(1)
 }
 
 fn recovery(rec: &Record, r: &Recovery, ctx: &Ctx<'_>) -> Transition {
@@ -1496,14 +1512,14 @@ mod tests {
         let (_, t) = run(
             Some(&rec),
             Input::Recovery(Recovery {
-                scope: RecoveryScope::Service { revision: Some("api:8".into()) },
-                at: T0 + 60,
-                by: "x".into(),
+                scope: RecoveryScope::Service { revision: Some("api:7".into()) },
+                at: T0 - 10,
+                by: "a completion older than the failure".into(),
             }),
             T0 + 60,
             "req-b",
         );
-        assert!(matches!(t.verdict, Verdict::Nothing(_)), "the failed revision's own completion: {:?}", t.verdict);
+        assert!(matches!(t.verdict, Verdict::Stale(_)), "{:?}", t.verdict);
         let (_, t) = run(
             Some(&rec),
             Input::Recovery(Recovery {

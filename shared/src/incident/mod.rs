@@ -7,6 +7,8 @@
 //!   `version = :v`, carry out the effects, feed their results back.
 
 pub mod machine;
+pub mod pipeline;
+pub mod service;
 pub mod shell;
 pub mod subject;
 

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::adapters::cloudwatch;
 use crate::adapters::sns::publish;
-use crate::adapters::state::records::Write;
+use crate::adapters::state::incidents::Write;
 use crate::context::App;
 use crate::error::{AutopilotError, AwsError};
 use crate::incident::machine::{
@@ -111,7 +111,7 @@ pub async fn drive<P: Port>(
     subject: &Subject,
     input: Input,
 ) -> Result<Driven, AutopilotError> {
-    let store = app.state.records();
+    let store = app.state.incidents();
     let token = crate::invocation::token();
     let policy = policy(app);
     let mut out = Driven { record: store.get(subject).await?, ..Default::default() };

@@ -47,17 +47,23 @@ async fn high_cpu_scales_out_within_bounds_and_ok_resolves() {
     let svc = SeededService::create(&bed, "api", 2).await;
     // The fixture's alarm is `prod-api-cpu-high`: designated by the stack's prefix.
     let mut p = bed.start("alarm-responder", &[("ALARM_NAME_PREFIX", "prod-api-")]);
-    let o = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1"));
+    let mut firing = cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1");
+    bed.own_alarm(&mut firing, "ALARM").await;
+    let o = p.outcome(&firing);
     assert_eq!(o["cause"], "high-cpu", "{o}");
     assert!(o["severity"] == "SEV2" || o["severity"] == "SEV1", "91% CPU is at least SEV2: {o}");
     assert_eq!(o["actions"][0]["action"], "scale", "{o}");
     assert_eq!(o["actions"][0]["status"], "executed", "{o}");
     assert_eq!(svc.current(&bed).await.1, 4, "doubled, no more");
     // The same transition again (EventBridge retries): nothing more happens.
-    let again = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "cpu-1-retry"));
+    let mut retry = firing.clone();
+    retry["id"] = Value::from("cpu-1-retry");
+    let again = p.outcome(&retry);
     assert_eq!(again["notified"], "suppressed:duplicate-event", "{again}");
     assert_eq!(svc.current(&bed).await.1, 4);
-    let ok = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "cpu-ok"));
+    let mut back = cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "cpu-ok");
+    bed.own_alarm(&mut back, "OK").await;
+    let ok = p.outcome(&back);
     assert_eq!(ok["incident"], o["incident"], "{ok}");
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 2, "{:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
@@ -78,6 +84,7 @@ async fn errors_after_a_fresh_deployment_roll_back_and_the_target_group_finds_th
             dims["TargetGroup"] = Value::from(tg_dimension.clone());
         }
     }
+    bed.own_alarm(&mut event, "ALARM").await;
     let mut p = LambdaProcess::start(
         &binary("alarm-responder"),
         "alarm5xx",
@@ -105,7 +112,9 @@ async fn an_alarm_ok_does_not_resolve_an_incident_it_did_not_open() {
     let crash = svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "ok-crash", &format!("{:032x}", 1));
     let opened = tokio::task::block_in_place(|| ecs.invoke(&crash)).expect_response("crash");
     let mut p = bed.start("alarm-responder", &[]);
-    let ok = p.outcome(&cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "ok-1"));
+    let mut back = cpu_alarm(&svc, "alarm/eventbridge-metric-cpu-ok.json", "ok-1");
+    bed.own_alarm(&mut back, "OK").await;
+    let ok = p.outcome(&back);
     assert_eq!(ok["incident"], opened["incident"]);
     assert!(ok["summary"].as_str().unwrap().contains("stays open"), "{ok}");
     assert_eq!(bed.notifications().await.len(), 1, "only the crash alert");
@@ -132,6 +141,7 @@ async fn an_alarm_without_service_dimensions_is_mapped_by_its_tags() {
         "id": "m1", "returnData": true,
         "metricStat": {"metric": {"namespace": "Checkout", "name": "PaymentErrors", "dimensions": {}}, "period": 60, "stat": "Sum"}
     }]);
+    bed.set_alarm(&name, "ALARM").await;
     let mut p = bed.start("alarm-responder", &[]);
     let o = p.outcome(&event);
     assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some(svc.cluster.as_str()), Some("api")), "{o}");
@@ -189,6 +199,7 @@ async fn an_undesignated_alarm_takes_no_action_on_any_delivery_path_and_says_why
         if event.get("id").is_some() {
             event["id"] = Value::from(format!("desig-{n}"));
         }
+        bed.own_alarm(&mut event, "ALARM").await;
         let o = p.outcome(&event);
         assert_eq!(o["service"], "api", "{file}: {o}");
         let actions = o["actions"].as_array().expect("actions");
@@ -210,7 +221,8 @@ async fn an_alarm_tagged_autopilot_actions_on_may_act_outside_the_prefix() {
     let arn = create_alarm(&bed, &name, "AWS/ECS", "CPUUtilization", &[("autopilot:actions", "on")]).await;
     let mut event = cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "tagon-1");
     event["resources"] = serde_json::json!([arn]);
-    event["detail"]["alarmName"] = Value::from(name);
+    event["detail"]["alarmName"] = Value::from(name.clone());
+    bed.set_alarm(&name, "ALARM").await;
     let mut p = bed.start("alarm-responder", &[("ALARM_NAME_PREFIX", "payments-autopilot-")]);
     let o = p.outcome(&event);
     assert_eq!(o["actions"][0]["action"], "scale", "{o}");

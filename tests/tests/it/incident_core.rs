@@ -5,9 +5,10 @@
 
 use autopilot_tests::{LedgerSeed, SeededService, TestBed, fixture};
 use serde_json::Value;
-use shared::adapters::state::{Delivery, StateStore, UpdateClaim};
-use shared::lifecycle::{Incident, Opening, Subject, UpdateReason};
-use shared::{Cause, Severity};
+use shared::adapters::state::{StateStore, Write};
+use shared::incident::Subject;
+use shared::incident::machine::{Ctx, Input, Learnt, Policy, ProblemKey, ProblemSignal, step};
+use shared::{Cause, Kind, Severity};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
@@ -122,60 +123,65 @@ async fn finding_6_an_action_another_invocation_executed_is_announced_by_the_nex
     assert_eq!(third["notified"], "suppressed:incident-open-update-interval", "{third}");
 }
 
-/// Finding 7: a stale, milder reading can never lower an incident's severity,
-/// whatever makes its update due (here an action to announce, which used to
-/// let any claim through).
+/// A stale, milder reading can never lower an incident's severity: every
+/// write of the record is conditional on the version its writer read, so a
+/// writer that read an older version conflicts and steps again on the new one.
 #[tokio::test(flavor = "multi_thread")]
-async fn finding_7_a_stale_milder_claim_never_lowers_the_severity() {
+async fn a_writer_that_read_an_older_version_conflicts_and_never_lowers_the_severity() {
     let bed = TestBed::new("sevfall").await;
     let state = StateStore::new(bed.dynamodb.clone(), bed.table.clone());
+    let store = state.incidents();
     let subject = Subject::service("prod", "api");
     let t = now();
-    let opening = Opening {
+    let policy = Policy {
+        window_seconds: 3600,
+        update_interval_seconds: 900,
+        escalate_after_seconds: 900,
+        crash_loop_threshold: 3,
+    };
+    let ctx = |token: &'static str| Ctx {
+        subject: &subject,
+        now: t,
+        token,
+        lease_until: t + 330,
+        salt: token,
+        policy: &policy,
+    };
+    let signal = ProblemSignal {
+        key: ProblemKey::Tasks,
+        label: "task failed".into(),
+        kind: Kind::EcsTaskStopped,
+        at: t,
         severity: Severity::Sev3,
-        cause: Cause::Unknown,
-        summary: "task failed".into(),
-        source: "ecs".into(),
-        failed_tasks: Vec::new(),
+        cause: Some(Cause::Unknown),
+        revision: None,
+        task: None,
+        news: false,
+        note: None,
     };
-    let incident = Incident::opening(subject.clone(), &opening, t, "req-a", t + 330, "salt");
-    assert!(state.create_incident(&incident).await.expect("create"));
-    state
-        .mark_delivered(&incident, &Delivery { severity: Some(Severity::Sev3), ..Default::default() }, t)
-        .await
-        .expect("delivered");
-    // Invocation A read the incident at SEV3 …
-    let stale = state.open_incident(&subject).await.expect("read").expect("open");
-    // … B raises it to SEV2 and announces that …
-    let claim = |reason, severity, key| UpdateClaim {
-        reason,
-        severity,
-        cause: None,
-        first_unannounced: key,
-        now: t + 5,
-        interval_seconds: 900,
-    };
-    let raised = state
-        .claim_update(&stale, &claim(UpdateReason::SeverityRose(Severity::Sev3), Severity::Sev2, None))
-        .await
-        .expect("raise");
-    assert_eq!(raised.map(|i| i.severity), Some(Severity::Sev2));
-    // … then A, still believing SEV3, claims an update for an action.
-    let a = state
-        .claim_update(&stale, &claim(UpdateReason::Action, Severity::Sev3, Some("ledger#x")))
-        .await
-        .expect("claim")
-        .expect("an action is news");
-    assert_eq!(a.severity, Severity::Sev2, "A announces the stored severity, not its stale one");
-    // A stale rise to SEV3 (from the SEV3 it read) is refused outright.
-    let stale_rise = state
-        .claim_update(&stale, &claim(UpdateReason::SeverityRose(Severity::Sev3), Severity::Sev3, None))
-        .await
-        .expect("claim");
-    assert!(stale_rise.is_none());
-    assert!(!state.raise_severity(&stale, Severity::Sev3).await.expect("raise"), "never lowered");
-    let now_stored = state.open_incident(&subject).await.expect("read").expect("open");
-    assert_eq!(now_stored.severity, Severity::Sev2);
+    let opened = step(None, &Input::Problem(signal.clone()), &ctx("req-a")).record.expect("open");
+    assert_eq!(store.write(None, &opened, "req-a#1").await.expect("create"), Write::Written);
+    // A and B both read version 0 …
+    let read = store.get(&subject).await.expect("read").expect("stored");
+    // … B raises it to SEV2 and writes first …
+    let raised = step(
+        Some(&read),
+        &Input::Learnt(Learnt { severity: Some(Severity::Sev2), ..Default::default() }),
+        &ctx("req-b"),
+    )
+    .record
+    .expect("raised");
+    assert_eq!(store.write(Some(&read), &raised, "req-b#1").await.expect("b"), Write::Written);
+    // … then A, still on version 0 and believing SEV3, is refused.
+    let stale = step(Some(&read), &Input::Problem(signal.clone()), &ctx("req-a")).record.expect("a");
+    assert_eq!(stale.severity, Severity::Sev3);
+    assert_eq!(store.write(Some(&read), &stale, "req-a#2").await.expect("a"), Write::Conflict);
+    // Stepping again on what is stored keeps the higher severity.
+    let fresh = store.get(&subject).await.expect("read").expect("stored");
+    let again = step(Some(&fresh), &Input::Problem(signal), &ctx("req-a")).record.expect("a again");
+    assert_eq!(store.write(Some(&fresh), &again, "req-a#3").await.expect("a"), Write::Written);
+    let stored = store.get(&subject).await.expect("read").expect("stored");
+    assert_eq!((stored.severity, stored.version, stored.events), (Severity::Sev2, 2, 2));
 }
 
 /// Finding 10: a crash loop is counted once per task, per revision, within
@@ -224,7 +230,7 @@ async fn open_incidents_are_listed_and_leave_the_list_when_resolved() {
     let a = p.outcome(&api.retarget(&stop, "list-1", &format!("{:032x}", 1)));
     let w = p.outcome(&web.retarget(&stop, "list-2", &format!("{:032x}", 2)));
     let state = StateStore::new(bed.dynamodb.clone(), bed.table.clone());
-    let mut ids: Vec<String> = state.open_incidents().await.expect("list").into_iter().map(|i| i.id).collect();
+    let mut ids: Vec<String> = state.incidents().open_all().await.expect("list").into_iter().map(|i| i.id).collect();
     ids.sort();
     let mut expected = vec![a["incident"].as_str().unwrap().to_string(), w["incident"].as_str().unwrap().to_string()];
     expected.sort();
@@ -232,7 +238,7 @@ async fn open_incidents_are_listed_and_leave_the_list_when_resolved() {
     let steady = api.retarget(&fixture("ecs/service-steady-state.json"), "list-3", "x");
     let resolved = p.outcome(&steady);
     assert_eq!(resolved["incident"], a["incident"], "{resolved}");
-    let left: Vec<String> = state.open_incidents().await.expect("list").into_iter().map(|i| i.id).collect();
+    let left: Vec<String> = state.incidents().open_all().await.expect("list").into_iter().map(|i| i.id).collect();
     assert_eq!(left, vec![w["incident"].as_str().unwrap().to_string()]);
     // The resolution names the post-incident report stored beside the evidence.
     let resolution =

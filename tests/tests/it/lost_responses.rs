@@ -5,15 +5,15 @@
 //! Such a write is ours — not "another invocation won".
 
 use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::operation::put_item::{PutItemError, PutItemOutput};
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use shared::adapters::state::{Claim, Incident, LockOutcome, StateStore};
-use shared::lifecycle::{Alert, Subject};
-use shared::outcome::{Cause, Severity};
+use shared::adapters::state::{Claim, LockOutcome, StateStore, Write};
+use shared::incident::Record;
+use shared::incident::Subject;
+use shared::incident::machine::{Ctx, Input, Policy, ProblemKey, ProblemSignal, step};
+use shared::outcome::{Cause, Kind, Severity};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -77,43 +77,44 @@ fn item(pairs: &[(&str, &str)]) -> Item {
     pairs.iter().map(|(k, v)| (k.to_string(), s(v))).collect()
 }
 
-fn open_incident_item(extra: &[(&str, &str)]) -> Item {
-    let mut i = item(&[
-        ("pk", "service#prod/api"),
-        ("sk", "incident#open"),
-        ("incident_id", "inc-20261120-140211-abc123"),
-        ("cause", "out-of-memory"),
-        ("severity", "SEV2"),
-        ("summary", "crash loop - out of memory"),
-        ("source", "ecs"),
-    ]);
-    i.insert("opened_at".into(), AttributeValue::N("1795000000".into()));
-    i.extend(item(extra));
-    i
+/// An incident record as the machine opens it (version 0).
+fn incident() -> Record {
+    let subject = Subject::service("prod", "api");
+    let policy = Policy {
+        window_seconds: 3600,
+        update_interval_seconds: 900,
+        escalate_after_seconds: 900,
+        crash_loop_threshold: 3,
+    };
+    let ctx = Ctx {
+        subject: &subject,
+        now: 1_795_000_000,
+        token: "req-lost-3",
+        lease_until: 1_795_000_330,
+        salt: "salt",
+        policy: &policy,
+    };
+    let signal = ProblemSignal {
+        key: ProblemKey::Tasks,
+        label: "task failed".into(),
+        kind: Kind::EcsTaskStopped,
+        at: 1_795_000_000,
+        severity: Severity::Sev2,
+        cause: Some(Cause::OutOfMemory),
+        revision: None,
+        task: None,
+        news: false,
+        note: None,
+    };
+    step(None, &Input::Problem(signal), &ctx).record.expect("opened")
 }
 
-fn incident() -> Incident {
-    Incident {
-        id: "inc-20261120-140211-abc123".into(),
-        subject: Subject::service("prod", "api"),
-        cause: Cause::OutOfMemory,
-        severity: Severity::Sev2,
-        summary: "crash loop - out of memory".into(),
-        opened_at: 1_795_000_000,
-        last_event_at: 1_795_000_000,
-        alert: Alert::Pending { by: "req-lost-3".into(), until: 1_795_000_330 },
-        last_notified_at: None,
-        failed_tasks: Vec::new(),
-        events: 3,
-        evidence: None,
-        message_id: None,
-        notes: Vec::new(),
-        source: "ecs".into(),
-        announced: Vec::new(),
-        escalations: 0,
-        impact: Vec::new(),
-        team: None,
-    }
+/// The stored item of `record`, written by `writer` (as the store writes it).
+fn incident_item(record: &Record, writer: &str) -> Item {
+    let mut i = item(&[("pk", "service#prod/api"), ("sk", "incident#open"), ("writer", writer)]);
+    i.insert("record".into(), s(&serde_json::to_string(record).unwrap()));
+    i.insert("version".into(), AttributeValue::N(record.version.to_string()));
+    i
 }
 
 const NOW: i64 = 1_795_000_100;
@@ -142,50 +143,32 @@ async fn when_the_locks_response_is_lost_the_retry_should_hold_the_lock() {
     assert_eq!(lock, LockOutcome::Acquired);
 }
 
+/// Finding 8: every write of the incident record recognises its own retry.
 #[tokio::test]
-async fn when_opening_an_incident_loses_its_response_the_retry_should_know_it_opened_it() {
-    let put = put_applied_then_lost("incident#open");
-    let state = store(&[&put]);
-    let created = state.create_incident(&incident()).await.expect("create");
-    assert_eq!(put.num_calls(), 2);
-    assert!(created, "we opened it: the alert is ours to send");
+async fn when_an_incident_write_loses_its_response_the_retry_should_know_it_wrote_it() {
+    // Opening (no record read) and a later write (version 0 read) alike.
+    let opened = incident();
+    let mut next = opened.clone();
+    next.version = 1;
+    next.severity = Severity::Sev1;
+    for (read, written) in [(None, &opened), (Some(&opened), &next)] {
+        let put = put_applied_then_lost("incident#open");
+        let state = store(&[&put]);
+        let writer = format!("req-lost-3#{}", written.version);
+        let outcome = state.incidents().write(read, written, &writer).await.expect("write");
+        assert_eq!(put.num_calls(), 2, "the first attempt and the SDK's retry");
+        assert_eq!(outcome, Write::Written, "our own write (version {}), not a conflict", written.version);
+    }
 }
 
 #[tokio::test]
-async fn when_closing_an_incident_loses_its_response_the_retry_should_get_the_incident_back() {
-    // Whatever the close writes first on the open item is applied, then answered 500;
-    // the retry fails its condition on the item as that first attempt left it.
-    let update_kept: Kept = Arc::default();
-    let k = update_kept.clone();
-    let update = mock!(aws_sdk_dynamodb::Client::update_item)
-        .match_requests(move |input| {
-            let token = input.expression_attribute_values().and_then(|v| v.get(":token")).cloned();
-            let mut after = open_incident_item(&[]);
-            if let Some(t) = token {
-                after.insert("closing_by".into(), t);
-            }
-            *k.lock().unwrap() = Some(after);
-            true
-        })
-        .sequence()
-        .http_status(500, None)
-        .error(move || UpdateItemError::ConditionalCheckFailedException(ccf(update_kept.lock().unwrap().clone())))
-        .build();
-    // The open item is gone after a delete's first attempt: its retry fails with no item.
-    let delete = mock!(aws_sdk_dynamodb::Client::delete_item)
-        .sequence()
-        .http_status(500, None)
-        .error(|| DeleteItemError::ConditionalCheckFailedException(ccf(None)))
-        .build();
-    let history = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
-    let state = store(&[&update, &delete, &history]);
-    let closed = state
-        .close_incident(&Subject::service("prod", "api"), "inc-20261120-140211-abc123", "SERVICE_STEADY_STATE", NOW)
-        .await
-        .expect("close");
-    let closed = closed.expect("we closed it: the resolution is ours to send");
-    assert_eq!(closed.id, "inc-20261120-140211-abc123");
-    assert_eq!(closed.cause, Cause::OutOfMemory);
+async fn when_another_writer_wrote_the_same_version_it_is_a_conflict() {
+    let opened = incident();
+    let mut next = opened.clone();
+    next.version = 1;
+    let theirs = put_refused("incident#open", incident_item(&next, "someone-else#1"));
+    let state = store(&[&theirs]);
+    assert_eq!(state.incidents().write(Some(&opened), &next, "me#1").await.unwrap(), Write::Conflict);
 }
 
 #[tokio::test]
@@ -197,7 +180,7 @@ async fn when_the_refused_items_token_is_another_invocations_it_should_stay_thei
         i.insert("lease_until".into(), AttributeValue::N((NOW + 300).to_string()));
         i
     });
-    let open = put_refused("incident#open", open_incident_item(&[("created_by", "someone-else")]));
+    let open = put_refused("incident#open", incident_item(&incident(), "someone-else#0"));
     let get = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| {
         aws_sdk_dynamodb::operation::get_item::GetItemOutput::builder()
             .set_item(Some(item(&[("owner", "ecs-events:someone-else")])))
@@ -209,5 +192,5 @@ async fn when_the_refused_items_token_is_another_invocations_it_should_stay_thei
         state.acquire_lock("prod", "api", "ecs-events:me", NOW, NOW + 330).await.unwrap(),
         LockOutcome::HeldBy("ecs-events:someone-else".into())
     );
-    assert!(!state.create_incident(&incident()).await.unwrap());
+    assert_eq!(state.incidents().write(None, &incident(), "me#0").await.unwrap(), Write::Conflict);
 }

@@ -32,7 +32,6 @@ pub mod claims;
 pub mod deployments;
 pub mod incidents;
 pub mod pipelines;
-pub mod records;
 pub mod weekly;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
@@ -45,7 +44,7 @@ use crate::error::AutopilotError;
 pub use actions::{LedgerEntry, LedgerStatus, LockOutcome};
 pub use claims::{Claim, ClaimKey};
 pub use deployments::KnownGood;
-pub use incidents::{Delivery, Incident, OPEN_INDEX, UpdateClaim};
+pub use incidents::{IncidentStore, OPEN_INDEX, Write};
 
 pub(crate) const DAY: i64 = 24 * 60 * 60;
 
