@@ -287,7 +287,8 @@ pub async fn stored_incidents(bed: &TestBed, cluster: &str, service: &str) -> Ve
         let sk = text(i, "sk").unwrap_or_default();
         let entry = by_id.entry(id.clone()).or_insert(StoredIncident { id, open: false, resolution: None });
         if sk == "incident#open" {
-            entry.open |= !i.contains_key("closing_by");
+            // The subject's current record: open, or closed and kept as its tombstone.
+            entry.open |= text(i, "state").as_deref() != Some("closed") && !i.contains_key("closing_by");
         } else if let Some(r) = text(i, "resolution") {
             entry.resolution = Some(r);
         }

@@ -94,6 +94,52 @@ impl TestBed {
         name
     }
 
+    /// Edit the stored incident record of the subject `pk` (`service#c/s`,
+    /// `pipeline#p/x`) in place, as time or another writer would have left
+    /// it; the record's JSON is handed to `edit`. Returns the record after.
+    pub async fn edit_incident(&self, pk: &str, edit: impl FnOnce(&mut Value)) -> Value {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S("incident#open".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get incident")
+            .item
+            .unwrap_or_else(|| panic!("no incident record under {pk}"));
+        let text = item.get("record").and_then(|v| v.as_s().ok()).expect("a record").clone();
+        let mut record: Value = serde_json::from_str(&text).expect("record json");
+        edit(&mut record);
+        let mut item = item;
+        item.insert("record".into(), AttributeValue::S(record.to_string()));
+        if let Some(opened) = record["opened_at"].as_i64() {
+            item.insert("opened_at".into(), AttributeValue::N(opened.to_string()));
+        }
+        self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await.expect("put incident");
+        record
+    }
+
+    /// The stored incident record of the subject `pk`, if any.
+    pub async fn incident_record(&self, pk: &str) -> Option<Value> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let item = self
+            .dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S("incident#open".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get incident")
+            .item?;
+        item.get("record").and_then(|v| v.as_s().ok()).and_then(|t| serde_json::from_str(t).ok())
+    }
+
     /// Create the alarm `name` on the local server if needed and set its state.
     pub async fn set_alarm(&self, name: &str, state: &str) {
         let cw = aws_sdk_cloudwatch::Client::new(&self.config);

@@ -210,14 +210,17 @@ async fn success(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, Autopilot
     if let Err(e) = app.state.record_pipeline_execution(ev.pipeline, ev.execution, "SUCCEEDED", ev.at).await {
         tracing::warn!(error = %e, "execution state not recorded");
     }
-    let open: Vec<Subject> = app
-        .state
-        .incidents()
-        .open_subjects()
-        .await?
-        .into_iter()
-        .filter(|s| s.as_pipeline().is_some_and(|(p, x)| p == ev.pipeline && x != ev.execution))
-        .collect();
+    let mut open: Vec<Subject> = Vec::new();
+    for subject in app.state.incidents().open_subjects().await? {
+        if !subject.as_pipeline().is_some_and(|(p, x)| p == ev.pipeline && x != ev.execution) {
+            continue;
+        }
+        // A success older than a failure does not speak for it (the machine
+        // judges that too; read here, it also spares the execution read).
+        if app.state.incidents().open(&subject).await?.is_some_and(|r| r.opened_at <= ev.at) {
+            open.push(subject);
+        }
+    }
     if open.is_empty() {
         let mut o = outcome(
             Severity::Info,

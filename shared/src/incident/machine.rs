@@ -399,9 +399,12 @@ impl Record {
         if labels.is_empty() { self.headline.clone() } else { labels.join("; ") }
     }
 
-    /// `problem - cause headline`, as the history and listings show it.
+    /// `problem - cause headline`, as the history and listings show it (the
+    /// headline once: "pipeline failed at Build/UnitTests").
     pub fn summary(&self) -> String {
-        format!("{} - {}", self.problem_text(), self.cause.headline())
+        let problem = self.problem_text();
+        let headline = self.cause.headline();
+        if problem.starts_with(headline) { problem } else { format!("{problem} - {headline}") }
     }
 }
 

@@ -82,6 +82,8 @@ pub struct PipelinePort<'a> {
     evidence: Option<EvidenceStatus>,
     /// Details for the Outcome.
     details: Option<Value>,
+    /// The subject line of the last message rendered.
+    subject_line: Option<String>,
 }
 
 impl<'a> PipelinePort<'a> {
@@ -100,6 +102,7 @@ impl<'a> PipelinePort<'a> {
             production: None,
             evidence: None,
             details: None,
+            subject_line: None,
         }
     }
 
@@ -117,7 +120,7 @@ impl<'a> PipelinePort<'a> {
     }
 
     fn failed_at(&self, rec: &Record) -> String {
-        let Some(f) = &self.facts else { return rec.headline.trim_start_matches("pipeline failed - at ").into() };
+        let Some(f) = &self.facts else { return rec.headline.trim_start_matches("pipeline failed at ").into() };
         let stage = self.event_stage();
         let links = self.links(&self.execution);
         FailureView { stage: stage.as_deref(), action: f.failed.as_ref(), ..empty_view(&links) }.failed_at()
@@ -503,7 +506,7 @@ impl Port for PipelinePort<'_> {
                 _ => None,
             },
             notes,
-            label: Some(format!("pipeline failed - at {failed_at}")),
+            label: Some(format!("pipeline failed at {failed_at}")),
             news,
             ..Default::default()
         }
@@ -520,7 +523,8 @@ impl Port for PipelinePort<'_> {
                     cluster: "",
                     service: "",
                     incident: &rec.id,
-                    problem: &rec.problem_text(),
+                    // Short: the subject line names the pipeline already (the stage is in the body).
+                    problem: "pipeline failed",
                     opened_at: &iso(rec.opened_at),
                     open_for_seconds: now() - rec.opened_at,
                     nth: *nth,
@@ -537,6 +541,7 @@ impl Port for PipelinePort<'_> {
             .team
             .clone()
             .or_else(|| self.facts.as_ref().and_then(|f| tag(&f.tags, "autopilot:team").map(str::to_string)));
+        self.subject_line = Some(message.subject.clone());
         message
     }
 
@@ -599,7 +604,10 @@ fn outcome(port: &PipelinePort<'_>, what: Option<&str>, driven: &Driven) -> Outc
         (State::Open, _) => {
             let sent = driven.message_id(|m| matches!(m, MessageKind::Opening | MessageKind::Update));
             let summary = match (sent, what) {
-                (Some(_), _) => format!("[{}] pipeline {pipeline}: {}", rec.severity, rec.summary()),
+                (Some(_), _) => port
+                    .subject_line
+                    .clone()
+                    .unwrap_or_else(|| format!("[{}] pipeline {pipeline}: {}", rec.severity, rec.summary())),
                 (None, Some(what)) => format!(
                     "pipeline {pipeline}: {what} joins incident {} ({}); one alert per execution",
                     rec.id,

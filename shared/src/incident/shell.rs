@@ -129,7 +129,19 @@ pub async fn drive<P: Port>(
         let ctx = Ctx { subject, now, token: &token, lease_until: lease(app, now), salt: &salt, policy: &policy };
         let t = machine::step(out.record.as_ref(), &input, &ctx);
         if let Some(next) = &t.record {
-            match store.write(out.record.as_ref(), next, &writer_id(&token)).await? {
+            let written = match store.write(out.record.as_ref(), next, &writer_id(&token)).await {
+                Ok(w) => w,
+                // The message is out; failing now would make Lambda's retry
+                // send it again. The record stays claimed until our lease
+                // ends: only a sender that dies in this window can repeat it.
+                Err(e) if matches!(input, Input::Sent(_)) => {
+                    tracing::error!(subject = %subject.label(), error = %e, decision = "delivery-not-recorded", "message sent but not recorded");
+                    out.verdicts.push(Verdict::Nothing(format!("sent, not recorded: {e}")));
+                    return Ok(out);
+                }
+                Err(e) => return Err(e),
+            };
+            match written {
                 Write::Written => out.record = Some(next.clone()),
                 Write::Conflict => {
                     conflicts += 1;

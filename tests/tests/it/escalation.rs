@@ -5,7 +5,6 @@
 //! send the same escalation twice.
 
 use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
-use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -13,26 +12,19 @@ fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Move the open incident of `svc` back in time (and set attributes), as if it had been open that long.
-async fn age_incident(bed: &TestBed, svc: &SeededService, sets: &[(&str, AttributeValue)]) {
-    let mut expr = Vec::new();
-    let mut req = bed
-        .dynamodb
-        .update_item()
-        .table_name(&bed.table)
-        .key("pk", AttributeValue::S(format!("service#{}/{}", svc.cluster, svc.service)))
-        .key("sk", AttributeValue::S("incident#open".into()));
-    for (i, (k, v)) in sets.iter().enumerate() {
-        expr.push(format!("#k{i} = :v{i}"));
-        req = req
-            .expression_attribute_names(format!("#k{i}"), *k)
-            .expression_attribute_values(format!(":v{i}"), v.clone());
-    }
-    req.update_expression(format!("SET {}", expr.join(", "))).send().await.expect("age incident");
+/// Set fields of the open incident record of `svc`, as if it had been open that long.
+async fn age_incident(bed: &TestBed, svc: &SeededService, sets: &[(&str, Value)]) {
+    let pk = format!("service#{}/{}", svc.cluster, svc.service);
+    bed.edit_incident(&pk, |r| {
+        for (k, v) in sets {
+            r[*k] = v.clone();
+        }
+    })
+    .await;
 }
 
-fn n(v: i64) -> AttributeValue {
-    AttributeValue::N(v.to_string())
+fn n(v: i64) -> Value {
+    Value::from(v)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -86,7 +78,7 @@ async fn an_incident_past_the_delay_is_escalated_once_however_many_runs_race() {
     age_incident(
         &bed,
         &svc,
-        &[("opened_at", n(now() - 50 * 60)), ("severity", AttributeValue::S("SEV1".into())), ("sev_rank", n(1))],
+        &[("opened_at", n(now() - 50 * 60)), ("severity", Value::from("SEV1")), ("announced_severity", Value::from("SEV1"))],
     )
     .await;
     reports.outcome(&json!({"job": "escalate"}));
@@ -105,7 +97,7 @@ async fn an_incident_with_no_signal_for_a_window_is_closed_as_expired_and_says_s
     let opened =
         events.outcome(&svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "exp-1", &format!("{:032x}", 1)));
     bed.notifications().await;
-    age_incident(&bed, &svc, &[("opened_at", n(now() - 3 * 3600)), ("last_event_at", n(now() - 2 * 3600))]).await;
+    age_incident(&bed, &svc, &[("opened_at", n(now() - 3 * 3600)), ("last_signal_at", n(now() - 2 * 3600))]).await;
     let mut reports = bed.start("scheduled-reports", &[]);
     let o = reports.outcome(&json!({"job": "escalate"}));
     assert!(o["summary"].as_str().unwrap().contains("1 expired"), "{o}");

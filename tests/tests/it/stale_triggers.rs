@@ -100,7 +100,10 @@ async fn a_lagging_alarm_after_ecs_rolled_back_does_not_count_the_rollback_as_a_
         .concat(),
     );
     p.wait_ready(Duration::from_secs(20));
-    let o = p.outcome(&five_xx_alarm(&svc, "al-5xx"));
+    // It is still in ALARM when it arrives (the rollback has not cleared it yet).
+    let mut lagging = five_xx_alarm(&svc, "al-5xx");
+    bed.own_alarm(&mut lagging, "ALARM").await;
+    let o = p.outcome(&lagging);
     assert_eq!(o["service"], "api", "{o}");
     let action = &o["actions"][0];
     assert_eq!(action["action"], "rollback", "{o}");
