@@ -398,32 +398,7 @@ pub fn latest_link(links: &[DeployLink], now: i64, window_seconds: i64) -> Optio
     links.iter().filter(|l| l.at() >= now - window_seconds).max_by_key(|l| l.at())
 }
 
-/// Console links of a pipeline execution.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PipelineLinks {
-    pub region: String,
-    pub pipeline: String,
-    pub execution_id: String,
-}
-
-impl PipelineLinks {
-    pub fn pipeline(&self) -> String {
-        format!(
-            "https://{r}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{p}/view?region={r}",
-            r = self.region,
-            p = self.pipeline
-        )
-    }
-
-    pub fn execution(&self) -> String {
-        format!(
-            "https://{r}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{p}/executions/{e}/timeline?region={r}",
-            r = self.region,
-            p = self.pipeline,
-            e = self.execution_id
-        )
-    }
-}
+pub use crate::render::PipelineLinks;
 
 /// Everything the failure alert says.
 #[derive(Debug, Clone)]

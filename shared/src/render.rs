@@ -130,6 +130,34 @@ pub fn fit_body_within(body: &str, max_bytes: usize) -> std::borrow::Cow<'_, str
 /// A duration as people say it: `12m 30s`, `2h 5m`, `45s`.
 pub use crate::time::human_duration;
 
+/// Console links of a pipeline execution (here, beside the service's:
+/// pipeline messages and escalations both use them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineLinks {
+    pub region: String,
+    pub pipeline: String,
+    pub execution_id: String,
+}
+
+impl PipelineLinks {
+    pub fn pipeline(&self) -> String {
+        format!(
+            "https://{r}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{p}/view?region={r}",
+            r = self.region,
+            p = self.pipeline
+        )
+    }
+
+    pub fn execution(&self) -> String {
+        format!(
+            "https://{r}.console.aws.amazon.com/codesuite/codepipeline/pipelines/{p}/executions/{e}/timeline?region={r}",
+            r = self.region,
+            p = self.pipeline,
+            e = self.execution_id
+        )
+    }
+}
+
 /// Console links for a service.
 #[derive(Debug, Clone)]
 pub struct Links {
@@ -560,7 +588,7 @@ pub struct EscalationView<'a> {
     pub evidence: Option<&'a str>,
     pub links: Links,
     /// Set for a pipeline execution's incident: it is named and linked as one.
-    pub pipeline: Option<crate::pipeline::PipelineLinks>,
+    pub pipeline: Option<PipelineLinks>,
 }
 
 pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message {

@@ -1,11 +1,16 @@
 //! Dependencies point one way (the layers of `src/lib.rs`): a module may use
 //! its own layer and the layers above it in the module map, never one below.
-//! Pure decisions also never touch the SDK or the adapters. This reads the
-//! source, so a new `use crate::flows::…` in the engine fails the test suite.
+//! Pure decisions never touch the SDK, the adapters or the clock. No two
+//! modules import each other, directly or round a circle; no flow imports
+//! another flow. This reads the source, so a new `use crate::flows::…` in the
+//! engine fails the test suite.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Top-level module → layer (lower numbers are imported by higher ones).
+/// Module path → layer (lower numbers are imported by higher ones). A path
+/// with `::` gives one file of a module its own layer (the incident
+/// machine is pure, its shell drives the engine).
 const LAYERS: &[(&str, u8)] = &[
     ("arn", 1),
     ("cause", 1),
@@ -75,36 +80,83 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn layer_of(module: &str) -> Option<u8> {
-    LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
+/// The crate's source files as (path relative to `src/`, text).
+fn crate_sources() -> Vec<(String, String)> {
+    let root = src();
+    let mut files = Vec::new();
+    rust_files(&root, &mut files);
+    files
+        .iter()
+        .map(|p| {
+            let rel = p.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+            (rel, std::fs::read_to_string(p).unwrap())
+        })
+        .collect()
 }
 
-/// `crate::<module>` paths a line uses, outside comments.
-fn crate_uses(line: &str) -> Vec<String> {
-    let code = line.split("//").next().unwrap_or("");
+/// `incident/shell.rs` → `incident::shell`; `incident/mod.rs` → `incident`.
+fn module_of(relative: &str) -> String {
+    relative.trim_end_matches(".rs").trim_end_matches("/mod").replace('/', "::")
+}
+
+fn layer_of(module: &str) -> Option<u8> {
+    // The longest listed path the module is (or lies under).
+    LAYERS
+        .iter()
+        .filter(|(m, _)| module == *m || module.starts_with(&format!("{m}::")))
+        .max_by_key(|(m, _)| m.len())
+        .map(|(_, l)| *l)
+}
+
+fn code_of(line: &str) -> &str {
+    line.split("//").next().unwrap_or("")
+}
+
+/// Module paths a line uses (`crate::a::b`, groups, and `super::x`
+/// resolved against `own`), outside comments. Paths keep two segments at
+/// most: enough to tell `incident::machine` from `incident::shell`.
+fn uses(line: &str, own: &str) -> Vec<String> {
+    let code = code_of(line);
     let mut out = Vec::new();
+    let path_at = |rest: &str| -> String {
+        rest.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .next()
+            .unwrap_or("")
+            .split("::")
+            .filter(|s| !s.is_empty())
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("::")
+    };
     let mut rest = code;
     while let Some(i) = rest.find("crate::") {
         let after = &rest[i + "crate::".len()..];
-        let name: String = after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-        if !name.is_empty() {
-            out.push(name);
+        if let Some(inner) = after.strip_prefix('{') {
+            let inner = inner.split('}').next().unwrap_or("");
+            out.extend(inner.split(',').map(|p| path_at(p.trim())).filter(|p| !p.is_empty()));
+        } else {
+            let p = path_at(after);
+            if !p.is_empty() {
+                out.push(p);
+            }
         }
         rest = after;
     }
-    // `use crate::{a, b}` groups.
-    if let Some(i) = code.find("crate::{") {
-        let inner = &code[i + "crate::{".len()..];
-        let inner = inner.split('}').next().unwrap_or("");
-        out.extend(inner.split(',').map(|p| p.trim().split("::").next().unwrap_or("").to_string()));
+    let parent = own.rsplit_once("::").map(|(p, _)| p.to_string());
+    let mut rest = code;
+    while let Some(i) = rest.find("super::") {
+        let after = &rest[i + "super::".len()..];
+        let first = |p: &str| p.split("::").next().unwrap_or("").trim().to_string();
+        let names: Vec<String> = match after.strip_prefix('{') {
+            Some(inner) => inner.split('}').next().unwrap_or("").split(',').map(first).collect(),
+            None => vec![first(after)],
+        };
+        if let Some(parent) = &parent {
+            out.extend(names.into_iter().filter(|n| !n.is_empty()).map(|n| format!("{parent}::{n}")));
+        }
+        rest = after;
     }
-    out.retain(|m| !m.is_empty());
     out
-}
-
-/// `super::` inside a sub-module refers to its own top-level module: allowed.
-fn top_module(relative: &str) -> &str {
-    relative.split('/').next().unwrap_or(relative).trim_end_matches(".rs")
 }
 
 fn is_test_code(text: &str, line_index: usize) -> bool {
@@ -112,62 +164,210 @@ fn is_test_code(text: &str, line_index: usize) -> bool {
     text.lines().take(line_index).any(|l| l.trim_start().starts_with("#[cfg(test)]"))
 }
 
-#[test]
-fn no_module_imports_a_lower_layer_and_pure_code_touches_no_aws() {
-    let root = src();
-    let mut files = Vec::new();
-    rust_files(&root, &mut files);
-    assert!(files.len() > 30, "expected the whole crate, found {} files", files.len());
+/// The non-test lines of a file, numbered from 1.
+fn code_lines(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if is_test_code(text, i) {
+            break;
+        }
+        out.push((i + 1, line));
+    }
+    out
+}
+
+/// Upward imports, and pure code touching the SDK, adapters or the clock.
+fn layering_violations(files: &[(String, String)]) -> Vec<String> {
     let mut violations = Vec::new();
-    for path in &files {
-        let relative = path.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+    for (relative, text) in files {
         if relative == "lib.rs" {
             continue;
         }
-        let module = top_module(&relative);
-        let Some(own) = layer_of(module) else {
+        let module = module_of(relative);
+        let Some(own) = layer_of(&module) else {
             violations.push(format!("{relative}: module `{module}` has no layer in LAYERS (add it)"));
             continue;
         };
         let pure = PURE.iter().any(|p| if p.ends_with('/') { relative.starts_with(p) } else { relative == *p });
-        let text = std::fs::read_to_string(path).unwrap();
-        for (i, line) in text.lines().enumerate() {
-            if is_test_code(&text, i) {
-                break;
-            }
-            for used in crate_uses(line) {
+        for (n, line) in code_lines(text) {
+            for used in uses(line, &module) {
                 match layer_of(&used) {
                     Some(l) if l > own => violations.push(format!(
-                        "{relative}:{}: layer {own} module `{module}` uses `crate::{used}` (layer {l})",
-                        i + 1
+                        "{relative}:{n}: layer {own} module `{module}` uses `crate::{used}` (layer {l})"
                     )),
                     Some(_) => {}
-                    None => violations.push(format!("{relative}:{}: `crate::{used}` has no layer", i + 1)),
+                    None => violations.push(format!("{relative}:{n}: `{used}` has no layer")),
                 }
-                if pure && used == "adapters" {
-                    violations.push(format!("{relative}:{}: pure code uses the adapters", i + 1));
+                if pure && used.starts_with("adapters") {
+                    violations.push(format!("{relative}:{n}: pure code uses the adapters"));
                 }
             }
-            let code = line.split("//").next().unwrap_or("");
+            let code = code_of(line);
             if pure && (code.contains("aws_sdk_") || code.contains("aws_config") || code.contains("Utc::now")) {
-                violations.push(format!(
-                    "{relative}:{}: pure code touches the SDK or the clock: {}",
-                    i + 1,
-                    line.trim()
-                ));
+                violations.push(format!("{relative}:{n}: pure code touches the SDK or the clock: {}", line.trim()));
             }
         }
     }
+    violations
+}
+
+/// The module (file) a used path names: the longest prefix that is a file.
+fn node_of(used: &str, modules: &BTreeSet<String>) -> Option<String> {
+    let mut path = used.to_string();
+    loop {
+        if modules.contains(&path) {
+            return Some(path);
+        }
+        path = path.rsplit_once("::")?.0.to_string();
+    }
+}
+
+/// Whether one module lies inside the other (a parent hosting its
+/// children's helpers and re-exporting them is structure, not a circle).
+fn nested(a: &str, b: &str) -> bool {
+    a.starts_with(&format!("{b}::")) || b.starts_with(&format!("{a}::"))
+}
+
+/// Circles in the import graph between files (nesting aside): each as its
+/// path, `a -> b -> a`.
+fn circles(files: &[(String, String)]) -> Vec<String> {
+    let modules: BTreeSet<String> = files.iter().map(|(r, _)| module_of(r)).filter(|m| m != "lib").collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (relative, text) in files {
+        let from = module_of(relative);
+        if from == "lib" {
+            continue;
+        }
+        for (_, line) in code_lines(text) {
+            for used in uses(line, &from) {
+                if let Some(to) = node_of(&used, &modules)
+                    && to != from
+                    && !nested(&from, &to)
+                {
+                    edges.entry(from.clone()).or_default().insert(to);
+                }
+            }
+        }
+    }
+    // Depth-first search for a back edge; each circle reported once.
+    let mut found = BTreeSet::new();
+    fn visit(
+        node: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+        found: &mut BTreeSet<String>,
+    ) {
+        if let Some(at) = stack.iter().position(|n| n == node) {
+            let mut circle: Vec<String> = stack[at..].to_vec();
+            // One spelling per circle: start at its smallest module.
+            let start = circle.iter().enumerate().min_by_key(|(_, n)| (*n).clone()).map_or(0, |(i, _)| i);
+            circle.rotate_left(start);
+            let first = circle[0].clone();
+            circle.push(first);
+            found.insert(circle.join(" -> "));
+            return;
+        }
+        if done.contains(node) {
+            return;
+        }
+        stack.push(node.to_string());
+        for next in edges.get(node).into_iter().flatten() {
+            visit(next, edges, stack, done, found);
+        }
+        stack.pop();
+        done.insert(node.to_string());
+    }
+    let mut done = BTreeSet::new();
+    for node in edges.keys() {
+        visit(node, &edges, &mut Vec::new(), &mut done, &mut found);
+    }
+    found.into_iter().collect()
+}
+
+/// Flows that import another flow (`flows::<a>` using `flows::<b>`; the
+/// invocation wrapper `flows/mod.rs` is everyone's).
+fn flow_imports(files: &[(String, String)]) -> Vec<String> {
+    let flows: BTreeSet<String> = files
+        .iter()
+        .map(|(r, _)| module_of(r))
+        .filter(|m| m.starts_with("flows::") && m.matches("::").count() == 1)
+        .collect();
+    let mut out = Vec::new();
+    for (relative, text) in files {
+        let from = module_of(relative);
+        if !flows.contains(&from) {
+            continue;
+        }
+        for (n, line) in code_lines(text) {
+            for used in uses(line, &from) {
+                if flows.contains(&used) && used != from {
+                    out.push(format!("{relative}:{n}: flow `{from}` imports flow `{used}`"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_module_imports_a_lower_layer_and_pure_code_touches_no_aws() {
+    let files = crate_sources();
+    assert!(files.len() > 30, "expected the whole crate, found {} files", files.len());
+    let violations = layering_violations(&files);
     assert!(violations.is_empty(), "{} layering violation(s):\n{}", violations.len(), violations.join("\n"));
 }
 
 #[test]
-fn the_layering_check_catches_an_upward_import() {
-    // The parser the check rests on: a use of a higher layer is seen.
-    assert_eq!(crate_uses("use crate::flows::incident::on_problem;"), vec!["flows"]);
-    assert_eq!(crate_uses("    let x = crate::context::App::new(); // crate::ignored"), vec!["context"]);
-    assert_eq!(crate_uses("use crate::{adapters::s3, render::Message};"), vec!["adapters", "render"]);
+fn no_two_modules_import_each_other_round_a_circle() {
+    let found = circles(&crate_sources());
+    assert!(found.is_empty(), "{} circle(s):\n{}", found.len(), found.join("\n"));
+}
+
+#[test]
+fn no_flow_imports_another_flow() {
+    let found = flow_imports(&crate_sources());
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn the_checks_catch_an_upward_import_a_planted_circle_and_a_flow_importing_a_flow() {
+    // The parser the checks rest on.
+    assert_eq!(uses("use crate::flows::ecs::FLOW;", "actions::engine"), vec!["flows::ecs"]);
+    assert_eq!(uses("    let x = crate::context::App::new(); // crate::ignored", "flows::ecs"), vec!["context::App"]);
+    assert_eq!(
+        uses("use crate::{adapters::s3, render::Message};", "flows::ecs"),
+        vec!["adapters::s3", "render::Message"]
+    );
+    assert_eq!(uses("use super::{Flow, once};", "flows::ecs"), vec!["flows::Flow", "flows::once"]);
     assert!(layer_of("actions") < layer_of("flows"));
+    assert!(layer_of("incident::machine") < layer_of("actions"), "the machine is pure");
+    assert!(layer_of("incident::shell") > layer_of("actions"), "the shell drives the engine");
+    // Planted: the machine calling its shell, a circle of three pure
+    // modules, and one flow using another.
+    let planted = |files: &[(&str, &str)]| -> Vec<(String, String)> {
+        files.iter().map(|(p, t)| (p.to_string(), t.to_string())).collect()
+    };
+    let upward = planted(&[("incident/machine.rs", "use crate::incident::shell::drive;\n")]);
+    assert_eq!(layering_violations(&upward).len(), 1, "{:?}", layering_violations(&upward));
+    let circle = planted(&[
+        ("render.rs", "use crate::chat::x;\n"),
+        ("chat.rs", "use crate::evidence::y;\n"),
+        ("evidence.rs", "pub fn f() { crate::render::z(); }\n"),
+        ("snapshot.rs", "use crate::render::w;\n#[cfg(test)]\nuse crate::snapshot::q;\n"),
+    ]);
+    assert_eq!(circles(&circle), vec!["chat -> evidence -> render -> chat".to_string()]);
+    let parent_child = planted(&[
+        ("adapters/state/mod.rs", "pub use incidents::Write;\nmod incidents;\n"),
+        ("adapters/state/incidents.rs", "use super::{keys, s};\n"),
+    ]);
+    assert!(circles(&parent_child).is_empty(), "a parent and its child are not a circle");
+    let flows = planted(&[
+        ("flows/mod.rs", "pub mod ecs; pub mod alarm;\n"),
+        ("flows/alarm.rs", "use super::{Flow, once};\nuse super::ecs::handle;\n"),
+        ("flows/ecs.rs", "use crate::flows::alarm::map;\n"),
+    ]);
+    assert_eq!(flow_imports(&flows).len(), 2, "{:?}", flow_imports(&flows));
 }
 
 #[test]

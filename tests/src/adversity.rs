@@ -134,18 +134,24 @@ impl Failure {
         e
     }
 
+    /// The name of this service's designated 5xx-rate alarm.
+    pub fn alarm_name(&self) -> String {
+        format!("prod-api-5xx-{}", self.tag)
+    }
+
     /// The designated 5xx-rate alarm of this service (name `prod-api-5xx-<tag>`,
-    /// designated by `ALARM_NAME_PREFIX=prod-api-`), entering `state` at second `at` of the episode.
-    pub fn alarm(&self, state: &str, at: u32) -> Value {
+    /// designated by `ALARM_NAME_PREFIX=prod-api-`), entering `state` at
+    /// `at_ms` (epoch milliseconds).
+    pub fn alarm(&self, state: &str, at_ms: i64) -> Value {
         let mut e = fixture("alarm/eventbridge-metric-math-5xx-rate.json");
-        let name = format!("prod-api-5xx-{}", self.tag);
-        e["id"] = Value::from(self.id(&format!("alarm-{state}-{at}")));
+        let name = self.alarm_name();
         e["resources"] = json!([format!("arn:aws:cloudwatch:us-east-1:111122223333:alarm:{name}")]);
         e["detail"]["alarmName"] = Value::from(name);
         let previous = if state == "OK" { "ALARM" } else { "OK" };
         e["detail"]["state"]["value"] = Value::from(state);
-        e["detail"]["state"]["timestamp"] =
-            Value::from(format!("2026-11-20T14:{:02}:{:02}.000+0000", at / 60 % 60, at % 60));
+        let at = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
+        e["detail"]["state"]["timestamp"] = Value::from(at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+        e["id"] = Value::from(self.id(&format!("alarm-{state}-{at_ms}")));
         e["detail"]["previousState"]["value"] = Value::from(previous);
         for m in e["detail"]["configuration"]["metrics"].as_array_mut().into_iter().flatten() {
             if let Some(dims) = m.pointer_mut("/metricStat/metric/dimensions") {

@@ -60,10 +60,13 @@ impl Delivery {
 
 /// The signals of one failure, drawn from `rng`: zero to four crashed tasks
 /// of the fresh revision, its deployment FAILED (always, without crashes),
-/// the designated 5xx alarm to ALARM and back to OK, deployment COMPLETED,
-/// steady state; each in the first burst or up to 1.5 s late, each perhaps
-/// delivered again (EventBridge's at-least-once), shuffled.
+/// the designated 5xx alarm to ALARM (when the episode starts) and back to
+/// OK (when its first delivery is due: the bench turns the alarm OK on the
+/// local server then), deployment COMPLETED, steady state; each in the first
+/// burst or up to 1.5 s late, each perhaps delivered again (EventBridge's
+/// at-least-once), shuffled.
 pub fn draw_signals(f: &Failure, rng: &mut Rng) -> Vec<Delivery> {
+    let t0 = chrono::Utc::now().timestamp_millis();
     let mut signals: Vec<(String, Function, Value)> = Vec::new();
     for n in 0..rng.below(5) {
         signals.push((format!("stop-{n}"), Function::Ecs, f.task_crashed(n)));
@@ -72,10 +75,10 @@ pub fn draw_signals(f: &Failure, rng: &mut Rng) -> Vec<Delivery> {
         signals.push(("failed".into(), Function::Ecs, f.deployment_failed(0)));
     }
     if rng.chance(0.5) {
-        signals.push(("alarm".into(), Function::Alarm, f.alarm("ALARM", 10)));
+        signals.push(("alarm".into(), Function::Alarm, f.alarm("ALARM", t0)));
     }
     if rng.chance(0.3) {
-        signals.push(("alarm-ok".into(), Function::Alarm, f.alarm("OK", 70)));
+        signals.push(("alarm-ok".into(), Function::Alarm, f.alarm("OK", t0)));
     }
     if rng.chance(0.3) {
         signals.push(("completed".into(), Function::Ecs, f.deployment_completed(0)));
@@ -84,8 +87,12 @@ pub fn draw_signals(f: &Failure, rng: &mut Rng) -> Vec<Delivery> {
         signals.push(("steady".into(), Function::Ecs, f.steady_state(0)));
     }
     let mut out = Vec::new();
-    for (label, function, event) in signals {
+    for (label, function, mut event) in signals {
         let offset = if rng.chance(0.6) { 0 } else { rng.below(1500) as u64 };
+        if label == "alarm-ok" {
+            // It went OK when its first delivery is due, and says so.
+            event = f.alarm("OK", t0 + offset as i64);
+        }
         out.push(Delivery::new(&label, function, event.clone(), offset));
         for copy in 1..=2 {
             if rng.chance(0.3 / copy as f64) {
@@ -171,7 +178,26 @@ impl RaceBench {
             tokio::task::block_in_place(|| ecs.invoke(&f.deployment_completed(99))).expect_response("known-good first");
         }
         let (retry, tag) = (self.retry, f.tag.clone());
+        // The alarm's own state on the local server follows the world: ALARM
+        // from the start, OK once its OK is due; the functions read it.
+        let alarm = f.alarm_name();
+        let ok_at = deliveries.iter().filter(|d| d.label.starts_with("alarm-ok")).map(|d| d.offset).min();
+        if deliveries.iter().any(|d| d.label.starts_with("alarm")) {
+            self.bed.set_alarm(&alarm, "ALARM").await;
+        }
+        let turn_ok = ok_at.map(|after| {
+            let (config, name) = (self.bed.config.clone(), alarm.clone());
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                crate::testbed::set_alarm_state(&config, &name, "OK").await;
+            })
+        });
         let log = tokio::task::block_in_place(|| run(&mut self.processes, deliveries, &tag, retry));
+        if let Some(task) = turn_ok {
+            let _ = task.await;
+        }
+        // The world recovers fully before the final steady state.
+        self.bed.set_alarm(&alarm, "OK").await;
         let settle = f.steady_state(999);
         let ecs = self.first(Function::Ecs);
         let settled = Some(tokio::task::block_in_place(|| ecs.invoke(&settle)));

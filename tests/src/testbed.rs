@@ -159,13 +159,7 @@ impl TestBed {
                 .await
                 .expect("put alarm");
         }
-        cw.set_alarm_state()
-            .alarm_name(name)
-            .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
-            .state_reason("set by the test")
-            .send()
-            .await
-            .expect("set alarm state");
+        set_alarm_state(&self.config, name, state).await;
     }
 
     pub async fn new(name: &str) -> Self {
@@ -409,6 +403,18 @@ pub fn fixture_as_written(rel: &str) -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+/// Set the state of an existing alarm on the local server.
+pub async fn set_alarm_state(config: &aws_config::SdkConfig, name: &str, state: &str) {
+    aws_sdk_cloudwatch::Client::new(config)
+        .set_alarm_state()
+        .alarm_name(name)
+        .state_value(aws_sdk_cloudwatch::types::StateValue::from(state))
+        .state_reason("set by the test")
+        .send()
+        .await
+        .expect("set alarm state");
 }
 
 /// Move every timestamp of an event by one offset so that its newest is

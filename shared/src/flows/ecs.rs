@@ -23,6 +23,23 @@ fn event_time(detail_time: Option<&str>, meta: &EventMeta) -> i64 {
     detail_time.and_then(crate::lenient::parse_time).or(meta.time).map(|at| at.timestamp()).unwrap_or(t).min(t)
 }
 
+/// A failed deployment too old to act on is still recorded in the
+/// known-good history (when the service still lists it, its revision is known).
+async fn record_stale_failure(app: &App, cluster: &str, service: &str, deployment: &str, at: i64) {
+    let td = match crate::adapters::ecs::describe_service(&app.clients, cluster, service).await {
+        Ok(s) => crate::actions::rollback_plan::deployment_revision(&s, deployment).map(str::to_string),
+        Err(e) => {
+            tracing::warn!(cluster, service, deployment, error = %e, "service unreadable; stale failure not recorded");
+            None
+        }
+    };
+    if let Some(td) = td
+        && let Err(e) = app.state.record_failure(cluster, service, &td, deployment, at).await
+    {
+        tracing::warn!(cluster, service, deployment, error = %e, "stale failure not recorded");
+    }
+}
+
 /// A signal of this flow with no action of its own.
 fn signal<'a>(kind: Kind, grade: Signal, problem: &'a str, explanation: String, raw: &'a Value) -> ServiceSignal<'a> {
     ServiceSignal {
@@ -328,7 +345,12 @@ async fn deployment_changed(
                     ..signal(Kind::EcsDeployment, Signal::DeploymentFailed, "deployment failed", explanation, raw)
                 };
                 let region = e.meta.region.as_deref();
-                service::drive(app, Kind::EcsDeployment, cluster, service, region, Some(signal), input).await
+                let o = service::drive(app, Kind::EcsDeployment, cluster, service, region, Some(signal), input).await?;
+                if o.notified.as_deref() == Some("suppressed:stale-signal") {
+                    // Too old to page or act on, still a fact about its revision.
+                    record_stale_failure(app, cluster, service, &d.deployment_id, happened_at).await;
+                }
+                Ok(o)
             };
             once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await
         }

@@ -1190,8 +1190,9 @@ fn recovery(rec: &Record, r: &Recovery, ctx: &Ctx<'_>) -> Transition {
         let effects = if only_alarms_left { vec![Effect::CheckAlarms(alarms)] } else { Vec::new() };
         return Transition::write(next, effects, Verdict::Cleared { remaining: remaining_text });
     }
-    // Every problem cleared: resolve — after the opening alert, never before it.
-    if let Some(s) = next.sending.clone().filter(|s| ctx.held_by_another(s)) {
+    // Every problem cleared: resolve — after the opening alert, never before
+    // it. An update or escalation in flight does not hold the resolution up.
+    if let Some(s) = next.sending.clone().filter(|s| ctx.held_by_another(s) && s.message == MessageKind::Opening) {
         return Transition {
             effects: vec![Effect::RetryLater {
                 what: format!("the {} of incident {}", s.message.label(), rec.id),
@@ -1727,6 +1728,11 @@ mod tests {
         let (new, _) = run(Some(&closed), Input::Problem(stop("t3", "api:7", T0 + 200)), T0 + 200, "req-b");
         let (_, t) = run(new.as_ref(), Input::Recovery(steady(T0 + 100)), T0 + 300, "req-r");
         assert!(matches!(t.verdict, Verdict::Stale(_)), "{:?}", t.verdict);
+        // An update in flight does not hold a resolution up (only the opening alert does).
+        let mut updating = rec.clone();
+        updating.sending = Some(Sending { message: MessageKind::Update, by: "req-u".into(), until: T0 + 900 });
+        let (_, t) = run(Some(&updating), Input::Recovery(steady(T0 + 100)), T0 + 120, "req-r");
+        assert_eq!(t.verdict, Verdict::Resolving, "{t:?}");
         // A recovery of a resolved incident does nothing.
         let (_, t) = run(Some(&closed), Input::Recovery(steady(T0 + 100)), T0 + 300, "req-r");
         assert!(matches!(t.verdict, Verdict::Nothing(ref w) if w.contains("already resolved")));

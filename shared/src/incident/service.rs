@@ -827,10 +827,12 @@ pub async fn drive(
 fn with_failures(mut o: Outcome, driven: &Driven, revision: Option<&str>, window: i64) -> Outcome {
     let Some(rec) = driven.record.as_ref().filter(|r| r.is_open()) else { return o };
     let failures = rec.failures.count(revision, now(), window);
-    if failures > 1 && o.summary.contains(" - ") && !o.summary.contains("failed tasks)") {
-        if let Some(i) = o.summary.find("; ") {
-            o.summary.insert_str(i, &format!(" ({failures} failed tasks)"));
-        }
+    if failures > 1
+        && o.summary.contains(" - ")
+        && !o.summary.contains("failed tasks)")
+        && let Some(i) = o.summary.find("; ")
+    {
+        o.summary.insert_str(i, &format!(" ({failures} failed tasks)"));
     }
     o
 }

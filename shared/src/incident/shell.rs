@@ -66,8 +66,8 @@ impl Driven {
     }
 }
 
-/// Conflicting writes tolerated before the event is handed back to Lambda.
-const MAX_CONFLICTS: u32 = 8;
+/// Conflicting writes in a row tolerated before the event is handed back to Lambda.
+const MAX_CONFLICTS: u32 = 16;
 /// Steps one input may take (a bound against a rule that never settles).
 const MAX_STEPS: u32 = 32;
 
@@ -142,7 +142,10 @@ pub async fn drive<P: Port>(
                 Err(e) => return Err(e),
             };
             match written {
-                Write::Written => out.record = Some(next.clone()),
+                Write::Written => {
+                    conflicts = 0;
+                    out.record = Some(next.clone());
+                }
                 Write::Conflict => {
                     conflicts += 1;
                     if conflicts > MAX_CONFLICTS {

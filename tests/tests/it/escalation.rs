@@ -78,7 +78,11 @@ async fn an_incident_past_the_delay_is_escalated_once_however_many_runs_race() {
     age_incident(
         &bed,
         &svc,
-        &[("opened_at", n(now() - 50 * 60)), ("severity", Value::from("SEV1")), ("announced_severity", Value::from("SEV1"))],
+        &[
+            ("opened_at", n(now() - 50 * 60)),
+            ("severity", Value::from("SEV1")),
+            ("announced_severity", Value::from("SEV1")),
+        ],
     )
     .await;
     reports.outcome(&json!({"job": "escalate"}));

@@ -184,11 +184,11 @@ async fn a_revision_whose_later_deployment_failed_is_not_known_good() {
     p.outcome(&event("deployment-completed", "kf-c2", &d2, 4 * 3600));
     let d1 = svc.start_deployment(&bed, &v1).await;
     p.outcome(&event("deployment-completed", "kf-c1", &d1, 3 * 3600));
-    // An hour ago v1 was deployed once more (new settings) and that deployment
-    // failed; automation was off, ECS rolled back to v2 on its own.
+    // 50 minutes ago v1 was deployed once more (new settings) and that
+    // deployment failed; automation was off, ECS rolled back to v2 on its own.
     svc.tag(&bed, "autopilot:mode", "off").await;
     let again = svc.start_deployment(&bed, &v1).await;
-    let off = p.outcome(&event("deployment-failed", "kf-f1", &again, 3600));
+    let off = p.outcome(&event("deployment-failed", "kf-f1", &again, 50 * 60));
     assert!(off["actions"][0]["detail"].as_str().unwrap_or_default().contains("mode off"), "{off}");
     svc.start_deployment(&bed, &v2).await;
     svc.tag(&bed, "autopilot:mode", "auto").await;
@@ -197,6 +197,27 @@ async fn a_revision_whose_later_deployment_failed_is_not_known_good() {
     let o = p.outcome(&event("deployment-failed", "kf-f3", &d3, 0));
     assert_eq!(o["actions"][0]["status"], "executed", "{o}");
     assert_eq!(svc.current(&bed).await.0, v2, "v1's last deployment failed, so v2 is the target, not {v1}");
+}
+
+/// Judged at its event time: a FAILED delivered two hours late pages nobody
+/// and acts on nothing, and its revision is still recorded failed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_deployment_older_than_the_window_pages_nobody_and_is_still_recorded_failed() {
+    let bed = TestBed::new("kg-stale").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let (v2, d2) = svc.release(&bed, "v2-broken").await;
+    let mut p = bed.start("ecs-events", &[]);
+    let late = svc.deployment_event("ecs/deployment-failed.json", "ks-f2", &d2, now() - 2 * 3600);
+    let o = p.outcome(&late);
+    assert_eq!(o["notified"], "suppressed:stale-signal", "{o}");
+    assert!(o["incident"].is_null() && o["actions"].as_array().is_some_and(Vec::is_empty), "{o}");
+    assert!(bed.notifications().await.is_empty(), "nobody is paged for a two-hour-old signal");
+    assert_eq!(svc.current(&bed).await.0, v2, "nothing was rolled back");
+    let items = svc.known_good_items(&bed).await;
+    assert!(
+        items.iter().any(|i| text(i, "task_definition") == v2 && i.contains_key("failed_at")),
+        "the failure is a fact about {v2}: {items:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

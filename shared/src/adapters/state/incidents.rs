@@ -51,9 +51,9 @@ impl StateStore {
     }
 }
 
-fn decode(item: &Item) -> Result<Option<Record>, String> {
+fn decode(item: &Item) -> Result<Option<Record>, serde_json::Error> {
     if let Some(json) = get_s(item, "record") {
-        let mut record: Record = serde_json::from_str(&json).map_err(|e| format!("record unreadable: {e}"))?;
+        let mut record: Record = serde_json::from_str(&json)?;
         // The attribute is the truth for the condition.
         record.version = get_n(item, "version").map_or(record.version, |v| v.max(0) as u64);
         return Ok(Some(record));
@@ -119,8 +119,8 @@ fn legacy(item: &Item) -> Option<Record> {
 }
 
 /// The item of `record`, written by `writer`.
-fn encode(record: &Record, writer: &str) -> Result<Item, String> {
-    let json = serde_json::to_string(record).map_err(|e| format!("record not serialisable: {e}"))?;
+fn encode(record: &Record, writer: &str) -> Result<Item, serde_json::Error> {
+    let json = serde_json::to_string(record)?;
     let mut item = Item::new();
     item.insert("pk".into(), s(record.subject.key()));
     item.insert("sk".into(), s(keys::OPEN_INCIDENT));
@@ -177,7 +177,7 @@ impl IncidentStore<'_> {
         match resp.item() {
             None => Ok(None),
             // A record we cannot read is not "no incident": fail, so that nothing opens over it.
-            Some(item) => decode(item).map_err(|why| self.unreadable(subject, why)),
+            Some(item) => decode(item).map_err(|e| self.unreadable(subject, format!("record unreadable: {e}"))),
         }
     }
 
@@ -189,7 +189,8 @@ impl IncidentStore<'_> {
     /// Write `next` over `read` (the record as read, `None` when there was
     /// none): only if nobody wrote since. `writer` is unique to this attempt.
     pub async fn write(&self, read: Option<&Record>, next: &Record, writer: &str) -> Result<Write, AutopilotError> {
-        let item = encode(next, writer).map_err(|why| self.unreadable(&next.subject, why))?;
+        let item = encode(next, writer)
+            .map_err(|e| self.unreadable(&next.subject, format!("record not serialisable: {e}")))?;
         let mut put = self.state.client.put_item().table_name(self.table()).set_item(Some(item));
         put = match read {
             None => put.condition_expression("attribute_not_exists(pk)"),
