@@ -18,16 +18,29 @@
 //! INACTIVE one, never one we rolled away from (unless it completed since),
 //! and nothing at all while ECS's own circuit breaker is rolling back.
 //!
+//! The failing revision is the one the trigger names — the failed
+//! deployment's own revision as the service lists it, a crash loop's task's
+//! revision — and only without a trigger (a person's request) what the
+//! service runs now. A crash loop's revision is a rollback's subject only
+//! while the deployment that brought it in is a fresh release (the same rule
+//! as an alarm's "recent deployment"). Revisions any failed signal of the
+//! incident named ([`RollbackInput::avoid`]) are never a target.
+//!
 //! Mechanism: `StopServiceDeployment` with stop type `ROLLBACK` when a service
 //! deployment is still in progress and the target is the revision it started
 //! from (ECS then restores its own source revision, configuration included,
 //! and records it as a rollback); otherwise `UpdateService` with the target
 //! task definition — the only way once a deployment has finished (FAILED
 //! without circuit-breaker rollback, or a crash loop found after COMPLETED).
+//! A service whose deployment strategy shifts traffic (`BLUE_GREEN`,
+//! `LINEAR`, `CANARY`) is never sent `UpdateService` while one of its
+//! deployments is in progress: that deployment is stopped with `ROLLBACK`
+//! (ECS returns to the blue revision), and when whether one is in progress
+//! cannot be read, nothing is done.
 
 use serde::Serialize;
 
-use crate::snapshot::{DeploymentSnapshot, KnownGood, ServiceSnapshot};
+use crate::snapshot::{DeploymentSnapshot, KnownGood, ServiceDeploymentBrief, ServiceSnapshot};
 
 /// `family:revision` of a task definition ARN or of a `family:revision` string.
 pub fn td_key(td: &str) -> Option<(String, i32)> {
@@ -77,15 +90,49 @@ pub struct RollbackInput<'a> {
     pub rolled_away_from: &'a [String],
     /// Every rollback of ours the ledger read holds: `(from, at)`.
     pub rollbacks: &'a [(String, i64)],
+    /// Every rollback of ours the ledger read holds, by where it went: `(to, at)`.
+    /// A deployment of such a revision created after it is our rollback, not a release.
+    pub rollback_targets: &'a [(String, i64)],
+    /// Revisions a failed signal of the incident named (`family:revision` or
+    /// ARNs): never a target, whatever their history says.
+    pub avoid: &'a [String],
     /// The revision our last executed rollback went to, within the window.
     pub last_rollback_target: Option<&'a str>,
     /// A person named the target (runbook `task_definition`).
     pub explicit_target: Option<&'a str>,
-    /// ARN of the service deployment in progress (ListServiceDeployments), if any.
-    pub in_progress_service_deployment: Option<&'a str>,
+    /// The service's unfinished deployments (ListServiceDeployments), when read.
+    pub service_deployments: ServiceDeployments<'a>,
     /// The triggering event says ECS is rolling back (circuit breaker).
     pub ecs_rolling_back: bool,
     pub trigger: TriggerSubject<'a>,
+}
+
+/// What ListServiceDeployments said of the service's unfinished deployments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServiceDeployments<'a> {
+    /// Not asked (nothing the plan needs it for).
+    #[default]
+    NotRead,
+    /// Asked and not answered: why.
+    Unreadable(&'a str),
+    Listed(&'a [ServiceDeploymentBrief]),
+}
+
+impl<'a> ServiceDeployments<'a> {
+    /// The one ECS is rolling out (PENDING or IN_PROGRESS), when listed.
+    fn in_progress(self) -> Option<&'a ServiceDeploymentBrief> {
+        match self {
+            Self::Listed(l) => l.iter().find(|d| matches!(d.status.as_str(), "PENDING" | "IN_PROGRESS")),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the service's deployment strategy shifts traffic between two
+/// revisions (ECS blue/green, linear, canary): a deployment of it in progress
+/// is rolled back with StopServiceDeployment, never replaced by UpdateService.
+pub fn shifts_traffic(service: &ServiceSnapshot) -> bool {
+    matches!(service.deployment_strategy.as_deref(), Some("BLUE_GREEN" | "LINEAR" | "CANARY"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,6 +196,18 @@ fn mentions_rollback(d: &DeploymentSnapshot) -> bool {
 fn ecs_is_rolling_back(input: &RollbackInput<'_>) -> Option<String> {
     if input.ecs_rolling_back {
         return Some("ECS deployment circuit breaker is rolling back".into());
+    }
+    if let ServiceDeployments::Listed(listed) = input.service_deployments
+        && let Some(d) = listed
+            .iter()
+            .find(|d| matches!(d.status.as_str(), "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED"))
+    {
+        return Some(format!(
+            "ECS is already stopping or rolling back service deployment {} ({}{})",
+            d.arn,
+            d.status,
+            d.status_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        ));
     }
     for d in &input.service.deployments {
         let reason = d.rollout_state_reason.as_deref().unwrap_or_default().to_ascii_lowercase();
@@ -290,30 +349,76 @@ fn stale_trigger(input: &RollbackInput<'_>) -> Option<String> {
                 where_now(service, None)
             ));
         };
-        if mentions_rollback(d) {
-            return Some(format!(
-                "deployment {id} is a rollback ({}), not a fresh release; nothing to roll back",
-                d.rollout_state_reason.as_deref().unwrap_or_default()
-            ));
-        }
-        let created = d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp());
         let revision = deployment_revision(service, id).unwrap_or(d.task_definition.as_str());
-        let proven_before = input
-            .known_good
-            .iter()
-            .filter(|k| same_td(&k.task_definition, revision))
-            .filter_map(|k| k.first_completed_at)
-            .find(|first| created.is_some_and(|c| *first < c));
-        if let Some(first) = proven_before {
+        return not_a_fresh_release(input, d, revision);
+    }
+    // A crash loop's revision: only a fresh release of it is rolled back.
+    if input.trigger.failed_deployment.is_none()
+        && let Some(rev) = input.trigger.failing_revision
+    {
+        let Some(d) = brought_in(service, rev) else {
             return Some(format!(
-                "deployment {id} re-deployed {}, which had reached steady state before (first at {}): \
-                 a rollback (ECS's, ours or a person's), not a fresh release; nothing to roll back",
-                short(revision),
-                crate::time::iso(first)
+                "no deployment of {} is listed by the service, so whether it is a fresh release is not known; nothing rolled back",
+                short(rev)
             ));
-        }
+        };
+        return not_a_fresh_release(input, d, rev);
     }
     None
+}
+
+/// The deployment that brought `revision` in: the newest listed deployment of it.
+fn brought_in<'s>(service: &'s ServiceSnapshot, revision: &str) -> Option<&'s DeploymentSnapshot> {
+    service
+        .deployments
+        .iter()
+        .filter(|d| deployment_revision(service, &d.id).is_some_and(|r| same_td(r, revision)))
+        .max_by_key(|d| d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp()))
+}
+
+/// Why deployment `d` of `revision` is not a fresh release (`None`: it is):
+/// it is a rollback (ECS says so, or ours went to that revision before it
+/// was created), or the revision had reached steady state before it — a
+/// redeploy of a proven revision (ECS's circuit-breaker rollback, ours, a
+/// person's, a force-deploy), which a rollback would not cure.
+fn not_a_fresh_release(input: &RollbackInput<'_>, d: &DeploymentSnapshot, revision: &str) -> Option<String> {
+    let id = &d.id;
+    if mentions_rollback(d) {
+        return Some(format!(
+            "deployment {id} is a rollback ({}), not a fresh release; nothing to roll back",
+            d.rollout_state_reason.as_deref().unwrap_or_default()
+        ));
+    }
+    let created = d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp());
+    // Our UpdateService precedes the deployment it creates by a moment; a minute covers it.
+    const OURS_SLACK: i64 = 60;
+    if let Some(at) = input
+        .rollback_targets
+        .iter()
+        .filter(|(to, _)| same_td(to, revision))
+        .map(|(_, at)| *at)
+        .find(|at| created.is_some_and(|c| *at <= c + OURS_SLACK))
+    {
+        return Some(format!(
+            "deployment {id} of {} is our rollback to it (at {}), not a fresh release; nothing to roll back",
+            short(revision),
+            crate::time::iso(at)
+        ));
+    }
+    let proven_before = input
+        .known_good
+        .iter()
+        .filter(|k| same_td(&k.task_definition, revision))
+        .filter_map(|k| k.first_completed_at)
+        .find(|first| created.is_some_and(|c| *first < c));
+    proven_before.map(|first| {
+        format!(
+            "deployment {id} re-deployed {}, which had reached steady state before (first at {}): \
+             a rollback (ECS's, ours or a person's), not a fresh release; nothing to roll back",
+            short(revision),
+            crate::time::iso(first)
+        )
+    })
 }
 
 /// Why a revision of the history is not known-good.
@@ -391,10 +496,17 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
     if let Some(why) = stale_trigger(input) {
         return RollbackDecision::Stale(why);
     }
-    // The failing revision is what the service runs now.
-    let failing =
+    // The failing revision is the one the trigger names; only without one
+    // (a person's request) what the service runs now.
+    let runs_now =
         input.service.task_definition.clone().or_else(|| primary(&input.service).map(|d| d.task_definition.clone()));
-    let Some(failing) = failing else {
+    let named = input
+        .trigger
+        .failed_deployment
+        .and_then(|id| deployment_revision(&input.service, id))
+        .or(input.trigger.failing_revision)
+        .map(str::to_string);
+    let Some(failing) = named.or_else(|| runs_now.clone()) else {
         return RollbackDecision::Refuse("the service's current task definition is unknown".into());
     };
     if let Some(last_to) = input.last_rollback_target
@@ -408,10 +520,17 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
     let is_active = |td: &str| -> Option<bool> {
         input.family_revisions.map(|revs| revs.iter().any(|r| r.active && same_td(&r.arn, td)))
     };
+    let avoided = |td: &str| input.avoid.iter().any(|a| same_td(a, td));
     // Why a revision may not be an automatic target, whatever the source.
     let excluded = |td: &str| -> Option<String> {
         if same_td(td, &failing) {
             return Some(format!("{td} is the failing revision"));
+        }
+        if runs_now.as_deref().is_some_and(|now| same_td(td, now)) {
+            return Some(format!("{td} is what the service runs now"));
+        }
+        if avoided(td) {
+            return Some(format!("{td} is a revision a failed signal of this incident named"));
         }
         if is_active(td) == Some(false) {
             return Some(format!("{td} is not ACTIVE"));
@@ -437,13 +556,21 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
             Some(_) => None,
         }
     };
+    let in_progress = input.service_deployments.in_progress();
+    // The revision an in-progress deployment started from: what ROLLBACK returns to.
+    let source = input
+        .service
+        .deployments
+        .iter()
+        .filter(|d| d.status == "ACTIVE" && d.rollout_state.as_deref() != Some("FAILED"))
+        .max_by_key(|d| d.created_at.clone());
     let mechanism = |to: &str| -> Mechanism {
         let source_is_target = input.service.deployments.iter().any(|d| {
             d.status == "ACTIVE" && d.rollout_state.as_deref() == Some("COMPLETED") && same_td(&d.task_definition, to)
         });
-        match input.in_progress_service_deployment {
-            Some(arn) if source_is_target => {
-                Mechanism::StopServiceDeployment { service_deployment_arn: arn.to_string() }
+        match in_progress {
+            Some(dep) if source_is_target => {
+                Mechanism::StopServiceDeployment { service_deployment_arn: dep.arn.clone() }
             }
             _ => Mechanism::UpdateService,
         }
@@ -458,6 +585,63 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
         })
     };
 
+    // Blue/green, linear, canary: a deployment in progress is stopped with
+    // ROLLBACK (back to its source), never replaced by UpdateService.
+    if shifts_traffic(&input.service) {
+        let strategy = input.service.deployment_strategy.as_deref().unwrap_or_default();
+        let unknown = |why: &str| {
+            RollbackDecision::Refuse(format!(
+                "the service deploys {strategy} and whether a deployment of it is in progress is not known \
+                 (ListServiceDeployments {why}); UpdateService must not replace one in progress, so nothing is done"
+            ))
+        };
+        // A PRIMARY deployment ECS reports COMPLETED has nothing in progress to stop.
+        let settled = primary(&input.service).is_some_and(|d| d.rollout_state.as_deref() == Some("COMPLETED"));
+        match (input.service_deployments, in_progress) {
+            (ServiceDeployments::NotRead, _) if !settled => return unknown("not read"),
+            (ServiceDeployments::Unreadable(why), _) if !settled => return unknown(why),
+            (_, Some(dep)) => {
+                let Some(src) = source else {
+                    return RollbackDecision::Refuse(format!(
+                        "a {strategy} deployment is in progress ({}) and the revision it started from is not listed; \
+                         roll it back with aws ecs stop-service-deployment --service-deployment-arn {} --stop-type ROLLBACK",
+                        dep.arn, dep.arn
+                    ));
+                };
+                let to = src.task_definition.as_str();
+                if let Some(target) = input.explicit_target
+                    && !same_td(target, to)
+                {
+                    return RollbackDecision::Refuse(format!(
+                        "a {strategy} deployment is in progress: its rollback (StopServiceDeployment ROLLBACK) returns to {}, \
+                         not {target}; roll it back first, then deploy {target}",
+                        short(to)
+                    ));
+                }
+                if input.explicit_target.is_none()
+                    && let Some(why) = excluded(to)
+                {
+                    return RollbackDecision::Refuse(format!(
+                        "a {strategy} deployment is in progress and its rollback would return to {}, which is excluded ({why}); a person must decide",
+                        short(to)
+                    ));
+                }
+                return RollbackDecision::Plan(RollbackPlan {
+                    from: failing.clone(),
+                    to: to.to_string(),
+                    source: if input.explicit_target.is_some() {
+                        TargetSource::Explicit
+                    } else {
+                        TargetSource::PreviousDeployment
+                    },
+                    verified: src.rollout_state.as_deref() == Some("COMPLETED"),
+                    mechanism: Mechanism::StopServiceDeployment { service_deployment_arn: dep.arn.clone() },
+                });
+            }
+            _ => {} // nothing in progress: a new deployment of the target (UpdateService) is the way
+        }
+    }
+
     if let Some(target) = input.explicit_target {
         // A person chose; only the hard rules apply (not the failing one, not INACTIVE).
         if same_td(target, &failing) {
@@ -465,6 +649,9 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
         }
         if is_active(target) == Some(false) {
             return RollbackDecision::Refuse(format!("{target} is not an ACTIVE revision"));
+        }
+        if avoided(target) {
+            return RollbackDecision::Refuse(format!("{target} is a revision a failed signal of this incident named"));
         }
         return plan(target, TargetSource::Explicit, true);
     }
@@ -563,6 +750,11 @@ mod tests {
             completed_by: Some(format!("ecs-svc/{rev}")),
             ..Default::default()
         }
+    }
+
+    /// A service deployment as ListServiceDeployments lists it.
+    fn brief(arn: &str, status: &str) -> ServiceDeploymentBrief {
+        ServiceDeploymentBrief { arn: arn.into(), status: status.into(), ..Default::default() }
     }
 
     fn target(d: RollbackDecision) -> (String, TargetSource, bool) {
@@ -697,17 +889,18 @@ mod tests {
     #[test]
     fn stop_service_deployment_only_while_the_deployment_is_in_progress_from_the_target() {
         let arn = "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/api/abc";
+        let listed = [brief(arn, "IN_PROGRESS")];
         let input = RollbackInput {
             service: service(
                 42,
                 vec![dep("d2", "PRIMARY", 42, "IN_PROGRESS", "2"), dep("d1", "ACTIVE", 41, "COMPLETED", "1")],
             ),
-            in_progress_service_deployment: Some(arn),
+            service_deployments: ServiceDeployments::Listed(&listed),
             ..Default::default()
         };
         let RollbackDecision::Plan(p) = plan_rollback(&input) else { panic!() };
         assert_eq!(p.mechanism, Mechanism::StopServiceDeployment { service_deployment_arn: arn.into() });
-        let finished = RollbackInput { in_progress_service_deployment: None, ..input.clone() };
+        let finished = RollbackInput { service_deployments: ServiceDeployments::Listed(&[]), ..input.clone() };
         let RollbackDecision::Plan(p) = plan_rollback(&finished) else { panic!() };
         assert_eq!(p.mechanism, Mechanism::UpdateService);
         let kg = [completed(39, 100)];
