@@ -63,7 +63,7 @@ use crate::adapters::{Clients, MutationError, autoscaling, ecs};
 use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::outcome::{ActionRecord, ActionStatus};
-use crate::snapshot::ServiceSnapshot;
+use crate::snapshot::{ServiceDeploymentBrief, ServiceSnapshot};
 use crate::time::{iso, now};
 
 /// What the engine needs from the function it runs in: the clients, the
@@ -709,8 +709,9 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         Ok(()) => Ok(None),
         Err(e) if !e.may_have_applied => Err(format!("{what} FAILED: {e}")),
         Err(e) => match read_back(app, req, &planned).await {
-            Ok((service_now, stop_status)) => {
-                let (status, why) = verify_lost_answer(&pending, &service_now, stop_status.as_deref(), &e.to_string());
+            Ok((service_now, stopped)) => {
+                let stop_status = stopped.as_ref().map(|d| d.status.as_str());
+                let (status, why) = verify_lost_answer(&pending, &service_now, stop_status, &e.to_string());
                 tracing::info!(
                     cluster = req.cluster,
                     service = req.service,
@@ -785,18 +786,18 @@ async fn read_back(
     app: &Engine<'_>,
     req: &ActionRequest<'_>,
     planned: &Planned,
-) -> Result<(ServiceSnapshot, Option<String>), crate::adapters::AwsError> {
+) -> Result<(ServiceSnapshot, Option<ServiceDeploymentBrief>), crate::adapters::AwsError> {
     let service = describe_service(app.clients, req.cluster, req.service).await?;
-    let stop_status = match planned {
+    let stopped = match planned {
         Planned::Rollback(p) => match &p.mechanism {
             Mechanism::StopServiceDeployment { service_deployment_arn } => {
-                ecs::service_deployment_status(app.clients, service_deployment_arn).await.ok().flatten()
+                ecs::describe_service_deployment(app.clients, service_deployment_arn).await.ok().flatten()
             }
             Mechanism::UpdateService => None,
         },
         _ => None,
     };
-    Ok((service, stop_status))
+    Ok((service, stopped))
 }
 
 async fn execute(app: &Engine<'_>, req: &ActionRequest<'_>, planned: &Planned) -> Result<(), MutationError> {

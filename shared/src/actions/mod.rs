@@ -660,4 +660,74 @@ mod tests {
         assert!(check_budget(ActionKind::Scale, &ledger, now, &l).unwrap_err().to_string().contains("budget"));
         assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).is_ok());
     }
+
+    #[test]
+    fn services_ecs_does_not_deploy_are_never_sent_a_rollback_or_a_force_deploy_but_may_be_scaled() {
+        let svc = |controller: Option<&str>| ServiceSnapshot {
+            cluster: "prod".into(),
+            service: "api".into(),
+            deployment_controller: controller.map(str::to_string),
+            ..Default::default()
+        };
+        // (controller, action, what the refusal says, or None: goes ahead)
+        let cases = [
+            (None, "rollback", None),
+            (Some("ECS"), "force-deploy", None),
+            (
+                Some("CODE_DEPLOY"),
+                "rollback",
+                Some("aws deploy stop-deployment --deployment-id <id> --auto-rollback-enabled"),
+            ),
+            (Some("CODE_DEPLOY"), "force-deploy", Some("force a new deployment of")),
+            (Some("CODE_DEPLOY"), "scale", None),
+            (Some("CODE_DEPLOY"), "scale-to-zero", None),
+            (Some("EXTERNAL"), "rollback", Some("owning deployment tool")),
+            (Some("EXTERNAL"), "force-deploy", Some("EXTERNAL")),
+            (Some("EXTERNAL"), "scale", None),
+            (Some("SOMETHING_NEW"), "rollback", Some("deployment controller SOMETHING_NEW")),
+        ];
+        for (controller, action, expected) in cases {
+            let got = controller_refusal(ActionKind::parse(action).unwrap(), &svc(controller));
+            match (got, expected) {
+                (None, None) => {}
+                (Some(why), Some(word)) => {
+                    assert!(why.contains(word) && why.contains("prod/api"), "{controller:?} {action}: {why}");
+                    assert!(why.contains("nothing is held"), "{why}");
+                }
+                (got, want) => panic!("{controller:?} {action}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_answer_is_executed_only_if_the_service_shows_it() {
+        const TD: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/api";
+        let pending = |action: &str, to: &str| LedgerEntry {
+            to: Some(to.into()),
+            ..entry(1_795_000_000, action, "executing", true)
+        };
+        let svc = |rev: i32, desired: i32| ServiceSnapshot {
+            task_definition: Some(format!("{TD}:{rev}")),
+            desired,
+            ..Default::default()
+        };
+        let to41 = format!("{TD}:41");
+        // (entry, service read back, StopServiceDeployment's deployment status, verdict)
+        let cases = [
+            (pending("rollback", &to41), svc(41, 2), None, LedgerStatus::Executed),
+            (pending("rollback", &to41), svc(42, 2), None, LedgerStatus::Failed),
+            // ECS accepted the ROLLBACK: its deployment is rolling back, the service not yet switched.
+            (pending("rollback", &to41), svc(42, 2), Some("ROLLBACK_REQUESTED"), LedgerStatus::Executed),
+            (pending("rollback", &to41), svc(42, 2), Some("IN_PROGRESS"), LedgerStatus::Failed),
+            (pending("scale", "5"), svc(42, 5), None, LedgerStatus::Executed),
+            (pending("scale", "5"), svc(42, 2), None, LedgerStatus::Failed),
+        ];
+        for (e, service, stop, expected) in cases {
+            let (status, why) =
+                verify_lost_answer(&e, &service, stop, "ecs:UpdateService on prod/api: InternalFailure");
+            assert_eq!(status, expected, "{:?} {stop:?}: {why}", e.to);
+            assert!(why.contains("without a clear answer (ecs:UpdateService on prod/api: InternalFailure)"), "{why}");
+            assert!(why.contains("verified from the service read back under the lock"), "{why}");
+        }
+    }
 }

@@ -1298,4 +1298,335 @@ mod tests {
         let undated = service(42, vec![dep("ecs-svc/5", "PRIMARY", 42, "COMPLETED", "not a time")]);
         assert_eq!(recent_deployment(&undated, epoch(1), 3600), None);
     }
+
+    // ---- Traffic-shifting strategies, over DescribeServices `deployments`
+    // and ListServiceDeployments `serviceDeployments` (status PENDING,
+    // IN_PROGRESS, ROLLBACK_IN_PROGRESS, …) as ECS documents them.
+
+    /// A decision with its mechanism, for table rows.
+    fn verdict_via(d: &RollbackDecision) -> String {
+        match d {
+            RollbackDecision::Plan(p) => format!(
+                "plan {} via {}",
+                short(&p.to),
+                match p.mechanism {
+                    Mechanism::StopServiceDeployment { .. } => "stop",
+                    Mechanism::UpdateService => "update",
+                }
+            ),
+            other => verdict(other),
+        }
+    }
+
+    #[test]
+    fn a_traffic_shifting_deployment_in_progress_is_stopped_with_rollback_never_replaced_by_update_service() {
+        const ARN: &str = "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/api/r9i43YFjvgF_xlg7m2eJ1r";
+        let kg = [completed(40, epoch(-600))];
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        let in_progress = [brief(ARN, "IN_PROGRESS")];
+        let pending = [brief(ARN, "PENDING")];
+        let rolling_back = [brief(ARN, "ROLLBACK_IN_PROGRESS")];
+        let nothing: [ServiceDeploymentBrief; 0] = [];
+        let green_over_blue = vec![
+            shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, ""),
+            shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+        ];
+        let completed_green = vec![shaped("ecs-svc/2", "PRIMARY", 42, "COMPLETED", 0, "")];
+        let no_blue_listed = vec![shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, "")];
+        let avoid41 = [td(41)];
+        let none: [String; 0] = [];
+        // (case, strategy, deployments, service deployments, avoided, explicit target, expected)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Vec<DeploymentSnapshot>,
+            ServiceDeployments<'a>,
+            &'a [String],
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "blue/green in progress: back to blue",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "plan api:41 via stop",
+            ),
+            (
+                "linear in progress",
+                Some("LINEAR"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "plan api:41 via stop",
+            ),
+            (
+                "canary pending",
+                Some("CANARY"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&pending),
+                &none,
+                None,
+                "plan api:41 via stop",
+            ),
+            (
+                "rolling: UpdateService to known-good 40 (ROLLBACK would return to 41)",
+                Some("ROLLING"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "plan api:40 via update",
+            ),
+            (
+                "blue/green finished (crash loop after it): a new deployment of the target",
+                Some("BLUE_GREEN"),
+                completed_green.clone(),
+                ServiceDeployments::Listed(&nothing),
+                &none,
+                None,
+                "plan api:40 via update",
+            ),
+            (
+                "blue/green, unreadable, finished: UpdateService is safe",
+                Some("BLUE_GREEN"),
+                completed_green,
+                ServiceDeployments::Unreadable("AccessDeniedException"),
+                &none,
+                None,
+                "plan api:40 via update",
+            ),
+            (
+                "blue/green, unreadable, maybe in progress",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Unreadable("AccessDeniedException"),
+                &none,
+                None,
+                "refuse: the service deploys BLUE_GREEN and whether a deployment of it is in progress is not known (ListServiceDeployments AccessDeniedException)",
+            ),
+            (
+                "blue/green, not read",
+                Some("CANARY"),
+                green_over_blue.clone(),
+                ServiceDeployments::NotRead,
+                &none,
+                None,
+                "refuse: the service deploys CANARY and whether",
+            ),
+            (
+                "ECS is rolling it back already",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&rolling_back),
+                &none,
+                None,
+                "follow",
+            ),
+            (
+                "the blue revision is not listed",
+                Some("BLUE_GREEN"),
+                no_blue_listed,
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "refuse: a BLUE_GREEN deployment is in progress",
+            ),
+            (
+                "the blue revision is one a failed signal named",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &avoid41,
+                None,
+                "refuse: a BLUE_GREEN deployment is in progress and its rollback would return to api:41, which is excluded",
+            ),
+            (
+                "a person names blue",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                Some("api:41"),
+                "plan api:41 via stop",
+            ),
+            (
+                "a person names another revision mid-deployment",
+                Some("BLUE_GREEN"),
+                green_over_blue,
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                Some("api:40"),
+                "refuse: a BLUE_GREEN deployment is in progress: its rollback (StopServiceDeployment ROLLBACK) returns to api:41, not api:40",
+            ),
+        ];
+        for (case, strategy, deployments, listed, avoid, explicit, expected) in cases {
+            let mut svc = service(42, deployments);
+            svc.deployment_strategy = strategy.map(str::to_string);
+            let input = RollbackInput {
+                service: svc,
+                known_good: &kg,
+                family_revisions: Some(&r),
+                service_deployments: listed,
+                avoid,
+                explicit_target: explicit,
+                ..Default::default()
+            };
+            let got = verdict_via(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn a_crash_loops_revision_is_rolled_back_only_when_it_was_freshly_released() {
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        let rev42 = td(42);
+        let short42 = "api:42".to_string();
+        // (case, PRIMARY deployment of 42 (created at minute 0), known-good history, our rollbacks to, expected)
+        type Case<'a> = (&'a str, Vec<DeploymentSnapshot>, Vec<KnownGood>, Vec<(String, i64)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "a fresh release crash-loops",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "IN_PROGRESS", 0, "")],
+                vec![completed(40, epoch(-600))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "a fresh release that completed, then crash-loops",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "COMPLETED", 0, "")],
+                vec![completed(40, epoch(-600)), completed(42, epoch(5))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "a force-deploy of a revision that reached steady state before",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "COMPLETED", 0, "")],
+                vec![completed(40, epoch(-900)), completed(42, epoch(-600))],
+                vec![],
+                "stale: deployment ecs-svc/9 re-deployed api:42, which had reached steady state before",
+            ),
+            (
+                "ECS's circuit-breaker rollback onto it",
+                vec![shaped(
+                    "ecs-svc/9",
+                    "PRIMARY",
+                    42,
+                    "COMPLETED",
+                    0,
+                    "ECS deployment circuit breaker: rollback completed.",
+                )],
+                vec![completed(40, epoch(-900))],
+                vec![],
+                "stale: deployment ecs-svc/9 is a rollback",
+            ),
+            (
+                "our own rollback onto it (an unverified target)",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "IN_PROGRESS", 0, "")],
+                vec![completed(40, epoch(-900))],
+                vec![(short42.clone(), epoch(0) - 2)],
+                "stale: deployment ecs-svc/9 of api:42 is our rollback to it",
+            ),
+            (
+                "our rollback to it came after the deployment: not the reason for it",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "IN_PROGRESS", 0, "")],
+                vec![completed(40, epoch(-900))],
+                vec![(short42.clone(), epoch(10))],
+                "plan api:40",
+            ),
+            (
+                "no deployment listed",
+                vec![],
+                vec![completed(40, epoch(-900))],
+                vec![],
+                "stale: no deployment of api:42 is listed by the service",
+            ),
+        ];
+        for (case, deployments, history, ours, expected) in cases {
+            let input = RollbackInput {
+                service: service(42, deployments),
+                known_good: &history,
+                family_revisions: Some(&r),
+                rollback_targets: &ours,
+                trigger: TriggerSubject { failing_revision: Some(&rev42), ..Default::default() },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn a_revision_a_failed_signal_named_is_never_a_target() {
+        let r = revs(&[(39, true), (40, true), (41, true), (42, true)]);
+        let kg = [completed(41, epoch(-60)), completed(40, epoch(-600))];
+        let deployments = vec![
+            shaped("ecs-svc/2", "PRIMARY", 42, "FAILED", 0, ""),
+            shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+        ];
+        // (avoided, expected)
+        let cases: [(Vec<String>, &str); 4] = [
+            (vec![], "plan api:41"),
+            (vec!["api:41".into()], "plan api:40"),
+            (vec![td(41), "api:40".into()], "plan api:39"),
+            (vec!["api:41".into(), "api:40".into(), "api:39".into()], "refuse: no safe rollback target"),
+        ];
+        for (avoid, expected) in cases {
+            let input = RollbackInput {
+                service: service(42, deployments.clone()),
+                known_good: &kg,
+                family_revisions: Some(&r),
+                avoid: &avoid,
+                trigger: TriggerSubject { failed_deployment: Some("ecs-svc/2"), ..Default::default() },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{avoid:?}: {got}");
+            if let Some(named) = avoid.first() {
+                assert!(
+                    got.starts_with("plan") || got.contains("a failed signal of this incident named"),
+                    "{avoid:?}: {got}"
+                );
+                let explicit = RollbackInput { explicit_target: Some(named.as_str()), ..input.clone() };
+                assert!(verdict(&plan_rollback(&explicit)).starts_with("refuse"), "a person's target too: {named}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_failing_revision_is_the_one_the_trigger_names() {
+        // DescribeServices without the service's own taskDefinition (an
+        // inconsistent read): the failed deployment's revision, as listed.
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        let mut svc = service(
+            42,
+            vec![
+                shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, ""),
+                shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+            ],
+        );
+        svc.task_definition = None;
+        let input = RollbackInput {
+            service: svc,
+            family_revisions: Some(&r),
+            trigger: TriggerSubject { failed_deployment: Some("ecs-svc/2"), ..Default::default() },
+            ..Default::default()
+        };
+        let RollbackDecision::Plan(p) = plan_rollback(&input) else { panic!("{:?}", plan_rollback(&input)) };
+        assert_eq!((short(&p.from), short(&p.to)), ("api:42".to_string(), "api:41".to_string()));
+        // A crash loop names its task's revision; the plan rolls away from that one.
+        let rev42 = "api:42".to_string();
+        let crash = RollbackInput {
+            service: service(42, vec![shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, "")]),
+            family_revisions: Some(&r),
+            trigger: TriggerSubject { failing_revision: Some(&rev42), ..Default::default() },
+            ..Default::default()
+        };
+        let RollbackDecision::Plan(p) = plan_rollback(&crash) else { panic!() };
+        assert_eq!(p.from, "api:42");
+    }
 }

@@ -445,12 +445,13 @@ pub async fn rollback_service_deployment(clients: &Clients, service_deployment_a
         .map_err(|e| mutation_error("ecs", "StopServiceDeployment", service_deployment_arn, &e))
 }
 
-/// The status of one service deployment (DescribeServiceDeployments):
-/// `ROLLBACK_REQUESTED` and the like once a StopServiceDeployment took effect.
-pub async fn service_deployment_status(
+/// One service deployment as DescribeServiceDeployments describes it: its
+/// status is `ROLLBACK_REQUESTED` and the like once a StopServiceDeployment
+/// took effect. `None` when ECS does not know it.
+pub async fn describe_service_deployment(
     clients: &Clients,
     service_deployment_arn: &str,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Option<ServiceDeploymentBrief>, AwsError> {
     let resp = clients
         .ecs
         .describe_service_deployments()
@@ -458,5 +459,11 @@ pub async fn service_deployment_status(
         .send()
         .await
         .map_err(|e| aws_error("ecs", "DescribeServiceDeployments", service_deployment_arn, &e))?;
-    Ok(resp.service_deployments().first().and_then(|d| d.status()).map(|s| s.as_str().to_string()))
+    Ok(resp.service_deployments().first().map(|d| ServiceDeploymentBrief {
+        arn: d.service_deployment_arn().unwrap_or(service_deployment_arn).to_string(),
+        status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        status_reason: d.status_reason().map(str::to_string),
+        target_service_revision_arn: d.target_service_revision().and_then(|r| r.arn()).map(str::to_string),
+        created_at: timestamp(d.created_at()),
+    }))
 }

@@ -13,8 +13,8 @@ use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOu
 use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, Service};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use shared::actions::ActionKind;
 use shared::actions::engine::{ActionRequest, ActionResult, Engine, run};
+use shared::actions::{ActionKind, Origin};
 use shared::adapters::Clients;
 use shared::adapters::state::StateStore;
 use shared::config::Config;
@@ -105,6 +105,11 @@ fn updated() -> Rule {
 /// The state table: `hold` and `known_good` are the answers to those two
 /// reads; every other read finds nothing and every other write succeeds.
 fn dynamodb(hold: Rule, known_good: Rule, hold_write: Option<Rule>) -> aws_sdk_dynamodb::Client {
+    dynamodb_with(hold, known_good, hold_write.into_iter().collect())
+}
+
+/// Like [`dynamodb`], with `extra` rules consulted before the defaults.
+fn dynamodb_with(hold: Rule, known_good: Rule, extra: Vec<Rule>) -> aws_sdk_dynamodb::Client {
     let query = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let update = mock!(aws_sdk_dynamodb::Client::update_item)
@@ -113,7 +118,7 @@ fn dynamodb(hold: Rule, known_good: Rule, hold_write: Option<Rule>) -> aws_sdk_d
         .then_output(|| aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build());
     let get_other = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
     let mut rules = vec![hold, known_good];
-    rules.extend(hold_write);
+    rules.extend(extra);
     rules.extend([query, put, update, delete, get_other]);
     let refs: Vec<&Rule> = rules.iter().collect();
     mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, refs, |b| b
@@ -423,6 +428,10 @@ fn listed_in_progress() -> Rule {
     })
 }
 
+fn nothing_in_progress() -> Rule {
+    mock!(aws_sdk_ecs::Client::list_service_deployments).then_output(|| ListServiceDeploymentsOutput::builder().build())
+}
+
 fn stopped() -> Rule {
     mock!(aws_sdk_ecs::Client::stop_service_deployment)
         .then_output(|| StopServiceDeploymentOutput::builder().service_deployment_arn(SERVICE_DEPLOYMENT).build())
@@ -558,7 +567,8 @@ async fn when_whether_a_blue_green_deployment_is_in_progress_cannot_be_read_the_
 async fn a_crash_loop_on_a_revision_that_is_not_a_fresh_release_should_not_be_rolled_back() {
     let now = epoch_now();
     // (case, the PRIMARY deployment of 42, the known-good history)
-    let cases: Vec<(&str, Deployment, Vec<(i32, i64, i64)>)> = vec![
+    type Case<'a> = (&'a str, Deployment, Vec<(i32, i64, i64)>);
+    let cases: Vec<Case> = vec![
         (
             "a force-deploy of 42, which had reached steady state a day before",
             deployment("ecs-svc/9", "PRIMARY", 42, DeploymentRolloutState::Completed, 600, ""),
@@ -619,4 +629,158 @@ async fn a_crash_loop_on_a_fresh_release_is_still_rolled_back() {
     assert_eq!(r.record.status, ActionStatus::Executed, "{:?}", r.record);
     assert!(r.record.detail.contains("api:42 -> api:40"), "{}", r.record.detail);
     assert_eq!(update.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn when_update_service_answers_500_the_engine_should_read_the_service_back_and_record_what_it_finds() {
+    // (case, ECS applied it, expected status, hold written)
+    let cases = [
+        ("applied, its answer lost", true, ActionStatus::Executed, false),
+        ("not applied", false, ActionStatus::Failed, true),
+    ];
+    for (case, applied, expected, held) in cases {
+        // The engine's first read, then the read-back under the lock after the 500.
+        let describe = mock!(aws_sdk_ecs::Client::describe_services)
+            .sequence()
+            .output(service)
+            .output(move || {
+                let mut out = service();
+                if applied && let Some(s) = out.services.as_mut().and_then(|s| s.first_mut()) {
+                    // ECS applied UpdateService(taskDefinition=40): the service runs it.
+                    s.task_definition = Some(td(40));
+                }
+                out
+            })
+            .build();
+        let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+            aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
+                .set_task_definition_arns(Some([42, 41, 40].iter().map(|r| td(*r)).collect()))
+                .build()
+        });
+        let update = mock!(aws_sdk_ecs::Client::update_service).sequence().http_status(500, None).build();
+        let none = nothing_in_progress();
+        let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &revisions, &none, &update], |b| b
+            .retry_config(RetryConfig::disabled()));
+        let hold_write = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|i| sk_is(i.item(), "hold"))
+            .then_output(|| PutItemOutput::builder().build());
+        let r =
+            engine_run_with(ecs, dynamodb(hold_read(Ok(None)), known_good_read(true), Some(hold_write.clone())), |r| {
+                ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r }
+            })
+            .await;
+        assert_eq!(update.num_calls(), 1, "{case}");
+        assert_eq!(describe.num_calls(), 2, "{case}: read back after the 500");
+        assert_eq!(r.record.status, expected, "{case}: {:?}", r.record);
+        assert!(
+            r.record.detail.contains("verified from the service read back under the lock"),
+            "{case}: {}",
+            r.record.detail
+        );
+        assert_eq!(hold_write.num_calls() == 1, held, "{case}: held only when it did not take effect");
+        assert_eq!(r.failed, held, "{case}: escalated only when it did not take effect");
+        assert!(!r.outcome_unknown, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn when_the_service_cannot_be_read_back_after_a_lost_answer_the_outcome_should_be_unknown_and_nothing_held() {
+    let describe =
+        mock!(aws_sdk_ecs::Client::describe_services).sequence().output(service).http_status(503, None).build();
+    let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+        aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
+            .set_task_definition_arns(Some([42, 41, 40].iter().map(|r| td(*r)).collect()))
+            .build()
+    });
+    let update = mock!(aws_sdk_ecs::Client::update_service).sequence().http_status(500, None).build();
+    let none = nothing_in_progress();
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &revisions, &none, &update], |b| b
+        .retry_config(RetryConfig::disabled()));
+    let hold_write = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|i| sk_is(i.item(), "hold"))
+        .then_output(|| PutItemOutput::builder().build());
+    // The entry written before the call is finished as still `executing`.
+    let finish = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|u| {
+            u.expression_attribute_values()
+                .and_then(|v| v.get(":status"))
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|s| s == "executing")
+        })
+        .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build());
+    let r = engine_run_with(
+        ecs,
+        dynamodb_with(hold_read(Ok(None)), known_good_read(true), vec![hold_write.clone(), finish.clone()]),
+        |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+    )
+    .await;
+    assert!(r.outcome_unknown, "{:?}", r.record);
+    assert!(!r.failed, "not verified as failed: nothing held");
+    assert_eq!(hold_write.num_calls(), 0);
+    assert_eq!(finish.num_calls(), 1, "the ledger keeps it executing (counted as executed) until verified");
+    assert!(r.record.detail.contains("outcome UNKNOWN"), "{}", r.record.detail);
+}
+
+/// A service CodeDeploy (or an external tool) deploys, in ECS's shape for
+/// a release that failed: the engine must not act on it, whatever the trigger.
+fn deployed_by(controller: &'static str) -> impl Fn() -> DescribeServicesOutput + Send + Sync + 'static {
+    move || {
+        let mut out = rolling_out(None);
+        if let Some(s) = out.services.as_mut().and_then(|s| s.first_mut()) {
+            s.deployment_controller = Some(
+                aws_sdk_ecs::types::DeploymentController::builder()
+                    .r#type(aws_sdk_ecs::types::DeploymentControllerType::from(controller))
+                    .build()
+                    .expect("controller"),
+            );
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_codedeploy_or_external_service_is_refused_before_any_call_but_may_be_scaled() {
+    for controller in ["CODE_DEPLOY", "EXTERNAL"] {
+        let (list, update, stop) = (listed_in_progress(), updated(), stopped());
+        let r = engine_run_with(
+            ecs_strategy(deployed_by(controller), &list, &update, &stop),
+            dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+            |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+        )
+        .await;
+        assert_eq!((update.num_calls(), stop.num_calls(), list.num_calls()), (0, 0, 0), "{controller}: {:?}", r.record);
+        assert_eq!(r.record.status, ActionStatus::Skipped, "{controller}: {:?}", r.record);
+        assert!(r.record.detail.contains(controller), "{controller}: {}", r.record.detail);
+        assert!(!r.failed, "{controller}: no hold, no escalation");
+        // UpdateService(desiredCount) stays allowed.
+        let (list, update, stop) = (listed_in_progress(), updated(), stopped());
+        let r = engine_run_with(
+            ecs_strategy(deployed_by(controller), &list, &update, &stop),
+            dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+            |r| ActionRequest {
+                kind: ActionKind::Scale,
+                origin: Origin::Manual { reason: None },
+                desired_count: Some(5),
+                ..r
+            },
+        )
+        .await;
+        assert_eq!(r.record.status, ActionStatus::Executed, "{controller}: {:?}", r.record);
+        assert_eq!(update.num_calls(), 1, "{controller}");
+    }
+}
+
+#[tokio::test]
+async fn a_revision_a_failed_signal_of_the_incident_named_is_never_the_target() {
+    // Known-good 40 is the target a rollback would take; the incident's
+    // earlier failed signal named 40 (by its short name), so 41 it is.
+    let update = updated();
+    // (`engine_run_with` shapes a request of any lifetime: the list lives for the test's process.)
+    let avoid: &'static [String] = Vec::leak(vec!["api:40".to_string()]);
+    let r = engine_run_with(ecs(&update), dynamodb(hold_read(Ok(None)), known_good_read(true), None), |r| {
+        ActionRequest { trigger_deployment: Some("ecs-svc/2"), avoid_revisions: avoid, ..r }
+    })
+    .await;
+    assert_eq!(r.record.status, ActionStatus::Executed, "{:?}", r.record);
+    assert!(r.record.detail.contains("api:42 -> api:41"), "{}", r.record.detail);
 }
