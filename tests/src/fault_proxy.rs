@@ -7,8 +7,9 @@
 //! from method and path for S3 — as `service:Operation` (`ecs:UpdateService`,
 //! `sns:Publish`, `dynamodb:PutItem`, `s3:PutObject`). Rules answer chosen
 //! calls (by operation, optionally the Nth matching call) with throttling,
-//! a 5xx, a hang past the client's timeout, or a connection reset, or hold
-//! the answer of a call the server already applied.
+//! a 5xx, a hang past the client's timeout, or a connection reset, or — for
+//! a call the server already applied — hold its answer, answer a 5xx instead
+//! or reset the connection (a lost response).
 //!
 //! Plain threads and blocking sockets, like the Runtime API driver: one
 //! thread per client connection; every request is forwarded on a fresh
