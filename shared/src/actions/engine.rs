@@ -99,7 +99,8 @@ pub struct ActionRequest<'a> {
     pub trigger_deployment: Option<&'a str>,
     /// The revision the signal is about — a crash loop's failing task
     /// definition, the revision an alarm followed. A rollback acts only while
-    /// the service runs it.
+    /// the service runs it and, without `recent_deployment` (a crash loop),
+    /// only when the deployment that brought it in was a fresh release.
     pub failing_revision: Option<&'a str>,
     /// An alarm that follows a deployment: the deployment it blames. A
     /// rollback acts only while it is PRIMARY and a fresh release (not a
