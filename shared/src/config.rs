@@ -132,6 +132,10 @@ pub struct Settings {
     pub function_timeout_seconds: i64,
     /// Time bounds of every AWS call.
     pub sdk_timeouts: SdkTimeouts,
+    /// `RUNBOOK_REPEAT_WINDOW_SECONDS` (600): a runbook mutation without a
+    /// `request_id` gets one derived from its payload for this long after its
+    /// first run, so that a retry of the same invoke answers the first result.
+    pub runbook_repeat_window_seconds: i64,
 }
 
 /// Every SDK operation is bounded: a hanging endpoint fails the call (as a
@@ -162,6 +166,7 @@ impl Default for Settings {
             limits: Limits::default(),
             function_timeout_seconds: 300,
             sdk_timeouts: SdkTimeouts::default(),
+            runbook_repeat_window_seconds: 600,
         }
     }
 }
@@ -244,6 +249,14 @@ impl Config {
                 .unwrap_or(defaults.console_region),
             function_timeout_seconds: i64::try_from(function_timeout.as_secs()).unwrap_or(i64::MAX),
             sdk_timeouts,
+            runbook_repeat_window_seconds: i64::try_from(
+                seconds(
+                    "RUNBOOK_REPEAT_WINDOW_SECONDS",
+                    Duration::from_secs(defaults.runbook_repeat_window_seconds as u64),
+                )?
+                .as_secs(),
+            )
+            .unwrap_or(i64::MAX),
         };
         let evidence_kms_key = lookup("EVIDENCE_KMS_KEY_ID").map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
         let log_group_prefixes = match lookup("LOG_GROUP_PREFIXES") {

@@ -25,7 +25,8 @@
 //!    state store, ECS/ELB/CloudWatch/Logs/Auto Scaling reads and the ECS
 //!    mutations, gathering, the evidence store, the notifier.
 //! 4. **The bounded-action engine** ([`actions`]): modes, locks, budgets,
-//!    cooldowns, the ledger, and the pure rollback and scale planners.
+//!    cooldowns, the ledger, deployment controllers, the verification of
+//!    calls whose outcome is unknown, and the pure rollback and scale planners.
 //! 5. **The application context** ([`context`]): configuration, clients and
 //!    stores built once per process, and the one routing table of triggers
 //!    to functions.

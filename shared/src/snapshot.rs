@@ -24,6 +24,28 @@ pub struct ServiceSnapshot {
     pub target_group_arns: Vec<String>,
     pub circuit_breaker: Option<CircuitBreaker>,
     pub tags: Vec<(String, String)>,
+    /// `deploymentController.type`: `ECS`, `CODE_DEPLOY` or `EXTERNAL`
+    /// (`None`: not returned, which AWS documents as ECS).
+    #[serde(default)]
+    pub deployment_controller: Option<String>,
+    /// `deploymentConfiguration.strategy`: `ROLLING`, `BLUE_GREEN`, `LINEAR`
+    /// or `CANARY` (`None`: not returned, which is ROLLING).
+    #[serde(default)]
+    pub deployment_strategy: Option<String>,
+}
+
+/// One service deployment as ListServiceDeployments lists it (the ECS
+/// deployment controller's own record of a deployment, with its ARN for
+/// StopServiceDeployment).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDeploymentBrief {
+    pub arn: String,
+    /// PENDING, IN_PROGRESS, SUCCESSFUL, STOPPED, STOP_REQUESTED,
+    /// ROLLBACK_REQUESTED, ROLLBACK_IN_PROGRESS, ROLLBACK_SUCCESSFUL, ROLLBACK_FAILED.
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub target_service_revision_arn: Option<String>,
+    pub created_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

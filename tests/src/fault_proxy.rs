@@ -7,8 +7,9 @@
 //! from method and path for S3 — as `service:Operation` (`ecs:UpdateService`,
 //! `sns:Publish`, `dynamodb:PutItem`, `s3:PutObject`). Rules answer chosen
 //! calls (by operation, optionally the Nth matching call) with throttling,
-//! a 5xx, a hang past the client's timeout, or a connection reset, or hold
-//! the answer of a call the server already applied.
+//! a 5xx, a hang past the client's timeout, or a connection reset, or — for
+//! a call the server already applied — hold its answer, answer a 5xx instead
+//! or reset the connection (a lost response).
 //!
 //! Plain threads and blocking sockets, like the Runtime API driver: one
 //! thread per client connection; every request is forwarded on a fresh
@@ -47,6 +48,13 @@ pub enum Fault {
     HangAfterForward,
     /// Read the request, then reset the connection (TCP RST). Nothing is forwarded.
     Reset,
+    /// Forward the call (the server applies it), then answer this 5xx
+    /// instead of the server's answer: a lost response the caller hears as a
+    /// server error.
+    StatusAfterForward(u16),
+    /// Forward the call (the server applies it), then reset the connection:
+    /// a lost response the caller hears as a broken connection.
+    ResetAfterForward,
 }
 
 impl Fault {
@@ -60,11 +68,13 @@ impl Fault {
             Self::Hang => "hang".into(),
             Self::HangAfterForward => "hang-after-forward".into(),
             Self::Reset => "reset".into(),
+            Self::StatusAfterForward(code) => format!("http-{code}-after-forward"),
+            Self::ResetAfterForward => "reset-after-forward".into(),
         }
     }
 
     fn forwards(self) -> bool {
-        matches!(self, Self::HangAfterForward)
+        matches!(self, Self::HangAfterForward | Self::StatusAfterForward(_) | Self::ResetAfterForward)
     }
 }
 
@@ -865,10 +875,26 @@ fn serve(stream: TcpStream, upstream: &str, shared: &Shared) {
                     }
                 };
                 settle(shared, seq, Some(response.status), true);
-                if fault == Some(Fault::HangAfterForward) {
-                    hang(shared, &writer);
-                    reset(&writer);
-                    return;
+                match fault {
+                    Some(Fault::HangAfterForward) => {
+                        hang(shared, &writer);
+                        reset(&writer);
+                        return;
+                    }
+                    Some(Fault::ResetAfterForward) => {
+                        reset(&writer);
+                        let _ = writer.shutdown(Shutdown::Read);
+                        return;
+                    }
+                    Some(Fault::StatusAfterForward(code)) => {
+                        // The server applied it; the caller hears a server error.
+                        let r = canned(Fault::Status(code), req.protocol(&service), &req);
+                        if write_response(&mut writer, &r, req.method == "HEAD").is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    _ => {}
                 }
                 if write_response(&mut writer, &response, req.method == "HEAD").is_err() {
                     return;

@@ -62,6 +62,22 @@ impl SeededService {
     /// Like [`SeededService::create`], in the cluster `cluster` (created if
     /// new): many services of one test bed, each in a cluster of its own.
     pub async fn create_named(bed: &TestBed, cluster: &str, service: &str, desired: i32) -> Self {
+        Self::create_with_controller(bed, cluster, service, desired, None).await
+    }
+
+    /// Like [`SeededService::create`], deployed by `controller` (`CODE_DEPLOY`,
+    /// `EXTERNAL`; the local server keeps it and DescribeServices returns it).
+    pub async fn create_deployed_by(bed: &TestBed, service: &str, desired: i32, controller: &str) -> Self {
+        Self::create_with_controller(bed, &format!("{}-cl", bed.prefix), service, desired, Some(controller)).await
+    }
+
+    async fn create_with_controller(
+        bed: &TestBed,
+        cluster: &str,
+        service: &str,
+        desired: i32,
+        controller: Option<&str>,
+    ) -> Self {
         use aws_sdk_ecs::types::*;
         let ecs = aws_sdk_ecs::Client::new(&bed.config);
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.config);
@@ -157,13 +173,22 @@ impl SeededService {
                     .container_port(8080)
                     .build(),
             )
+            .set_deployment_controller(controller.map(|c| {
+                DeploymentController::builder()
+                    .r#type(DeploymentControllerType::from(c))
+                    .build()
+                    .expect("deployment controller")
+            }))
             .send()
             .await
             .expect("service")
             .service
             .expect("service");
         let service_arn = created.service_arn.clone().expect("service arn");
-        let deployment_id = primary_deployment(&created).expect("the new service's deployment");
+        // The local server lists no deployment for a service another controller deploys.
+        let deployment_id = primary_deployment(&created)
+            .or_else(|| controller.map(|c| format!("ecs-svc/{}", c.to_ascii_lowercase())))
+            .expect("the new service's deployment");
         Self {
             cluster,
             cluster_arn,
@@ -342,6 +367,24 @@ impl SeededService {
         }
         req.send().await.expect("seed ledger");
         sk
+    }
+
+    /// The hold item of this service (automatic actions stopped after a failed action), if any.
+    pub async fn hold(
+        &self,
+        bed: &TestBed,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        bed.dynamodb
+            .get_item()
+            .table_name(&bed.table)
+            .key("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .key("sk", AttributeValue::S("hold".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read hold")
+            .item
     }
 
     /// Every ledger item of this service, as stored.

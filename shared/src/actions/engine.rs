@@ -11,11 +11,33 @@
 //! the service is read under the lock and the entry recorded executed or
 //! failed ([`super::verify_unfinished`]). It is never repeated blindly.
 //!
+//! A mutating call whose outcome is unknown — a timeout, a broken
+//! connection, a 5xx after sending, an unreadable answer — is verified by
+//! reading the service back while the lock is still held: recorded executed
+//! if it took effect (no hold; budgets, cooldowns and the rolled-away mark
+//! count it), failed and held only if it did not. A clear refusal (a 4xx
+//! such as InvalidParameterException) is failed and held without a read.
+//! When even the read-back fails, the entry stays `executing` (counted as
+//! executed, verified by the next action) and the result says the outcome is
+//! unknown ([`ActionResult::outcome_unknown`]) — never "failed and held".
+//!
+//! Services ECS does not deploy (`deploymentController` `CODE_DEPLOY`,
+//! `EXTERNAL`) are never sent a rollback or a forced deployment: refused
+//! before any call, saying how that service is rolled back
+//! ([`super::controller_refusal`]); scaling goes ahead.
+//!
 //! A trigger that no longer describes the service — a failed deployment no
 //! longer PRIMARY, a revision the service no longer runs, an alarm's
-//! "recent deployment" that is a rollback — is skipped and says why
+//! "recent deployment" that is a rollback, a crash loop on a revision that
+//! was not freshly released — is skipped and says why
 //! ([`ActionRequest::trigger_deployment`], [`ActionRequest::failing_revision`],
 //! [`ActionRequest::recent_deployment`]; decided by the pure planner).
+//! Revisions any failed signal of the incident named
+//! ([`ActionRequest::avoid_revisions`]) are never a rollback target.
+//!
+//! The hold is read twice for an automatic action: with the other safety
+//! records before deciding, and again under the lock, so that a hold another
+//! invocation set in between stops it.
 //!
 //! Critical path of an automatic rollback: DescribeServices, then the reads
 //! the plan needs (hold, ledger, known-good history, revisions, service
@@ -29,18 +51,19 @@ use serde_json::json;
 use super::rollback_plan::{
     Mechanism, RollbackDecision, RollbackInput, TriggerSubject, deployment_revision, plan_rollback, td_key,
 };
+use super::rollback_plan::{ServiceDeployments, shifts_traffic};
 use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
 use super::{
-    ActionKind, Hold, LedgerEntry, LedgerStatus, Mode, Origin, SafetyReads, check_budget, check_safety,
-    failed_call_detail, resolve_mode, verify_unfinished,
+    ActionKind, Hold, LedgerEntry, LedgerStatus, Mode, Origin, SafetyReads, SafetyRefusal, check_budget, check_safety,
+    controller_refusal, failed_call_detail, resolve_mode, verify_lost_answer, verify_unfinished,
 };
 use crate::adapters::ecs::{ServiceChange, describe_service};
 use crate::adapters::state::{LockOutcome, StateStore};
-use crate::adapters::{AwsError, Clients, autoscaling, ecs};
+use crate::adapters::{Clients, MutationError, autoscaling, ecs};
 use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::outcome::{ActionRecord, ActionStatus};
-use crate::snapshot::ServiceSnapshot;
+use crate::snapshot::{ServiceDeploymentBrief, ServiceSnapshot};
 use crate::time::{iso, now};
 
 /// What the engine needs from the function it runs in: the clients, the
@@ -76,12 +99,16 @@ pub struct ActionRequest<'a> {
     pub trigger_deployment: Option<&'a str>,
     /// The revision the signal is about — a crash loop's failing task
     /// definition, the revision an alarm followed. A rollback acts only while
-    /// the service runs it.
+    /// the service runs it and, without `recent_deployment` (a crash loop),
+    /// only when the deployment that brought it in was a fresh release.
     pub failing_revision: Option<&'a str>,
     /// An alarm that follows a deployment: the deployment it blames. A
     /// rollback acts only while it is PRIMARY and a fresh release (not a
     /// redeploy of a revision that reached steady state before it).
     pub recent_deployment: Option<&'a str>,
+    /// Revisions any failed signal of the incident named (`family:revision`
+    /// or ARNs): never a rollback target.
+    pub avoid_revisions: &'a [String],
 }
 
 impl<'a> ActionRequest<'a> {
@@ -102,6 +129,7 @@ impl<'a> ActionRequest<'a> {
             trigger_deployment: None,
             failing_revision: None,
             recent_deployment: None,
+            avoid_revisions: &[],
         }
     }
 }
@@ -112,9 +140,15 @@ pub struct ActionResult {
     pub record: ActionRecord,
     /// The plan as data (dry-run returns it unchanged).
     pub plan: Option<serde_json::Value>,
-    /// A mutating call failed: the caller escalates to SEV1; automatic actions
-    /// on this service are held until a person clears the hold.
+    /// A mutating call failed — refused, or verified as not applied: the
+    /// caller escalates to SEV1; automatic actions on this service are held
+    /// until a person clears the hold.
     pub failed: bool,
+    /// A mutating call's answer was lost and the service could not be read
+    /// back: whether it took effect is unknown (the record says `failed`,
+    /// nothing is held, the ledger keeps it `executing` — counted as
+    /// executed — until the next action verifies it). A person should look.
+    pub outcome_unknown: bool,
     /// The revision of [`ActionRequest::trigger_deployment`] as the service
     /// listed it (`None` when it is no longer listed, or the service was not read).
     pub trigger_revision: Option<String>,
@@ -126,6 +160,8 @@ struct Decided {
     detail: String,
     planned: Option<Planned>,
     failed: bool,
+    /// The call's outcome is unknown: its `executing` entry stays executing.
+    unknown: bool,
 }
 
 impl Decided {
@@ -137,7 +173,7 @@ impl Decided {
 
 /// An early end of the decision (skipped, or failed before acting).
 fn stop(status: ActionStatus, detail: impl Into<String>) -> Decided {
-    Decided { status, detail: detail.into(), planned: None, failed: false }
+    Decided { status, detail: detail.into(), planned: None, failed: false, unknown: false }
 }
 
 type Step<T> = Result<T, Decided>;
@@ -222,12 +258,14 @@ pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
     let decided = match decide(app, req, t, &mut held).await {
         Ok(d) | Err(d) => d,
     };
-    let Decided { status, mut detail, planned, failed } = decided;
+    let Decided { status, mut detail, planned, failed, unknown } = decided;
     let (from, to) = planned.as_ref().map(Planned::endpoints).unwrap_or((None, None));
     let recorded = match &held.executing {
-        // The entry written before the call: finish it with what happened.
+        // The entry written before the call: finish it with what happened
+        // (an unknown outcome stays executing, with what is known).
         Some(key) => {
-            app.state.finish_ledger(req.cluster, req.service, key, status.into(), &detail, now()).await.map(|_| ())
+            let ledger_status = if unknown { LedgerStatus::Executing } else { status.into() };
+            app.state.finish_ledger(req.cluster, req.service, key, ledger_status, &detail, now()).await.map(|_| ())
         }
         None => {
             let entry = LedgerEntry {
@@ -272,6 +310,7 @@ pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
         record: record(req.kind, status, detail),
         plan: planned.as_ref().map(Planned::as_json),
         failed,
+        outcome_unknown: unknown,
         trigger_revision: held.trigger_revision,
     }
 }
@@ -406,6 +445,10 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
             format!("scale-to-zero needs \"confirm\": \"{}\" (the service name); nothing done", req.service),
         ));
     }
+    // Who deploys the service decides what may be sent to it at all: refused before any call.
+    if let Some(why) = controller_refusal(kind, &service) {
+        return Err(stop(ActionStatus::Skipped, why));
+    }
     let automatic = req.origin.is_automatic();
     let limits = &app.config.settings.limits;
 
@@ -434,18 +477,19 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
             }
         },
         async {
-            // Only worth asking while a rollout from a completed deployment is under way:
-            // that is the one case StopServiceDeployment(ROLLBACK) applies to.
+            // Worth asking while a rolling deployment from a completed one is under way
+            // (StopServiceDeployment(ROLLBACK) applies to it), and always for a
+            // traffic-shifting strategy (UpdateService must never replace one in progress).
             let rollout_from_completed = service
                 .deployments
                 .iter()
                 .any(|d| d.status == "ACTIVE" && d.rollout_state.as_deref() == Some("COMPLETED"));
-            if kind == ActionKind::Rollback && rollout_from_completed {
-                ecs::in_progress_deployment(app.clients, req.cluster, req.service)
-                    .await
-                    .map_err(|e| tracing::info!(cluster = req.cluster, service = req.service, error = %e, "service deployments unavailable; UpdateService is the mechanism"))
-                    .ok()
-                    .flatten()
+            if kind == ActionKind::Rollback && (rollout_from_completed || shifts_traffic(&service)) {
+                let listed = ecs::unfinished_service_deployments(app.clients, req.cluster, req.service).await;
+                if let Err(e) = &listed {
+                    tracing::info!(cluster = req.cluster, service = req.service, error = %e, "service deployments unavailable");
+                }
+                Some(listed)
             } else {
                 None
             }
@@ -518,15 +562,31 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
                 .filter(|e| e.action == ActionKind::Rollback && e.status.may_have_acted())
                 .filter_map(|e| Some((e.from.clone()?, e.at)))
                 .collect();
+            let rollback_targets: Vec<(String, i64)> = ledger
+                .iter()
+                .filter(|e| e.action == ActionKind::Rollback && e.status.may_have_acted())
+                .filter_map(|e| Some((e.to.clone()?, e.at)))
+                .collect();
+            let unreadable = match &in_progress {
+                Some(Err(e)) => e.to_string(),
+                _ => String::new(),
+            };
+            let service_deployments = match &in_progress {
+                None => ServiceDeployments::NotRead,
+                Some(Ok(listed)) => ServiceDeployments::Listed(listed),
+                Some(Err(_)) => ServiceDeployments::Unreadable(&unreadable),
+            };
             let input = RollbackInput {
                 service: service.clone(),
                 known_good: &facts.known_good,
                 family_revisions: revisions.as_deref(),
                 rolled_away_from: &rolled_away_from,
                 rollbacks: &ever_rolled_away,
+                rollback_targets: &rollback_targets,
+                avoid: req.avoid_revisions,
                 last_rollback_target: last_target.as_deref(),
                 explicit_target: req.task_definition,
-                in_progress_service_deployment: in_progress.as_deref(),
+                service_deployments,
                 ecs_rolling_back: req.ecs_rolling_back,
                 trigger: TriggerSubject {
                     failed_deployment: req.trigger_deployment,
@@ -560,7 +620,13 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
     let what = noted(planned.describe(req.service));
     if mode == Mode::DryRun {
         let detail = format!("dry-run ({mode_why}): would {what}");
-        return Ok(Decided { status: ActionStatus::Planned, detail, planned: Some(planned), failed: false });
+        return Ok(Decided {
+            status: ActionStatus::Planned,
+            detail,
+            planned: Some(planned),
+            failed: false,
+            unknown: false,
+        });
     }
     if held.lock_owner.is_none() {
         take_lock(app, req, held).await.map_err(|d| d.with_plan(&planned))?;
@@ -568,6 +634,18 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         let fresh = resolve_unfinished(app, req, t, &mut service).await.map_err(|d| d.with_plan(&planned))?;
         if automatic && let Err(why) = check_budget(kind, &fresh, t, limits) {
             return Err(stop(ActionStatus::Skipped, why.to_string()).with_plan(&planned));
+        }
+    }
+
+    // The hold again, under the lock: another invocation's failed action may have set it since the first read.
+    if automatic {
+        let refusal = match app.state.hold(req.cluster, req.service).await {
+            Ok(None) => None,
+            Ok(Some((since, reason))) => Some(SafetyRefusal::Held(Hold { since, reason })),
+            Err(e) => Some(SafetyRefusal::Unreadable { record: "hold", why: e.to_string() }),
+        };
+        if let Some(why) = refusal {
+            return Err(stop(ActionStatus::Skipped, format!("{why} (read again under the lock)")).with_plan(&planned));
         }
     }
 
@@ -626,8 +704,46 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         Ok(Err(e)) => format!("; pre-action state not kept: {e}"),
         Err(_) => "; pre-action state not kept: the evidence store did not answer in time".to_string(),
     };
-    Ok(match outcome {
-        Ok(()) => {
+    // What became of the call: applied (answered, or verified after a lost
+    // answer), refused or verified not applied (held), or unknown.
+    let verified = match &outcome {
+        Ok(()) => Ok(None),
+        Err(e) if !e.may_have_applied => Err(format!("{what} FAILED: {e}")),
+        Err(e) => match read_back(app, req, &planned).await {
+            Ok((service_now, stopped)) => {
+                let stop_status = stopped.as_ref().map(|d| d.status.as_str());
+                let (status, why) = verify_lost_answer(&pending, &service_now, stop_status, &e.to_string());
+                tracing::info!(
+                    cluster = req.cluster,
+                    service = req.service,
+                    action = kind.as_str(),
+                    status = status.as_str(),
+                    decision = "lost-answer-verified",
+                    "{why}"
+                );
+                match status {
+                    LedgerStatus::Executed => Ok(Some(why)),
+                    _ => Err(format!("{what} FAILED: {why}")),
+                }
+            }
+            Err(read_error) => {
+                tracing::error!(cluster = req.cluster, service = req.service, action = kind.as_str(), error = %e, read_error = %read_error, decision = "outcome-unknown", "mutating call's outcome unknown");
+                return Ok(Decided {
+                    status: ActionStatus::Failed,
+                    detail: format!(
+                        "{what}: outcome UNKNOWN - its answer was lost ({e}) and the service could not be read back ({read_error}); \
+                         recorded as executing, counted as executed for budgets and cooldowns and verified by the next action \
+                         on this service; nothing is held - a person should check the service now{evidence_note}"
+                    ),
+                    planned: Some(planned),
+                    failed: false,
+                    unknown: true,
+                });
+            }
+        },
+    };
+    Ok(match verified {
+        Ok(lost_answer) => {
             if let Planned::Rollback(p) = &planned
                 && let Err(e) = app.state.record_rolled_away(req.cluster, req.service, &p.from, t).await
             {
@@ -638,15 +754,17 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
                 // A person acted successfully: their action clears a hold.
                 let _ = app.state.clear_hold(req.cluster, req.service).await;
             }
+            let lost_answer = lost_answer.map(|why| format!("; {why}")).unwrap_or_default();
             Decided {
                 status: ActionStatus::Executed,
-                detail: format!("{what}{evidence_note}"),
+                detail: format!("{what}{lost_answer}{evidence_note}"),
                 planned: Some(planned),
                 failed: false,
+                unknown: false,
             }
         }
-        Err(e) => {
-            let why = format!("{what} FAILED: {e}{evidence_note}");
+        Err(failure) => {
+            let why = format!("{failure}{evidence_note}");
             let hold = app.state.set_hold(req.cluster, req.service, &why, t).await;
             if let Err(he) = &hold {
                 tracing::error!(cluster = req.cluster, service = req.service, error = %he, decision = "hold-not-recorded", "hold not recorded after a failed action");
@@ -656,12 +774,34 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
                 detail: failed_call_detail(&why, hold),
                 planned: Some(planned),
                 failed: true,
+                unknown: false,
             }
         }
     })
 }
 
-async fn execute(app: &Engine<'_>, req: &ActionRequest<'_>, planned: &Planned) -> Result<(), AwsError> {
+/// The service read back under the lock after a lost answer, and — for a
+/// StopServiceDeployment — the status of the deployment it stopped (a read
+/// that fails leaves the service alone to tell).
+async fn read_back(
+    app: &Engine<'_>,
+    req: &ActionRequest<'_>,
+    planned: &Planned,
+) -> Result<(ServiceSnapshot, Option<ServiceDeploymentBrief>), crate::adapters::AwsError> {
+    let service = describe_service(app.clients, req.cluster, req.service).await?;
+    let stopped = match planned {
+        Planned::Rollback(p) => match &p.mechanism {
+            Mechanism::StopServiceDeployment { service_deployment_arn } => {
+                ecs::describe_service_deployment(app.clients, service_deployment_arn).await.ok().flatten()
+            }
+            Mechanism::UpdateService => None,
+        },
+        _ => None,
+    };
+    Ok((service, stopped))
+}
+
+async fn execute(app: &Engine<'_>, req: &ActionRequest<'_>, planned: &Planned) -> Result<(), MutationError> {
     let update = |change| ecs::update_service(app.clients, req.cluster, req.service, change);
     match planned {
         Planned::Rollback(p) => match &p.mechanism {

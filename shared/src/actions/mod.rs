@@ -231,11 +231,124 @@ fn cooldown(ledger: &[LedgerEntry], now: i64, limits: &Limits) -> Result<(), Bud
     Ok(())
 }
 
+/// Who deploys a service: `deploymentController.type`. AWS documents an
+/// absent controller as `ECS`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Controller {
+    Ecs,
+    CodeDeploy,
+    External,
+    /// A type this code does not know (a newer API): treated as not ours.
+    Other(String),
+}
+
+impl Controller {
+    pub fn of(service: &ServiceSnapshot) -> Self {
+        match service.deployment_controller.as_deref() {
+            None | Some("ECS") => Self::Ecs,
+            Some("CODE_DEPLOY") => Self::CodeDeploy,
+            Some("EXTERNAL") => Self::External,
+            Some(other) => Self::Other(other.to_string()),
+        }
+    }
+}
+
+/// Why an action must not be sent to this service at all, given who deploys
+/// it (pure); `None` when ECS deploys it or the action only scales.
+///
+/// For `CODE_DEPLOY` and `EXTERNAL` services UpdateService may change the
+/// desired count but not the task definition — "For services using the
+/// blue/green (CODE_DEPLOY) deployment controller, only the desired count,
+/// deployment configuration, health check grace period, task placement
+/// constraints and strategies, enable ECS managed tags option, and propagate
+/// tags can be updated using this API. If the network configuration, platform
+/// version, task definition, or load balancer need to be updated, create a new
+/// CodeDeploy deployment", and for an external controller "you can update only
+/// the desired count, task placement constraints and strategies, health check
+/// grace period, enable ECS managed tags option, and propagate tags option"
+/// (ECS API Reference, UpdateService:
+/// <https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_UpdateService.html>).
+/// A forced deployment is not in either list, and service deployments
+/// (StopServiceDeployment) belong to the ECS controller only. So a rollback
+/// or a force-deploy is refused before any call, and scaling goes ahead.
+pub fn controller_refusal(kind: ActionKind, service: &ServiceSnapshot) -> Option<String> {
+    if matches!(kind, ActionKind::Scale | ActionKind::ScaleToZero) {
+        return None;
+    }
+    let name = format!("{}/{}", service.cluster, service.service);
+    let what = match kind {
+        ActionKind::Rollback => "roll back",
+        _ => "force a new deployment of",
+    };
+    match Controller::of(service) {
+        Controller::Ecs => None,
+        Controller::CodeDeploy => Some(format!(
+            "not acting: {name} is deployed by CodeDeploy (deploymentController CODE_DEPLOY); ECS refuses a task-definition \
+             change or a forced deployment through UpdateService, and StopServiceDeployment does not apply, so autopilot \
+             does not {what} it. Roll it back through CodeDeploy: stop the deployment in progress with rollback \
+             (aws deploy stop-deployment --deployment-id <id> --auto-rollback-enabled; aws deploy list-deployments \
+             --application-name <app> --deployment-group-name <group> --include-only-statuses InProgress finds it), or \
+             redeploy the previous revision through CodeDeploy (aws deploy create-deployment with the previous \
+             task definition in its AppSpec). Nothing was called, so nothing is held"
+        )),
+        Controller::External => Some(format!(
+            "not acting: {name} uses the EXTERNAL deployment controller; its task sets belong to the deployment tool \
+             that owns it, and ECS refuses a task-definition change or a forced deployment through UpdateService, so \
+             autopilot does not {what} it. Roll it back with the owning deployment tool (make the previous task set \
+             primary again: aws ecs update-service-primary-task-set, as that tool does). Nothing was called, so \
+             nothing is held"
+        )),
+        Controller::Other(t) => Some(format!(
+            "not acting: {name} uses deployment controller {t}, which autopilot does not deploy through; roll it back \
+             with the tool that owns its deployments. Nothing was called, so nothing is held"
+        )),
+    }
+}
+
 /// What became of an action left `executing` (pure): its invocation died,
 /// or could not record the outcome. Read from the service as it is now —
 /// does it run the planned revision, have the planned desired count, a
 /// deployment started since? — never guessed, never repeated blindly.
 pub fn verify_unfinished(entry: &LedgerEntry, service: &ServiceSnapshot) -> (LedgerStatus, String) {
+    match took_effect(entry, service, None) {
+        Some((took, seen)) => verdict(took, format!("outcome verified later from the service: {seen}")),
+        None => (LedgerStatus::Failed, "outcome unknown and not verifiable: the entry names no target".into()),
+    }
+}
+
+/// What became of a mutating call whose answer was lost (pure): `failure`
+/// says what the caller heard (a 5xx, a timeout, a reset), `service` is the
+/// service read back under the lock right after, `stop_status` the status
+/// of the service deployment a StopServiceDeployment was sent to, when read.
+pub fn verify_lost_answer(
+    entry: &LedgerEntry,
+    service: &ServiceSnapshot,
+    stop_status: Option<&str>,
+    failure: &str,
+) -> (LedgerStatus, String) {
+    match took_effect(entry, service, stop_status) {
+        Some((took, seen)) => verdict(
+            took,
+            format!(
+                "the call ended without a clear answer ({failure}); verified from the service read back under the lock: {seen}"
+            ),
+        ),
+        None => (
+            LedgerStatus::Failed,
+            format!("the call ended without a clear answer ({failure}) and the plan names no target to verify"),
+        ),
+    }
+}
+
+fn verdict(took: bool, seen: String) -> (LedgerStatus, String) {
+    let status = if took { LedgerStatus::Executed } else { LedgerStatus::Failed };
+    let what = if took { "it took effect" } else { "it did not take effect" };
+    (status, format!("{seen}, so {what}"))
+}
+
+/// Whether the action of `entry` shows in the service, and what was seen;
+/// `None` when the entry names nothing to look for.
+fn took_effect(entry: &LedgerEntry, service: &ServiceSnapshot, stop_status: Option<&str>) -> Option<(bool, String)> {
     use rollback_plan::td_key;
     // A deployment (of `td`, or any) created after the entry was written.
     // `at` is whole seconds: `strict` asks for a later second, where the same
@@ -249,32 +362,33 @@ pub fn verify_unfinished(entry: &LedgerEntry, service: &ServiceSnapshot) -> (Led
                 })
         })
     };
-    let verdict = |took: bool, seen: String| {
-        let status = if took { LedgerStatus::Executed } else { LedgerStatus::Failed };
-        let what = if took { "it took effect" } else { "it did not take effect" };
-        (status, format!("outcome verified later from the service: {seen}, so {what}"))
-    };
     match (entry.action, entry.to.as_deref()) {
         (ActionKind::Rollback, Some(to)) => {
             let runs = service.task_definition.as_deref().and_then(td_key);
+            // StopServiceDeployment(ROLLBACK) took effect once ECS rolls the deployment back.
+            let stopped = stop_status.is_some_and(|s| s.starts_with("ROLLBACK_"));
             // It runs the target, or a deployment of the target began after the entry
             // (then a newer release replaced it).
-            let took = (runs.is_some() && runs == td_key(to)) || started_since(Some(to), true);
-            verdict(
+            let took = stopped || (runs.is_some() && runs == td_key(to)) || started_since(Some(to), true);
+            let deployment = stop_status.map(|s| format!(", the service deployment is {s}")).unwrap_or_default();
+            Some((
                 took,
-                format!("it runs {}, the plan was {to}", service.task_definition.as_deref().unwrap_or("nothing known")),
-            )
+                format!(
+                    "it runs {}, the plan was {to}{deployment}",
+                    service.task_definition.as_deref().unwrap_or("nothing known")
+                ),
+            ))
         }
         (ActionKind::Scale | ActionKind::ScaleToZero, Some(to)) => {
             let planned = to.parse::<i32>().ok();
-            verdict(planned == Some(service.desired), format!("desired count {}, the plan was {to}", service.desired))
+            Some((planned == Some(service.desired), format!("desired count {}, the plan was {to}", service.desired)))
         }
         (ActionKind::ForceDeploy, _) => {
             let took = started_since(None, false);
             let seen = if took { "a deployment started after it" } else { "no deployment started after it" };
-            verdict(took, seen.into())
+            Some((took, seen.into()))
         }
-        (_, None) => (LedgerStatus::Failed, "outcome unknown and not verifiable: the entry names no target".into()),
+        (_, None) => None,
     }
 }
 
@@ -545,5 +659,75 @@ mod tests {
         let ledger: Vec<_> = (0..3).map(|i| entry(now - 400 - i * 300, "scale", "executed", true)).collect();
         assert!(check_budget(ActionKind::Scale, &ledger, now, &l).unwrap_err().to_string().contains("budget"));
         assert!(check_budget(ActionKind::Rollback, &ledger, now, &l).is_ok());
+    }
+
+    #[test]
+    fn services_ecs_does_not_deploy_are_never_sent_a_rollback_or_a_force_deploy_but_may_be_scaled() {
+        let svc = |controller: Option<&str>| ServiceSnapshot {
+            cluster: "prod".into(),
+            service: "api".into(),
+            deployment_controller: controller.map(str::to_string),
+            ..Default::default()
+        };
+        // (controller, action, what the refusal says, or None: goes ahead)
+        let cases = [
+            (None, "rollback", None),
+            (Some("ECS"), "force-deploy", None),
+            (
+                Some("CODE_DEPLOY"),
+                "rollback",
+                Some("aws deploy stop-deployment --deployment-id <id> --auto-rollback-enabled"),
+            ),
+            (Some("CODE_DEPLOY"), "force-deploy", Some("force a new deployment of")),
+            (Some("CODE_DEPLOY"), "scale", None),
+            (Some("CODE_DEPLOY"), "scale-to-zero", None),
+            (Some("EXTERNAL"), "rollback", Some("owning deployment tool")),
+            (Some("EXTERNAL"), "force-deploy", Some("EXTERNAL")),
+            (Some("EXTERNAL"), "scale", None),
+            (Some("SOMETHING_NEW"), "rollback", Some("deployment controller SOMETHING_NEW")),
+        ];
+        for (controller, action, expected) in cases {
+            let got = controller_refusal(ActionKind::parse(action).unwrap(), &svc(controller));
+            match (got, expected) {
+                (None, None) => {}
+                (Some(why), Some(word)) => {
+                    assert!(why.contains(word) && why.contains("prod/api"), "{controller:?} {action}: {why}");
+                    assert!(why.contains("nothing is held"), "{why}");
+                }
+                (got, want) => panic!("{controller:?} {action}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_lost_answer_is_executed_only_if_the_service_shows_it() {
+        const TD: &str = "arn:aws:ecs:us-east-1:111122223333:task-definition/api";
+        let pending = |action: &str, to: &str| LedgerEntry {
+            to: Some(to.into()),
+            ..entry(1_795_000_000, action, "executing", true)
+        };
+        let svc = |rev: i32, desired: i32| ServiceSnapshot {
+            task_definition: Some(format!("{TD}:{rev}")),
+            desired,
+            ..Default::default()
+        };
+        let to41 = format!("{TD}:41");
+        // (entry, service read back, StopServiceDeployment's deployment status, verdict)
+        let cases = [
+            (pending("rollback", &to41), svc(41, 2), None, LedgerStatus::Executed),
+            (pending("rollback", &to41), svc(42, 2), None, LedgerStatus::Failed),
+            // ECS accepted the ROLLBACK: its deployment is rolling back, the service not yet switched.
+            (pending("rollback", &to41), svc(42, 2), Some("ROLLBACK_REQUESTED"), LedgerStatus::Executed),
+            (pending("rollback", &to41), svc(42, 2), Some("IN_PROGRESS"), LedgerStatus::Failed),
+            (pending("scale", "5"), svc(42, 5), None, LedgerStatus::Executed),
+            (pending("scale", "5"), svc(42, 2), None, LedgerStatus::Failed),
+        ];
+        for (e, service, stop, expected) in cases {
+            let (status, why) =
+                verify_lost_answer(&e, &service, stop, "ecs:UpdateService on prod/api: InternalFailure");
+            assert_eq!(status, expected, "{:?} {stop:?}: {why}", e.to);
+            assert!(why.contains("without a clear answer (ecs:UpdateService on prod/api: InternalFailure)"), "{why}");
+            assert!(why.contains("verified from the service read back under the lock"), "{why}");
+        }
     }
 }

@@ -18,16 +18,29 @@
 //! INACTIVE one, never one we rolled away from (unless it completed since),
 //! and nothing at all while ECS's own circuit breaker is rolling back.
 //!
+//! The failing revision is the one the trigger names — the failed
+//! deployment's own revision as the service lists it, a crash loop's task's
+//! revision — and only without a trigger (a person's request) what the
+//! service runs now. A crash loop's revision is a rollback's subject only
+//! while the deployment that brought it in is a fresh release (the same rule
+//! as an alarm's "recent deployment"). Revisions any failed signal of the
+//! incident named ([`RollbackInput::avoid`]) are never a target.
+//!
 //! Mechanism: `StopServiceDeployment` with stop type `ROLLBACK` when a service
 //! deployment is still in progress and the target is the revision it started
 //! from (ECS then restores its own source revision, configuration included,
 //! and records it as a rollback); otherwise `UpdateService` with the target
 //! task definition — the only way once a deployment has finished (FAILED
 //! without circuit-breaker rollback, or a crash loop found after COMPLETED).
+//! A service whose deployment strategy shifts traffic (`BLUE_GREEN`,
+//! `LINEAR`, `CANARY`) is never sent `UpdateService` while one of its
+//! deployments is in progress: that deployment is stopped with `ROLLBACK`
+//! (ECS returns to the blue revision), and when whether one is in progress
+//! cannot be read, nothing is done.
 
 use serde::Serialize;
 
-use crate::snapshot::{DeploymentSnapshot, KnownGood, ServiceSnapshot};
+use crate::snapshot::{DeploymentSnapshot, KnownGood, ServiceDeploymentBrief, ServiceSnapshot};
 
 /// `family:revision` of a task definition ARN or of a `family:revision` string.
 pub fn td_key(td: &str) -> Option<(String, i32)> {
@@ -77,15 +90,49 @@ pub struct RollbackInput<'a> {
     pub rolled_away_from: &'a [String],
     /// Every rollback of ours the ledger read holds: `(from, at)`.
     pub rollbacks: &'a [(String, i64)],
+    /// Every rollback of ours the ledger read holds, by where it went: `(to, at)`.
+    /// A deployment of such a revision created after it is our rollback, not a release.
+    pub rollback_targets: &'a [(String, i64)],
+    /// Revisions a failed signal of the incident named (`family:revision` or
+    /// ARNs): never a target, whatever their history says.
+    pub avoid: &'a [String],
     /// The revision our last executed rollback went to, within the window.
     pub last_rollback_target: Option<&'a str>,
     /// A person named the target (runbook `task_definition`).
     pub explicit_target: Option<&'a str>,
-    /// ARN of the service deployment in progress (ListServiceDeployments), if any.
-    pub in_progress_service_deployment: Option<&'a str>,
+    /// The service's unfinished deployments (ListServiceDeployments), when read.
+    pub service_deployments: ServiceDeployments<'a>,
     /// The triggering event says ECS is rolling back (circuit breaker).
     pub ecs_rolling_back: bool,
     pub trigger: TriggerSubject<'a>,
+}
+
+/// What ListServiceDeployments said of the service's unfinished deployments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServiceDeployments<'a> {
+    /// Not asked (nothing the plan needs it for).
+    #[default]
+    NotRead,
+    /// Asked and not answered: why.
+    Unreadable(&'a str),
+    Listed(&'a [ServiceDeploymentBrief]),
+}
+
+impl<'a> ServiceDeployments<'a> {
+    /// The one ECS is rolling out (PENDING or IN_PROGRESS), when listed.
+    fn in_progress(self) -> Option<&'a ServiceDeploymentBrief> {
+        match self {
+            Self::Listed(l) => l.iter().find(|d| matches!(d.status.as_str(), "PENDING" | "IN_PROGRESS")),
+            _ => None,
+        }
+    }
+}
+
+/// Whether the service's deployment strategy shifts traffic between two
+/// revisions (ECS blue/green, linear, canary): a deployment of it in progress
+/// is rolled back with StopServiceDeployment, never replaced by UpdateService.
+pub fn shifts_traffic(service: &ServiceSnapshot) -> bool {
+    matches!(service.deployment_strategy.as_deref(), Some("BLUE_GREEN" | "LINEAR" | "CANARY"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -149,6 +196,18 @@ fn mentions_rollback(d: &DeploymentSnapshot) -> bool {
 fn ecs_is_rolling_back(input: &RollbackInput<'_>) -> Option<String> {
     if input.ecs_rolling_back {
         return Some("ECS deployment circuit breaker is rolling back".into());
+    }
+    if let ServiceDeployments::Listed(listed) = input.service_deployments
+        && let Some(d) = listed
+            .iter()
+            .find(|d| matches!(d.status.as_str(), "ROLLBACK_REQUESTED" | "ROLLBACK_IN_PROGRESS" | "STOP_REQUESTED"))
+    {
+        return Some(format!(
+            "ECS is already stopping or rolling back service deployment {} ({}{})",
+            d.arn,
+            d.status,
+            d.status_reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default()
+        ));
     }
     for d in &input.service.deployments {
         let reason = d.rollout_state_reason.as_deref().unwrap_or_default().to_ascii_lowercase();
@@ -292,30 +351,76 @@ fn stale_trigger(input: &RollbackInput<'_>) -> Option<String> {
                 where_now(service, None)
             ));
         };
-        if mentions_rollback(d) {
-            return Some(format!(
-                "deployment {id} is a rollback ({}), not a fresh release; nothing to roll back",
-                d.rollout_state_reason.as_deref().unwrap_or_default()
-            ));
-        }
-        let created = d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp());
         let revision = deployment_revision(service, id).unwrap_or(d.task_definition.as_str());
-        let proven_before = input
-            .known_good
-            .iter()
-            .filter(|k| same_td(&k.task_definition, revision))
-            .filter_map(|k| k.first_completed_at)
-            .find(|first| created.is_some_and(|c| *first < c));
-        if let Some(first) = proven_before {
+        return not_a_fresh_release(input, d, revision);
+    }
+    // A crash loop's revision: only a fresh release of it is rolled back.
+    if input.trigger.failed_deployment.is_none()
+        && let Some(rev) = input.trigger.failing_revision
+    {
+        let Some(d) = brought_in(service, rev) else {
             return Some(format!(
-                "deployment {id} re-deployed {}, which had reached steady state before (first at {}): \
-                 a rollback (ECS's, ours or a person's), not a fresh release; nothing to roll back",
-                short(revision),
-                crate::time::iso(first)
+                "no deployment of {} is listed by the service, so whether it is a fresh release is not known; nothing rolled back",
+                short(rev)
             ));
-        }
+        };
+        return not_a_fresh_release(input, d, rev);
     }
     None
+}
+
+/// The deployment that brought `revision` in: the newest listed deployment of it.
+fn brought_in<'s>(service: &'s ServiceSnapshot, revision: &str) -> Option<&'s DeploymentSnapshot> {
+    service
+        .deployments
+        .iter()
+        .filter(|d| deployment_revision(service, &d.id).is_some_and(|r| same_td(r, revision)))
+        .max_by_key(|d| d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp()))
+}
+
+/// Why deployment `d` of `revision` is not a fresh release (`None`: it is):
+/// it is a rollback (ECS says so, or ours went to that revision before it
+/// was created), or the revision had reached steady state before it — a
+/// redeploy of a proven revision (ECS's circuit-breaker rollback, ours, a
+/// person's, a force-deploy), which a rollback would not cure.
+fn not_a_fresh_release(input: &RollbackInput<'_>, d: &DeploymentSnapshot, revision: &str) -> Option<String> {
+    let id = &d.id;
+    if mentions_rollback(d) {
+        return Some(format!(
+            "deployment {id} is a rollback ({}), not a fresh release; nothing to roll back",
+            d.rollout_state_reason.as_deref().unwrap_or_default()
+        ));
+    }
+    let created = d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp());
+    // Our UpdateService precedes the deployment it creates by a moment; a minute covers it.
+    const OURS_SLACK: i64 = 60;
+    if let Some(at) = input
+        .rollback_targets
+        .iter()
+        .filter(|(to, _)| same_td(to, revision))
+        .map(|(_, at)| *at)
+        .find(|at| created.is_some_and(|c| *at <= c + OURS_SLACK))
+    {
+        return Some(format!(
+            "deployment {id} of {} is our rollback to it (at {}), not a fresh release; nothing to roll back",
+            short(revision),
+            crate::time::iso(at)
+        ));
+    }
+    let proven_before = input
+        .known_good
+        .iter()
+        .filter(|k| same_td(&k.task_definition, revision))
+        .filter_map(|k| k.first_completed_at)
+        .find(|first| created.is_some_and(|c| *first < c));
+    proven_before.map(|first| {
+        format!(
+            "deployment {id} re-deployed {}, which had reached steady state before (first at {}): \
+             a rollback (ECS's, ours or a person's), not a fresh release; nothing to roll back",
+            short(revision),
+            crate::time::iso(first)
+        )
+    })
 }
 
 /// Why a revision of the history is not known-good.
@@ -393,10 +498,17 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
     if let Some(why) = stale_trigger(input) {
         return RollbackDecision::Stale(why);
     }
-    // The failing revision is what the service runs now.
-    let failing =
+    // The failing revision is the one the trigger names; only without one
+    // (a person's request) what the service runs now.
+    let runs_now =
         input.service.task_definition.clone().or_else(|| primary(&input.service).map(|d| d.task_definition.clone()));
-    let Some(failing) = failing else {
+    let named = input
+        .trigger
+        .failed_deployment
+        .and_then(|id| deployment_revision(&input.service, id))
+        .or(input.trigger.failing_revision)
+        .map(str::to_string);
+    let Some(failing) = named.or_else(|| runs_now.clone()) else {
         return RollbackDecision::Refuse("the service's current task definition is unknown".into());
     };
     if let Some(last_to) = input.last_rollback_target
@@ -410,10 +522,17 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
     let is_active = |td: &str| -> Option<bool> {
         input.family_revisions.map(|revs| revs.iter().any(|r| r.active && same_td(&r.arn, td)))
     };
+    let avoided = |td: &str| input.avoid.iter().any(|a| same_td(a, td));
     // Why a revision may not be an automatic target, whatever the source.
     let excluded = |td: &str| -> Option<String> {
         if same_td(td, &failing) {
             return Some(format!("{td} is the failing revision"));
+        }
+        if runs_now.as_deref().is_some_and(|now| same_td(td, now)) {
+            return Some(format!("{td} is what the service runs now"));
+        }
+        if avoided(td) {
+            return Some(format!("{td} is a revision a failed signal of this incident named"));
         }
         if is_active(td) == Some(false) {
             return Some(format!("{td} is not ACTIVE"));
@@ -439,13 +558,21 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
             Some(_) => None,
         }
     };
+    let in_progress = input.service_deployments.in_progress();
+    // The revision an in-progress deployment started from: what ROLLBACK returns to.
+    let source = input
+        .service
+        .deployments
+        .iter()
+        .filter(|d| d.status == "ACTIVE" && d.rollout_state.as_deref() != Some("FAILED"))
+        .max_by_key(|d| d.created_at.clone());
     let mechanism = |to: &str| -> Mechanism {
         let source_is_target = input.service.deployments.iter().any(|d| {
             d.status == "ACTIVE" && d.rollout_state.as_deref() == Some("COMPLETED") && same_td(&d.task_definition, to)
         });
-        match input.in_progress_service_deployment {
-            Some(arn) if source_is_target => {
-                Mechanism::StopServiceDeployment { service_deployment_arn: arn.to_string() }
+        match in_progress {
+            Some(dep) if source_is_target => {
+                Mechanism::StopServiceDeployment { service_deployment_arn: dep.arn.clone() }
             }
             _ => Mechanism::UpdateService,
         }
@@ -460,6 +587,63 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
         })
     };
 
+    // Blue/green, linear, canary: a deployment in progress is stopped with
+    // ROLLBACK (back to its source), never replaced by UpdateService.
+    if shifts_traffic(&input.service) {
+        let strategy = input.service.deployment_strategy.as_deref().unwrap_or_default();
+        let unknown = |why: &str| {
+            RollbackDecision::Refuse(format!(
+                "the service deploys {strategy} and whether a deployment of it is in progress is not known \
+                 (ListServiceDeployments {why}); UpdateService must not replace one in progress, so nothing is done"
+            ))
+        };
+        // A PRIMARY deployment ECS reports COMPLETED has nothing in progress to stop.
+        let settled = primary(&input.service).is_some_and(|d| d.rollout_state.as_deref() == Some("COMPLETED"));
+        match (input.service_deployments, in_progress) {
+            (ServiceDeployments::NotRead, _) if !settled => return unknown("not read"),
+            (ServiceDeployments::Unreadable(why), _) if !settled => return unknown(why),
+            (_, Some(dep)) => {
+                let Some(src) = source else {
+                    return RollbackDecision::Refuse(format!(
+                        "a {strategy} deployment is in progress ({}) and the revision it started from is not listed; \
+                         roll it back with aws ecs stop-service-deployment --service-deployment-arn {} --stop-type ROLLBACK",
+                        dep.arn, dep.arn
+                    ));
+                };
+                let to = src.task_definition.as_str();
+                if let Some(target) = input.explicit_target
+                    && !same_td(target, to)
+                {
+                    return RollbackDecision::Refuse(format!(
+                        "a {strategy} deployment is in progress: its rollback (StopServiceDeployment ROLLBACK) returns to {}, \
+                         not {target}; roll it back first, then deploy {target}",
+                        short(to)
+                    ));
+                }
+                if input.explicit_target.is_none()
+                    && let Some(why) = excluded(to)
+                {
+                    return RollbackDecision::Refuse(format!(
+                        "a {strategy} deployment is in progress and its rollback would return to {}, which is excluded ({why}); a person must decide",
+                        short(to)
+                    ));
+                }
+                return RollbackDecision::Plan(RollbackPlan {
+                    from: failing.clone(),
+                    to: to.to_string(),
+                    source: if input.explicit_target.is_some() {
+                        TargetSource::Explicit
+                    } else {
+                        TargetSource::PreviousDeployment
+                    },
+                    verified: src.rollout_state.as_deref() == Some("COMPLETED"),
+                    mechanism: Mechanism::StopServiceDeployment { service_deployment_arn: dep.arn.clone() },
+                });
+            }
+            _ => {} // nothing in progress: a new deployment of the target (UpdateService) is the way
+        }
+    }
+
     if let Some(target) = input.explicit_target {
         // A person chose; only the hard rules apply (not the failing one, not INACTIVE).
         if same_td(target, &failing) {
@@ -467,6 +651,9 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
         }
         if is_active(target) == Some(false) {
             return RollbackDecision::Refuse(format!("{target} is not an ACTIVE revision"));
+        }
+        if avoided(target) {
+            return RollbackDecision::Refuse(format!("{target} is a revision a failed signal of this incident named"));
         }
         return plan(target, TargetSource::Explicit, true);
     }
@@ -565,6 +752,11 @@ mod tests {
             completed_by: Some(format!("ecs-svc/{rev}")),
             ..Default::default()
         }
+    }
+
+    /// A service deployment as ListServiceDeployments lists it.
+    fn brief(arn: &str, status: &str) -> ServiceDeploymentBrief {
+        ServiceDeploymentBrief { arn: arn.into(), status: status.into(), ..Default::default() }
     }
 
     fn target(d: RollbackDecision) -> (String, TargetSource, bool) {
@@ -699,17 +891,18 @@ mod tests {
     #[test]
     fn stop_service_deployment_only_while_the_deployment_is_in_progress_from_the_target() {
         let arn = "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/api/abc";
+        let listed = [brief(arn, "IN_PROGRESS")];
         let input = RollbackInput {
             service: service(
                 42,
                 vec![dep("d2", "PRIMARY", 42, "IN_PROGRESS", "2"), dep("d1", "ACTIVE", 41, "COMPLETED", "1")],
             ),
-            in_progress_service_deployment: Some(arn),
+            service_deployments: ServiceDeployments::Listed(&listed),
             ..Default::default()
         };
         let RollbackDecision::Plan(p) = plan_rollback(&input) else { panic!() };
         assert_eq!(p.mechanism, Mechanism::StopServiceDeployment { service_deployment_arn: arn.into() });
-        let finished = RollbackInput { in_progress_service_deployment: None, ..input.clone() };
+        let finished = RollbackInput { service_deployments: ServiceDeployments::Listed(&[]), ..input.clone() };
         let RollbackDecision::Plan(p) = plan_rollback(&finished) else { panic!() };
         assert_eq!(p.mechanism, Mechanism::UpdateService);
         let kg = [completed(39, 100)];
@@ -1106,5 +1299,336 @@ mod tests {
         assert_eq!(recent_deployment(&svc, epoch(61), 3600), None);
         let undated = service(42, vec![dep("ecs-svc/5", "PRIMARY", 42, "COMPLETED", "not a time")]);
         assert_eq!(recent_deployment(&undated, epoch(1), 3600), None);
+    }
+
+    // ---- Traffic-shifting strategies, over DescribeServices `deployments`
+    // and ListServiceDeployments `serviceDeployments` (status PENDING,
+    // IN_PROGRESS, ROLLBACK_IN_PROGRESS, …) as ECS documents them.
+
+    /// A decision with its mechanism, for table rows.
+    fn verdict_via(d: &RollbackDecision) -> String {
+        match d {
+            RollbackDecision::Plan(p) => format!(
+                "plan {} via {}",
+                short(&p.to),
+                match p.mechanism {
+                    Mechanism::StopServiceDeployment { .. } => "stop",
+                    Mechanism::UpdateService => "update",
+                }
+            ),
+            other => verdict(other),
+        }
+    }
+
+    #[test]
+    fn a_traffic_shifting_deployment_in_progress_is_stopped_with_rollback_never_replaced_by_update_service() {
+        const ARN: &str = "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/api/r9i43YFjvgF_xlg7m2eJ1r";
+        let kg = [completed(40, epoch(-600))];
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        let in_progress = [brief(ARN, "IN_PROGRESS")];
+        let pending = [brief(ARN, "PENDING")];
+        let rolling_back = [brief(ARN, "ROLLBACK_IN_PROGRESS")];
+        let nothing: [ServiceDeploymentBrief; 0] = [];
+        let green_over_blue = vec![
+            shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, ""),
+            shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+        ];
+        let completed_green = vec![shaped("ecs-svc/2", "PRIMARY", 42, "COMPLETED", 0, "")];
+        let no_blue_listed = vec![shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, "")];
+        let avoid41 = [td(41)];
+        let none: [String; 0] = [];
+        // (case, strategy, deployments, service deployments, avoided, explicit target, expected)
+        type Case<'a> = (
+            &'a str,
+            Option<&'a str>,
+            Vec<DeploymentSnapshot>,
+            ServiceDeployments<'a>,
+            &'a [String],
+            Option<&'a str>,
+            &'a str,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "blue/green in progress: back to blue",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "plan api:41 via stop",
+            ),
+            (
+                "linear in progress",
+                Some("LINEAR"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "plan api:41 via stop",
+            ),
+            (
+                "canary pending",
+                Some("CANARY"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&pending),
+                &none,
+                None,
+                "plan api:41 via stop",
+            ),
+            (
+                "rolling: UpdateService to known-good 40 (ROLLBACK would return to 41)",
+                Some("ROLLING"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "plan api:40 via update",
+            ),
+            (
+                "blue/green finished (crash loop after it): a new deployment of the target",
+                Some("BLUE_GREEN"),
+                completed_green.clone(),
+                ServiceDeployments::Listed(&nothing),
+                &none,
+                None,
+                "plan api:40 via update",
+            ),
+            (
+                "blue/green, unreadable, finished: UpdateService is safe",
+                Some("BLUE_GREEN"),
+                completed_green,
+                ServiceDeployments::Unreadable("AccessDeniedException"),
+                &none,
+                None,
+                "plan api:40 via update",
+            ),
+            (
+                "blue/green, unreadable, maybe in progress",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Unreadable("AccessDeniedException"),
+                &none,
+                None,
+                "refuse: the service deploys BLUE_GREEN and whether a deployment of it is in progress is not known (ListServiceDeployments AccessDeniedException)",
+            ),
+            (
+                "blue/green, not read",
+                Some("CANARY"),
+                green_over_blue.clone(),
+                ServiceDeployments::NotRead,
+                &none,
+                None,
+                "refuse: the service deploys CANARY and whether",
+            ),
+            (
+                "ECS is rolling it back already",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&rolling_back),
+                &none,
+                None,
+                "follow",
+            ),
+            (
+                "the blue revision is not listed",
+                Some("BLUE_GREEN"),
+                no_blue_listed,
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                None,
+                "refuse: a BLUE_GREEN deployment is in progress",
+            ),
+            (
+                "the blue revision is one a failed signal named",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &avoid41,
+                None,
+                "refuse: a BLUE_GREEN deployment is in progress and its rollback would return to api:41, which is excluded",
+            ),
+            (
+                "a person names blue",
+                Some("BLUE_GREEN"),
+                green_over_blue.clone(),
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                Some("api:41"),
+                "plan api:41 via stop",
+            ),
+            (
+                "a person names another revision mid-deployment",
+                Some("BLUE_GREEN"),
+                green_over_blue,
+                ServiceDeployments::Listed(&in_progress),
+                &none,
+                Some("api:40"),
+                "refuse: a BLUE_GREEN deployment is in progress: its rollback (StopServiceDeployment ROLLBACK) returns to api:41, not api:40",
+            ),
+        ];
+        for (case, strategy, deployments, listed, avoid, explicit, expected) in cases {
+            let mut svc = service(42, deployments);
+            svc.deployment_strategy = strategy.map(str::to_string);
+            let input = RollbackInput {
+                service: svc,
+                known_good: &kg,
+                family_revisions: Some(&r),
+                service_deployments: listed,
+                avoid,
+                explicit_target: explicit,
+                ..Default::default()
+            };
+            let got = verdict_via(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn a_crash_loops_revision_is_rolled_back_only_when_it_was_freshly_released() {
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        let rev42 = td(42);
+        let short42 = "api:42".to_string();
+        // (case, PRIMARY deployment of 42 (created at minute 0), known-good history, our rollbacks to, expected)
+        type Case<'a> = (&'a str, Vec<DeploymentSnapshot>, Vec<KnownGood>, Vec<(String, i64)>, &'a str);
+        let cases: Vec<Case> = vec![
+            (
+                "a fresh release crash-loops",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "IN_PROGRESS", 0, "")],
+                vec![completed(40, epoch(-600))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "a fresh release that completed, then crash-loops",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "COMPLETED", 0, "")],
+                vec![completed(40, epoch(-600)), completed(42, epoch(5))],
+                vec![],
+                "plan api:40",
+            ),
+            (
+                "a force-deploy of a revision that reached steady state before",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "COMPLETED", 0, "")],
+                vec![completed(40, epoch(-900)), completed(42, epoch(-600))],
+                vec![],
+                "stale: deployment ecs-svc/9 re-deployed api:42, which had reached steady state before",
+            ),
+            (
+                "ECS's circuit-breaker rollback onto it",
+                vec![shaped(
+                    "ecs-svc/9",
+                    "PRIMARY",
+                    42,
+                    "COMPLETED",
+                    0,
+                    "ECS deployment circuit breaker: rollback completed.",
+                )],
+                vec![completed(40, epoch(-900))],
+                vec![],
+                "stale: deployment ecs-svc/9 is a rollback",
+            ),
+            (
+                "our own rollback onto it (an unverified target)",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "IN_PROGRESS", 0, "")],
+                vec![completed(40, epoch(-900))],
+                vec![(short42.clone(), epoch(0) - 2)],
+                "stale: deployment ecs-svc/9 of api:42 is our rollback to it",
+            ),
+            (
+                "our rollback to it came after the deployment: not the reason for it",
+                vec![shaped("ecs-svc/9", "PRIMARY", 42, "IN_PROGRESS", 0, "")],
+                vec![completed(40, epoch(-900))],
+                vec![(short42.clone(), epoch(10))],
+                "plan api:40",
+            ),
+            (
+                "no deployment listed",
+                vec![],
+                vec![completed(40, epoch(-900))],
+                vec![],
+                "stale: no deployment of api:42 is listed by the service",
+            ),
+        ];
+        for (case, deployments, history, ours, expected) in cases {
+            let input = RollbackInput {
+                service: service(42, deployments),
+                known_good: &history,
+                family_revisions: Some(&r),
+                rollback_targets: &ours,
+                trigger: TriggerSubject { failing_revision: Some(&rev42), ..Default::default() },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn a_revision_a_failed_signal_named_is_never_a_target() {
+        let r = revs(&[(39, true), (40, true), (41, true), (42, true)]);
+        let kg = [completed(41, epoch(-60)), completed(40, epoch(-600))];
+        let deployments = vec![
+            shaped("ecs-svc/2", "PRIMARY", 42, "FAILED", 0, ""),
+            shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+        ];
+        // (avoided, expected)
+        let cases: [(Vec<String>, &str); 4] = [
+            (vec![], "plan api:41"),
+            (vec!["api:41".into()], "plan api:40"),
+            (vec![td(41), "api:40".into()], "plan api:39"),
+            (vec!["api:41".into(), "api:40".into(), "api:39".into()], "refuse: no safe rollback target"),
+        ];
+        for (avoid, expected) in cases {
+            let input = RollbackInput {
+                service: service(42, deployments.clone()),
+                known_good: &kg,
+                family_revisions: Some(&r),
+                avoid: &avoid,
+                trigger: TriggerSubject { failed_deployment: Some("ecs-svc/2"), ..Default::default() },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{avoid:?}: {got}");
+            if let Some(named) = avoid.first() {
+                assert!(
+                    got.starts_with("plan") || got.contains("a failed signal of this incident named"),
+                    "{avoid:?}: {got}"
+                );
+                let explicit = RollbackInput { explicit_target: Some(named.as_str()), ..input.clone() };
+                assert!(verdict(&plan_rollback(&explicit)).starts_with("refuse"), "a person's target too: {named}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_failing_revision_is_the_one_the_trigger_names() {
+        // DescribeServices without the service's own taskDefinition (an
+        // inconsistent read): the failed deployment's revision, as listed.
+        let r = revs(&[(40, true), (41, true), (42, true)]);
+        let mut svc = service(
+            42,
+            vec![
+                shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, ""),
+                shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -60, ""),
+            ],
+        );
+        svc.task_definition = None;
+        let input = RollbackInput {
+            service: svc,
+            family_revisions: Some(&r),
+            trigger: TriggerSubject { failed_deployment: Some("ecs-svc/2"), ..Default::default() },
+            ..Default::default()
+        };
+        let RollbackDecision::Plan(p) = plan_rollback(&input) else { panic!("{:?}", plan_rollback(&input)) };
+        assert_eq!((short(&p.from), short(&p.to)), ("api:42".to_string(), "api:41".to_string()));
+        // A crash loop names its task's revision; the plan rolls away from that one.
+        let rev42 = "api:42".to_string();
+        let crash = RollbackInput {
+            service: service(42, vec![shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", 0, "")]),
+            family_revisions: Some(&r),
+            trigger: TriggerSubject { failing_revision: Some(&rev42), ..Default::default() },
+            ..Default::default()
+        };
+        let RollbackDecision::Plan(p) = plan_rollback(&crash) else { panic!() };
+        assert_eq!(p.from, "api:42");
     }
 }

@@ -6,7 +6,7 @@
 use aws_sdk_ecs::primitives::{DateTime, DateTimeFormat};
 use aws_sdk_ecs::types::StopServiceDeploymentStopType;
 
-use super::{AwsError, Clients, aws_error};
+use super::{AwsError, Clients, MutationError, aws_error, mutation_error};
 use crate::arn::{Arn, cluster_name};
 use crate::snapshot::*;
 use crate::trigger::{ContainerState, TaskStateChange};
@@ -106,6 +106,8 @@ fn service_snapshot(cluster: &str, service: &str, s: &aws_sdk_ecs::types::Servic
             .iter()
             .filter_map(|t| Some((t.key()?.to_string(), t.value().unwrap_or_default().to_string())))
             .collect(),
+        deployment_controller: s.deployment_controller().map(|c| c.r#type().as_str().to_string()),
+        deployment_strategy: s.deployment_configuration().and_then(|c| c.strategy()).map(|st| st.as_str().to_string()),
     }
 }
 
@@ -283,18 +285,50 @@ fn td_family(arn: &str) -> Option<&str> {
     crate::arn::last_segment(arn).rsplit_once(':').map(|(f, _)| f)
 }
 
-/// The service deployment in progress, when the API tells (not every endpoint implements it).
-pub async fn in_progress_deployment(clients: &Clients, cluster: &str, service: &str) -> Result<Option<Arn>, AwsError> {
-    let resp = clients
-        .ecs
-        .list_service_deployments()
-        .cluster(cluster)
-        .service(service)
-        .status(aws_sdk_ecs::types::ServiceDeploymentStatus::InProgress)
-        .send()
-        .await
-        .map_err(|e| aws_error("ecs", "ListServiceDeployments", format!("{cluster}/{service}"), &e))?;
-    Ok(resp.service_deployments().first().and_then(|d| d.service_deployment_arn().map(str::to_string)))
+/// The service's deployments that are not finished — pending, in
+/// progress, stopping or rolling back — as ListServiceDeployments lists
+/// them (the ECS deployment controller only; not every endpoint implements it).
+pub async fn unfinished_service_deployments(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+) -> Result<Vec<ServiceDeploymentBrief>, AwsError> {
+    use aws_sdk_ecs::types::ServiceDeploymentStatus as S;
+    let mut out = Vec::new();
+    let mut token = None;
+    // A service has a handful of unfinished deployments at most; five pages is plenty.
+    for _ in 0..5 {
+        let resp = clients
+            .ecs
+            .list_service_deployments()
+            .cluster(cluster)
+            .service(service)
+            .set_status(Some(vec![
+                S::Pending,
+                S::InProgress,
+                S::StopRequested,
+                S::RollbackRequested,
+                S::RollbackInProgress,
+            ]))
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| aws_error("ecs", "ListServiceDeployments", format!("{cluster}/{service}"), &e))?;
+        out.extend(resp.service_deployments().iter().filter_map(|d| {
+            Some(ServiceDeploymentBrief {
+                arn: d.service_deployment_arn()?.to_string(),
+                status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                status_reason: d.status_reason().map(str::to_string),
+                target_service_revision_arn: d.target_service_revision_arn().map(str::to_string),
+                created_at: timestamp(d.created_at()),
+            })
+        }));
+        token = resp.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    Ok(out)
 }
 
 /// Every cluster ARN of the account (paginated).
@@ -380,25 +414,26 @@ pub enum ServiceChange<'a> {
     ForceNewDeployment,
 }
 
-/// UpdateService with one change.
+/// UpdateService with one change. A failure says whether ECS may have
+/// applied it anyway (its answer lost), for the engine to read back.
 pub async fn update_service(
     clients: &Clients,
     cluster: &str,
     service: &str,
     change: ServiceChange<'_>,
-) -> Result<(), AwsError> {
+) -> Result<(), MutationError> {
     let req = clients.ecs.update_service().cluster(cluster).service(service);
     let req = match change {
         ServiceChange::TaskDefinition(td) => req.task_definition(td),
         ServiceChange::DesiredCount(n) => req.desired_count(n),
         ServiceChange::ForceNewDeployment => req.force_new_deployment(true),
     };
-    req.send().await.map(|_| ()).map_err(|e| aws_error("ecs", "UpdateService", format!("{cluster}/{service}"), &e))
+    req.send().await.map(|_| ()).map_err(|e| mutation_error("ecs", "UpdateService", format!("{cluster}/{service}"), &e))
 }
 
 /// StopServiceDeployment with stop type ROLLBACK: ECS rolls back to the
 /// deployment's source revision itself.
-pub async fn rollback_service_deployment(clients: &Clients, service_deployment_arn: &str) -> Result<(), AwsError> {
+pub async fn rollback_service_deployment(clients: &Clients, service_deployment_arn: &str) -> Result<(), MutationError> {
     clients
         .ecs
         .stop_service_deployment()
@@ -407,5 +442,28 @@ pub async fn rollback_service_deployment(clients: &Clients, service_deployment_a
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| aws_error("ecs", "StopServiceDeployment", service_deployment_arn, &e))
+        .map_err(|e| mutation_error("ecs", "StopServiceDeployment", service_deployment_arn, &e))
+}
+
+/// One service deployment as DescribeServiceDeployments describes it: its
+/// status is `ROLLBACK_REQUESTED` and the like once a StopServiceDeployment
+/// took effect. `None` when ECS does not know it.
+pub async fn describe_service_deployment(
+    clients: &Clients,
+    service_deployment_arn: &str,
+) -> Result<Option<ServiceDeploymentBrief>, AwsError> {
+    let resp = clients
+        .ecs
+        .describe_service_deployments()
+        .service_deployment_arns(service_deployment_arn)
+        .send()
+        .await
+        .map_err(|e| aws_error("ecs", "DescribeServiceDeployments", service_deployment_arn, &e))?;
+    Ok(resp.service_deployments().first().map(|d| ServiceDeploymentBrief {
+        arn: d.service_deployment_arn().unwrap_or(service_deployment_arn).to_string(),
+        status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+        status_reason: d.status_reason().map(str::to_string),
+        target_service_revision_arn: d.target_service_revision().and_then(|r| r.arn()).map(str::to_string),
+        created_at: timestamp(d.created_at()),
+    }))
 }

@@ -170,6 +170,42 @@ where
     }
 }
 
+/// A mutating call (UpdateService, StopServiceDeployment) that failed, and
+/// whether the service may have applied it all the same.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{error}")]
+pub struct MutationError {
+    pub error: AwsError,
+    /// The request may have reached the service and been applied: a timeout,
+    /// a broken connection or an unreadable answer, a 5xx, or a throttle that
+    /// ended the SDK's retries (an earlier attempt may have been applied and
+    /// its answer lost). `false` only for a clear refusal — a 4xx such as
+    /// InvalidParameterException or AccessDenied, which ECS answers before
+    /// changing anything — or a request that was never built.
+    pub may_have_applied: bool,
+}
+
+/// The typed error of a failed mutating call, and whether it may have been applied.
+pub fn mutation_error<E>(
+    service: &'static str,
+    operation: &'static str,
+    resource: impl Into<String>,
+    err: &SdkError<E, aws_sdk_ecs::config::http::HttpResponse>,
+) -> MutationError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let may_have_applied = match err {
+        SdkError::ConstructionFailure(_) => false,
+        SdkError::ServiceError(se) => {
+            se.raw().status().is_server_error() || se.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c))
+        }
+        // Timeouts, dispatch and response failures: the request may have been sent.
+        _ => true,
+    };
+    MutationError { error: aws_error(service, operation, resource, err), may_have_applied }
+}
+
 /// The code and message of an SDK error, as one line.
 fn sdk_error_message<E, R>(err: &SdkError<E, R>) -> String
 where

@@ -137,7 +137,7 @@ where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
     D: FnOnce() -> Outcome,
 {
-    match claimed(app, ClaimKey::Event(event_id), None, body).await? {
+    match claimed(app, ClaimKey::Event(event_id), None, None, body).await? {
         Claimed::Ran(outcome) => Ok(*outcome),
         Claimed::Before(_) => {
             tracing::info!(event_id, decision = "duplicate-event", "event already processed; skipped");
@@ -168,7 +168,22 @@ pub async fn once_request<F>(
 where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
 {
-    match claimed(app, ClaimKey::Request(request_id), Some(payload_hash), body).await? {
+    once_request_until(app, request_id, payload_hash, None, body).await
+}
+
+/// [`once_request`] for a key held only until `reuse_after` (epoch
+/// seconds): a request id the runbook derived from the payload.
+pub async fn once_request_until<F>(
+    app: &App,
+    request_id: &str,
+    payload_hash: &str,
+    reuse_after: Option<i64>,
+    body: F,
+) -> Result<Outcome, AutopilotError>
+where
+    F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
+{
+    match claimed(app, ClaimKey::Request(request_id), Some(payload_hash), reuse_after, body).await? {
         Claimed::Ran(outcome) => Ok(*outcome),
         Claimed::Before(first) => {
             tracing::info!(request_id, decision = "repeated-request", "request already handled; its first result");
@@ -190,7 +205,7 @@ pub async fn once_notice<F>(app: &App, key: &str, body: F) -> Result<Option<Outc
 where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
 {
-    match claimed(app, ClaimKey::Notice(key), None, body).await? {
+    match claimed(app, ClaimKey::Notice(key), None, None, body).await? {
         Claimed::Ran(outcome) => Ok(Some(*outcome)),
         Claimed::Before(_) => Ok(None),
     }
@@ -210,6 +225,7 @@ async fn claimed<F>(
     app: &App,
     key: ClaimKey<'_>,
     payload_hash: Option<&str>,
+    reuse_after: Option<i64>,
     body: F,
 ) -> Result<Claimed, AutopilotError>
 where
@@ -226,7 +242,7 @@ where
         crate::invocation::deadline_ms(),
         app.config.settings.function_timeout_seconds,
     );
-    match app.state.claim(key, app.function.name(), now, lease_until, payload_hash).await? {
+    match app.state.claim_until(key, app.function.name(), now, lease_until, payload_hash, reuse_after).await? {
         Claim::InProgress { until } => {
             tracing::info!(claim = %what, until, decision = "claim-in-progress", "claimed by another invocation; retry later");
             Err(AutopilotError::InProgress { what, until: crate::time::iso(until) })

@@ -4,7 +4,10 @@
 //! security-incident snapshot. Every action accepts `dry_run`. A request
 //! with a `request_id` is handled once (`flows::once_request`): the CLI
 //! retrying after its read timeout gets the first result, not a second
-//! rollback.
+//! rollback. A mutation without one gets one derived from its payload
+//! ([`derived_request_id`]), held for `RUNBOOK_REPEAT_WINDOW_SECONDS` after
+//! its first run: the same invoke retried within that window answers the
+//! first Outcome; after it, the same payload is a new request.
 
 use serde_json::{Value, json};
 
@@ -37,10 +40,27 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
 }
 
 async fn handle(app: &App, req: &RunbookRequest) -> Result<Outcome, AutopilotError> {
+    let hash = req.payload_hash();
     match req.request_id.as_deref() {
-        Some(id) => super::once_request(app, id, &req.payload_hash(), handle_now(app, req)).await,
+        Some(id) => super::once_request(app, id, &hash, handle_now(app, req)).await,
+        // A mutation without a request_id: the AWS CLI retries an invoke it
+        // gave up waiting for, with the same payload; that retry must answer
+        // the first run, not act twice.
+        None if req.action.is_mutating() && !req.dry_run => {
+            let reuse_after = now() + app.config.settings.runbook_repeat_window_seconds;
+            let id = derived_request_id(&hash);
+            super::once_request_until(app, &id, &hash, Some(reuse_after), handle_now(app, req)).await
+        }
         None => handle_now(app, req).await,
     }
+}
+
+/// The request id of a mutation that came without one: its payload hash
+/// (SHA-256 of the parsed request — every field, since any of them may
+/// change what is done). Held for a window after the first run
+/// ([`crate::config::Settings::runbook_repeat_window_seconds`]).
+pub fn derived_request_id(payload_hash: &str) -> String {
+    format!("payload-{payload_hash}")
 }
 
 async fn handle_now(app: &App, req: &RunbookRequest) -> Result<Outcome, AutopilotError> {
@@ -204,10 +224,12 @@ async fn act(
             trigger_deployment: None,
             failing_revision: None,
             recent_deployment: None,
+            avoid_revisions: &[],
         },
     )
     .await;
-    let severity = if result.failed { Severity::Sev1 } else { Severity::Info };
+    // A failed call, or one whose outcome nobody knows, needs a person now.
+    let severity = if result.failed || result.outcome_unknown { Severity::Sev1 } else { Severity::Info };
     let mut o = Outcome::new(
         Kind::Runbook,
         severity,

@@ -564,6 +564,9 @@ pub enum Effect {
     Diagnose(Depth),
     /// Read these alarms; each found OK is a recovery of its problem.
     CheckAlarms(Vec<String>),
+    /// Read the subject's ledger only (feed back `Learnt`): an action that
+    /// finished after the resolution may still wait to be announced.
+    ReadLedger,
     /// Publish the claimed message; feed back `Sent` or `NotSent`.
     Publish(Publish),
     /// Keep the closed incident in the history.
@@ -683,9 +686,10 @@ pub fn step(current: Option<&Record>, input: &Input, ctx: &Ctx<'_>) -> Transitio
                 None => "no open incident".into(),
             })),
         },
-        Input::Learnt(l) => match open {
-            Some(rec) => learnt(rec, l, ctx),
-            None => Transition::nothing(Verdict::Nothing("the incident closed meanwhile".into())),
+        Input::Learnt(l) => match (open, current) {
+            (Some(rec), _) => learnt(rec, l, ctx),
+            (None, Some(closed)) if !l.unannounced.is_empty() => late_action(closed, l, ctx),
+            _ => Transition::nothing(Verdict::Nothing("the incident closed meanwhile".into())),
         },
         Input::Sent(s) => match current {
             Some(rec) => sent(rec, s, ctx),
@@ -779,14 +783,21 @@ fn problem(current: Option<&Record>, p: &ProblemSignal, ctx: &Ctx<'_>) -> Transi
                     crate::time::human_duration(ctx.now - p.at)
                 )));
             }
-            if let Some(Record { state: State::Closed { recovered_at: Some(rec_at), .. }, id, .. }) = closed
+            if let Some(Record { state: State::Closed { recovered_at: Some(rec_at), at: closed_at, .. }, id, .. }) =
+                closed
                 && p.at <= *rec_at
             {
-                return Transition::nothing(Verdict::Stale(format!(
-                    "the signal ({}) is older than the recovery ({}) that resolved incident {id}",
-                    crate::time::iso(p.at),
-                    crate::time::iso(*rec_at)
-                )));
+                // Stale; but an action its signal's first delivery took as the
+                // incident closed may still wait to be said: read the outbox.
+                let effects = if *closed_at >= ctx.now - window { vec![Effect::ReadLedger] } else { Vec::new() };
+                return Transition {
+                    effects,
+                    ..Transition::nothing(Verdict::Stale(format!(
+                        "the signal ({}) is older than the recovery ({}) that resolved incident {id}",
+                        crate::time::iso(p.at),
+                        crate::time::iso(*rec_at)
+                    )))
+                };
             }
             open(closed.map_or(0, |r| r.version + 1), p, ctx)
         }
@@ -1046,6 +1057,30 @@ fn learnt(rec: &Record, l: &Learnt, ctx: &Ctx<'_>) -> Transition {
             }
         }
     }
+}
+
+/// An action that finished after its incident was resolved (the joiner
+/// acted while another invocation resolved): said at once, in an update of
+/// the resolved incident — an executed action is never left unannounced.
+fn late_action(closed: &Record, l: &Learnt, ctx: &Ctx<'_>) -> Transition {
+    if let Some(s) = closed.sending.as_ref().filter(|s| ctx.held_by_another(s)) {
+        return Transition {
+            effects: vec![Effect::RetryLater {
+                what: format!("the {} of incident {} (the action is announced on retry)", s.message.label(), closed.id),
+                until: s.until,
+            }],
+            ..Transition::nothing(Verdict::Nothing("a message of the resolved incident is being sent".into()))
+        };
+    }
+    let mut r = next_version(closed);
+    r.sending = Some(ctx.claim(MessageKind::Update));
+    let publish = Publish {
+        message: MessageKind::Update,
+        severity: r.severity,
+        reason: Some(UpdateReason::Action),
+        announce: l.unannounced.clone(),
+    };
+    Transition::write(r, vec![Effect::Publish(publish)], Verdict::Claimed(MessageKind::Update))
 }
 
 fn remember_announced(r: &mut Record, keys: &[String]) {
@@ -1445,6 +1480,7 @@ mod tests {
             "{:?}",
             t.verdict
         );
+        assert_eq!(t.effects, vec![Effect::ReadLedger], "no page, no action; the outbox is read");
         let (reopened, t) = run(Some(&closed), Input::Problem(stop("t5", "api:7", T0 + 150)), T0 + 200, "req-c");
         assert_eq!(t.verdict, Verdict::Opened, "a newer problem opens a new incident");
         let reopened = reopened.unwrap();
@@ -1733,6 +1769,19 @@ mod tests {
         updating.sending = Some(Sending { message: MessageKind::Update, by: "req-u".into(), until: T0 + 900 });
         let (_, t) = run(Some(&updating), Input::Recovery(steady(T0 + 100)), T0 + 120, "req-r");
         assert_eq!(t.verdict, Verdict::Resolving, "{t:?}");
+        // An action that finished after the resolution is announced by an update of the resolved incident.
+        let (_, t) = run(
+            Some(&closed),
+            Input::Learnt(Learnt { unannounced: vec!["ledger#late".into()], ..Default::default() }),
+            T0 + 130,
+            "req-j",
+        );
+        assert!(
+            matches!(t.effects.as_slice(), [Effect::Publish(Publish { message: MessageKind::Update, reason: Some(UpdateReason::Action), announce, .. })] if announce == &vec!["ledger#late".to_string()]),
+            "{t:?}"
+        );
+        let (_, t) = run(Some(&closed), Input::Learnt(Learnt::default()), T0 + 130, "req-j");
+        assert!(t.record.is_none() && t.effects.is_empty(), "nothing to say: {t:?}");
         // A recovery of a resolved incident does nothing.
         let (_, t) = run(Some(&closed), Input::Recovery(steady(T0 + 100)), T0 + 300, "req-r");
         assert!(matches!(t.verdict, Verdict::Nothing(ref w) if w.contains("already resolved")));

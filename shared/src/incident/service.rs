@@ -374,11 +374,12 @@ async fn ledger_of(app: &App, rec: &Record, cluster: &str, service: &str) -> Vec
 
 impl Port for ServicePort<'_> {
     async fn act(&mut self, app: &App, rec: &Record, cue: ActionCue) {
-        let _avoid = rec.troubled_revisions(); // AVOID-MERGE
+        // No target is a revision any failed signal of this incident names.
+        let avoid = rec.troubled_revisions();
         let request = match cue {
             ActionCue::Signal => {
                 let Some(request) = self.signal.as_ref().and_then(|s| s.action.clone()) else { return };
-                ActionRequest { incident: Some(&rec.id), /* AVOID-MERGE avoid_revisions: &avoid, */ ..request }
+                ActionRequest { incident: Some(&rec.id), avoid_revisions: &avoid, ..request }
             }
             ActionCue::CrashLoop => {
                 self.crash_loop_tried = true;
@@ -388,7 +389,7 @@ impl Port for ServicePort<'_> {
                     incident: Some(&rec.id),
                     // Only while the service still runs the revision this crash loop is about.
                     failing_revision: failing,
-                    /* AVOID-MERGE avoid_revisions: &avoid, */
+                    avoid_revisions: &avoid,
                     ..ActionRequest::automatic(
                         ActionKind::Rollback,
                         &self.cluster,
@@ -598,7 +599,9 @@ impl ServicePort<'_> {
         if !update {
             found.extend(self.pipeline_lines.iter().cloned());
         }
-        let status = if update {
+        let status = if let State::Closed { at, resolution, .. } = &rec.state {
+            format!("RESOLVED at {} ({resolution}); this action finished after the resolution", iso(*at))
+        } else if update {
             format!(
                 "OPEN for {} - {}{}",
                 crate::time::human_duration(t - rec.opened_at),

@@ -183,6 +183,7 @@ pub async fn drive<P: Port>(
                     learn = true;
                 }
                 Effect::CheckAlarms(names) => then.extend(alarm_recoveries(app, &names).await),
+                Effect::ReadLedger => learn = true,
                 Effect::Publish(p) => {
                     let message = port.render(app, rec, &p).await;
                     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {

@@ -325,3 +325,30 @@ async fn when_the_same_rollback_request_arrives_twice_with_one_request_id_should
     assert_eq!(error_type, "InProgress", "{message}");
     assert_eq!(executed.len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_cli_retries_a_mutation_without_a_request_id_it_should_act_once_and_answer_the_first_outcome() {
+    let bed = TestBed::new("derived-id").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    // A short repeat window, so that the test can outlive it.
+    let mut p = bed.start("runbook", &[("RUNBOOK_REPEAT_WINDOW_SECONDS", "3")]);
+    let request = json!({"action": "force-deploy", "cluster": svc.cluster, "service": "api", "reason": "stuck tasks"});
+    let first = p.outcome(&request);
+    assert_eq!(first["actions"][0]["status"], "executed", "{first}");
+    // `aws lambda invoke` retrying after its read timeout, on another instance.
+    let mut other = bed.start("runbook", &[("RUNBOOK_REPEAT_WINDOW_SECONDS", "3")]);
+    let second = other.outcome(&request);
+    assert_eq!(second, first, "the repeat answers the first run's Outcome");
+    let executed_now = || async { executed(&svc.ledger(&bed).await) };
+    assert_eq!(executed_now().await, 1, "one force-deploy");
+    assert_eq!(bed.notifications().await.len(), 1, "announced once");
+    // A different request is a request of its own.
+    let dry = p.outcome(&json!({"action": "force-deploy", "cluster": svc.cluster, "service": "api", "dry_run": true}));
+    assert_eq!(dry["actions"][0]["status"], "planned", "{dry}");
+    // After the window the same payload is a new request and acts.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let later = p.outcome(&request);
+    assert_eq!(later["actions"][0]["status"], "executed", "{later}");
+    assert_ne!(later, first);
+    assert_eq!(executed_now().await, 2, "a second force-deploy, after the window");
+}

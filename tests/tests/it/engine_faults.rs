@@ -13,8 +13,8 @@ use aws_sdk_ecs::operation::update_service::{UpdateServiceError, UpdateServiceOu
 use aws_sdk_ecs::primitives::DateTime;
 use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, Service};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
-use shared::actions::ActionKind;
 use shared::actions::engine::{ActionRequest, ActionResult, Engine, run};
+use shared::actions::{ActionKind, Origin};
 use shared::adapters::Clients;
 use shared::adapters::state::StateStore;
 use shared::config::Config;
@@ -105,6 +105,11 @@ fn updated() -> Rule {
 /// The state table: `hold` and `known_good` are the answers to those two
 /// reads; every other read finds nothing and every other write succeeds.
 fn dynamodb(hold: Rule, known_good: Rule, hold_write: Option<Rule>) -> aws_sdk_dynamodb::Client {
+    dynamodb_with(hold, known_good, hold_write.into_iter().collect())
+}
+
+/// Like [`dynamodb`], with `extra` rules consulted before the defaults.
+fn dynamodb_with(hold: Rule, known_good: Rule, extra: Vec<Rule>) -> aws_sdk_dynamodb::Client {
     let query = mock!(aws_sdk_dynamodb::Client::query).then_output(|| QueryOutput::builder().build());
     let put = mock!(aws_sdk_dynamodb::Client::put_item).then_output(|| PutItemOutput::builder().build());
     let update = mock!(aws_sdk_dynamodb::Client::update_item)
@@ -113,7 +118,7 @@ fn dynamodb(hold: Rule, known_good: Rule, hold_write: Option<Rule>) -> aws_sdk_d
         .then_output(|| aws_sdk_dynamodb::operation::delete_item::DeleteItemOutput::builder().build());
     let get_other = mock!(aws_sdk_dynamodb::Client::get_item).then_output(|| GetItemOutput::builder().build());
     let mut rules = vec![hold, known_good];
-    rules.extend(hold_write);
+    rules.extend(extra);
     rules.extend([query, put, update, delete, get_other]);
     let refs: Vec<&Rule> = rules.iter().collect();
     mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, refs, |b| b
@@ -351,4 +356,431 @@ async fn when_the_failed_deployment_is_still_primary_the_engine_should_roll_back
     assert_eq!(update.num_calls(), 1);
     assert_eq!(rolled_away.num_calls(), 1, "the revision we rolled away from is marked in its history");
     assert_eq!(r.trigger_revision.as_deref(), Some(td(42).as_str()));
+}
+
+// ---- Issue 19: the hold re-read under the lock, ECS's own traffic-shifting
+// strategies, and crash loops on a revision that is not a fresh release.
+
+use aws_sdk_ecs::operation::list_service_deployments::{ListServiceDeploymentsError, ListServiceDeploymentsOutput};
+use aws_sdk_ecs::operation::stop_service_deployment::StopServiceDeploymentOutput;
+use aws_sdk_ecs::types::{
+    DeploymentConfiguration, DeploymentStrategy, ServiceDeploymentBrief, ServiceDeploymentStatus,
+};
+
+const SERVICE_DEPLOYMENT: &str =
+    "arn:aws:ecs:us-east-1:111122223333:service-deployment/prod/api/r9i43YFjvgF_xlg7m2eJ1r";
+
+fn epoch_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A deployment as DescribeServices lists it, created `ago` seconds before now.
+fn deployment(id: &str, status: &str, rev: i32, rollout: DeploymentRolloutState, ago: i64, reason: &str) -> Deployment {
+    let d = Deployment::builder()
+        .id(id)
+        .status(status)
+        .task_definition(td(rev))
+        .rollout_state(rollout)
+        .created_at(DateTime::from_secs(epoch_now() - ago));
+    if reason.is_empty() { d.build() } else { d.rollout_state_reason(reason).build() }
+}
+
+/// DescribeServices of a service running `runs`, with `deployments` and, when given, a deployment strategy.
+fn described(runs: i32, deployments: Vec<Deployment>, strategy: Option<DeploymentStrategy>) -> DescribeServicesOutput {
+    DescribeServicesOutput::builder()
+        .services(
+            Service::builder()
+                .service_name("api")
+                .cluster_arn("arn:aws:ecs:us-east-1:111122223333:cluster/prod")
+                .status("ACTIVE")
+                .desired_count(3)
+                .running_count(3)
+                .task_definition(td(runs))
+                .set_deployments(Some(deployments))
+                .set_deployment_configuration(strategy.map(|s| DeploymentConfiguration::builder().strategy(s).build()))
+                .build(),
+        )
+        .build()
+}
+
+/// The service mid-way through a deployment of 42 from a completed 41, with `strategy`.
+fn rolling_out(strategy: Option<DeploymentStrategy>) -> DescribeServicesOutput {
+    described(
+        42,
+        vec![
+            deployment("ecs-svc/2", "PRIMARY", 42, DeploymentRolloutState::InProgress, 600, ""),
+            deployment("ecs-svc/1", "ACTIVE", 41, DeploymentRolloutState::Completed, 86_400, ""),
+        ],
+        strategy,
+    )
+}
+
+fn listed_in_progress() -> Rule {
+    mock!(aws_sdk_ecs::Client::list_service_deployments).then_output(|| {
+        ListServiceDeploymentsOutput::builder()
+            .service_deployments(
+                ServiceDeploymentBrief::builder()
+                    .service_deployment_arn(SERVICE_DEPLOYMENT)
+                    .status(ServiceDeploymentStatus::InProgress)
+                    .build(),
+            )
+            .build()
+    })
+}
+
+fn nothing_in_progress() -> Rule {
+    mock!(aws_sdk_ecs::Client::list_service_deployments).then_output(|| ListServiceDeploymentsOutput::builder().build())
+}
+
+fn stopped() -> Rule {
+    mock!(aws_sdk_ecs::Client::stop_service_deployment)
+        .then_output(|| StopServiceDeploymentOutput::builder().service_deployment_arn(SERVICE_DEPLOYMENT).build())
+}
+
+/// ECS answering DescribeServices with `describe` (revisions 40–42 ACTIVE),
+/// ListServiceDeployments with `list`, and the two mutating calls with `update` and `stop`.
+fn ecs_strategy(
+    describe: impl Fn() -> DescribeServicesOutput + Send + Sync + 'static,
+    list: &Rule,
+    update: &Rule,
+    stop: &Rule,
+) -> aws_sdk_ecs::Client {
+    let describe = mock!(aws_sdk_ecs::Client::describe_services).then_output(describe);
+    let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+        aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
+            .set_task_definition_arns(Some([42, 41, 40].iter().map(|r| td(*r)).collect()))
+            .build()
+    });
+    mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &revisions, list, update, stop], |b| b
+        .retry_config(RetryConfig::disabled()))
+}
+
+/// The known-good history: `(revision, first completed, last completed)`, epoch seconds.
+fn known_good_history(revisions: Vec<(i32, i64, i64)>) -> Rule {
+    mock!(aws_sdk_dynamodb::Client::query)
+        .match_requests(|q| {
+            q.expression_attribute_values()
+                .and_then(|v| v.get(":kg"))
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|v| v == "known-good#")
+        })
+        .then_output(move || {
+            let items = revisions
+                .iter()
+                .map(|(rev, first, last)| {
+                    [
+                        ("sk".to_string(), AttributeValue::S(format!("known-good#api:{rev}"))),
+                        ("task_definition".into(), AttributeValue::S(td(*rev))),
+                        ("first_completed_at".into(), AttributeValue::N(first.to_string())),
+                        ("completed_at".into(), AttributeValue::N(last.to_string())),
+                    ]
+                    .into()
+                })
+                .collect();
+            QueryOutput::builder().set_items(Some(items)).build()
+        })
+}
+
+#[tokio::test]
+async fn when_another_invocation_sets_a_hold_between_the_first_read_and_the_lock_the_engine_should_not_act() {
+    // The first read of the hold finds none; by the time the lock is taken,
+    // another invocation's failed action has held the service.
+    let hold = mock!(aws_sdk_dynamodb::Client::get_item)
+        .match_requests(|i| sk_is(i.key(), "hold"))
+        .sequence()
+        .output(|| GetItemOutput::builder().build())
+        .output(|| {
+            GetItemOutput::builder()
+                .set_item(Some(
+                    [
+                        ("since".to_string(), AttributeValue::N(epoch_now().to_string())),
+                        (
+                            "reason".into(),
+                            AttributeValue::S("StopServiceDeployment FAILED (another invocation)".into()),
+                        ),
+                    ]
+                    .into(),
+                ))
+                .build()
+        })
+        .build();
+    let update = updated();
+    let r = engine_run_with(ecs(&update), dynamodb(hold.clone(), known_good_read(true), None), |r| ActionRequest {
+        trigger_deployment: Some("ecs-svc/2"),
+        ..r
+    })
+    .await;
+    assert_eq!(update.num_calls(), 0, "no UpdateService once the hold is there: {:?}", r.record);
+    assert_eq!(hold.num_calls(), 2, "read before deciding, and again under the lock");
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+    assert!(r.record.detail.contains("held") && r.record.detail.contains("another invocation"), "{}", r.record.detail);
+    assert!(!r.failed);
+}
+
+#[tokio::test]
+async fn a_blue_green_deployment_in_progress_should_be_rolled_back_with_stop_service_deployment_never_update_service() {
+    for strategy in [DeploymentStrategy::BlueGreen, DeploymentStrategy::Linear, DeploymentStrategy::Canary] {
+        let (list, update, stop) = (listed_in_progress(), updated(), stopped());
+        let s = strategy.clone();
+        let r = engine_run_with(
+            ecs_strategy(move || rolling_out(Some(s.clone())), &list, &update, &stop),
+            // 40 is known-good too; ROLLBACK returns to the blue revision 41 all the same.
+            dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+            |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+        )
+        .await;
+        assert_eq!(update.num_calls(), 0, "{strategy:?}: never UpdateService mid-deployment: {:?}", r.record);
+        assert_eq!(stop.num_calls(), 1, "{strategy:?}: {:?}", r.record);
+        assert_eq!(r.record.status, ActionStatus::Executed, "{strategy:?}: {:?}", r.record);
+        assert!(
+            r.record.detail.contains("api:42 -> api:41") && r.record.detail.contains("StopServiceDeployment(ROLLBACK)"),
+            "{strategy:?}: {}",
+            r.record.detail
+        );
+    }
+}
+
+#[tokio::test]
+async fn when_whether_a_blue_green_deployment_is_in_progress_cannot_be_read_the_engine_should_not_act() {
+    let list = mock!(aws_sdk_ecs::Client::list_service_deployments).then_error(|| {
+        ListServiceDeploymentsError::generic(
+            aws_sdk_ecs::error::ErrorMetadata::builder()
+                .code("AccessDeniedException")
+                .message("not authorized")
+                .build(),
+        )
+    });
+    let (update, stop) = (updated(), stopped());
+    let r = engine_run_with(
+        ecs_strategy(|| rolling_out(Some(DeploymentStrategy::BlueGreen)), &list, &update, &stop),
+        dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+        |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+    )
+    .await;
+    assert_eq!((update.num_calls(), stop.num_calls()), (0, 0), "{:?}", r.record);
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+    assert!(r.record.detail.contains("BLUE_GREEN") && r.record.detail.contains("AccessDenied"), "{}", r.record.detail);
+    assert!(!r.failed, "a refusal holds nothing");
+}
+
+#[tokio::test]
+async fn a_crash_loop_on_a_revision_that_is_not_a_fresh_release_should_not_be_rolled_back() {
+    let now = epoch_now();
+    // (case, the PRIMARY deployment of 42, the known-good history)
+    type Case<'a> = (&'a str, Deployment, Vec<(i32, i64, i64)>);
+    let cases: Vec<Case> = vec![
+        (
+            "a force-deploy of 42, which had reached steady state a day before",
+            deployment("ecs-svc/9", "PRIMARY", 42, DeploymentRolloutState::Completed, 600, ""),
+            vec![(42, now - 86_400, now - 86_400), (40, now - 3 * 86_400, now - 3 * 86_400)],
+        ),
+        (
+            "ECS's circuit-breaker rollback to 42",
+            deployment(
+                "ecs-svc/9",
+                "PRIMARY",
+                42,
+                DeploymentRolloutState::Completed,
+                600,
+                "ECS deployment circuit breaker: rollback completed.",
+            ),
+            vec![(40, now - 3 * 86_400, now - 3 * 86_400)],
+        ),
+    ];
+    for (case, primary, history) in cases {
+        let (list, update, stop) = (listed_in_progress(), updated(), stopped());
+        let r = engine_run_with(
+            ecs_strategy(move || described(42, vec![primary.clone()], None), &list, &update, &stop),
+            dynamodb(hold_read(Ok(None)), known_good_history(history), None),
+            |r| ActionRequest { failing_revision: Some("api:42"), ..r },
+        )
+        .await;
+        assert_eq!((update.num_calls(), stop.num_calls()), (0, 0), "{case}: {:?}", r.record);
+        assert_eq!(r.record.status, ActionStatus::Skipped, "{case}: {:?}", r.record);
+        assert!(r.record.detail.contains("not a fresh release"), "{case}: {}", r.record.detail);
+    }
+}
+
+#[tokio::test]
+async fn a_crash_loop_on_a_fresh_release_is_still_rolled_back() {
+    let now = epoch_now();
+    let (list, update, stop) = (listed_in_progress(), updated(), stopped());
+    let r = engine_run_with(
+        ecs_strategy(
+            || {
+                described(
+                    42,
+                    vec![deployment("ecs-svc/9", "PRIMARY", 42, DeploymentRolloutState::Completed, 600, "")],
+                    None,
+                )
+            },
+            &list,
+            &update,
+            &stop,
+        ),
+        dynamodb(
+            hold_read(Ok(None)),
+            known_good_history(vec![(42, now - 300, now - 300), (40, now - 86_400, now - 86_400)]),
+            None,
+        ),
+        |r| ActionRequest { failing_revision: Some("api:42"), ..r },
+    )
+    .await;
+    assert_eq!(r.record.status, ActionStatus::Executed, "{:?}", r.record);
+    assert!(r.record.detail.contains("api:42 -> api:40"), "{}", r.record.detail);
+    assert_eq!(update.num_calls(), 1);
+}
+
+#[tokio::test]
+async fn when_update_service_answers_500_the_engine_should_read_the_service_back_and_record_what_it_finds() {
+    // (case, ECS applied it, expected status, hold written)
+    let cases = [
+        ("applied, its answer lost", true, ActionStatus::Executed, false),
+        ("not applied", false, ActionStatus::Failed, true),
+    ];
+    for (case, applied, expected, held) in cases {
+        // The engine's first read, then the read-back under the lock after the 500.
+        let describe = mock!(aws_sdk_ecs::Client::describe_services)
+            .sequence()
+            .output(service)
+            .output(move || {
+                let mut out = service();
+                if applied && let Some(s) = out.services.as_mut().and_then(|s| s.first_mut()) {
+                    // ECS applied UpdateService(taskDefinition=40): the service runs it.
+                    s.task_definition = Some(td(40));
+                }
+                out
+            })
+            .build();
+        let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+            aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
+                .set_task_definition_arns(Some([42, 41, 40].iter().map(|r| td(*r)).collect()))
+                .build()
+        });
+        let update = mock!(aws_sdk_ecs::Client::update_service).sequence().http_status(500, None).build();
+        let none = nothing_in_progress();
+        let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &revisions, &none, &update], |b| b
+            .retry_config(RetryConfig::disabled()));
+        let hold_write = mock!(aws_sdk_dynamodb::Client::put_item)
+            .match_requests(|i| sk_is(i.item(), "hold"))
+            .then_output(|| PutItemOutput::builder().build());
+        let r =
+            engine_run_with(ecs, dynamodb(hold_read(Ok(None)), known_good_read(true), Some(hold_write.clone())), |r| {
+                ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r }
+            })
+            .await;
+        assert_eq!(update.num_calls(), 1, "{case}");
+        assert_eq!(describe.num_calls(), 2, "{case}: read back after the 500");
+        assert_eq!(r.record.status, expected, "{case}: {:?}", r.record);
+        assert!(
+            r.record.detail.contains("verified from the service read back under the lock"),
+            "{case}: {}",
+            r.record.detail
+        );
+        assert_eq!(hold_write.num_calls() == 1, held, "{case}: held only when it did not take effect");
+        assert_eq!(r.failed, held, "{case}: escalated only when it did not take effect");
+        assert!(!r.outcome_unknown, "{case}");
+    }
+}
+
+#[tokio::test]
+async fn when_the_service_cannot_be_read_back_after_a_lost_answer_the_outcome_should_be_unknown_and_nothing_held() {
+    let describe =
+        mock!(aws_sdk_ecs::Client::describe_services).sequence().output(service).http_status(503, None).build();
+    let revisions = mock!(aws_sdk_ecs::Client::list_task_definitions).then_output(|| {
+        aws_sdk_ecs::operation::list_task_definitions::ListTaskDefinitionsOutput::builder()
+            .set_task_definition_arns(Some([42, 41, 40].iter().map(|r| td(*r)).collect()))
+            .build()
+    });
+    let update = mock!(aws_sdk_ecs::Client::update_service).sequence().http_status(500, None).build();
+    let none = nothing_in_progress();
+    let ecs = mock_client!(aws_sdk_ecs, RuleMode::MatchAny, [&describe, &revisions, &none, &update], |b| b
+        .retry_config(RetryConfig::disabled()));
+    let hold_write = mock!(aws_sdk_dynamodb::Client::put_item)
+        .match_requests(|i| sk_is(i.item(), "hold"))
+        .then_output(|| PutItemOutput::builder().build());
+    // The entry written before the call is finished as still `executing`.
+    let finish = mock!(aws_sdk_dynamodb::Client::update_item)
+        .match_requests(|u| {
+            u.expression_attribute_values()
+                .and_then(|v| v.get(":status"))
+                .and_then(|v| v.as_s().ok())
+                .is_some_and(|s| s == "executing")
+        })
+        .then_output(|| aws_sdk_dynamodb::operation::update_item::UpdateItemOutput::builder().build());
+    let r = engine_run_with(
+        ecs,
+        dynamodb_with(hold_read(Ok(None)), known_good_read(true), vec![hold_write.clone(), finish.clone()]),
+        |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+    )
+    .await;
+    assert!(r.outcome_unknown, "{:?}", r.record);
+    assert!(!r.failed, "not verified as failed: nothing held");
+    assert_eq!(hold_write.num_calls(), 0);
+    assert_eq!(finish.num_calls(), 1, "the ledger keeps it executing (counted as executed) until verified");
+    assert!(r.record.detail.contains("outcome UNKNOWN"), "{}", r.record.detail);
+}
+
+/// A service CodeDeploy (or an external tool) deploys, in ECS's shape for
+/// a release that failed: the engine must not act on it, whatever the trigger.
+fn deployed_by(controller: &'static str) -> impl Fn() -> DescribeServicesOutput + Send + Sync + 'static {
+    move || {
+        let mut out = rolling_out(None);
+        if let Some(s) = out.services.as_mut().and_then(|s| s.first_mut()) {
+            s.deployment_controller = Some(
+                aws_sdk_ecs::types::DeploymentController::builder()
+                    .r#type(aws_sdk_ecs::types::DeploymentControllerType::from(controller))
+                    .build()
+                    .expect("controller"),
+            );
+        }
+        out
+    }
+}
+
+#[tokio::test]
+async fn a_codedeploy_or_external_service_is_refused_before_any_call_but_may_be_scaled() {
+    for controller in ["CODE_DEPLOY", "EXTERNAL"] {
+        let (list, update, stop) = (listed_in_progress(), updated(), stopped());
+        let r = engine_run_with(
+            ecs_strategy(deployed_by(controller), &list, &update, &stop),
+            dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+            |r| ActionRequest { trigger_deployment: Some("ecs-svc/2"), ..r },
+        )
+        .await;
+        assert_eq!((update.num_calls(), stop.num_calls(), list.num_calls()), (0, 0, 0), "{controller}: {:?}", r.record);
+        assert_eq!(r.record.status, ActionStatus::Skipped, "{controller}: {:?}", r.record);
+        assert!(r.record.detail.contains(controller), "{controller}: {}", r.record.detail);
+        assert!(!r.failed, "{controller}: no hold, no escalation");
+        // UpdateService(desiredCount) stays allowed.
+        let (list, update, stop) = (listed_in_progress(), updated(), stopped());
+        let r = engine_run_with(
+            ecs_strategy(deployed_by(controller), &list, &update, &stop),
+            dynamodb(hold_read(Ok(None)), known_good_read(true), None),
+            |r| ActionRequest {
+                kind: ActionKind::Scale,
+                origin: Origin::Manual { reason: None },
+                desired_count: Some(5),
+                ..r
+            },
+        )
+        .await;
+        assert_eq!(r.record.status, ActionStatus::Executed, "{controller}: {:?}", r.record);
+        assert_eq!(update.num_calls(), 1, "{controller}");
+    }
+}
+
+#[tokio::test]
+async fn a_revision_a_failed_signal_of_the_incident_named_is_never_the_target() {
+    // Known-good 40 is the target a rollback would take; the incident's
+    // earlier failed signal named 40 (by its short name), so 41 it is.
+    let update = updated();
+    // (`engine_run_with` shapes a request of any lifetime: the list lives for the test's process.)
+    let avoid: &'static [String] = Vec::leak(vec!["api:40".to_string()]);
+    let r = engine_run_with(ecs(&update), dynamodb(hold_read(Ok(None)), known_good_read(true), None), |r| {
+        ActionRequest { trigger_deployment: Some("ecs-svc/2"), avoid_revisions: avoid, ..r }
+    })
+    .await;
+    assert_eq!(r.record.status, ActionStatus::Executed, "{:?}", r.record);
+    assert!(r.record.detail.contains("api:42 -> api:41"), "{}", r.record.detail);
 }

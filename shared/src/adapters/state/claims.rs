@@ -97,6 +97,21 @@ impl StateStore {
         lease_until: i64,
         payload_hash: Option<&str>,
     ) -> Result<Claim, AutopilotError> {
+        self.claim_until(key, function, now, lease_until, payload_hash, None).await
+    }
+
+    /// Like [`StateStore::claim`], for a key that is only held for a while
+    /// (a runbook request id derived from its payload): a claim done before
+    /// `reuse_after` answers repeats; from then on the key is claimed anew.
+    pub async fn claim_until(
+        &self,
+        key: ClaimKey<'_>,
+        function: &str,
+        now: i64,
+        lease_until: i64,
+        payload_hash: Option<&str>,
+        reuse_after: Option<i64>,
+    ) -> Result<Claim, AutopilotError> {
         let token = crate::invocation::token();
         let (pk, sk) = key.pk_sk();
         let mut req = self
@@ -115,15 +130,20 @@ impl StateStore {
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        req = match payload_hash {
-            None => req.condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)"),
-            Some(hash) => req
-                .item("payload_hash", s(hash))
-                .condition_expression(
-                    "attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now AND payload_hash = :hash)",
-                )
-                .expression_attribute_values(":hash", s(hash)),
+        let mut condition = match payload_hash {
+            None => "attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)".to_string(),
+            Some(hash) => {
+                req = req.item("payload_hash", s(hash)).expression_attribute_values(":hash", s(hash));
+                "attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now AND payload_hash = :hash)"
+                    .to_string()
+            }
         };
+        if let Some(until) = reuse_after {
+            // A done claim whose window is over is claimed anew (a new request with the same payload).
+            req = req.item("reuse_after", n(until)).expression_attribute_values(":done", s("done"));
+            condition.push_str(" OR (#st = :done AND reuse_after < :now)");
+        }
+        req = req.condition_expression(condition);
         let result = req.send().await;
         Ok(match self.conditional("PutItem (claim)", result)? {
             Conditional::Written(_) => Claim::New,
