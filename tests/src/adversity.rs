@@ -161,6 +161,19 @@ impl Failure {
         e
     }
 
+    /// `event` as if it happened `seconds_ago` (delivered late, out of order).
+    pub fn late(&self, mut event: Value, seconds_ago: i64) -> Value {
+        let at = chrono::Utc::now() - chrono::Duration::seconds(seconds_ago);
+        let at = at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        event["time"] = Value::from(at.clone());
+        for k in ["createdAt", "updatedAt", "stoppedAt"] {
+            if event["detail"].get(k).is_some() {
+                event["detail"][k] = Value::from(at.clone());
+            }
+        }
+        event
+    }
+
     /// The incidents of this service in the state table.
     pub async fn stored_incidents(&self, bed: &TestBed) -> Vec<StoredIncident> {
         stored_incidents(bed, &self.svc.cluster, &self.svc.service).await

@@ -86,6 +86,15 @@ pub fn draw_signals(f: &Failure, rng: &mut Rng) -> Vec<Delivery> {
     if rng.chance(0.4) {
         signals.push(("steady".into(), Function::Ecs, f.steady_state(0)));
     }
+    // Late and out of order: recoveries that happened before the failure
+    // began (a steady state, the completion of the deployment before),
+    // delivered now, must resolve nothing.
+    if rng.chance(0.3) {
+        signals.push(("late-steady".into(), Function::Ecs, f.late(f.steady_state(7), 600)));
+    }
+    if rng.chance(0.2) {
+        signals.push(("late-completed".into(), Function::Ecs, f.late(f.deployment_completed(7), 900)));
+    }
     let mut out = Vec::new();
     for (label, function, mut event) in signals {
         let offset = if rng.chance(0.6) { 0 } else { rng.below(1500) as u64 };

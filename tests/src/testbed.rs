@@ -119,6 +119,10 @@ impl TestBed {
         if let Some(opened) = record["opened_at"].as_i64() {
             item.insert("opened_at".into(), AttributeValue::N(opened.to_string()));
         }
+        // A test that bumps the record's version writes as another writer would.
+        if let Some(version) = record["version"].as_u64() {
+            item.insert("version".into(), AttributeValue::N(version.to_string()));
+        }
         self.dynamodb.put_item().table_name(&self.table).set_item(Some(item)).send().await.expect("put incident");
         record
     }

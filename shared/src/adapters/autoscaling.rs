@@ -6,7 +6,7 @@ use super::{AwsError, Clients, aws_error};
 pub async fn max_capacity(clients: &Clients, cluster: &str, service: &str) -> Result<Option<i32>, AwsError> {
     let resource = format!("service/{cluster}/{service}");
     let resp = clients
-        .autoscaling
+        .autoscaling()
         .describe_scalable_targets()
         .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
         .resource_ids(&resource)
@@ -27,7 +27,7 @@ pub async fn scalable_targets(clients: &Clients, resource_ids: &[String]) -> Res
         let mut token = None;
         loop {
             let resp = clients
-                .autoscaling
+                .autoscaling()
                 .describe_scalable_targets()
                 .service_namespace(aws_sdk_applicationautoscaling::types::ServiceNamespace::Ecs)
                 .set_resource_ids(Some(chunk.to_vec()))

@@ -31,7 +31,7 @@ pub async fn service_metrics(clients: &Clients, cluster: &str, service: &str) ->
             .build()
     };
     let resp = clients
-        .cloudwatch
+        .cloudwatch()
         .get_metric_data()
         .metric_data_queries(query("cpu", "CPUUtilization"))
         .metric_data_queries(query("memory", "MemoryUtilization"))
@@ -63,7 +63,7 @@ pub async fn service_metrics(clients: &Clients, cluster: &str, service: &str) ->
 /// The tags of an alarm, as `(key, value)`.
 pub async fn alarm_tags(clients: &Clients, alarm_arn: &str) -> Result<Vec<(String, String)>, AwsError> {
     let resp = clients
-        .cloudwatch
+        .cloudwatch()
         .list_tags_for_resource()
         .resource_arn(alarm_arn)
         .send()
@@ -94,7 +94,7 @@ pub async fn alarm_states(clients: &Clients, names: &[String]) -> Result<Vec<Ala
         let mut token = None;
         loop {
             let resp = clients
-                .cloudwatch
+                .cloudwatch()
                 .describe_alarms()
                 .set_alarm_names(Some(batch.to_vec()))
                 .alarm_types(aws_sdk_cloudwatch::types::AlarmType::MetricAlarm)
@@ -140,7 +140,7 @@ pub async fn alarms_in_alarm(clients: &Clients) -> Result<Vec<FiringAlarm>, AwsE
     let mut token = None;
     loop {
         let resp = clients
-            .cloudwatch
+            .cloudwatch()
             .describe_alarms()
             .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
             .max_records(100)
@@ -208,7 +208,7 @@ pub async fn metric_data(
     let mut token = None;
     loop {
         let resp = clients
-            .cloudwatch
+            .cloudwatch()
             .get_metric_data()
             .set_metric_data_queries(Some(built.clone()))
             .start_time(DateTime::from_secs(start))

@@ -6,7 +6,7 @@ use crate::pipeline::{BuildFacts, BuildPhase};
 
 pub async fn build(clients: &Clients, build_id: &str) -> Result<Option<BuildFacts>, AwsError> {
     let resp = clients
-        .codebuild
+        .codebuild()
         .batch_get_builds()
         .ids(build_id)
         .send()

@@ -10,7 +10,7 @@ pub async fn ecs_services(
     group: &str,
 ) -> Result<Vec<(String, String)>, AwsError> {
     let resp = clients
-        .codedeploy
+        .codedeploy()
         .get_deployment_group()
         .application_name(application)
         .deployment_group_name(group)

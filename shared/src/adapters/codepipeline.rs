@@ -14,7 +14,7 @@ fn secs(t: Option<&aws_sdk_codepipeline::primitives::DateTime>) -> Option<i64> {
 
 pub async fn execution(clients: &Clients, pipeline: &str, execution_id: &str) -> Result<ExecutionFacts, AwsError> {
     let resp = clients
-        .codepipeline
+        .codepipeline()
         .get_pipeline_execution()
         .pipeline_name(pipeline)
         .pipeline_execution_id(execution_id)
@@ -60,7 +60,7 @@ pub async fn action_executions(
     let mut token: Option<String> = None;
     for _ in 0..ACTION_PAGES {
         let resp = clients
-            .codepipeline
+            .codepipeline()
             .list_action_executions()
             .pipeline_name(pipeline)
             .filter(ActionExecutionFilter::builder().pipeline_execution_id(execution_id).build())
@@ -106,7 +106,7 @@ pub async fn action_executions(
 /// The latest state of every stage, in pipeline order.
 pub async fn stages(clients: &Clients, pipeline: &str) -> Result<Vec<StageFacts>, AwsError> {
     let resp = clients
-        .codepipeline
+        .codepipeline()
         .get_pipeline_state()
         .name(pipeline)
         .send()
@@ -138,7 +138,7 @@ pub async fn stages(clients: &Clients, pipeline: &str) -> Result<Vec<StageFacts>
 /// The pipeline's tags (`autopilot:env`, `autopilot:team`).
 pub async fn tags(clients: &Clients, pipeline_arn: &str) -> Result<Vec<(String, String)>, AwsError> {
     let resp = clients
-        .codepipeline
+        .codepipeline()
         .list_tags_for_resource()
         .resource_arn(pipeline_arn)
         .send()

@@ -17,7 +17,7 @@ pub fn timestamp(d: Option<&DateTime>) -> Option<String> {
 
 pub async fn describe_service(clients: &Clients, cluster: &str, service: &str) -> Result<ServiceSnapshot, AwsError> {
     let resp = clients
-        .ecs
+        .ecs()
         .describe_services()
         .cluster(cluster)
         .services(service)
@@ -42,7 +42,7 @@ pub async fn describe_services(
     let mut out = Vec::with_capacity(services.len());
     for chunk in services.chunks(10) {
         let resp = clients
-            .ecs
+            .ecs()
             .describe_services()
             .cluster(cluster)
             .set_services(Some(chunk.to_vec()))
@@ -114,7 +114,7 @@ fn service_snapshot(cluster: &str, service: &str, s: &aws_sdk_ecs::types::Servic
 /// Recently stopped tasks of the service, newest first (ECS keeps them about an hour).
 pub async fn stopped_tasks(clients: &Clients, cluster: &str, service: &str) -> Result<Vec<TaskStateChange>, AwsError> {
     let list = clients
-        .ecs
+        .ecs()
         .list_tasks()
         .cluster(cluster)
         .service_name(service)
@@ -128,7 +128,7 @@ pub async fn stopped_tasks(clients: &Clients, cluster: &str, service: &str) -> R
         return Ok(Vec::new());
     }
     let resp = clients
-        .ecs
+        .ecs()
         .describe_tasks()
         .cluster(cluster)
         .set_tasks(Some(arns.iter().take(100).cloned().collect()))
@@ -190,7 +190,7 @@ pub async fn describe_task_definition(
     task_definition: &str,
 ) -> Result<TaskDefinitionSnapshot, AwsError> {
     let resp = clients
-        .ecs
+        .ecs()
         .describe_task_definition()
         .task_definition(task_definition)
         .send()
@@ -256,7 +256,7 @@ pub async fn active_revisions(clients: &Clients, family: &str) -> Result<Vec<Rev
     let mut token = None;
     for _ in 0..5 {
         let resp = clients
-            .ecs
+            .ecs()
             .list_task_definitions()
             .family_prefix(family)
             .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
@@ -299,7 +299,7 @@ pub async fn unfinished_service_deployments(
     // A service has a handful of unfinished deployments at most; five pages is plenty.
     for _ in 0..5 {
         let resp = clients
-            .ecs
+            .ecs()
             .list_service_deployments()
             .cluster(cluster)
             .service(service)
@@ -337,7 +337,7 @@ pub async fn list_clusters(clients: &Clients) -> Result<Vec<Arn>, AwsError> {
     let mut token = None;
     loop {
         let resp = clients
-            .ecs
+            .ecs()
             .list_clusters()
             .set_next_token(token)
             .send()
@@ -357,7 +357,7 @@ pub async fn list_services(clients: &Clients, cluster: &str) -> Result<Vec<Arn>,
     let mut token = None;
     loop {
         let resp = clients
-            .ecs
+            .ecs()
             .list_services()
             .cluster(cluster)
             .max_results(100)
@@ -387,7 +387,7 @@ pub async fn service_target_groups(
     service_arns: &[String],
 ) -> Result<Vec<ServiceTargets>, AwsError> {
     let resp = clients
-        .ecs
+        .ecs()
         .describe_services()
         .cluster(cluster)
         .set_services(Some(service_arns.to_vec()))
@@ -422,7 +422,7 @@ pub async fn update_service(
     service: &str,
     change: ServiceChange<'_>,
 ) -> Result<(), MutationError> {
-    let req = clients.ecs.update_service().cluster(cluster).service(service);
+    let req = clients.ecs().update_service().cluster(cluster).service(service);
     let req = match change {
         ServiceChange::TaskDefinition(td) => req.task_definition(td),
         ServiceChange::DesiredCount(n) => req.desired_count(n),
@@ -435,7 +435,7 @@ pub async fn update_service(
 /// deployment's source revision itself.
 pub async fn rollback_service_deployment(clients: &Clients, service_deployment_arn: &str) -> Result<(), MutationError> {
     clients
-        .ecs
+        .ecs()
         .stop_service_deployment()
         .service_deployment_arn(service_deployment_arn)
         .stop_type(StopServiceDeploymentStopType::Rollback)
@@ -453,7 +453,7 @@ pub async fn describe_service_deployment(
     service_deployment_arn: &str,
 ) -> Result<Option<ServiceDeploymentBrief>, AwsError> {
     let resp = clients
-        .ecs
+        .ecs()
         .describe_service_deployments()
         .service_deployment_arns(service_deployment_arn)
         .send()

@@ -5,7 +5,7 @@ use crate::snapshot::{TargetHealthSnapshot, TargetSnapshot};
 
 pub async fn target_health(clients: &Clients, target_group_arn: &str) -> Result<TargetHealthSnapshot, AwsError> {
     let resp = clients
-        .elbv2
+        .elbv2()
         .describe_target_health()
         .target_group_arn(target_group_arn)
         .send()
@@ -44,7 +44,7 @@ pub async fn target_group_load_balancers(
     let mut out = Vec::new();
     for chunk in target_group_arns.chunks(20) {
         let resp = clients
-            .elbv2
+            .elbv2()
             .describe_target_groups()
             .set_target_group_arns(Some(chunk.to_vec()))
             .send()

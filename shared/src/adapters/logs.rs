@@ -39,7 +39,7 @@ async fn tail_excerpt(
     is_error: fn(&str) -> bool,
 ) -> Result<LogExcerpt, AwsError> {
     let resp = clients
-        .logs
+        .logs()
         .get_log_events()
         .log_group_name(group)
         .log_stream_name(stream)
@@ -58,7 +58,7 @@ pub type ExportTaskId = String;
 /// An export task running or pending in the account, if any.
 pub async fn active_export(clients: &Clients) -> Result<Option<ExportTaskId>, AwsError> {
     use aws_sdk_cloudwatchlogs::types::ExportTaskStatusCode;
-    let logs = &clients.logs;
+    let logs = &clients.logs();
     let active = |status: ExportTaskStatusCode| async move {
         let resp = logs
             .describe_export_tasks()
@@ -90,7 +90,7 @@ pub async fn export_log_group(
     prefix: &str,
 ) -> Result<String, AwsError> {
     let r = clients
-        .logs
+        .logs()
         .create_export_task()
         .task_name(task_name)
         .log_group_name(group)
@@ -118,7 +118,7 @@ pub async fn count_error_lines(
     let mut token = None;
     for _ in 0..max_pages {
         let resp = clients
-            .logs
+            .logs()
             .filter_log_events()
             .log_group_name(group)
             .start_time(since_ms)

@@ -30,8 +30,8 @@ pub mod state;
 use aws_sdk_ecs::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_ecs::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use crate::config::SdkTimeouts;
 pub use crate::error::AwsError;
@@ -62,22 +62,43 @@ impl Intercept for CallCounter {
     }
 }
 
-/// The clients a function may use. Building one is cheap (no network), so
-/// every function builds the same set from its one `SdkConfig`.
+/// The clients a function may use, each built on its first use from the
+/// function's one `SdkConfig` (one HTTP connector, one TLS configuration,
+/// one credentials cache for all of them): a function builds only the
+/// clients its flow reaches, and with link-time optimisation a binary links
+/// only those SDK crates.
 #[derive(Debug, Clone)]
 pub struct Clients {
-    pub ecs: aws_sdk_ecs::Client,
-    pub sns: aws_sdk_sns::Client,
-    pub s3: aws_sdk_s3::Client,
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
-    pub autoscaling: aws_sdk_applicationautoscaling::Client,
-    pub codepipeline: aws_sdk_codepipeline::Client,
-    pub codebuild: aws_sdk_codebuild::Client,
-    pub codedeploy: aws_sdk_codedeploy::Client,
+    config: aws_config::SdkConfig,
     pub calls: CallCounter,
+    ecs: OnceLock<aws_sdk_ecs::Client>,
+    sns: OnceLock<aws_sdk_sns::Client>,
+    s3: OnceLock<aws_sdk_s3::Client>,
+    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
+    logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
+    elbv2: OnceLock<aws_sdk_elasticloadbalancingv2::Client>,
+    autoscaling: OnceLock<aws_sdk_applicationautoscaling::Client>,
+    codepipeline: OnceLock<aws_sdk_codepipeline::Client>,
+    codebuild: OnceLock<aws_sdk_codebuild::Client>,
+    codedeploy: OnceLock<aws_sdk_codedeploy::Client>,
+}
+
+/// The accessor (building the client on first use) and the setter (a test's
+/// mock, before first use) of each client.
+macro_rules! lazy_client {
+    ($($field:ident, $set:ident: $krate:ident;)*) => {$(
+        pub fn $field(&self) -> &$krate::Client {
+            self.$field.get_or_init(|| {
+                let conf = $krate::config::Builder::from(&self.config).interceptor(self.calls.clone()).build();
+                $krate::Client::from_conf(conf)
+            })
+        }
+
+        pub fn $set(&mut self, client: $krate::Client) {
+            self.$field = OnceLock::from(client);
+        }
+    )*};
 }
 
 impl Clients {
@@ -97,38 +118,49 @@ impl Clients {
         Self::new(&loader.timeout_config(bounded).load().await)
     }
 
+    /// Nothing is built yet: each client on its first use.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        let calls = CallCounter::default();
-        // A custom endpoint (moto on 127.0.0.1) cannot serve virtual-hosted
-        // bucket names; real S3 keeps the default addressing.
-        let path_style = config.endpoint_url().is_some();
-        macro_rules! client {
-            ($krate:ident) => {{
-                let conf = $krate::config::Builder::from(config).interceptor(calls.clone()).build();
-                $krate::Client::from_conf(conf)
-            }};
+        Self {
+            config: config.clone(),
+            calls: CallCounter::default(),
+            ecs: OnceLock::new(),
+            sns: OnceLock::new(),
+            s3: OnceLock::new(),
+            dynamodb: OnceLock::new(),
+            cloudwatch: OnceLock::new(),
+            logs: OnceLock::new(),
+            elbv2: OnceLock::new(),
+            autoscaling: OnceLock::new(),
+            codepipeline: OnceLock::new(),
+            codebuild: OnceLock::new(),
+            codedeploy: OnceLock::new(),
         }
-        let s3 = {
-            let conf = aws_sdk_s3::config::Builder::from(config)
+    }
+
+    lazy_client! {
+        ecs, set_ecs: aws_sdk_ecs;
+        sns, set_sns: aws_sdk_sns;
+        dynamodb, set_dynamodb: aws_sdk_dynamodb;
+        cloudwatch, set_cloudwatch: aws_sdk_cloudwatch;
+        logs, set_logs: aws_sdk_cloudwatchlogs;
+        elbv2, set_elbv2: aws_sdk_elasticloadbalancingv2;
+        autoscaling, set_autoscaling: aws_sdk_applicationautoscaling;
+        codepipeline, set_codepipeline: aws_sdk_codepipeline;
+        codebuild, set_codebuild: aws_sdk_codebuild;
+        codedeploy, set_codedeploy: aws_sdk_codedeploy;
+    }
+
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        self.s3.get_or_init(|| {
+            // A custom endpoint (moto on 127.0.0.1) cannot serve virtual-hosted
+            // bucket names; real S3 keeps the default addressing.
+            let path_style = self.config.endpoint_url().is_some();
+            let conf = aws_sdk_s3::config::Builder::from(&self.config)
                 .force_path_style(path_style)
-                .interceptor(calls.clone())
+                .interceptor(self.calls.clone())
                 .build();
             aws_sdk_s3::Client::from_conf(conf)
-        };
-        Self {
-            ecs: client!(aws_sdk_ecs),
-            sns: client!(aws_sdk_sns),
-            s3,
-            dynamodb: client!(aws_sdk_dynamodb),
-            cloudwatch: client!(aws_sdk_cloudwatch),
-            logs: client!(aws_sdk_cloudwatchlogs),
-            elbv2: client!(aws_sdk_elasticloadbalancingv2),
-            autoscaling: client!(aws_sdk_applicationautoscaling),
-            codepipeline: client!(aws_sdk_codepipeline),
-            codebuild: client!(aws_sdk_codebuild),
-            codedeploy: client!(aws_sdk_codedeploy),
-            calls,
-        }
+        })
     }
 }
 

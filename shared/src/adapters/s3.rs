@@ -87,7 +87,7 @@ async fn put(
         encode(&Sha256::digest(&object.body))
     };
     let mut req = clients
-        .s3
+        .s3()
         .put_object()
         .bucket(bucket)
         .key(&key)
@@ -149,7 +149,7 @@ pub async fn presigned_get(
     let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(lifetime)
         .map_err(|e| AwsError::answer("s3", "GetObject (presign)", format!("{bucket}/{key}"), e.to_string()))?;
     let req = clients
-        .s3
+        .s3()
         .get_object()
         .bucket(bucket)
         .key(key)

@@ -28,7 +28,7 @@ pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<
     let message = crate::chat::sns_message(m);
     let subject = crate::render::subject_line(&m.subject);
     let mut req =
-        clients.sns.publish().topic_arn(topic_arn).subject(subject).message_structure("json").message(message);
+        clients.sns().publish().topic_arn(topic_arn).subject(subject).message_structure("json").message(message);
     for (k, v) in [
         ("severity", m.severity.as_str().to_string()),
         ("cluster", m.cluster.clone()),

@@ -191,8 +191,8 @@ async fn engine_run_with(
         .load()
         .await;
     let mut clients = Clients::new(&dead);
-    clients.ecs = ecs;
-    clients.dynamodb = dynamodb.clone();
+    clients.set_ecs(ecs);
+    clients.set_dynamodb(dynamodb.clone());
     let config = Config::from_lookup(|k| {
         match k {
             "NOTIFY_TOPIC_ARN" => Some("arn:aws:sns:us-east-1:111122223333:autopilot"),

@@ -21,8 +21,8 @@ async fn clients(ecs: aws_sdk_ecs::Client, elbv2: aws_sdk_elasticloadbalancingv2
         .load()
         .await;
     let mut c = Clients::new(&dead);
-    c.ecs = ecs;
-    c.elbv2 = elbv2;
+    c.set_ecs(ecs);
+    c.set_elbv2(elbv2);
     c
 }
 

@@ -24,5 +24,6 @@ mod redaction;
 mod redelivery;
 mod stale_triggers;
 mod timeouts;
+mod truth;
 mod unknown_outcomes;
 mod weekly_report;

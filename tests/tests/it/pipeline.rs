@@ -209,14 +209,17 @@ fn app_with_codedeploy(bed: &TestBed, pipeline_rules: &[&Rule], build_rules: &[&
     let config = Config::from_lookup(|k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())).expect("config");
     let mut clients = Clients::new(&bed.config);
     let calls = clients.calls.clone();
-    clients.codepipeline =
-        mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, pipeline_rules, |b| b.interceptor(calls.clone()));
+    clients.set_codepipeline(
+        mock_client!(aws_sdk_codepipeline, RuleMode::MatchAny, pipeline_rules, |b| b.interceptor(calls.clone()))
+    );
     let calls = clients.calls.clone();
-    clients.codebuild =
-        mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, build_rules, |b| b.interceptor(calls.clone()));
+    clients.set_codebuild(
+        mock_client!(aws_sdk_codebuild, RuleMode::MatchAny, build_rules, |b| b.interceptor(calls.clone()))
+    );
     let calls = clients.calls.clone();
-    clients.codedeploy =
-        mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, deploy_rules, |b| b.interceptor(calls.clone()));
+    clients.set_codedeploy(
+        mock_client!(aws_sdk_codedeploy, RuleMode::MatchAny, deploy_rules, |b| b.interceptor(calls.clone()))
+    );
     App::new(Function::PipelineEvents, config, clients)
 }
 
