@@ -488,7 +488,7 @@ pub struct Learnt {
     /// The signal was news by itself (carried from its problem step).
     pub news: bool,
     /// A better label for the problem the incident opened with, found by
-    /// diagnosis before its alert ("pipeline failed at Build/UnitTests").
+    /// diagnosis ("pipeline failed at Build/UnitTests", "crash loop").
     pub label: Option<String>,
     /// Revisions problems turned out to be about (a failed deployment's, as
     /// the engine found it listed): never a rollback target after that.
@@ -995,7 +995,7 @@ fn learnt(rec: &Record, l: &Learnt, ctx: &Ctx<'_>) -> Transition {
             p.revision = Some(revision.clone());
         }
     }
-    if let Some(label) = l.label.as_ref().filter(|_| r.alert_at.is_none()) {
+    if let Some(label) = &l.label {
         if let Some(first) = r.problems.first_mut() {
             first.label = label.clone();
         }

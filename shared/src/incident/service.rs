@@ -546,7 +546,9 @@ impl Port for ServicePort<'_> {
             action_failed: self.action_failed,
             wants_action,
             news,
-            label: None,
+            // A task incident is named by how bad it got: "task failed", "crash loop", "service down".
+            label: (rec.kind == Kind::EcsTaskStopped)
+                .then(|| task_problem(self.severity.map_or(rec.severity, |s| s.min(rec.severity))).to_string()),
             revisions: std::mem::take(&mut self.revisions),
         }
     }
