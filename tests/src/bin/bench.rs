@@ -46,7 +46,8 @@ async fn main() {
     let bed = TestBed::new("bench").await;
     println!("| binary | size (MiB) | cold start median of {COLD_RUNS} (ms) | peak RSS after one event (MiB) |");
     println!("|---|---|---|---|");
-    for (name, sample) in FUNCTIONS {
+    let incidents_only = std::env::var_os("BENCH_INCIDENTS_ONLY").is_some();
+    for (name, sample) in FUNCTIONS.iter().filter(|_| !incidents_only) {
         let path = binary(name);
         if !path.exists() {
             // A profile comparison builds only some binaries.
@@ -68,6 +69,10 @@ async fn main() {
     }
 
     if std::env::var_os("BENCH_COLD_ONLY").is_some() {
+        return;
+    }
+    incident_calls(&bed).await;
+    if std::env::var_os("BENCH_INCIDENTS_ONLY").is_some() {
         return;
     }
     if std::env::var("BENCH_SCALE").as_deref() != Ok("0") {
@@ -147,6 +152,128 @@ async fn main() {
         println!("| event received -> UpdateService issued (ms) | {:.1} |", median(to_call));
         println!("| AWS calls before the mutating call | {:.0} |", median(calls_before));
         println!("| whole invocation incl. diagnosis, evidence, alert (ms) | {:.1} |", median(totals));
+    }
+}
+
+/// AWS calls of opening, joining and resolving an incident, per function
+/// that drives incidents: the median over `RUNS` fresh services each.
+async fn incident_calls(bed: &TestBed) {
+    const RUNS: usize = 3;
+    let mut rows: Vec<(&str, Vec<u64>, Vec<u64>, Vec<u64>)> = Vec::new();
+    let task = |n: u64| format!("{:032x}", 0xbc00_0000_u64 + n);
+    // ecs-events: a crashed task opens, another joins, steady state resolves.
+    let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let svc = SeededService::create(bed, &format!("ie{run}"), 3).await;
+        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-inc-ecs", &bed.function_env());
+        p.wait_ready(Duration::from_secs(20));
+        let crash = fixture("ecs/task-stopped-app-crash.json");
+        for (n, e) in [
+            svc.retarget(&crash, &format!("ie{run}-1"), &task(1)),
+            svc.retarget(&crash, &format!("ie{run}-2"), &task(2)),
+            svc.retarget(&fixture("ecs/service-steady-state.json"), &format!("ie{run}-3"), "-"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let _ = tokio::task::block_in_place(|| p.invoke(e));
+            let _ = n;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let d = decisions(&p);
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            eprintln!("{:?}", d.iter().map(|x| (x.0, x.2.as_str())).collect::<Vec<_>>());
+        }
+        if d.len() >= 3 {
+            open.push(d[0].0);
+            join.push(d[1].0);
+            resolve.push(d[2].0);
+        }
+    }
+    rows.push(("ecs-events (stopped task, stopped task, steady state)", open, join, resolve));
+    // alarm-responder: the CPU alarm opens, the 5xx alarm joins, both OKs resolve (the second counts).
+    let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let svc = SeededService::create(bed, &format!("ia{run}"), 3).await;
+        let mut p = LambdaProcess::start(&binary("alarm-responder"), "bench-inc-alarm", &bed.function_env());
+        p.wait_ready(Duration::from_secs(20));
+        let point = |file: &str, id: &str| {
+            let mut v = fixture(file);
+            v["id"] = Value::from(id);
+            for m in v["detail"]["configuration"]["metrics"].as_array_mut().into_iter().flatten() {
+                if let Some(dims) = m.pointer_mut("/metricStat/metric/dimensions") {
+                    *dims = serde_json::json!({"ClusterName": svc.cluster, "ServiceName": svc.service});
+                }
+            }
+            v
+        };
+        let mut cpu = point("alarm/eventbridge-metric-cpu.json", &format!("ia{run}-1"));
+        let mut five = point("alarm/eventbridge-metric-math-5xx-rate.json", &format!("ia{run}-2"));
+        bed.own_alarm(&mut cpu, "ALARM").await;
+        bed.own_alarm(&mut five, "ALARM").await;
+        let _ = tokio::task::block_in_place(|| p.invoke(&cpu));
+        let _ = tokio::task::block_in_place(|| p.invoke(&five));
+        std::thread::sleep(Duration::from_millis(1100));
+        let mut cpu_ok = point("alarm/eventbridge-metric-cpu-ok.json", &format!("ia{run}-3"));
+        bed.own_alarm(&mut cpu_ok, "OK").await;
+        let _ = tokio::task::block_in_place(|| p.invoke(&cpu_ok));
+        let mut five_ok = five.clone();
+        five_ok["id"] = Value::from(format!("ia{run}-4"));
+        five_ok["detail"]["state"]["value"] = Value::from("OK");
+        bed.own_alarm(&mut five_ok, "OK").await;
+        let _ = tokio::task::block_in_place(|| p.invoke(&five_ok));
+        std::thread::sleep(Duration::from_millis(100));
+        let d = decisions(&p);
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            eprintln!("{:?}", d.iter().map(|x| (x.0, x.2.as_str())).collect::<Vec<_>>());
+        }
+        if d.len() >= 4 {
+            open.push(d[0].0);
+            join.push(d[1].0);
+            resolve.push(d[3].0);
+        }
+    }
+    rows.push(("alarm-responder (CPU ALARM, 5xx ALARM, both OK)", open, join, resolve));
+    // pipeline-events: an action failure opens, its stage's failure joins, a later success resolves.
+    let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let pipeline = format!("{}-bench{run}-prod", bed.prefix);
+        let mut p = LambdaProcess::start(&binary("pipeline-events"), "bench-inc-pipeline", &bed.function_env());
+        p.wait_ready(Duration::from_secs(20));
+        let event = |file: &str, execution: &str, id: &str| {
+            let mut v = fixture(&format!("pipeline/{file}"));
+            v["id"] = Value::from(id);
+            v["detail"]["pipeline"] = Value::from(pipeline.clone());
+            v["detail"]["execution-id"] = Value::from(execution);
+            v["resources"] = serde_json::json!([format!("arn:aws:codepipeline:us-east-1:123456789012:{pipeline}")]);
+            v
+        };
+        for e in [
+            event("action-failed-codebuild.json", "exec-1", &format!("ip{run}-1")),
+            event("stage-failed.json", "exec-1", &format!("ip{run}-2")),
+            event("pipeline-execution-succeeded.json", "exec-2", &format!("ip{run}-3")),
+        ] {
+            let _ = tokio::task::block_in_place(|| p.invoke(&e));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        let d = decisions(&p);
+        if std::env::var_os("BENCH_VERBOSE").is_some() {
+            eprintln!("{:?}", d.iter().map(|x| (x.0, x.2.as_str())).collect::<Vec<_>>());
+        }
+        if d.len() >= 3 {
+            open.push(d[0].0);
+            join.push(d[1].0);
+            resolve.push(d[2].0);
+        }
+    }
+    rows.push(("pipeline-events (action FAILED, stage FAILED, a later SUCCEEDED)", open, join, resolve));
+    println!("\n| incident (median of {RUNS}) | AWS calls to open | to join | to resolve |");
+    println!("|---|---|---|---|");
+    let med = |v: &[u64]| {
+        if v.is_empty() { "-".to_string() } else { format!("{:.0}", median(v.iter().map(|x| *x as f64).collect())) }
+    };
+    for (label, o, j, r) in rows {
+        println!("| {label} | {} | {} | {} |", med(&o), med(&j), med(&r));
     }
 }
 
