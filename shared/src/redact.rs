@@ -14,6 +14,13 @@
 //! Redaction replaces a value by [`REDACTED`] and keeps what names it (the
 //! key, the variable name, the URL's user and host, the PEM header), so the
 //! evidence still says *which* secret was there.
+//!
+//! Links we made ourselves (presigned report URLs, console URLs) never go
+//! through it: [`own`] keeps them apart by their type, not by a pattern.
+
+pub mod own;
+
+pub use own::{LinkLifetime, Outgoing, OwnLink, PresignedLink};
 
 use serde_json::Value;
 use std::ops::Range;

@@ -78,6 +78,9 @@ pub struct Clients {
     pub codebuild: aws_sdk_codebuild::Client,
     pub codedeploy: aws_sdk_codedeploy::Client,
     pub calls: CallCounter,
+    /// The configuration's credentials, for what a presigned URL's lifetime
+    /// rests on (their expiry; `adapters::s3::presigned_get`).
+    pub credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
 }
 
 impl Clients {
@@ -128,6 +131,7 @@ impl Clients {
             codebuild: client!(aws_sdk_codebuild),
             codedeploy: client!(aws_sdk_codedeploy),
             calls,
+            credentials: config.credentials_provider(),
         }
     }
 }

@@ -187,7 +187,7 @@ pub fn complete_service_action(
 
 /// `task` of `arn:aws:ecs:…:task/…`.
 fn resource_type(arn: &str) -> Option<&str> {
-    let resource = arn.strip_prefix("arn:")?.splitn(6, ':').nth(4)?;
+    let resource = arn.strip_prefix("arn:")?.split(':').nth(4)?;
     resource.split('/').next()
 }
 

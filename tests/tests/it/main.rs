@@ -21,6 +21,7 @@ mod pipeline;
 mod races;
 mod redaction;
 mod redelivery;
+mod report_links;
 mod stale_triggers;
 mod timeouts;
 mod weekly_report;
