@@ -6,6 +6,7 @@
 use maud::{DOCTYPE, Markup, html};
 use serde::Serialize;
 
+use crate::error::AwsError;
 use crate::redact::{LinkLifetime, Outgoing, OwnLink, PresignedLink};
 use crate::snapshot::{LedgerEntry, ServiceSnapshot};
 
@@ -267,22 +268,22 @@ fn health_word(h: Health) -> &'static str {
 
 /// One stored report object (`report.html`, `report.json`) and where people
 /// open it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportObject {
     /// `HTML`, `JSON`.
     pub label: String,
     pub key: String,
     /// Why there is nothing to open, when the object was not stored.
-    pub links: Result<ObjectLinks, String>,
+    pub links: Result<ObjectLinks, AwsError>,
 }
 
 /// The two links of a stored object: the S3 console page (durable: it opens
 /// after sign-in as long as the object is kept) and a presigned URL (opens
 /// without sign-in, for a stated time), or why it could not be made.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectLinks {
     pub console: OwnLink,
-    pub presigned: Result<PresignedLink, String>,
+    pub presigned: Result<PresignedLink, AwsError>,
 }
 
 impl ReportObject {
@@ -552,7 +553,12 @@ mod tests {
             ReportObject {
                 label: "JSON".into(),
                 key: "reports/daily/2026-11-20/report.json".into(),
-                links: Err("s3:PutObject on ev/reports/daily/2026-11-20/report.json: AccessDenied".into()),
+                links: Err(AwsError::answer(
+                    "s3",
+                    "PutObject",
+                    "s3://ev/reports/daily/2026-11-20/report.json",
+                    "AccessDenied",
+                )),
             },
         ]
     }
@@ -573,7 +579,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("- HTML in the S3 console (sign-in needed; opens as long as the object is kept): https://us-east-1.console.aws.amazon.com/s3/object/ev?"), "{text}");
-        assert!(text.contains("- JSON: not stored: s3:PutObject"), "{text}");
+        assert!(
+            text.contains(
+                "- JSON: not stored: s3:PutObject on s3://ev/reports/daily/2026-11-20/report.json: AccessDenied"
+            ),
+            "{text}"
+        );
         // The same URL in the report's own text is not ours: its signature goes.
         let alarm_line = text.lines().find(|l| l.contains("prod/down")).unwrap();
         assert!(

@@ -106,9 +106,12 @@ pub fn opt_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<chrono::DateTi
     })
 }
 
+/// A list of texts (`resources`: ARNs).
+pub type Texts = Vec<Text>;
+
 /// A list of strings that may arrive as `null`; items that are not strings
 /// are dropped (a `resources` list is read for ARNs only).
-pub fn strings_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+pub fn strings_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<Texts, D::Error> {
     Ok(match Option::<Value>::deserialize(d)? {
         Some(Value::Array(items)) => items.into_iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
         Some(Value::String(s)) if !s.is_empty() => vec![s],

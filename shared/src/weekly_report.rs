@@ -1819,7 +1819,7 @@ mod tests {
         let objects = [crate::daily_report::ReportObject {
             label: "HTML".into(),
             key: "reports/weekly/2026-W49/report.html".into(),
-            links: Err("not stored: AccessDenied".into()),
+            links: Err(crate::error::AwsError::answer("s3", "PutObject", "report.html", "AccessDenied")),
         }];
         let (subject, body) = summary(&r, &objects, "s3://ev/reports/weekly/2026-W49/");
         let body = body.render(&crate::redact::Redactor::new());
@@ -1828,7 +1828,7 @@ mod tests {
             "{subject}"
         );
         assert!(body.contains("kept in the evidence bucket at s3://ev/reports/weekly/2026-W49/"), "{body}");
-        assert!(body.contains("- HTML: not stored: not stored: AccessDenied"), "{body}");
+        assert!(body.contains("- HTML: not stored: s3:PutObject on report.html: AccessDenied"), "{body}");
         assert!(body.contains(NO_LEAD_TIMES));
     }
 }

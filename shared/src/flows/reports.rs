@@ -312,11 +312,9 @@ async fn store_report(app: &App, prefix: &str, json_value: &Value, page: String)
         let links = match stored {
             Ok(()) => Ok(ObjectLinks {
                 console: crate::adapters::s3::console_link(bucket, &key, region),
-                presigned: crate::adapters::s3::presigned_get(&app.clients, bucket, &key, LINK_LIFETIME)
-                    .await
-                    .map_err(|e| e.to_string()),
+                presigned: crate::adapters::s3::presigned_get(&app.clients, bucket, &key, LINK_LIFETIME).await,
             }),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         };
         objects.push(ReportObject { label: label.to_string(), key, links });
     }
