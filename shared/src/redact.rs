@@ -306,7 +306,7 @@ pub fn looks_random(v: &str) -> bool {
     }
     let classes = [u8::is_ascii_uppercase, u8::is_ascii_lowercase, u8::is_ascii_digit]
         .iter()
-        .filter(|class| b.iter().any(|c| class(c)))
+        .filter(|class| b.iter().any(class))
         .count();
     classes >= 2 && !is_readable_compound(v) && entropy(b) >= 3.0
 }
