@@ -590,7 +590,9 @@ impl Redactor {
         if has("key") || has("token") || has("secret") || has("passw") {
             out = redact_hex_after_secret_word(&out);
         }
-        out = redact_bare_aws_secret_keys(&out);
+        if has_base64_run(&out, 40) {
+            out = redact_bare_aws_secret_keys(&out);
+        }
         if has("cookie") {
             out = redact_cookie_headers(&out);
         }
@@ -604,7 +606,10 @@ impl Redactor {
         if COMMAND_WORDS.iter().any(|w| has(w)) {
             out = redact_commands(&out);
         }
-        redact_pairs(&out)
+        if PAIR_WORDS.iter().any(|w| has(w)) {
+            out = redact_pairs(&out);
+        }
+        out
     }
 
     /// Redacts a sequence of log lines as a whole, one output line per input
@@ -1355,6 +1360,52 @@ fn redact_base64_after_secret_word(s: &str) -> String {
             if in_arn || longer || !mixed { format!("{keep}{value}") } else { format!("{keep}{REDACTED}") }
         })
         .into_owned()
+}
+
+/// A literal every key [`redact_pairs`] acts on holds (lower case): the
+/// secret words, the hints, the qualified keys and URLs, the session cookie
+/// names, the JSON `pass`/`pw`, a query's `code`. A text without any of them
+/// has no pair to redact.
+const PAIR_WORDS: &[&str] = &[
+    "pass",
+    "pw",
+    "secret",
+    "token",
+    "credential",
+    "creds",
+    "dsn",
+    "salt",
+    "pepper",
+    "bearer",
+    "auth",
+    "key",
+    "webhook",
+    "conn",
+    "pat",
+    "url",
+    "uri",
+    "session",
+    "sid",
+    "private",
+    "sig",
+    "code",
+];
+
+/// Whether `s` holds a run of at least `n` base64 characters (a cheap test
+/// before the bare-secret-key scan).
+fn has_base64_run(s: &str, n: usize) -> bool {
+    let mut run = 0;
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
 }
 
 /// `secret_name=value` pairs, walked key by key so that each value is
@@ -2474,6 +2525,59 @@ mod tests {
         families.dedup();
         let missing: Vec<&&str> = families.iter().filter(|f| !readme.contains(&format!("**{f}**"))).collect();
         assert!(missing.is_empty(), "README lacks the families {missing:?}");
+    }
+
+    /// Throughput of `text` over typical log lines (most without any secret)
+    /// and some with one: `cargo test --release -p autopilot-shared --lib
+    /// redact::tests::bench -- --ignored --nocapture`. Prints ns per line.
+    #[test]
+    #[ignore = "a measurement, run by hand in release"]
+    fn bench_text_throughput() {
+        let lines: Vec<String> = [
+            "2026-11-20T14:02:11.123Z INFO  GET /health 200 3ms user=bob",
+            "2026-11-20T14:02:11.456Z ERROR worker: pool exhausted after 30s (active=20 idle=0 waiting=14)",
+            "level=info msg=\"request done\" method=POST path=/v1/orders status=201 duration_ms=42 request_id=3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "{\"level\":\"warn\",\"ts\":1795183331.5,\"msg\":\"slow query\",\"table\":\"orders\",\"rows\":1204,\"ms\":812}",
+            "\tat com.example.orders.OrderService.place(OrderService.java:142)",
+            "Traceback (most recent call last): File \"/app/worker.py\", line 88, in run",
+            "panic: runtime error: index out of range [3] with length 3",
+            "INFO  Started OrdersApplication in 4.21 seconds (process running for 4.9)",
+            "connecting to postgres://db.internal:5432/app as app",
+            "image 111122223333.dkr.ecr.us-east-1.amazonaws.com/api@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            "deployed commit 3f786850e387550fdab836ed7e6dc881de23001b to prod",
+            "login user=bob password=hunter2x9 ok",
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "postgres://app:pw123@db.internal:5432/app",
+            "using key AKIAIOSFODNN7EXAMPLE now",
+            "git auth ghp_8X0rGd2hWcQ5fJ7Vt1yZb4Lk9Nm3Pq6Rs2Tu now",
+            "Cookie: session=XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk; theme=dark",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        let red = Redactor::with_known_secrets(["correct-horse-battery-staple".to_string()]);
+        let rounds = 3_000;
+        let started = std::time::Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..rounds {
+            for l in &lines {
+                bytes += red.text(l).len();
+            }
+        }
+        let elapsed = started.elapsed();
+        let n = rounds * lines.len();
+        println!(
+            "BENCH redact text: {n} lines, {:.0} ns/line, {:.1} MB/s (out {bytes} B)",
+            elapsed.as_nanos() as f64 / n as f64,
+            lines.iter().map(String::len).sum::<usize>() as f64 * rounds as f64 / elapsed.as_secs_f64() / 1e6
+        );
+        // A 2 MiB page of ordinary text (the daily report's HTML is redacted whole).
+        let page: String = lines[..12].join("\n").repeat(2 * 1024 * 1024 / lines[..12].join("\n").len());
+        let started = std::time::Instant::now();
+        let out = red.text(&page);
+        println!("BENCH redact page: {} KiB in {:.1} ms", page.len() / 1024, started.elapsed().as_secs_f64() * 1e3);
+        assert!(out.len() >= page.len() / 2);
     }
 
     // ---- properties (PROPTEST_CASES=1000000 for a long run; 256 by default)
