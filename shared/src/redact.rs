@@ -322,24 +322,34 @@ fn is_resource_id(v: &str) -> bool {
     })
 }
 
-/// Words (all lower case, all upper case, or Capitalised humps) and short
-/// numbers joined by separators.
+/// Mostly words (all lower case, all upper case, or Capitalised humps) and
+/// numbers joined by separators: at least half of the characters are in
+/// such parts (`payments-prod`, `api.example.com`, `CorrectHorseBattery`,
+/// `incidents/prod/api/inc-20261206-0626-115e76/report.md`). A key's
+/// base64 or hex has hardly any.
 fn is_readable_compound(v: &str) -> bool {
-    v.split(|c: char| "+/=_-.~:%".contains(c)).filter(|p| !p.is_empty()).all(|part| {
-        let b = part.as_bytes();
-        if b.iter().all(u8::is_ascii_digit) {
-            return b.len() <= 6;
-        }
-        if !b.iter().all(u8::is_ascii_alphabetic) {
-            return false;
-        }
-        // Each capital starts a hump of at least two small letters (or ends an acronym word).
-        let all_upper = b.iter().all(u8::is_ascii_uppercase);
-        all_upper && b.len() <= 12
-            || b.iter().enumerate().all(|(i, c)| {
-                !c.is_ascii_uppercase() || b.get(i + 1..i + 3).is_some_and(|n| n.iter().all(u8::is_ascii_lowercase))
-            })
-    })
+    let readable: usize = v
+        .split(|c: char| "+/=_-.~:%".contains(c))
+        .filter(|part| {
+            let b = part.as_bytes();
+            if b.is_empty() {
+                return false;
+            }
+            if b.iter().all(u8::is_ascii_digit) {
+                return true;
+            }
+            if !b.iter().all(u8::is_ascii_alphabetic) {
+                return false;
+            }
+            // Each capital starts a hump of at least two small letters (or is part of an acronym).
+            b.iter().all(u8::is_ascii_uppercase) && b.len() <= 12
+                || b.iter().enumerate().all(|(i, c)| {
+                    !c.is_ascii_uppercase() || b.get(i + 1..i + 3).is_some_and(|n| n.iter().all(u8::is_ascii_lowercase))
+                })
+        })
+        .map(str::len)
+        .sum();
+    readable * 2 >= v.len()
 }
 
 /// Shannon entropy in bits per byte.
@@ -1568,6 +1578,56 @@ mod tests {
         ] {
             assert!(is_secret_name(name), "{name} should be secret");
         }
+    }
+
+    #[test]
+    fn values_shaped_like_keys_should_look_random_and_names_ids_and_paths_should_not() {
+        for random in [
+            "e93facc04764012d7bfb002500d5d1a6",
+            "Zq8vR2pLxW4mN7bT1cY5dK3fH9gJ6sA0",
+            "dXNlcjpwYXNzd29yZDEyMzQ1Njc4OQ==",
+            "4IyXs3V00sL0JKulBKPSMna3EH6ScBPV_jmx3n",
+            "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ] {
+            assert!(looks_random(random), "{random}");
+        }
+        for readable in [
+            "api.example.com",
+            "payments-prod",
+            "CorrectHorseBatteryStaple",
+            "production-us-east-1",
+            "subnet-0a1b2c3d4e5f60718",
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "https://vault.internal:8200/v1/secret/data/api",
+            "/run/secrets/db_password",
+            "incidents/prod/api/inc-20261206-062654-115e76/task-definition.json",
+            "reports/daily/2026-11-20/report.html",
+            "min-length-12",
+            "ecs-container",
+            "RS256",
+            "1795183262000",
+            "short",
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            "has spaces in it and is prose",
+        ] {
+            assert!(!looks_random(readable), "{readable}");
+        }
+    }
+
+    #[test]
+    fn names_that_hint_at_a_secret_should_redact_random_values_only() {
+        assert!(hints_secret("PAGERDUTY_ROUTING_KEY") && hints_secret("mapsKey") && hints_secret("X-Client-Auth"));
+        assert!(!hints_secret("KMS_KEY_ID") && !hints_secret("PUBLIC_KEY") && !hints_secret("TOKEN_TTL"));
+        assert!(!hints_secret("LOG_LEVEL") && !hints_secret("region"));
+        assert_eq!(r().text("ROUTING_KEY=e93facc04764012d7bfb002500d5d1a6"), "ROUTING_KEY=***REDACTED***");
+        assert_eq!(r().text("CACHE_KEY=orders-v2 ok"), "CACHE_KEY=orders-v2 ok");
+        let mut v = json!({"objectKey": "incidents/prod/api/inc-1/report.md", "signingMaterial": "Zq8vR2pLxW4mN7bT1cY5dK3fH9gJ6sA0"});
+        r().json(&mut v);
+        assert_eq!(v, json!({"objectKey": "incidents/prod/api/inc-1/report.md", "signingMaterial": REDACTED}));
+        let env = json!([{"name": "PAGERDUTY_INTEGRATION_KEY", "value": "e93facc04764012d7bfb002500d5d1a6"},
+                         {"name": "PAGERDUTY_SERVICE_KEY_NAME", "value": "orders-primary"}]);
+        assert_eq!(secret_values_in(&env), ["e93facc04764012d7bfb002500d5d1a6"]);
     }
 
     #[test]
