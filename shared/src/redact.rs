@@ -563,8 +563,20 @@ impl Redactor {
             }
         }
         if has("authorization") {
-            out =
-                AUTH_HEADER.replace_all(&out, |c: &Captures<'_>| format!("{}{} {REDACTED}", &c[1], &c[2])).into_owned();
+            out = AUTH_HEADER
+                .replace_all(&out, |c: &Captures<'_>| {
+                    // After a scheme that is also a word ("Authorization: bot detection
+                    // enabled", "token expired") a credential is not a word of prose.
+                    let credential = c[0][c[1].len() + c[2].len()..].trim_start();
+                    let first = credential.split_whitespace().next().unwrap_or_default();
+                    let wordy_scheme = !STRICT_SCHEMES.iter().any(|s| c[2].eq_ignore_ascii_case(s));
+                    if !wordy_scheme || !is_prose_word(first.trim_end_matches([',', '.', ';', ':', '!', '?', ')'])) {
+                        format!("{}{} {REDACTED}", &c[1], &c[2])
+                    } else {
+                        c[0].to_string()
+                    }
+                })
+                .into_owned();
         }
         if has("bearer") {
             out = BEARER
@@ -762,6 +774,9 @@ fn re(pattern: &str) -> Regex {
 
 static PEM_BEGIN: LazyLock<Regex> = LazyLock::new(|| re(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"));
 static PEM_END: LazyLock<Regex> = LazyLock::new(|| re(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"));
+/// Schemes that never start prose: whatever follows them is a credential.
+const STRICT_SCHEMES: &[&str] = &["bearer", "basic", "digest", "negotiate", "ntlm", "aws4-hmac-sha256"];
+
 /// The schemes [`AUTH_HEADER`] knows (keep this list and its regex in step).
 const AUTH_SCHEMES: &[&str] = &[
     "bearer",
@@ -1506,6 +1521,16 @@ fn closing_quote(rest: &str, q: &str) -> usize {
     rest.len()
 }
 
+/// A word of prose rather than a credential: letters only, all small or
+/// Capitalised, shorter than 20 ("expired", "Detection").
+fn is_prose_word(w: &str) -> bool {
+    let b = w.as_bytes();
+    !b.is_empty()
+        && b.len() < 20
+        && b.iter().all(u8::is_ascii_alphabetic)
+        && b.iter().skip(1).all(u8::is_ascii_lowercase)
+}
+
 /// A bare value after `key: ` that is plausibly a credential rather than a
 /// word of prose or a count: 16+ characters, or 6+ with a digit or a symbol
 /// in it that are not all digits ("hunter2" yes; "expired", "123" no).
@@ -1612,6 +1637,23 @@ mod tests {
             "has spaces in it and is prose",
         ] {
             assert!(!looks_random(readable), "{readable}");
+        }
+    }
+
+    #[test]
+    fn authorization_schemes_should_lose_credentials_but_not_prose() {
+        for (line, kept) in [
+            (
+                "Authorization: Bot MzYwODAxNTA2NzM3NjcyODU2OA.hQ5KgH.4IyXs3V00sL0JKulBKPSMna3EH6S",
+                "Authorization: Bot ",
+            ),
+            ("Authorization: SSWS 00aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7b", "Authorization: SSWS "),
+            ("authorization: GenieKey 3fa85f64-5717-4562-b3fc-2c963f66afa6", "authorization: GenieKey "),
+        ] {
+            assert_eq!(r().text(line), format!("{kept}{REDACTED}"), "{line}");
+        }
+        for prose in ["Authorization: bot detection enabled", "authorization: token expired, renewing"] {
+            assert_eq!(r().text(prose), prose);
         }
     }
 

@@ -350,7 +350,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_rule_should_compile_and_contain_its_literal() {
+    fn every_rule_should_compile_with_a_literal_and_a_distinct_name() {
         let mut names: Vec<&str> = RULES.iter().map(|r| r.name).collect();
         names.sort_unstable();
         names.dedup();
