@@ -275,7 +275,7 @@ fn is_session_cookie_name(name: &str) -> bool {
 /// part (`PUBLIC_KEY`) are not.
 const HINTS: &[&str] = &["key", "token", "auth", "credential", "dsn", "pass", "private", "signing", "secret", "sig"];
 
-/// Whether a name hints at a secret (see [`HINTS`]). Case-insensitive; the
+/// Whether a name hints at a secret (see `HINTS`). Case-insensitive; the
 /// hint may be anywhere in the name.
 pub fn hints_secret(name: &str) -> bool {
     if name.len() > 200 {
@@ -516,30 +516,38 @@ impl Redactor {
     ///
     /// Patterns, in order: PEM private key blocks (also ones cut off by a
     /// log excerpt: the body ends at the first run that is not base64 body,
-    /// see [`Self::lines`]), known values, `Authorization:` headers and
-    /// `Bearer …` tokens (with a digit, or 20+ characters), URL userinfo
-    /// passwords (also holding `/`, `@` or `#`: the host follows the last `@`
-    /// before the path), Slack, Discord and Teams webhook URLs, signature and
-    /// credential query parameters of presigned URLs (`X-Amz-Signature`,
-    /// `X-Amz-Credential`, `X-Amz-Security-Token`, `X-Goog-Signature`,
-    /// `Signature`, `sig`), JWTs, AWS access key ids (`AKIA`/`ASIA`/`ABIA`/
-    /// `ACCA` + 16), GitHub tokens (`ghp_…`, `github_pat_…`), Stripe secret
-    /// keys (`sk_live_…`, `rk_live_…`), the vendor-prefixed tokens of
-    /// `TOKEN_PATTERNS` (Slack `xoxb-…`, GitLab, Google, npm, OpenAI,
-    /// SendGrid, Twilio, Atlassian, Docker, Vault, Shopify, PyPI, …),
-    /// `aws_secret_access_key` assignments, a mixed-case 40-character base64
-    /// string right after a "secret" word, a hex or UUID key right after an
-    /// "api key" / "token" / "secret" word (Datadog, Heroku), a bare AWS secret
-    /// access key (40 base64 characters mixing cases and digits, not a
-    /// path, digest or identifier), `Cookie:` / `Set-Cookie:` values (cookie
-    /// names kept), and `key=value` / `key: value` / `"key": "value"` pairs
-    /// whose key is a secret name ([`is_secret_name`]; `"pass"` and `"pw"` as
-    /// quoted JSON keys too; the key is kept). A `key: value` pair without
+    /// see [`Self::lines`]), known values, `Authorization:` headers (every
+    /// scheme of `AUTH_SCHEMES`; after a scheme that is also a word, a word
+    /// of prose is no credential) and `Bearer …` tokens (with a digit, or 20+
+    /// characters), URL userinfo passwords (also holding `/`, `@` or `#`: the
+    /// host follows the last `@` before the path) and keys standing alone in
+    /// a URL's user part (a Sentry DSN), Slack, Discord and Teams webhook
+    /// URLs, signature and credential query parameters of presigned URLs
+    /// (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`,
+    /// `X-Goog-Signature`, `Signature`, `sig`), the vendor tokens of
+    /// `redact/vendor.rs` (AWS key ids and session tokens, JWTs, GitHub, GitLab,
+    /// Slack, Discord, Telegram, Stripe, Google, Azure AD, age, Cloudflare,
+    /// base64 of a PEM private key, … — a hundred-odd rules), `aws_secret_access_key`
+    /// assignments, a mixed-case 40-character base64 string right after a
+    /// "secret" word, a hex or UUID key right after an "api key" / "token" /
+    /// "secret" word (Datadog, Heroku), a bare AWS secret access key (40
+    /// base64 characters mixing cases and digits, not a path, digest or
+    /// identifier), `Cookie:` / `Set-Cookie:` values (cookie names kept),
+    /// serialized `{"name": …, "value": …}` entries and XML `key="…"
+    /// value="…"` attributes and `<password>…</password>` elements by name,
+    /// secrets on command lines and in config lines (`COMMAND_SECRETS`),
+    /// and `key=value` / `key: value` / `"key": "value"` pairs whose key is a
+    /// secret name ([`is_secret_name`]; `"pass"` and `"pw"` as quoted JSON
+    /// keys too; the key is kept) or hints at one ([`hints_secret`]) with a
+    /// value shaped like a key ([`looks_random`]). A `key: value` pair without
     /// quotes needs a value that looks like a credential (a digit or a symbol
     /// in it, or 16+ characters), so that prose such as "invalid token:
     /// expired" survives. `Authorization:` without a scheme (`Bearer`,
     /// `Basic`, …) is such a pair too ("Authorization: failed" survives; a raw
     /// key does not).
+    ///
+    /// A pass runs only when the text holds its literal (looked for once,
+    /// case-insensitively), so an ordinary log line costs a few scans.
     ///
     /// Left alone: ARNs (also `…:secret:name` ones), 32-hex task ids, UUIDs,
     /// `sha256:` digests, git SHAs, timestamps, ordinary log lines.
