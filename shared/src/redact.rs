@@ -633,7 +633,7 @@ impl Redactor {
         if has("</") {
             out = redact_xml_elements(&out);
         }
-        if COMMAND_WORDS.iter().any(|w| has(w)) {
+        if COMMAND_WORDS.iter().any(|w| has(w)) || lower.starts_with('-') {
             out = redact_commands(&out);
         }
         if PAIR_WORDS.iter().any(|w| has(w)) {
@@ -928,7 +928,7 @@ fn redact_xml_elements(s: &str) -> String {
 
 /// Words of the command lines and config lines [`redact_commands`] reads.
 const COMMAND_WORDS: &[&str] =
-    &["password", "passwd", "requirepass", "masterauth", "mysql", "curl", "login", "unseal", "--", " -p"];
+    &["password", "passwd", "requirepass", "masterauth", "mysql", "curl", "login", "unseal", " -", "\t-", "--"];
 
 /// Secrets on command lines and in config lines without `=` or `:`:
 /// `.netrc` (`login bot password s3cr3t`), Redis (`requirepass s3cr3t`),
@@ -1645,6 +1645,20 @@ mod tests {
             "has spaces in it and is prose",
         ] {
             assert!(!looks_random(readable), "{readable}");
+        }
+    }
+
+    #[test]
+    fn secrets_on_command_lines_should_go_and_file_or_variable_references_stay() {
+        for (line, kept) in [
+            ("-secret Zq8vR2pLx ok", "-secret ***REDACTED*** ok"),
+            ("run\t-pass Zq8vR2pLx", "run\t-pass ***REDACTED***"),
+            ("app --client-secret=Zq8vR2pLx --port 80", "app --client-secret=***REDACTED*** --port 80"),
+            ("app --password $DB_PASSWORD --port 80", "app --password $DB_PASSWORD --port 80"),
+            ("app --private-key /etc/tls/key.pem", "app --private-key /etc/tls/key.pem"),
+            ("mysql -u root -p app", "mysql -u root -p app"),
+        ] {
+            assert_eq!(r().text(line), kept, "{line}");
         }
     }
 
