@@ -6,6 +6,8 @@
 use maud::{DOCTYPE, Markup, html};
 use serde::Serialize;
 
+use crate::error::AwsError;
+use crate::redact::{LinkLifetime, Outgoing, OwnLink, PresignedLink};
 use crate::snapshot::{LedgerEntry, ServiceSnapshot};
 
 /// How a service did over the day, worst first when sorted.
@@ -264,9 +266,85 @@ fn health_word(h: Health) -> &'static str {
     }
 }
 
+/// One stored report object (`report.html`, `report.json`) and where people
+/// open it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportObject {
+    /// `HTML`, `JSON`.
+    pub label: String,
+    pub key: String,
+    /// Why there is nothing to open, when the object was not stored.
+    pub links: Result<ObjectLinks, AwsError>,
+}
+
+/// The two links of a stored object: the S3 console page (durable: it opens
+/// after sign-in as long as the object is kept) and a presigned URL (opens
+/// without sign-in, for a stated time), or why it could not be made.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectLinks {
+    pub console: OwnLink,
+    pub presigned: Result<PresignedLink, AwsError>,
+}
+
+impl ReportObject {
+    /// The console link, for chat (which shows links to people who sign in).
+    pub fn console(&self) -> Option<(String, String)> {
+        self.links.as_ref().ok().map(|l| (format!("{} report (S3 console)", self.label), l.console.url().to_string()))
+    }
+}
+
+/// The closing section of a report summary: where the objects are kept and,
+/// per object, its console link and its presigned link with how long that
+/// opens. Our links go in as [`OwnLink`]s: redaction leaves them whole.
+pub fn links_section(out: &mut Outgoing, objects: &[ReportObject], kept_at: &str) {
+    out.text(format!("Full report (kept in the evidence bucket at {kept_at}):\n"));
+    for o in objects {
+        match &o.links {
+            Err(why) => {
+                out.text(format!("- {}: not stored: {why}\n", o.label));
+            }
+            Ok(links) => {
+                out.text(format!(
+                    "- {} in the S3 console (sign-in needed; opens as long as the object is kept): ",
+                    o.label
+                ));
+                out.link(&links.console).text("\n");
+                match &links.presigned {
+                    Ok(p) => {
+                        out.text(format!("  {} presigned, {}: ", o.label, presigned_lifetime(p)));
+                        out.link(&p.link).text("\n");
+                    }
+                    Err(why) => {
+                        out.text(format!("  {} presigned: no link ({why})\n", o.label));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// How long a presigned link opens, in words.
+pub fn presigned_lifetime(p: &PresignedLink) -> String {
+    let until = chrono::DateTime::from_timestamp(p.expires_at, 0)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| p.expires_at.to_string());
+    let length = crate::render::human_duration(p.lifetime_seconds);
+    match p.basis {
+        LinkLifetime::Full => format!("opens without sign-in for {length}, until {until}"),
+        LinkLifetime::CutToCredentials => {
+            format!("opens without sign-in for {length}, until {until}, when the credentials that signed it expire")
+        }
+        LinkLifetime::UntilSessionEnds => format!(
+            "opens without sign-in until the function's role session that signed it ends (within hours; {until} at the latest)"
+        ),
+    }
+}
+
 /// The SNS summary: totals, then one line per service, worst first, and
-/// where the full report is (with how long the links stay valid).
-pub fn summary(r: &DailyReport, links: &[(String, String)], link_note: &str) -> (String, String) {
+/// where the full report is, each link with how long it opens. The subject
+/// is plain text; the body is an [`Outgoing`] text whose own links
+/// redaction leaves whole.
+pub fn summary(r: &DailyReport, objects: &[ReportObject], kept_at: &str) -> (String, Outgoing) {
     let t = &r.totals;
     let subject = format!(
         "[DAILY] {}: {} services - {} down, {} degraded, {} healthy",
@@ -305,12 +383,10 @@ pub fn summary(r: &DailyReport, links: &[(String, String)], link_note: &str) -> 
         ));
     }
     b.push('\n');
-    for (name, url) in links {
-        b.push_str(&format!("{name}: {url}\n"));
-    }
-    b.push_str(link_note);
-    b.push('\n');
-    (subject, b)
+    let mut body = Outgoing::new();
+    body.text(b);
+    links_section(&mut body, objects, kept_at);
+    (subject, body)
 }
 
 fn when(epoch: i64) -> String {
@@ -443,12 +519,95 @@ mod tests {
         assert_eq!(order[0], ("down", Health::Down));
         assert_eq!(order.last(), Some(&("gone", Health::Unknown)));
         assert_eq!((r.totals.down, r.totals.degraded, r.totals.healthy, r.totals.unknown), (1, 2, 1, 1));
-        let (subject, body) = summary(&r, &[("HTML".into(), "https://x".into())], "links valid 1 h");
+        let (subject, body) = summary(&r, &[], "s3://ev/reports/daily/2026-11-20/");
+        let body = body.render(&crate::redact::Redactor::new());
         assert!(subject.contains("1 down"), "{subject}");
         let down_at = body.find("prod/down").unwrap();
         let fine_at = body.find("prod/fine").unwrap();
         assert!(down_at < fine_at, "worst first:\n{body}");
-        assert!(body.contains("links valid 1 h"));
+        assert!(body.contains("kept in the evidence bucket at s3://ev/reports/daily/2026-11-20/"), "{body}");
+    }
+
+    /// A presigned URL as the SDK writes it, signature and all.
+    const PRESIGNED: &str = "http://127.0.0.1:5000/ev/reports/daily/2026-11-20/report.html?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=ASIAY34FZKBOKMUTVV7A%2F20261120%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261120T090000Z&X-Amz-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Security-Token=IQoJb3JpZ2luX2VjEHYaCXVzLWVhc3QtMSJHMEUCIQ&X-Amz-Signature=2f9d3b1c0e8a7f6d5c4b3a29180f7e6d5c4b3a2918f0e1d2c3b4a59687f6e5d4";
+
+    fn objects(basis: LinkLifetime, lifetime_seconds: i64) -> Vec<ReportObject> {
+        let signed_at = 1_795_165_200; // 2026-11-20T09:00:00Z
+        vec![
+            ReportObject {
+                label: "HTML".into(),
+                key: "reports/daily/2026-11-20/report.html".into(),
+                links: Ok(ObjectLinks {
+                    console: OwnLink::new(
+                        "https://us-east-1.console.aws.amazon.com/s3/object/ev?region=us-east-1&bucketType=general&prefix=reports/daily/2026-11-20/report.html",
+                    ),
+                    presigned: Ok(PresignedLink {
+                        link: OwnLink::new(PRESIGNED),
+                        signed_at,
+                        expires_at: signed_at + lifetime_seconds,
+                        lifetime_seconds,
+                        basis,
+                    }),
+                }),
+            },
+            ReportObject {
+                label: "JSON".into(),
+                key: "reports/daily/2026-11-20/report.json".into(),
+                links: Err(AwsError::answer(
+                    "s3",
+                    "PutObject",
+                    "s3://ev/reports/daily/2026-11-20/report.json",
+                    "AccessDenied",
+                )),
+            },
+        ]
+    }
+
+    #[test]
+    fn the_summary_links_should_leave_unredacted_and_say_how_long_the_presigned_one_opens() {
+        let mut down = facts("down", 0, 2);
+        // Text of the report that is not ours: a presigned URL someone logged, and a password.
+        down.alarms = vec![format!("see {PRESIGNED} password=hunter2x9")];
+        let r = build("2026-11-20", "2026-11-20T09:00:00Z", vec![judge(down, DAY0)]);
+        let (_, body) = summary(&r, &objects(LinkLifetime::Full, 7 * 24 * 3600), "s3://ev/reports/daily/2026-11-20/");
+        let text = body.render(&crate::redact::Redactor::new());
+        let ours: Vec<&str> = text.lines().filter(|l| l.contains(PRESIGNED)).collect();
+        assert_eq!(ours.len(), 1, "our presigned link once, whole: {text}");
+        assert!(
+            ours[0]
+                .starts_with("  HTML presigned, opens without sign-in for 7d 0h, until 2026-11-27T09:00:00Z: http://"),
+            "{text}"
+        );
+        assert!(text.contains("- HTML in the S3 console (sign-in needed; opens as long as the object is kept): https://us-east-1.console.aws.amazon.com/s3/object/ev?"), "{text}");
+        assert!(
+            text.contains(
+                "- JSON: not stored: s3:PutObject on s3://ev/reports/daily/2026-11-20/report.json: AccessDenied"
+            ),
+            "{text}"
+        );
+        // The same URL in the report's own text is not ours: its signature goes.
+        let alarm_line = text.lines().find(|l| l.contains("prod/down")).unwrap();
+        assert!(
+            alarm_line.contains("X-Amz-Signature=***REDACTED***") && alarm_line.contains("password=***REDACTED***"),
+            "{alarm_line}"
+        );
+        assert_eq!(body.links().len(), 2, "console and presigned link of the stored object");
+    }
+
+    #[test]
+    fn a_link_cut_by_its_credentials_or_bounded_by_a_role_session_should_say_so() {
+        let p = |basis, secs| match &objects(basis, secs)[0].links {
+            Ok(l) => presigned_lifetime(l.presigned.as_ref().unwrap()),
+            Err(_) => unreachable!(),
+        };
+        assert_eq!(
+            p(LinkLifetime::CutToCredentials, 5 * 3600),
+            "opens without sign-in for 5h 0m, until 2026-11-20T14:00:00Z, when the credentials that signed it expire"
+        );
+        assert_eq!(
+            p(LinkLifetime::UntilSessionEnds, 7 * 24 * 3600),
+            "opens without sign-in until the function's role session that signed it ends (within hours; 2026-11-27T09:00:00Z at the latest)"
+        );
     }
 
     #[test]

@@ -14,6 +14,14 @@
 //! Redaction replaces a value by [`REDACTED`] and keeps what names it (the
 //! key, the variable name, the URL's user and host, the PEM header), so the
 //! evidence still says *which* secret was there.
+//!
+//! Links we made ourselves (presigned report URLs, console URLs) never go
+//! through it: [`own`] keeps them apart by their type, not by a pattern.
+
+pub mod own;
+mod vendor;
+
+pub use own::{LinkLifetime, Outgoing, OwnLink, PresignedLink};
 
 use serde_json::Value;
 use std::ops::Range;
@@ -65,13 +73,16 @@ pub const REDACTED: &str = "***REDACTED***";
 /// `PASSTHROUGH`) are not secret: matching is by whole words, so `author`
 /// is not `auth` and `tokenizer` is not `token`.
 pub fn is_secret_name(name: &str) -> bool {
+    if is_session_cookie_name(name) {
+        return true;
+    }
     let words = split_words(name);
     let Some(last) = words.last() else { return false };
     if REFERENCE_SUFFIXES.contains(&last.as_str()) {
         return false;
     }
     // "pass" alone is too common a key ("pass=3 fail=0"); DB_PASS is not.
-    words.iter().any(|w| is_secret_word(w) || (w == "pass" && words.len() > 1))
+    let named = words.iter().any(|w| is_secret_word(w) || (w == "pass" && words.len() > 1))
         || words.windows(2).any(|pair| {
             let (a, b) = (pair[0].as_str(), pair[1].as_str());
             (b == "key" || b == "keys") && KEY_QUALIFIERS.contains(&a)
@@ -79,7 +90,9 @@ pub fn is_secret_name(name: &str) -> bool {
                 || (a == "connection" && (b == "string" || b == "str"))
                 || (a == "basic" && b == "auth")
                 || (a == "cookie" && b == "secret")
-        })
+        });
+    // A rate limiter's token bucket holds counts, not tokens.
+    named && !words.windows(2).any(|pair| pair[0] == "token" && pair[1] == "bucket")
 }
 
 const REFERENCE_SUFFIXES: &[&str] = &[
@@ -133,6 +146,23 @@ const REFERENCE_SUFFIXES: &[&str] = &[
     "region",
     "header",
     "prefix",
+    // A mechanism or an audience is named, not held.
+    "provider",
+    "mode",
+    "policy",
+    "audience",
+    "issuer",
+    "realm",
+    "scope",
+    "scopes",
+    "strategy",
+    "method",
+    "format",
+    "host",
+    "hostname",
+    "port",
+    "user",
+    "username",
 ];
 
 const SECRET_WORDS: &[&str] = &[
@@ -164,6 +194,8 @@ const SECRET_WORDS: &[&str] = &[
     "signingkey",
     "encryptionkey",
     "masterkey",
+    // a personal access token (AZURE_DEVOPS_EXT_PAT, GITLAB_PAT)
+    "pat",
 ];
 
 const KEY_QUALIFIERS: &[&str] = &[
@@ -225,6 +257,111 @@ const URL_QUALIFIERS: &[&str] = &[
     "queue",
 ];
 
+/// Session cookie names whose value is the session: `JSESSIONID` (also
+/// `;jsessionid=` in a URL), `PHPSESSID`, `ASPSESSIONID…`, `ASP.NET_SessionId`,
+/// `.ASPXAUTH`, `connect.sid`, `sessionid` (Django), `<app>_session` (Rails,
+/// Laravel, GitLab).
+fn is_session_cookie_name(name: &str) -> bool {
+    let n = name.trim_start_matches(['.', '_']).to_ascii_lowercase();
+    matches!(n.as_str(), "jsessionid" | "phpsessid" | "sessionid" | "asp.net_sessionid" | "aspxauth" | "connect.sid")
+        || n.starts_with("aspsessionid")
+        || (n.len() > "_session".len() && n.ends_with("_session"))
+}
+
+/// The words that hint at a secret anywhere in a name (`PAGERDUTY_ROUTING_KEY`,
+/// `X-Client-Auth`, `sessionSigning`, `MONGO_PRIVATE_MATERIAL`): the value
+/// is a secret when it is shaped like one ([`looks_random`]). Names whose last
+/// word marks a reference (`…_KEY_ID`, `…_TOKEN_TTL`) or that name a public
+/// part (`PUBLIC_KEY`) are not.
+const HINTS: &[&str] = &["key", "token", "auth", "credential", "dsn", "pass", "private", "signing", "secret", "sig"];
+
+/// Whether a name hints at a secret (see `HINTS`). Case-insensitive; the
+/// hint may be anywhere in the name.
+pub fn hints_secret(name: &str) -> bool {
+    if name.len() > 200 {
+        return false;
+    }
+    let lower = name.to_ascii_lowercase();
+    if !HINTS.iter().any(|h| lower.contains(h)) {
+        return false;
+    }
+    let words = split_words(name);
+    let last = words.last().map(String::as_str).unwrap_or_default();
+    !REFERENCE_SUFFIXES.contains(&last) && !words.iter().any(|w| w == "public" || w == "pub")
+}
+
+/// A value shaped like a key rather than a word, a name or an identifier
+/// people read: 16 to 4,096 token characters, at least two of upper case,
+/// lower case and digits, a Shannon entropy of 3 bits per character or
+/// more, and not an ARN, a URL, a path, an AWS resource id
+/// (`subnet-0a1b2c3d…`) or words joined by separators (`payments-prod`,
+/// `api.example.com`, `CorrectHorseBattery`).
+pub fn looks_random(v: &str) -> bool {
+    let b = v.as_bytes();
+    if !(16..=4096).contains(&b.len()) || !b.iter().all(|c| c.is_ascii_alphanumeric() || b"+/=_-.~:%".contains(c)) {
+        return false;
+    }
+    if v.starts_with("arn:") || v.contains("://") || v.starts_with(['/', '.', '~']) || is_resource_id(v) {
+        return false;
+    }
+    let classes = [u8::is_ascii_uppercase, u8::is_ascii_lowercase, u8::is_ascii_digit]
+        .iter()
+        .filter(|class| b.iter().any(class))
+        .count();
+    classes >= 2 && !is_readable_compound(v) && entropy(b) >= 3.0
+}
+
+/// `subnet-0a1b2c3d4e5f60718`, `sg-…`, `vpc-…`, `i-…`: a type word, a dash,
+/// 8 to 17 hex digits.
+fn is_resource_id(v: &str) -> bool {
+    v.split_once('-').is_some_and(|(kind, id)| {
+        (1..=8).contains(&kind.len())
+            && kind.bytes().all(|c| c.is_ascii_lowercase())
+            && (8..=17).contains(&id.len())
+            && id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
+}
+
+/// Mostly words (all lower case, all upper case, or Capitalised humps) and
+/// numbers joined by separators: at least half of the characters are in
+/// such parts (`payments-prod`, `api.example.com`, `CorrectHorseBattery`,
+/// `incidents/prod/api/inc-20261206-0626-115e76/report.md`). A key's
+/// base64 or hex has hardly any.
+fn is_readable_compound(v: &str) -> bool {
+    let readable: usize = v
+        .split(|c: char| "+/=_-.~:%".contains(c))
+        .filter(|part| {
+            let b = part.as_bytes();
+            if b.is_empty() {
+                return false;
+            }
+            if b.iter().all(u8::is_ascii_digit) {
+                return true;
+            }
+            if !b.iter().all(u8::is_ascii_alphabetic) {
+                return false;
+            }
+            // Each capital starts a hump of at least two small letters (or is part of an acronym).
+            b.iter().all(u8::is_ascii_uppercase) && b.len() <= 12
+                || b.iter().enumerate().all(|(i, c)| {
+                    !c.is_ascii_uppercase() || b.get(i + 1..i + 3).is_some_and(|n| n.iter().all(u8::is_ascii_lowercase))
+                })
+        })
+        .map(str::len)
+        .sum();
+    readable * 2 >= v.len()
+}
+
+/// Shannon entropy in bits per byte.
+fn entropy(b: &[u8]) -> f64 {
+    let mut counts = [0u32; 256];
+    for &c in b {
+        counts[usize::from(c)] += 1;
+    }
+    let n = b.len() as f64;
+    counts.iter().filter(|&&k| k > 0).map(|&k| f64::from(k) / n).map(|p| -p * p.log2()).sum()
+}
+
 fn is_secret_word(w: &str) -> bool {
     SECRET_WORDS.contains(&w)
         || w.contains("password")
@@ -277,18 +414,20 @@ fn collect_secret_values(v: &Value, out: &mut Vec<String>) {
     while let Some(v) = stack.pop() {
         match v {
             Value::Object(map) => {
-                if let Some(name) = pair_name(map)
-                    && is_secret_name(name)
-                {
+                if let Some(name) = pair_name(map) {
                     for key in VALUE_KEYS {
-                        if let Some(Value::String(s)) = map.get(*key) {
+                        if let Some(Value::String(s)) = map.get(*key)
+                            && is_secret_entry(name, s)
+                        {
                             out.push(s.clone());
                         }
                     }
                 }
                 for (k, val) in map {
                     match val {
-                        Value::String(s) if is_secret_json_key(k) => out.push(s.clone()),
+                        Value::String(s) if is_secret_json_key(k) || hints_secret(k) && looks_random(s) => {
+                            out.push(s.clone())
+                        }
                         _ => stack.push(val),
                     }
                 }
@@ -297,6 +436,12 @@ fn collect_secret_values(v: &Value, out: &mut Vec<String>) {
             _ => {}
         }
     }
+}
+
+/// An entry (environment variable, tag, parameter) holding a secret: by its
+/// name, or by a name hinting at one and a value shaped like one.
+fn is_secret_entry(name: &str, value: &str) -> bool {
+    is_secret_name(name) || hints_secret(name) && looks_random(value)
 }
 
 /// A JSON object key that holds a secret: a secret name, or `pass` / `pw`
@@ -371,30 +516,38 @@ impl Redactor {
     ///
     /// Patterns, in order: PEM private key blocks (also ones cut off by a
     /// log excerpt: the body ends at the first run that is not base64 body,
-    /// see [`Self::lines`]), known values, `Authorization:` headers and
-    /// `Bearer …` tokens (with a digit, or 20+ characters), URL userinfo
-    /// passwords (also holding `/`, `@` or `#`: the host follows the last `@`
-    /// before the path), Slack, Discord and Teams webhook URLs, signature and
-    /// credential query parameters of presigned URLs (`X-Amz-Signature`,
-    /// `X-Amz-Credential`, `X-Amz-Security-Token`, `X-Goog-Signature`,
-    /// `Signature`, `sig`), JWTs, AWS access key ids (`AKIA`/`ASIA`/`ABIA`/
-    /// `ACCA` + 16), GitHub tokens (`ghp_…`, `github_pat_…`), Stripe secret
-    /// keys (`sk_live_…`, `rk_live_…`), the vendor-prefixed tokens of
-    /// `TOKEN_PATTERNS` (Slack `xoxb-…`, GitLab, Google, npm, OpenAI,
-    /// SendGrid, Twilio, Atlassian, Docker, Vault, Shopify, PyPI, …),
-    /// `aws_secret_access_key` assignments, a mixed-case 40-character base64
-    /// string right after a "secret" word, a hex or UUID key right after an
-    /// "api key" / "token" / "secret" word (Datadog, Heroku), a bare AWS secret
-    /// access key (40 base64 characters mixing cases and digits, not a
-    /// path, digest or identifier), `Cookie:` / `Set-Cookie:` values (cookie
-    /// names kept), and `key=value` / `key: value` / `"key": "value"` pairs
-    /// whose key is a secret name ([`is_secret_name`]; `"pass"` and `"pw"` as
-    /// quoted JSON keys too; the key is kept). A `key: value` pair without
+    /// see [`Self::lines`]), known values, `Authorization:` headers (every
+    /// scheme of `AUTH_SCHEMES`; after a scheme that is also a word, a word
+    /// of prose is no credential) and `Bearer …` tokens (with a digit, or 20+
+    /// characters), URL userinfo passwords (also holding `/`, `@` or `#`: the
+    /// host follows the last `@` before the path) and keys standing alone in
+    /// a URL's user part (a Sentry DSN), Slack, Discord and Teams webhook
+    /// URLs, signature and credential query parameters of presigned URLs
+    /// (`X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`,
+    /// `X-Goog-Signature`, `Signature`, `sig`), the vendor tokens of
+    /// `redact/vendor.rs` (AWS key ids and session tokens, JWTs, GitHub, GitLab,
+    /// Slack, Discord, Telegram, Stripe, Google, Azure AD, age, Cloudflare,
+    /// base64 of a PEM private key, … — a hundred-odd rules), `aws_secret_access_key`
+    /// assignments, a mixed-case 40-character base64 string right after a
+    /// "secret" word, a hex or UUID key right after an "api key" / "token" /
+    /// "secret" word (Datadog, Heroku), a bare AWS secret access key (40
+    /// base64 characters mixing cases and digits, not a path, digest or
+    /// identifier), `Cookie:` / `Set-Cookie:` values (cookie names kept),
+    /// serialized `{"name": …, "value": …}` entries and XML `key="…"
+    /// value="…"` attributes and `<password>…</password>` elements by name,
+    /// secrets on command lines and in config lines (`COMMAND_SECRETS`),
+    /// and `key=value` / `key: value` / `"key": "value"` pairs whose key is a
+    /// secret name ([`is_secret_name`]; `"pass"` and `"pw"` as quoted JSON
+    /// keys too; the key is kept) or hints at one ([`hints_secret`]) with a
+    /// value shaped like a key ([`looks_random`]). A `key: value` pair without
     /// quotes needs a value that looks like a credential (a digit or a symbol
     /// in it, or 16+ characters), so that prose such as "invalid token:
     /// expired" survives. `Authorization:` without a scheme (`Bearer`,
     /// `Basic`, …) is such a pair too ("Authorization: failed" survives; a raw
     /// key does not).
+    ///
+    /// A pass runs only when the text holds its literal (looked for once,
+    /// case-insensitively), so an ordinary log line costs a few scans.
     ///
     /// Left alone: ARNs (also `…:secret:name` ones), 32-hex task ids, UUIDs,
     /// `sha256:` digests, git SHAs, timestamps, ordinary log lines.
@@ -405,40 +558,88 @@ impl Redactor {
         if s.is_empty() {
             return String::new();
         }
-        let mut out = redact_pem(s);
+        // Every pass but the last two needs a literal in the text: look for
+        // them once, case-insensitively, and skip the passes that cannot
+        // match (most log lines hold none of them). A pass's replacements
+        // never create another pass's literal (`***REDACTED***` holds none).
+        let lower = s.to_ascii_lowercase();
+        let has = |needle: &str| lower.contains(needle);
+        let mut out = if has("-----begin") { redact_pem(s) } else { s.to_string() };
         for known in &self.known_values {
             if out.contains(known.as_str()) {
                 out = out.replace(known.as_str(), REDACTED);
             }
         }
-        out = AUTH_HEADER.replace_all(&out, |c: &Captures<'_>| format!("{}{} {REDACTED}", &c[1], &c[2])).into_owned();
-        out = BEARER
-            .replace_all(&out, |c: &Captures<'_>| {
-                // A token has a digit in it or is long; "bearer authentication" is prose.
-                let token = c.get(2).map(|m| m.as_str()).unwrap_or_default();
-                if token.len() >= 20 || token.bytes().any(|b| b.is_ascii_digit()) {
-                    format!("{} {REDACTED}", &c[1])
-                } else {
-                    c[0].to_string()
-                }
-            })
-            .into_owned();
-        out = redact_url_userinfo(&out);
-        out = SLACK_WEBHOOK.replace_all(&out, "${1}***REDACTED***").into_owned();
-        out = CHAT_WEBHOOK.replace_all(&out, "${1}***REDACTED***").into_owned();
-        out = URL_SIGNATURE.replace_all(&out, "${1}***REDACTED***").into_owned();
-        out = JWT.replace_all(&out, REDACTED).into_owned();
-        out = AWS_ACCESS_KEY_ID.replace_all(&out, REDACTED).into_owned();
-        out = GITHUB_TOKEN.replace_all(&out, REDACTED).into_owned();
-        out = STRIPE_KEY.replace_all(&out, REDACTED).into_owned();
-        out = redact_prefixed_tokens(&out);
-        out = SECRET_ACCESS_KEY.replace_all(&out, "${1}***REDACTED***").into_owned();
-        out = redact_base64_after_secret_word(&out);
-        out = redact_hex_after_secret_word(&out);
-        out = redact_bare_aws_secret_keys(&out);
-        out = redact_cookie_headers(&out);
-        out = redact_serialized_name_value(&out);
-        redact_pairs(&out)
+        if has("authorization") {
+            out = AUTH_HEADER
+                .replace_all(&out, |c: &Captures<'_>| {
+                    // After a scheme that is also a word ("Authorization: bot detection
+                    // enabled", "token expired") a credential is not a word of prose.
+                    let credential = c[0][c[1].len() + c[2].len()..].trim_start();
+                    let first = credential.split_whitespace().next().unwrap_or_default();
+                    let wordy_scheme = !STRICT_SCHEMES.iter().any(|s| c[2].eq_ignore_ascii_case(s));
+                    if !wordy_scheme || !is_prose_word(first.trim_end_matches([',', '.', ';', ':', '!', '?', ')'])) {
+                        format!("{}{} {REDACTED}", &c[1], &c[2])
+                    } else {
+                        c[0].to_string()
+                    }
+                })
+                .into_owned();
+        }
+        if has("bearer") {
+            out = BEARER
+                .replace_all(&out, |c: &Captures<'_>| {
+                    // A token has a digit in it or is long; "bearer authentication" is prose.
+                    let token = c.get(2).map(|m| m.as_str()).unwrap_or_default();
+                    if token.len() >= 20 || token.bytes().any(|b| b.is_ascii_digit()) {
+                        format!("{} {REDACTED}", &c[1])
+                    } else {
+                        c[0].to_string()
+                    }
+                })
+                .into_owned();
+        }
+        if has("://") {
+            out = redact_url_userinfo(&out);
+            out = redact_url_token_user(&out);
+        }
+        if has("hooks.slack.com") {
+            out = SLACK_WEBHOOK.replace_all(&out, "${1}***REDACTED***").into_owned();
+        }
+        if has("webhook") {
+            out = CHAT_WEBHOOK.replace_all(&out, "${1}***REDACTED***").into_owned();
+        }
+        if has("sig") || has("credential") || has("security-token") {
+            out = URL_SIGNATURE.replace_all(&out, "${1}***REDACTED***").into_owned();
+        }
+        out = replace_ranges(&out, &vendor::ranges(&out));
+        if has("secret") {
+            out = SECRET_ACCESS_KEY.replace_all(&out, "${1}***REDACTED***").into_owned();
+            out = redact_base64_after_secret_word(&out);
+        }
+        if has("key") || has("token") || has("secret") || has("passw") {
+            out = redact_hex_after_secret_word(&out);
+        }
+        if has_base64_run(&out, 40) {
+            out = redact_bare_aws_secret_keys(&out);
+        }
+        if has("cookie") {
+            out = redact_cookie_headers(&out);
+        }
+        if has("value") {
+            out = redact_serialized_name_value(&out);
+            out = redact_xml_name_value(&out);
+        }
+        if has("</") {
+            out = redact_xml_elements(&out);
+        }
+        if COMMAND_WORDS.iter().any(|w| has(w)) || lower.starts_with('-') {
+            out = redact_commands(&out);
+        }
+        if PAIR_WORDS.iter().any(|w| has(w)) {
+            out = redact_pairs(&out);
+        }
+        out
     }
 
     /// Redacts a sequence of log lines as a whole, one output line per input
@@ -517,12 +718,16 @@ impl Redactor {
                 Value::Object(map) => {
                     let name = pair_name(map);
                     let secret_pair = name.is_some_and(is_secret_name);
+                    let hinted_pair = !secret_pair && name.is_some_and(hints_secret);
                     let cookie_pair = name.and_then(cookie_header);
                     for (key, val) in map.iter_mut() {
                         let value_key = VALUE_KEYS.contains(&key.as_str());
-                        let by_pair = secret_pair && value_key && !val.is_null();
+                        let by_pair = value_key
+                            && !val.is_null()
+                            && (secret_pair || hinted_pair && val.as_str().is_some_and(looks_random));
                         let by_key = is_secret_name(key) && (val.is_string() || val.is_number())
-                            || is_secret_json_key(key) && val.is_string();
+                            || is_secret_json_key(key) && val.is_string()
+                            || val.as_str().is_some_and(|v| hints_secret(key) && looks_random(v));
                         let cookies = cookie_header(key).or(cookie_pair.filter(|_| value_key));
                         if by_pair || by_key {
                             *val = Value::String(REDACTED.to_string());
@@ -577,14 +782,33 @@ fn re(pattern: &str) -> Regex {
 
 static PEM_BEGIN: LazyLock<Regex> = LazyLock::new(|| re(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"));
 static PEM_END: LazyLock<Regex> = LazyLock::new(|| re(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"));
+/// Schemes that never start prose: whatever follows them is a credential.
+const STRICT_SCHEMES: &[&str] = &["bearer", "basic", "digest", "negotiate", "ntlm", "aws4-hmac-sha256"];
+
 /// The schemes [`AUTH_HEADER`] knows (keep this list and its regex in step).
-const AUTH_SCHEMES: &[&str] = &["bearer", "basic", "digest", "token", "negotiate", "ntlm", "aws4-hmac-sha256"];
+const AUTH_SCHEMES: &[&str] = &[
+    "bearer",
+    "basic",
+    "digest",
+    "token",
+    "negotiate",
+    "ntlm",
+    "aws4-hmac-sha256",
+    "bot",
+    "ssws",
+    "splunk",
+    "apikey",
+    "geniekey",
+    "sharedkey",
+    "oauth",
+    "hawk",
+];
 
 /// `Authorization: <scheme> <credential…>` to the end of the line or the
 /// closing quote. Without a scheme the value is judged by the pair rule.
 static AUTH_HEADER: LazyLock<Regex> = LazyLock::new(|| {
     re(
-        r#"(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)(bearer|basic|digest|token|negotiate|ntlm|aws4-hmac-sha256)\s+[^\s"'\\][^"'\r\n\\]*"#,
+        r#"(?i)(\b(?:proxy-)?authorization["']?\s*[:=]\s*["']?)(bearer|basic|digest|token|negotiate|ntlm|aws4-hmac-sha256|bot|ssws|splunk|apikey|geniekey|sharedkey|oauth|hawk)\s+[^\s"'\\][^"'\r\n\\]*"#,
     )
 });
 static BEARER: LazyLock<Regex> = LazyLock::new(|| re(r"(?i)\b(bearer)\s+([A-Za-z0-9\-._~+/]{8,}=*)"));
@@ -605,50 +829,6 @@ static URL_SIGNATURE: LazyLock<Regex> = LazyLock::new(|| {
     re(
         r#"(?i)((?:[?&;]|&amp;|,\s*)(?:x-amz-signature|x-amz-credential|x-amz-security-token|x-goog-signature|x-goog-credential|signature|sig)=)[^&#\s"'<>\\]+"#,
     )
-});
-static JWT: LazyLock<Regex> = LazyLock::new(|| re(r"\beyJ[A-Za-z0-9_\-]{5,}\.eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]*"));
-static AWS_ACCESS_KEY_ID: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}\b"));
-static GITHUB_TOKEN: LazyLock<Regex> =
-    LazyLock::new(|| re(r"\b(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})\b"));
-static STRIPE_KEY: LazyLock<Regex> = LazyLock::new(|| re(r"\b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}\b"));
-
-/// Tokens whose vendor prefix says what they are; each is redacted whole.
-/// `sk-…` (OpenAI, Anthropic) needs a digit too (see [`redact_prefixed_tokens`]).
-const TOKEN_PATTERNS: &[(&str, &str)] = &[
-    ("Slack token", r"xox[abposre](?:\.xox[bp])?-[A-Za-z0-9\-]{10,}"),
-    ("Slack app token", r"xapp-[0-9]-[A-Za-z0-9\-]{10,}"),
-    ("GitLab token", r"gl(?:pat|dt|ptt|rt|soat|cbt|ffct|imt)-[A-Za-z0-9_\-]{20,}"),
-    ("Google API key", r"AIza[0-9A-Za-z_\-]{35}"),
-    ("Google OAuth client secret", r"GOCSPX-[A-Za-z0-9_\-]{24,}"),
-    ("Google OAuth access token", r"ya29\.[A-Za-z0-9_\-]{20,}"),
-    ("npm token", r"npm_[A-Za-z0-9]{36}"),
-    ("OpenAI-style key", r"sk-[A-Za-z0-9_\-]{20,}"),
-    ("Stripe webhook secret", r"whsec_[A-Za-z0-9]{24,}"),
-    ("SendGrid key", r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
-    ("Twilio API key", r"SK[0-9a-fA-F]{32}"),
-    ("Atlassian API token", r"AT[AC]TT[A-Za-z0-9_\-=]{20,}"),
-    ("Docker Hub token", r"dckr_(?:pat|oat)_[A-Za-z0-9_\-]{20,}"),
-    ("Vault token", r"hv[sbr]\.[A-Za-z0-9_\-]{20,}"),
-    ("Shopify token", r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
-    ("PyPI token", r"pypi-Ag[A-Za-z0-9_\-]{50,}"),
-    ("Hugging Face token", r"hf_[A-Za-z0-9]{30,}"),
-    ("Mailgun key", r"key-[0-9a-f]{32}"),
-    ("DigitalOcean token", r"do[opr]_v1_[a-f0-9]{64}"),
-    ("New Relic key", r"NRAK-[A-Z0-9]{27}"),
-    ("Sentry token", r"sntr[yu]s_[A-Za-z0-9_=+/\-]{30,}"),
-    ("Postman key", r"PMAK-[A-Za-z0-9]{24}-[A-Za-z0-9]{34}"),
-    ("Grafana token", r"gl(?:c|sa)_[A-Za-z0-9_=+/\-]{32,}"),
-    ("Linear key", r"lin_(?:api|oauth)_[A-Za-z0-9]{40}"),
-    ("Doppler token", r"dp\.(?:pt|st|sa|ct|scim|audit)\.[A-Za-z0-9]{40,}"),
-    ("Pulumi token", r"pul-[a-f0-9]{40}"),
-    ("Terraform Cloud token", r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_\-=]{60,}"),
-    ("Telegram bot token", r"[0-9]{8,10}:AA[A-Za-z0-9_\-]{33}"),
-];
-
-/// One pass for all of [`TOKEN_PATTERNS`].
-static PREFIXED_TOKEN: LazyLock<Regex> = LazyLock::new(|| {
-    let alternatives: Vec<&str> = TOKEN_PATTERNS.iter().map(|(_, p)| *p).collect();
-    re(&format!(r"\b(?:{})", alternatives.join("|")))
 });
 static SECRET_ACCESS_KEY: LazyLock<Regex> =
     LazyLock::new(|| re(r#"(?i)((?:aws_?)?secret_?access_?key["']?\s*[:=]\s*["']?)[^\s"',;]+"#));
@@ -697,11 +877,106 @@ fn redact_serialized_name_value(s: &str) -> String {
         let rest = &s[whole.end()..];
         let value_len = closing_quote(rest, quote.as_str());
         let value = &rest[..value_len];
-        out.push_str(if is_secret_name(name.as_str()) && !value.is_empty() { REDACTED } else { value });
+        out.push_str(if is_secret_entry(name.as_str(), value) && !value.is_empty() { REDACTED } else { value });
         pos = whole.end() + value_len;
     }
     out.push_str(&s[pos..]);
     out
+}
+
+/// `<add key="ClearTextPassword" value="…" />` (NuGet, .NET appSettings) and
+/// `name="…" value="…"` attributes in XML: the value goes when the name is
+/// secret (also escaped, as in a JSON string).
+static XML_NAME_VALUE: LazyLock<Regex> =
+    LazyLock::new(|| re(r#"(?i)\b(?:key|name)\s*=\s*\\?"([^"\\]*)\\?"\s+value\s*=\s*(\\?")"#));
+
+fn redact_xml_name_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut pos = 0;
+    while let Some(c) = XML_NAME_VALUE.captures_at(s, pos) {
+        let (Some(whole), Some(name), Some(quote)) = (c.get(0), c.get(1), c.get(2)) else { break };
+        out.push_str(&s[pos..whole.end()]);
+        let rest = &s[whole.end()..];
+        let value_len = closing_quote(rest, quote.as_str());
+        let value = &rest[..value_len];
+        out.push_str(if is_secret_entry(name.as_str(), value) && !value.is_empty() { REDACTED } else { value });
+        pos = whole.end() + value_len;
+    }
+    out.push_str(&s[pos..]);
+    out
+}
+
+/// `<password>…</password>` (Maven `settings.xml`, Spring XML, SOAP): an
+/// element named secret loses its text. (regex-lite has no back-references:
+/// the closing tag is compared by hand.)
+static XML_ELEMENT: LazyLock<Regex> =
+    LazyLock::new(|| re(r"<([A-Za-z_][A-Za-z0-9_.:\-]{0,64})>([^<]{1,4096})</([A-Za-z_][A-Za-z0-9_.:\-]{0,64})>"));
+
+fn redact_xml_elements(s: &str) -> String {
+    XML_ELEMENT
+        .replace_all(s, |c: &Captures<'_>| {
+            let (open, text, close) = (&c[1], &c[2], &c[3]);
+            let name = open.rsplit(':').next().unwrap_or(open);
+            if open == close && text.trim() != REDACTED && is_secret_entry(name, text.trim()) {
+                format!("<{open}>{REDACTED}</{close}>")
+            } else {
+                c[0].to_string()
+            }
+        })
+        .into_owned()
+}
+
+/// Words of the command lines and config lines [`redact_commands`] reads.
+const COMMAND_WORDS: &[&str] =
+    &["password", "passwd", "requirepass", "masterauth", "mysql", "curl", "login", "unseal", " -", "\t-", "--"];
+
+/// Secrets on command lines and in config lines without `=` or `:`:
+/// `.netrc` (`login bot password s3cr3t`), Redis (`requirepass s3cr3t`),
+/// `mysql -ps3cr3t`, `curl -u user:s3cr3t`, `docker login -p s3cr3t`,
+/// `--password s3cr3t` (and `--secret`, `--api-key`, `--access-token`, …),
+/// Vault's `Unseal Key 1: …`. A value that is a file or a variable (`/path`,
+/// `@file`, `$VAR`) is a reference and stays. `--token` alone is not among
+/// the flags: the pipeline approval notice shows `put-approval-result
+/// --token …` on purpose (the approver needs it, and IAM guards it); vendor
+/// tokens after it are still caught by their shape.
+static COMMAND_SECRETS: LazyLock<Regex> = LazyLock::new(|| {
+    re(concat!(
+        r#"(?i)(\blogin\s+\S+\s+password\s+|\b(?:requirepass|masterauth)\s+|\bunseal key(?: [0-9]+)?:\s*"#,
+        r#"|\bmysql(?:dump|admin|import)?\b[^\r\n]*?\s-p|\bcurl\b[^\r\n]*?\s(?:-u|--user)[=\s]+[^\s:"']+:"#,
+        r#"|\bdocker\s+login\b[^\r\n]*?\s-p\s+"#,
+        r#"|(?:^|\s)--?(?:password|passwd|pass|secret|api-key|apikey|access-token|auth-token|client-secret|registration-token|private-key|secret-key)[=\s]+)"#,
+        r#"(["']?)([^\s"'$@/~\\][^\s"'\\]*)"#
+    ))
+});
+
+fn redact_commands(s: &str) -> String {
+    COMMAND_SECRETS
+        .replace_all(s, |c: &Captures<'_>| {
+            let value = c.get(3).map_or("", |m| m.as_str());
+            if value == REDACTED || value.starts_with("***") || value.starts_with('-') {
+                c[0].to_string()
+            } else {
+                format!("{}{}{REDACTED}", &c[1], &c[2])
+            }
+        })
+        .into_owned()
+}
+
+/// A URL whose user part alone is a key (`https://<32 hex>@o1.ingest.sentry.io/…`,
+/// a Sentry DSN in prose; `https://<token>@github.com/…`): the user goes,
+/// the host stays. A user that reads like a name (`git@`, `deploy@`) stays.
+static URL_TOKEN_USER: LazyLock<Regex> =
+    LazyLock::new(|| re(r"(?i)\b([a-z][a-z0-9+.\-]*://)([A-Za-z0-9_\-]{16,256})@"));
+
+fn redact_url_token_user(s: &str) -> String {
+    URL_TOKEN_USER
+        .replace_all(
+            s,
+            |c: &Captures<'_>| {
+                if looks_random(&c[2]) { format!("{}{REDACTED}@", &c[1]) } else { c[0].to_string() }
+            },
+        )
+        .into_owned()
 }
 
 /// PEM private key blocks keep their BEGIN/END lines (and what surrounds
@@ -971,18 +1246,20 @@ fn is_url_host(rest: &str) -> bool {
     b.get(i).is_none_or(|c| !(c.is_ascii_alphanumeric() || b":@".contains(c)))
 }
 
-/// [`TOKEN_PATTERNS`]; an `sk-` key needs a digit ("sk-payments-worker-pool" is a name).
-fn redact_prefixed_tokens(s: &str) -> String {
-    PREFIXED_TOKEN
-        .replace_all(s, |c: &Captures<'_>| {
-            let token = c.get(0).map(|m| m.as_str()).unwrap_or_default();
-            if token.starts_with("sk-") && !token.bytes().any(|b| b.is_ascii_digit()) {
-                token.to_string()
-            } else {
-                REDACTED.to_string()
-            }
-        })
-        .into_owned()
+/// `s` with every range replaced by [`REDACTED`] (ranges sorted, disjoint).
+fn replace_ranges(s: &str, ranges: &[Range<usize>]) -> String {
+    if ranges.is_empty() {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut pos = 0;
+    for r in ranges {
+        out.push_str(&s[pos..r.start]);
+        out.push_str(REDACTED);
+        pos = r.end;
+    }
+    out.push_str(&s[pos..]);
+    out
 }
 
 fn redact_hex_after_secret_word(s: &str) -> String {
@@ -1118,6 +1395,52 @@ fn redact_base64_after_secret_word(s: &str) -> String {
         .into_owned()
 }
 
+/// A literal every key [`redact_pairs`] acts on holds (lower case): the
+/// secret words, the hints, the qualified keys and URLs, the session cookie
+/// names, the JSON `pass`/`pw`, a query's `code`. A text without any of them
+/// has no pair to redact.
+const PAIR_WORDS: &[&str] = &[
+    "pass",
+    "pw",
+    "secret",
+    "token",
+    "credential",
+    "creds",
+    "dsn",
+    "salt",
+    "pepper",
+    "bearer",
+    "auth",
+    "key",
+    "webhook",
+    "conn",
+    "pat",
+    "url",
+    "uri",
+    "session",
+    "sid",
+    "private",
+    "sig",
+    "code",
+];
+
+/// Whether `s` holds a run of at least `n` base64 characters (a cheap test
+/// before the bare-secret-key scan).
+fn has_base64_run(s: &str, n: usize) -> bool {
+    let mut run = 0;
+    for &b in s.as_bytes() {
+        if b.is_ascii_alphanumeric() || b == b'+' || b == b'/' {
+            run += 1;
+            if run >= n {
+                return true;
+            }
+        } else {
+            run = 0;
+        }
+    }
+    false
+}
+
 /// `secret_name=value` pairs, walked key by key so that each value is
 /// judged by its own key and keys inside values are not read as keys.
 fn redact_pairs(s: &str) -> String {
@@ -1139,15 +1462,26 @@ fn redact_pairs(s: &str) -> String {
         let quoted_key = c.get(1).is_some_and(|k| k.as_str().starts_with(['"', '\'', '\\']));
         let secret =
             is_secret_name(key.as_str()) || (quoted_key && quote.is_some() && is_secret_json_key(key.as_str()));
-        if !starts_word || !secret {
+        // `?code=` / `&code=`: a function key or an authorization code in a URL.
+        let in_query = s[..whole.start()].ends_with(['?', '&', '#']);
+        let hinted = hints_secret(key.as_str()) || (in_query && key.as_str().eq_ignore_ascii_case("code"));
+        if !starts_word || !(secret || hinted) {
             continue;
         }
         let rest = &s[pos..];
+        // In a URL (`;jsessionid=…?q=1`, `?key=…#top`) the query and fragment end a value too.
+        let url_param = in_query || s[..whole.start()].ends_with(';');
+        let ends =
+            |ch: char| ch.is_whitespace() || ",;&\"'}])<>\\".contains(ch) || url_param && (ch == '?' || ch == '#');
         let value_len = match quote {
             Some(q) => closing_quote(rest, q),
-            None => rest.find(|ch: char| ch.is_whitespace() || ",;&\"'}])<>\\".contains(ch)).unwrap_or(rest.len()),
+            None => rest.find(ends).unwrap_or(rest.len()),
         };
         let value = &rest[..value_len];
+        // A name that only hints at a secret needs a value shaped like one.
+        if !secret && !looks_random(value) {
+            continue;
+        }
         let bare_colon = quote.is_none() && sep.as_str().starts_with(':');
         let keep = value.is_empty() || is_redacted_or_scheme(value) || (bare_colon && !looks_like_credential(value));
         out.push_str(if keep { value } else { REDACTED });
@@ -1193,6 +1527,16 @@ fn closing_quote(rest: &str, q: &str) -> usize {
         }
     }
     rest.len()
+}
+
+/// A word of prose rather than a credential: letters only, all small or
+/// Capitalised, shorter than 20 ("expired", "Detection").
+fn is_prose_word(w: &str) -> bool {
+    let b = w.as_bytes();
+    !b.is_empty()
+        && b.len() < 20
+        && b.iter().all(u8::is_ascii_alphabetic)
+        && b.iter().skip(1).all(u8::is_ascii_lowercase)
 }
 
 /// A bare value after `key: ` that is plausibly a credential rather than a
@@ -1267,6 +1611,87 @@ mod tests {
         ] {
             assert!(is_secret_name(name), "{name} should be secret");
         }
+    }
+
+    #[test]
+    fn values_shaped_like_keys_should_look_random_and_names_ids_and_paths_should_not() {
+        for random in [
+            "e93facc04764012d7bfb002500d5d1a6",
+            "Zq8vR2pLxW4mN7bT1cY5dK3fH9gJ6sA0",
+            "dXNlcjpwYXNzd29yZDEyMzQ1Njc4OQ==",
+            "4IyXs3V00sL0JKulBKPSMna3EH6ScBPV_jmx3n",
+            "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        ] {
+            assert!(looks_random(random), "{random}");
+        }
+        for readable in [
+            "api.example.com",
+            "payments-prod",
+            "CorrectHorseBatteryStaple",
+            "production-us-east-1",
+            "subnet-0a1b2c3d4e5f60718",
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "https://vault.internal:8200/v1/secret/data/api",
+            "/run/secrets/db_password",
+            "incidents/prod/api/inc-20261206-062654-115e76/task-definition.json",
+            "reports/daily/2026-11-20/report.html",
+            "min-length-12",
+            "ecs-container",
+            "RS256",
+            "1795183262000",
+            "short",
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            "has spaces in it and is prose",
+        ] {
+            assert!(!looks_random(readable), "{readable}");
+        }
+    }
+
+    #[test]
+    fn secrets_on_command_lines_should_go_and_file_or_variable_references_stay() {
+        for (line, kept) in [
+            ("-secret Zq8vR2pLx ok", "-secret ***REDACTED*** ok"),
+            ("run\t-pass Zq8vR2pLx", "run\t-pass ***REDACTED***"),
+            ("app --client-secret=Zq8vR2pLx --port 80", "app --client-secret=***REDACTED*** --port 80"),
+            ("app --password $DB_PASSWORD --port 80", "app --password $DB_PASSWORD --port 80"),
+            ("app --private-key /etc/tls/key.pem", "app --private-key /etc/tls/key.pem"),
+            ("mysql -u root -p app", "mysql -u root -p app"),
+        ] {
+            assert_eq!(r().text(line), kept, "{line}");
+        }
+    }
+
+    #[test]
+    fn authorization_schemes_should_lose_credentials_but_not_prose() {
+        for (line, kept) in [
+            (
+                "Authorization: Bot MzYwODAxNTA2NzM3NjcyODU2OA.hQ5KgH.4IyXs3V00sL0JKulBKPSMna3EH6S",
+                "Authorization: Bot ",
+            ),
+            ("Authorization: SSWS 00aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7b", "Authorization: SSWS "),
+            ("authorization: GenieKey 3fa85f64-5717-4562-b3fc-2c963f66afa6", "authorization: GenieKey "),
+        ] {
+            assert_eq!(r().text(line), format!("{kept}{REDACTED}"), "{line}");
+        }
+        for prose in ["Authorization: bot detection enabled", "authorization: token expired, renewing"] {
+            assert_eq!(r().text(prose), prose);
+        }
+    }
+
+    #[test]
+    fn names_that_hint_at_a_secret_should_redact_random_values_only() {
+        assert!(hints_secret("PAGERDUTY_ROUTING_KEY") && hints_secret("mapsKey") && hints_secret("X-Client-Auth"));
+        assert!(!hints_secret("KMS_KEY_ID") && !hints_secret("PUBLIC_KEY") && !hints_secret("TOKEN_TTL"));
+        assert!(!hints_secret("LOG_LEVEL") && !hints_secret("region"));
+        assert_eq!(r().text("ROUTING_KEY=e93facc04764012d7bfb002500d5d1a6"), "ROUTING_KEY=***REDACTED***");
+        assert_eq!(r().text("CACHE_KEY=orders-v2 ok"), "CACHE_KEY=orders-v2 ok");
+        let mut v = json!({"objectKey": "incidents/prod/api/inc-1/report.md", "signingMaterial": "Zq8vR2pLxW4mN7bT1cY5dK3fH9gJ6sA0"});
+        r().json(&mut v);
+        assert_eq!(v, json!({"objectKey": "incidents/prod/api/inc-1/report.md", "signingMaterial": REDACTED}));
+        let env = json!([{"name": "PAGERDUTY_INTEGRATION_KEY", "value": "e93facc04764012d7bfb002500d5d1a6"},
+                         {"name": "PAGERDUTY_SERVICE_KEY_NAME", "value": "orders-primary"}]);
+        assert_eq!(secret_values_in(&env), ["e93facc04764012d7bfb002500d5d1a6"]);
     }
 
     #[test]
@@ -1962,9 +2387,6 @@ mod tests {
         {
             assert_eq!(r().text(kept), kept);
         }
-        for (name, pattern) in TOKEN_PATTERNS {
-            assert!(Regex::new(pattern).is_ok(), "{name}");
-        }
     }
 
     // ---- hostile input
@@ -2073,499 +2495,64 @@ mod tests {
 
     // ---- corpora
 
-    /// 115 shapes of secrets: (name, text holding the secret, the secret).
-    /// The text around the secret is its context (key names, URL user and
-    /// host, header names, PEM frames) and must survive. The count is
-    /// checked by `corpora_should_be_as_large_as_their_comments_say`.
-    const LEAK_CORPUS: &[(&str, &str, &str)] = &[
-        // pairs named by a secret word
-        ("password pair", "login user=bob password=hunter2x9 ok", "hunter2x9"),
-        ("pwd pair", "pwd=abc123;host=db", "abc123"),
-        ("passwd colon", "smtp passwd: Sup3r$ecret!", "Sup3r$ecret!"),
-        ("JSON password", r#"{"password": "hunter 2 x", "user": "bob"}"#, "hunter 2 x"),
-        ("JSON pass key", r#"{"user": "bob", "pass": "Tr0ub4dor&3"}"#, "Tr0ub4dor&3"),
-        ("JSON pwd key", r#"{"user":"bob","pwd":"c0rrectH0rse"}"#, "c0rrectH0rse"),
-        ("JSON pw key", r#"{"user":"bob","pw":"b4tterySt4ple"}"#, "b4tterySt4ple"),
-        ("YAML db_password", "db_password: s3cr3t!pw", "s3cr3t!pw"),
-        ("token query parameter", "GET /cb?token=abc123def&page=2", "abc123def"),
-        ("api_key pair", "api_key=XYZ-123-QRS region=us-east-1", "XYZ-123-QRS"),
-        ("client_secret quoted", "client_secret = 'q1w2e3r4'", "q1w2e3r4"),
-        ("escaped JSON apiKey", r#"payload={\"apiKey\":\"k-123-abc\"}"#, "k-123-abc"),
-        ("SMTP_PASS", "SMTP_PASS=abcPass99", "abcPass99"),
-        ("npmrc _authToken", "//registry.example.com/:_authToken=5f3e2d1c-aaaa-bbbb", "5f3e2d1c-aaaa-bbbb"),
-        (
-            "aws_session_token",
-            "aws_session_token = IQoJb3JpZ2luX2VjEHYaCXVzLWVhc3QtMSJHMEUCIQ",
-            "IQoJb3JpZ2luX2VjEHYaCXVzLWVhc3QtMSJHMEUCIQ",
-        ),
-        (
-            "serialized env entry",
-            r#"env=[{"name":"DB_PASSWORD","value":"Zq8vR2pLx"},{"name":"PORT","value":"8080"}]"#,
-            "Zq8vR2pLx",
-        ),
-        ("escaped env entry", r#"{\"name\": \"API_TOKEN\", \"value\": \"t-1a2b3c\"}"#, "t-1a2b3c"),
-        (
-            "SENTRY_DSN pair",
-            "SENTRY_DSN=https://abc123def456@o1.ingest.sentry.io/42",
-            "https://abc123def456@o1.ingest.sentry.io/42",
-        ),
-        (
-            "DATABASE_URL pair",
-            "DATABASE_URL=mysql://root:rootpw77@mysql:3306/app",
-            "mysql://root:rootpw77@mysql:3306/app",
-        ),
-        ("X-Api-Key header", "X-Api-Key: 9f8e7d6c5b4a39281706f5e4", "9f8e7d6c5b4a39281706f5e4"),
-        ("X-Vault-Token header", "X-Vault-Token: s.Q2xvdWQ5RW5naW5lZXJz", "s.Q2xvdWQ5RW5naW5lZXJz"),
-        ("known value", "connecting with correct-horse-battery-staple to db", "correct-horse-battery-staple"),
-        // authorization
-        ("Authorization Bearer", "Authorization: Bearer eyJhbGciOi.abc.def123", "eyJhbGciOi.abc.def123"),
-        ("Authorization Basic", "authorization: Basic dXNlcjpwYXNzd29yZA==", "dXNlcjpwYXNzd29yZA=="),
-        ("Authorization token", "Authorization: token ghx1234567", "ghx1234567"),
-        (
-            "Authorization SigV4",
-            "Authorization: AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07",
-            "Credential=AKIAIOSFODNN7EXAMPLE/20240101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07",
-        ),
-        ("Proxy-Authorization", "Proxy-Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
-        ("Authorization without scheme", "Authorization: sk-raw-1234567", "sk-raw-1234567"),
-        ("bearer in prose", "sent bearer abcdefgh12345678 upstream", "abcdefgh12345678"),
-        // URLs
-        ("URL password", "postgres://app:pw123@db.internal:5432/app", "pw123"),
-        ("URL password without user", "redis://:s3cret99@cache:6379/0", "s3cret99"),
-        (
-            "URL password percent-encoded",
-            "mongodb+srv://app:p%40ss99@cluster0.example.net/?retryWrites=true",
-            "p%40ss99",
-        ),
-        ("URL password with slash", "postgres://app:ab/cd+ef@db:5432/x", "ab/cd+ef"),
-        ("URL password with at", "postgres://app:p@ss@db/x", "p@ss"),
-        ("URL password with hash", "amqp://api:Zq8!vR2#pL@rabbit.internal:5672/vhost", "Zq8!vR2#pL"),
-        (
-            "git URL with a token",
-            "https://x-access-token:ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3@github.com/org/repo.git",
-            "ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
-        ),
-        (
-            "Slack webhook",
-            "posting to https://hooks.slack.com/services/T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX failed",
-            "T00000000/B00000000/XXXXXXXXXXXXXXXXXXXXXXXX",
-        ),
-        (
-            "Discord webhook",
-            "posting to https://discord.com/api/webhooks/123456789012345678/JwAryNzbi0hSQK-lb09rIFxUeuVaT5jpTFPWhLn-5drcFlCxvnNGdcmyHc7E4nSmwfIp failed",
-            "123456789012345678/JwAryNzbi0hSQK-lb09rIFxUeuVaT5jpTFPWhLn-5drcFlCxvnNGdcmyHc7E4nSmwfIp",
-        ),
-        (
-            "Teams webhook",
-            "posting to https://contoso.webhook.office.com/webhookb2/3fa85f64-5717-4562-b3fc-2c963f66afa6@72f988bf/IncomingWebhook/38cb8cb4ba2e7519/1f3a failed",
-            "3fa85f64-5717-4562-b3fc-2c963f66afa6@72f988bf/IncomingWebhook/38cb8cb4ba2e7519/1f3a",
-        ),
-        (
-            "S3 presigned signature",
-            "GET https://bucket.s3.amazonaws.com/report.csv?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07 403",
-            "65f846d34530325fed10a47b851832b6ec017c1e1777155a0e9d8f27c7d9cf07",
-        ),
-        (
-            "S3 presigned credential",
-            "GET https://bucket.s3.amazonaws.com/report.csv?X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20240101T000000Z 403",
-            "AKIAIOSFODNN7EXAMPLE%2F20240101%2Fus-east-1%2Fs3%2Faws4_request",
-        ),
-        (
-            "S3 presigned session token",
-            "GET https://bucket.s3.amazonaws.com/report.csv?X-Amz-Security-Token=IQoJb3JpZ2luX2VjEHYaCXVz%2FLWVhc3QtMSJH&X-Amz-Expires=300 403",
-            "IQoJb3JpZ2luX2VjEHYaCXVz%2FLWVhc3QtMSJH",
-        ),
-        (
-            "CloudFront signed URL",
-            "GET https://d111111abcdef8.cloudfront.net/v.mp4?Expires=1700000000&Signature=KfgFoeOASl1YCJlS24R_5gA2q~yfHwuEHFhvTS0lzNrr~9EEa4rSMrsEQp2vt7&Key-Pair-Id=K2JCJMDEHXQW5F 403",
-            "KfgFoeOASl1YCJlS24R_5gA2q~yfHwuEHFhvTS0lzNrr~9EEa4rSMrsEQp2vt7",
-        ),
-        (
-            "Azure SAS signature",
-            "GET https://prodlogs.blob.core.windows.net/c/b.txt?sv=2022-11-02&sr=b&sp=r&sig=nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44%3D 403",
-            "nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44%3D",
-        ),
-        (
-            "GCS signed URL",
-            "GET https://storage.googleapis.com/b/o?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature=255bc509cb3acac23db7c6e9b7d180a4742684ee75bb6cc69f67e48eb7c64328 403",
-            "255bc509cb3acac23db7c6e9b7d180a4742684ee75bb6cc69f67e48eb7c64328",
-        ),
-        // PEM
-        (
-            "PEM RSA private key",
-            "-----BEGIN RSA PRIVATE KEY-----\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\nZYn9ZhyiA4uoRgnatmUdjAWtGSU8po+799NksnRH9ucAUsdMlHUvTCQCyEZDz/Td\ndJ8HyS5SUkCnD8zRA9a9SkpX==\n-----END RSA PRIVATE KEY-----",
-            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\nZYn9ZhyiA4uoRgnatmUdjAWtGSU8po+799NksnRH9ucAUsdMlHUvTCQCyEZDz/Td\ndJ8HyS5SUkCnD8zRA9a9SkpX==",
-        ),
-        (
-            "PEM key cut by an excerpt",
-            "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAAS",
-            "MIIEvQIBADANBgkqhkiG9w0BAQEFAAS",
-        ),
-        (
-            "PEM key without END, text after",
-            "loading key -----BEGIN PRIVATE KEY-----\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\ndJ8HyS5SUkCnD8zRA9a9SkpX==\nActions: restarted task\nNext steps: rotate the key",
-            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\njORS/6ilI8ihN5KXSc7Tvo/hBKqFYY/kv5ZJr3J1TWDtkwtDDb+xHKas1VOqg6YY\ndJ8HyS5SUkCnD8zRA9a9SkpX==",
-        ),
-        (
-            "PEM EC private key",
-            "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oo\nAwEHoUQDQgAEa1b2\n-----END EC PRIVATE KEY-----",
-            "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5oo\nAwEHoUQDQgAEa1b2",
-        ),
-        (
-            "OpenSSH private key",
-            "-----BEGIN OPENSSH PRIVATE KEY-----\r\nz9w3QlY7Zkuvqdt7s8Stqcbnr3yBdGBLEPH1qhT61qtc4xatws8phP9nhFyJfm5di4PzJ5\r\n9FHz5r1pY4OjE2jBMptUsGr7CmY+uCu3ZR1zTOlUcR64cXQLioDnkHIfxIq2HZt/PlJhx2\r\njIclHkCiHp6bR1IqfEouHgxzNNAL5w\r\n-----END OPENSSH PRIVATE KEY-----",
-            "z9w3QlY7Zkuvqdt7s8Stqcbnr3yBdGBLEPH1qhT61qtc4xatws8phP9nhFyJfm5di4PzJ5\r\n9FHz5r1pY4OjE2jBMptUsGr7CmY+uCu3ZR1zTOlUcR64cXQLioDnkHIfxIq2HZt/PlJhx2\r\njIclHkCiHp6bR1IqfEouHgxzNNAL5w",
-        ),
-        (
-            "PEM key escaped in a JSON string",
-            r#"{"tls_key":"-----BEGIN PRIVATE KEY-----\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX==\n-----END PRIVATE KEY-----\n"}"#,
-            r#"PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX=="#,
-        ),
-        (
-            "encrypted PEM key",
-            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX==\n-----END RSA PRIVATE KEY-----",
-            "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,3F17F5316E2BAC89\n\nPtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f\ndJ8HyS5SUkCnD8zRA9a9SkpX==",
-        ),
-        (
-            "PEM key flattened to one line",
-            "TLS_KEY=-----BEGIN PRIVATE KEY----- PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f dJ8HyS5SUkCnD8zRA9a9SkpX== -----END PRIVATE KEY-----",
-            "PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp1vRt+1f dJ8HyS5SUkCnD8zRA9a9SkpX==",
-        ),
-        (
-            "PGP private key block",
-            "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\nlQOYBF0PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp\ndJ8HyS5SUkCnD8zRA9a9SkpX\n=Ab12\n-----END PGP PRIVATE KEY BLOCK-----",
-            "Version: GnuPG v2\n\nlQOYBF0PtYgjmUhBel31iEl2hpChYgCfrL1spNxnyVmihA/2O76UMFxFkM/R5Kjp\ndJ8HyS5SUkCnD8zRA9a9SkpX\n=Ab12",
-        ),
-        // cookies
-        ("Cookie header", "Cookie: session=XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk", "XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk"),
-        (
-            "Set-Cookie header",
-            "Set-Cookie: sid=Hs0GnG5mAldOKMgwKOOUcSAaYatTSJa6tz1gLaQb; Path=/; HttpOnly; Secure",
-            "Hs0GnG5mAldOKMgwKOOUcSAaYatTSJa6tz1gLaQb",
-        ),
-        (
-            "Cookie in serialized headers",
-            r#"{"headers": {"Cookie": "session=XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk"}}"#,
-            "XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk",
-        ),
-        // AWS
-        ("AWS access key id", "using key AKIAIOSFODNN7EXAMPLE now", "AKIAIOSFODNN7EXAMPLE"),
-        ("AWS temporary access key id", "assumed ASIAY34FZKBOKMUTVV7A now", "ASIAY34FZKBOKMUTVV7A"),
-        (
-            "aws_secret_access_key assignment",
-            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        ),
-        (
-            "SecretAccessKey in JSON",
-            r#"{"SecretAccessKey": "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"}"#,
-            "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
-        ),
-        (
-            "secret key in prose",
-            "the secret key is wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY.",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        ),
-        (
-            "bare secret key next to its key id",
-            "aws creds AKIAIOSFODNN7EXAMPLE wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        ),
-        (
-            "bare secret key alone on a line",
-            "AWS_REGION=us-east-1\nje7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY\nAWS_PROFILE=prod",
-            "je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
-        ),
-        (
-            "bare secret key in a credentials CSV",
-            "User Name,Access key ID,Secret access key\nci,AKIAIOSFODNN7EXAMPLE,wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        ),
-        // hex keys after a secret word
-        (
-            "Datadog API key",
-            "datadog api key 38cb8cb4ba2e751989a01749ddb14f71 rejected",
-            "38cb8cb4ba2e751989a01749ddb14f71",
-        ),
-        (
-            "Datadog application key",
-            "DD application key: 010b93b7d946bf54074e3248c801bef750110c57",
-            "010b93b7d946bf54074e3248c801bef750110c57",
-        ),
-        (
-            "Heroku API key",
-            "heroku api key is 01234567-89ab-cdef-0123-456789abcdef",
-            "01234567-89ab-cdef-0123-456789abcdef",
-        ),
-        // Azure
-        (
-            "Azure storage connection string",
-            "DefaultEndpointsProtocol=https;AccountName=prodlogs;AccountKey=7LtQx7iCFA3AgeVgp/PIIgbbEP+du7HQHDEh++J9SfTP6ssqr8m47jgQ1VmcwUAoUuWdRufQdCRBgPbrejWXQw==;EndpointSuffix=core.windows.net",
-            "7LtQx7iCFA3AgeVgp/PIIgbbEP+du7HQHDEh++J9SfTP6ssqr8m47jgQ1VmcwUAoUuWdRufQdCRBgPbrejWXQw==",
-        ),
-        (
-            "Azure Service Bus key",
-            "Endpoint=sb://prod.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44=",
-            "nYE8UV8JMi5nKaLvR61T5WAryshDHcSHDKLbXPffc44=",
-        ),
-        // vendor-prefixed tokens
-        (
-            "JWT",
-            "session eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c accepted",
-            "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4ifQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
-        ),
-        (
-            "Slack bot token",
-            "slack client xoxb-123456789012-1234567890123-rwZbqcabUGJmGEp7CgQ0PBQF ready",
-            "xoxb-123456789012-1234567890123-rwZbqcabUGJmGEp7CgQ0PBQF",
-        ),
-        (
-            "Slack user token",
-            "slack client xoxp-123456789012-123456789012-1234567890123-rwZbqcabUGJmGEp7 ready",
-            "xoxp-123456789012-123456789012-1234567890123-rwZbqcabUGJmGEp7",
-        ),
-        (
-            "Slack app token",
-            "slack client xapp-1-A0123456789-1234567890123-38cb8cb4ba2e7519 ready",
-            "xapp-1-A0123456789-1234567890123-38cb8cb4ba2e7519",
-        ),
-        (
-            "Slack workspace token",
-            "slack client xoxa-2-123456789012-rwZbqcabUGJm ready",
-            "xoxa-2-123456789012-rwZbqcabUGJm",
-        ),
-        ("Slack refresh token", "slack client xoxr-123456789012-rwZbqcabUGJm ready", "xoxr-123456789012-rwZbqcabUGJm"),
-        ("Slack session token", "slack client xoxs-123456789012-rwZbqcabUGJm ready", "xoxs-123456789012-rwZbqcabUGJm"),
-        (
-            "GitHub personal token",
-            "git auth ghp_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
-            "ghp_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
-        ),
-        (
-            "GitHub OAuth token",
-            "git auth gho_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
-            "gho_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
-        ),
-        (
-            "GitHub user-to-server token",
-            "git auth ghu_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
-            "ghu_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
-        ),
-        (
-            "GitHub server-to-server token",
-            "git auth ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
-            "ghs_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
-        ),
-        (
-            "GitHub refresh token",
-            "git auth ghr_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3 ok",
-            "ghr_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3",
-        ),
-        (
-            "GitHub fine-grained token",
-            "git auth github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz ok",
-            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz",
-        ),
-        ("GitLab personal token", "gitlab auth glpat-KFLf6xuI5aHUQPFeNBTx ok", "glpat-KFLf6xuI5aHUQPFeNBTx"),
-        ("GitLab runner token", "gitlab runner glrt-KFLf6xuI5aHUQPFeNBTx ok", "glrt-KFLf6xuI5aHUQPFeNBTx"),
-        (
-            "Google API key",
-            "maps key AIzaQWk8JzFalHlsZfYcMMDktXP-tKsf2rcDkd1 ok",
-            "AIzaQWk8JzFalHlsZfYcMMDktXP-tKsf2rcDkd1",
-        ),
-        (
-            "Google OAuth client secret",
-            "oauth client 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 ok",
-            "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",
-        ),
-        (
-            "Google OAuth access token",
-            "gcp call ya29.KfzjsQGMrb9h_ImB_LK777pzNk8cL6j5IXAAjlsHUqJoUD ok",
-            "ya29.KfzjsQGMrb9h_ImB_LK777pzNk8cL6j5IXAAjlsHUqJoUD",
-        ),
-        (
-            "npm token",
-            "npm publish npm_uh1vauWv1zh87mTa5Vsqxezy3Lex7BWr2drg ok",
-            "npm_uh1vauWv1zh87mTa5Vsqxezy3Lex7BWr2drg",
-        ),
-        (
-            "OpenAI key",
-            "llm client sk-d1QsO7jprBGumXxY9B4bZWOz648JJnUfd7UACNWiP3sFd67J ok",
-            "sk-d1QsO7jprBGumXxY9B4bZWOz648JJnUfd7UACNWiP3sFd67J",
-        ),
-        (
-            "OpenAI project key",
-            "llm client sk-proj-qv81RKMGHZEM9YpvujA-C5Q52ryFlwRlOEVHzc0X0AWIRh-JUqBlIFXZ53Ncqe28 ok",
-            "sk-proj-qv81RKMGHZEM9YpvujA-C5Q52ryFlwRlOEVHzc0X0AWIRh-JUqBlIFXZ53Ncqe28",
-        ),
-        (
-            "Anthropic key",
-            "llm client sk-ant-api03-ajY75FnCttn6kfaqDeMqG3omjMyXHCabM6JOF8EFd0Nhcy ok",
-            "sk-ant-api03-ajY75FnCttn6kfaqDeMqG3omjMyXHCabM6JOF8EFd0Nhcy",
-        ),
-        ("Stripe secret key", "charge with sk_live_4eC39HqLyjWDarjtT1zdp7dc ok", "sk_live_4eC39HqLyjWDarjtT1zdp7dc"),
-        (
-            "Stripe restricted key",
-            "charge with rk_live_4eC39HqLyjWDarjtT1zdp7dc ok",
-            "rk_live_4eC39HqLyjWDarjtT1zdp7dc",
-        ),
-        (
-            "Stripe webhook secret",
-            "verify with whsec_A6Qd8Mj7zdnbMjAdTdlzC5T4uUhf7kvm ok",
-            "whsec_A6Qd8Mj7zdnbMjAdTdlzC5T4uUhf7kvm",
-        ),
-        (
-            "SendGrid key",
-            "mail via 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 ok",
-            "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",
-        ),
-        ("Twilio API key", "sms via SK4f50947aaeb26c57d21fa5d328263dfe ok", "SK4f50947aaeb26c57d21fa5d328263dfe"),
-        (
-            "Atlassian API token",
-            "jira auth ATATT3xFfGF0wDr16EpLLJIVGHz4FxFEtKyPiYGFDm7ena8D5VfLDpgyyjVw5HanSBeVRsfAGeAbP0VxNjAe=DB2E1142 ok",
-            "ATATT3xFfGF0wDr16EpLLJIVGHz4FxFEtKyPiYGFDm7ena8D5VfLDpgyyjVw5HanSBeVRsfAGeAbP0VxNjAe=DB2E1142",
-        ),
-        (
-            "Docker Hub token",
-            "docker login dckr_pat_uhnbzs0z1wNiMg9aW37k5wCnHDe ok",
-            "dckr_pat_uhnbzs0z1wNiMg9aW37k5wCnHDe",
-        ),
-        (
-            "Vault service token",
-            "vault auth hvs.pQHgI3HLBkbvHEzuPyXQEW88ad3DNBYjvsedonuSsddfrfifiUziXnFAAoeelK9mq ok",
-            "hvs.pQHgI3HLBkbvHEzuPyXQEW88ad3DNBYjvsedonuSsddfrfifiUziXnFAAoeelK9mq",
-        ),
-        (
-            "Vault batch token",
-            "vault auth hvb.lKv3azKgaS_m_x-SHuKBD-vok_nPTmZYl2dVAMH2vWD6qeSPt5Pv74GDqQ7EyIMtt ok",
-            "hvb.lKv3azKgaS_m_x-SHuKBD-vok_nPTmZYl2dVAMH2vWD6qeSPt5Pv74GDqQ7EyIMtt",
-        ),
-        (
-            "Shopify token",
-            "shop auth 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 ok",
-            "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",
-        ),
-        (
-            "PyPI token",
-            "twine upload pypi-AgEIcHlwaS5vcmcHnCMZCY7Bvqiy8CsT07Lq8TDIWG2x9aJTFMP9_2kUtMXhkPrSbbAjLGmsDx5StAZvlMz-B ok",
-            "pypi-AgEIcHlwaS5vcmcHnCMZCY7Bvqiy8CsT07Lq8TDIWG2x9aJTFMP9_2kUtMXhkPrSbbAjLGmsDx5StAZvlMz-B",
-        ),
-        (
-            "Hugging Face token",
-            "hub login 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 ok",
-            "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",
-        ),
-        ("Mailgun key", "mail via key-9ebdd25b001a3ff416d4a3baf69dad81 ok", "key-9ebdd25b001a3ff416d4a3baf69dad81"),
-        (
-            "DigitalOcean token",
-            "doctl auth dop_v1_99bfca8b6f3a6a9421cc1c93016f1c4261e5351d30b49895d1a0d1f13dce20c4 ok",
-            "dop_v1_99bfca8b6f3a6a9421cc1c93016f1c4261e5351d30b49895d1a0d1f13dce20c4",
-        ),
-        ("New Relic key", "apm auth NRAK-409GF4NJA1AAHFNHI4BRP2LDXJF ok", "NRAK-409GF4NJA1AAHFNHI4BRP2LDXJF"),
-        (
-            "Sentry auth token",
-            "sentry-cli auth sntrys_sOJTFDQ74q69dTcada4PR0NfyttUMk931FMdux8KUCERkj9Zhx9PkOZAEyXY ok",
-            "sntrys_sOJTFDQ74q69dTcada4PR0NfyttUMk931FMdux8KUCERkj9Zhx9PkOZAEyXY",
-        ),
-        (
-            "Postman key",
-            "newman auth PMAK-C8rYWKvsrdNPTZ0Mv3MUa1jM-1tLB4pyyRyMX5oZCsSauqrBkL60W4Ycs1j ok",
-            "PMAK-C8rYWKvsrdNPTZ0Mv3MUa1jM-1tLB4pyyRyMX5oZCsSauqrBkL60W4Ycs1j",
-        ),
-        (
-            "Grafana service account token",
-            "grafana auth glsa_Z43Kjr2ZZJRX6FwIfIJFZymYWU7otMdR_ce680ce2 ok",
-            "glsa_Z43Kjr2ZZJRX6FwIfIJFZymYWU7otMdR_ce680ce2",
-        ),
-        (
-            "Linear key",
-            "linear auth lin_api_IZwXeozLH5q41HuEGLmmnmflZSsxKKwzXH2jpc7F ok",
-            "lin_api_IZwXeozLH5q41HuEGLmmnmflZSsxKKwzXH2jpc7F",
-        ),
-        (
-            "Doppler token",
-            "doppler auth dp.pt.x3gxODYfjuMbwrHMbgcn33KFLKnq7XrBg8CXL0M9iq1 ok",
-            "dp.pt.x3gxODYfjuMbwrHMbgcn33KFLKnq7XrBg8CXL0M9iq1",
-        ),
-        (
-            "Pulumi token",
-            "pulumi login pul-1a65c2011bef2c328a72c5e5b77518b1018f134a ok",
-            "pul-1a65c2011bef2c328a72c5e5b77518b1018f134a",
-        ),
-        (
-            "Terraform Cloud token",
-            "tfc auth Wa8mRVtLLCWPgE.atlasv1.PVGXpV9Wv4Esb7yeuCjVr5mXcj5RPD9oUsQChx5s4tI10FtdILQvH_nO69othB9KpGzU3H ok",
-            "Wa8mRVtLLCWPgE.atlasv1.PVGXpV9Wv4Esb7yeuCjVr5mXcj5RPD9oUsQChx5s4tI10FtdILQvH_nO69othB9KpGzU3H",
-        ),
-        (
-            "Telegram bot token",
-            "bot api 123456789:AAEEmXL1uhLsc4Rr4aKxU3f0BJxrxDwzkl- ok",
-            "123456789:AAEEmXL1uhLsc4Rr4aKxU3f0BJxrxDwzkl-",
-        ),
-    ];
+    /// The corpus: fake secrets in the shapes public secret scanners document,
+    /// each in the line it would appear in, and readable look-alikes. One
+    /// file for these unit tests and the integration test that plants it in
+    /// every input (`tests/tests/it/redaction.rs`).
+    const CORPUS_JSON: &str = include_str!("../../tests/fixtures/redaction/corpus.json");
 
-    /// 46 strings that look a little like secrets and are not: byte-identical
-    /// through `text()`.
-    const KEEP_CORPUS: &[&str] = &[
-        "image sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "deployed commit 3f786850e387550fdab836ed7e6dc881de23001b",
-        "DEPLOYED COMMIT 3F786850E387550FDAB836ED7E6DC881DE23001B",
-        "secret rotated in commit 3f786850e387550fdab836ed7e6dc881de23001b",
-        "deployed a1b2c3d to prod",
-        "request 3fa85f64-5717-4562-b3fc-2c963f66afa6 done",
-        "RequestId: 8f5b2c1e-9d3a-4b6f-a1c2-3d4e5f6a7b8c Duration: 12.3 ms",
-        "X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
-        "arn:aws:ecs:us-east-1:111122223333:task/prod/0123456789abcdef0123456789abcdef",
-        "arn:aws:ecs:us-east-1:111122223333:service/prod/api",
-        "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-pass-AbCdEf",
-        "arn:aws:secretsmanager:us-east-1:111122223333:secret:AbCdEfGhIjKlMnOpQrStUvWxYz0123456789ABCD-xyz",
-        "arn:aws:ssm:us-east-1:111122223333:parameter/prod/api/DB_PASSWORD",
-        "llm call max_tokens=512 prompt_tokens: 123",
-        "token_count=12",
-        "password reset e-mail sent to bob@example.com",
-        "invalid password for user bob",
-        "GET /api/v1/tokens/refresh 200 3ms",
-        "111122223333.dkr.ecr.us-east-1.amazonaws.com/api:v1.2.3",
-        "111122223333.dkr.ecr.us-east-1.amazonaws.com/api@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "log stream ecs/api/0123456789abcdef0123456789abcdef",
-        "log stream ecs/Api/0123456789abcdef0123456789abcdef",
-        "task 0123456789abcdef0123456789abcdef stopped",
-        "2024-05-01T10:00:00.123Z INFO GET /health 200",
-        "Mon, 01 May 2024 10:00:00 GMT",
-        "echo dGVzdA== | base64 -d",
-        "pod api-7d9f8b6c5-x2x9z in namespace payments-prod",
-        "Authorization header missing",
-        "https://example.com:8443/path@v1",
-        "docker://registry:5000/team/app@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
-        "npm install https://registry.npmjs.org/@babel/core",
-        "the API uses bearer authentication",
-        "suite done: pass=3 fail=0 skip=1",
-        "token: 12345",
-        "java.lang.IllegalStateException at AbstractSingletonProxyFactoryBeanHandler.invoke",
-        "Cookie consent banner shown",
-        "signature verification failed for webhook",
-        "sk-learn and task-definition/api:42 and disk-usage=91%",
-        "error: -----BEGIN PRIVATE KEY----- is missing",
-        "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEAu1SU1LfVLPHCozMxH2Mo\n-----END PUBLIC KEY-----",
-        "s3://my-bucket/logs/2024/05/01/api.log",
-        "postgres://db.internal:5432/app",
-        "https://x.s3.amazonaws.com/k?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20240101T000000Z&X-Amz-SignedHeaders=host",
-        "KMS_KEY_ID=1234abcd-12ab-34cd-56ef-1234567890ab TOKEN_TTL_SECONDS=3600",
-        "listening on [2001:db8::1]:8443 with cpu=512 memory=1024",
-        "ssh://git@github.com/org/repo.git",
-    ];
+    struct Leak {
+        shape: String,
+        family: String,
+        text: String,
+        secret: String,
+    }
+
+    struct Corpus {
+        leaks: Vec<Leak>,
+        readable: Vec<String>,
+    }
+
+    fn corpus() -> &'static Corpus {
+        static CORPUS: LazyLock<Corpus> = LazyLock::new(|| {
+            let v: Value = serde_json::from_str(CORPUS_JSON).expect("the corpus is JSON");
+            let s = |x: &Value| x.as_str().expect("a string").to_string();
+            Corpus {
+                leaks: v["leaks"]
+                    .as_array()
+                    .expect("leaks")
+                    .iter()
+                    .map(|l| Leak {
+                        shape: s(&l["shape"]),
+                        family: s(&l["family"]),
+                        text: s(&l["text"]),
+                        secret: s(&l["secret"]),
+                    })
+                    .collect(),
+                readable: v["readable"].as_array().expect("readable").iter().map(s).collect(),
+            }
+        });
+        &CORPUS
+    }
 
     #[test]
-    fn corpora_should_be_as_large_as_their_comments_say() {
-        assert_eq!(LEAK_CORPUS.len(), 115);
-        assert_eq!(KEEP_CORPUS.len(), 46);
-        let mut names: Vec<&str> = LEAK_CORPUS.iter().map(|(name, _, _)| *name).collect();
+    fn corpora_should_hold_at_least_150_shapes_and_60_readable_look_alikes() {
+        let c = corpus();
+        assert!(c.leaks.len() >= 150, "{} secret shapes", c.leaks.len());
+        assert!(c.readable.len() >= 60, "{} readable look-alikes", c.readable.len());
+        let mut names: Vec<&str> = c.leaks.iter().map(|l| l.shape.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        assert_eq!(names.len(), LEAK_CORPUS.len(), "shape names are distinct");
-        for (name, text, secret) in LEAK_CORPUS {
-            assert!(text.contains(secret), "{name}: the secret is in its text");
+        assert_eq!(names.len(), c.leaks.len(), "shape names are distinct");
+        for l in &c.leaks {
+            assert!(l.text.contains(&l.secret), "{}: the secret is in its line", l.shape);
+            assert!(!l.family.is_empty() && l.secret.len() >= 4, "{}", l.shape);
+            assert_ne!(l.text, l.secret, "{}: a line, not the bare secret", l.shape);
         }
+        let mut readable = c.readable.clone();
+        readable.sort();
+        readable.dedup();
+        assert_eq!(readable.len(), c.readable.len(), "readable values are distinct");
     }
 
     fn corpus_redactor() -> Redactor {
@@ -2596,9 +2583,12 @@ mod tests {
     fn every_shape_of_the_leak_corpus_should_vanish_in_every_carrier_keeping_its_context() {
         let red = corpus_redactor();
         let mut checked = 0;
-        for (name, text, secret) in LEAK_CORPUS {
+        let mut failures = Vec::new();
+        for Leak { shape: name, text, secret, .. } in &corpus().leaks {
             let context = context_of(&red, text, secret);
-            assert!(!context.is_empty(), "{name}: plant some context");
+            if context.is_empty() {
+                failures.push(format!("{name}: plant some context"));
+            }
             let mut outputs: Vec<(&str, String)> = Vec::new();
             for (carrier, line) in carriers(text) {
                 outputs.push((carrier, red.text(&line)));
@@ -2606,32 +2596,112 @@ mod tests {
                 outputs.push(("log lines", red.lines(&lines).join("\n")));
             }
             let raw = json!({"level": "error", "msg": text}).to_string();
-            let mut parsed: Value = serde_json::from_str(&raw).unwrap();
+            let mut parsed: Value = serde_json::from_str(&raw).expect("JSON");
             red.json(&mut parsed);
             outputs.push(("JSON log line", parsed["msg"].as_str().unwrap_or_default().to_string()));
             for (carrier, out) in outputs {
-                assert!(!out.contains(secret), "{name} leaked in a {carrier}: {out}");
-                for word in &context {
-                    assert!(out.contains(word), "{name} lost {word:?} in a {carrier}: {out}");
+                if out.contains(secret.as_str()) {
+                    failures.push(format!("{name} leaked in a {carrier}: {out}"));
                 }
-                assert_eq!(red.text(&out), out, "{name}: redaction is stable in a {carrier}");
+                for word in &context {
+                    if !out.contains(word) {
+                        failures.push(format!("{name} lost {word:?} in a {carrier}: {out}"));
+                    }
+                }
+                if red.text(&out) != out {
+                    failures.push(format!("{name}: redaction is not stable in a {carrier}: {out}"));
+                }
                 checked += 1;
             }
         }
-        assert_eq!(checked, LEAK_CORPUS.len() * 11);
+        assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+        assert_eq!(checked, corpus().leaks.len() * 11);
     }
 
     #[test]
     fn every_entry_of_the_keep_corpus_should_stay_byte_identical() {
         let red = corpus_redactor();
-        for text in KEEP_CORPUS {
-            assert_eq!(red.text(text), *text);
+        let mut failures = Vec::new();
+        for text in &corpus().readable {
+            let out = red.text(text);
+            if out != *text {
+                failures.push(format!("text: {text:?} -> {out:?}"));
+            }
             let lines: Vec<&str> = text.split('\n').collect();
-            assert_eq!(red.lines(&lines), lines, "as log lines");
+            if red.lines(&lines) != lines {
+                failures.push(format!("as log lines: {text:?}"));
+            }
             let mut v = json!({"msg": text});
             red.json(&mut v);
-            assert_eq!(v["msg"], *text, "in JSON");
+            if v["msg"] != *text {
+                failures.push(format!("in JSON: {text:?} -> {}", v["msg"]));
+            }
         }
+        assert!(failures.is_empty(), "{} failure(s):\n{}", failures.len(), failures.join("\n"));
+    }
+
+    /// Every family of the corpus, for the README's list (which must name each).
+    #[test]
+    fn the_readme_should_list_every_family_of_the_corpus() {
+        let readme = include_str!("../../README.md").split_whitespace().collect::<Vec<_>>().join(" ");
+        let mut families: Vec<&str> = corpus().leaks.iter().map(|l| l.family.as_str()).collect();
+        families.sort_unstable();
+        families.dedup();
+        let missing: Vec<&&str> = families.iter().filter(|f| !readme.contains(&format!("**{f}**"))).collect();
+        assert!(missing.is_empty(), "README lacks the families {missing:?}");
+    }
+
+    /// Throughput of `text` over typical log lines (most without any secret)
+    /// and some with one: `cargo test --release -p autopilot-shared --lib
+    /// redact::tests::bench -- --ignored --nocapture`. Prints ns per line.
+    #[test]
+    #[ignore = "a measurement, run by hand in release"]
+    fn bench_text_throughput() {
+        let lines: Vec<String> = [
+            "2026-11-20T14:02:11.123Z INFO  GET /health 200 3ms user=bob",
+            "2026-11-20T14:02:11.456Z ERROR worker: pool exhausted after 30s (active=20 idle=0 waiting=14)",
+            "level=info msg=\"request done\" method=POST path=/v1/orders status=201 duration_ms=42 request_id=3fa85f64-5717-4562-b3fc-2c963f66afa6",
+            "{\"level\":\"warn\",\"ts\":1795183331.5,\"msg\":\"slow query\",\"table\":\"orders\",\"rows\":1204,\"ms\":812}",
+            "\tat com.example.orders.OrderService.place(OrderService.java:142)",
+            "Traceback (most recent call last): File \"/app/worker.py\", line 88, in run",
+            "panic: runtime error: index out of range [3] with length 3",
+            "INFO  Started OrdersApplication in 4.21 seconds (process running for 4.9)",
+            "connecting to postgres://db.internal:5432/app as app",
+            "image 111122223333.dkr.ecr.us-east-1.amazonaws.com/api@sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+            "X-Amzn-Trace-Id: Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1",
+            "deployed commit 3f786850e387550fdab836ed7e6dc881de23001b to prod",
+            "login user=bob password=hunter2x9 ok",
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+            "postgres://app:pw123@db.internal:5432/app",
+            "using key AKIAIOSFODNN7EXAMPLE now",
+            "git auth ghp_8X0rGd2hWcQ5fJ7Vt1yZb4Lk9Nm3Pq6Rs2Tu now",
+            "Cookie: session=XN5LvSHV0fkxuxe0tGlhP5sSv07G4AOk; theme=dark",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        let red = Redactor::with_known_secrets(["correct-horse-battery-staple".to_string()]);
+        let rounds = 3_000;
+        let started = std::time::Instant::now();
+        let mut bytes = 0usize;
+        for _ in 0..rounds {
+            for l in &lines {
+                bytes += red.text(l).len();
+            }
+        }
+        let elapsed = started.elapsed();
+        let n = rounds * lines.len();
+        println!(
+            "BENCH redact text: {n} lines, {:.0} ns/line, {:.1} MB/s (out {bytes} B)",
+            elapsed.as_nanos() as f64 / n as f64,
+            lines.iter().map(String::len).sum::<usize>() as f64 * rounds as f64 / elapsed.as_secs_f64() / 1e6
+        );
+        // A 2 MiB page of ordinary text (the daily report's HTML is redacted whole).
+        let page: String = lines[..12].join("\n").repeat(2 * 1024 * 1024 / lines[..12].join("\n").len());
+        let started = std::time::Instant::now();
+        let out = red.text(&page);
+        println!("BENCH redact page: {} KiB in {:.1} ms", page.len() / 1024, started.elapsed().as_secs_f64() * 1e3);
+        assert!(out.len() >= page.len() / 2);
     }
 
     // ---- properties (PROPTEST_CASES=1000000 for a long run; 256 by default)

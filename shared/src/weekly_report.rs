@@ -25,7 +25,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html as maud_html};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::daily_report::IncidentLine;
+use crate::daily_report::{IncidentLine, ReportObject};
+use crate::redact::Outgoing;
 
 /// CloudWatch's limit of queries in one `GetMetricData` call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
@@ -997,8 +998,9 @@ fn lead_text(l: &LeadTime) -> String {
 }
 
 /// The SNS summary: candidates with their recommendations, delivery
-/// metrics, and where the full report is (with how long links stay valid).
-pub fn summary(r: &WeeklyReport, links: &[(String, String)], link_note: &str) -> (String, String) {
+/// metrics, and where the full report is, each link with how long it opens
+/// ([`crate::daily_report::links_section`]; our links leave unredacted).
+pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (String, Outgoing) {
     let d = &r.delivery;
     let subject = format!(
         "[WEEKLY] {}: {} services - {} scale-up, {} right-size, change failure rate {}",
@@ -1049,12 +1051,10 @@ pub fn summary(r: &WeeklyReport, links: &[(String, String)], link_note: &str) ->
         b.push_str(&format!("\nNot read: {}\n", r.unread.join("; ")));
     }
     b.push('\n');
-    for (name, url) in links {
-        b.push_str(&format!("{name}: {url}\n"));
-    }
-    b.push_str(link_note);
-    b.push('\n');
-    (subject, b)
+    let mut body = Outgoing::new();
+    body.text(b);
+    crate::daily_report::links_section(&mut body, objects, kept_at);
+    (subject, body)
 }
 
 // ---------------------------------------------------------------------------
@@ -1816,12 +1816,19 @@ mod tests {
         assert!(page.contains("<svg"), "a chart");
         assert!(page.contains(&pct(r.services[0].cpu.average)));
         assert!(page.contains(NO_LEAD_TIMES));
-        let (subject, body) = summary(&r, &[("HTML".into(), "https://x".into())], "links live 1 h");
+        let objects = [crate::daily_report::ReportObject {
+            label: "HTML".into(),
+            key: "reports/weekly/2026-W49/report.html".into(),
+            links: Err(crate::error::AwsError::answer("s3", "PutObject", "report.html", "AccessDenied")),
+        }];
+        let (subject, body) = summary(&r, &objects, "s3://ev/reports/weekly/2026-W49/");
+        let body = body.render(&crate::redact::Redactor::new());
         assert!(
             subject.starts_with("[WEEKLY] 2026-W49: 1 services") && subject.len() < 100 && subject.is_ascii(),
             "{subject}"
         );
-        assert!(body.contains("links live 1 h") && body.contains("HTML: https://x"));
+        assert!(body.contains("kept in the evidence bucket at s3://ev/reports/weekly/2026-W49/"), "{body}");
+        assert!(body.contains("- HTML: not stored: s3:PutObject on report.html: AccessDenied"), "{body}");
         assert!(body.contains(NO_LEAD_TIMES));
     }
 }

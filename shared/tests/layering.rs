@@ -46,6 +46,7 @@ const PURE: &[&str] = &[
     "cause.rs",
     "outcome.rs",
     "redact.rs",
+    "redact/",
     "lenient.rs",
     "arn.rs",
     "snapshot.rs",

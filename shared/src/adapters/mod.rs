@@ -150,6 +150,12 @@ impl Clients {
         codedeploy, set_codedeploy: aws_sdk_codedeploy;
     }
 
+    /// The configuration's credentials, for what a presigned URL's lifetime
+    /// rests on (their expiry; `adapters::s3::presigned_get`).
+    pub fn credentials(&self) -> Option<aws_sdk_s3::config::SharedCredentialsProvider> {
+        self.config.credentials_provider()
+    }
+
     pub fn s3(&self) -> &aws_sdk_s3::Client {
         self.s3.get_or_init(|| {
             // A custom endpoint (moto on 127.0.0.1) cannot serve virtual-hosted

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AwsError, Clients, aws_error};
 use crate::evidence::{Encryption, EvidenceObject, Stored};
+use crate::redact::{LinkLifetime, OwnLink, PresignedLink};
 
 /// Upload a bundle. Objects go up concurrently; the manifest goes last so
 /// that its presence means the bundle is whole.
@@ -138,16 +139,33 @@ mod base64_sha {
     }
 }
 
-/// A presigned GET URL of `key`, valid for `lifetime` at most (and no longer
-/// than the credentials that signed it).
+/// A presigned GET URL of `key`, valid for `lifetime` at most — and no
+/// longer than the credentials that signed it (S3 refuses the URL once they
+/// expire): the [`PresignedLink`] says until when, and why.
 pub async fn presigned_get(
     clients: &Clients,
     bucket: &str,
     key: &str,
     lifetime: std::time::Duration,
-) -> Result<String, AwsError> {
-    let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(lifetime)
-        .map_err(|e| AwsError::answer("s3", "GetObject (presign)", format!("{bucket}/{key}"), e.to_string()))?;
+) -> Result<PresignedLink, AwsError> {
+    use aws_sdk_s3::config::ProvideCredentials;
+    let resource = format!("{bucket}/{key}");
+    let credentials = match &clients.credentials() {
+        Some(provider) => provider.provide_credentials().await.ok(),
+        None => None,
+    };
+    let now = std::time::SystemTime::now();
+    let window = presign_window(
+        lifetime,
+        now,
+        credentials.as_ref().and_then(|c| c.expiry()),
+        credentials.as_ref().is_some_and(|c| c.session_token().is_some()),
+    );
+    let config = aws_sdk_s3::presigning::PresigningConfig::builder()
+        .start_time(now)
+        .expires_in(window.lifetime)
+        .build()
+        .map_err(|e| AwsError::answer("s3", "GetObject (presign)", resource.clone(), e.to_string()))?;
     let req = clients
         .s3()
         .get_object()
@@ -155,6 +173,128 @@ pub async fn presigned_get(
         .key(key)
         .presigned(config)
         .await
-        .map_err(|e| aws_error("s3", "GetObject (presign)", format!("{bucket}/{key}"), &e))?;
-    Ok(req.uri().to_string())
+        .map_err(|e| aws_error("s3", "GetObject (presign)", resource, &e))?;
+    let signed_at = epoch(now);
+    let lifetime_seconds = i64::try_from(window.lifetime.as_secs()).unwrap_or(i64::MAX);
+    Ok(PresignedLink {
+        link: OwnLink::new(req.uri()),
+        signed_at,
+        expires_at: signed_at.saturating_add(lifetime_seconds),
+        lifetime_seconds,
+        basis: window.basis,
+    })
+}
+
+/// How long a presigned URL can be given, and on what it rests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresignWindow {
+    pub lifetime: std::time::Duration,
+    pub basis: LinkLifetime,
+}
+
+/// The lifetime of a URL presigned `now` for `requested` with credentials
+/// that expire at `expiry` (`None`: unknown or long-term) and are
+/// `temporary` (a session token: a role's). S3 caps presigned URLs at 7 days
+/// and at the signing credentials' expiry; a role session of unknown expiry
+/// (Lambda hands its role's credentials over as environment variables,
+/// without their expiry) ends within hours, which the link says.
+pub fn presign_window(
+    requested: std::time::Duration,
+    now: std::time::SystemTime,
+    expiry: Option<std::time::SystemTime>,
+    temporary: bool,
+) -> PresignWindow {
+    let requested = requested.min(MAX_PRESIGN_LIFETIME).max(std::time::Duration::from_secs(1));
+    match expiry.map(|e| e.duration_since(now).unwrap_or_default()) {
+        Some(left) if left < requested => PresignWindow {
+            lifetime: left.max(std::time::Duration::from_secs(1)),
+            basis: LinkLifetime::CutToCredentials,
+        },
+        Some(_) => PresignWindow { lifetime: requested, basis: LinkLifetime::Full },
+        None if temporary => PresignWindow { lifetime: requested, basis: LinkLifetime::UntilSessionEnds },
+        None => PresignWindow { lifetime: requested, basis: LinkLifetime::Full },
+    }
+}
+
+/// S3's limit for a presigned URL (SigV4).
+pub const MAX_PRESIGN_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
+fn epoch(t: std::time::SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH).map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)).unwrap_or(0)
+}
+
+/// The S3 console page of an object (`bucket`, `key`) in `region`: it opens
+/// after sign-in, for as long as the object exists, for whoever may read it.
+/// China and GovCloud regions have consoles of their own.
+pub fn console_link(bucket: &str, key: &str, region: &str) -> OwnLink {
+    let host = if region.starts_with("cn-") {
+        format!("{region}.console.amazonaws.cn")
+    } else if region.starts_with("us-gov-") {
+        format!("{region}.console.amazonaws-us-gov.com")
+    } else {
+        format!("{region}.console.aws.amazon.com")
+    };
+    OwnLink::new(format!(
+        "https://{host}/s3/object/{}?region={}&bucketType=general&prefix={}",
+        percent_encode(bucket, false),
+        percent_encode(region, false),
+        percent_encode(key, true)
+    ))
+}
+
+/// RFC 3986 percent-encoding of everything but unreserved characters (and
+/// `/` when `keep_slash`: the console reads the key's `/` as it is).
+fn percent_encode(s: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) || (keep_slash && b == b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    const WEEK: Duration = MAX_PRESIGN_LIFETIME;
+
+    #[test]
+    fn a_role_session_ending_before_the_week_should_cut_the_link_to_its_end() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let w = presign_window(WEEK, now, Some(now + Duration::from_secs(5 * 3600)), true);
+        assert_eq!(w, PresignWindow { lifetime: Duration::from_secs(5 * 3600), basis: LinkLifetime::CutToCredentials });
+        let w = presign_window(Duration::from_secs(3600), now, Some(now + Duration::from_secs(5 * 3600)), true);
+        assert_eq!(w, PresignWindow { lifetime: Duration::from_secs(3600), basis: LinkLifetime::Full });
+        let w = presign_window(WEEK, now, Some(now - Duration::from_secs(10)), true);
+        assert_eq!(w.lifetime, Duration::from_secs(1), "expired credentials: a link that says so");
+    }
+
+    #[test]
+    fn temporary_credentials_of_unknown_expiry_should_say_the_session_bounds_the_link() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(presign_window(WEEK, now, None, true).basis, LinkLifetime::UntilSessionEnds);
+        assert_eq!(presign_window(WEEK, now, None, false), PresignWindow { lifetime: WEEK, basis: LinkLifetime::Full });
+        assert_eq!(presign_window(WEEK * 2, now, None, false).lifetime, WEEK, "S3's limit");
+    }
+
+    #[test]
+    fn console_links_should_name_bucket_key_and_region_in_the_partition_console() {
+        let l = console_link("ev-bucket", "reports/daily/2026-11-20/report.html", "eu-west-1");
+        assert_eq!(
+            l.url(),
+            "https://eu-west-1.console.aws.amazon.com/s3/object/ev-bucket?region=eu-west-1&bucketType=general&prefix=reports/daily/2026-11-20/report.html"
+        );
+        assert!(console_link("b", "k", "cn-north-1").url().starts_with("https://cn-north-1.console.amazonaws.cn/"));
+        assert!(
+            console_link("b", "k", "us-gov-west-1")
+                .url()
+                .starts_with("https://us-gov-west-1.console.amazonaws-us-gov.com/")
+        );
+        assert!(console_link("b", "a b&c=d/é", "us-east-1").url().ends_with("&prefix=a%20b%26c%3Dd/%C3%A9"));
+    }
 }

@@ -12,7 +12,9 @@
 //! The daily and weekly reports read every service of the clusters in
 //! scope, judge them with the pure modules (`daily_report`,
 //! `weekly_report`), store JSON and HTML under `reports/<kind>/…/` in the
-//! evidence bucket and publish one summary with presigned links. A read that
+//! evidence bucket and publish one summary with links to both (the S3
+//! console page, durable, and a presigned URL whose lifetime the summary
+//! states; our own links are never redacted). A read that
 //! fails degrades the service (or the report) it belongs to and is named in
 //! the report; only a summary that cannot be published fails the run.
 
@@ -21,6 +23,7 @@ use serde_json::{Value, json};
 use super::{Flow, FlowFuture};
 use crate::adapters::sns::publish;
 use crate::context::{App, Function};
+use crate::daily_report::{ObjectLinks, ReportObject};
 use crate::error::AutopilotError;
 use crate::incident::Subject;
 use crate::incident::machine::{Input, MessageKind, Verdict};
@@ -136,8 +139,9 @@ async fn escalate(app: &App) -> Result<Outcome, AutopilotError> {
 /// Pages of `FilterLogEvents` read per log group for the daily error count.
 const ERROR_COUNT_PAGES: usize = 5;
 
-/// How long the report links stay valid at most (S3's limit for a presigned URL).
-const LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+/// How long the presigned report links are asked to open: S3's limit. The
+/// signing credentials may cut it shorter; the summary says which.
+const LINK_LIFETIME: std::time::Duration = crate::adapters::s3::MAX_PRESIGN_LIFETIME;
 
 /// The daily health check over every service in scope.
 async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
@@ -178,27 +182,10 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
     let page = redactor.text(&html(&report));
     let bucket = &app.config.evidence_bucket;
     let prefix = format!("reports/daily/{date}/");
-    let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
     let json_key = format!("{prefix}report.json");
     let html_key = format!("{prefix}report.html");
-    let stored_json = crate::adapters::s3::put_json(&app.clients, bucket, &json_key, &json_value, &encryption).await;
-    let stored_html =
-        crate::adapters::s3::put_text(&app.clients, bucket, &html_key, page, "text/html; charset=utf-8", &encryption)
-            .await;
-    let mut links = Vec::new();
-    for (label, key, stored) in [("HTML", &html_key, &stored_html), ("JSON", &json_key, &stored_json)] {
-        match stored {
-            Ok(()) => {
-                let url = crate::adapters::s3::presigned_get(&app.clients, bucket, key, LINK_LIFETIME).await;
-                links.push((label.to_string(), url.unwrap_or_else(|e| format!("s3://{bucket}/{key} (no link: {e})"))));
-            }
-            Err(e) => links.push((label.to_string(), format!("not stored: {e}"))),
-        }
-    }
-    let note = "Links are presigned with the function's temporary credentials: they stop working when those \
-                credentials expire (hours, not the 7 days S3 allows), whichever comes first; the objects stay in \
-                the evidence bucket under reports/daily/.";
-    let (subject_line, body) = summary(&report, &links, note);
+    let objects = store_report(app, &prefix, &json_value, page).await;
+    let (subject_line, body) = summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
     let worst = report.services.first().map(|s| s.health);
     let severity = match worst {
         Some(crate::daily_report::Health::Down) => Severity::Sev2,
@@ -207,7 +194,8 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
     };
     let message = crate::render::Message {
         subject: redactor.text(&subject_line),
-        body: redactor.text(&body),
+        // Redacted except our own links (the console and presigned URLs).
+        body: body.render(&redactor),
         severity,
         cluster: String::new(),
         service: String::new(),
@@ -223,7 +211,8 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
             .map(|s| redactor.text(&format!("{}/{}: {:?} {}", s.cluster, s.service, s.health, s.reasons.join("; "))))
             .collect(),
         next_steps: Vec::new(),
-        links: links.clone(),
+        // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
+        links: objects.iter().filter_map(ReportObject::console).collect(),
         evidence: Some(format!("s3://{bucket}/{prefix}")),
         team: None,
     };
@@ -270,10 +259,11 @@ async fn clusters_in_scope(app: &App) -> Result<ClusterNames, AutopilotError> {
 /// Reads per service run this many at a time (task definitions, the state table).
 const WEEKLY_CONCURRENCY: usize = 8;
 
-/// Store a report's JSON and HTML under `prefix` and presign links to both:
-/// `(label, URL or why there is none)`.
-async fn store_report(app: &App, prefix: &str, json_value: &Value, page: String) -> Vec<(String, String)> {
+/// Store a report's JSON and HTML under `prefix`; for each, its S3 console
+/// link and a presigned link (or why there is none).
+async fn store_report(app: &App, prefix: &str, json_value: &Value, page: String) -> Vec<ReportObject> {
     let bucket = &app.config.evidence_bucket;
+    let region = &app.config.settings.console_region;
     let encryption = crate::evidence::Encryption { kms_key_id: app.config.evidence_kms_key.clone() };
     let json_key = format!("{prefix}report.json");
     let html_key = format!("{prefix}report.html");
@@ -281,17 +271,18 @@ async fn store_report(app: &App, prefix: &str, json_value: &Value, page: String)
     let stored_html =
         crate::adapters::s3::put_text(&app.clients, bucket, &html_key, page, "text/html; charset=utf-8", &encryption)
             .await;
-    let mut links = Vec::new();
-    for (label, key, stored) in [("HTML", &html_key, &stored_html), ("JSON", &json_key, &stored_json)] {
-        match stored {
-            Ok(()) => {
-                let url = crate::adapters::s3::presigned_get(&app.clients, bucket, key, LINK_LIFETIME).await;
-                links.push((label.to_string(), url.unwrap_or_else(|e| format!("s3://{bucket}/{key} (no link: {e})"))));
-            }
-            Err(e) => links.push((label.to_string(), format!("not stored: {e}"))),
-        }
+    let mut objects = Vec::new();
+    for (label, key, stored) in [("HTML", html_key, stored_html), ("JSON", json_key, stored_json)] {
+        let links = match stored {
+            Ok(()) => Ok(ObjectLinks {
+                console: crate::adapters::s3::console_link(bucket, &key, region),
+                presigned: crate::adapters::s3::presigned_get(&app.clients, bucket, &key, LINK_LIFETIME).await,
+            }),
+            Err(e) => Err(e),
+        };
+        objects.push(ReportObject { label: label.to_string(), key, links });
     }
-    links
+    objects
 }
 
 /// The weekly capacity review over every service in scope.
@@ -388,14 +379,12 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
     let page = wr::scrub_page(&wr::html(&report), |t| redactor.text(t));
     let bucket = &app.config.evidence_bucket;
     let prefix = format!("reports/weekly/{week}/");
-    let links = store_report(app, &prefix, &json_value, page).await;
-    let note = "Links are presigned with the function's temporary credentials: they stop working when those \
-                credentials expire (hours, not the 7 days S3 allows), whichever comes first; the objects stay in \
-                the evidence bucket under reports/weekly/.";
-    let (subject_line, body) = wr::summary(&report, &links, note);
+    let objects = store_report(app, &prefix, &json_value, page).await;
+    let (subject_line, body) = wr::summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
     let message = crate::render::Message {
         subject: redactor.text(&subject_line),
-        body: redactor.text(&body),
+        // Redacted except our own links (the console and presigned URLs).
+        body: body.render(&redactor),
         severity: Severity::Info,
         cluster: String::new(),
         service: String::new(),
@@ -411,7 +400,8 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
             .map(|s| redactor.text(&format!("{}/{}: {}", s.cluster, s.service, s.recommendation_text.join("; "))))
             .collect(),
         next_steps: Vec::new(),
-        links: links.clone(),
+        // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
+        links: objects.iter().filter_map(ReportObject::console).collect(),
         evidence: Some(format!("s3://{bucket}/{prefix}")),
         team: None,
     };

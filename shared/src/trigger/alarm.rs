@@ -110,6 +110,7 @@ impl AlarmChange {
             .get("reasonData")
             .and_then(reason_data)
             .and_then(|rd| rd.get("threshold").and_then(Value::as_f64));
+        let region = region_code(region.as_deref(), arn.as_deref());
         Ok(Self {
             origin,
             name,
@@ -183,7 +184,7 @@ impl AlarmChange {
             origin: AlarmOrigin::Sns,
             name: parsed.alarm_name,
             account: parsed.aws_account_id,
-            region: parsed.region,
+            region: region_code(parsed.region.as_deref(), parsed.alarm_arn.as_deref()),
             arn: parsed.alarm_arn,
             state,
             previous_state: parsed.old_state_value.as_deref().and_then(AlarmState::parse),
@@ -242,6 +243,72 @@ struct SnsAlarmMessage {
     #[serde(default)]
     alarm_rule: Option<String>,
 }
+
+/// The region code (`us-east-1`) of an alarm. Classic SNS alarm messages
+/// name the region for people (`"Region": "US East (N. Virginia)"`): the
+/// alarm ARN's region is taken then, else the display name is looked up.
+/// An unknown display name is kept as it came (and links fall back).
+pub fn region_code(region: Option<&str>, alarm_arn: Option<&str>) -> Option<String> {
+    let is_code =
+        |r: &str| !r.is_empty() && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let region = region.map(str::trim).filter(|r| !r.is_empty());
+    if let Some(r) = region.filter(|r| is_code(r)) {
+        return Some(r.to_string());
+    }
+    let from_arn = alarm_arn.and_then(|a| a.split(':').nth(3)).filter(|r| is_code(r));
+    if let Some(r) = from_arn {
+        return Some(r.to_string());
+    }
+    let region = region?;
+    let wanted = region.to_ascii_lowercase();
+    REGION_NAMES
+        .iter()
+        .find(|(_, names)| names.iter().any(|n| n.eq_ignore_ascii_case(&wanted)))
+        .map(|(code, _)| code.to_string())
+        .or_else(|| Some(region.to_string()))
+}
+
+/// Region codes and the display names AWS has used for them in alarm
+/// notifications (the older "EU (…)" and the newer "Europe (…)" both).
+const REGION_NAMES: &[(&str, &[&str])] = &[
+    ("us-east-1", &["US East (N. Virginia)", "US East (Northern Virginia)"]),
+    ("us-east-2", &["US East (Ohio)"]),
+    ("us-west-1", &["US West (N. California)", "US West (Northern California)"]),
+    ("us-west-2", &["US West (Oregon)"]),
+    ("af-south-1", &["Africa (Cape Town)"]),
+    ("ap-east-1", &["Asia Pacific (Hong Kong)"]),
+    ("ap-east-2", &["Asia Pacific (Taipei)"]),
+    ("ap-south-1", &["Asia Pacific (Mumbai)"]),
+    ("ap-south-2", &["Asia Pacific (Hyderabad)"]),
+    ("ap-southeast-1", &["Asia Pacific (Singapore)"]),
+    ("ap-southeast-2", &["Asia Pacific (Sydney)"]),
+    ("ap-southeast-3", &["Asia Pacific (Jakarta)"]),
+    ("ap-southeast-4", &["Asia Pacific (Melbourne)"]),
+    ("ap-southeast-5", &["Asia Pacific (Malaysia)"]),
+    ("ap-southeast-7", &["Asia Pacific (Thailand)"]),
+    ("ap-northeast-1", &["Asia Pacific (Tokyo)"]),
+    ("ap-northeast-2", &["Asia Pacific (Seoul)"]),
+    ("ap-northeast-3", &["Asia Pacific (Osaka)", "Asia Pacific (Osaka-Local)"]),
+    ("ca-central-1", &["Canada (Central)"]),
+    ("ca-west-1", &["Canada West (Calgary)"]),
+    ("eu-central-1", &["EU (Frankfurt)", "Europe (Frankfurt)"]),
+    ("eu-central-2", &["EU (Zurich)", "Europe (Zurich)"]),
+    ("eu-west-1", &["EU (Ireland)", "Europe (Ireland)"]),
+    ("eu-west-2", &["EU (London)", "Europe (London)"]),
+    ("eu-west-3", &["EU (Paris)", "Europe (Paris)"]),
+    ("eu-south-1", &["EU (Milan)", "Europe (Milan)"]),
+    ("eu-south-2", &["EU (Spain)", "Europe (Spain)"]),
+    ("eu-north-1", &["EU (Stockholm)", "Europe (Stockholm)"]),
+    ("il-central-1", &["Israel (Tel Aviv)"]),
+    ("me-south-1", &["Middle East (Bahrain)"]),
+    ("me-central-1", &["Middle East (UAE)"]),
+    ("mx-central-1", &["Mexico (Central)"]),
+    ("sa-east-1", &["South America (Sao Paulo)", "South America (São Paulo)"]),
+    ("us-gov-east-1", &["AWS GovCloud (US-East)"]),
+    ("us-gov-west-1", &["AWS GovCloud (US-West)", "AWS GovCloud (US)"]),
+    ("cn-north-1", &["China (Beijing)"]),
+    ("cn-northwest-1", &["China (Ningxia)"]),
+];
 
 fn str_field<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v.get(key).and_then(Value::as_str)
@@ -313,4 +380,29 @@ fn metrics_of_configuration(config: &Value) -> (AlarmKind, Vec<MetricRef>, Optio
         });
     }
     (kind, metrics, expression)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_display_name_should_become_its_code() {
+        assert_eq!(region_code(Some("US East (N. Virginia)"), None).as_deref(), Some("us-east-1"));
+        assert_eq!(region_code(Some("EU (Ireland)"), None).as_deref(), Some("eu-west-1"));
+        assert_eq!(region_code(Some("Europe (Ireland)"), None).as_deref(), Some("eu-west-1"));
+        assert_eq!(region_code(Some("  asia pacific (tokyo) "), None).as_deref(), Some("ap-northeast-1"));
+        assert_eq!(region_code(Some("South America (São Paulo)"), None).as_deref(), Some("sa-east-1"));
+    }
+
+    #[test]
+    fn the_alarm_arn_region_should_win_over_a_display_name_and_codes_stay() {
+        let arn = "arn:aws:cloudwatch:eu-central-1:111122223333:alarm:api-cpu";
+        assert_eq!(region_code(Some("Somewhere (New)"), Some(arn)).as_deref(), Some("eu-central-1"));
+        assert_eq!(region_code(Some("us-west-2"), Some(arn)).as_deref(), Some("us-west-2"));
+        assert_eq!(region_code(None, Some(arn)).as_deref(), Some("eu-central-1"));
+        assert_eq!(region_code(Some("Somewhere (New)"), None).as_deref(), Some("Somewhere (New)"), "kept as it came");
+        assert_eq!(region_code(None, None), None);
+        assert_eq!(region_code(Some(""), Some("not-an-arn")), None);
+    }
 }

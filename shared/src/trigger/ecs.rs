@@ -9,7 +9,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskStateChange {
+    /// Absent in some re-published events: then read from the task ARN
+    /// (see [`complete_task`]).
+    #[serde(default)]
     pub cluster_arn: String,
+    /// Absent in some real events, whose task ARN is only in `resources`
+    /// (see [`complete_task`]).
+    #[serde(default)]
     pub task_arn: String,
     #[serde(default)]
     pub task_definition_arn: Option<String>,
@@ -97,6 +103,9 @@ pub struct ServiceAction {
     #[serde(default)]
     pub event_type: Option<String>,
     pub event_name: String,
+    /// Absent in some re-published events: then read from the service ARN
+    /// in `resources` (see [`complete_service_action`]).
+    #[serde(default)]
     pub cluster_arn: String,
     #[serde(default)]
     pub created_at: Option<String>,
@@ -134,6 +143,66 @@ impl DeploymentStateChange {
 }
 
 pub use crate::arn::{cluster_name, last_segment};
+
+use super::TriggerError;
+
+/// A task event as the decisions need it: its task ARN (from `detail.taskArn`,
+/// else the task ARN in the envelope's `resources`, where EventBridge always
+/// puts it) and its cluster ARN (from `detail.clusterArn`, else the long
+/// task ARN `task/<cluster>/<id>`). A field that cannot be found is named.
+pub fn complete_task(
+    mut d: TaskStateChange,
+    resources: &[String],
+    what: &str,
+) -> Result<TaskStateChange, TriggerError> {
+    if d.task_arn.trim().is_empty() {
+        d.task_arn = resources
+            .iter()
+            .find(|r| resource_type(r) == Some("task"))
+            .cloned()
+            .ok_or_else(|| TriggerError::missing(what, "detail.taskArn (no task ARN in `resources` either)"))?;
+    }
+    if d.cluster_arn.trim().is_empty() {
+        d.cluster_arn = cluster_arn_of(&d.task_arn, "task").ok_or_else(|| {
+            TriggerError::missing(what, "detail.clusterArn (the task ARN is in the short format, without its cluster)")
+        })?;
+    }
+    Ok(d)
+}
+
+/// A service action with its cluster ARN: `detail.clusterArn`, else the
+/// cluster of the long service ARN in `resources`.
+pub fn complete_service_action(
+    mut d: ServiceAction,
+    resources: &[String],
+    what: &str,
+) -> Result<ServiceAction, TriggerError> {
+    if d.cluster_arn.trim().is_empty() {
+        d.cluster_arn = resources.iter().find_map(|r| cluster_arn_of(r, "service")).ok_or_else(|| {
+            TriggerError::missing(what, "detail.clusterArn (no service ARN naming its cluster in `resources`)")
+        })?;
+    }
+    Ok(d)
+}
+
+/// `task` of `arn:aws:ecs:…:task/…`.
+fn resource_type(arn: &str) -> Option<&str> {
+    let resource = arn.strip_prefix("arn:")?.split(':').nth(4)?;
+    resource.split('/').next()
+}
+
+/// The cluster ARN of a long-format `<kind>/<cluster>/<name>` ARN.
+fn cluster_arn_of(arn: &str, kind: &str) -> Option<String> {
+    let (head, resource) = arn.rsplit_once(':').filter(|(h, _)| h.starts_with("arn:"))?;
+    let mut parts = resource.split('/');
+    if parts.next()? != kind {
+        return None;
+    }
+    match (parts.next(), parts.next()) {
+        (Some(cluster), Some(_)) if !cluster.is_empty() => Some(format!("{head}:cluster/{cluster}")),
+        _ => None,
+    }
+}
 
 /// `(cluster, service)` from a service ARN. The long ARN format carries the
 /// cluster (`service/<cluster>/<service>`); the legacy one does not, so the
@@ -173,6 +242,42 @@ mod tests {
             None,
             "legacy ARN, no cluster"
         );
+    }
+
+    #[test]
+    fn a_task_event_without_task_arn_should_take_it_from_resources() {
+        let task = "arn:aws:ecs:us-east-1:111122223333:task/prod/a1b2c3d4e5f60718293a4b5c6d7e8f07";
+        let resources = vec!["arn:aws:ecs:us-east-1:111122223333:container-instance/x".to_string(), task.to_string()];
+        let d = complete_task(TaskStateChange::default(), &resources, "task").unwrap();
+        assert_eq!(d.task_arn, task);
+        assert_eq!(d.cluster_arn, "arn:aws:ecs:us-east-1:111122223333:cluster/prod");
+        assert_eq!(d.task_id(), "a1b2c3d4e5f60718293a4b5c6d7e8f07");
+
+        let given = TaskStateChange {
+            task_arn: "arn:aws:ecs:us-east-1:1:task/other/abc".into(),
+            cluster_arn: "arn:aws:ecs:us-east-1:1:cluster/other".into(),
+            ..Default::default()
+        };
+        assert_eq!(complete_task(given.clone(), &resources, "task").unwrap(), given, "the detail wins");
+    }
+
+    #[test]
+    fn a_task_event_without_any_task_arn_or_cluster_should_name_the_missing_field() {
+        let err = complete_task(TaskStateChange::default(), &[], "`ECS Task State Change` detail").unwrap_err();
+        assert!(err.to_string().contains("detail.taskArn"), "{err}");
+        let short = TaskStateChange { task_arn: "arn:aws:ecs:us-east-1:1:task/abc".into(), ..Default::default() };
+        let err = complete_task(short, &[], "task").unwrap_err();
+        assert!(err.to_string().contains("detail.clusterArn"), "{err}");
+    }
+
+    #[test]
+    fn a_service_action_without_cluster_arn_should_take_it_from_its_service_arn() {
+        let resources = vec!["arn:aws:ecs:us-east-1:111122223333:service/prod/api".to_string()];
+        let d = complete_service_action(ServiceAction::default(), &resources, "action").unwrap();
+        assert_eq!(d.cluster_arn, "arn:aws:ecs:us-east-1:111122223333:cluster/prod");
+        let legacy = vec!["arn:aws:ecs:us-east-1:111122223333:service/api".to_string()];
+        let err = complete_service_action(ServiceAction::default(), &legacy, "action").unwrap_err();
+        assert!(err.to_string().contains("detail.clusterArn"), "{err}");
     }
 
     #[test]

@@ -48,6 +48,22 @@ const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("ecs/deployment-failed-legacy-arn.json", "ecs-deployment", None, None),
     ("ecs/deployment-circuit-breaker-rolling-back.json", "ecs-deployment", Some("prod"), Some("api")),
     ("ecs/container-instance-state-change.json", "ignored", None, None),
+    // Inputs as AWS and others really send them (issue 20): one variant each.
+    ("ecs/task-event-without-detail-task-arn.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-event-version-integer.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-event-version-float.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-event-time-offset-0000.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-event-time-one-fraction-digit.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/service-action-without-cluster-arn.json", "ecs-service-action", Some("prod"), Some("api")),
+    // Named before a task ARN was read from `resources`; it has one there, so it parses.
+    ("malformed/ecs-task-missing-task-arn.json", "ecs-task", Some("prod"), Some("api")),
+    ("alarm/sns-classic-region-display-name.json", "alarm", Some("prod"), Some("api")),
+    ("alarm/sns-signing-cert-url-uppercase.json", "alarm", Some("prod"), Some("api")),
+    ("alarm/eventbridge-version-integer-time-offset.json", "alarm", Some("prod"), Some("api")),
+    ("sns/sns-signing-cert-url-uppercase.json", "ecs-task", Some("prod"), Some("api")),
+    ("pipeline/stage-failed-version-integer-time-offset.json", "pipeline", None, None),
+    ("schedule/scheduler-default-notification.json", "scheduled", None, None),
+    ("schedule/scheduler-detail-string-with-job.json", "scheduled", None, None),
     ("alarm/eventbridge-metric-cpu.json", "alarm", Some("prod"), Some("api")),
     ("alarm/eventbridge-metric-cpu-ok.json", "alarm", Some("prod"), Some("api")),
     ("alarm/eventbridge-metric-math-5xx-rate.json", "alarm", None, None),
@@ -98,7 +114,8 @@ const MALFORMED: &[(&str, &[&str])] = &[
     ("malformed/empty-object.json", &["unrecognised", "an object with keys []"]),
     ("malformed/array.json", &["unrecognised", "array"]),
     ("malformed/unknown-source.json", &["aws.ec2", "EC2 Instance State-change Notification"]),
-    ("malformed/ecs-task-missing-task-arn.json", &["ECS Task State Change", "taskArn"]),
+    ("malformed/ecs-task-without-any-task-arn.json", &["ECS Task State Change", "detail.taskArn", "resources"]),
+    ("malformed/eventbridge-time-unreadable.json", &["EventBridge event", "timestamp", "yesterday"]),
     ("malformed/sns-message-not-json.json", &["Sns.Message", "Hello from the team"]),
     ("malformed/alarm-state-invalid.json", &["state.value", "PANIC"]),
     ("malformed/schedule-unknown-job.json", &["job", "hourly"]),
@@ -283,9 +300,85 @@ fn schedules_should_name_their_job() {
         ("schedule/job-weekly.json", Job::Weekly),
         ("schedule/job-escalate.json", Job::Escalate),
         ("schedule/eventbridge-scheduled-event.json", Job::Daily),
+        ("schedule/scheduler-default-notification.json", Job::Daily),
+        ("schedule/scheduler-detail-string-with-job.json", Job::Escalate),
     ] {
         let Trigger::Scheduled { job: got, .. } = Trigger::parse(&load(file)).unwrap() else { panic!("{file}") };
         assert_eq!(got, job, "{file}");
+    }
+}
+
+#[test]
+fn a_task_event_without_detail_task_arn_should_read_it_from_resources() {
+    for file in ["ecs/task-event-without-detail-task-arn.json", "malformed/ecs-task-missing-task-arn.json"] {
+        let raw = load(file);
+        assert!(raw["detail"].get("taskArn").is_none(), "{file}: the variant has no detail.taskArn");
+        let Trigger::EcsTask(e) = Trigger::parse(&raw).unwrap() else { panic!("{file}") };
+        assert_eq!(e.detail.task_arn, raw["resources"][0].as_str().unwrap(), "{file}");
+        assert_eq!(e.detail.task_id(), "a1b2c3d4e5f60718293a4b5c6d7e8f07", "{file}");
+    }
+    let Trigger::EcsServiceAction(e) = Trigger::parse(&load("ecs/service-action-without-cluster-arn.json")).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(e.detail.cluster_arn, "arn:aws:ecs:us-east-1:111122223333:cluster/prod");
+}
+
+#[test]
+fn versions_as_integer_float_or_string_and_every_time_style_should_parse_to_the_same_facts() {
+    let base = Trigger::parse(&load("ecs/task-stopped-app-crash.json")).unwrap();
+    let Trigger::EcsTask(base) = base else { panic!() };
+    for (file, version) in [
+        ("ecs/task-event-version-integer.json", Some(6)),
+        ("ecs/task-event-version-float.json", Some(6)),
+        ("ecs/task-event-time-offset-0000.json", base.detail.version),
+        ("ecs/task-event-time-one-fraction-digit.json", base.detail.version),
+    ] {
+        let Trigger::EcsTask(e) = Trigger::parse(&load(file)).unwrap() else { panic!("{file}") };
+        assert_eq!(e.detail.version, version, "{file}");
+        let offset = e.meta.time.map(|t| t.timestamp_millis() - base.meta.time.unwrap().timestamp_millis());
+        assert!(offset.is_some_and(|ms| (0..=500).contains(&ms)), "{file}: event time {:?}", e.meta.time);
+        let stopped = e.detail.stopped_at.as_deref().and_then(crate::lenient::parse_time);
+        assert!(stopped.is_some(), "{file}: stoppedAt {:?} unreadable", e.detail.stopped_at);
+    }
+    let Trigger::Alarm { alarm, .. } =
+        Trigger::parse(&load("alarm/eventbridge-version-integer-time-offset.json")).unwrap()
+    else {
+        panic!()
+    };
+    assert!(alarm.transition_key().ends_with(":1795183262000"), "{}", alarm.transition_key());
+    let Trigger::Pipeline(e) = Trigger::parse(&load("pipeline/stage-failed-version-integer-time-offset.json")).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(e.detail.version.as_deref(), Some("1"));
+    assert!(e.meta.time.is_some());
+}
+
+#[test]
+fn a_classic_alarm_naming_its_region_for_people_should_get_the_region_code() {
+    let Trigger::Alarm { alarm, .. } = Trigger::parse(&load("alarm/sns-classic-region-display-name.json")).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(alarm.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(alarm.arn, None);
+    assert_eq!(alarm.account.as_deref(), Some("111122223333"), "AWSAccountId as a number");
+    let Trigger::Alarm { alarm, .. } = Trigger::parse(&load("alarm/sns-metric-math-memory.json")).unwrap() else {
+        panic!()
+    };
+    assert_eq!(alarm.region.as_deref(), Some("us-east-1"), "the ARN's region");
+}
+
+#[test]
+fn sns_envelopes_with_either_spelling_of_the_url_fields_should_give_the_message_id() {
+    for (file, id) in [
+        ("sns/sns-signing-cert-url-uppercase.json", "5e4f3a21-bc0d-5e9f-a081-2c3d4e5f6071"),
+        ("sns/sns-wrapped-ecs-task-stopped.json", ""),
+    ] {
+        let Trigger::EcsTask(e) = Trigger::parse(&load(file)).unwrap() else { panic!("{file}") };
+        let got = e.meta.sns_message_id.unwrap_or_default();
+        assert!(!got.is_empty() && (id.is_empty() || got == id), "{file}: {got}");
     }
 }
 

@@ -10,10 +10,11 @@ pub mod pipeline;
 pub mod runbook;
 
 use aws_lambda_events::cloudwatch_alarms::CloudWatchAlarm;
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sns::SnsEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::lenient;
 
 pub use alarm::{AlarmChange, AlarmKind, AlarmOrigin, AlarmState, MetricRef};
 pub use ecs::{ContainerState, DeploymentStateChange, ServiceAction, TaskStateChange};
@@ -21,6 +22,31 @@ pub use pipeline::{PipelineDetail, PipelineLevel};
 pub use runbook::{RunbookAction, RunbookRequest};
 
 pub use crate::error::TriggerError;
+
+/// The EventBridge envelope as AWS and re-publishers really send it
+/// (`aws_lambda_events`' `EventBridgeEvent` refuses an integer `version` and
+/// a `+0000` offset in `time`). `version` is not read at all: it is `"0"`,
+/// `0`, `0.0` or absent depending on the sender. `time` takes any offset
+/// style ([`lenient::parse_time`]); `resources` may be `null`; `detail`
+/// may be an object or a JSON string.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct RawEnvelope {
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    id: Option<String>,
+    detail_type: String,
+    source: String,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    account: Option<String>,
+    #[serde(default, deserialize_with = "lenient::opt_time")]
+    time: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default, deserialize_with = "lenient::opt_string")]
+    region: Option<String>,
+    #[serde(default, deserialize_with = "lenient::strings_or_null")]
+    resources: Vec<String>,
+    #[serde(default)]
+    detail: Value,
+}
 
 /// Envelope facts shared by every EventBridge-delivered trigger.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -122,36 +148,42 @@ impl Trigger {
     }
 
     fn from_eventbridge(input: &Value, sns_message_id: Option<String>) -> Result<Self, TriggerError> {
-        let event: EventBridgeEvent<Value> =
+        let event: RawEnvelope =
             serde_json::from_value(input.clone()).map_err(|e| TriggerError::malformed("EventBridge event", e))?;
         let meta = EventMeta {
             // Every real EventBridge event has an id; hand-made ones may not,
             // and must not share one idempotency key, so they get their content hash.
-            id: event.id.clone().unwrap_or_else(|| content_id(input)),
-            source: event.source.clone(),
-            detail_type: event.detail_type.clone(),
+            id: event.id.filter(|id| !id.trim().is_empty()).unwrap_or_else(|| content_id(input)),
+            source: event.source,
+            detail_type: event.detail_type,
             time: event.time,
-            account: event.account.clone(),
-            region: event.region.clone(),
-            resources: event.resources.clone().unwrap_or_default(),
+            account: event.account,
+            region: event.region,
+            resources: event.resources,
             sns_message_id,
         };
-        let detail = if event.detail.is_null() {
+        let detail = match event.detail {
             // Some re-publishers put the alarm under `alarmData` on an EventBridge envelope.
-            input.get("alarmData").cloned().unwrap_or(Value::Null)
-        } else {
-            event.detail
+            Value::Null => input.get("alarmData").cloned().unwrap_or(Value::Null),
+            // EventBridge Scheduler's default notification sends `"detail": "{}"`,
+            // and some re-publishers stringify the detail: read the JSON inside.
+            Value::String(text) => serde_json::from_str(&text).unwrap_or(Value::String(text)),
+            other => other,
         };
         let typed = |what: &str| format!("`{}` detail from {}", what, meta.source);
         match (meta.source.as_str(), meta.detail_type.as_str()) {
             ("aws.ecs", "ECS Task State Change") => {
-                let detail = serde_json::from_value(detail)
-                    .map_err(|e| TriggerError::malformed(&typed("ECS Task State Change"), e))?;
+                let what = typed("ECS Task State Change");
+                let detail: TaskStateChange =
+                    serde_json::from_value(detail).map_err(|e| TriggerError::malformed(&what, e))?;
+                let detail = ecs::complete_task(detail, &meta.resources, &what)?;
                 Ok(Self::EcsTask(Envelope { meta, detail }))
             }
             ("aws.ecs", "ECS Service Action") => {
-                let detail = serde_json::from_value(detail)
-                    .map_err(|e| TriggerError::malformed(&typed("ECS Service Action"), e))?;
+                let what = typed("ECS Service Action");
+                let detail: ServiceAction =
+                    serde_json::from_value(detail).map_err(|e| TriggerError::malformed(&what, e))?;
+                let detail = ecs::complete_service_action(detail, &meta.resources, &what)?;
                 Ok(Self::EcsServiceAction(Envelope { meta, detail }))
             }
             ("aws.ecs", "ECS Deployment State Change") => {

@@ -155,11 +155,14 @@ async fn main() {
     }
 }
 
+/// One function's row: its label and the calls to open, join and resolve, per run.
+type IncidentRow = (&'static str, Vec<u64>, Vec<u64>, Vec<u64>);
+
 /// AWS calls of opening, joining and resolving an incident, per function
 /// that drives incidents: the median over `RUNS` fresh services each.
 async fn incident_calls(bed: &TestBed) {
     const RUNS: usize = 3;
-    let mut rows: Vec<(&str, Vec<u64>, Vec<u64>, Vec<u64>)> = Vec::new();
+    let mut rows: Vec<IncidentRow> = Vec::new();
     let task = |n: u64| format!("{:032x}", 0xbc00_0000_u64 + n);
     // ecs-events: a crashed task opens, another joins, steady state resolves.
     let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());

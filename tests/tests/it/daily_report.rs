@@ -31,8 +31,8 @@ async fn the_daily_report_lists_every_service_worst_first_and_links_its_json_and
     let web_at = body.find(&format!("{}/web", web.cluster)).expect("web listed");
     assert!(api_at < web_at, "worst first:\n{body}");
     assert!(body.contains(&format!("incident {incident} open")), "{body}");
-    assert!(body.contains("HTML: http"), "a presigned link: {body}");
-    assert!(body.contains("temporary credentials"), "says how long links live: {body}");
+    assert!(body.contains("- HTML in the S3 console (sign-in needed"), "a console link: {body}");
+    assert!(body.contains("  HTML presigned, opens without sign-in for "), "a presigned link, its lifetime: {body}");
 
     let date = chrono::Utc::now().format("%Y-%m-%d").to_string();
     let get = |key: String| {

@@ -4,35 +4,152 @@ use autopilot_tests::{LambdaProcess, TestBed, binary, fixture, fixtures_in};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// The function an input is for, read from its content the way EventBridge
+/// rules, SNS subscriptions, schedules and people route it: ECS events (also
+/// wrapped in SNS) to `ecs-events`, alarms (EventBridge, classic SNS, alarm
+/// action) to `alarm-responder`, CodePipeline to `pipeline-events`, schedules
+/// to `scheduled-reports`, runbook requests to `runbook`. Anything else is not
+/// ours; it goes to `ecs-events`, which must refuse it.
+fn function_for(v: &Value) -> &'static str {
+    let by_source = |e: &Value| match e["source"].as_str().unwrap_or_default() {
+        "aws.cloudwatch" => "alarm-responder",
+        "aws.codepipeline" => "pipeline-events",
+        "aws.events" | "aws.scheduler" => "scheduled-reports",
+        _ if e.get("alarmData").is_some() => "alarm-responder",
+        _ => "ecs-events",
+    };
+    if v.get("action").is_some() {
+        return "runbook";
+    }
+    if v.get("job").is_some() {
+        return "scheduled-reports";
+    }
+    if let Some(message) = v.pointer("/Records/0/Sns/Message") {
+        let inner: Value = message.as_str().and_then(|m| serde_json::from_str(m).ok()).unwrap_or(Value::Null);
+        return if inner.get("AlarmName").is_some() { "alarm-responder" } else { by_source(&inner) };
+    }
+    by_source(v)
+}
+
+/// Which function each fixture folder feeds, and the Outcome kinds it answers.
+const FOLDERS: &[(&str, &str, &[&str])] = &[
+    ("ecs", "ecs-events", &["ecs-task-stopped", "ecs-service-action", "ecs-deployment", "ignored"]),
+    ("sns", "ecs-events", &["ecs-task-stopped", "ecs-deployment"]),
+    ("alarm", "alarm-responder", &["alarm"]),
+    ("pipeline", "pipeline-events", &["pipeline"]),
+    ("schedule", "scheduled-reports", &["report"]),
+    ("runbook", "runbook", &["runbook"]),
+    ("malformed", "", &[]),
+];
+
+/// Fixtures under `malformed/` that a function answers: named before the
+/// parser read a task's ARN from `resources` (where EventBridge puts it).
+const ANSWERED_DESPITE_THEIR_FOLDER: &[&str] = &["malformed/ecs-task-missing-task-arn.json"];
+
 #[tokio::test(flavor = "multi_thread")]
-async fn every_function_should_start_and_answer_its_fixtures_with_an_outcome() {
+async fn every_fixture_should_be_answered_by_the_binary_of_its_function() {
     let bed = TestBed::new("fixtures").await;
-    let cases: &[(&str, &[&str], &str)] = &[
-        ("ecs-events", &["ecs", "sns"], ""),
-        ("alarm-responder", &["alarm"], "alarm"),
-        ("pipeline-events", &["pipeline"], "pipeline"),
-        ("scheduled-reports", &["schedule"], "report"),
-        ("runbook", &["runbook"], "runbook"),
-    ];
-    for (function, dirs, kind) in cases {
-        let mut p = bed.start(function, &[]);
-        for dir in *dirs {
-            for file in fixtures_in(dir) {
-                let outcome = tokio::task::block_in_place(|| p.invoke(&fixture(&file))).expect_response(&file);
-                for key in [
-                    "kind", "cluster", "service", "incident", "severity", "cause", "summary", "notified", "evidence",
-                    "actions",
-                ] {
-                    assert!(outcome.get(key).is_some(), "{function} {file}: Outcome lacks {key}: {outcome}");
-                }
-                if !kind.is_empty() {
-                    assert_eq!(outcome["kind"], *kind, "{function} {file}: {outcome}");
-                }
-                assert!(outcome["actions"].is_array(), "{file}");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&root)
+        .expect("fixtures")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|d| d != "redaction")
+        .collect();
+    on_disk.sort();
+    let mut covered: Vec<String> = FOLDERS.iter().map(|(d, ..)| d.to_string()).collect();
+    covered.sort();
+    assert_eq!(on_disk, covered, "every fixture folder is routed here (redaction/ holds the corpus, not events)");
+
+    let mut processes: std::collections::BTreeMap<&str, LambdaProcess> = std::collections::BTreeMap::new();
+    let mut outcomes: std::collections::BTreeMap<String, Value> = std::collections::BTreeMap::new();
+    let mut answered = 0;
+    let mut refused = 0;
+    for (dir, folder_function, kinds) in FOLDERS {
+        for file in fixtures_in(dir) {
+            let event = fixture(&file);
+            let function = function_for(&event);
+            if !folder_function.is_empty() {
+                assert_eq!(function, *folder_function, "{file} is routed to the function of its folder");
             }
+            let p = processes.entry(function).or_insert_with(|| bed.start(function, &[]));
+            let result = tokio::task::block_in_place(|| p.invoke(&event));
+            if *dir == "malformed" && !ANSWERED_DESPITE_THEIR_FOLDER.contains(&file.as_str()) {
+                let (error_type, message) = result.expect_error(&file);
+                assert_eq!(error_type, "InvalidEvent", "{function} {file}: {message}");
+                assert!(!message.is_empty(), "{file}");
+                refused += 1;
+                continue;
+            }
+            let outcome = result.expect_response(&format!("{function} {file}"));
+            for key in [
+                "kind", "cluster", "service", "incident", "severity", "cause", "summary", "notified", "evidence",
+                "actions",
+            ] {
+                assert!(outcome.get(key).is_some(), "{function} {file}: Outcome lacks {key}: {outcome}");
+            }
+            assert!(outcome["actions"].is_array(), "{file}");
+            let kind = outcome["kind"].as_str().unwrap_or_default();
+            if !kinds.is_empty() {
+                assert!(kinds.contains(&kind), "{function} {file}: kind {kind}: {outcome}");
+            }
+            outcomes.insert(file, outcome);
+            answered += 1;
         }
+    }
+    for (function, p) in &mut processes {
         assert!(p.is_running(), "{function} must keep running");
     }
+
+    // The variants of issue 20, each answered as the event it is.
+    let task_events: Vec<&String> = outcomes
+        .keys()
+        .filter(|f| f.starts_with("ecs/task-event-") || ANSWERED_DESPITE_THEIR_FOLDER.contains(&f.as_str()))
+        .collect();
+    assert_eq!(task_events.len(), 6, "{task_events:?}");
+    for file in task_events {
+        let o = &outcomes[file];
+        // A crashed task of prod/api: it opens or joins that service's incident.
+        assert_eq!(
+            (o["kind"].as_str(), o["cluster"].as_str(), o["service"].as_str()),
+            (Some("ecs-task-stopped"), Some("prod"), Some("api")),
+            "{file}: {o}"
+        );
+        assert!(o["incident"].is_string(), "{file}: {o}");
+    }
+    let o = &outcomes["ecs/service-action-without-cluster-arn.json"];
+    assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some("prod"), Some("api")), "{o}");
+    for file in [
+        "alarm/sns-classic-region-display-name.json",
+        "alarm/sns-signing-cert-url-uppercase.json",
+        "alarm/eventbridge-version-integer-time-offset.json",
+    ] {
+        let o = &outcomes[file];
+        assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some("prod"), Some("api")), "{file}: {o}");
+    }
+    let o = &outcomes["sns/sns-signing-cert-url-uppercase.json"];
+    assert_eq!((o["kind"].as_str(), o["cluster"].as_str()), (Some("ecs-task-stopped"), Some("prod")), "{o}");
+    let o = &outcomes["schedule/scheduler-default-notification.json"];
+    assert!(o["summary"].as_str().is_some_and(|s| s.starts_with("daily report")), "{o}");
+    let o = &outcomes["schedule/scheduler-detail-string-with-job.json"];
+    assert!(o["summary"].as_str().is_some_and(|s| s.starts_with("escalation:")), "{o}");
+    let o = &outcomes["pipeline/stage-failed-version-integer-time-offset.json"];
+    assert!(o["incident"].is_string(), "a failed stage opens its execution's incident: {o}");
+    eprintln!("fixtures: {answered} answered with an Outcome, {refused} refused as InvalidEvent");
+
+    // The alarm naming its region for people, alone on a fresh bed (above it
+    // joined the open incident quietly): its alert links the region's console.
+    let bed = TestBed::new("region").await;
+    let mut p = bed.start("alarm-responder", &[]);
+    let file = "alarm/sns-classic-region-display-name.json";
+    let o = tokio::task::block_in_place(|| p.invoke(&fixture(file))).expect_response(file);
+    assert!(o["notified"].as_str().is_some_and(|n| !n.starts_with("suppressed")), "{o}");
+    let alerts = bed.notifications().await;
+    assert!(
+        alerts.iter().any(|n| n.message.contains("https://eu-west-1.console.aws.amazon.com/ecs/")),
+        "the alert links the ECS console of eu-west-1 (\"EU (Ireland)\"): {alerts:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -22,6 +22,7 @@ mod pipeline;
 mod races;
 mod redaction;
 mod redelivery;
+mod report_links;
 mod stale_triggers;
 mod timeouts;
 mod truth;

@@ -1,11 +1,15 @@
-//! No secret leaves through any channel: the redaction corpus
-//! (`tests/fixtures/redaction/corpus.json`, the same shapes the unit tests of
-//! `shared/src/redact.rs` check) is planted in a task definition's
-//! environment, in the failing container's log (one shape per line, plus a
-//! private key split over log events), and in the stop reason; then the
-//! incident opens, is updated and resolves, and the runbook diagnoses and
-//! plans. No secret may appear in any SNS message, S3 object, reply or log
-//! line of the functions; the readable corpus must come through unchanged.
+//! No secret leaves through any channel: the whole redaction corpus
+//! (`tests/fixtures/redaction/corpus.json`, the file the unit tests of
+//! `shared/src/redact.rs` read: at least 150 secret shapes, each in the line
+//! it would appear in, and at least 60 readable look-alikes) is planted in a
+//! task definition's environment (every secret as a value, every line as a
+//! value, and every `NAME=value` line as the variable it is), in the failing
+//! container's log (one shape per line, plus a private key split over log
+//! events), and in the stop reason; then the incident opens, is updated and
+//! resolves, and the runbook diagnoses and plans. No secret may appear in
+//! any SNS message (the structure SNS received: plain text and chat), S3
+//! object, runbook reply or log line of the functions; every readable value
+//! must come through unchanged, in the alert and in the evidence.
 
 use autopilot_tests::{PLANTED_SECRET, SeededService, TestBed, fixture};
 use serde_json::{Value, json};
@@ -30,6 +34,37 @@ fn corpus() -> Corpus {
     }
 }
 
+/// The messages published to `topic_arn` as SNS received them (the raw
+/// `Message` parameter: the `MessageStructure=json` structure with the plain
+/// text and the chat notification), from the local server's
+/// `/moto-api/data.json`, retried while other tests change the dump.
+fn published(topic_arn: &str) -> Vec<String> {
+    use std::io::{Read, Write};
+    let endpoint = autopilot_tests::testbed::endpoint();
+    let host = endpoint.trim_start_matches("http://").trim_end_matches('/').to_string();
+    for _ in 0..10 {
+        let mut stream = std::net::TcpStream::connect(&host).expect("connect to the local server");
+        write!(stream, "GET /moto-api/data.json HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n").expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        if let Some((head, body)) = response.split_once("\r\n\r\n")
+            && head.contains(" 200 ")
+            && let Ok(data) = serde_json::from_str::<Value>(body)
+        {
+            let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
+            let topic = topics.iter().find(|t| t["arn"] == topic_arn).expect("the test's topic");
+            return topic["sent_notifications"]
+                .as_array()
+                .expect("sent notifications")
+                .iter()
+                .filter_map(|n| n[1].as_str().map(str::to_string))
+                .collect();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    panic!("/moto-api/data.json kept failing");
+}
+
 const PEM_BODY: [&str; 3] = [
     "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
     "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu",
@@ -39,16 +74,26 @@ const PEM_BODY: [&str; 3] = [
 #[tokio::test(flavor = "multi_thread")]
 async fn secrets_planted_in_every_input_never_leave_through_any_channel() {
     let c = corpus();
-    assert!(c.leaks.len() >= 60 && c.readable.len() >= 30, "{} leaks, {} readable", c.leaks.len(), c.readable.len());
+    assert!(c.leaks.len() >= 150 && c.readable.len() >= 60, "{} leaks, {} readable", c.leaks.len(), c.readable.len());
     let bed = TestBed::new("redact").await;
     let svc = SeededService::create(&bed, "api", 2).await;
 
-    // Environment: secret-named variables holding corpus secrets, and
-    // ordinary names holding credential-shaped text.
+    // Environment: every secret under a secret name, every line under an
+    // ordinary name, every `NAME=value` line as its own variable, and every
+    // readable value under an ordinary name.
     let mut env: Vec<(String, String)> = Vec::new();
-    for (i, (_, text, secret)) in c.leaks.iter().enumerate().take(40) {
+    for (i, (_, text, secret)) in c.leaks.iter().enumerate() {
         env.push((format!("SERVICE_{i}_SECRET"), secret.clone()));
         env.push((format!("NOTE_{i}"), text.clone()));
+        if let Some((name, value)) = text.split_once('=')
+            && !name.is_empty()
+            && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            env.push((name.to_string(), value.to_string()));
+        }
+    }
+    for (i, r) in c.readable.iter().enumerate() {
+        env.push((format!("READABLE_{i}"), r.clone()));
     }
     let revision = svc.register_with_environment(&bed, &env).await;
 
@@ -94,6 +139,10 @@ async fn secrets_planted_in_every_input_never_leave_through_any_channel() {
     for n in &notes {
         channels.push((format!("SNS {}", n.subject), format!("{}\n{}", n.subject, n.message)));
     }
+    // What SNS itself received: the plain text and the chat notification.
+    for (i, raw) in published(&bed.topic_arn).into_iter().enumerate() {
+        channels.push((format!("SNS message {i} as published (text and chat)"), raw));
+    }
     for key in bed.evidence_keys().await {
         let obj = bed.s3.get_object().bucket(&bed.bucket).key(&key).send().await.expect("get");
         let body = obj.body.collect().await.expect("body").into_bytes();
@@ -128,6 +177,28 @@ async fn secrets_planted_in_every_input_never_leave_through_any_channel() {
     let shown = |r: &str| r.chars().map(|c| if c.is_control() && c != '\t' { ' ' } else { c }).collect::<String>();
     let mangled: Vec<&String> = c.readable.iter().filter(|r| !alert.contains(shown(r).as_str())).collect();
     assert!(mangled.is_empty(), "readable text changed or missing in the alert: {mangled:#?}");
+    // And in the evidence: the task definition keeps every readable value as it was.
+    let task_definitions: Vec<&(String, String)> =
+        channels.iter().filter(|(name, _)| name.starts_with("S3 ") && name.ends_with("task-definition.json")).collect();
+    assert!(!task_definitions.is_empty(), "the task definition is in the evidence");
+    for (name, body) in task_definitions {
+        let td: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let kept: std::collections::BTreeMap<String, String> = td
+            .pointer("/containers/0/environment")
+            .and_then(Value::as_array)
+            .unwrap_or_else(|| panic!("{name}: no environment: {td}"))
+            .iter()
+            .filter_map(|e| Some((e["name"].as_str()?.to_string(), e["value"].as_str()?.to_string())))
+            .collect();
+        let changed: Vec<String> = c
+            .readable
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| kept.get(&format!("READABLE_{i}")) != Some(*r))
+            .map(|(i, r)| format!("READABLE_{i} {r:?} -> {:?}", kept.get(&format!("READABLE_{i}"))))
+            .collect();
+        assert!(changed.is_empty(), "{name}: readable values changed:\n{}", changed.join("\n"));
+    }
     assert!(alert.contains("ERROR fatal: giving up"), "the excerpt goes on after the key");
     eprintln!(
         "redaction corpus: {} secret shapes over {} channel texts, 0 leaks; {} readable texts intact",

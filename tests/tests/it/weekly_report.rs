@@ -213,14 +213,20 @@ async fn the_weekly_review_reads_a_week_of_metrics_and_delivery_and_stores_json_
     let body = &n.message;
     assert!(body.contains("raise the autoscaling maximum from 3 to 4 tasks"), "{body}");
     assert!(body.contains("change failure rate 67 %"), "{body}");
-    let link = |label: &str| {
+    // Each object's console and presigned link (report_links.rs opens them).
+    let link = |start: String| {
         body.lines()
-            .find_map(|l| l.strip_prefix(&format!("{label}: ")))
-            .unwrap_or_else(|| panic!("{label} link: {body}"))
+            .find(|l| l.starts_with(&start))
+            .and_then(|l| l.rsplit_once(": "))
+            .map(|(_, url)| url)
+            .unwrap_or_else(|| panic!("{start} link: {body}"))
     };
-    assert!(link("HTML").starts_with("http") && link("HTML").contains(&format!("reports/weekly/{week}/report.html")));
-    assert!(link("JSON").starts_with("http") && link("JSON").contains(&format!("reports/weekly/{week}/report.json")));
-    assert!(body.contains("temporary credentials"), "says how long links live: {body}");
+    for (label, file) in [("HTML", "report.html"), ("JSON", "report.json")] {
+        let console = link(format!("- {label} in the S3 console"));
+        assert!(console.starts_with("https://") && console.ends_with(&format!("reports/weekly/{week}/{file}")));
+        let presigned = link(format!("  {label} presigned, opens without sign-in for "));
+        assert!(presigned.starts_with("http") && presigned.contains(&format!("reports/weekly/{week}/{file}?")));
+    }
     if let Ok(dir) = std::env::var("REPORT_HTML_DIR") {
         // For looking at it (headless Chromium screenshots).
         std::fs::write(format!("{dir}/weekly.html"), &page).expect("write the page");
