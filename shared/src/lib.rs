@@ -44,16 +44,14 @@ pub mod redact;
 pub mod telemetry;
 pub mod time;
 
-pub mod chat;
-pub mod daily_report;
 pub mod diagnosis;
 pub mod evidence;
 pub mod incident;
+pub mod notify;
 pub mod pipeline;
-pub mod render;
+pub mod reports;
 pub mod snapshot;
 pub mod trigger;
-pub mod weekly_report;
 
 pub mod adapters;
 

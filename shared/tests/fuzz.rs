@@ -16,11 +16,11 @@ use serde_json::{Value, json};
 use shared::AutopilotError;
 use shared::context::Function;
 use shared::diagnosis::classify::{classify_stop, refine_with_log};
-use shared::outcome::{ActionRecord, ActionStatus, Cause, Kind, Severity};
-use shared::redact::Redactor;
-use shared::render::{
+use shared::notify::render::{
     AlertView, EvidenceStatus, Links, ResolvedView, fit_body, render_alert, render_resolved, subject_line,
 };
+use shared::outcome::{ActionRecord, ActionStatus, Cause, Kind, Severity};
+use shared::redact::Redactor;
 use shared::trigger::{ContainerState, TaskStateChange, Trigger};
 use std::io::Write;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -437,7 +437,7 @@ fn render_is_sound(r: &Rendered, update: bool, severity: Severity, cause: Cause)
         prop_assert!(!m.body.contains(PLANTED), "the planted secret left in an alert");
         prop_assert!(!m.subject.contains(PLANTED));
         prop_assert!(m.body.contains("Incident:"));
-        prop_assert!(fit_body(&m.body).len() <= shared::render::MAX_BODY_BYTES);
+        prop_assert!(fit_body(&m.body).len() <= shared::notify::render::MAX_BODY_BYTES);
     }
     let notes: Vec<String> = r.findings.iter().map(|f| format!("{f} {PLANTED}")).collect();
     let view = ResolvedView {

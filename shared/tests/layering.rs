@@ -22,14 +22,12 @@ const LAYERS: &[(&str, u8)] = &[
     ("redact", 1),
     ("telemetry", 1),
     ("time", 1),
-    ("chat", 2),
-    ("daily_report", 2),
-    ("weekly_report", 2),
     ("diagnosis", 2),
     ("evidence", 2),
     ("incident", 2),
+    ("notify", 2),
     ("pipeline", 2),
-    ("render", 2),
+    ("reports", 2),
     ("snapshot", 2),
     ("trigger", 2),
     ("adapters", 3),
@@ -50,11 +48,9 @@ const PURE: &[&str] = &[
     "lenient.rs",
     "arn.rs",
     "snapshot.rs",
-    "render.rs",
-    "chat.rs",
+    "notify/",
     "evidence.rs",
-    "daily_report.rs",
-    "weekly_report.rs",
+    "reports/",
     "incident/machine.rs",
     "incident/subject.rs",
     "pipeline.rs",
@@ -352,12 +348,12 @@ fn the_checks_catch_an_upward_import_a_planted_circle_and_a_flow_importing_a_flo
     let upward = planted(&[("incident/machine.rs", "use crate::incident::shell::drive;\n")]);
     assert_eq!(layering_violations(&upward).len(), 1, "{:?}", layering_violations(&upward));
     let circle = planted(&[
-        ("render.rs", "use crate::chat::x;\n"),
-        ("chat.rs", "use crate::evidence::y;\n"),
-        ("evidence.rs", "pub fn f() { crate::render::z(); }\n"),
-        ("snapshot.rs", "use crate::render::w;\n#[cfg(test)]\nuse crate::snapshot::q;\n"),
+        ("notify/render.rs", "use crate::pipeline::x;\n"),
+        ("pipeline.rs", "use crate::evidence::y;\n"),
+        ("evidence.rs", "pub fn f() { crate::notify::render::z(); }\n"),
+        ("snapshot.rs", "use crate::notify::render::w;\n#[cfg(test)]\nuse crate::snapshot::q;\n"),
     ]);
-    assert_eq!(circles(&circle), vec!["chat -> evidence -> render -> chat".to_string()]);
+    assert_eq!(circles(&circle), vec!["evidence -> notify::render -> pipeline -> evidence".to_string()]);
     let parent_child = planted(&[
         ("adapters/state/mod.rs", "pub use incidents::Write;\nmod incidents;\n"),
         ("adapters/state/incidents.rs", "use super::{keys, s};\n"),

@@ -169,19 +169,19 @@ pub async fn alarms_in_alarm(clients: &Clients) -> Result<Vec<FiringAlarm>, AwsE
 }
 
 /// One `GetMetricData` call over `queries` (at most 500, CloudWatch's
-/// limit; the planner in [`crate::weekly_report::plan_queries`] keeps to
+/// limit; the planner in [`crate::reports::weekly::plan_queries`] keeps to
 /// it) from `start` to `end` (epoch seconds), following `NextToken` until
 /// every datapoint is read. Datapoints per query id, oldest first.
 pub async fn metric_data(
     clients: &Clients,
-    queries: &[crate::weekly_report::MetricQuery],
+    queries: &[crate::reports::weekly::MetricQuery],
     start: i64,
     end: i64,
 ) -> Result<std::collections::BTreeMap<String, Vec<(i64, f64)>>, AwsError> {
     use aws_sdk_cloudwatch::primitives::DateTime;
     use aws_sdk_cloudwatch::types::{Dimension, Metric, MetricDataQuery, MetricStat, ScanBy};
     let resource = format!("{} queries", queries.len());
-    if queries.len() > crate::weekly_report::MAX_QUERIES_PER_CALL {
+    if queries.len() > crate::reports::weekly::MAX_QUERIES_PER_CALL {
         return Err(AwsError::answer(
             "cloudwatch",
             "GetMetricData",

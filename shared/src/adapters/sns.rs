@@ -1,7 +1,7 @@
 //! SNS: the notifier. Every message carries the attributes subscribers
 //! filter on (`severity`, `cluster`, `service`, `cause`, `kind`, `team`).
 //!
-//! Published with `MessageStructure=json` ([`crate::chat::sns_message`]):
+//! Published with `MessageStructure=json` ([`crate::notify::chat::sns_message`]):
 //! the plain text under `default` (SNS sends it to e-mail, SQS, Lambda, HTTP
 //! and every protocol without a key of its own) and the Amazon Q Developer
 //! custom notification under `https`, the protocol the chat integration
@@ -10,8 +10,8 @@
 use aws_sdk_sns::types::MessageAttributeValue;
 
 use super::{AwsError, Clients, aws_error};
+use crate::notify::render::Message;
 use crate::outcome::Kind;
-use crate::render::Message;
 
 fn attribute(value: &str) -> Option<MessageAttributeValue> {
     // SNS rejects empty attribute values.
@@ -25,8 +25,8 @@ fn kind_word(kind: Kind) -> String {
 
 /// Publish; returns the SNS message id.
 pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<String, AwsError> {
-    let message = crate::chat::sns_message(m);
-    let subject = crate::render::subject_line(&m.subject);
+    let message = crate::notify::chat::sns_message(m);
+    let subject = crate::notify::render::subject_line(&m.subject);
     let mut req =
         clients.sns().publish().topic_arn(topic_arn).subject(subject).message_structure("json").message(message);
     for (k, v) in [

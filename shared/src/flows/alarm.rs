@@ -18,8 +18,8 @@ use crate::error::AutopilotError;
 use crate::incident::machine::{Input, ProblemKey, ProblemSignal, Recovery, RecoveryScope};
 use crate::incident::service::{self, ServiceSignal};
 use crate::incident::shell::publish_failed;
+use crate::notify::render::{Message, subject_line};
 use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
-use crate::render::{Message, subject_line};
 use crate::time::{iso, now};
 use crate::trigger::{AlarmChange, AlarmState, Trigger};
 
@@ -442,14 +442,14 @@ async fn unmapped_alert(
         cause: a.cause,
         kind: Kind::Alarm,
         incident: None,
-        event_type: crate::render::EventType::AlarmNotice,
+        event_type: crate::notify::render::EventType::AlarmNotice,
         highlights: vec![
             format!("Alarm {} is {:?} (was {:?})", alarm.name, alarm.state, alarm.previous_state),
             format!("Reason: {}", alarm.reason),
             "No ECS service mapped (no ClusterName/ServiceName dimensions, no known target group): no runbook ran"
                 .into(),
         ],
-        next_steps: crate::render::steps_of(a.cause),
+        next_steps: crate::notify::render::steps_of(a.cause),
         links: Vec::new(),
         evidence: None,
         team: None,

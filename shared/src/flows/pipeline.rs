@@ -27,8 +27,9 @@ use crate::incident::machine::{Input, ProblemKey, ProblemSignal, Recovery, Recov
 use crate::incident::pipeline::{self as kind, Fix, PipelineEvent as KindEvent, deploy_link, ecs_target};
 use crate::incident::shell::publish_failed;
 use crate::incident::subject::Subject;
+use crate::notify::pipeline::{ApprovalView, PipelineLinks, render_approval};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
-use crate::pipeline::{self as decide, ActionFacts, ApprovalView, PipelineLinks, Reading};
+use crate::pipeline::{self as decide, ActionFacts, Reading};
 use crate::time::{iso, now};
 use crate::trigger::{Envelope, PipelineDetail, PipelineLevel, Trigger};
 
@@ -345,7 +346,7 @@ async fn approval(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, Autopilo
             links: &links,
         };
         let redactor = crate::telemetry::redactor();
-        let mut message = decide::render_approval(&view, &redactor);
+        let mut message = render_approval(&view, &redactor);
         message.team = tags
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("autopilot:team"))

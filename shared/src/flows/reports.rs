@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 use super::{Flow, FlowFuture};
 use crate::adapters::sns::publish;
 use crate::context::{App, Function};
-use crate::daily_report::{ObjectLinks, ReportObject};
 use crate::error::AutopilotError;
 use crate::incident::Subject;
 use crate::incident::machine::{Input, MessageKind, Verdict};
@@ -31,6 +30,7 @@ use crate::incident::pipeline::PipelinePort;
 use crate::incident::service::ServicePort;
 use crate::incident::shell::{self, Driven};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
+use crate::reports::daily::{ObjectLinks, ReportObject};
 use crate::time::{iso, now};
 use crate::trigger::{Job, Trigger};
 
@@ -146,7 +146,7 @@ const LINK_LIFETIME: std::time::Duration = crate::adapters::s3::MAX_PRESIGN_LIFE
 /// The daily health check over every service in scope.
 async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
     use crate::adapters::{cloudwatch, ecs};
-    use crate::daily_report::{build, html, summary};
+    use crate::reports::daily::{build, html, summary};
     use futures::StreamExt;
     let t = now();
     let since = t - 24 * 3600;
@@ -188,11 +188,11 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
     let (subject_line, body) = summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
     let worst = report.services.first().map(|s| s.health);
     let severity = match worst {
-        Some(crate::daily_report::Health::Down) => Severity::Sev2,
-        Some(crate::daily_report::Health::Degraded) => Severity::Sev3,
+        Some(crate::reports::daily::Health::Down) => Severity::Sev2,
+        Some(crate::reports::daily::Health::Degraded) => Severity::Sev3,
         _ => Severity::Info,
     };
-    let message = crate::render::Message {
+    let message = crate::notify::render::Message {
         subject: redactor.text(&subject_line),
         // Redacted except our own links (the console and presigned URLs).
         body: body.render(&redactor),
@@ -202,7 +202,7 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
         cause: Cause::Expected,
         kind: Kind::Report,
         incident: None,
-        event_type: crate::render::EventType::Report,
+        event_type: crate::notify::render::EventType::Report,
         // The worst services first, for chat's short text.
         highlights: report
             .services
@@ -288,7 +288,7 @@ async fn store_report(app: &App, prefix: &str, json_value: &Value, page: String)
 /// The weekly capacity review over every service in scope.
 async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
     use crate::adapters::{autoscaling, cloudwatch, ecs, elb};
-    use crate::weekly_report::{self as wr, LoadBalancedTarget, MetricAnswers, ReportWindow, ServiceRef};
+    use crate::reports::weekly::{self as wr, LoadBalancedTarget, MetricAnswers, ReportWindow, ServiceRef};
     use futures::StreamExt;
     let t = now();
     // Whole hours, so that hourly datapoints line up with CloudWatch's.
@@ -381,7 +381,7 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
     let prefix = format!("reports/weekly/{week}/");
     let objects = store_report(app, &prefix, &json_value, page).await;
     let (subject_line, body) = wr::summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
-    let message = crate::render::Message {
+    let message = crate::notify::render::Message {
         subject: redactor.text(&subject_line),
         // Redacted except our own links (the console and presigned URLs).
         body: body.render(&redactor),
@@ -391,7 +391,7 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
         cause: Cause::Expected,
         kind: Kind::Report,
         incident: None,
-        event_type: crate::render::EventType::Report,
+        event_type: crate::notify::render::EventType::Report,
         highlights: report
             .services
             .iter()
@@ -438,8 +438,8 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
 struct WeeklyReads<'a> {
     scaling: &'a Result<Vec<(String, i32, i32)>, crate::error::AwsError>,
     lbs: &'a Result<Vec<crate::adapters::elb::TargetGroupLoadBalancers>, crate::error::AwsError>,
-    refs: &'a [crate::weekly_report::ServiceRef],
-    answers: &'a crate::weekly_report::MetricAnswers,
+    refs: &'a [crate::reports::weekly::ServiceRef],
+    answers: &'a crate::reports::weekly::MetricAnswers,
     start: i64,
     end: i64,
     attribution: i64,
@@ -452,9 +452,9 @@ async fn week_of_service(
     r: &WeeklyReads<'_>,
     i: usize,
     s: &crate::snapshot::ServiceSnapshot,
-) -> (crate::weekly_report::ServiceWeek, crate::weekly_report::DeliveryFacts) {
+) -> (crate::reports::weekly::ServiceWeek, crate::reports::weekly::DeliveryFacts) {
     use crate::adapters::ecs;
-    use crate::weekly_report::{
+    use crate::reports::weekly::{
         self as wr, Autoscaling, CapacityFacts, DeliveryFacts, DeploymentRecord, FargateSize, WeekFacts,
     };
     let (scaling, lbs, refs, answers, start, end, attribution) =
@@ -540,7 +540,7 @@ async fn week_of_service(
                 .filter_map(|l| {
                     let running_at = l.finished_at.filter(|t| *t >= start)?;
                     let commit = l.commit.as_ref()?;
-                    Some(crate::weekly_report::LeadTimeSample {
+                    Some(crate::reports::weekly::LeadTimeSample {
                         cluster: s.cluster.clone(),
                         service: s.service.clone(),
                         commit: Some(commit.id.clone()),
@@ -577,9 +577,9 @@ async fn day_of_service(
     snapshot: Option<crate::snapshot::ServiceSnapshot>,
     (alarms, alarms_unread): (&[crate::adapters::cloudwatch::FiringAlarm], &Option<String>),
     since: i64,
-) -> crate::daily_report::ServiceDay {
+) -> crate::reports::daily::ServiceDay {
     use crate::adapters::{ecs, elb, logs};
-    use crate::daily_report::{ErrorCount, ServiceFacts, TargetCount, judge};
+    use crate::reports::daily::{ErrorCount, ServiceFacts, TargetCount, judge};
     let cluster = &cluster.to_string();
     let name = &name.to_string();
     let mut facts = ServiceFacts { cluster: cluster.clone(), service: name.clone(), ..Default::default() };

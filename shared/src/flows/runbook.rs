@@ -23,8 +23,8 @@ use crate::context::{App, Function};
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::AutopilotError;
 use crate::evidence::{self, Encryption};
+use crate::notify::render::{Links, Message};
 use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
-use crate::render::{Links, Message};
 use crate::time::{iso, now};
 use crate::trigger::{RunbookAction, RunbookRequest, Trigger};
 
@@ -246,8 +246,10 @@ async fn act(
 /// Every engine decision is announced.
 async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionRecord, severity: Severity) -> String {
     let status = record.status.as_str();
-    let subject =
-        crate::render::subject_line(&format!("[{severity}] {cluster}/{service}: {} {status} (runbook)", record.action));
+    let subject = crate::notify::render::subject_line(&format!(
+        "[{severity}] {cluster}/{service}: {} {status} (runbook)",
+        record.action
+    ));
     let links =
         Links { region: app.config.settings.console_region.clone(), cluster: cluster.into(), service: service.into() };
     let body = format!(
@@ -267,7 +269,7 @@ async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionR
         cause: Cause::Unknown,
         kind: Kind::Runbook,
         incident: None,
-        event_type: crate::render::EventType::RunbookAction,
+        event_type: crate::notify::render::EventType::RunbookAction,
         highlights: vec![format!("{} {status}: {}", record.action, record.detail)],
         next_steps: Vec::new(),
         links: vec![("Service health".into(), links.service()), ("Deployments".into(), links.deployments())],

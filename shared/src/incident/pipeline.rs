@@ -13,12 +13,10 @@ use crate::adapters::{codebuild, codepipeline, logs, s3};
 use crate::context::App;
 use crate::error::AutopilotError;
 use crate::evidence::{self, Encryption};
+use crate::notify::pipeline::{FailureView, PipelineLinks, PipelineResolvedView, render_failure, render_resolved};
+use crate::notify::render::{EscalationView, EvidenceStatus, Links, Message, render_escalation};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
-use crate::pipeline::{
-    self as decide, ActionFacts, BuildFacts, Commit, DeployLink, ExecutionFacts, FailureView, PipelineLinks,
-    PipelineResolvedView,
-};
-use crate::render::{EscalationView, EvidenceStatus, Links, Message, render_escalation};
+use crate::pipeline::{self as decide, ActionFacts, BuildFacts, Commit, DeployLink, ExecutionFacts};
 use crate::time::{iso, now};
 use crate::trigger::{PipelineDetail, PipelineLevel};
 
@@ -401,10 +399,10 @@ impl PipelinePort<'_> {
             evidence: evidence.as_deref(),
             links: &links,
         };
-        let mut message = decide::render_failure(&view, &redactor);
+        let mut message = render_failure(&view, &redactor);
         if publish.message == MessageKind::Update {
-            message.subject = crate::render::subject_line(&format!("update: {}", message.subject));
-            message.event_type = crate::render::EventType::IncidentUpdate;
+            message.subject = crate::notify::render::subject_line(&format!("update: {}", message.subject));
+            message.event_type = crate::notify::render::EventType::IncidentUpdate;
         }
         message
     }
@@ -412,8 +410,8 @@ impl PipelinePort<'_> {
     async fn render_resolution(&self, app: &App, rec: &Record, why: &str) -> Message {
         let t = now();
         let redactor = crate::telemetry::redactor();
-        let markdown = crate::render::render_incident_report(
-            &crate::render::IncidentReportView { incident: rec, ledger: &[], resolved_at: t, resolved_by: why },
+        let markdown = crate::notify::render::render_incident_report(
+            &crate::notify::render::IncidentReportView { incident: rec, ledger: &[], resolved_at: t, resolved_by: why },
             &redactor,
         );
         let key = format!("{}report.md", evidence::pipeline_prefix(&self.pipeline, &rec.id));
@@ -437,7 +435,7 @@ impl PipelinePort<'_> {
             evidence: rec.evidence.as_deref(),
             links: &links,
         };
-        decide::render_resolved(&view, &redactor)
+        render_resolved(&view, &redactor)
     }
 }
 

@@ -22,11 +22,11 @@ use crate::diagnosis::classify::{classify_stop, refine_with_log};
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::AutopilotError;
 use crate::evidence::{self, Encryption};
-use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
-use crate::render::{
+use crate::notify::render::{
     AlertView, EscalationView, EvidenceStatus, Links, Message, ResolvedView, render_alert, render_escalation,
     render_resolved,
 };
+use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
 use crate::snapshot::{LedgerEntry, LedgerStatus, ServiceSnapshot};
 use crate::time::{iso, now};
 use crate::trigger::TaskStateChange;
@@ -780,8 +780,8 @@ impl ServicePort<'_> {
 async fn post_incident_report(app: &App, rec: &Record, ledger: &[LedgerEntry], why: &str, t: i64) -> Option<String> {
     let (cluster, service) = rec.subject.as_service()?;
     let ledger: Vec<LedgerEntry> = ledger.iter().filter(|e| e.at >= rec.opened_at).cloned().collect();
-    let markdown = crate::render::render_incident_report(
-        &crate::render::IncidentReportView { incident: rec, ledger: &ledger, resolved_at: t, resolved_by: why },
+    let markdown = crate::notify::render::render_incident_report(
+        &crate::notify::render::IncidentReportView { incident: rec, ledger: &ledger, resolved_at: t, resolved_by: why },
         &crate::telemetry::redactor(),
     );
     let key = format!("{}report.md", evidence::prefix(cluster, service, &rec.id));

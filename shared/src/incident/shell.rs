@@ -25,7 +25,7 @@ use crate::incident::machine::{
     Sent, Verdict,
 };
 use crate::incident::subject::Subject;
-use crate::render::Message;
+use crate::notify::render::Message;
 
 /// What differs per subject kind: how it acts, diagnoses and renders.
 pub trait Port: Send {

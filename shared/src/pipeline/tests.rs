@@ -3,6 +3,10 @@
 //! answer shapes (as the adapters turn them into plain data).
 
 use super::*;
+use crate::notify::pipeline::*;
+use crate::notify::render::EventType;
+use crate::outcome::{Cause, Kind};
+use crate::redact::Redactor;
 use crate::trigger::{Envelope, Trigger};
 
 fn event(json: &str) -> Envelope<PipelineDetail> {
@@ -549,12 +553,12 @@ fn pipeline_messages_pass_the_chat_schema_check_and_thread_on_their_incident() {
         &Redactor::new(),
     );
     for (name, m) in [("failure", &failure), ("resolution", &resolved), ("approval", &approval)] {
-        let n = crate::chat::notification(m);
-        crate::chat::validate(&n).unwrap_or_else(|e| panic!("{name}: {e}\n{n:#}"));
+        let n = crate::notify::chat::notification(m);
+        crate::notify::chat::validate(&n).unwrap_or_else(|e| panic!("{name}: {e}\n{n:#}"));
     }
     assert_eq!(
-        crate::chat::notification(&failure)["metadata"]["threadId"],
-        crate::chat::notification(&resolved)["metadata"]["threadId"],
+        crate::notify::chat::notification(&failure)["metadata"]["threadId"],
+        crate::notify::chat::notification(&resolved)["metadata"]["threadId"],
         "the resolution threads under its alert"
     );
 }

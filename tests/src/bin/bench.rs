@@ -334,7 +334,7 @@ async fn reports_at_scale() {
 /// answers through the same planner, reader, judge and renderers as the
 /// flow; the bench binary is a debug build, so these are upper bounds).
 fn weekly_render_at_scale() {
-    use shared::weekly_report::{self as wr, LoadBalancedTarget, MetricAnswers, ServiceRef};
+    use shared::reports::weekly::{self as wr, LoadBalancedTarget, MetricAnswers, ServiceRef};
     let end = 1_795_000_000 - 1_795_000_000 % wr::HOUR;
     let start = end - wr::WINDOW_SECONDS;
     println!(

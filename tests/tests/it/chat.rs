@@ -76,7 +76,7 @@ async fn an_incident_reaches_sqs_as_plain_text_and_chat_as_threaded_custom_notif
         assert_eq!(structure["default"], note.message.as_str(), "the plain text is the default body");
         let chat: Value =
             serde_json::from_str(structure["https"].as_str().expect("an https body")).expect("https body is JSON");
-        shared::chat::validate(&chat).unwrap_or_else(|e| panic!("{e}\n{chat:#}"));
+        shared::notify::chat::validate(&chat).unwrap_or_else(|e| panic!("{e}\n{chat:#}"));
         assert_eq!(chat["source"], "custom");
         assert_eq!(chat["metadata"]["additionalContext"]["incident"], incident.as_str());
         assert_eq!(chat["metadata"]["additionalContext"]["service"], "api");

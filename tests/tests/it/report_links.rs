@@ -157,7 +157,8 @@ async fn a_report_summarys_links_taken_from_the_message_open_the_report_on_the_l
         let structure: Value = serde_json::from_str(raw).expect("MessageStructure=json");
         assert_eq!(structure["default"], body.as_str());
         let chat = structure["https"].as_str().expect("the chat body").to_string();
-        shared::chat::validate(&serde_json::from_str(&chat).expect("chat JSON")).expect("a valid custom notification");
+        shared::notify::chat::validate(&serde_json::from_str(&chat).expect("chat JSON"))
+            .expect("a valid custom notification");
         for label in ["HTML", "JSON"] {
             let (_, console) = link_after(body, &format!("- {label} in the S3 console"));
             assert!(chat.contains(console), "{job}: chat links {label}'s console page: {chat}");

@@ -199,7 +199,7 @@ async fn the_weekly_review_reads_a_week_of_metrics_and_delivery_and_stores_json_
     assert!(page.contains("raise the autoscaling maximum from 3 to 4 tasks"));
     assert!(page.contains("task size 0.25 vCPU / 0.5 GB (256 CPU units / 512 MiB)"));
     assert!(page.contains(&format!("{at_max} h at the maximum")));
-    assert!(page.contains(&shared::render::human_duration(1200)), "MTTR");
+    assert!(page.contains(&shared::notify::render::human_duration(1200)), "MTTR");
     assert!(page.contains("67 % (2)"), "hot's change failure rate");
     assert!(page.contains("no pipeline-linked deployments recorded"));
     assert!(page.matches("<svg").count() >= 4, "utilisation charts for both, requests and latency for hot");

@@ -291,7 +291,7 @@ impl IncidentStore<'_> {
         &self,
         subject: &Subject,
         since: i64,
-    ) -> Result<Vec<crate::daily_report::IncidentLine>, AutopilotError> {
+    ) -> Result<Vec<crate::reports::daily::IncidentLine>, AutopilotError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -331,10 +331,10 @@ impl IncidentStore<'_> {
     }
 }
 
-fn line_of_history(item: &Item) -> Option<crate::daily_report::IncidentLine> {
+fn line_of_history(item: &Item) -> Option<crate::reports::daily::IncidentLine> {
     let opened_at = get_n(item, "opened_at").unwrap_or_default();
     let closed_at = get_n(item, "closed_at");
-    Some(crate::daily_report::IncidentLine {
+    Some(crate::reports::daily::IncidentLine {
         id: get_s(item, "incident_id")?,
         severity: get_s(item, "severity").unwrap_or_default(),
         cause: get_s(item, "cause").unwrap_or_default(),
@@ -346,12 +346,12 @@ fn line_of_history(item: &Item) -> Option<crate::daily_report::IncidentLine> {
     })
 }
 
-fn line_of_record(r: &Record) -> crate::daily_report::IncidentLine {
+fn line_of_record(r: &Record) -> crate::reports::daily::IncidentLine {
     let (closed_at, resolution) = match &r.state {
         State::Open => (None, None),
         State::Closed { at, resolution, .. } => (Some(*at), Some(resolution.clone())),
     };
-    crate::daily_report::IncidentLine {
+    crate::reports::daily::IncidentLine {
         id: r.id.clone(),
         severity: r.severity.as_str().into(),
         cause: r.cause.as_str().into(),

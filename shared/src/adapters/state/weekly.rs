@@ -3,7 +3,7 @@
 
 use super::{Item, StateStore, get_n, get_s, keys, s};
 use crate::error::AutopilotError;
-use crate::weekly_report::DeploymentRecord;
+use crate::reports::weekly::DeploymentRecord;
 
 impl StateStore {
     /// The deployments of a service first seen at or after `since`, oldest first.

@@ -1,7 +1,7 @@
 //! Notifications, rendered (pure) after the runbooks' incident-alert and
 //! incident-resolved templates. Publishing is `adapters::sns`; the chat form
 //! of the same message (Amazon Q Developer custom notification) is
-//! [`crate::chat`], built from the fields of [`Message`].
+//! [`crate::notify::chat`], built from the fields of [`Message`].
 
 use std::fmt::Write;
 
@@ -10,7 +10,7 @@ use crate::redact::Redactor;
 
 /// A rendered notification: the plain text (`subject`, `body`) for e-mail,
 /// SQS, Lambda and every other subscriber, and what the chat form needs
-/// ([`crate::chat::notification`]).
+/// ([`crate::notify::chat::notification`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub subject: String,

@@ -25,8 +25,8 @@ use maud::{DOCTYPE, Markup, PreEscaped, html as maud_html};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use crate::daily_report::{IncidentLine, ReportObject};
 use crate::redact::Outgoing;
+use crate::reports::daily::{IncidentLine, ReportObject};
 
 /// CloudWatch's limit of queries in one `GetMetricData` call.
 pub const MAX_QUERIES_PER_CALL: usize = 500;
@@ -781,13 +781,13 @@ pub fn delivery(f: &DeliveryFacts, start: i64, end: i64, attribution_seconds: i6
         let why = if d.failed {
             Some(format!("the deployment failed ({})", d.state))
         } else if let Some(r) = f.rollbacks.iter().find(|t| within(**t)) {
-            Some(format!("rolled back {} after it started", crate::render::human_duration(r - d.started_at)))
+            Some(format!("rolled back {} after it started", crate::notify::render::human_duration(r - d.started_at)))
         } else {
             f.incidents.iter().find(|i| within(i.opened_at)).map(|i| {
                 format!(
                     "incident {} opened {} after it started",
                     i.id,
-                    crate::render::human_duration(i.opened_at - d.started_at)
+                    crate::notify::render::human_duration(i.opened_at - d.started_at)
                 )
             })
         };
@@ -982,7 +982,7 @@ fn rate(v: Option<f64>) -> String {
 }
 
 fn dur(v: Option<i64>) -> String {
-    v.map(crate::render::human_duration).unwrap_or_else(|| "-".into())
+    v.map(crate::notify::render::human_duration).unwrap_or_else(|| "-".into())
 }
 
 fn signed(v: Option<f64>) -> String {
@@ -991,7 +991,7 @@ fn signed(v: Option<f64>) -> String {
 
 fn lead_text(l: &LeadTime) -> String {
     match (l.median_seconds, &l.note) {
-        (Some(m), _) => format!("median {} over {} deployment(s)", crate::render::human_duration(m), l.samples),
+        (Some(m), _) => format!("median {} over {} deployment(s)", crate::notify::render::human_duration(m), l.samples),
         (None, Some(n)) => n.clone(),
         (None, None) => "-".into(),
     }
@@ -999,7 +999,7 @@ fn lead_text(l: &LeadTime) -> String {
 
 /// The SNS summary: candidates with their recommendations, delivery
 /// metrics, and where the full report is, each link with how long it opens
-/// ([`crate::daily_report::links_section`]; our links leave unredacted).
+/// ([`crate::reports::daily::links_section`]; our links leave unredacted).
 pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (String, Outgoing) {
     let d = &r.delivery;
     let subject = format!(
@@ -1053,7 +1053,7 @@ pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (St
     b.push('\n');
     let mut body = Outgoing::new();
     body.text(b);
-    crate::daily_report::links_section(&mut body, objects, kept_at);
+    crate::reports::daily::links_section(&mut body, objects, kept_at);
     (subject, body)
 }
 
@@ -1816,7 +1816,7 @@ mod tests {
         assert!(page.contains("<svg"), "a chart");
         assert!(page.contains(&pct(r.services[0].cpu.average)));
         assert!(page.contains(NO_LEAD_TIMES));
-        let objects = [crate::daily_report::ReportObject {
+        let objects = [crate::reports::daily::ReportObject {
             label: "HTML".into(),
             key: "reports/weekly/2026-W49/report.html".into(),
             links: Err(crate::error::AwsError::answer("s3", "PutObject", "report.html", "AccessDenied")),

@@ -328,7 +328,7 @@ pub fn presigned_lifetime(p: &PresignedLink) -> String {
     let until = chrono::DateTime::from_timestamp(p.expires_at, 0)
         .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
         .unwrap_or_else(|| p.expires_at.to_string());
-    let length = crate::render::human_duration(p.lifetime_seconds);
+    let length = crate::notify::render::human_duration(p.lifetime_seconds);
     match p.basis {
         LinkLifetime::Full => format!("opens without sign-in for {length}, until {until}"),
         LinkLifetime::CutToCredentials => {
@@ -361,7 +361,7 @@ pub fn summary(r: &DailyReport, objects: &[ReportObject], kept_at: &str) -> (Str
         t.incidents_opened,
         t.incidents_resolved,
         t.mean_ttr_seconds
-            .map(|s| format!(", mean time to recover {}", crate::render::human_duration(s)))
+            .map(|s| format!(", mean time to recover {}", crate::notify::render::human_duration(s)))
             .unwrap_or_default(),
         t.actions_executed,
         t.deployments
@@ -412,7 +412,7 @@ pub fn html(r: &DailyReport) -> String {
                     tr {
                         td { (r.totals.services) } td.down { (r.totals.down) } td.degraded { (r.totals.degraded) } td.healthy { (r.totals.healthy) } td { (r.totals.unknown) }
                         td { (r.totals.incidents_opened) " / " (r.totals.incidents_resolved) }
-                        td { (r.totals.mean_ttr_seconds.map(crate::render::human_duration).unwrap_or_else(|| "-".into())) }
+                        td { (r.totals.mean_ttr_seconds.map(crate::notify::render::human_duration).unwrap_or_else(|| "-".into())) }
                         td { (r.totals.actions_executed) } td { (r.totals.deployments) }
                     }
                 }
@@ -446,7 +446,7 @@ pub fn html(r: &DailyReport) -> String {
                                 @for i in &s.incidents { tr {
                                     td { code { (i.id) } br; (i.summary) } td { (i.severity) } td { (i.cause) } td { (when(i.opened_at)) }
                                     td { (i.closed_at.map(when).unwrap_or_else(|| "open".into())) }
-                                    td { (i.ttr_seconds.map(crate::render::human_duration).unwrap_or_else(|| "-".into())) }
+                                    td { (i.ttr_seconds.map(crate::notify::render::human_duration).unwrap_or_else(|| "-".into())) }
                                 } } }
                         }
                         @if !s.actions.is_empty() {

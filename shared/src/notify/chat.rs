@@ -45,7 +45,7 @@
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::render::{EventType, Message, fit_body_within};
+use crate::notify::render::{EventType, Message, fit_body_within};
 
 pub const VERSION: &str = "1.0";
 pub const SOURCE: &str = "custom";
@@ -229,7 +229,7 @@ pub fn notification(m: &Message) -> Value {
 /// further when the two together would not fit.
 pub fn sns_message(m: &Message) -> String {
     let chat = notification(m).to_string();
-    let mut budget = crate::render::MAX_BODY_BYTES;
+    let mut budget = crate::notify::render::MAX_BODY_BYTES;
     loop {
         let body = fit_body_within(&m.body, budget);
         let whole = json!({"default": body.as_ref(), "https": chat}).to_string();
@@ -382,12 +382,12 @@ pub fn validate(v: &Value) -> Result<(), ChatSchemaError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Severity};
-    use crate::redact::Redactor;
-    use crate::render::{
+    use crate::notify::render::{
         AlertView, EscalationView, EvidenceStatus, Links, ResolvedView, render_alert, render_escalation,
         render_resolved,
     };
+    use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Severity};
+    use crate::redact::Redactor;
 
     fn links() -> Links {
         Links { region: "eu-west-1".into(), cluster: "prod".into(), service: "api".into() }
@@ -515,7 +515,7 @@ mod tests {
             incident: None,
             event_type: EventType::AlarmNotice,
             highlights: vec!["Alarm orders-latency is Alarm (was Ok)".into()],
-            next_steps: crate::render::steps_of(Cause::Latency),
+            next_steps: crate::notify::render::steps_of(Cause::Latency),
             links: Vec::new(),
             evidence: None,
             team: None,

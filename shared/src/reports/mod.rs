@@ -1,0 +1,6 @@
+//! The scheduled reports as pure data, decisions and renderings: the daily
+//! health check ([`daily`]) and the weekly capacity review ([`weekly`]);
+//! `flows::reports` reads AWS for them and stores and announces them.
+
+pub mod daily;
+pub mod weekly;
