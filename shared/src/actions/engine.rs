@@ -265,7 +265,11 @@ pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
         // (an unknown outcome stays executing, with what is known).
         Some(key) => {
             let ledger_status = if unknown { LedgerStatus::Executing } else { status.into() };
-            app.state.finish_ledger(req.cluster, req.service, key, ledger_status, &detail, now()).await.map(|_| ())
+            app.state
+                .actions()
+                .finish_ledger(req.cluster, req.service, key, ledger_status, &detail, now())
+                .await
+                .map(|_| ())
         }
         None => {
             let entry = LedgerEntry {
@@ -279,7 +283,11 @@ pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
                 key: None,
                 announced: false,
             };
-            app.state.append_ledger(req.cluster, req.service, &entry, &ledger_extra(req, &held)).await.map(|_| ())
+            app.state
+                .actions()
+                .append_ledger(req.cluster, req.service, &entry, &ledger_extra(req, &held))
+                .await
+                .map(|_| ())
         }
     };
     if let Err(e) = recorded {
@@ -292,7 +300,7 @@ pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
     }
     // Every execution is in the ledger (at least as executing) before the lock goes.
     if let Some(owner) = &held.lock_owner
-        && let Err(e) = app.state.release_lock(req.cluster, req.service, owner).await
+        && let Err(e) = app.state.actions().release_lock(req.cluster, req.service, owner).await
     {
         // The lease expires on its own; until then the service is only locked, never double-acted.
         tracing::warn!(cluster = req.cluster, service = req.service, error = %e, "lock not released");
@@ -344,7 +352,7 @@ async fn take_lock(app: &Engine<'_>, req: &ActionRequest<'_>, held: &mut Held) -
         crate::invocation::deadline_ms(),
         app.config.settings.function_timeout_seconds,
     );
-    match app.state.acquire_lock(req.cluster, req.service, &owner, acquired_at, lease_until).await {
+    match app.state.actions().acquire_lock(req.cluster, req.service, &owner, acquired_at, lease_until).await {
         Ok(LockOutcome::Acquired) => {
             held.lock_owner = Some(owner);
             Ok(())
@@ -373,7 +381,7 @@ pub async fn settle_unfinished(app: &Engine<'_>, cluster: &str, service: &str) -
         Err(_) => false,
     };
     if let Some(owner) = &held.lock_owner
-        && let Err(e) = app.state.release_lock(cluster, service, owner).await
+        && let Err(e) = app.state.actions().release_lock(cluster, service, owner).await
     {
         tracing::warn!(cluster, service, error = %e, "lock not released");
     }
@@ -389,7 +397,7 @@ async fn resolve_unfinished(
     t: i64,
     service: &mut ServiceSnapshot,
 ) -> Step<Vec<LedgerEntry>> {
-    let mut ledger = match app.state.ledger_since(req.cluster, req.service, t - 24 * 3600).await {
+    let mut ledger = match app.state.actions().ledger_since(req.cluster, req.service, t - 24 * 3600).await {
         Ok(l) => l,
         // Without the ledger the budget cannot be checked: no automatic action on a guess.
         Err(e) if req.origin.is_automatic() => {
@@ -418,7 +426,8 @@ async fn resolve_unfinished(
             "{why}"
         );
         if let Some(key) = &e.key
-            && let Err(err) = app.state.finish_ledger(req.cluster, req.service, key, status, &detail, now()).await
+            && let Err(err) =
+                app.state.actions().finish_ledger(req.cluster, req.service, key, status, &detail, now()).await
         {
             // Decided on as verified here; left executing there, the next action verifies it again.
             tracing::warn!(cluster = req.cluster, service = req.service, error = %err, "verification not recorded");
@@ -460,15 +469,19 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
                 return None; // a person's action is not held
             }
             Some(
-                app.state.hold(req.cluster, req.service).await.map(|h| h.map(|(since, reason)| Hold { since, reason })),
+                app.state
+                    .actions()
+                    .hold(req.cluster, req.service)
+                    .await
+                    .map(|h| h.map(|(since, reason)| Hold { since, reason })),
             )
         },
-        app.state.ledger_since(req.cluster, req.service, t - 24 * 3600),
+        app.state.actions().ledger_since(req.cluster, req.service, t - 24 * 3600),
         async {
             if kind != ActionKind::Rollback {
                 return None;
             }
-            Some(app.state.known_good_history(req.cluster, req.service).await)
+            Some(app.state.deployments().known_good_history(req.cluster, req.service).await)
         },
         async {
             match (&family, kind) {
@@ -639,7 +652,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
 
     // The hold again, under the lock: another invocation's failed action may have set it since the first read.
     if automatic {
-        let refusal = match app.state.hold(req.cluster, req.service).await {
+        let refusal = match app.state.actions().hold(req.cluster, req.service).await {
             Ok(None) => None,
             Ok(Some((since, reason))) => Some(SafetyRefusal::Held(Hold { since, reason })),
             Err(e) => Some(SafetyRefusal::Unreadable { record: "hold", why: e.to_string() }),
@@ -662,7 +675,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         key: None,
         announced: false,
     };
-    match app.state.append_ledger(req.cluster, req.service, &pending, &ledger_extra(req, held)).await {
+    match app.state.actions().append_ledger(req.cluster, req.service, &pending, &ledger_extra(req, held)).await {
         Ok(key) => held.executing = Some(key),
         Err(e) => {
             return Err(stop(ActionStatus::Skipped, format!("ledger not writable, so not acting unrecorded: {e}"))
@@ -745,14 +758,14 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
     Ok(match verified {
         Ok(lost_answer) => {
             if let Planned::Rollback(p) = &planned
-                && let Err(e) = app.state.record_rolled_away(req.cluster, req.service, &p.from, t).await
+                && let Err(e) = app.state.deployments().record_rolled_away(req.cluster, req.service, &p.from, t).await
             {
                 // The ledger entry says it too (read for 24 h); the history keeps it longer.
                 tracing::warn!(cluster = req.cluster, service = req.service, error = %e, from = %p.from, "rolled-away mark not recorded");
             }
             if !automatic && matches!(kind, ActionKind::Rollback | ActionKind::ForceDeploy) {
                 // A person acted successfully: their action clears a hold.
-                let _ = app.state.clear_hold(req.cluster, req.service).await;
+                let _ = app.state.actions().clear_hold(req.cluster, req.service).await;
             }
             let lost_answer = lost_answer.map(|why| format!("; {why}")).unwrap_or_default();
             Decided {
@@ -765,7 +778,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         }
         Err(failure) => {
             let why = format!("{failure}{evidence_note}");
-            let hold = app.state.set_hold(req.cluster, req.service, &why, t).await;
+            let hold = app.state.actions().set_hold(req.cluster, req.service, &why, t).await;
             if let Err(he) = &hold {
                 tracing::error!(cluster = req.cluster, service = req.service, error = %he, decision = "hold-not-recorded", "hold not recorded after a failed action");
             }

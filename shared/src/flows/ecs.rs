@@ -34,7 +34,7 @@ async fn record_stale_failure(app: &App, cluster: &str, service: &str, deploymen
         }
     };
     if let Some(td) = td
-        && let Err(e) = app.state.record_failure(cluster, service, &td, deployment, at).await
+        && let Err(e) = app.state.deployments().record_failure(cluster, service, &td, deployment, at).await
     {
         tracing::warn!(cluster, service, deployment, error = %e, "stale failure not recorded");
     }
@@ -262,7 +262,7 @@ async fn deployment_changed(
 ) -> Result<Outcome, AutopilotError> {
     let d = &e.detail;
     let t = crate::time::now();
-    app.state.record_deployment(cluster, service, &d.deployment_id, &d.event_name, t).await?;
+    app.state.deployments().record_deployment(cluster, service, &d.deployment_id, &d.event_name, t).await?;
     // When ECS says it happened, not when it reached us: a late event must
     // not outrank what happened since (the history keeps the newest).
     let happened_at = event_time(d.updated_at.as_deref(), &e.meta);
@@ -285,8 +285,11 @@ async fn deployment_changed(
                     }
                 };
                 if let Some(td) = &td {
-                    let fresh =
-                        app.state.record_completion(cluster, service, td, &d.deployment_id, happened_at).await?;
+                    let fresh = app
+                        .state
+                        .deployments()
+                        .record_completion(cluster, service, td, &d.deployment_id, happened_at)
+                        .await?;
                     tracing::info!(cluster, service, task_definition = %td, deployment = %d.deployment_id, fresh, decision = "known-good-recorded", "completion recorded in the known-good history");
                 }
                 let input = Input::Recovery(Recovery {

@@ -242,7 +242,7 @@ where
         crate::invocation::deadline_ms(),
         app.config.settings.function_timeout_seconds,
     );
-    match app.state.claim_until(key, app.function.name(), now, lease_until, payload_hash, reuse_after).await? {
+    match app.state.claims().claim_until(key, app.function.name(), now, lease_until, payload_hash, reuse_after).await? {
         Claim::InProgress { until } => {
             tracing::info!(claim = %what, until, decision = "claim-in-progress", "claimed by another invocation; retry later");
             Err(AutopilotError::InProgress { what, until: crate::time::iso(until) })
@@ -257,14 +257,14 @@ where
             Ok(outcome) => {
                 // Only a request's claim keeps its Outcome: repeats answer it.
                 let kept = payload_hash.and_then(|_| serde_json::to_string(&outcome).ok());
-                if let Err(e) = app.state.complete(key, &outcome.summary, kept.as_deref()).await {
+                if let Err(e) = app.state.claims().complete(key, &outcome.summary, kept.as_deref()).await {
                     // The work is done; a lingering lease only delays a duplicate's skip.
                     tracing::warn!(claim = %what, error = %e, "claim not marked done");
                 }
                 Ok(Claimed::Ran(Box::new(outcome)))
             }
             Err(e) => {
-                if let Err(release) = app.state.release(key).await {
+                if let Err(release) = app.state.claims().release(key).await {
                     tracing::warn!(claim = %what, error = %release, "claim not released");
                 }
                 Err(e)

@@ -167,7 +167,7 @@ async fn failure(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, Autopilot
     let subject = Subject::pipeline(ev.pipeline, ev.execution);
     let open = app.state.incidents().open(&subject).await?;
     if open.is_none()
-        && let Some((fixed_by, at)) = app.state.pipeline_succeeded_after(ev.pipeline, ev.at).await?
+        && let Some((fixed_by, at)) = app.state.pipelines().pipeline_succeeded_after(ev.pipeline, ev.at).await?
     {
         // A failure delivered after the pipeline succeeded again: already fixed.
         tracing::info!(pipeline = ev.pipeline, execution = ev.execution, fixed_by = %fixed_by, decision = "stale-failure", "failure older than a success; not paged");
@@ -208,7 +208,8 @@ async fn failure(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, Autopilot
 /// opened before it succeeded (a late success of an older execution does
 /// not resolve a newer failure: the machine judges it at its event time).
 async fn success(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, AutopilotError> {
-    if let Err(e) = app.state.record_pipeline_execution(ev.pipeline, ev.execution, "SUCCEEDED", ev.at).await {
+    if let Err(e) = app.state.pipelines().record_pipeline_execution(ev.pipeline, ev.execution, "SUCCEEDED", ev.at).await
+    {
         tracing::warn!(error = %e, "execution state not recorded");
     }
     let mut open: Vec<Subject> = Vec::new();
@@ -286,7 +287,7 @@ async fn success(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, Autopilot
 
 async fn recorded(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, AutopilotError> {
     let state = ev.detail().state.to_ascii_uppercase();
-    app.state.record_pipeline_execution(ev.pipeline, ev.execution, &state, ev.at).await?;
+    app.state.pipelines().record_pipeline_execution(ev.pipeline, ev.execution, &state, ev.at).await?;
     let mut o = outcome(
         Severity::Info,
         Cause::Expected,
@@ -422,7 +423,7 @@ async fn deploy(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, AutopilotE
         return Ok(o);
     };
     let link = deploy_link(ev.pipeline, ev.execution, ev.at, &action, commit);
-    app.state.record_pipeline_deploy((&cluster, &service), &link, now()).await?;
+    app.state.pipelines().record_pipeline_deploy((&cluster, &service), &link, now()).await?;
     tracing::info!(pipeline = ev.pipeline, execution = ev.execution, cluster = %cluster, service = %service, decision = "deploy-linked", "pipeline deployment recorded on the service");
     let mut o = outcome(
         Severity::Info,

@@ -495,7 +495,7 @@ async fn week_of_service(
     }
     let metrics = wr::service_metrics(i, &refs[i], answers, (start, end), &mut unread);
     let mut delivery = DeliveryFacts::default();
-    match app.state.deployments_since(&s.cluster, &s.service, start).await {
+    match app.state.deployments().deployments_since(&s.cluster, &s.service, start).await {
         Ok(d) => delivery.deployments = d,
         Err(e) => unread.push(format!("deployments: {e}")),
     }
@@ -519,7 +519,7 @@ async fn week_of_service(
         Ok(i) => delivery.incidents = i,
         Err(e) => unread.push(format!("incidents: {e}")),
     }
-    match app.state.ledger_since(&s.cluster, &s.service, start).await {
+    match app.state.actions().ledger_since(&s.cluster, &s.service, start).await {
         Ok(l) => {
             delivery.rollbacks = l
                 .iter()
@@ -532,7 +532,7 @@ async fn week_of_service(
     // Lead time: from the commit's time to the pipeline's ECS deploy action
     // succeeding (the ECS action waits for the service to be steady), as
     // pipeline-events recorded it on the service.
-    match app.state.pipeline_deploys(&s.cluster, &s.service).await {
+    match app.state.pipelines().pipeline_deploys(&s.cluster, &s.service).await {
         Ok(links) => {
             delivery.lead_times = links
                 .iter()
@@ -647,7 +647,7 @@ async fn day_of_service(
         Ok(i) => facts.incidents = i,
         Err(e) => facts.unread.push(format!("incidents: {e}")),
     }
-    match app.state.ledger_since(cluster, name, since).await {
+    match app.state.actions().ledger_since(cluster, name, since).await {
         Ok(l) => facts.ledger = l,
         Err(e) => facts.unread.push(format!("ledger: {e}")),
     }

@@ -277,7 +277,7 @@ async fn failure_facts(app: &App, port: &PipelinePort<'_>) -> FailureFacts {
             &failed,
             f.execution.as_ref().and_then(|x| decide::commit_of(&x.revisions)),
         );
-        if let Err(e) = app.state.record_pipeline_deploy((&cluster, &service), &link, now()).await {
+        if let Err(e) = app.state.pipelines().record_pipeline_deploy((&cluster, &service), &link, now()).await {
             f.unread.push(format!("deploy link not recorded: {e}"));
         }
         f.target = Some((cluster, service));

@@ -333,7 +333,7 @@ const DEPLOY_LINK_WINDOW_SECONDS: i64 = 24 * 3600;
 /// a day), and its pipeline incident if one is open: the first thing a
 /// person asks of a fresh failure. A read that fails is said, not fatal.
 async fn pipeline_findings(app: &App, cluster: &str, service: &str, t: i64) -> Vec<String> {
-    let links = match app.state.pipeline_deploys(cluster, service).await {
+    let links = match app.state.pipelines().pipeline_deploys(cluster, service).await {
         Ok(l) => l,
         Err(e) => return vec![format!("pipeline deployments not read: {e}")],
     };
@@ -353,10 +353,10 @@ async fn pipeline_findings(app: &App, cluster: &str, service: &str, t: i64) -> V
 /// settled first (verified against the service under the lock).
 async fn ledger_of(app: &App, rec: &Record, cluster: &str, service: &str) -> Vec<LedgerEntry> {
     let since = rec.opened_at - ServicePort::window(app);
-    match app.state.ledger_since(cluster, service, since).await {
+    match app.state.actions().ledger_since(cluster, service, since).await {
         Ok(l) if l.iter().any(|e| e.status == LedgerStatus::Executing) => {
             match engine::settle_unfinished(&app.engine(), cluster, service).await {
-                Ok(true) => app.state.ledger_since(cluster, service, since).await.unwrap_or(l),
+                Ok(true) => app.state.actions().ledger_since(cluster, service, since).await.unwrap_or(l),
                 Ok(false) => l,
                 Err(e) => {
                     tracing::warn!(incident = %rec.id, error = %e, "unfinished action not settled; announced once verified");
@@ -406,7 +406,9 @@ impl Port for ServicePort<'_> {
             match &result.trigger_revision {
                 Some(td) => {
                     self.revisions.push((ProblemKey::Deployment(deployment.to_string()), revision_of(Some(td))));
-                    if let Err(e) = app.state.record_failure(&self.cluster, &self.service, td, deployment, at).await {
+                    if let Err(e) =
+                        app.state.deployments().record_failure(&self.cluster, &self.service, td, deployment, at).await
+                    {
                         tracing::error!(cluster = %self.cluster, service = %self.service, task_definition = %td, error = %e, decision = "failure-not-recorded", "failed deployment not recorded in the known-good history");
                     }
                 }
@@ -566,7 +568,7 @@ impl Port for ServicePort<'_> {
     }
 
     async fn published(&mut self, app: &App, _rec: &Record, publish: &Publish) {
-        app.state.mark_ledger_announced(&self.cluster, &self.service, &publish.announce, now()).await;
+        app.state.actions().mark_ledger_announced(&self.cluster, &self.service, &publish.announce, now()).await;
     }
 }
 
@@ -653,7 +655,7 @@ impl ServicePort<'_> {
 
     async fn render_escalation(&mut self, app: &App, rec: &Record, nth: u32) -> Message {
         let mut tried = rec.notes.clone();
-        match app.state.ledger_since(&self.cluster, &self.service, rec.opened_at).await {
+        match app.state.actions().ledger_since(&self.cluster, &self.service, rec.opened_at).await {
             Ok(entries) => {
                 // Executed and failed actions are in the notes already.
                 let noted = |detail: &str| rec.notes.iter().any(|n| n.contains(detail));

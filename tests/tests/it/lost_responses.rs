@@ -123,7 +123,7 @@ const NOW: i64 = 1_795_000_100;
 async fn when_the_event_claims_response_is_lost_the_retry_should_recognise_its_own_claim() {
     let put = put_applied_then_lost("event");
     let state = store(&[&put]);
-    let claim = state.claim_event("ev-lost-1", "ecs-events", NOW, NOW + 330).await.expect("claim");
+    let claim = state.claims().claim_event("ev-lost-1", "ecs-events", NOW, NOW + 330).await.expect("claim");
     assert_eq!(put.num_calls(), 2, "the first attempt and the SDK's retry");
     assert_eq!(claim, Claim::New, "our own claim, not a duplicate");
 }
@@ -138,7 +138,8 @@ async fn when_the_locks_response_is_lost_the_retry_should_hold_the_lock() {
             .build()
     });
     let state = store(&[&put, &get]);
-    let lock = state.acquire_lock("prod", "api", "ecs-events:req-lost-2", NOW, NOW + 330).await.expect("lock");
+    let lock =
+        state.actions().acquire_lock("prod", "api", "ecs-events:req-lost-2", NOW, NOW + 330).await.expect("lock");
     assert_eq!(put.num_calls(), 2);
     assert_eq!(lock, LockOutcome::Acquired);
 }
@@ -187,9 +188,12 @@ async fn when_the_refused_items_token_is_another_invocations_it_should_stay_thei
             .build()
     });
     let state = store(&[&claim, &lock, &open, &get]);
-    assert!(matches!(state.claim_event("ev-2", "ecs-events", NOW, NOW + 330).await.unwrap(), Claim::Duplicate { .. }));
+    assert!(matches!(
+        state.claims().claim_event("ev-2", "ecs-events", NOW, NOW + 330).await.unwrap(),
+        Claim::Duplicate { .. }
+    ));
     assert_eq!(
-        state.acquire_lock("prod", "api", "ecs-events:me", NOW, NOW + 330).await.unwrap(),
+        state.actions().acquire_lock("prod", "api", "ecs-events:me", NOW, NOW + 330).await.unwrap(),
         LockOutcome::HeldBy("ecs-events:someone-else".into())
     );
     assert_eq!(state.incidents().write(None, &incident(), "me#0").await.unwrap(), Write::Conflict);

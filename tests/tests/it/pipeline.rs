@@ -729,7 +729,7 @@ fn a_codedeploy_to_ecs_deploy_is_linked_to_the_service_its_deployment_group_name
             event("action-deploy-codedeploy-started.json", &pipeline, FAILED_EXEC, "cd-1", chrono::Utc::now());
         let (o, _) = invoke(&app, "r1", started).await;
         assert_eq!((o["cluster"].as_str(), o["service"].as_str()), (Some("prod"), Some("api")), "{o}");
-        let links = app.state.pipeline_deploys("prod", "api").await.expect("links read");
+        let links = app.state.pipelines().pipeline_deploys("prod", "api").await.expect("links read");
         assert_eq!(links.len(), 1, "{links:?}");
         assert_eq!((links[0].execution_id.as_str(), links[0].status.as_str()), (FAILED_EXEC, "InProgress"));
         assert_eq!(links[0].commit.as_ref().map(|c| c.label()), Some("3f2a9c1 'raise pool size'".into()));

@@ -227,15 +227,15 @@ async fn known_good_history_writes_are_idempotent_and_never_move_backwards() {
     let td = "arn:aws:ecs:us-east-1:111122223333:task-definition/api:7";
     let (c, s) = ("prod", "api");
     let t = 1_795_183_200;
-    assert!(state.record_completion(c, s, td, "ecs-svc/7", t).await.expect("first completion"));
+    assert!(state.deployments().record_completion(c, s, td, "ecs-svc/7", t).await.expect("first completion"));
     // A redelivery of the same completion, and a late older one: nothing moves
     // back, but the older one is the first completion.
-    assert!(!state.record_completion(c, s, td, "ecs-svc/7", t).await.expect("redelivery"));
-    assert!(!state.record_completion(c, s, "api:7", "ecs-svc/6", t - 600).await.expect("late, older"));
-    assert!(state.record_failure(c, s, td, "ecs-svc/8", t + 60).await.expect("failure"));
-    assert!(!state.record_failure(c, s, td, "ecs-svc/5", t - 60).await.expect("late, older failure"));
-    assert!(state.record_rolled_away(c, s, td, t + 120).await.expect("rolled away"));
-    let history = state.known_good_history(c, s).await.expect("history");
+    assert!(!state.deployments().record_completion(c, s, td, "ecs-svc/7", t).await.expect("redelivery"));
+    assert!(!state.deployments().record_completion(c, s, "api:7", "ecs-svc/6", t - 600).await.expect("late, older"));
+    assert!(state.deployments().record_failure(c, s, td, "ecs-svc/8", t + 60).await.expect("failure"));
+    assert!(!state.deployments().record_failure(c, s, td, "ecs-svc/5", t - 60).await.expect("late, older failure"));
+    assert!(state.deployments().record_rolled_away(c, s, td, t + 120).await.expect("rolled away"));
+    let history = state.deployments().known_good_history(c, s).await.expect("history");
     assert_eq!(
         history,
         vec![shared::snapshot::KnownGood {
@@ -258,5 +258,5 @@ async fn known_good_history_writes_are_idempotent_and_never_move_backwards() {
         .send()
         .await
         .expect("legacy slot");
-    assert_eq!(state.known_good_history(c, s).await.expect("history").len(), 1);
+    assert_eq!(state.deployments().known_good_history(c, s).await.expect("history").len(), 1);
 }

@@ -44,13 +44,33 @@ fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
     })
 }
 
+/// The action engine's safety records: the lease lock, the hold, the ledger. A typed view of the one state table.
+#[derive(Clone, Copy)]
+pub struct ActionStore<'a> {
+    state: &'a StateStore,
+}
+
+impl std::ops::Deref for ActionStore<'_> {
+    type Target = StateStore;
+
+    fn deref(&self) -> &StateStore {
+        self.state
+    }
+}
+
 impl StateStore {
+    pub fn actions(&self) -> ActionStore<'_> {
+        ActionStore { state: self }
+    }
+}
+
+impl ActionStore<'_> {
     /// Take the service's lease lock at `now`, until `lease_until` (which
     /// must outlast the holder, [`crate::invocation::lease_until`]). `owner`
     /// names this invocation (its function and token): a refusal by a lock
     /// bearing it is our own lock.
     pub async fn acquire_lock(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         owner: &str,
@@ -78,7 +98,7 @@ impl StateStore {
         })
     }
 
-    pub async fn release_lock(&self, cluster: &str, service: &str, owner: &str) -> Result<(), AutopilotError> {
+    pub async fn release_lock(self, cluster: &str, service: &str, owner: &str) -> Result<(), AutopilotError> {
         let result = self
             .client
             .delete_item()
@@ -96,7 +116,7 @@ impl StateStore {
     /// Append one decision to the service's ledger; returns its sort key
     /// (to finish an `executing` entry with [`StateStore::finish_ledger`]).
     pub async fn append_ledger(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         entry: &LedgerEntry,
@@ -133,7 +153,7 @@ impl StateStore {
     /// Finish an `executing` entry with what became of it. `Ok(false)`: it
     /// was no longer executing (someone verified it meanwhile).
     pub async fn finish_ledger(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         key: &str,
@@ -163,7 +183,7 @@ impl StateStore {
     /// later message (of this incident or the subject's next) repeats them.
     /// Records, not decisions: a failed mark is logged (the action may then
     /// be announced once more, never not at all).
-    pub async fn mark_ledger_announced(&self, cluster: &str, service: &str, entries: &[String], now: i64) {
+    pub async fn mark_ledger_announced(self, cluster: &str, service: &str, entries: &[String], now: i64) {
         for key in entries {
             let result = self
                 .client
@@ -184,7 +204,7 @@ impl StateStore {
 
     /// Ledger entries of the service since `since` (epoch seconds), oldest first.
     pub async fn ledger_since(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         since: i64,
@@ -224,7 +244,7 @@ impl StateStore {
     }
 
     /// The hold left by a failed action, if any: `(since, reason)`.
-    pub async fn hold(&self, cluster: &str, service: &str) -> Result<Option<(i64, String)>, AutopilotError> {
+    pub async fn hold(self, cluster: &str, service: &str) -> Result<Option<(i64, String)>, AutopilotError> {
         let resp = self
             .client
             .get_item()
@@ -238,7 +258,7 @@ impl StateStore {
         Ok(resp.item().map(|i| (get_n(i, "since").unwrap_or_default(), get_s(i, "reason").unwrap_or_default())))
     }
 
-    pub async fn set_hold(&self, cluster: &str, service: &str, reason: &str, now: i64) -> Result<(), AutopilotError> {
+    pub async fn set_hold(self, cluster: &str, service: &str, reason: &str, now: i64) -> Result<(), AutopilotError> {
         self.client
             .put_item()
             .table_name(&self.table)
@@ -252,7 +272,7 @@ impl StateStore {
             .map_err(|e| self.err("PutItem (hold)", e))
     }
 
-    pub async fn clear_hold(&self, cluster: &str, service: &str) -> Result<(), AutopilotError> {
+    pub async fn clear_hold(self, cluster: &str, service: &str) -> Result<(), AutopilotError> {
         self.client
             .delete_item()
             .table_name(&self.table)

@@ -70,14 +70,34 @@ fn refused_claim(old: Option<&Item>, token: &str, payload_hash: Option<&str>, no
 /// A kept Outcome stays well inside DynamoDB's 400 KB item.
 const OUTCOME_MAX_BYTES: usize = 300_000;
 
+/// One processing per event, per runbook request, per notice. A typed view of the one state table.
+#[derive(Clone, Copy)]
+pub struct ClaimStore<'a> {
+    state: &'a StateStore,
+}
+
+impl std::ops::Deref for ClaimStore<'_> {
+    type Target = StateStore;
+
+    fn deref(&self) -> &StateStore {
+        self.state
+    }
+}
+
 impl StateStore {
+    pub fn claims(&self) -> ClaimStore<'_> {
+        ClaimStore { state: self }
+    }
+}
+
+impl ClaimStore<'_> {
     /// Claim one delivery of an event. EventBridge delivers at least once;
     /// only the first claim (or one whose lease expired) processes it. The
     /// lease (`lease_until`, epoch seconds) must outlast the claimant
     /// ([`crate::invocation::lease_until`]): a crashed invocation's claim
     /// expires so that a later retry can take over, a live one's never does.
     pub async fn claim_event(
-        &self,
+        self,
         event_id: &str,
         function: &str,
         now: i64,
@@ -90,7 +110,7 @@ impl StateStore {
     /// the key is bound to that payload: a different one is a conflict, even
     /// after the first claim's lease expired.
     pub async fn claim(
-        &self,
+        self,
         key: ClaimKey<'_>,
         function: &str,
         now: i64,
@@ -104,7 +124,7 @@ impl StateStore {
     /// (a runbook request id derived from its payload): a claim done before
     /// `reuse_after` answers repeats; from then on the key is claimed anew.
     pub async fn claim_until(
-        &self,
+        self,
         key: ClaimKey<'_>,
         function: &str,
         now: i64,
@@ -152,18 +172,13 @@ impl StateStore {
     }
 
     /// Mark a claimed event done, with what was decided.
-    pub async fn complete_event(&self, event_id: &str, summary: &str) -> Result<(), AutopilotError> {
+    pub async fn complete_event(self, event_id: &str, summary: &str) -> Result<(), AutopilotError> {
         self.complete(ClaimKey::Event(event_id), summary, None).await
     }
 
     /// Mark a claim done, with what was decided and, to answer repeats
     /// with, the Outcome (JSON) when given.
-    pub async fn complete(
-        &self,
-        key: ClaimKey<'_>,
-        summary: &str,
-        outcome: Option<&str>,
-    ) -> Result<(), AutopilotError> {
+    pub async fn complete(self, key: ClaimKey<'_>, summary: &str, outcome: Option<&str>) -> Result<(), AutopilotError> {
         let (pk, sk) = key.pk_sk();
         let mut req = self
             .client
@@ -185,12 +200,12 @@ impl StateStore {
 
     /// Give our claim back after a failure, so that Lambda's retry processes
     /// it (never another invocation's claim that took over an expired lease).
-    pub async fn release_event(&self, event_id: &str) -> Result<(), AutopilotError> {
+    pub async fn release_event(self, event_id: &str) -> Result<(), AutopilotError> {
         self.release(ClaimKey::Event(event_id)).await
     }
 
     /// Give our claim of `key` back (see [`StateStore::release_event`]).
-    pub async fn release(&self, key: ClaimKey<'_>) -> Result<(), AutopilotError> {
+    pub async fn release(self, key: ClaimKey<'_>) -> Result<(), AutopilotError> {
         let (pk, sk) = key.pk_sk();
         self.client
             .delete_item()

@@ -42,8 +42,28 @@ struct HistoryWrite<'a> {
     values: &'a [(&'a str, &'a str)],
 }
 
+/// Deployments seen and the known-good history of revisions. A typed view of the one state table.
+#[derive(Clone, Copy)]
+pub struct DeploymentStore<'a> {
+    state: &'a StateStore,
+}
+
+impl std::ops::Deref for DeploymentStore<'_> {
+    type Target = StateStore;
+
+    fn deref(&self) -> &StateStore {
+        self.state
+    }
+}
+
 impl StateStore {
-    fn known_good_key(&self, op: &'static str, task_definition: &str) -> Result<String, AutopilotError> {
+    pub fn deployments(&self) -> DeploymentStore<'_> {
+        DeploymentStore { state: self }
+    }
+}
+
+impl DeploymentStore<'_> {
+    fn known_good_key(self, op: &'static str, task_definition: &str) -> Result<String, AutopilotError> {
         known_good_key(task_definition).ok_or_else(|| {
             AutopilotError::State(AwsError::answer(
                 "dynamodb",
@@ -58,7 +78,7 @@ impl StateStore {
     /// when `write.time_attr` is absent or older than `at`. `Ok(false)` when
     /// a record as new or newer is already there (a redelivery, a late event).
     async fn set_if_newer(
-        &self,
+        self,
         (cluster, service): (&str, &str),
         task_definition: &str,
         at: i64,
@@ -85,7 +105,7 @@ impl StateStore {
     /// A deployment of `task_definition` completed at `at`. Never moves the
     /// record backwards; keeps the earliest completion seen.
     pub async fn record_completion(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         task_definition: &str,
@@ -122,7 +142,7 @@ impl StateStore {
     /// A deployment of `task_definition` failed at `at`: the revision is not
     /// known-good until a deployment of it completes after that.
     pub async fn record_failure(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         task_definition: &str,
@@ -141,7 +161,7 @@ impl StateStore {
     /// We rolled the service away from `task_definition` at `at`: the
     /// revision is not known-good until a deployment of it completes after that.
     pub async fn record_rolled_away(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         task_definition: &str,
@@ -158,7 +178,7 @@ impl StateStore {
 
     /// The known-good history of a service, one record per revision. An
     /// unreadable record fails the read: a safety record is never guessed.
-    pub async fn known_good_history(&self, cluster: &str, service: &str) -> Result<Vec<KnownGood>, AutopilotError> {
+    pub async fn known_good_history(self, cluster: &str, service: &str) -> Result<Vec<KnownGood>, AutopilotError> {
         const OP: &str = "Query (known-good)";
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
@@ -195,7 +215,7 @@ impl StateStore {
 
     /// Remember a deployment's state change (when it started, how it ended).
     pub async fn record_deployment(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         deployment_id: &str,

@@ -41,6 +41,7 @@ pub enum Write {
 }
 
 /// The typed store of incident records.
+#[derive(Clone, Copy)]
 pub struct IncidentStore<'a> {
     state: &'a StateStore,
 }
@@ -147,12 +148,12 @@ fn encode(record: &Record, writer: &str) -> Result<Item, serde_json::Error> {
     Ok(item)
 }
 
-impl IncidentStore<'_> {
-    fn table(&self) -> &str {
+impl<'a> IncidentStore<'a> {
+    fn table(self) -> &'a str {
         &self.state.table
     }
 
-    fn unreadable(&self, subject: &Subject, why: String) -> AutopilotError {
+    fn unreadable(self, subject: &Subject, why: String) -> AutopilotError {
         AutopilotError::State(AwsError::answer(
             "dynamodb",
             "GetItem (incident)",
@@ -162,7 +163,7 @@ impl IncidentStore<'_> {
     }
 
     /// The subject's current incident (open or its closed tombstone), read consistently.
-    pub async fn get(&self, subject: &Subject) -> Result<Option<Record>, AutopilotError> {
+    pub async fn get(self, subject: &Subject) -> Result<Option<Record>, AutopilotError> {
         let resp = self
             .state
             .client
@@ -182,13 +183,13 @@ impl IncidentStore<'_> {
     }
 
     /// The subject's open incident, if any.
-    pub async fn open(&self, subject: &Subject) -> Result<Option<Record>, AutopilotError> {
+    pub async fn open(self, subject: &Subject) -> Result<Option<Record>, AutopilotError> {
         Ok(self.get(subject).await?.filter(Record::is_open))
     }
 
     /// Write `next` over `read` (the record as read, `None` when there was
     /// none): only if nobody wrote since. `writer` is unique to this attempt.
-    pub async fn write(&self, read: Option<&Record>, next: &Record, writer: &str) -> Result<Write, AutopilotError> {
+    pub async fn write(self, read: Option<&Record>, next: &Record, writer: &str) -> Result<Write, AutopilotError> {
         let item = encode(next, writer)
             .map_err(|e| self.unreadable(&next.subject, format!("record not serialisable: {e}")))?;
         let mut put = self.state.client.put_item().table_name(self.table()).set_item(Some(item));
@@ -218,7 +219,7 @@ impl IncidentStore<'_> {
 
     /// The subjects with an open incident, oldest first (the open index;
     /// eventually consistent: read each record before deciding on it).
-    pub async fn open_subjects(&self) -> Result<Vec<Subject>, AutopilotError> {
+    pub async fn open_subjects(self) -> Result<Vec<Subject>, AutopilotError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -243,7 +244,7 @@ impl IncidentStore<'_> {
     }
 
     /// Every open incident, read consistently, oldest first.
-    pub async fn open_all(&self) -> Result<Vec<Record>, AutopilotError> {
+    pub async fn open_all(self) -> Result<Vec<Record>, AutopilotError> {
         let mut out = Vec::new();
         for subject in self.open_subjects().await? {
             if let Some(r) = self.open(&subject).await? {
@@ -254,7 +255,7 @@ impl IncidentStore<'_> {
     }
 
     /// Keep a closed incident in the history (idempotent: the same key each time).
-    pub async fn archive(&self, record: &Record) -> Result<(), AutopilotError> {
+    pub async fn archive(self, record: &Record) -> Result<(), AutopilotError> {
         let State::Closed { at, resolution, .. } = &record.state else { return Ok(()) };
         let mut put = self
             .state
@@ -288,7 +289,7 @@ impl IncidentStore<'_> {
     /// The subject's incidents opened since `since` (closed ones from the
     /// history, and the current one), oldest first, for the reports.
     pub async fn since(
-        &self,
+        self,
         subject: &Subject,
         since: i64,
     ) -> Result<Vec<crate::reports::daily::IncidentLine>, AutopilotError> {

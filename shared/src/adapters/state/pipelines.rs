@@ -25,12 +25,32 @@ fn link_from(item: &Item) -> Option<DeployLink> {
     })
 }
 
+/// Which pipeline execution deployed a service, and executions' final states. A typed view of the one state table.
+#[derive(Clone, Copy)]
+pub struct PipelineStore<'a> {
+    state: &'a StateStore,
+}
+
+impl std::ops::Deref for PipelineStore<'_> {
+    type Target = StateStore;
+
+    fn deref(&self) -> &StateStore {
+        self.state
+    }
+}
+
 impl StateStore {
+    pub fn pipelines(&self) -> PipelineStore<'_> {
+        PipelineStore { state: self }
+    }
+}
+
+impl PipelineStore<'_> {
     /// Record that `link`'s pipeline action deploys (or deployed) the
     /// service. Idempotent per execution and action; a late STARTED never
     /// undoes a recorded end (`status` is only set by an end, or when absent).
     pub async fn record_pipeline_deploy(
-        &self,
+        self,
         (cluster, service): (&str, &str),
         link: &DeployLink,
         now: i64,
@@ -86,7 +106,7 @@ impl StateStore {
     }
 
     /// Every pipeline deployment recorded on the service (30 days).
-    pub async fn pipeline_deploys(&self, cluster: &str, service: &str) -> Result<Vec<DeployLink>, AutopilotError> {
+    pub async fn pipeline_deploys(self, cluster: &str, service: &str) -> Result<Vec<DeployLink>, AutopilotError> {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
@@ -113,7 +133,7 @@ impl StateStore {
     /// The newest execution of `pipeline` recorded SUCCEEDED after `at`
     /// (its id and time): a failure from before it is already fixed.
     pub async fn pipeline_succeeded_after(
-        &self,
+        self,
         pipeline: &str,
         at: i64,
     ) -> Result<Option<(String, i64)>, AutopilotError> {
@@ -152,7 +172,7 @@ impl StateStore {
 
     /// Record an execution's state (a newer record is never replaced by an older one).
     pub async fn record_pipeline_execution(
-        &self,
+        self,
         pipeline: &str,
         execution_id: &str,
         state: &str,

@@ -1,14 +1,14 @@
 //! Reads of the weekly capacity review: the deployments recorded for a
 //! service (`deployment#<id>`, written by ecs-events), as delivery records.
 
-use super::{Item, StateStore, get_n, get_s, keys, s};
+use super::{Item, get_n, get_s, keys, s};
 use crate::error::AutopilotError;
 use crate::reports::weekly::DeploymentRecord;
 
-impl StateStore {
+impl super::deployments::DeploymentStore<'_> {
     /// The deployments of a service first seen at or after `since`, oldest first.
     pub async fn deployments_since(
-        &self,
+        self,
         cluster: &str,
         service: &str,
         since: i64,
