@@ -168,6 +168,17 @@ impl TestBed {
 
     pub async fn new(name: &str) -> Self {
         let config = sdk_config().await;
+        // The open index as infra/template.yaml declares it; the benchmark can
+        // ask for the one of a build from before the incident machine
+        // (`AUTOPILOT_TESTBED_OPEN_INDEX=open-incidents:ALL`) to measure it alike.
+        let open_index =
+            match std::env::var("AUTOPILOT_TESTBED_OPEN_INDEX").ok().as_deref().and_then(|v| v.split_once(':')) {
+                Some((name, "ALL")) => (name.to_string(), aws_sdk_dynamodb::types::ProjectionType::All),
+                Some((name, _)) => (name.to_string(), aws_sdk_dynamodb::types::ProjectionType::KeysOnly),
+                None => {
+                    (shared::adapters::state::OPEN_INDEX.to_string(), aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
+                }
+            };
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("{}-{}-{n}", name.replace('_', "-"), std::process::id());
         let sns = aws_sdk_sns::Client::new(&config);
@@ -236,7 +247,7 @@ impl TestBed {
             )
             .global_secondary_indexes(
                 aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
-                    .index_name(shared::adapters::state::OPEN_INDEX)
+                    .index_name(open_index.0.as_str())
                     .key_schema(
                         KeySchemaElement::builder()
                             .attribute_name("open_index")
@@ -252,9 +263,7 @@ impl TestBed {
                             .unwrap(),
                     )
                     .projection(
-                        aws_sdk_dynamodb::types::Projection::builder()
-                            .projection_type(aws_sdk_dynamodb::types::ProjectionType::KeysOnly)
-                            .build(),
+                        aws_sdk_dynamodb::types::Projection::builder().projection_type(open_index.1.clone()).build(),
                     )
                     .build()
                     .unwrap(),
