@@ -58,8 +58,42 @@ pub struct CauseInfo {
     /// The new revision itself is broken, so going back to the previous one
     /// cures it. Capacity, network and Spot problems are not fixed that way.
     pub rollback_cures: bool,
-    /// The runbook's next steps: what a person does next.
-    pub next_steps: &'static [&'static str],
+    /// The runbook's next steps: what a person does next. A step that
+    /// advises an action autopilot can take names it, so that a message
+    /// whose record shows that action decided says what was done instead
+    /// (`notify::steps`).
+    pub next_steps: &'static [Step],
+}
+
+/// One step of a runbook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub text: &'static str,
+    /// The action this step advises, when it advises one.
+    pub remedy: Option<Remedy>,
+}
+
+/// An action a runbook step advises that autopilot's engine also takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remedy {
+    Rollback,
+    ScaleOut,
+}
+
+/// A step that looks, checks or fixes: no action of autopilot's. (Macros,
+/// not `const fn`s: a struct literal in the catalogue's `&[…]` is promoted
+/// to a static, a call is not.)
+macro_rules! look {
+    ($text:expr) => {
+        Step { text: $text, remedy: None }
+    };
+}
+
+/// A step that advises an action autopilot's engine takes too.
+macro_rules! act {
+    ($remedy:ident, $text:expr) => {
+        Step { text: $text, remedy: Some(Remedy::$remedy) }
+    };
 }
 
 impl Cause {
@@ -97,9 +131,13 @@ impl Cause {
                 failure: true,
                 rollback_cures: true,
                 next_steps: &[
-                    "Check that the image tag exists in the registry (aws ecr describe-images --repository-name <repo> --image-ids imageTag=<tag>).",
-                    "Check the execution role can pull (ecr:GetAuthorizationToken, ecr:BatchGetImage) and that private subnets have a route to ECR (NAT or VPC endpoints).",
-                    "Roll back to the last known-good task definition if the tag was never published.",
+                    look!(
+                        "Check that the image tag exists in the registry (aws ecr describe-images --repository-name <repo> --image-ids imageTag=<tag>)."
+                    ),
+                    look!(
+                        "Check the execution role can pull (ecr:GetAuthorizationToken, ecr:BatchGetImage) and that private subnets have a route to ECR (NAT or VPC endpoints)."
+                    ),
+                    act!(Rollback, "Roll back to the last known-good task definition if the tag was never published."),
                 ],
             },
             Self::OutOfMemory => CauseInfo {
@@ -109,9 +147,12 @@ impl Cause {
                 failure: true,
                 rollback_cures: true,
                 next_steps: &[
-                    "Compare memory use with the task and container limits (metrics in the evidence bundle).",
-                    "Raise the container/task memory in a new task definition revision, or roll back if a release introduced the leak.",
-                    "Look for a memory leak or unbounded cache in the log excerpt and recent deploys.",
+                    look!("Compare memory use with the task and container limits (metrics in the evidence bundle)."),
+                    look!(
+                        "Raise the container/task memory in a new task definition revision if the service needs more."
+                    ),
+                    act!(Rollback, "Roll back if a release introduced the leak."),
+                    look!("Look for a memory leak or unbounded cache in the log excerpt and recent deploys."),
                 ],
             },
             Self::Secrets => CauseInfo {
@@ -121,9 +162,11 @@ impl Cause {
                 failure: true,
                 rollback_cures: true,
                 next_steps: &[
-                    "Check the execution role policy allows secretsmanager:GetSecretValue / ssm:GetParameters (and kms:Decrypt) on the referenced secrets.",
-                    "Check the secret ARNs in the task definition exist in this region and account.",
-                    "Check private subnets reach Secrets Manager / SSM (NAT or VPC endpoints).",
+                    look!(
+                        "Check the execution role policy allows secretsmanager:GetSecretValue / ssm:GetParameters (and kms:Decrypt) on the referenced secrets."
+                    ),
+                    look!("Check the secret ARNs in the task definition exist in this region and account."),
+                    look!("Check private subnets reach Secrets Manager / SSM (NAT or VPC endpoints)."),
                 ],
             },
             Self::Network => CauseInfo {
@@ -133,9 +176,11 @@ impl Cause {
                 failure: true,
                 rollback_cures: false,
                 next_steps: &[
-                    "Check the subnets have free IP addresses and the ENI limit is not reached.",
-                    "Check the security groups and route tables (NAT, VPC endpoints) of the service's awsvpc configuration.",
-                    "Retry: provisioning timeouts are often transient; escalate if they persist.",
+                    look!("Check the subnets have free IP addresses and the ENI limit is not reached."),
+                    look!(
+                        "Check the security groups and route tables (NAT, VPC endpoints) of the service's awsvpc configuration."
+                    ),
+                    look!("Retry: provisioning timeouts are often transient; escalate if they persist."),
                 ],
             },
             Self::HealthCheck => CauseInfo {
@@ -145,9 +190,10 @@ impl Cause {
                 failure: true,
                 rollback_cures: true,
                 next_steps: &[
-                    "Check target health reasons (evidence) and the health-check path, port and grace period.",
-                    "Read the log excerpt for startup errors; compare with the last known-good revision.",
-                    "If a deploy caused it, roll back; otherwise raise healthCheckGracePeriodSeconds if the app starts slowly.",
+                    look!("Check target health reasons (evidence) and the health-check path, port and grace period."),
+                    look!("Read the log excerpt for startup errors; compare with the last known-good revision."),
+                    act!(Rollback, "If a deploy caused it, roll back."),
+                    look!("If the app only starts slowly, raise healthCheckGracePeriodSeconds."),
                 ],
             },
             Self::EssentialExit => CauseInfo {
@@ -157,9 +203,11 @@ impl Cause {
                 failure: true,
                 rollback_cures: true,
                 next_steps: &[
-                    "Read the log excerpt of the failing container for the crash (stack trace, missing config).",
-                    "Compare the failing task definition with the last known-good one (image, environment, secrets).",
-                    "Roll back if the crash started with a deployment.",
+                    look!("Read the log excerpt of the failing container for the crash (stack trace, missing config)."),
+                    look!(
+                        "Compare the failing task definition with the last known-good one (image, environment, secrets)."
+                    ),
+                    act!(Rollback, "Roll back if the crash started with a deployment."),
                 ],
             },
             Self::PlatformMismatch => CauseInfo {
@@ -169,9 +217,13 @@ impl Cause {
                 failure: true,
                 rollback_cures: true,
                 next_steps: &[
-                    "Rebuild the image for the task's CPU architecture (docker buildx build --platform linux/amd64,linux/arm64 …), or set the task definition's runtimePlatform.cpuArchitecture to the architecture the image was built for.",
-                    "Check which platforms the image provides: docker manifest inspect <image> (or aws ecr batch-get-image … --accepted-media-types application/vnd.oci.image.index.v1+json).",
-                    "Roll back to the last known-good task definition while the image is rebuilt.",
+                    look!(
+                        "Rebuild the image for the task's CPU architecture (docker buildx build --platform linux/amd64,linux/arm64 …), or set the task definition's runtimePlatform.cpuArchitecture to the architecture the image was built for."
+                    ),
+                    look!(
+                        "Check which platforms the image provides: docker manifest inspect <image> (or aws ecr batch-get-image … --accepted-media-types application/vnd.oci.image.index.v1+json)."
+                    ),
+                    act!(Rollback, "Roll back to the last known-good task definition while the image is rebuilt."),
                 ],
             },
             Self::Capacity => CauseInfo {
@@ -181,8 +233,10 @@ impl Cause {
                 failure: true,
                 rollback_cures: false,
                 next_steps: &[
-                    "Check Fargate/Fargate Spot capacity in the affected AZs; add subnets in more AZs or a FARGATE fallback capacity provider.",
-                    "Check service quotas (Fargate vCPU) and placement constraints.",
+                    look!(
+                        "Check Fargate/Fargate Spot capacity in the affected AZs; add subnets in more AZs or a FARGATE fallback capacity provider."
+                    ),
+                    look!("Check service quotas (Fargate vCPU) and placement constraints."),
                 ],
             },
             Self::SpotInterruption => CauseInfo {
@@ -191,9 +245,9 @@ impl Cause {
                 family: Family::Stop,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &[
-                    "Spot capacity was reclaimed; ECS replaces the task. Consider a FARGATE base in the capacity provider strategy for critical services.",
-                ],
+                next_steps: &[look!(
+                    "Spot capacity was reclaimed; ECS replaces the task. Consider a FARGATE base in the capacity provider strategy for critical services."
+                )],
             },
             Self::Expected => CauseInfo {
                 word: "expected",
@@ -201,7 +255,7 @@ impl Cause {
                 family: Family::Stop,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &["No action: the stop was expected (deployment, scale-in or a person)."],
+                next_steps: &[look!("No action: the stop was expected (deployment, scale-in or a person).")],
             },
             Self::Unknown => CauseInfo {
                 word: "unknown",
@@ -210,8 +264,10 @@ impl Cause {
                 failure: false,
                 rollback_cures: true,
                 next_steps: &[
-                    "Read the stopped reason and the service events in the evidence bundle.",
-                    "Run the runbook function's diagnose action for a fresh look: aws lambda invoke --function-name <stack>-runbook --cli-binary-format raw-in-base64-out --cli-read-timeout 330 --payload '{\"action\":\"diagnose\",\"cluster\":\"…\",\"service\":\"…\"}' out.json",
+                    look!("Read the stopped reason and the service events in the evidence bundle."),
+                    look!(
+                        "Run the runbook function's diagnose action for a fresh look: aws lambda invoke --function-name <stack>-runbook --cli-binary-format raw-in-base64-out --cli-read-timeout 330 --payload '{\"action\":\"diagnose\",\"cluster\":\"…\",\"service\":\"…\"}' out.json"
+                    ),
                 ],
             },
             Self::HighCpu => CauseInfo {
@@ -221,7 +277,9 @@ impl Cause {
                 failure: false,
                 rollback_cures: false,
                 next_steps: &[
-                    "Check CPU per task and request rate; scale out within bounds or roll back a regressing release.",
+                    look!("Check CPU per task and request rate."),
+                    act!(ScaleOut, "Scale out within bounds if the load is real."),
+                    act!(Rollback, "Roll back a regressing release."),
                 ],
             },
             Self::HighMemory => CauseInfo {
@@ -230,7 +288,11 @@ impl Cause {
                 family: Family::Alarm,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &["Check memory per task for a leak; scale out or raise memory in a new revision."],
+                next_steps: &[
+                    look!("Check memory per task for a leak."),
+                    act!(ScaleOut, "Scale out while it is investigated."),
+                    look!("Raise memory in a new revision if the service needs more."),
+                ],
             },
             Self::UnhealthyTargets => CauseInfo {
                 word: "unhealthy-targets",
@@ -239,7 +301,8 @@ impl Cause {
                 failure: false,
                 rollback_cures: false,
                 next_steps: &[
-                    "Check target health reasons and the failing tasks' logs; roll back if a deploy caused it.",
+                    look!("Check target health reasons and the failing tasks' logs."),
+                    act!(Rollback, "Roll back if a deploy caused it."),
                 ],
             },
             Self::Http5xx => CauseInfo {
@@ -249,7 +312,8 @@ impl Cause {
                 failure: false,
                 rollback_cures: false,
                 next_steps: &[
-                    "Check the application logs for errors and the dependencies they call; roll back a regressing release.",
+                    look!("Check the application logs for errors and the dependencies they call."),
+                    act!(Rollback, "Roll back a regressing release."),
                 ],
             },
             Self::Latency => CauseInfo {
@@ -258,7 +322,10 @@ impl Cause {
                 family: Family::Alarm,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &["Check downstream dependencies and CPU saturation; scale out if CPU-bound."],
+                next_steps: &[
+                    look!("Check downstream dependencies and CPU saturation."),
+                    act!(ScaleOut, "Scale out if CPU-bound."),
+                ],
             },
             Self::TaskCountLow => CauseInfo {
                 word: "task-count-low",
@@ -266,9 +333,9 @@ impl Cause {
                 family: Family::Alarm,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &[
-                    "Check why tasks stop (stopped tasks, service events) and whether capacity is available.",
-                ],
+                next_steps: &[look!(
+                    "Check why tasks stop (stopped tasks, service events) and whether capacity is available."
+                )],
             },
             Self::OtherAlarm => CauseInfo {
                 word: "other-alarm",
@@ -276,7 +343,7 @@ impl Cause {
                 family: Family::Alarm,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &["Read the alarm's description and metric; follow its owner's runbook."],
+                next_steps: &[look!("Read the alarm's description and metric; follow its owner's runbook.")],
             },
             Self::PipelineFailed => CauseInfo {
                 word: "pipeline-failed",
@@ -284,7 +351,9 @@ impl Cause {
                 family: Family::Pipeline,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &["Open the failed action's execution details and build log; fix and retry the stage."],
+                next_steps: &[look!(
+                    "Open the failed action's execution details and build log; fix and retry the stage."
+                )],
             },
             Self::ApprovalWaiting => CauseInfo {
                 word: "approval-waiting",
@@ -292,7 +361,7 @@ impl Cause {
                 family: Family::Pipeline,
                 failure: false,
                 rollback_cures: false,
-                next_steps: &["Review the change and approve or reject it in the pipeline console."],
+                next_steps: &[look!("Review the change and approve or reject it in the pipeline console.")],
             },
         }
     }
@@ -305,8 +374,15 @@ impl Cause {
         self.info().headline
     }
 
-    pub const fn next_steps(self) -> &'static [&'static str] {
+    /// The runbook's steps, each with the action it advises (if any).
+    pub const fn steps(self) -> &'static [Step] {
         self.info().next_steps
+    }
+
+    /// The runbook's next steps as text, whatever was done; a message that
+    /// shows what was done uses `notify::steps::next_steps`.
+    pub fn next_steps(self) -> Vec<&'static str> {
+        self.steps().iter().map(|s| s.text).collect()
     }
 
     pub const fn rollback_cures(self) -> bool {
@@ -344,6 +420,29 @@ mod tests {
             let info = c.info();
             assert!(!info.headline.is_empty() && !info.next_steps.is_empty(), "{c:?}");
             assert!(info.headline.is_ascii(), "subject lines are ASCII: {c:?}");
+        }
+    }
+
+    #[test]
+    fn a_step_names_the_action_it_advises_and_only_that_one() {
+        for c in Cause::ALL {
+            for step in c.steps() {
+                let text = step.text.to_lowercase();
+                let rolls_back = text.contains("roll back");
+                let scales_out = text.contains("scale out");
+                assert!(
+                    !(rolls_back && scales_out),
+                    "one action per step, so either can be answered alone: {c:?} {text}"
+                );
+                let said = if rolls_back {
+                    Some(Remedy::Rollback)
+                } else if scales_out {
+                    Some(Remedy::ScaleOut)
+                } else {
+                    None
+                };
+                assert_eq!(step.remedy, said, "{c:?}: {}", step.text);
+            }
         }
     }
 

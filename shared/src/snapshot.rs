@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::{ActionKind, ActionStatus};
+use crate::outcome::{ActionKind, ActionRecord, ActionStatus};
 use crate::trigger::TaskStateChange;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -317,4 +317,18 @@ pub struct LedgerEntry {
     /// A published message announced it (`announced_at` on the entry).
     #[serde(skip)]
     pub announced: bool,
+}
+
+impl LedgerEntry {
+    /// The entry as a message shows it; an unfinished (`executing`) entry
+    /// counts as executed, as the engine counts it.
+    pub fn record(&self) -> ActionRecord {
+        let status = match self.status {
+            LedgerStatus::Executing | LedgerStatus::Executed => ActionStatus::Executed,
+            LedgerStatus::Planned => ActionStatus::Planned,
+            LedgerStatus::Skipped => ActionStatus::Skipped,
+            LedgerStatus::Failed => ActionStatus::Failed,
+        };
+        ActionRecord { action: self.action.as_str().into(), status, detail: self.detail.clone() }
+    }
 }

@@ -457,6 +457,7 @@ fn render_is_sound(r: &Rendered, update: bool, severity: Severity, cause: Cause)
         evidence: Some(&r.why),
         links: links(&r.cluster, &r.service),
         report: Some(&r.why),
+        actions: &actions,
     };
     let m = render_resolved(&view, &redactor);
     subject_is_sound(&subject_line(&m.subject))?;

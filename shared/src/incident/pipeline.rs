@@ -530,6 +530,7 @@ impl Port for PipelinePort<'_> {
                     evidence: rec.evidence.as_deref(),
                     links,
                     pipeline: Some(self.links(&self.execution)),
+                    actions: &[],
                 };
                 render_escalation(&view, &crate::telemetry::redactor())
             }

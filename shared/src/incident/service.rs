@@ -655,8 +655,10 @@ impl ServicePort<'_> {
 
     async fn render_escalation(&mut self, app: &App, rec: &Record, nth: u32) -> Message {
         let mut tried = rec.notes.clone();
+        let mut actions = Vec::new();
         match app.state.actions().ledger_since(&self.cluster, &self.service, rec.opened_at).await {
             Ok(entries) => {
+                actions = entries.iter().map(LedgerEntry::record).collect();
                 // Executed and failed actions are in the notes already.
                 let noted = |detail: &str| rec.notes.iter().any(|n| n.contains(detail));
                 tried.extend(
@@ -684,6 +686,7 @@ impl ServicePort<'_> {
             evidence: rec.evidence.as_deref(),
             links: self.links(app),
             pipeline: None,
+            actions: &actions,
         };
         render_escalation(&view, &crate::telemetry::redactor())
     }
@@ -708,6 +711,13 @@ impl ServicePort<'_> {
         let mut notes = rec.notes.clone();
         notes.extend(action_notes(&unsaid).iter().map(|n| redactor.text(n)));
         let report = post_incident_report(app, rec, &self.ledger, why, t).await;
+        // What the next steps weigh: the incident's decisions and the carried ones this message announces.
+        let actions: Vec<ActionRecord> = self
+            .ledger
+            .iter()
+            .filter(|e| e.at >= rec.opened_at || e.key.as_ref().is_some_and(|k| publish.announce.contains(k)))
+            .map(LedgerEntry::record)
+            .collect();
         let problem = rec.problem_text();
         let view = ResolvedView {
             report: report.as_deref(),
@@ -726,6 +736,7 @@ impl ServicePort<'_> {
             notes: &notes,
             evidence: rec.evidence.as_deref(),
             links: self.links(app),
+            actions: &actions,
         };
         render_resolved(&view, &redactor)
     }

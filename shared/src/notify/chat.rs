@@ -455,6 +455,7 @@ mod tests {
                 evidence: Some("s3://ev/incidents/prod/api/inc-20261120-prod-api-1/"),
                 links: links(),
                 report: Some("s3://ev/incidents/prod/api/inc-20261120-prod-api-1/report.md"),
+                actions: &rollback(),
             },
             &Redactor::new(),
         )
@@ -477,6 +478,11 @@ mod tests {
                 evidence: None,
                 links: links(),
                 pipeline: None,
+                actions: &[ActionRecord {
+                    action: "rollback".into(),
+                    status: ActionStatus::Skipped,
+                    detail: "budget exhausted: 1 automatic rollback in the last 30 minutes (limit 1)".into(),
+                }],
             },
             &Redactor::new(),
         )
@@ -620,7 +626,7 @@ mod tests {
         let steps: Vec<&str> =
             n["content"]["nextSteps"].as_array().expect("steps").iter().filter_map(Value::as_str).collect();
         let expected: Vec<&str> = Cause::OutOfMemory.next_steps().iter().take(limits::NEXT_STEPS).copied().collect();
-        assert_eq!(steps, expected);
+        assert_eq!(steps, expected, "no action decided: the runbook's steps as written");
         let related = n["metadata"]["relatedResources"].as_array().expect("related");
         assert_eq!(related[0], "ecs-service:prod/api");
         assert!(related.iter().any(|r| r.as_str().is_some_and(|r| r.contains("/ecs/v2/clusters/prod/services/api"))));
@@ -636,6 +642,53 @@ mod tests {
         assert!(d.contains("Status: OPEN - crash loop"), "{d}");
         let u = notification(&update());
         assert!(u["content"]["description"].as_str().is_some_and(|d| d.contains("Action: rollback executed")), "{u:#}");
+    }
+
+    /// The numbered "Next steps" lines of a body.
+    fn body_steps(body: &str) -> Vec<String> {
+        let start = body.find("Next steps").expect("a Next steps section");
+        body[start..]
+            .lines()
+            .skip(1)
+            .map_while(|l| l.split_once(". ").filter(|(n, _)| n.parse::<u32>().is_ok()).map(|(_, t)| t.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn chat_next_steps_are_the_bodys_next_steps_and_know_what_was_done() {
+        for (name, m) in
+            [("alert", alert()), ("update", update()), ("resolution", resolved()), ("escalation", escalation())]
+        {
+            let n = notification(&m);
+            let chat: Vec<String> = n["content"]["nextSteps"]
+                .as_array()
+                .expect("steps")
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect();
+            let body: Vec<String> = body_steps(&m.body)
+                .iter()
+                .take(limits::NEXT_STEPS)
+                .map(|s| cut_chars(s, limits::NEXT_STEP_CHARS))
+                .collect();
+            assert!(!chat.is_empty(), "{name}");
+            assert_eq!(chat, body, "{name}: one list for the text and chat");
+        }
+        // The update shows the executed rollback: never advised again, its target to confirm.
+        let u = update();
+        let steps = body_steps(&u.body);
+        assert!(steps[0].starts_with("Confirm prod/api is healthy on api:41"), "{steps:#?}");
+        assert!(steps[0].contains("The failing revision was api:42"), "{steps:#?}");
+        assert!(!steps.iter().any(|s| s.to_lowercase().contains("roll back")), "{steps:#?}");
+        // The resolution points at its report first, then at what to verify.
+        let r = body_steps(&resolved().body);
+        assert!(r[0].contains("report.md"), "{r:#?}");
+        assert!(r[1].starts_with("Verify prod/api still runs api:41"), "{r:#?}");
+        // The escalation's rollback was refused by the budget: what to do instead.
+        let e = body_steps(&escalation().body);
+        assert!(e[0].starts_with("The automatic rollback was refused by the budget"), "{e:#?}");
+        assert!(e[1].contains("--function-name <stack>-runbook"), "{e:#?}");
     }
 
     #[test]

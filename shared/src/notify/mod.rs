@@ -1,9 +1,12 @@
 //! Notifications: every message a person reads, rendered in one place —
 //! incident alerts, updates, escalations, resolutions and reports' summaries
 //! ([`render`]), the same messages as chat custom notifications ([`chat`]),
-//! and a pipeline's failure, resolution and approval notices ([`pipeline`]).
+//! a pipeline's failure, resolution and approval notices ([`pipeline`]), and
+//! the next steps every incident message carries ([`steps`]: from the cause
+//! and what the message shows was done).
 //! Pure: no decisions here, and nothing sent (`adapters::sns` sends).
 
 pub mod chat;
 pub mod pipeline;
 pub mod render;
+pub mod steps;

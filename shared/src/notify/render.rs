@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 
+use crate::notify::steps::{self, Resolved, Situation};
 use crate::outcome::{ActionRecord, Cause, Kind, Severity};
 use crate::redact::Redactor;
 
@@ -70,9 +71,18 @@ impl EventType {
     }
 }
 
-/// The runbook's next steps of a cause, as owned lines.
+/// The runbook's next steps of a cause, as owned lines: a notice that
+/// shows no action (an incident's messages use [`steps::next_steps`]).
 pub fn steps_of(cause: Cause) -> Vec<String> {
     cause.next_steps().iter().map(|s| s.to_string()).collect()
+}
+
+/// The numbered "Next steps" section of a body.
+fn write_steps(b: &mut String, heading: &str, steps: &[String]) {
+    let _ = writeln!(b, "{heading}");
+    for (i, step) in steps.iter().enumerate() {
+        let _ = writeln!(b, "{}. {step}", i + 1);
+    }
 }
 
 /// SNS subjects: ASCII, no line breaks, under 100 characters.
@@ -294,10 +304,15 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
         let _ = writeln!(b, "- {} {}: {}", a.action, a.status.as_str(), a.detail);
     }
     let _ = writeln!(b);
-    let _ = writeln!(b, "Next steps (runbook: {})", v.cause);
-    for (i, step) in v.cause.next_steps().iter().enumerate() {
-        let _ = writeln!(b, "{}. {step}", i + 1);
-    }
+    let next_steps = steps::next_steps(&Situation {
+        cause: v.cause,
+        cluster: v.cluster,
+        service: v.service,
+        actions: v.actions,
+        held: steps::held(v.actions),
+        resolved: None,
+    });
+    write_steps(&mut b, &format!("Next steps (runbook: {})", v.cause), &next_steps);
     let _ = writeln!(b);
     match &v.evidence {
         EvidenceStatus::Stored(uri) => {
@@ -349,7 +364,7 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
         incident: Some(v.incident.into()),
         event_type: if v.update { EventType::IncidentUpdate } else { EventType::IncidentOpened },
         highlights: highlights.iter().map(|h| redactor.text(h)).collect(),
-        next_steps: steps_of(v.cause),
+        next_steps: next_steps.iter().map(|s| redactor.text(s)).collect(),
         links,
         evidence: match &v.evidence {
             EvidenceStatus::Stored(uri) => Some(uri.clone()),
@@ -379,6 +394,8 @@ pub struct ResolvedView<'a> {
     pub links: Links,
     /// The post-incident report, when it was stored.
     pub report: Option<&'a str>,
+    /// The incident's action decisions, oldest first (for the next steps).
+    pub actions: &'a [ActionRecord],
 }
 
 pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
@@ -413,15 +430,16 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         let _ = writeln!(b, "Evidence: {e}");
     }
     let _ = writeln!(b);
-    match v.report {
-        Some(r) => {
-            let _ =
-                writeln!(b, "Incident report: {r} (timeline, root cause, follow-up checklist; review and complete it)");
-        }
-        None => {
-            let _ = writeln!(b, "Follow-up: write the incident report; evidence and timeline are in the bundle above.");
-        }
-    }
+    let next_steps = steps::next_steps(&Situation {
+        cause: v.cause,
+        cluster: v.cluster,
+        service: v.service,
+        actions: v.actions,
+        held: steps::held(v.actions),
+        resolved: Some(Resolved { report: v.report }),
+    });
+    write_steps(&mut b, &format!("Next steps (runbook: {})", v.cause), &next_steps);
+    let _ = writeln!(b);
     let _ = writeln!(b, "- Service health: {}", v.links.service());
     let mut highlights = vec![
         format!("Resolved {} by {}", v.resolved_at, v.resolved_by),
@@ -431,11 +449,6 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         highlights.push("No automatic action; the service recovered".into());
     }
     highlights.extend(v.notes.iter().cloned());
-    let mut next_steps = vec![match v.report {
-        Some(r) => format!("Review and complete the incident report: {r}"),
-        None => "Write the incident report; evidence and timeline are in the bundle".to_string(),
-    }];
-    next_steps.extend(steps_of(v.cause));
     Message {
         subject: redactor.text(&subject),
         body: redactor.text(&b),
@@ -564,7 +577,16 @@ pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -
     ] {
         let _ = writeln!(b, "- [ ] {item}");
     }
-    for step in inc.cause.next_steps() {
+    let actions: Vec<ActionRecord> = v.ledger.iter().map(crate::snapshot::LedgerEntry::record).collect();
+    let (cluster, service) = inc.subject.as_service().unwrap_or_default();
+    for step in steps::follow_ups(&Situation {
+        cause: inc.cause,
+        cluster,
+        service,
+        actions: &actions,
+        held: steps::held(&actions),
+        resolved: Some(Resolved::default()),
+    }) {
         let _ = writeln!(b, "- [ ] {step}");
     }
     redactor.text(&b)
@@ -589,6 +611,8 @@ pub struct EscalationView<'a> {
     pub links: Links,
     /// Set for a pipeline execution's incident: it is named and linked as one.
     pub pipeline: Option<PipelineLinks>,
+    /// The incident's action decisions, oldest first (for the next steps).
+    pub actions: &'a [ActionRecord],
 }
 
 pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message {
@@ -620,10 +644,15 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         let _ = writeln!(b, "- {t}");
     }
     let _ = writeln!(b);
-    let _ = writeln!(b, "Next steps ({})", v.cause.as_str());
-    for (i, step) in v.cause.next_steps().iter().enumerate() {
-        let _ = writeln!(b, "{}. {step}", i + 1);
-    }
+    let next_steps = steps::next_steps(&Situation {
+        cause: v.cause,
+        cluster: v.cluster,
+        service: v.service,
+        actions: v.actions,
+        held: steps::held(v.actions),
+        resolved: None,
+    });
+    write_steps(&mut b, &format!("Next steps ({})", v.cause.as_str()), &next_steps);
     if let Some(e) = v.evidence {
         let _ = writeln!(b);
         let _ = writeln!(b, "Evidence: {e}");
@@ -652,7 +681,7 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         incident: Some(v.incident.into()),
         event_type: EventType::IncidentEscalated,
         highlights: highlights.iter().map(|h| redactor.text(h)).collect(),
-        next_steps: steps_of(v.cause),
+        next_steps: next_steps.iter().map(|s| redactor.text(s)).collect(),
         links,
         evidence: v.evidence.map(str::to_string),
         team: None,
@@ -858,6 +887,7 @@ mod tests {
                 evidence: None,
                 links: Links { region: "us-east-1".into(), cluster: "prod".into(), service: "api".into() },
                 report: None,
+                actions: &[],
             },
             &Redactor::new(),
         );

@@ -35,7 +35,7 @@ fn get(path: &str) -> String {
 
 /// The messages published to `topic_arn`, as SNS received them (the raw
 /// `Message` parameter), in order.
-fn published(topic_arn: &str) -> Vec<String> {
+pub(crate) fn published(topic_arn: &str) -> Vec<String> {
     let data: Value = serde_json::from_str(&get("/moto-api/data.json")).expect("data.json is JSON");
     let topics = data["sns"]["Topic"].as_array().cloned().unwrap_or_default();
     let topic = topics.iter().find(|t| t["arn"] == topic_arn).expect("the test's topic is listed");

@@ -18,6 +18,7 @@ mod faults;
 mod functions;
 mod incident_core;
 mod lost_responses;
+mod next_steps;
 mod pipeline;
 mod races;
 mod redaction;
