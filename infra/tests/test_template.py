@@ -207,10 +207,11 @@ def test_log_prefix_slots_are_consistent():
     for build, cond_i, sel_i, param in entries:
         assert cond_i == sel_i, (build, cond_i, sel_i)
         assert param == ("BuildLogGroupPrefixes" if build else "LogGroupPrefixes"), (build, param)
-    # app logs: two read lists, the export list, the key policy and two bucket
-    # policy lists; build logs: two read lists
+    # app logs: the stream-read list, the daily report's FilterLogEvents list,
+    # the export list, the key policy and two bucket policy lists; build logs:
+    # the stream-read list
     assert sum(1 for e in entries if not e[0]) == 6 * 5
-    assert sum(1 for e in entries if e[0]) == 2 * 5
+    assert sum(1 for e in entries if e[0]) == 1 * 5
     conds = TEMPLATE.read_text()
     for i in range(6):
         for param in ("LogGroupPrefixes", "BuildLogGroupPrefixes"):
