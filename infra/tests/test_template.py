@@ -624,6 +624,23 @@ def test_no_set_operator_on_resource_tags(sam_template):
     assert found == 2
 
 
+def test_the_key_and_the_state_table_outlive_the_stack(translated):
+    """Deleting (or replacing) the stack keeps the action ledger and the key
+    the evidence is encrypted with; the table also refuses a plain delete."""
+    res = translated["Resources"]
+    for logical in ("AutopilotKey", "StateTable"):
+        assert (res[logical].get("DeletionPolicy"), res[logical].get("UpdateReplacePolicy")) == ("Retain", "Retain"), logical
+    assert res["StateTable"]["Properties"]["DeletionProtectionEnabled"] is True
+
+
+def test_tear_down_says_how_to_remove_the_retained_key_and_table_on_purpose():
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    tear_down = readme.split("## Tear down", 1)[1].split("\n## ", 1)[0]
+    for needed in ("aws dynamodb update-table", "--no-deletion-protection-enabled", "aws dynamodb delete-table",
+                   "aws kms schedule-key-deletion", "--pending-window-in-days", "aws kms cancel-key-deletion"):
+        assert needed in tear_down, needed
+
+
 def test_state_table(translated):
     t = translated["Resources"]["StateTable"]["Properties"]
     assert t["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"},
