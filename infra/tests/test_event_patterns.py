@@ -241,7 +241,7 @@ def test_own_events(name, patterns, unscoped, scoped):
 def test_own_self_alarms_never_reach_the_alarm_responder(patterns, unscoped, scoped):
     for st in (unscoped, scoped):
         event = load(OWN_EVENTS / "alarm/metric-alarm-alarm.json")
-        name = f"{st.name}-ecs-events-errors"
+        name = f"{st.name}-ecs-events-needs-person"
         event["detail"]["alarmName"] = name
         event["resources"] = [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"]
         assert matched_rules(patterns[st.name], event) == set()

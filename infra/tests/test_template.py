@@ -363,6 +363,15 @@ def test_self_alarms(translated):
         assert p["Threshold"] == 0
         assert p["TreatMissingData"] == "notBreaching"
         assert p["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-")
+        if p["Namespace"] == {"Ref": "MetricsNamespace"}:
+            # the EMF metric as shared::telemetry emits it: Stack and Function
+            stack, function = p["Dimensions"]
+            assert (stack["Name"], stack["Value"]) == ("Stack", {"Ref": "AWS::StackName"})
+            assert function["Name"] == "Function"
+            assert p["Statistic"] == "Sum"
+            logical = {b: f for f, b in BINARIES.items()}[function["Value"]]
+            seen.add((logical, p["MetricName"]))
+            continue
         (dim,) = p["Dimensions"]
         if p["Namespace"] == "AWS/Lambda":
             assert p["Statistic"] == "Sum"
@@ -372,11 +381,24 @@ def test_self_alarms(translated):
             assert p["MetricName"] == "ApproximateNumberOfMessagesVisible"
             assert p["Statistic"] == "Maximum"
             seen.add((dim["Value"]["Fn::GetAtt"][0], p["MetricName"]))
-    expected = {(f, m) for f in BINARIES for m in ("Errors", "Throttles")}
+    # Pages on what needs a person (never Lambda's Errors, which counts the
+    # InProgress of a redelivered event and refused inputs), throttles, and
+    # the dead letters as backstop.
+    expected = {(f, m) for f in BINARIES for m in ("NeedsPerson", "Throttles")}
     expected |= {(q, "ApproximateNumberOfMessagesVisible")
                  for q in ("TriggerDeadLetterQueue", "FailedInvocationsQueue")}
     assert seen == expected
     assert len(alarms) == len(expected)
+
+
+def test_the_self_alarms_read_the_metric_the_code_emits():
+    """The metric name is shared::error::ErrorClass::NeedsPerson's, and it is
+    the class that pages (the Rust unit tests map every error to a class)."""
+    error_rs = (TEMPLATE.parent.parent / "shared/src/error.rs").read_text()
+    assert 'Self::NeedsPerson => "NeedsPerson"' in error_rs
+    assert "self == Self::NeedsPerson" in error_rs
+    telemetry_rs = (TEMPLATE.parent.parent / "shared/src/telemetry.rs").read_text()
+    assert 'base.push("Stack")' in telemetry_rs and 'base.push("Function")' in telemetry_rs
 
 
 def test_evidence_bucket(translated):
