@@ -119,6 +119,8 @@ CONTRACT_DEFAULTS = {
     "PRODUCTION_PIPELINES": "*-prod,*-production,*prod/*",
     "ALARM_NAME_PREFIX": "",
     "METRICS_NAMESPACE": "EcsAutopilot",
+    "ALARM_TOPIC_ARNS": "",
+    "RUNBOOK_CALLERS": "",
 }
 # (MinValue, MaxValue) of each Number tunable: counts and thresholds that
 # must be at least 1, budgets and cooldowns that may be 0 (= off).
@@ -644,6 +646,28 @@ def test_no_set_operator_on_resource_tags(sam_template):
                     found += 1
                     assert not operator.startswith(("ForAnyValue:", "ForAllValues:")), (operator, key)
     assert found == 2
+
+
+def test_the_runbook_has_an_iam_authenticated_url_and_nothing_else_does(translated):
+    """moto cannot create AWS::Lambda::Url (conftest.for_moto drops it): checked here."""
+    urls = of_type(translated, "AWS::Lambda::Url")
+    assert urls == {"RunbookFunctionUrl": {"Type": "AWS::Lambda::Url", "Properties": {
+        "TargetFunctionArn": ref("RunbookFunction"), "AuthType": "AWS_IAM"}}}
+    # No resource-based permission opens it: callers need their own
+    # lambda:InvokeFunctionUrl (same account), and never an anonymous one.
+    for name, perm in of_type(translated, "AWS::Lambda::Permission").items():
+        p = perm["Properties"]
+        assert p["Action"] != "lambda:InvokeFunctionUrl" and "FunctionUrlAuthType" not in p, name
+    assert translated["Outputs"]["RunbookFunctionUrl"]["Value"] == getatt("RunbookFunctionUrl", "FunctionUrl")
+
+
+def test_the_alarm_topic_and_the_runbook_callers_reach_the_functions(translated):
+    for logical in BINARIES:
+        env = translated["Resources"][logical]["Properties"]["Environment"]["Variables"]
+        assert env["ALARM_TOPIC_ARNS"] == ref("AlarmSnsTopicArn")
+        assert env["RUNBOOK_CALLERS"] == ref("RunbookCallers")
+    p = translated["Parameters"]["RunbookCallers"]
+    assert (p["Type"], p["Default"]) == ("String", "")
 
 
 def test_the_key_and_the_state_table_outlive_the_stack(translated):
