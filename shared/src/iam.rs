@@ -11,9 +11,13 @@
 //! grants exactly the union of both (see [`actions_of`]); anything else in
 //! the template is drift.
 //!
-//! Which function reaches which adapter was traced through the flows (and
-//! cross-checked against the adapter functions linked into each release of a
-//! binary, an upper bound: generic code links paths a function never takes).
+//! Which function reaches which adapter was traced through the flows, and
+//! is cross-checked by `scripts/iam-reach.sh` against the adapter functions
+//! linked into each binary: every function a row names must link the row's
+//! adapter function (linking is an upper bound: generic code links paths a
+//! function never takes — scheduled-reports links the engine's reads and
+//! mutations through the incident shell's acting port, pipeline-events the
+//! alarm reads — and the script lists those for review).
 //! The non-obvious paths:
 //!
 //! - `scheduled-reports`' escalation drives every open incident through the
