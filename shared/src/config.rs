@@ -66,7 +66,7 @@ pub struct Config {
     /// patterns (`*` wildcards) allowed per action or `*` — a JSON object
     /// such as `{"rollback": ["arn:aws:sts::111122223333:assumed-role/oncall/*"]}`.
     /// Empty: every caller IAM lets through.
-    pub runbook_callers: Vec<(String, Vec<String>)>,
+    pub runbook_callers: CallerPatterns,
     pub settings: Settings,
 }
 
@@ -330,8 +330,11 @@ impl Config {
     }
 }
 
+/// Action (or `*`) → the IAM ARN patterns allowed to run it.
+pub type CallerPatterns = Vec<(String, Vec<String>)>;
+
 /// `RUNBOOK_CALLERS`: a JSON object of action (or `*`) → list of ARN patterns.
-fn runbook_callers(value: Option<&str>) -> Result<Vec<(String, Vec<String>)>, AutopilotError> {
+fn runbook_callers(value: Option<&str>) -> Result<CallerPatterns, AutopilotError> {
     let refuse = |why: String| {
         AutopilotError::Config(format!(
             "RUNBOOK_CALLERS must be a JSON object mapping an action or \"*\" to a list of IAM ARN patterns, \
