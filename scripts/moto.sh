@@ -24,7 +24,10 @@ start_moto() {
   MOTO_LOG="${MOTO_LOG:-$ROOT/target/moto.log}"
   mkdir -p "$(dirname "$MOTO_LOG")"
   # moto's server with DynamoDB writes applied atomically, as the real service does
-  "$VENV/bin/python" "$ROOT/scripts/moto_server_atomic.py" 127.0.0.1 "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
+  # in the account of the fixtures and of the runtime API's function ARN, so
+  # the ARNs it issues name the account the functions run in
+  MOTO_ACCOUNT_ID="${MOTO_ACCOUNT_ID:-111122223333}" \
+    "$VENV/bin/python" "$ROOT/scripts/moto_server_atomic.py" 127.0.0.1 "$MOTO_PORT" >"$MOTO_LOG" 2>&1 &
   MOTO_PID=$!
   trap stop_moto EXIT
   export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"

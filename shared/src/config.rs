@@ -56,6 +56,17 @@ pub struct Config {
     /// `BUILD_LOG_GROUP_PREFIXES` (`/aws/codebuild/`): the only build log
     /// groups pipeline-events reads (IAM grants the same).
     pub build_log_group_prefixes: Vec<String>,
+    /// `ACCOUNTS`: accounts whose events are in scope besides the function's
+    /// own (a comma list of twelve-digit ids; empty: only its own).
+    pub accounts: Vec<String>,
+    /// `ALARM_TOPIC_ARNS`: the SNS topics whose messages are taken (a comma
+    /// list); an SNS-wrapped input from any other topic is refused.
+    pub alarm_topic_arns: Vec<String>,
+    /// `RUNBOOK_CALLERS`: for function URL requests, the IAM caller ARN
+    /// patterns (`*` wildcards) allowed per action or `*` — a JSON object
+    /// such as `{"rollback": ["arn:aws:sts::111122223333:assumed-role/oncall/*"]}`.
+    /// Empty: every caller IAM lets through.
+    pub runbook_callers: CallerPatterns,
     pub settings: Settings,
 }
 
@@ -277,6 +288,19 @@ impl Config {
         };
         let production_pipelines = list("PRODUCTION_PIPELINES", DEFAULT_PRODUCTION_PIPELINES);
         let build_log_group_prefixes = list("BUILD_LOG_GROUP_PREFIXES", &["/aws/codebuild/"]);
+        let accounts = list("ACCOUNTS", &[]);
+        if let Some(bad) = accounts.iter().find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(AutopilotError::Config(format!(
+                "ACCOUNTS must be twelve-digit account ids separated by commas, got {bad:?}"
+            )));
+        }
+        let alarm_topic_arns = list("ALARM_TOPIC_ARNS", &[]);
+        if let Some(bad) = alarm_topic_arns.iter().find(|t| !t.starts_with("arn:") || !t.contains(":sns:")) {
+            return Err(AutopilotError::Config(format!(
+                "ALARM_TOPIC_ARNS must be SNS topic ARNs separated by commas, got {bad:?}"
+            )));
+        }
+        let runbook_callers = runbook_callers(lookup("RUNBOOK_CALLERS").as_deref())?;
         Ok(Self {
             notify_topic_arn,
             evidence_bucket,
@@ -288,6 +312,9 @@ impl Config {
             alarm_name_prefix,
             production_pipelines,
             build_log_group_prefixes,
+            accounts,
+            alarm_topic_arns,
+            runbook_callers,
             settings,
         })
     }
@@ -301,6 +328,28 @@ impl Config {
     pub fn in_scope(&self, cluster: &str) -> bool {
         self.clusters.is_empty() || self.clusters.iter().any(|c| c == crate::arn::cluster_name(cluster))
     }
+}
+
+/// Action (or `*`) → the IAM ARN patterns allowed to run it.
+pub type CallerPatterns = Vec<(String, Vec<String>)>;
+
+/// `RUNBOOK_CALLERS`: a JSON object of action (or `*`) → list of ARN patterns.
+fn runbook_callers(value: Option<&str>) -> Result<CallerPatterns, AutopilotError> {
+    let refuse = |why: String| {
+        AutopilotError::Config(format!(
+            "RUNBOOK_CALLERS must be a JSON object mapping an action or \"*\" to a list of IAM ARN patterns, \
+             e.g. {{\"rollback\": [\"arn:aws:sts::111122223333:assumed-role/oncall/*\"]}}: {why}"
+        ))
+    };
+    let Some(text) = value.map(str::trim).filter(|v| !v.is_empty()) else { return Ok(Vec::new()) };
+    let parsed: std::collections::BTreeMap<String, Vec<String>> =
+        serde_json::from_str(text).map_err(|e| refuse(e.to_string()))?;
+    for (action, patterns) in &parsed {
+        if let Some(p) = patterns.iter().find(|p| !p.starts_with("arn:") && p.as_str() != "*") {
+            return Err(refuse(format!("pattern {p:?} under {action:?} is not an ARN pattern")));
+        }
+    }
+    Ok(parsed.into_iter().collect())
 }
 
 fn parse_bool(name: &str, value: Option<&str>) -> Result<bool, AutopilotError> {
@@ -463,5 +512,33 @@ mod tests {
         assert!(!c.dry_run);
         assert!(c.clusters.is_empty() && c.in_scope("anything"));
         assert_eq!(c.settings.update_interval, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn the_trusted_sources_are_read_and_a_bad_one_is_named() {
+        let mut pairs = BASE.to_vec();
+        pairs.push(("ACCOUNTS", "444455556666, 777788889999"));
+        pairs.push(("ALARM_TOPIC_ARNS", "arn:aws:sns:us-east-1:111122223333:alarms"));
+        pairs.push((
+            "RUNBOOK_CALLERS",
+            r#"{"rollback": ["arn:aws:sts::111122223333:assumed-role/oncall/*"], "*": ["*"]}"#,
+        ));
+        let c = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(c.accounts, ["444455556666", "777788889999"]);
+        assert_eq!(c.alarm_topic_arns, ["arn:aws:sns:us-east-1:111122223333:alarms"]);
+        assert_eq!(c.runbook_callers.len(), 2);
+        let c = Config::from_lookup(env(&BASE)).unwrap();
+        assert!(c.accounts.is_empty() && c.alarm_topic_arns.is_empty() && c.runbook_callers.is_empty());
+        for (name, value) in [
+            ("ACCOUNTS", "4444-5555-6666"),
+            ("ALARM_TOPIC_ARNS", "alarms"),
+            ("RUNBOOK_CALLERS", "rollback=oncall"),
+            ("RUNBOOK_CALLERS", r#"{"rollback": ["oncall"]}"#),
+        ] {
+            let mut pairs = BASE.to_vec();
+            pairs.push((name, value));
+            let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+        }
     }
 }

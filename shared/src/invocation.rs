@@ -22,19 +22,28 @@ pub struct Invocation {
     pub request_id: String,
     /// Epoch milliseconds when Lambda stops this invocation; `None` when unknown.
     pub deadline_ms: Option<i64>,
+    /// The function's own account, from the invoked function's ARN: events
+    /// of other accounts are out of scope (`trigger::trust`).
+    pub account: Option<String>,
 }
 
 impl Invocation {
     pub fn new(request_id: impl Into<String>, deadline_ms: Option<i64>) -> Self {
         let request_id = request_id.into();
         let request_id = if request_id.trim().is_empty() { fresh_token() } else { request_id };
-        Self { request_id, deadline_ms }
+        Self { request_id, deadline_ms, account: None }
+    }
+
+    /// The same invocation, run by the function whose ARN is `function_arn`.
+    pub fn of_function(mut self, function_arn: &str) -> Self {
+        self.account = crate::arn::account_of(function_arn).map(str::to_string);
+        self
     }
 
     /// From the Lambda context of one invocation.
     pub fn from_lambda(context: &lambda_runtime::Context) -> Self {
         let deadline = i64::try_from(context.deadline).ok().filter(|d| *d > 0);
-        Self::new(context.request_id.clone(), deadline)
+        Self::new(context.request_id.clone(), deadline).of_function(&context.invoked_function_arn)
     }
 }
 
@@ -52,6 +61,11 @@ pub async fn scope<F: Future>(invocation: Invocation, work: F) -> F::Output {
 /// retries of that one call then recognise it.
 pub fn token() -> String {
     CURRENT.try_with(|i| i.request_id.clone()).unwrap_or_else(|_| fresh_token())
+}
+
+/// The account of the function handling the current invocation, when known.
+pub fn own_account() -> Option<String> {
+    CURRENT.try_with(|i| i.account.clone()).ok().flatten()
 }
 
 /// The current invocation's deadline (epoch milliseconds), when known.

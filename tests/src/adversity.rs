@@ -139,6 +139,11 @@ impl Failure {
         format!("prod-api-5xx-{}", self.tag)
     }
 
+    /// The dimensions of the metric this service's alarm watches.
+    pub fn alarm_dimensions(&self) -> Vec<(String, String)> {
+        vec![("ClusterName".into(), self.svc.cluster.clone()), ("ServiceName".into(), self.svc.service.clone())]
+    }
+
     /// The designated 5xx-rate alarm of this service (name `prod-api-5xx-<tag>`,
     /// designated by `ALARM_NAME_PREFIX=prod-api-`), entering `state` at
     /// `at_ms` (epoch milliseconds).

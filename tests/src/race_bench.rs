@@ -191,8 +191,11 @@ impl RaceBench {
         // from the start, OK once its OK is due; the functions read it.
         let alarm = f.alarm_name();
         let ok_at = deliveries.iter().filter(|d| d.label.starts_with("alarm-ok")).map(|d| d.offset).min();
+        // On the metric of the service the alarm events name, as they say.
+        let dimensions = f.alarm_dimensions();
+        let dimensions: Vec<(&str, &str)> = dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         if deliveries.iter().any(|d| d.label.starts_with("alarm")) {
-            self.bed.set_alarm(&alarm, "ALARM").await;
+            self.bed.set_alarm_on(&alarm, "ALARM", &dimensions).await;
         }
         let turn_ok = ok_at.map(|after| {
             let (config, name) = (self.bed.config.clone(), alarm.clone());
@@ -206,7 +209,7 @@ impl RaceBench {
             let _ = task.await;
         }
         // The world recovers fully before the final steady state.
-        self.bed.set_alarm(&alarm, "OK").await;
+        self.bed.set_alarm_on(&alarm, "OK", &dimensions).await;
         let settle = f.steady_state(999);
         let ecs = self.first(Function::Ecs);
         let settled = Some(tokio::task::block_in_place(|| ecs.invoke(&settle)));

@@ -9,6 +9,9 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub const REGION: &str = "us-east-1";
+/// The SNS topics the fixtures' wrapped events come from (`Sns.TopicArn`).
+pub const FIXTURE_SNS_TOPICS: [&str; 2] =
+    ["arn:aws:sns:us-east-1:111122223333:autopilot-alarms", "arn:aws:sns:us-east-1:111122223333:ecs-events"];
 
 /// Endpoint of the local server; the tests cannot run without one.
 pub fn endpoint() -> String {
@@ -86,12 +89,113 @@ impl TestBed {
                 _ => {}
             }
         }
+        /// Every metric dimension the event names (`{"K": "v"}` maps and
+        /// `[{"name": "K", "value": "v"}]` lists, SNS messages included).
+        fn dimensions(v: &Value, out: &mut Vec<(String, String)>) {
+            match v {
+                Value::Object(map) => {
+                    for (k, child) in map {
+                        match (k.as_str(), child) {
+                            ("dimensions" | "Dimensions", Value::Object(d)) => {
+                                out.extend(d.iter().filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string()))))
+                            }
+                            ("dimensions" | "Dimensions", Value::Array(items)) => {
+                                out.extend(items.iter().filter_map(|i| {
+                                    let field =
+                                        |a: &str, b: &str| i.get(a).or_else(|| i.get(b)).and_then(Value::as_str);
+                                    Some((field("name", "Name")?.to_string(), field("value", "Value")?.to_string()))
+                                }))
+                            }
+                            ("Message", Value::String(text)) => {
+                                if let Ok(inner) = serde_json::from_str::<Value>(text) {
+                                    dimensions(&inner, out);
+                                }
+                            }
+                            _ => dimensions(child, out),
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| dimensions(i, out)),
+                _ => {}
+            }
+        }
+        /// Alarm ARNs in the event become the real alarm's.
+        fn point_at(v: &mut Value, arn: &str) {
+            match v {
+                Value::String(s) if s.starts_with("arn:aws:cloudwatch:") && s.contains(":alarm:") => {
+                    *s = arn.to_string()
+                }
+                Value::String(text) => {
+                    if let Ok(mut inner @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
+                        point_at(&mut inner, arn);
+                        *text = inner.to_string();
+                    }
+                }
+                Value::Object(map) => map.values_mut().for_each(|c| point_at(c, arn)),
+                Value::Array(items) => items.iter_mut().for_each(|i| point_at(i, arn)),
+                _ => {}
+            }
+        }
         let mut name = None;
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         rename(event, &format!("-{}", self.prefix), &now, &mut name);
         let name = name.expect("the event names an alarm");
-        self.set_alarm(&name, state).await;
+        let mut dims = Vec::new();
+        dimensions(event, &mut dims);
+        dims.sort();
+        dims.dedup();
+        let dims: Vec<(&str, &str)> = dims.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let arn = self.set_alarm_on(&name, state, &dims).await;
+        point_at(event, &arn);
         name
+    }
+
+    /// Like [`TestBed::set_alarm`], for an alarm on a metric with
+    /// `dimensions` (created, or re-created when its dimensions differ), as
+    /// the functions will read it before acting. Its ARN.
+    pub async fn set_alarm_on(&self, name: &str, state: &str, dimensions: &[(&str, &str)]) -> String {
+        let cw = aws_sdk_cloudwatch::Client::new(&self.config);
+        let existing = cw.describe_alarms().alarm_names(name).send().await.ok().and_then(|r| {
+            r.metric_alarms().first().map(|a| {
+                let mut d: Vec<(String, String)> = a
+                    .dimensions()
+                    .iter()
+                    .map(|d| (d.name().unwrap_or_default().to_string(), d.value().unwrap_or_default().to_string()))
+                    .collect();
+                d.sort();
+                d
+            })
+        });
+        let mut wanted: Vec<(String, String)> =
+            dimensions.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        wanted.sort();
+        if existing.as_ref() != Some(&wanted) {
+            let mut put = cw
+                .put_metric_alarm()
+                .alarm_name(name)
+                .namespace("AWS/ECS")
+                .metric_name("CPUUtilization")
+                .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
+                .period(60)
+                .evaluation_periods(1)
+                .threshold(85.0)
+                .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold);
+            for (k, v) in &wanted {
+                put = put.dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name(k).value(v).build());
+            }
+            put.send().await.expect("put alarm");
+        }
+        set_alarm_state(&self.config, name, state).await;
+        cw.describe_alarms()
+            .alarm_names(name)
+            .send()
+            .await
+            .expect("describe alarm")
+            .metric_alarms()
+            .first()
+            .and_then(|a| a.alarm_arn())
+            .expect("the alarm has an ARN")
+            .to_string()
     }
 
     /// Edit the stored incident record of the subject `pk` (`service#c/s`,
@@ -308,6 +412,9 @@ impl TestBed {
             ("NOTIFY_TOPIC_ARN".into(), self.topic_arn.clone()),
             ("EVIDENCE_BUCKET".into(), self.bucket.clone()),
             ("STATE_TABLE".into(), self.table.clone()),
+            // The topics the fixtures' SNS-wrapped events come from: the
+            // deployment's subscribed alarm topics (any other is refused).
+            ("ALARM_TOPIC_ARNS".into(), FIXTURE_SNS_TOPICS.join(",")),
         ]
     }
 

@@ -84,6 +84,9 @@ pub struct AlarmStateNow {
     pub state: String,
     /// When it entered that state (epoch seconds), when answered.
     pub since: Option<i64>,
+    pub arn: Option<String>,
+    /// The dimensions of its metric and of its math's metrics (none for a composite).
+    pub dimensions: Vec<(String, String)>,
 }
 
 /// The current state of each named alarm (metric and composite), in batches
@@ -104,10 +107,22 @@ pub async fn alarm_states(clients: &Clients, names: &[String]) -> Result<Vec<Ala
                 .await
                 .map_err(|e| aws_error("cloudwatch", "DescribeAlarms", batch.join(","), &e))?;
             for a in resp.metric_alarms() {
+                let pair = |d: &aws_sdk_cloudwatch::types::Dimension| {
+                    (d.name().unwrap_or_default().to_string(), d.value().unwrap_or_default().to_string())
+                };
+                let mut dimensions: Vec<(String, String)> = a.dimensions().iter().map(pair).collect();
+                dimensions.extend(
+                    a.metrics()
+                        .iter()
+                        .filter_map(|q| q.metric_stat().and_then(|m| m.metric()))
+                        .flat_map(|m| m.dimensions().iter().map(pair)),
+                );
                 out.push(AlarmStateNow {
                     name: a.alarm_name().unwrap_or_default().to_string(),
                     state: a.state_value().map(|v| v.as_str().to_string()).unwrap_or_default(),
                     since: a.state_updated_timestamp().map(|t| t.secs()),
+                    arn: a.alarm_arn().map(str::to_string),
+                    dimensions,
                 });
             }
             for a in resp.composite_alarms() {
@@ -115,6 +130,8 @@ pub async fn alarm_states(clients: &Clients, names: &[String]) -> Result<Vec<Ala
                     name: a.alarm_name().unwrap_or_default().to_string(),
                     state: a.state_value().map(|v| v.as_str().to_string()).unwrap_or_default(),
                     since: a.state_updated_timestamp().map(|t| t.secs()),
+                    arn: a.alarm_arn().map(str::to_string),
+                    dimensions: Vec::new(),
                 });
             }
             token = resp.next_token().map(str::to_string);

@@ -21,7 +21,7 @@ use crate::incident::shell::publish_failed;
 use crate::notify::render::{Message, subject_line};
 use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
 use crate::time::{iso, now};
-use crate::trigger::{AlarmChange, AlarmState, Trigger};
+use crate::trigger::{AlarmChange, AlarmState, Trigger, trust};
 
 pub const FLOW: Flow = Flow { function: Function::AlarmResponder, run };
 
@@ -127,7 +127,16 @@ enum Now {
 async fn alarm_now(app: &App, alarm: &AlarmChange, at: i64) -> Now {
     match cloudwatch::alarm_states(&app.clients, std::slice::from_ref(&alarm.name)).await {
         Ok(states) => match states.into_iter().find(|s| s.name == alarm.name) {
-            Some(s) if s.state == "ALARM" => Now::Firing,
+            Some(s) if s.state == "ALARM" => {
+                let read = trust::AlarmAsRead { arn: s.arn.as_deref(), state: &s.state, dimensions: &s.dimensions };
+                match trust::alarm_matches(alarm, &read) {
+                    Ok(()) => Now::Firing,
+                    Err(refused) => {
+                        tracing::warn!(alarm = %alarm.name, decision = "alarm-mismatch", "{refused}");
+                        Now::NoAction(refused.0)
+                    }
+                }
+            }
             Some(s) if s.state == "OK" && s.since.is_none_or(|since| since >= at) => {
                 Now::Recovered { since: s.since.unwrap_or_else(now) }
             }

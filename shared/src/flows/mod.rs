@@ -21,7 +21,7 @@ use crate::context::{App, Function};
 use crate::error::AutopilotError;
 use crate::invocation::Invocation;
 use crate::outcome::Outcome;
-use crate::trigger::Trigger;
+use crate::trigger::{Trigger, trust};
 
 static WARM: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
@@ -119,12 +119,34 @@ fn redact_outcome(mut o: Outcome) -> Outcome {
 }
 
 async fn dispatch(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, AutopilotError> {
+    if let Some(topic) = trust::sns_topic(&payload)
+        && let Err(refused) = trust::sns_topic_allowed(&app.config.alarm_topic_arns, topic)
+    {
+        return Ok(refuse(app, "sns-topic", refused));
+    }
     let trigger = Trigger::parse(&payload)?;
     app.function.check(&trigger)?;
+    let own = crate::invocation::own_account();
+    if let Err(refused) =
+        trust::account_in_scope(own.as_deref(), &app.config.accounts, trust::event_account(&trigger).as_deref())
+    {
+        let (cluster, service) = trigger.cluster_service();
+        return Ok(refuse(app, "account", refused).for_service(cluster, service));
+    }
     if let Trigger::Ignored { detail_type, reason, .. } = &trigger {
         return Ok(Outcome::ignored(format!("{detail_type} ignored: {reason}")));
     }
     (flow.run)(app, trigger, &payload).await
+}
+
+/// An input from where it must not come: said in the log, counted, answered
+/// as ignored (not an error: a retry would be refused alike), nothing done.
+fn refuse(app: &App, check: &str, refused: trust::Refused) -> Outcome {
+    tracing::warn!(function = app.function.name(), decision = "refused-source", check, "{refused}");
+    crate::telemetry::emit_metrics(app.function.name(), &[("Check", check)], &[("RefusedInputs", 1.0, "Count")]);
+    let mut o = Outcome::ignored(refused.0);
+    o.notified = Some(format!("suppressed:untrusted-{check}"));
+    o
 }
 
 /// Run `body` once per event id: a duplicate delivery gets `on_duplicate`

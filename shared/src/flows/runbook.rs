@@ -26,7 +26,7 @@ use crate::evidence::{self, Encryption};
 use crate::notify::render::{Links, Message};
 use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
 use crate::time::{iso, now};
-use crate::trigger::{RunbookAction, RunbookRequest, Trigger};
+use crate::trigger::{RunbookAction, RunbookRequest, Trigger, trust};
 
 pub const FLOW: Flow = Flow { function: Function::Runbook, run };
 
@@ -40,6 +40,12 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
 }
 
 async fn handle(app: &App, req: &RunbookRequest) -> Result<Outcome, AutopilotError> {
+    let action = serde_json::to_value(req.action).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    if let Err(refused) = trust::caller_allowed(&app.config.runbook_callers, &action, &req.caller) {
+        tracing::warn!(action, decision = "caller-refused", "{refused}");
+        return Ok(Outcome::new(Kind::Runbook, Severity::Info, Cause::Unknown, refused.0)
+            .for_service(Some(cluster_name(&req.cluster).into()), Some(last_segment(&req.service).into())));
+    }
     let hash = req.payload_hash();
     match req.request_id.as_deref() {
         Some(id) => super::once_request(app, id, &hash, handle_now(app, req)).await,
@@ -205,6 +211,8 @@ async fn act(
     cluster: &str,
     service: &str,
 ) -> Result<Outcome, AutopilotError> {
+    // Verified only when Lambda authenticated the caller (the function URL).
+    let requested_by = req.caller.requested_by(req.requested_by.as_deref());
     let result = engine::run(
         &app.engine(),
         &ActionRequest {
@@ -219,7 +227,7 @@ async fn act(
             confirm: req.confirm.as_deref(),
             ecs_rolling_back: false,
             request_id: req.request_id.as_deref(),
-            requested_by: req.requested_by.as_deref(),
+            requested_by: Some(&requested_by),
             // A person's request is about the service as it is now.
             trigger_deployment: None,
             failing_revision: None,

@@ -8,6 +8,7 @@ pub mod alarm;
 pub mod ecs;
 pub mod pipeline;
 pub mod runbook;
+pub mod trust;
 
 use aws_lambda_events::cloudwatch_alarms::CloudWatchAlarm;
 use aws_lambda_events::sns::SnsEvent;
@@ -128,6 +129,9 @@ impl Trigger {
         if obj.contains_key("Records") {
             return Self::from_sns(input);
         }
+        if obj.contains_key("requestContext") && (obj.contains_key("rawPath") || obj.contains_key("body")) {
+            return Self::from_function_url(input);
+        }
         if obj.contains_key("alarmData") && obj.contains_key("source") && !obj.contains_key("detail") {
             return Self::from_alarm_action(input);
         }
@@ -239,6 +243,49 @@ or a Scheduled Event"
                 got: format!("source {source:?} with detail-type {detail_type:?}"),
             }),
         }
+    }
+
+    /// A runbook request through the function URL (payload format 2.0): the
+    /// request is the body; the caller is the IAM principal Lambda
+    /// authenticated (`requestContext.authorizer.iam.userArn`). A URL
+    /// request without one (a URL whose auth type is NONE) is refused.
+    fn from_function_url(input: &Value) -> Result<Self, TriggerError> {
+        let what = "function URL request";
+        let caller = input
+            .pointer("/requestContext/authorizer/iam/userArn")
+            .and_then(Value::as_str)
+            .filter(|a| a.starts_with("arn:"))
+            .ok_or_else(|| {
+                TriggerError::missing(
+                    "function URL request (the URL must use AuthType AWS_IAM; no IAM caller, nothing done)",
+                    "requestContext.authorizer.iam.userArn",
+                )
+            })?
+            .to_string();
+        if let Some(method) = input.pointer("/requestContext/http/method").and_then(Value::as_str)
+            && !method.eq_ignore_ascii_case("POST")
+        {
+            return Err(TriggerError::invalid(what, "requestContext.http.method", "POST", method));
+        }
+        let body = match input.get("body") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Null) | None => return Err(TriggerError::missing(what, "body")),
+            Some(other) => return Err(TriggerError::invalid(what, "body", "a JSON text", &describe_json(other))),
+        };
+        let body = if input.get("isBase64Encoded").and_then(Value::as_bool).unwrap_or(false) {
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(body.trim())
+                .map_err(|e| TriggerError::invalid(what, "body", "base64 (isBase64Encoded is true)", &e.to_string()))?;
+            String::from_utf8(bytes)
+                .map_err(|_| TriggerError::invalid(what, "body", "UTF-8 JSON", "bytes that are not UTF-8"))?
+        } else {
+            body
+        };
+        let request: Value = serde_json::from_str(&body).map_err(|e| TriggerError::malformed(what, e))?;
+        let mut request = RunbookRequest::parse(&request)?;
+        request.caller = trust::Caller::Iam(caller);
+        Ok(Self::Runbook(request))
     }
 
     fn from_alarm_action(input: &Value) -> Result<Self, TriggerError> {

@@ -49,9 +49,14 @@ pub struct RunbookRequest {
     /// first result.
     #[serde(default)]
     pub request_id: Option<String>,
-    /// Who asked (free text, e.g. an e-mail), recorded in the ledger.
+    /// Who asked (free text, e.g. an e-mail), recorded in the ledger —
+    /// as unverified unless the request came through the function URL.
     #[serde(default)]
     pub requested_by: Option<String>,
+    /// Who Lambda says asked: set only from a function URL's IAM
+    /// authorizer, never from the payload (not part of its hash).
+    #[serde(skip)]
+    pub caller: super::trust::Caller,
 }
 
 /// Longest `request_id` accepted (it becomes part of a state-table key).

@@ -248,7 +248,7 @@ async fn incident_calls(bed: &TestBed) {
             v["id"] = Value::from(id);
             v["detail"]["pipeline"] = Value::from(pipeline.clone());
             v["detail"]["execution-id"] = Value::from(execution);
-            v["resources"] = serde_json::json!([format!("arn:aws:codepipeline:us-east-1:123456789012:{pipeline}")]);
+            v["resources"] = serde_json::json!([format!("arn:aws:codepipeline:us-east-1:111122223333:{pipeline}")]);
             v
         };
         for e in [

@@ -297,7 +297,8 @@ async fn when_the_same_rollback_request_arrives_twice_with_one_request_id_should
     let executed: Vec<_> = items.iter().filter(|i| text(i, "status") == "executed").collect();
     assert_eq!(executed.len(), 1, "one UpdateService: {items:?}");
     assert_eq!(text(executed[0], "request_id"), "chg-4711");
-    assert_eq!(text(executed[0], "requested_by"), "alice@example.com");
+    // A plain invoke: who asked is what the payload claims, recorded as such.
+    assert_eq!(text(executed[0], "requested_by"), "unverified: alice@example.com");
     assert_eq!(bed.notifications().await.len(), 1, "announced once");
 
     // The same id for a different request is refused, naming the id.

@@ -4,8 +4,14 @@ use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::Value;
 use std::time::Duration;
 
-/// Create a metric alarm on the local server with `tags`; its ARN.
-async fn create_alarm(bed: &TestBed, name: &str, namespace: &str, metric: &str, tags: &[(&str, &str)]) -> String {
+/// Create a metric alarm on the local server on a metric with `dimensions`
+/// and with `tags`; its ARN.
+async fn create_alarm(
+    bed: &TestBed,
+    name: &str,
+    (namespace, metric, dimensions): (&str, &str, &[(&str, &str)]),
+    tags: &[(&str, &str)],
+) -> String {
     let cw = aws_sdk_cloudwatch::Client::new(&bed.config);
     let mut req = cw
         .put_metric_alarm()
@@ -17,6 +23,9 @@ async fn create_alarm(bed: &TestBed, name: &str, namespace: &str, metric: &str, 
         .evaluation_periods(1)
         .threshold(5.0)
         .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold);
+    for (k, v) in dimensions {
+        req = req.dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name(*k).value(*v).build());
+    }
     for (k, v) in tags {
         req = req.tags(aws_sdk_cloudwatch::types::Tag::builder().key(*k).value(*v).build());
     }
@@ -128,8 +137,7 @@ async fn an_alarm_without_service_dimensions_is_mapped_by_its_tags() {
     let arn = create_alarm(
         &bed,
         &name,
-        "Checkout",
-        "PaymentErrors",
+        ("Checkout", "PaymentErrors", &[]),
         &[("autopilot:cluster", svc.cluster.as_str()), ("autopilot:service", "api")],
     )
     .await;
@@ -218,7 +226,13 @@ async fn an_alarm_tagged_autopilot_actions_on_may_act_outside_the_prefix() {
     let bed = TestBed::new("alarmtagon").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     let name = format!("{}-team-cpu", bed.prefix);
-    let arn = create_alarm(&bed, &name, "AWS/ECS", "CPUUtilization", &[("autopilot:actions", "on")]).await;
+    let arn = create_alarm(
+        &bed,
+        &name,
+        ("AWS/ECS", "CPUUtilization", &[("ClusterName", svc.cluster.as_str()), ("ServiceName", "api")]),
+        &[("autopilot:actions", "on")],
+    )
+    .await;
     let mut event = cpu_alarm(&svc, "alarm/eventbridge-metric-cpu.json", "tagon-1");
     event["resources"] = serde_json::json!([arn]);
     event["detail"]["alarmName"] = Value::from(name.clone());

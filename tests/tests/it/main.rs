@@ -26,6 +26,7 @@ mod redelivery;
 mod report_links;
 mod stale_triggers;
 mod timeouts;
+mod trusted_sources;
 mod truth;
 mod unknown_outcomes;
 mod weekly_report;
