@@ -86,7 +86,13 @@ variable "alarm_name_prefix" {
 }
 
 variable "alarm_sns_topic_arn" {
-  description = "AlarmSnsTopicArn: existing SNS topic your alarms notify; the alarm-responder is subscribed to it."
+  description = "AlarmSnsTopicArn: existing SNS topic your alarms notify; the alarm-responder is subscribed to it and takes SNS-wrapped alarms only from it (ALARM_TOPIC_ARNS)."
+  type        = string
+  default     = ""
+}
+
+variable "runbook_callers" {
+  description = "RunbookCallers: JSON object mapping a runbook action (or \"*\") to the IAM ARN patterns that may call it through the function URL (RUNBOOK_CALLERS); empty = none."
   type        = string
   default     = ""
 }
@@ -270,6 +276,7 @@ resource "aws_cloudformation_stack" "autopilot" {
     Clusters                 = join(",", var.clusters)
     DryRun                   = tostring(var.dry_run)
     TaskRolePattern          = var.task_role_pattern
+    RunbookCallers           = var.runbook_callers
     AlarmNamePrefix          = var.alarm_name_prefix
     AlarmSnsTopicArn         = var.alarm_sns_topic_arn
     LogGroupPrefixes         = join(",", var.log_group_prefixes)
@@ -324,6 +331,11 @@ output "state_table" {
 output "runbook_function" {
   description = "RunbookFunctionName: aws lambda invoke --function-name <this>."
   value       = aws_cloudformation_stack.autopilot.outputs["RunbookFunctionName"]
+}
+
+output "runbook_function_url" {
+  description = "RunbookFunctionUrl: IAM-authenticated URL of the runbook (SigV4); callers checked against RunbookCallers."
+  value       = aws_cloudformation_stack.autopilot.outputs["RunbookFunctionUrl"]
 }
 
 output "trigger_dead_letter_queue_url" {

@@ -106,9 +106,26 @@ _ARN = re.compile(r"arn:aws:(ecs|cloudwatch|codepipeline):[a-z0-9-]+:\d{12}:")
 
 def localize(event):
     """Events recorded in another account/region, as if they came from the
-    account and region the stacks are deployed in (moto's). Only the cluster
-    filters depend on it."""
-    return json.loads(_ARN.sub(rf"arn:aws:\1:{REGION}:{ACCOUNT}:", json.dumps(event)))
+    account and region the stacks are deployed in (moto's): the envelope's
+    `account` (every rule requires this account) and the ARNs (the cluster
+    filters)."""
+    out = json.loads(_ARN.sub(rf"arn:aws:\1:{REGION}:{ACCOUNT}:", json.dumps(event)))
+    if isinstance(out, dict) and "account" in out:
+        out["account"] = ACCOUNT
+    return out
+
+
+OTHER_ACCOUNT = "210987654321"
+
+
+def from_another_account(event):
+    """The same event as another account's EventBridge would forward it:
+    its `account` and every ARN in it name that account (only cluster,
+    service and alarm names stay equal to ours)."""
+    text = json.dumps(event).replace(ACCOUNT, OTHER_ACCOUNT)
+    out = json.loads(re.sub(r"(arn:aws:[a-z0-9-]+:[a-z0-9-]*:)\d{12}:", rf"\g<1>{OTHER_ACCOUNT}:", text))
+    out["account"] = OTHER_ACCOUNT
+    return out
 
 
 def is_envelope(event) -> bool:
@@ -125,10 +142,11 @@ def intent(event, stack) -> set[str]:
     deployment state changes it acts on; alarm-responder wants alarms in scope
     entering ALARM or OK (never this stack's own); pipeline-events wants failed
     or succeeded executions, failed stages, failed actions and approvals that
-    started waiting. With Clusters set, only events of those clusters."""
+    started waiting. With Clusters set, only events of those clusters. Never
+    an event of another account."""
     src, dtype, d = event.get("source"), event.get("detail-type"), event.get("detail")
-    if not isinstance(d, dict):
-        return set()
+    if not isinstance(d, dict) or event.get("account") != ACCOUNT:
+        return set()   # only this account's events, whatever they say
 
     def cluster_in_scope(arn, kind):
         if stack.clusters is None:
@@ -241,10 +259,28 @@ def test_own_events(name, patterns, unscoped, scoped):
 def test_own_self_alarms_never_reach_the_alarm_responder(patterns, unscoped, scoped):
     for st in (unscoped, scoped):
         event = load(OWN_EVENTS / "alarm/metric-alarm-alarm.json")
-        name = f"{st.name}-ecs-events-errors"
+        name = f"{st.name}-ecs-events-needs-person"
         event["detail"]["alarmName"] = name
         event["resources"] = [f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"]
         assert matched_rules(patterns[st.name], event) == set()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (u, sc) in EXPECTED.items() if u or sc))
+def test_the_same_event_from_another_account_matches_no_rule(name, patterns, unscoped, scoped):
+    """Every event a rule routes, forwarded from another account (its
+    `account` and ARNs that account's, names equal to ours), reaches no
+    function of either stack."""
+    event = from_another_account(load(OWN_EVENTS / name))
+    assert event["account"] == OTHER_ACCOUNT and ACCOUNT not in json.dumps(event)
+    for st in (unscoped, scoped):
+        assert matched_rules(patterns[st.name], event) == set(), (st.name, name)
+        assert intent(event, st) == set()
+
+
+def test_every_rule_pattern_requires_this_account(patterns):
+    for stack_patterns in patterns.values():
+        for rule, pattern in stack_patterns.items():
+            assert pattern["account"] == [ACCOUNT], rule
 
 
 def test_each_rule_is_exercised_by_a_match_and_a_near_miss():
@@ -277,6 +313,9 @@ def test_shared_fixture(path, patterns, unscoped, scoped):
         got = matched_rules(patterns[st.name], event)
         want = intent(event, st)
         assert got == want, f"{st.name}: {path.name} matched {got or 'nothing'}, intended {want or 'nothing'}"
+    foreign = from_another_account(load(path))
+    for st in (unscoped, scoped):
+        assert matched_rules(patterns[st.name], foreign) == set(), f"{st.name}: {path.name} of another account"
 
 
 # ---------------------------------------------------------------------------

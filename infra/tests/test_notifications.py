@@ -1,6 +1,6 @@
 """Self-alarms must reach the pager.
 
-CloudWatch publishes the automation's own alarms (<stack>-*-errors,
+CloudWatch publishes the automation's own alarms (<stack>-*-needs-person,
 -throttles, -not-empty) to the notification topic without message
 attributes; the functions' notifications carry `severity` (and cluster,
 service, cause, kind). A pager subscription filtered on
@@ -70,11 +70,11 @@ def attrs(**values: str) -> dict:
 
 def self_alarm(stack: str) -> tuple[str, str]:
     """Subject and body as CloudWatch publishes an alarm to SNS (no attributes)."""
-    name = f"{stack}-ecs-events-errors"
+    name = f"{stack}-ecs-events-needs-person"
     body = {
         "AlarmName": name,
-        "AlarmDescription": "ecs-autopilot ecs-events: invocations failed (see its log group and the "
-                            "failed-invocations queue)",
+        "AlarmDescription": "ecs-autopilot ecs-events: an invocation failed in a way that needs a person "
+                            "(configuration, or AWS refusing a call for good); see its log group (decision=error)",
         "AWSAccountId": ACCOUNT,
         "AlarmConfigurationUpdatedTimestamp": "2026-11-20T09:00:00.000+0000",
         "NewStateValue": "ALARM",
@@ -87,9 +87,9 @@ def self_alarm(stack: str) -> tuple[str, str]:
         "OKActions": [f"arn:aws:sns:{REGION}:{ACCOUNT}:{stack}-notifications"],
         "AlarmActions": [f"arn:aws:sns:{REGION}:{ACCOUNT}:{stack}-notifications"],
         "InsufficientDataActions": [],
-        "Trigger": {"MetricName": "Errors", "Namespace": "AWS/Lambda", "StatisticType": "Statistic",
+        "Trigger": {"MetricName": "NeedsPerson", "Namespace": "EcsAutopilot", "StatisticType": "Statistic",
                     "Statistic": "SUM", "Unit": None,
-                    "Dimensions": [{"value": f"{stack}-ecs-events", "name": "FunctionName"}],
+                    "Dimensions": [{"value": stack, "name": "Stack"}, {"value": "ecs-events", "name": "Function"}],
                     "Period": 300, "EvaluationPeriods": 1, "ComparisonOperator": "GreaterThanThreshold",
                     "Threshold": 0.0, "TreatMissingData": "notBreaching", "EvaluateLowSampleCountPercentile": ""},
     }

@@ -119,6 +119,8 @@ CONTRACT_DEFAULTS = {
     "PRODUCTION_PIPELINES": "*-prod,*-production,*prod/*",
     "ALARM_NAME_PREFIX": "",
     "METRICS_NAMESPACE": "EcsAutopilot",
+    "ALARM_TOPIC_ARNS": "",
+    "RUNBOOK_CALLERS": "",
 }
 # (MinValue, MaxValue) of each Number tunable: counts and thresholds that
 # must be at least 1, budgets and cooldowns that may be 0 (= off).
@@ -207,10 +209,11 @@ def test_log_prefix_slots_are_consistent():
     for build, cond_i, sel_i, param in entries:
         assert cond_i == sel_i, (build, cond_i, sel_i)
         assert param == ("BuildLogGroupPrefixes" if build else "LogGroupPrefixes"), (build, param)
-    # app logs: two read lists, the export list, the key policy and two bucket
-    # policy lists; build logs: two read lists
+    # app logs: the stream-read list, the daily report's FilterLogEvents list,
+    # the export list, the key policy and two bucket policy lists; build logs:
+    # the stream-read list
     assert sum(1 for e in entries if not e[0]) == 6 * 5
-    assert sum(1 for e in entries if e[0]) == 2 * 5
+    assert sum(1 for e in entries if e[0]) == 1 * 5
     conds = TEMPLATE.read_text()
     for i in range(6):
         for param in ("LogGroupPrefixes", "BuildLogGroupPrefixes"):
@@ -362,6 +365,15 @@ def test_self_alarms(translated):
         assert p["Threshold"] == 0
         assert p["TreatMissingData"] == "notBreaching"
         assert p["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-")
+        if p["Namespace"] == {"Ref": "MetricsNamespace"}:
+            # the EMF metric as shared::telemetry emits it: Stack and Function
+            stack, function = p["Dimensions"]
+            assert (stack["Name"], stack["Value"]) == ("Stack", {"Ref": "AWS::StackName"})
+            assert function["Name"] == "Function"
+            assert p["Statistic"] == "Sum"
+            logical = {b: f for f, b in BINARIES.items()}[function["Value"]]
+            seen.add((logical, p["MetricName"]))
+            continue
         (dim,) = p["Dimensions"]
         if p["Namespace"] == "AWS/Lambda":
             assert p["Statistic"] == "Sum"
@@ -371,11 +383,24 @@ def test_self_alarms(translated):
             assert p["MetricName"] == "ApproximateNumberOfMessagesVisible"
             assert p["Statistic"] == "Maximum"
             seen.add((dim["Value"]["Fn::GetAtt"][0], p["MetricName"]))
-    expected = {(f, m) for f in BINARIES for m in ("Errors", "Throttles")}
+    # Pages on what needs a person (never Lambda's Errors, which counts the
+    # InProgress of a redelivered event and refused inputs), throttles, and
+    # the dead letters as backstop.
+    expected = {(f, m) for f in BINARIES for m in ("NeedsPerson", "Throttles")}
     expected |= {(q, "ApproximateNumberOfMessagesVisible")
                  for q in ("TriggerDeadLetterQueue", "FailedInvocationsQueue")}
     assert seen == expected
     assert len(alarms) == len(expected)
+
+
+def test_the_self_alarms_read_the_metric_the_code_emits():
+    """The metric name is shared::error::ErrorClass::NeedsPerson's, and it is
+    the class that pages (the Rust unit tests map every error to a class)."""
+    error_rs = (TEMPLATE.parent.parent / "shared/src/error.rs").read_text()
+    assert 'Self::NeedsPerson => "NeedsPerson"' in error_rs
+    assert "self == Self::NeedsPerson" in error_rs
+    telemetry_rs = (TEMPLATE.parent.parent / "shared/src/telemetry.rs").read_text()
+    assert 'base.push("Stack")' in telemetry_rs and 'base.push("Function")' in telemetry_rs
 
 
 def test_evidence_bucket(translated):
@@ -621,6 +646,45 @@ def test_no_set_operator_on_resource_tags(sam_template):
                     found += 1
                     assert not operator.startswith(("ForAnyValue:", "ForAllValues:")), (operator, key)
     assert found == 2
+
+
+def test_the_runbook_has_an_iam_authenticated_url_and_nothing_else_does(translated):
+    """moto cannot create AWS::Lambda::Url (conftest.for_moto drops it): checked here."""
+    urls = of_type(translated, "AWS::Lambda::Url")
+    assert urls == {"RunbookFunctionUrl": {"Type": "AWS::Lambda::Url", "Properties": {
+        "TargetFunctionArn": ref("RunbookFunction"), "AuthType": "AWS_IAM"}}}
+    # No resource-based permission opens it: callers need their own
+    # lambda:InvokeFunctionUrl (same account), and never an anonymous one.
+    for name, perm in of_type(translated, "AWS::Lambda::Permission").items():
+        p = perm["Properties"]
+        assert p["Action"] != "lambda:InvokeFunctionUrl" and "FunctionUrlAuthType" not in p, name
+    assert translated["Outputs"]["RunbookFunctionUrl"]["Value"] == getatt("RunbookFunctionUrl", "FunctionUrl")
+
+
+def test_the_alarm_topic_and_the_runbook_callers_reach_the_functions(translated):
+    for logical in BINARIES:
+        env = translated["Resources"][logical]["Properties"]["Environment"]["Variables"]
+        assert env["ALARM_TOPIC_ARNS"] == ref("AlarmSnsTopicArn")
+        assert env["RUNBOOK_CALLERS"] == ref("RunbookCallers")
+    p = translated["Parameters"]["RunbookCallers"]
+    assert (p["Type"], p["Default"]) == ("String", "")
+
+
+def test_the_key_and_the_state_table_outlive_the_stack(translated):
+    """Deleting (or replacing) the stack keeps the action ledger and the key
+    the evidence is encrypted with; the table also refuses a plain delete."""
+    res = translated["Resources"]
+    for logical in ("AutopilotKey", "StateTable"):
+        assert (res[logical].get("DeletionPolicy"), res[logical].get("UpdateReplacePolicy")) == ("Retain", "Retain"), logical
+    assert res["StateTable"]["Properties"]["DeletionProtectionEnabled"] is True
+
+
+def test_tear_down_says_how_to_remove_the_retained_key_and_table_on_purpose():
+    readme = (TEMPLATE.parent / "README.md").read_text()
+    tear_down = readme.split("## Tear down", 1)[1].split("\n## ", 1)[0]
+    for needed in ("aws dynamodb update-table", "--no-deletion-protection-enabled", "aws dynamodb delete-table",
+                   "aws kms schedule-key-deletion", "--pending-window-in-days", "aws kms cancel-key-deletion"):
+        assert needed in tear_down, needed
 
 
 def test_state_table(translated):

@@ -119,6 +119,63 @@ impl AutopilotError {
     }
 }
 
+/// What a failed invocation asks of a person; each class is its own metric
+/// (`telemetry::count_error`), and the self-alarms page on
+/// [`ErrorClass::NeedsPerson`] alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Nothing will fix itself: a setting is missing or unusable, or AWS
+    /// refused a call for good (access denied, a key disabled, a table
+    /// missing, a request AWS calls invalid). Pages.
+    NeedsPerson,
+    /// AWS or the state table failed in a way a later attempt can get past
+    /// (throttling, 5xx, timeouts): Lambda retries an asynchronous invocation
+    /// twice, then the failed-invocations queue (and its alarm) keeps it.
+    Retryable,
+    /// Another invocation holds this event's (or request's) claim: the retry
+    /// a redelivered event gets by design. Never pages.
+    InProgress,
+    /// The input was refused (not one this function takes, sent to the wrong
+    /// function, or a runbook `request_id` reused for another request): the
+    /// answer names why; an asynchronous one lands in the failed-invocations
+    /// queue. Never pages by itself.
+    InvalidEvent,
+}
+
+impl ErrorClass {
+    pub const ALL: [ErrorClass; 4] = [Self::NeedsPerson, Self::Retryable, Self::InProgress, Self::InvalidEvent];
+
+    /// The metric counting it (namespace `METRICS_NAMESPACE`, dimensions
+    /// `Stack`, `Function`): the self-alarms' contract with the template.
+    pub fn metric(self) -> &'static str {
+        match self {
+            Self::NeedsPerson => "NeedsPerson",
+            Self::Retryable => "Retryable",
+            Self::InProgress => "InProgress",
+            Self::InvalidEvent => "InvalidEvent",
+        }
+    }
+
+    pub fn pages(self) -> bool {
+        self == Self::NeedsPerson
+    }
+}
+
+impl AutopilotError {
+    /// Which class of error this is (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidEvent(_) | Self::WrongFunction { .. } | Self::RequestIdConflict { .. } => {
+                ErrorClass::InvalidEvent
+            }
+            Self::InProgress { .. } => ErrorClass::InProgress,
+            Self::Config(_) => ErrorClass::NeedsPerson,
+            Self::Aws(e) | Self::State(e) if e.retryable => ErrorClass::Retryable,
+            Self::Aws(_) | Self::State(_) => ErrorClass::NeedsPerson,
+        }
+    }
+}
+
 impl From<AutopilotError> for Diagnostic {
     fn from(e: AutopilotError) -> Self {
         Diagnostic { error_type: e.error_type().into(), error_message: e.to_string() }
@@ -156,5 +213,55 @@ mod tests {
         for (e, error_type, retryable) in cases {
             assert_eq!((e.error_type(), e.is_retryable()), (error_type, retryable), "{e}");
         }
+    }
+
+    /// Every variant (and both sides of each AWS failure) has its class; a new
+    /// variant fails to compile in `class` until it is given one, and here
+    /// until it is listed.
+    #[test]
+    fn every_error_should_have_the_class_that_says_whether_it_needs_a_person() {
+        let aws = |retryable| AwsError { retryable, ..AwsError::answer("dynamodb", "PutItem", "state", "x") };
+        let cases = [
+            (
+                AutopilotError::InvalidEvent(TriggerError::missing("runbook request", "service")),
+                ErrorClass::InvalidEvent,
+            ),
+            (
+                AutopilotError::WrongFunction {
+                    function: "runbook",
+                    got: "an alarm".into(),
+                    expected: "a runbook request",
+                },
+                ErrorClass::InvalidEvent,
+            ),
+            (
+                AutopilotError::RequestIdConflict {
+                    request_id: "r".into(),
+                    first_hash: "a".into(),
+                    this_hash: "b".into(),
+                },
+                ErrorClass::InvalidEvent,
+            ),
+            (
+                AutopilotError::InProgress { what: "event e-1".into(), until: "2026-11-20T14:05:00Z".into() },
+                ErrorClass::InProgress,
+            ),
+            (AutopilotError::Config("STATE_TABLE is not set".into()), ErrorClass::NeedsPerson),
+            (AutopilotError::Aws(aws(true)), ErrorClass::Retryable),
+            (AutopilotError::Aws(aws(false)), ErrorClass::NeedsPerson),
+            (AutopilotError::State(aws(true)), ErrorClass::Retryable),
+            (AutopilotError::State(aws(false)), ErrorClass::NeedsPerson),
+        ];
+        for (e, class) in &cases {
+            assert_eq!(e.class(), *class, "{e}");
+            // Only what needs a person pages; InProgress and InvalidEvent never do.
+            assert_eq!(e.class().pages(), *class == ErrorClass::NeedsPerson, "{e}");
+        }
+        // Every class is reached, and each metric name is distinct.
+        for class in ErrorClass::ALL {
+            assert!(cases.iter().any(|(e, _)| e.class() == class), "{class:?}");
+        }
+        let names: std::collections::BTreeSet<_> = ErrorClass::ALL.iter().map(|c| c.metric()).collect();
+        assert_eq!(names.len(), ErrorClass::ALL.len());
     }
 }

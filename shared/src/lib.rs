@@ -8,7 +8,8 @@
 //!    [`outcome`] (the Outcome JSON, severities, actions), [`cause`] (the cause
 //!    vocabulary and its one catalogue), [`error`] (error types), [`config`]
 //!    (the environment contract and limits), [`arn`] and [`time`] helpers,
-//!    [`invocation`] (the request id and deadline of the invocation at hand),
+//!    [`iam`] (the IAM actions each function's calls need: the table the
+//!    template is checked against), [`invocation`] (the request id and deadline of the invocation at hand),
 //!    [`redact`] (secrets never leave), [`lenient`] (serde for AWS's mixed
 //!    JSON types), [`telemetry`] (JSON logs, embedded-metric-format metrics).
 //! 2. **Triggers and pure decisions**: [`trigger`] (every accepted input as a
@@ -37,6 +38,7 @@ pub mod arn;
 pub mod cause;
 pub mod config;
 pub mod error;
+pub mod iam;
 pub mod invocation;
 pub mod lenient;
 pub mod outcome;

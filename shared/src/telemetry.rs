@@ -188,6 +188,19 @@ pub fn emit_metrics(function: &str, dimensions: &[(&str, &str)], metrics: &[(&st
     ));
 }
 
+/// A failed invocation, counted by its class (`NeedsPerson`, `Retryable`,
+/// `InProgress`, `InvalidEvent`: [`crate::error::ErrorClass`]) per function
+/// and stack. The self-alarms page on `NeedsPerson`; the others are there to
+/// be graphed. (The invocation wrapper's `Errors` metric, by `ErrorType`,
+/// stays as it was.)
+pub fn count_error(function: &str, error: &crate::error::AutopilotError) {
+    emit_metrics(function, &[], &error_class_metric(error));
+}
+
+fn error_class_metric(error: &crate::error::AutopilotError) -> [(&'static str, f64, &'static str); 1] {
+    [(error.class().metric(), 1.0, "Count")]
+}
+
 pub fn emf_line(
     namespace: &str,
     stack: Option<&str>,
@@ -256,6 +269,26 @@ mod tests {
         assert_eq!(v["requestId"], "8f5a-1");
         assert_eq!(v["traceId"], "Root=1-abc");
         assert!(v.get("span").is_none());
+    }
+
+    #[test]
+    fn a_failed_invocation_should_be_counted_by_its_class_per_stack_and_function() {
+        use crate::error::{AutopilotError, TriggerError};
+        let cases = [
+            (AutopilotError::InProgress { what: "event e-1".into(), until: "t".into() }, "InProgress"),
+            (AutopilotError::InvalidEvent(TriggerError::missing("runbook request", "action")), "InvalidEvent"),
+            (AutopilotError::Config("x".into()), "NeedsPerson"),
+        ];
+        for (e, metric) in cases {
+            let m = super::error_class_metric(&e);
+            let line = super::emf_line("EcsAutopilot", Some("prod-ap"), "alarm-responder", &[], &m, 1);
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            let cw = &v["_aws"]["CloudWatchMetrics"][0];
+            // What the template's self-alarms read: the metric, in the namespace, by Stack and Function.
+            assert_eq!(cw["Dimensions"], serde_json::json!([["Stack", "Function"]]), "{e}");
+            assert_eq!(cw["Metrics"], serde_json::json!([{"Name": metric, "Unit": "Count"}]), "{e}");
+            assert_eq!((v[metric].as_f64(), v["Function"].as_str()), (Some(1.0), Some("alarm-responder")), "{e}");
+        }
     }
 
     #[test]

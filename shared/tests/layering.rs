@@ -16,6 +16,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("cause", 1),
     ("config", 1),
     ("error", 1),
+    ("iam", 1),
     ("invocation", 1),
     ("lenient", 1),
     ("outcome", 1),
