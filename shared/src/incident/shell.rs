@@ -37,7 +37,9 @@ pub trait Port: Send {
     fn learnt(&mut self, app: &App, rec: &Record, news: bool) -> impl Future<Output = Learnt> + Send;
     /// The message `publish` asks for, from the record as claimed.
     fn render(&mut self, app: &App, rec: &Record, publish: &Publish) -> impl Future<Output = Message> + Send;
-    /// `publish` went out: record what it announced outside the incident.
+    /// `publish` went out and the record says so: record what it announced
+    /// outside the incident (a death before this leaves those actions to be
+    /// announced again, never the message to be sent again).
     fn published(&mut self, app: &App, rec: &Record, publish: &Publish) -> impl Future<Output = ()> + Send;
 }
 
@@ -118,6 +120,10 @@ pub async fn drive<P: Port>(
     let mut queue = VecDeque::from([input]);
     let (mut conflicts, mut steps) = (0, 0);
     let mut publish_error: Option<AwsError> = None;
+    // Messages out whose delivery the record does not say yet: what they
+    // announced is marked outside the incident only after it does, so the
+    // one window in which a death repeats a message is Publish → that write.
+    let mut awaiting_record: VecDeque<machine::Publish> = VecDeque::new();
     while let Some(input) = queue.pop_front() {
         steps += 1;
         if steps > MAX_STEPS {
@@ -137,6 +143,9 @@ pub async fn drive<P: Port>(
                 Err(e) if matches!(input, Input::Sent(_)) => {
                     tracing::error!(subject = %subject.label(), error = %e, decision = "delivery-not-recorded", "message sent but not recorded");
                     out.verdicts.push(Verdict::Nothing(format!("sent, not recorded: {e}")));
+                    if let (Some(p), Some(rec)) = (awaiting_record.pop_front(), out.record.as_ref()) {
+                        port.published(app, rec, &p).await;
+                    }
                     return Ok(out);
                 }
                 Err(e) => return Err(e),
@@ -157,6 +166,11 @@ pub async fn drive<P: Port>(
                     continue;
                 }
             }
+        }
+        if matches!(input, Input::Sent(_))
+            && let (Some(p), Some(rec)) = (awaiting_record.pop_front(), out.record.as_ref())
+        {
+            port.published(app, rec, &p).await;
         }
         let rec = out.record.clone();
         tracing::info!(
@@ -189,7 +203,7 @@ pub async fn drive<P: Port>(
                     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
                         Ok(id) => {
                             tracing::info!(incident = %rec.id, message = p.message.label(), severity = p.severity.as_str(), decision = "published", "{}", message.subject);
-                            port.published(app, rec, &p).await;
+                            awaiting_record.push_back(p.clone());
                             out.published.push((p.message.clone(), id.clone()));
                             then.push(Input::Sent(Sent {
                                 message: p.message,
