@@ -307,3 +307,46 @@ async fn a_teams_filter_policy_receives_its_services_alert_and_resolution_and_no
 fn subjects(notes: &[autopilot_tests::testbed::Notification]) -> Vec<&str> {
     notes.iter().map(|n| n.subject.as_str()).collect()
 }
+
+/// Issue 25: a join on a cold instance. The incident is opened by one
+/// process, which then ends; the next stop of the same failure is the first
+/// event of a freshly started process (a cold Lambda instance, nothing in
+/// memory). It must join the open incident exactly as a warm instance does:
+/// the same incident id, no second alert, the stop counted in the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_handled_by_a_cold_instance_joins_the_open_incident_as_a_warm_one_does() {
+    let bed = TestBed::new("cold-join").await;
+    let svc = SeededService::create(&bed, "api", 3).await;
+    let stop = fixture("ecs/task-stopped-app-crash.json");
+    let pk = format!("service#{}/{}", svc.cluster, svc.service);
+    let incident = {
+        let mut opener = bed.start("ecs-events", &[]);
+        let opened = opener.outcome(&svc.retarget(&stop, "cold-1", &format!("{:032x}", 1)));
+        opened["incident"].as_str().expect("incident").to_string()
+        // The opener's process ends here.
+    };
+    assert_eq!(bed.notifications().await.len(), 1, "the opening alert");
+    let before = bed.incident_record(&pk).await.expect("the open incident");
+    assert_eq!(before["failures"]["total"], 1, "{before}");
+
+    let mut cold = bed.start("ecs-events", &[]);
+    let joined = cold.outcome(&svc.retarget(&stop, "cold-2", &format!("{:032x}", 2)));
+    assert_eq!(joined["incident"], incident.as_str(), "the cold instance joins the open incident: {joined}");
+    assert!(
+        joined["notified"].as_str().is_some_and(|n| n.starts_with("suppressed:")),
+        "a join sends no second alert: {joined}"
+    );
+    let after = bed.incident_record(&pk).await.expect("still open");
+    assert_eq!(after["id"], incident.as_str(), "{after}");
+    assert_eq!(after["failures"]["total"], 2, "the cold join counted its stop: {after}");
+    assert!(after["version"].as_u64() > before["version"].as_u64(), "{before}\n{after}");
+
+    // The same instance, warm now: the next join answers the same way.
+    let warm = cold.outcome(&svc.retarget(&stop, "cold-3", &format!("{:032x}", 3)));
+    for k in ["incident", "notified", "severity", "cause", "kind"] {
+        assert_eq!(warm[k], joined[k], "{k}: cold {joined}\nwarm {warm}");
+    }
+    let last = bed.incident_record(&pk).await.expect("still open");
+    assert_eq!(last["failures"]["total"], 3, "{last}");
+    assert!(bed.notifications().await.is_empty(), "no message for either join (inside the update interval)");
+}
