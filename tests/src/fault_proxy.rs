@@ -392,6 +392,18 @@ impl FaultProxy {
     pub fn mutations(&self) -> Vec<Mutation> {
         mutations(&self.calls())
     }
+
+    /// Mutating ECS calls the server applied to one service (`cluster` and
+    /// `service` as names or ARNs): what a test that says "one action" counts.
+    pub fn mutations_of(&self, cluster: &str, service: &str) -> Vec<Mutation> {
+        let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+        self.mutations()
+            .into_iter()
+            .filter(|m| {
+                last(&m.service) == last(service) && (m.cluster.is_empty() || last(&m.cluster) == last(cluster))
+            })
+            .collect()
+    }
 }
 
 impl Drop for FaultProxy {

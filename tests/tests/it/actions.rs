@@ -9,12 +9,7 @@ use std::time::Duration;
 /// The mutating ECS calls (UpdateService, StopServiceDeployment) the server
 /// applied to `svc`, as the recording proxy saw them on the wire.
 fn ecs_mutations(proxy: &FaultProxy, svc: &SeededService) -> Vec<Mutation> {
-    let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
-    proxy
-        .mutations()
-        .into_iter()
-        .filter(|m| last(&m.service) == svc.service && (m.cluster.is_empty() || last(&m.cluster) == last(&svc.cluster)))
-        .collect()
+    proxy.mutations_of(&svc.cluster, &svc.service)
 }
 
 /// `function` started with every AWS call through `proxy` (and `extra` env).

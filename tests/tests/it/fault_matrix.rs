@@ -33,10 +33,18 @@ use autopilot_tests::fault_proxy::Fault;
 use std::io::Write;
 use std::time::Instant;
 
+/// `FAULT_ROUNDS` as it replays (`all` for the whole matrix).
+fn rounds_label() -> String {
+    match env_count("FAULT_ROUNDS", 8) {
+        usize::MAX => "all".into(),
+        n => n.to_string(),
+    }
+}
+
 /// Every picked round of both paths with `blows`; the suite's line.
 async fn suite(name: &str, blows: &[Blow]) -> (String, RoundReport, u64) {
     let mut bench = FaultBench::new(name).await;
-    let _ = writeln!(std::io::stdout().lock(), "{name}: FAULT_SEED={} FAULT_ROUNDS={}", bench.seed, bench.rounds);
+    let _ = writeln!(std::io::stdout().lock(), "{name}: FAULT_SEED={} FAULT_ROUNDS={}", bench.seed, rounds_label());
     let started = Instant::now();
     let (mut total, mut rounds, mut matrix) = (RoundReport::default(), 0, 0);
     for path in Path::ALL {
@@ -72,7 +80,7 @@ async fn every_call_of_the_opening_paths_failing_in_turn_keeps_one_alert_and_at_
         0,
         "{line}\n(replay: FAULT_SEED={seed} FAULT_ROUNDS={rounds} draws the same rounds)\n{}",
         total.broken.join("\n"),
-        rounds = env_count("FAULT_ROUNDS", 8),
+        rounds = rounds_label(),
     );
 }
 
@@ -84,7 +92,7 @@ async fn a_process_killed_at_any_call_of_the_opening_paths_and_redelivered_keeps
         0,
         "{line}\n(replay: FAULT_SEED={seed} FAULT_ROUNDS={rounds} draws the same rounds)\n{}",
         total.broken.join("\n"),
-        rounds = env_count("FAULT_ROUNDS", 8),
+        rounds = rounds_label(),
     );
 }
 

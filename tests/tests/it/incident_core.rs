@@ -3,6 +3,7 @@
 //! against the local server — and, where only a race between two writes
 //! shows it, through the state store against the same server.
 
+use autopilot_tests::fault_proxy::FaultProxy;
 use autopilot_tests::{LedgerSeed, SeededService, TestBed, fixture};
 use serde_json::Value;
 use shared::adapters::state::{StateStore, Write};
@@ -48,7 +49,11 @@ async fn finding_1_an_opener_killed_before_its_alert_is_retried_into_exactly_one
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
     let event = svc.retarget(&fixture("ecs/deployment-failed.json"), "lost-alert-1", "x");
+    // Every call through the recording proxy (S3 into a black hole): the
+    // rollbacks are counted on the wire.
+    let proxy = FaultProxy::start();
     let mut env = bed.function_env();
+    env.extend(proxy.env());
     env.push(("AWS_ENDPOINT_URL_S3".into(), black_hole()));
     env.push(("SDK_OPERATION_TIMEOUT_SECONDS".into(), "120".into()));
     env.push(("SDK_ATTEMPT_TIMEOUT_SECONDS".into(), "120".into()));
@@ -67,7 +72,8 @@ async fn finding_1_an_opener_killed_before_its_alert_is_retried_into_exactly_one
     first.kill();
     assert!(bed.notifications().await.is_empty(), "killed before anything was published");
 
-    let mut retry = bed.start("ecs-events", &[]);
+    let mut retry =
+        bed.start("ecs-events", &proxy.env().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
     let o = tokio::task::block_in_place(|| retry.invoke_as(&request_id, &event)).expect_response("the retry");
     let notes = bed.notifications().await;
     let openings: Vec<_> = notes.iter().filter(|n| is_opening_alert(&n.subject)).collect();
@@ -78,6 +84,8 @@ async fn finding_1_an_opener_killed_before_its_alert_is_retried_into_exactly_one
         openings[0].message
     );
     assert_eq!(executed(&svc.ledger(&bed).await), 1, "never a second rollback");
+    let wire = proxy.mutations_of(&svc.cluster, &svc.service);
+    assert_eq!(wire.len(), 1, "one UpdateService on the wire, by the dead attempt: {wire:#?}");
     assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
     // A later redelivery of the same event is a duplicate: still one alert.
     let again = retry.outcome(&event);
