@@ -365,6 +365,12 @@ impl FaultProxy {
         self.shared.lock().injected
     }
 
+    /// How many calls of `op` (not yet taken) a rule injected its fault into:
+    /// a test that aims a fault asserts it landed, else it proved nothing.
+    pub fn injected_into(&self, op: &str) -> usize {
+        self.shared.lock().calls.iter().filter(|c| c.op == op && c.fault.is_some()).count()
+    }
+
     /// Every call recorded (and not yet taken), in arrival order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
