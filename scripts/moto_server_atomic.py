@@ -1,4 +1,5 @@
-"""moto's server, with DynamoDB requests applied one at a time.
+"""moto's server, with DynamoDB requests applied one at a time, and
+CodePipeline's ListActionExecutions answered as AWS answers it.
 
 Real DynamoDB applies each conditional write atomically; moto's threaded
 server can interleave two of them (seen here: two winners of one
@@ -6,17 +7,40 @@ server can interleave two of them (seen here: two winners of one
 show our race suite double incidents the real service never produces. Every
 other service keeps moto's threading.
 
+moto 5.2.5 does not implement CodePipeline `ListActionExecutions`: it
+answers an HTML 500, which the functions rightly take for "AWS said later"
+and retry. Real CodePipeline answers `PipelineNotFoundException` (400) for a
+pipeline that does not exist and, for one that does, its action executions;
+here that list is empty (moto keeps no action executions), as AWS answers
+for an execution whose actions have not run. The functions' retry of a
+throttled or failing read stays as it must be in AWS; the test bed is made
+faithful instead.
+
 Usage: moto_server_atomic.py HOST PORT
 """
 
+import json
 import os
 import sys
 import threading
+
+from moto.codepipeline.exceptions import PipelineNotFoundException
+from moto.codepipeline.responses import CodePipelineResponse
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import run_simple
 
 DYNAMODB = threading.Lock()
+
+
+def list_action_executions(self: CodePipelineResponse) -> str:
+    name = self._get_param("pipelineName")
+    if name not in self.codepipeline_backend.pipelines:
+        raise PipelineNotFoundException(f"Account '{self.current_account}' does not have a pipeline with name '{name}'")
+    return json.dumps({"actionExecutionDetails": []})
+
+
+CodePipelineResponse.list_action_executions = list_action_executions  # type: ignore[attr-defined]
 
 
 def main() -> None:

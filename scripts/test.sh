@@ -25,6 +25,12 @@ export RACE_INTERLEAVINGS="${RACE_INTERLEAVINGS:-50}"
 export FAULT_ROUNDS="${FAULT_ROUNDS:-8}"
 export REDELIVERY_DELAY_SECONDS="${REDELIVERY_DELAY_SECONDS:-1}"
 export FUZZ_CASES="${FUZZ_CASES:-6000}"
+# Pinned seeds: every suite that draws (races, the fault matrix, fuzzing)
+# takes its seed from AUTOPILOT_SEED unless its own variable (RACE_SEED,
+# FAULT_SEED, FUZZ_SEED) says otherwise, and prints it; a failure replays
+# with the same value. Override to explore: AUTOPILOT_SEED=<n> scripts/test.sh.
+export AUTOPILOT_SEED="${AUTOPILOT_SEED:-20261206}"
+echo "==> seeds: AUTOPILOT_SEED=$AUTOPILOT_SEED"
 
 echo "==> cargo test"
 cargo test --workspace --quiet

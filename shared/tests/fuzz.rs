@@ -8,10 +8,13 @@
 //!
 //! `FUZZ_CASES` (6000) cases in total, shared among the targets (each gets
 //! its share, at least one); the suite prints one parseable line:
-//! `ADVERSITY fuzz cases=<run> panics=<n> failures=<n> targets=<n>`.
+//! `ADVERSITY fuzz cases=<run> panics=<n> failures=<n> targets=<n> seed=<seed>`.
+//! `FUZZ_SEED` (else `AUTOPILOT_SEED`, pinned by scripts/test.sh; else the
+//! clock) seeds every target's generator (target `i` gets seed + `i`): a
+//! failure replays with the seed its message names.
 
 use proptest::prelude::*;
-use proptest::test_runner::{Config, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestError, TestRunner};
 use serde_json::{Value, json};
 use shared::AutopilotError;
 use shared::context::Function;
@@ -614,6 +617,8 @@ fn targets() -> Vec<Target> {
 #[test]
 fn fuzz_targets_never_panic_and_refuse_malformed_input_with_typed_errors() {
     let total: u64 = std::env::var("FUZZ_CASES").ok().and_then(|v| v.trim().parse().ok()).unwrap_or(6000);
+    let seed = fuzz_seed();
+    let _ = writeln!(std::io::stdout().lock(), "fuzz: FUZZ_SEED={seed} FUZZ_CASES={total}");
     let targets = targets();
     let weights: u64 = targets.iter().map(|t| t.weight).sum();
     let started = std::time::Instant::now();
@@ -634,6 +639,7 @@ fn fuzz_targets_never_panic_and_refuse_malformed_input_with_typed_errors() {
                         // No regression files: they would land in the source tree.
                         failure_persistence: None,
                         max_shrink_iters: 4096,
+                        rng_seed: RngSeed::Fixed(seed.wrapping_add(i as u64)),
                         ..Config::default()
                     };
                     let mut runner = TestRunner::new(config);
@@ -666,11 +672,26 @@ fn fuzz_targets_never_panic_and_refuse_malformed_input_with_typed_errors() {
     let panics: u64 = counters.iter().map(|c| c.panics.load(Ordering::Relaxed)).sum();
     let _ = writeln!(
         out,
-        "ADVERSITY fuzz cases={cases} panics={panics} failures={} targets={} seconds={:.0}",
+        "ADVERSITY fuzz cases={cases} panics={panics} failures={} targets={} seed={seed} seconds={:.0}",
         failures.len(),
         targets.len(),
         started.elapsed().as_secs_f64()
     );
     drop(out);
-    assert!(failures.is_empty(), "{} fuzz target(s) failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} fuzz target(s) failed (replay: FUZZ_SEED={seed} FUZZ_CASES={total}):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// `FUZZ_SEED`, else `AUTOPILOT_SEED` (pinned in CI), else the clock.
+fn fuzz_seed() -> u64 {
+    for var in ["FUZZ_SEED", "AUTOPILOT_SEED"] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+            return v.trim().parse().unwrap_or_else(|_| panic!("{var}={v}: expected a seed (an unsigned number)"));
+        }
+    }
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
 }

@@ -65,11 +65,30 @@ pub fn env_seconds(name: &str, default: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64(v.max(0.0))
 }
 
-/// A seed from `name`, else one from the clock (printed by the caller).
+/// The variable that pins every suite's seed at once (scripts/test.sh sets it).
+pub const SEED_VAR: &str = "AUTOPILOT_SEED";
+
+/// A suite's seed: from `name` (`FAULT_SEED`, `RACE_SEED`), else from
+/// [`SEED_VAR`] (CI pins it, so a failure replays), else from the clock.
+/// The caller prints it in its output and its failure message.
 pub fn env_seed(name: &str) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7)
-    })
+    seed_from(
+        name,
+        |k| std::env::var(k).ok(),
+        || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(7),
+    )
+}
+
+/// [`env_seed`] over any lookup: `name`, then [`SEED_VAR`], then `clock`.
+/// A value that is not a number is refused (a typo must not fall back to
+/// the clock and leave a run that cannot be replayed).
+pub fn seed_from(name: &str, lookup: impl Fn(&str) -> Option<String>, clock: impl FnOnce() -> u64) -> u64 {
+    for var in [name, SEED_VAR] {
+        if let Some(v) = lookup(var).filter(|v| !v.trim().is_empty()) {
+            return v.trim().parse().unwrap_or_else(|_| panic!("{var}={v}: expected a seed (an unsigned number)"));
+        }
+    }
+    clock()
 }
 
 /// `family:revision` of a task-definition ARN (or the text itself).
@@ -334,9 +353,11 @@ pub struct Episode {
     pub outcome_incidents: BTreeSet<String>,
     /// Mutating calls one decision may make (1: one failure, one rollback at most).
     pub max_mutations: usize,
-    /// Opening alerts sent twice that no implementation can avoid (a
+    /// One opening alert sent twice that no implementation can avoid (a
     /// process killed after SNS accepted the alert and before it could
-    /// record that): allowed, counted apart.
+    /// record that; the two cells are named in
+    /// `fault_bench::double_opening_unavoidable`): allowed once per incident,
+    /// counted apart; a third alert is a violation all the same.
     pub tolerate_double_opening: bool,
     /// Every incident must be resolved by the end (a final resolving signal was sent).
     pub expect_all_resolved: bool,
@@ -496,7 +517,8 @@ pub fn check(e: &Episode) -> Findings {
                     f.missing_alerts += 1;
                     f.broken.push(format!("incident {id} ({s:?}) has no opening alert"));
                 }
-                n if n > 1 && e.tolerate_double_opening => f.inherent_double_alerts += n - 1,
+                // At most one extra alert, and only where it is unavoidable.
+                2 if e.tolerate_double_opening => f.inherent_double_alerts += 1,
                 n if n > 1 => {
                     f.double_alerts += n - 1;
                     f.broken.push(format!("incident {id} has {n} opening alerts"));
@@ -682,6 +704,32 @@ mod tests {
         alert.service = "web".into();
         e.notices.push(alert);
         assert_eq!(check(&e).violations(), 0);
+    }
+
+    #[test]
+    fn a_second_opening_alert_is_tolerated_once_and_only_where_allowed() {
+        let mut e = clean();
+        e.notices.insert(1, note(2, "INCIDENT ALERT - SEV2", "inc-1", "SEV2", None));
+        e.tolerate_double_opening = true;
+        let f = check(&e);
+        assert_eq!((f.double_alerts, f.inherent_double_alerts), (0, 1), "{:?}", f.broken);
+        // Planted: a third opening alert in a tolerated cell. The cap catches it.
+        e.notices.insert(2, note(3, "INCIDENT ALERT - SEV2", "inc-1", "SEV2", None));
+        let f = check(&e);
+        assert_eq!(f.double_alerts, 2, "no allowance beyond one extra alert: {:?}", f.broken);
+        assert_eq!(f.inherent_double_alerts, 0);
+    }
+
+    #[test]
+    fn seeds_come_from_the_suite_then_the_pinned_variable_then_the_clock() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(seed_from("FAULT_SEED", env(&[("AUTOPILOT_SEED", "42")]), || 7), 42, "CI pins every suite");
+        assert_eq!(seed_from("FAULT_SEED", env(&[("AUTOPILOT_SEED", "42"), ("FAULT_SEED", "9")]), || 7), 9);
+        assert_eq!(seed_from("FAULT_SEED", env(&[("AUTOPILOT_SEED", " ")]), || 7), 7, "unpinned: the clock");
+        let typo = std::panic::catch_unwind(|| seed_from("RACE_SEED", env(&[("RACE_SEED", "12x")]), || 7));
+        assert!(typo.is_err(), "a malformed seed is refused, not replaced by the clock");
     }
 
     #[test]

@@ -365,6 +365,12 @@ impl FaultProxy {
         self.shared.lock().injected
     }
 
+    /// How many calls of `op` (not yet taken) a rule injected its fault into:
+    /// a test that aims a fault asserts it landed, else it proved nothing.
+    pub fn injected_into(&self, op: &str) -> usize {
+        self.shared.lock().calls.iter().filter(|c| c.op == op && c.fault.is_some()).count()
+    }
+
     /// Every call recorded (and not yet taken), in arrival order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -391,6 +397,18 @@ impl FaultProxy {
     /// Mutating ECS calls the server applied, in order.
     pub fn mutations(&self) -> Vec<Mutation> {
         mutations(&self.calls())
+    }
+
+    /// Mutating ECS calls the server applied to one service (`cluster` and
+    /// `service` as names or ARNs): what a test that says "one action" counts.
+    pub fn mutations_of(&self, cluster: &str, service: &str) -> Vec<Mutation> {
+        let last = |s: &str| s.rsplit('/').next().unwrap_or(s).to_string();
+        self.mutations()
+            .into_iter()
+            .filter(|m| {
+                last(&m.service) == last(service) && (m.cluster.is_empty() || last(&m.cluster) == last(cluster))
+            })
+            .collect()
     }
 }
 

@@ -387,7 +387,10 @@ async fn deploy(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, AutopilotE
     );
     let listed = match actions {
         Ok(a) => a,
-        // A link is a record, not a page: an unreadable action is named, not retried.
+        // AWS said "later" (throttling, a 5xx, a timeout): fail the invocation
+        // so Lambda retries it, else a throttle would lose the link for good.
+        Err(e) if e.retryable => return Err(AutopilotError::Aws(e)),
+        // A definite refusal (no such pipeline or execution, access denied): named, not retried.
         Err(e) => {
             let mut o = outcome(
                 Severity::Info,

@@ -1,9 +1,24 @@
 //! The bounded-action engine end to end: rollbacks and scaling through the
 //! real ECS API of the local server, exactly once, within budgets.
 
+use autopilot_tests::fault_proxy::{FaultProxy, Mutation};
 use autopilot_tests::{InvokeResult, LambdaProcess, LedgerSeed, SeededService, TestBed, binary, fixture};
 use serde_json::{Value, json};
 use std::time::Duration;
+
+/// The mutating ECS calls (UpdateService, StopServiceDeployment) the server
+/// applied to `svc`, as the recording proxy saw them on the wire.
+fn ecs_mutations(proxy: &FaultProxy, svc: &SeededService) -> Vec<Mutation> {
+    proxy.mutations_of(&svc.cluster, &svc.service)
+}
+
+/// `function` started with every AWS call through `proxy` (and `extra` env).
+fn start_recorded(bed: &TestBed, proxy: &FaultProxy, function: &str, extra: &[(&str, &str)]) -> LambdaProcess {
+    let mut env = bed.function_env();
+    env.extend(proxy.env());
+    env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    bed.start_with_env(function, env)
+}
 
 fn executed(ledger: &[(String, String, String)]) -> usize {
     ledger.iter().filter(|(_, status, _)| status == "executed").count()
@@ -15,7 +30,8 @@ async fn failed_deployment_rolls_the_service_back_through_the_real_api() {
     let svc = SeededService::create(&bed, "api", 2).await;
     let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
     assert_eq!(svc.current(&bed).await.0, bad);
-    let mut p = bed.start("ecs-events", &[]);
+    let proxy = FaultProxy::start();
+    let mut p = start_recorded(&bed, &proxy, "ecs-events", &[]);
     let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "rb-1", "x"));
     let action = &o["actions"][0];
     assert_eq!(action["action"], "rollback", "{o}");
@@ -24,6 +40,7 @@ async fn failed_deployment_rolls_the_service_back_through_the_real_api() {
     assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn, "the service runs the previous revision again");
     let ledger = svc.ledger(&bed).await;
     assert_eq!(executed(&ledger), 1, "{ledger:?}");
+    assert_eq!(ecs_mutations(&proxy, &svc).len(), 1, "one UpdateService on the wire: {:#?}", proxy.mutations());
     // The alert reports the action; the pre-action state was kept.
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 1);
@@ -40,7 +57,11 @@ async fn duplicated_and_concurrent_triggers_cause_exactly_one_mutating_call() {
     // A crash-loop stop of the fresh revision: a second, different trigger for the same rollback.
     let mut stop = svc.retarget(&fixture("ecs/task-stopped-app-crash.json"), "once-stop", &format!("{:032x}", 77));
     stop["detail"]["taskDefinitionArn"] = Value::from(bad.clone());
-    let env = bed.function_env();
+    // Every AWS call through the recording proxy: the mutating ECS calls are
+    // counted as the server saw them, not as the ledger tells them.
+    let proxy = FaultProxy::start();
+    let mut env = bed.function_env();
+    env.extend(proxy.env());
     let name = bed.prefix.clone();
     let events = [failed.clone(), failed.clone(), stop, failed.clone()];
     let handles: Vec<_> = events
@@ -72,7 +93,7 @@ async fn duplicated_and_concurrent_triggers_cause_exactly_one_mutating_call() {
             }
         }
     }
-    let mut retry = bed.start("ecs-events", &[]);
+    let mut retry = bed.start_with_env("ecs-events", env.clone());
     for event in &to_retry {
         let again = retry.outcome(event);
         let acted_again = again["actions"].as_array().is_some_and(|a| a.iter().any(|x| x["status"] == "executed"));
@@ -82,6 +103,12 @@ async fn duplicated_and_concurrent_triggers_cause_exactly_one_mutating_call() {
     let again = retry.outcome(&failed);
     assert_eq!(again["notified"], "suppressed:duplicate-event", "{again}");
     let ledger = svc.ledger(&bed).await;
+    // What a test that says "one action" counts: mutating ECS calls on the
+    // wire (UpdateService, StopServiceDeployment), SDK retries of one call
+    // being one call. The ledger is what the code says it did.
+    let wire = ecs_mutations(&proxy, &svc);
+    assert_eq!(wire.len(), 1, "exactly one mutating ECS call reached the server: {wire:#?}\nledger: {ledger:?}");
+    assert_eq!(wire[0].task_definition.as_deref(), Some(svc.task_definition_arn.as_str()), "{wire:#?}");
     assert_eq!(executed(&ledger), 1, "exactly one rollback executed: {ledger:?}\n{outcomes:#?}");
     assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
     // The invocation that executed it reports it — or, when another one was
@@ -123,7 +150,8 @@ async fn an_exhausted_budget_refuses_and_says_so() {
     let bed = TestBed::new("budget").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
-    let mut p = bed.start("ecs-events", &[]);
+    let proxy = FaultProxy::start();
+    let mut p = start_recorded(&bed, &proxy, "ecs-events", &[]);
     let first = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "bud-1", "x"));
     assert_eq!(first["actions"][0]["status"], "executed", "{first}");
     // The next release fails too, minutes later.
@@ -138,6 +166,7 @@ async fn an_exhausted_budget_refuses_and_says_so() {
     assert_eq!(notes.len(), 2, "alert, then an update carrying the refusal");
     assert!(notes[1].message.contains("budget exhausted"), "{}", notes[1].message);
     assert_eq!(executed(&svc.ledger(&bed).await), 1);
+    assert_eq!(ecs_mutations(&proxy, &svc).len(), 1, "the refusal made no call: {:#?}", proxy.mutations());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -241,7 +270,8 @@ async fn when_a_rollback_left_executing_took_effect_the_next_trigger_should_reco
     // The dead invocation's UpdateService had gone out.
     svc.roll_to(&bed, &svc.task_definition_arn).await;
     let sk = seed_unfinished_rollback(&bed, &svc, &bad).await;
-    let mut p = bed.start("ecs-events", &[]);
+    let proxy = FaultProxy::start();
+    let mut p = start_recorded(&bed, &proxy, "ecs-events", &[]);
     let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "unfinished-1", "x"));
     let action = &o["actions"][0];
     assert_eq!(action["status"], "skipped", "{o}");
@@ -255,6 +285,7 @@ async fn when_a_rollback_left_executing_took_effect_the_next_trigger_should_reco
     assert!(text(seeded, "detail").contains("verified"), "{seeded:?}");
     assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
     assert_eq!(executed(&svc.ledger(&bed).await), 1, "only the seeded rollback");
+    assert!(ecs_mutations(&proxy, &svc).is_empty(), "no mutating call now: {:#?}", proxy.mutations());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,7 +296,8 @@ async fn when_a_rollback_left_executing_did_not_take_effect_the_next_trigger_sho
     let bad = svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
     // The dead invocation never reached its UpdateService: the service still runs the bad revision.
     let sk = seed_unfinished_rollback(&bed, &svc, &bad).await;
-    let mut p = bed.start("ecs-events", &[]);
+    let proxy = FaultProxy::start();
+    let mut p = start_recorded(&bed, &proxy, "ecs-events", &[]);
     let o = p.outcome(&svc.retarget(&fixture("ecs/deployment-failed.json"), "unfinished-2", "x"));
     assert_eq!(o["actions"][0]["status"], "executed", "{o}");
     assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
@@ -274,6 +306,7 @@ async fn when_a_rollback_left_executing_did_not_take_effect_the_next_trigger_sho
     assert_eq!(text(seeded, "status"), "failed", "verified: it did not take effect: {seeded:?}");
     assert!(text(seeded, "detail").contains("verified"), "{seeded:?}");
     assert_eq!(executed(&svc.ledger(&bed).await), 1, "one rollback in all");
+    assert_eq!(ecs_mutations(&proxy, &svc).len(), 1, "one UpdateService on the wire: {:#?}", proxy.mutations());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -285,17 +318,19 @@ async fn when_the_same_rollback_request_arrives_twice_with_one_request_id_should
         "action": "rollback", "cluster": svc.cluster, "service": "api",
         "reason": "bad release", "request_id": "chg-4711", "requested_by": "alice@example.com",
     });
-    let mut p = bed.start("runbook", &[]);
+    let proxy = FaultProxy::start();
+    let mut p = start_recorded(&bed, &proxy, "runbook", &[]);
     let first = p.outcome(&request);
     assert_eq!(first["actions"][0]["status"], "executed", "{first}");
     // `aws lambda invoke` retrying after its read timeout reaches another instance.
-    let mut other = bed.start("runbook", &[]);
+    let mut other = start_recorded(&bed, &proxy, "runbook", &[]);
     let second = other.outcome(&request);
     assert_eq!(second, first, "the repeat answers the first result");
     assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
     let items = svc.ledger_items(&bed).await;
     let executed: Vec<_> = items.iter().filter(|i| text(i, "status") == "executed").collect();
     assert_eq!(executed.len(), 1, "one UpdateService: {items:?}");
+    assert_eq!(ecs_mutations(&proxy, &svc).len(), 1, "one UpdateService on the wire: {:#?}", proxy.mutations());
     assert_eq!(text(executed[0], "request_id"), "chg-4711");
     // A plain invoke: who asked is what the payload claims, recorded as such.
     assert_eq!(text(executed[0], "requested_by"), "unverified: alice@example.com");
@@ -332,16 +367,18 @@ async fn when_the_cli_retries_a_mutation_without_a_request_id_it_should_act_once
     let bed = TestBed::new("derived-id").await;
     let svc = SeededService::create(&bed, "api", 2).await;
     // A short repeat window, so that the test can outlive it.
-    let mut p = bed.start("runbook", &[("RUNBOOK_REPEAT_WINDOW_SECONDS", "3")]);
+    let proxy = FaultProxy::start();
+    let mut p = start_recorded(&bed, &proxy, "runbook", &[("RUNBOOK_REPEAT_WINDOW_SECONDS", "3")]);
     let request = json!({"action": "force-deploy", "cluster": svc.cluster, "service": "api", "reason": "stuck tasks"});
     let first = p.outcome(&request);
     assert_eq!(first["actions"][0]["status"], "executed", "{first}");
     // `aws lambda invoke` retrying after its read timeout, on another instance.
-    let mut other = bed.start("runbook", &[("RUNBOOK_REPEAT_WINDOW_SECONDS", "3")]);
+    let mut other = start_recorded(&bed, &proxy, "runbook", &[("RUNBOOK_REPEAT_WINDOW_SECONDS", "3")]);
     let second = other.outcome(&request);
     assert_eq!(second, first, "the repeat answers the first run's Outcome");
     let executed_now = || async { executed(&svc.ledger(&bed).await) };
     assert_eq!(executed_now().await, 1, "one force-deploy");
+    assert_eq!(ecs_mutations(&proxy, &svc).len(), 1, "one UpdateService on the wire: {:#?}", proxy.mutations());
     assert_eq!(bed.notifications().await.len(), 1, "announced once");
     // A different request is a request of its own.
     let dry = p.outcome(&json!({"action": "force-deploy", "cluster": svc.cluster, "service": "api", "dry_run": true}));
@@ -352,4 +389,5 @@ async fn when_the_cli_retries_a_mutation_without_a_request_id_it_should_act_once
     assert_eq!(later["actions"][0]["status"], "executed", "{later}");
     assert_ne!(later, first);
     assert_eq!(executed_now().await, 2, "a second force-deploy, after the window");
+    assert_eq!(ecs_mutations(&proxy, &svc).len(), 2, "two UpdateService calls on the wire: {:#?}", proxy.mutations());
 }

@@ -11,25 +11,40 @@
 //!   and twice that again, and once more by EventBridge (a new request id).
 //!   Expected: the opening alert goes out, once (SNS works again by then);
 //!   an SNS failure fails the invocation; a failed safety read means no
-//!   action in that invocation; no retry acts or alerts twice; every
-//!   executed action is announced.
+//!   action in that invocation (whatever another call of the same read
+//!   answered); no retry acts or alerts twice; every executed action is
+//!   announced. Every round must have injected its fault.
 //! - **Kills**: the process is killed at each call of the path — held
 //!   before it reaches the server, or after the server applied it — then the
-//!   event is redelivered as above.
+//!   event is redelivered as above. Every round must have held and killed
+//!   the process at its call. A second opening alert is allowed (once) only
+//!   in the two cells where none can be avoided
+//!   (`fault_bench::double_opening_unavoidable`).
 //!
 //! `FAULT_ROUNDS` (8): rounds per path and suite (`all`: the whole matrix);
-//! `FAULT_SEED` (the clock; printed) draws them; the calls that decide —
+//! `FAULT_SEED` (else `AUTOPILOT_SEED`, pinned by scripts/test.sh; else the
+//! clock; printed, and named in a failure) draws them; the calls that decide —
 //! `sns:Publish`, `ecs:UpdateService` — come first. The pinned rounds at the
 //! end are single cells of the matrix, named after what they prove.
 
+use autopilot_tests::adversity::env_count;
 use autopilot_tests::fault_bench::{Blow, FaultBench, Path, RoundReport};
 use autopilot_tests::fault_proxy::Fault;
 use std::io::Write;
 use std::time::Instant;
 
+/// `FAULT_ROUNDS` as it replays (`all` for the whole matrix).
+fn rounds_label() -> String {
+    match env_count("FAULT_ROUNDS", 8) {
+        usize::MAX => "all".into(),
+        n => n.to_string(),
+    }
+}
+
 /// Every picked round of both paths with `blows`; the suite's line.
-async fn suite(name: &str, blows: &[Blow]) -> (String, RoundReport) {
+async fn suite(name: &str, blows: &[Blow]) -> (String, RoundReport, u64) {
     let mut bench = FaultBench::new(name).await;
+    let _ = writeln!(std::io::stdout().lock(), "{name}: FAULT_SEED={} FAULT_ROUNDS={}", bench.seed, rounds_label());
     let started = Instant::now();
     let (mut total, mut rounds, mut matrix) = (RoundReport::default(), 0, 0);
     for path in Path::ALL {
@@ -40,12 +55,12 @@ async fn suite(name: &str, blows: &[Blow]) -> (String, RoundReport) {
         }
     }
     let line = format!(
-        "ADVERSITY {name} paths={} rounds={rounds} matrix={matrix} faults_injected={} kills={} not_reached={} \
+        "ADVERSITY {name} paths={} rounds={rounds} matrix={matrix} faults_injected={} kills={} missed_blows={} \
          dead_lettered={} sns_failure_swallowed={} acted_on_partial_information={} seed={} seconds={:.0} {}",
         Path::ALL.len(),
         total.injected,
         total.kills,
-        total.not_reached,
+        total.missed_blows,
         total.dead_lettered,
         total.sns_failure_swallowed,
         total.acted_on_partial_information,
@@ -54,19 +69,31 @@ async fn suite(name: &str, blows: &[Blow]) -> (String, RoundReport) {
         total.findings.counts()
     );
     let _ = writeln!(std::io::stdout().lock(), "{line}");
-    (line, total)
+    (line, total, bench.seed)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_call_of_the_opening_paths_failing_in_turn_keeps_one_alert_and_at_most_one_action() {
-    let (line, total) = suite("faults", &Blow::faults()).await;
-    assert_eq!(total.violations(), 0, "{line}\n(FAULT_SEED=<seed> draws the same rounds)\n{}", total.broken.join("\n"));
+    let (line, total, seed) = suite("faults", &Blow::faults()).await;
+    assert_eq!(
+        total.violations(),
+        0,
+        "{line}\n(replay: FAULT_SEED={seed} FAULT_ROUNDS={rounds} draws the same rounds)\n{}",
+        total.broken.join("\n"),
+        rounds = rounds_label(),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_process_killed_at_any_call_of_the_opening_paths_and_redelivered_keeps_one_alert_and_at_most_one_action() {
-    let (line, total) = suite("kills", &Blow::kills()).await;
-    assert_eq!(total.violations(), 0, "{line}\n(FAULT_SEED=<seed> draws the same rounds)\n{}", total.broken.join("\n"));
+    let (line, total, seed) = suite("kills", &Blow::kills()).await;
+    assert_eq!(
+        total.violations(),
+        0,
+        "{line}\n(replay: FAULT_SEED={seed} FAULT_ROUNDS={rounds} draws the same rounds)\n{}",
+        total.broken.join("\n"),
+        rounds = rounds_label(),
+    );
 }
 
 /// One cell of the matrix on both paths.
@@ -76,7 +103,7 @@ async fn pinned(name: &str, op: &str, k: u32, blow: Blow) {
     for path in Path::ALL {
         total.merge(bench.round(path, op, k, blow).await);
     }
-    assert_eq!(total.violations(), 0, "{}", total.broken.join("\n"));
+    assert_eq!(total.violations(), 0, "{name}: {op}#{k} {} (a pinned cell)\n{}", blow.label(), total.broken.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -103,4 +130,29 @@ async fn when_the_process_dies_right_after_its_rollback_the_redelivery_should_an
 async fn when_the_revision_list_is_unreadable_an_automatic_rollback_should_not_go_ahead() {
     // Without it, "never onto an inactive revision" cannot be checked.
     pinned("pin-revisions", "ecs:ListTaskDefinitions", 1, Blow::Fault(Fault::Throttle)).await;
+}
+
+/// Finding of issue 25 (the narrowed allowance): between the opening alert's
+/// `Publish` and the write that records it delivered, the incident shell
+/// marks the ledger's actions announced (`dynamodb:UpdateItem`). A process
+/// killed there — before or after that write — is redelivered into a second
+/// opening alert, which recording the delivery first would avoid. Ignored
+/// until fixed (scripts/bench.sh runs it, and the whole kill matrix finds it);
+/// once nothing comes between the two calls it passes with no round to run.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "finding (issue 25): a kill between the opening Publish and its record alerts twice"]
+async fn when_the_process_dies_between_the_opening_alert_and_its_record_the_redelivery_should_not_alert_again() {
+    let mut bench = FaultBench::new("pin-between").await;
+    let mut total = RoundReport::default();
+    for path in Path::ALL {
+        let steps = bench.steps(path).await;
+        let publish = steps.iter().find(|s| s.op == "sns:Publish").expect("the opening alert").index;
+        let record = steps.iter().find(|s| s.index > publish && s.records_incident).expect("its record").index;
+        for step in steps.iter().filter(|s| s.index > publish && s.index < record) {
+            for blow in Blow::kills() {
+                total.merge(bench.round(path, &step.op, step.k, blow).await);
+            }
+        }
+    }
+    assert_eq!(total.violations(), 0, "{}", total.broken.join("\n"));
 }

@@ -3,6 +3,7 @@
 //! against the local server — and, where only a race between two writes
 //! shows it, through the state store against the same server.
 
+use autopilot_tests::fault_proxy::FaultProxy;
 use autopilot_tests::{LedgerSeed, SeededService, TestBed, fixture};
 use serde_json::Value;
 use shared::adapters::state::{StateStore, Write};
@@ -48,7 +49,11 @@ async fn finding_1_an_opener_killed_before_its_alert_is_retried_into_exactly_one
     let svc = SeededService::create(&bed, "api", 2).await;
     svc.deploy_new_revision(&bed, "v2.4.0-broken").await;
     let event = svc.retarget(&fixture("ecs/deployment-failed.json"), "lost-alert-1", "x");
+    // Every call through the recording proxy (S3 into a black hole): the
+    // rollbacks are counted on the wire.
+    let proxy = FaultProxy::start();
     let mut env = bed.function_env();
+    env.extend(proxy.env());
     env.push(("AWS_ENDPOINT_URL_S3".into(), black_hole()));
     env.push(("SDK_OPERATION_TIMEOUT_SECONDS".into(), "120".into()));
     env.push(("SDK_ATTEMPT_TIMEOUT_SECONDS".into(), "120".into()));
@@ -67,7 +72,8 @@ async fn finding_1_an_opener_killed_before_its_alert_is_retried_into_exactly_one
     first.kill();
     assert!(bed.notifications().await.is_empty(), "killed before anything was published");
 
-    let mut retry = bed.start("ecs-events", &[]);
+    let mut retry =
+        bed.start("ecs-events", &proxy.env().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
     let o = tokio::task::block_in_place(|| retry.invoke_as(&request_id, &event)).expect_response("the retry");
     let notes = bed.notifications().await;
     let openings: Vec<_> = notes.iter().filter(|n| is_opening_alert(&n.subject)).collect();
@@ -78,6 +84,8 @@ async fn finding_1_an_opener_killed_before_its_alert_is_retried_into_exactly_one
         openings[0].message
     );
     assert_eq!(executed(&svc.ledger(&bed).await), 1, "never a second rollback");
+    let wire = proxy.mutations_of(&svc.cluster, &svc.service);
+    assert_eq!(wire.len(), 1, "one UpdateService on the wire, by the dead attempt: {wire:#?}");
     assert_eq!(svc.current(&bed).await.0, svc.task_definition_arn);
     // A later redelivery of the same event is a duplicate: still one alert.
     let again = retry.outcome(&event);
@@ -306,4 +314,47 @@ async fn a_teams_filter_policy_receives_its_services_alert_and_resolution_and_no
 
 fn subjects(notes: &[autopilot_tests::testbed::Notification]) -> Vec<&str> {
     notes.iter().map(|n| n.subject.as_str()).collect()
+}
+
+/// Issue 25: a join on a cold instance. The incident is opened by one
+/// process, which then ends; the next stop of the same failure is the first
+/// event of a freshly started process (a cold Lambda instance, nothing in
+/// memory). It must join the open incident exactly as a warm instance does:
+/// the same incident id, no second alert, the stop counted in the record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_handled_by_a_cold_instance_joins_the_open_incident_as_a_warm_one_does() {
+    let bed = TestBed::new("cold-join").await;
+    let svc = SeededService::create(&bed, "api", 3).await;
+    let stop = fixture("ecs/task-stopped-app-crash.json");
+    let pk = format!("service#{}/{}", svc.cluster, svc.service);
+    let incident = {
+        let mut opener = bed.start("ecs-events", &[]);
+        let opened = opener.outcome(&svc.retarget(&stop, "cold-1", &format!("{:032x}", 1)));
+        opened["incident"].as_str().expect("incident").to_string()
+        // The opener's process ends here.
+    };
+    assert_eq!(bed.notifications().await.len(), 1, "the opening alert");
+    let before = bed.incident_record(&pk).await.expect("the open incident");
+    assert_eq!(before["failures"]["total"], 1, "{before}");
+
+    let mut cold = bed.start("ecs-events", &[]);
+    let joined = cold.outcome(&svc.retarget(&stop, "cold-2", &format!("{:032x}", 2)));
+    assert_eq!(joined["incident"], incident.as_str(), "the cold instance joins the open incident: {joined}");
+    assert!(
+        joined["notified"].as_str().is_some_and(|n| n.starts_with("suppressed:")),
+        "a join sends no second alert: {joined}"
+    );
+    let after = bed.incident_record(&pk).await.expect("still open");
+    assert_eq!(after["id"], incident.as_str(), "{after}");
+    assert_eq!(after["failures"]["total"], 2, "the cold join counted its stop: {after}");
+    assert!(after["version"].as_u64() > before["version"].as_u64(), "{before}\n{after}");
+
+    // The same instance, warm now: the next join answers the same way.
+    let warm = cold.outcome(&svc.retarget(&stop, "cold-3", &format!("{:032x}", 3)));
+    for k in ["incident", "notified", "severity", "cause", "kind"] {
+        assert_eq!(warm[k], joined[k], "{k}: cold {joined}\nwarm {warm}");
+    }
+    let last = bed.incident_record(&pk).await.expect("still open");
+    assert_eq!(last["failures"]["total"], 3, "{last}");
+    assert!(bed.notifications().await.is_empty(), "no message for either join (inside the update interval)");
 }

@@ -147,6 +147,10 @@ async fn a_failed_rollback_says_how_to_roll_back_by_hand_and_how_the_hold_is_cle
     assert!(steps.iter().any(|s| s.contains(&clear)), "the exact command that clears the hold: {steps:#?}");
     assert!(!steps.iter().any(|s| s.contains("is healthy on")), "nothing was rolled back: {steps:#?}");
     assert_chat_says_the_same(&bed);
+    assert!(
+        proxy.injected_into("ecs:UpdateService") > 0,
+        "the fault aimed at ecs:UpdateService was injected (else this proved nothing)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

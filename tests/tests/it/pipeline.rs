@@ -489,6 +489,77 @@ fn an_ecs_incident_on_a_service_a_pipeline_deployed_names_the_execution_and_comm
     });
 }
 
+/// Issue 25: a throttled `ListActionExecutions` on the deploy-link path
+/// fails the invocation as retryable (Lambda retries it; in AWS a throttle
+/// must not lose the link for good), and the retry records the link. A
+/// definite refusal (`PipelineNotFoundException`) is named, not retried.
+#[test]
+fn a_throttled_deploy_link_read_fails_retryable_and_the_retry_records_the_link() {
+    use aws_sdk_codepipeline::error::ErrorMetadata;
+    use aws_sdk_codepipeline::operation::list_action_executions::ListActionExecutionsError;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    big_stack(async {
+        let bed = TestBed::new("pipeline-link-retry").await;
+        let svc = SeededService::create(&bed, "api", 2).await;
+        let pipeline = format!("{}-prod", bed.prefix);
+        let (cluster, service) = (svc.cluster.clone(), svc.service.clone());
+        let throttled = Arc::new(AtomicBool::new(true));
+        let t = throttled.clone();
+        let throttle = mock!(aws_sdk_codepipeline::Client::list_action_executions)
+            .match_requests(move |_| t.load(Ordering::SeqCst))
+            .then_error(|| {
+                ListActionExecutionsError::generic(
+                    ErrorMetadata::builder().code("ThrottlingException").message("Rate exceeded").build(),
+                )
+            });
+        let missing = mock!(aws_sdk_codepipeline::Client::list_action_executions)
+            .match_requests(|r| r.pipeline_name().is_some_and(|p| p.ends_with("-gone")))
+            .then_error(|| {
+                ListActionExecutionsError::generic(
+                    ErrorMetadata::builder()
+                        .code("PipelineNotFoundException")
+                        .message("Account does not have a pipeline with that name")
+                        .build(),
+                )
+            });
+        let list = mock!(aws_sdk_codepipeline::Client::list_action_executions)
+            .then_output(move || deploy_actions(FAILED_EXEC, ActionExecutionStatus::Succeeded, &cluster, &service));
+        let execution = execution_rule(FAILED_EXEC, FAILING_COMMIT, "raise pool size");
+        let app = app(&bed, &[&missing, &throttle, &list, &execution], &[]);
+        let deployed = event(
+            "action-deploy-ecs-succeeded.json",
+            &pipeline,
+            FAILED_EXEC,
+            "ev-deploy-throttled",
+            chrono::Utc::now(),
+        );
+        let err =
+            try_invoke(&app, "lambda-1", deployed.clone()).await.expect_err("a throttled read fails the invocation");
+        assert!(
+            err.is_retryable() && err.error_type() == "AwsRetryable",
+            "Lambda must retry it: {} {err}",
+            err.error_type()
+        );
+        assert!(err.to_string().contains("ListActionExecutions"), "{err}");
+        // Lambda's retry (same request id), the throttle over: the link is recorded.
+        throttled.store(false, Ordering::SeqCst);
+        let linked = try_invoke(&app, "lambda-1", deployed).await.expect("the retry is handled");
+        assert_eq!(linked["service"], svc.service.as_str(), "{linked}");
+        assert!(linked["summary"].as_str().unwrap().contains("recorded for its incidents"), "{linked}");
+        // A pipeline that does not exist: a definite answer, named and not retried.
+        let gone = event(
+            "action-deploy-ecs-succeeded.json",
+            &format!("{}-gone", bed.prefix),
+            FAILED_EXEC,
+            "ev-deploy-gone",
+            chrono::Utc::now(),
+        );
+        let named = try_invoke(&app, "lambda-2", gone).await.expect("a refusal is answered, not retried");
+        assert!(named["summary"].as_str().unwrap().contains("PipelineNotFoundException"), "{named}");
+    });
+}
+
 /// The real binary against the local server alone: CodePipeline there knows
 /// no executions and no action executions, CodeBuild no builds. The alert
 /// goes out with what the event says and names what could not be read.

@@ -8,8 +8,9 @@
 //! fresh service; a final SERVICE_STEADY_STATE closes what is still open;
 //! then the invariants (`autopilot_tests::adversity::check`) must hold.
 //!
-//! `RACE_INTERLEAVINGS` (50) interleavings, seeds `RACE_SEED` (the clock;
-//! printed), `RACE_SEED`+1, …; `RACE_RETRY_SECONDS` (0.3): Lambda's two
+//! `RACE_INTERLEAVINGS` (50) interleavings, seeds `RACE_SEED` (else
+//! `AUTOPILOT_SEED`, pinned by scripts/test.sh; else the clock; printed, and
+//! named in a failure), `RACE_SEED`+1, …; `RACE_RETRY_SECONDS` (0.3): Lambda's two
 //! retries of a failed invocation come after 1× and 2× more of this.
 
 use autopilot_tests::adversity::{Findings, env_count, env_seed};
@@ -50,7 +51,7 @@ async fn randomized_interleavings_of_one_failures_signals_keep_every_incident_in
     assert_eq!(
         total.violations(),
         0,
-        "{line}\nbroken in interleavings with seeds {failing_seeds:?} (rerun one: RACE_SEED=<seed> RACE_INTERLEAVINGS=1)\n{}",
+        "{line}\nRACE_SEED={seed}: broken in interleavings with seeds {failing_seeds:?} (rerun one: RACE_SEED=<seed> RACE_INTERLEAVINGS=1)\n{}",
         total.broken.join("\n")
     );
 }

@@ -5,6 +5,7 @@
 //! tested over ECS's own response shapes in `engine_faults` and in the pure
 //! planner's table tests (`shared/src/actions/rollback_plan.rs`).
 
+use autopilot_tests::fault_proxy::FaultProxy;
 use autopilot_tests::{LambdaProcess, LedgerSeed, SeededService, TestBed, binary, fixture};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
@@ -30,7 +31,8 @@ async fn a_late_failed_deployment_event_after_ecs_rolled_back_leaves_the_healthy
     let good = svc.task_definition_arn.clone();
     let first = svc.deployment_id.clone();
     let (bad, failing) = svc.release(&bed, "v2.4.0-broken").await;
-    let mut p = bed.start("ecs-events", &[]);
+    let proxy = FaultProxy::start();
+    let mut p = bed.start("ecs-events", &proxy.env().iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>());
     // The first deployment's COMPLETED, delivered late (an async retry) while
     // the release rolls out: it is no longer listed.
     let late_completed =
@@ -53,6 +55,8 @@ async fn a_late_failed_deployment_event_after_ecs_rolled_back_leaves_the_healthy
     );
     assert_eq!(svc.current(&bed).await.0, good, "the healthy service still runs the good revision, not {bad}");
     assert_eq!(executed(&svc.ledger(&bed).await), 0, "no mutating call");
+    let wire = proxy.mutations_of(&svc.cluster, &svc.service);
+    assert!(wire.is_empty(), "no mutating call on the wire: {wire:#?}");
     // The rollback deployment's own COMPLETED: the good revision is known-good.
     let done = p.outcome(&svc.deployment_event("ecs/deployment-completed.json", "late-c3", &rollback, now()));
     assert_eq!(done["incident"], o["incident"], "it resolves the incident the late event opened: {done}");
@@ -90,11 +94,13 @@ async fn a_lagging_alarm_after_ecs_rolled_back_does_not_count_the_rollback_as_a_
     let rollback = svc.start_deployment(&bed, &v2).await;
     ecs_events.outcome(&svc.deployment_event("ecs/deployment-completed.json", "al-c4", &rollback, now()));
     // The 5xx alarm about v3 lags behind and arrives now.
+    let proxy = FaultProxy::start();
     let mut p = LambdaProcess::start(
         &binary("alarm-responder"),
         &format!("{}-alarm", bed.prefix),
         &[
             bed.function_env(),
+            proxy.env(),
             vec![("CLUSTERS".into(), svc.cluster.clone()), ("ALARM_NAME_PREFIX".into(), "prod-api-".into())],
         ]
         .concat(),
@@ -112,6 +118,8 @@ async fn a_lagging_alarm_after_ecs_rolled_back_does_not_count_the_rollback_as_a_
     assert!(detail.contains(&format!("deployment {rollback}")) && detail.contains("not a fresh release"), "{detail}");
     assert_eq!(svc.current(&bed).await.0, v2, "still on the good v2: neither back onto {v3} nor down to an older one");
     assert_eq!(executed(&svc.ledger(&bed).await), 0);
+    let wire = proxy.mutations_of(&svc.cluster, &svc.service);
+    assert!(wire.is_empty(), "no mutating call on the wire: {wire:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

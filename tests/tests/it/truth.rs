@@ -273,6 +273,10 @@ async fn finding_7_a_rise_recorded_while_the_opening_alert_was_sent_is_announced
     assert!(notes[0].subject.starts_with("[SEV3]"), "{subjects:?}");
     assert!(notes[1].subject.starts_with("[SEV1]") && notes[1].subject.contains("UPDATE"), "{subjects:?}");
     assert!(notes[1].message.contains("severity raised from SEV3"), "{}", notes[1].message);
+    assert!(
+        proxy.injected_into("sns:Publish") > 0,
+        "the fault aimed at sns:Publish was injected (else this proved nothing)"
+    );
 }
 
 /// Finding 9: a stop counts at ECS's stop time — two stops from before the

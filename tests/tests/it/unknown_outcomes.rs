@@ -63,6 +63,10 @@ async fn when_update_services_answer_is_lost_after_ecs_applied_it_the_rollback_s
     let second = p.outcome(&again);
     assert_eq!(second["actions"][0]["status"], "skipped", "{second}");
     assert!(second["actions"][0]["detail"].as_str().unwrap_or_default().contains("budget exhausted"), "{second}");
+    assert!(
+        proxy.injected_into("ecs:UpdateService") > 0,
+        "the fault aimed at ecs:UpdateService was injected (else this proved nothing)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,6 +86,10 @@ async fn when_the_connection_resets_after_ecs_applied_a_scale_it_should_be_execu
     assert_ne!(o["severity"], "SEV1", "{o}");
     assert!(svc.hold(&bed).await.is_none());
     assert_eq!(statuses(&svc.ledger_items(&bed).await, "scale"), ["executed"]);
+    assert!(
+        proxy.injected_into("ecs:UpdateService") > 0,
+        "the fault aimed at ecs:UpdateService was injected (else this proved nothing)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,4 +110,8 @@ async fn when_a_5xx_answered_a_call_ecs_never_applied_it_should_be_failed_and_he
     assert_eq!(o["severity"], "SEV1", "{o}");
     assert!(svc.hold(&bed).await.is_some(), "a failure verified as not applied holds the service");
     assert_eq!(statuses(&svc.ledger_items(&bed).await, "scale"), ["failed"]);
+    assert!(
+        proxy.injected_into("ecs:UpdateService") > 0,
+        "the fault aimed at ecs:UpdateService was injected (else this proved nothing)"
+    );
 }

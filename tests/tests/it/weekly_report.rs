@@ -327,4 +327,12 @@ async fn when_metrics_and_a_task_definition_cannot_be_read_the_review_still_goes
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 1);
     assert!(notes[0].message.contains("not read:"), "the summary says what was unread: {}", notes[0].message);
+    assert!(
+        proxy.injected_into("cloudwatch:GetMetricData") > 0,
+        "the fault aimed at cloudwatch:GetMetricData was injected (else this proved nothing)"
+    );
+    assert!(
+        proxy.injected_into("ecs:DescribeTaskDefinition") > 0,
+        "the fault aimed at ecs:DescribeTaskDefinition was injected (else this proved nothing)"
+    );
 }

@@ -178,7 +178,11 @@ impl ClaimStore<'_> {
 
     /// Mark a claim done, with what was decided and, to answer repeats
     /// with, the Outcome (JSON) when given.
+    /// The state table is a channel like any other: the summary and the
+    /// Outcome are stored redacted, as the reply is (the same fields).
     pub async fn complete(self, key: ClaimKey<'_>, summary: &str, outcome: Option<&str>) -> Result<(), AutopilotError> {
+        let (summary, outcome) = redacted_for_storage(summary, outcome);
+        let (summary, outcome) = (summary.as_str(), outcome.as_deref());
         let (pk, sk) = key.pk_sk();
         let mut req = self
             .client
@@ -222,6 +226,30 @@ impl ClaimStore<'_> {
             .map(|_| ())
             .map_err(|e| self.err("DeleteItem (release claim)", e))
     }
+}
+
+/// `summary` and the Outcome JSON with every secret redacted: the
+/// Outcome's summary, action details and details, as the reply redacts them.
+fn redacted_for_storage(summary: &str, outcome: Option<&str>) -> (String, Option<String>) {
+    let r = crate::telemetry::redactor();
+    let outcome = outcome.map(|json| match serde_json::from_str::<serde_json::Value>(json) {
+        Ok(mut v) => {
+            if let Some(t) = v.get("summary").and_then(|t| t.as_str()).map(|t| r.text(t)) {
+                v["summary"] = serde_json::Value::String(t);
+            }
+            for a in v.get_mut("actions").and_then(|a| a.as_array_mut()).into_iter().flatten() {
+                if let Some(t) = a.get("detail").and_then(|t| t.as_str()).map(|t| r.text(t)) {
+                    a["detail"] = serde_json::Value::String(t);
+                }
+            }
+            if let Some(d) = v.get_mut("details") {
+                r.json(d);
+            }
+            v.to_string()
+        }
+        Err(_) => r.text(json),
+    });
+    (r.text(summary), outcome)
 }
 
 #[cfg(test)]
@@ -288,5 +316,16 @@ mod tests {
             Claim::InProgress { until: now + 9 }
         );
         assert_eq!(refused_claim(Some(&first("done")), "req-2", Some("aaaa"), now), Claim::Duplicate { outcome: None });
+    }
+
+    #[test]
+    fn a_claim_stores_its_summary_and_outcome_redacted() {
+        let outcome = r#"{"summary":"exited: password=hunter2x9","actions":[{"action":"rollback","status":"executed","detail":"token ghp_I14zGtSnovm14TUOizwd1iaeOV4qBkdfQ1y3"}],"incident":"inc-1"}"#;
+        let (summary, kept) = redacted_for_storage("exited: login password=hunter2x9 ok", Some(outcome));
+        let kept = kept.expect("kept");
+        for text in [&summary, &kept] {
+            assert!(!text.contains("hunter2x9") && !text.contains("ghp_I14z"), "{text}");
+        }
+        assert!(kept.contains(r#""incident":"inc-1""#), "{kept}");
     }
 }
