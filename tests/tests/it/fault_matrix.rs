@@ -132,15 +132,14 @@ async fn when_the_revision_list_is_unreadable_an_automatic_rollback_should_not_g
     pinned("pin-revisions", "ecs:ListTaskDefinitions", 1, Blow::Fault(Fault::Throttle)).await;
 }
 
-/// Finding of issue 25 (the narrowed allowance): between the opening alert's
-/// `Publish` and the write that records it delivered, the incident shell
-/// marks the ledger's actions announced (`dynamodb:UpdateItem`). A process
-/// killed there — before or after that write — is redelivered into a second
-/// opening alert, which recording the delivery first would avoid. Ignored
-/// until fixed (scripts/bench.sh runs it, and the whole kill matrix finds it);
-/// once nothing comes between the two calls it passes with no round to run.
+/// Finding of issue 25 (the narrowed allowance): the incident shell marked
+/// the ledger's actions announced (`dynamodb:UpdateItem`) between the opening
+/// alert's `Publish` and the write that records it delivered, and a process
+/// killed there — before or after that write — was redelivered into a second
+/// opening alert. The shell now records the delivery first: no call comes
+/// between the two on either path, and a kill at every call after the record
+/// (the ledger's marking among them) keeps one alert.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "finding (issue 25): a kill between the opening Publish and its record alerts twice"]
 async fn when_the_process_dies_between_the_opening_alert_and_its_record_the_redelivery_should_not_alert_again() {
     let mut bench = FaultBench::new("pin-between").await;
     let mut total = RoundReport::default();
@@ -148,11 +147,16 @@ async fn when_the_process_dies_between_the_opening_alert_and_its_record_the_rede
         let steps = bench.steps(path).await;
         let publish = steps.iter().find(|s| s.op == "sns:Publish").expect("the opening alert").index;
         let record = steps.iter().find(|s| s.index > publish && s.records_incident).expect("its record").index;
-        for step in steps.iter().filter(|s| s.index > publish && s.index < record) {
+        let between: Vec<&str> =
+            steps.iter().filter(|s| s.index > publish && s.index < record).map(|s| s.op.as_str()).collect();
+        assert!(between.is_empty(), "{path:?}: calls between the opening Publish and its record: {between:?}");
+        // The calls right after the record (the ledger's marking): a death there repeats nothing.
+        for step in steps.iter().filter(|s| s.index > record).take(2) {
             for blow in Blow::kills() {
                 total.merge(bench.round(path, &step.op, step.k, blow).await);
             }
         }
     }
+    assert!(total.kills > 0, "no kill landed");
     assert_eq!(total.violations(), 0, "{}", total.broken.join("\n"));
 }
