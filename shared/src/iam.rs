@@ -647,9 +647,12 @@ mod tests {
         if std::env::var_os("UPDATE_IAM_ACTIONS").is_some() {
             std::fs::write(&path, &text).expect("write infra/iam-actions.json");
         }
-        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        // Compared as JSON, not as text: a workspace build turns on serde_json's
+        // `preserve_order`, which changes the order keys are written in.
+        let committed: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_default()).unwrap_or_default();
         assert!(
-            committed == text,
+            committed == to_json(),
             "infra/iam-actions.json is not shared/src/iam.rs exported: run UPDATE_IAM_ACTIONS=1 cargo test -p autopilot-shared --lib iam"
         );
     }
