@@ -24,10 +24,11 @@
 #                           CodeUri, so its hash covers the source only
 #   .aws-sam/cargo-target   cargo's target directory for these builds
 #                           (CARGO_TARGET_DIR, outside the copy: never hashed,
-#                           kept between runs for incremental builds)
-#   .aws-sam/src/CargoLambda.toml  tells cargo-lambda to leave each bootstrap
-#                           in the copy's target/lambda/<binary>/, where SAM's
-#                           rust builder collects it
+#                           kept between runs for incremental builds);
+#                           cargo-lambda leaves each bootstrap in its
+#                           lambda/<binary>/, and SAM's rust builder collects
+#                           it from the target directory `cargo metadata`
+#                           reports, which is the same one
 # A file git does not track is not built (the script names any it sees).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -65,7 +66,6 @@ else
   # Not a git checkout (an unpacked archive): everything but the local build directories.
   tar --exclude=./target --exclude='./.venv*' --exclude=./.aws-sam --exclude=./.git -cf - . | tar -xf - -C "$SRC"
 fi
-printf '[build]\nlambda_dir = "target/lambda"\n' >"$SRC/CargoLambda.toml"
 export CARGO_TARGET_DIR="$ROOT/.aws-sam/cargo-target"
 echo "==> clean copy: $(find "$SRC" -type f | wc -l) files, $(du -sh "$SRC" | cut -f1) in .aws-sam/src ($(( $(date +%s) - copied )) s)"
 

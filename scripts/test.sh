@@ -43,6 +43,9 @@ fi
 
 if [ -x "$ROOT/scripts/check-infra.sh" ] && [ "${SKIP_INFRA:-0}" != "1" ]; then
   echo "==> infra checks"
-  "$ROOT/scripts/check-infra.sh"
+  # On a local server of its own, in moto's default account (123456789012),
+  # which its deployments and events are written for; ours runs as the
+  # fixtures' account.
+  env -u AWS_ENDPOINT_URL "$ROOT/scripts/check-infra.sh"
 fi
 echo "==> all tests passed"
