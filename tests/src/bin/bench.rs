@@ -198,6 +198,24 @@ async fn main() {
     }
 }
 
+fn verbose() -> bool {
+    std::env::var_os("BENCH_VERBOSE").is_some()
+}
+
+/// `BENCH_VERBOSE=1`: each invocation's AWS calls, in order (the functions
+/// log them at `aws_calls=debug`).
+fn print_calls(p: &LambdaProcess) {
+    let mut calls = Vec::new();
+    for v in p.stdout().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        if v["message"] == "aws call" {
+            calls.push(format!("{}.{}", v["service"].as_str().unwrap_or("?"), v["operation"].as_str().unwrap_or("?")));
+        } else if v["decision"] == "outcome" {
+            eprintln!("{} calls: {}", calls.len(), calls.join(" "));
+            calls.clear();
+        }
+    }
+}
+
 /// One function's row: its label and the calls to open, join and resolve, per run.
 type IncidentRow = (&'static str, Vec<u64>, Vec<u64>, Vec<u64>);
 
@@ -211,7 +229,11 @@ async fn incident_calls(bed: &TestBed) {
     let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
         let svc = SeededService::create(bed, &format!("ie{run}"), 3).await;
-        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-inc-ecs", &bed.function_env());
+        let mut env = bed.function_env();
+        if verbose() {
+            env.push(("RUST_LOG".into(), "info,aws_calls=debug".into()));
+        }
+        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-inc-ecs", &env);
         p.wait_ready(Duration::from_secs(20));
         let crash = fixture("ecs/task-stopped-app-crash.json");
         for (n, e) in [
@@ -227,8 +249,9 @@ async fn incident_calls(bed: &TestBed) {
         }
         std::thread::sleep(Duration::from_millis(100));
         let d = decisions(&p);
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
+        if verbose() {
             eprintln!("{:?}", d.iter().map(|x| (x.0, x.2.as_str())).collect::<Vec<_>>());
+            print_calls(&p);
         }
         if d.len() >= 3 {
             open.push(d[0].0);
