@@ -492,7 +492,8 @@ impl TestBed {
     pub async fn evidence_objects(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
         let resp = self.s3.list_objects_v2().bucket(&self.bucket).send().await.expect("list objects");
         let mut out = Vec::new();
-        for key in resp.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).filter(|k| k.starts_with(prefix)) {
+        for key in resp.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).filter(|k| k.starts_with(prefix))
+        {
             let obj = self.s3.get_object().bucket(&self.bucket).key(&key).send().await.expect("get object");
             let body = obj.body.collect().await.expect("body").into_bytes().to_vec();
             let documents = if key.ends_with(&format!("/{}", shared::evidence::BUNDLE)) {

@@ -64,6 +64,7 @@ fn deflated_mib(path: &std::path::Path) -> Option<f64> {
 /// peak RSS after its first event (MiB).
 struct Start {
     name: &'static str,
+    label: String,
     path: std::path::PathBuf,
     colds: Vec<f64>,
     rss: f64,
@@ -76,10 +77,23 @@ async fn main() {
     // The baseline: a hello-world `lambda_runtime` binary (bench/hello) of the
     // same release profile, started in the same rounds as ours, so each
     // function's cold start reads as a ratio to it on the same (loaded) machine.
-    let mut starts: Vec<Start> = std::iter::once(("hello", "ecs/task-running.json"))
-        .chain(FUNCTIONS.iter().copied())
-        .filter(|_| !incidents_only)
-        .map(|(name, _)| Start { name, path: binary(name), colds: Vec::new(), rss: 0.0 })
+    // BENCH_COMPARE_DIR: the binaries of another build (a commit before a
+    // change) started in the same rounds, as rows of their own.
+    let compare = std::env::var_os("BENCH_COMPARE_DIR").map(std::path::PathBuf::from);
+    let names: Vec<&'static str> =
+        std::iter::once("hello").chain(FUNCTIONS.iter().map(|(n, _)| *n)).filter(|_| !incidents_only).collect();
+    let mut starts: Vec<Start> = names
+        .iter()
+        .map(|&name| Start { name, label: name.to_string(), path: binary(name), colds: Vec::new(), rss: 0.0 })
+        .chain(compare.iter().flat_map(|dir| {
+            names.iter().map(move |&name| Start {
+                name,
+                label: format!("{name} (BENCH_COMPARE_DIR)"),
+                path: dir.join(name),
+                colds: Vec::new(),
+                rss: 0.0,
+            })
+        }))
         // A profile comparison builds only some binaries.
         .filter(|s| s.path.exists())
         .collect();
@@ -97,7 +111,7 @@ async fn main() {
             }
         }
     }
-    let hello = starts.iter().find(|s| s.name == "hello").map(|s| median(s.colds.clone()));
+    let hello = starts.iter().find(|s| s.label == "hello").map(|s| median(s.colds.clone()));
     println!(
         "| binary | size (MiB) | deflated, zip -9 (MiB) | cold start, median of {COLD_RUNS} (ms) | cold start / hello world | peak RSS after one event (MiB) |"
     );
@@ -107,7 +121,8 @@ async fn main() {
         let deflated = deflated_mib(&s.path).map_or("-".to_string(), |d| format!("{d:.2}"));
         let cold = median(s.colds.clone());
         let ratio = hello.filter(|h| *h > 0.0).map_or("-".to_string(), |h| format!("{:.2}x", cold / h));
-        let label = if s.name == "hello" { "hello world (`bench/hello`)".to_string() } else { format!("`{}`", s.name) };
+        let label =
+            if s.label == "hello" { "hello world (`bench/hello`)".to_string() } else { format!("`{}`", s.label) };
         println!("| {label} | {size:.2} | {deflated} | {cold:.1} | {ratio} | {:.1} |", s.rss);
     }
 
