@@ -71,10 +71,8 @@ pub fn build_bundle(
         redactor.json(&mut v);
         v
     };
-    let mut documents = vec![
-        ("event.json", redacted(trigger_event.clone())),
-        ("diagnosis.json", redacted(diagnosis.clone())),
-    ];
+    let mut documents =
+        vec![("event.json", redacted(trigger_event.clone())), ("diagnosis.json", redacted(diagnosis.clone()))];
     if let Some(s) = &gathered.service {
         documents.push(("service.json", redacted(to_json(s))));
     }

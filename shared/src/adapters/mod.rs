@@ -59,10 +59,10 @@ impl Intercept for CallCounter {
     ) -> Result<(), aws_sdk_ecs::error::BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         // `RUST_LOG=debug` (or `aws_calls=debug`) lists each call: what the bench's counts are made of.
-        if tracing::enabled!(target: "aws_calls", tracing::Level::DEBUG) {
-            if let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>() {
-                tracing::debug!(target: "aws_calls", service = m.service(), operation = m.name(), "aws call");
-            }
+        if tracing::enabled!(target: "aws_calls", tracing::Level::DEBUG)
+            && let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        {
+            tracing::debug!(target: "aws_calls", service = m.service(), operation = m.name(), "aws call");
         }
         Ok(())
     }
