@@ -1,15 +1,19 @@
 #!/usr/bin/env bash
 # Benchmark of the release binaries (host architecture) against a local moto:
-# binary size, cold start (exec to the first Runtime API `next`), peak RSS,
+# binary size and its zip -9 (as Lambda stores it), cold start (exec to the
+# first Runtime API `next`) and its ratio to a hello-world `lambda_runtime`
+# binary of the same profile (bench/hello) in the same run, peak RSS,
 # AWS calls and handler time per event, and the scheduled jobs (daily,
 # weekly, escalate) over 1, 10 and 100 seeded services: AWS calls, handler
 # and wall time (BENCH_SCALE=1,10,100 by default; BENCH_SCALE=0 leaves them
-# out, BENCH_SCALE_ONLY=1 runs only them). Prints Markdown tables.
+# out, BENCH_SCALE_ONLY=1 runs only them; BENCH_COMPARE_DIR=<dir> starts the
+# binaries of another build in the same rounds, as rows of their own). Prints
+# Markdown tables.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
 cd "$ROOT"
-echo "==> cargo build --release (functions)"
-cargo build --release --quiet -p ecs-events -p alarm-responder -p pipeline-events -p scheduled-reports -p runbook
+echo "==> cargo build --release (functions, and the hello-world baseline bench/hello)"
+cargo build --release --quiet -p ecs-events -p alarm-responder -p pipeline-events -p scheduled-reports -p runbook -p bench-hello
 cargo build --quiet -p autopilot-tests --bin bench
 start_moto
 AUTOPILOT_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/bench"

@@ -85,7 +85,7 @@ impl App {
     }
 
     pub fn new(function: Function, config: Config, clients: Clients) -> Self {
-        let state = StateStore::new(clients.dynamodb().clone(), config.state_table.clone());
+        let state = StateStore::new(clients.dynamodb_handle(), config.state_table.clone());
         Self { function, config, clients, state }
     }
 

@@ -1,7 +1,9 @@
 //! Evidence bundles under `incidents/<cluster>/<service>/<incident>/`: the
 //! triggering event, the service, task definitions (redacted), stopped tasks,
-//! target health, log excerpts, metrics, and `manifest.json` with the
-//! SHA-256 of every object. Server-side encryption on every put; never
+//! target health, log excerpts, metrics — each a JSON document of
+//! `bundle.json` — and `manifest.json` with the SHA-256 of the bundle object
+//! and of every document in it. Two objects, two puts, where one object per
+//! document took nine. Server-side encryption on every put; never
 //! overwritten (`If-None-Match: *`). Building a bundle is pure; storing it
 //! is `adapters::s3`.
 
@@ -34,6 +36,10 @@ impl EvidenceObject {
     }
 }
 
+/// The object that holds a bundle's documents, and the one that lists them.
+pub const BUNDLE: &str = "bundle.json";
+pub const MANIFEST: &str = "manifest.json";
+
 #[derive(Debug, Clone, Serialize)]
 struct ManifestEntry {
     key: String,
@@ -50,7 +56,8 @@ fn to_json<T: Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-/// The objects of a bundle (pure): everything redacted, manifest last.
+/// The objects of a bundle (pure): `bundle.json` with every document
+/// redacted, then `manifest.json`.
 pub fn build_bundle(
     prefix: &str,
     incident: &str,
@@ -64,59 +71,89 @@ pub fn build_bundle(
         redactor.json(&mut v);
         v
     };
-    let mut objects = vec![
-        EvidenceObject::json("event.json", &redacted(trigger_event.clone())),
-        EvidenceObject::json("diagnosis.json", &redacted(diagnosis.clone())),
-    ];
+    let mut documents =
+        vec![("event.json", redacted(trigger_event.clone())), ("diagnosis.json", redacted(diagnosis.clone()))];
     if let Some(s) = &gathered.service {
-        objects.push(EvidenceObject::json("service.json", &redacted(to_json(s))));
+        documents.push(("service.json", redacted(to_json(s))));
     }
     if let Some(td) = &gathered.task_definition {
-        objects.push(EvidenceObject::json("task-definition.json", &redacted(to_json(td))));
+        documents.push(("task-definition.json", redacted(to_json(td))));
     }
-    objects.push(EvidenceObject::json("stopped-tasks.json", &redacted(to_json(&gathered.stopped_tasks))));
+    documents.push(("stopped-tasks.json", redacted(to_json(&gathered.stopped_tasks))));
     if !gathered.target_health.is_empty() {
-        objects.push(EvidenceObject::json("target-health.json", &redacted(to_json(&gathered.target_health))));
+        documents.push(("target-health.json", redacted(to_json(&gathered.target_health))));
     }
     if let Some(logs) = &gathered.logs {
-        objects.push(EvidenceObject::json("logs.json", &redacted(to_json(logs))));
+        documents.push(("logs.json", redacted(to_json(logs))));
     }
     if !gathered.metrics.is_empty() {
-        objects.push(EvidenceObject::json("metrics.json", &to_json(&gathered.metrics)));
+        documents.push(("metrics.json", to_json(&gathered.metrics)));
     }
     if !gathered.errors.is_empty() {
-        objects.push(EvidenceObject::json("gather-errors.json", &redacted(to_json(&gathered.errors))));
+        documents.push(("gather-errors.json", redacted(to_json(&gathered.errors))));
     }
-    with_manifest(prefix, incident, objects, created_at, to_json(&gathered.errors))
+    with_manifest(prefix, incident, documents, created_at, to_json(&gathered.errors))
 }
 
-/// `objects` and, last, `manifest.json` listing each with its SHA-256.
+/// `bundle.json` holding `documents` in order — each with its name, its
+/// SHA-256 and size as a file of its own (pretty JSON, what
+/// `serde_json::to_vec_pretty` of its `content` gives) — and, last,
+/// `manifest.json` listing the bundle object with its SHA-256 and each
+/// document as `<prefix>bundle.json#<name>` with its own.
 fn with_manifest(
     prefix: &str,
     incident: &str,
-    mut objects: Vec<EvidenceObject>,
+    documents: Vec<(&str, Value)>,
     created_at: &str,
     errors: Value,
 ) -> Vec<EvidenceObject> {
-    let entries: Vec<ManifestEntry> = objects
-        .iter()
-        .map(|o| ManifestEntry {
-            key: format!("{prefix}{}", o.name),
-            sha256: o.sha256(),
-            bytes: o.body.len(),
-            content_type: o.content_type,
-        })
-        .collect();
-    objects.push(EvidenceObject::json(
-        "manifest.json",
+    let mut contents = Vec::with_capacity(documents.len());
+    let mut parts = Vec::with_capacity(documents.len());
+    for (name, content) in documents {
+        let body = serde_json::to_vec_pretty(&content).unwrap_or_default();
+        let sha256 = crate::arn::hex(&Sha256::digest(&body));
+        contents.push(serde_json::json!({
+            "name": name, "key": format!("{prefix}{BUNDLE}#{name}"), "sha256": sha256,
+            "bytes": body.len(), "content_type": "application/json",
+        }));
+        parts.push(serde_json::json!({"name": name, "sha256": sha256, "bytes": body.len(), "content": content}));
+    }
+    let bundle = EvidenceObject::json(
+        BUNDLE,
+        &serde_json::json!({"incident": incident, "created_at": created_at, "documents": parts}),
+    );
+    let entry = ManifestEntry {
+        key: format!("{prefix}{BUNDLE}"),
+        sha256: bundle.sha256(),
+        bytes: bundle.body.len(),
+        content_type: bundle.content_type,
+    };
+    let manifest = EvidenceObject::json(
+        MANIFEST,
         &serde_json::json!({
             "incident": incident,
             "created_at": created_at,
-            "objects": entries,
+            "objects": [entry],
+            "contents": contents,
             "gather_errors": errors,
         }),
-    ));
-    objects
+    );
+    vec![bundle, manifest]
+}
+
+/// The documents of a stored `bundle.json` as `(name, body)`, each body the
+/// bytes the manifest's SHA-256 is of (readers, tests).
+pub fn bundle_documents(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let Ok(v) = serde_json::from_slice::<Value>(bundle) else { return Vec::new() };
+    v["documents"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let name = d["name"].as_str()?.to_string();
+            Some((name, serde_json::to_vec_pretty(&d["content"]).unwrap_or_default()))
+        })
+        .collect()
 }
 
 /// Where a pipeline incident's evidence goes.
@@ -134,16 +171,16 @@ pub fn json_bundle(
     redactor: &Redactor,
     created_at: &str,
 ) -> Vec<EvidenceObject> {
-    let objects = documents
+    let documents = documents
         .into_iter()
         .map(|(name, mut v)| {
             redactor.json(&mut v);
-            EvidenceObject::json(name, &v)
+            (name, v)
         })
         .collect();
     let mut errors = to_json(&unread);
     redactor.json(&mut errors);
-    with_manifest(prefix, incident, objects, created_at, errors)
+    with_manifest(prefix, incident, documents, created_at, errors)
 }
 
 /// Server-side encryption of every put: SSE-KMS with the given key, else SSE-S3.
@@ -166,7 +203,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn manifest_should_list_every_object_with_its_hash() {
+    fn manifest_should_list_the_bundle_and_every_document_with_its_hash() {
         let gathered = Gathered::default();
         let objects = build_bundle(
             "incidents/prod/api/inc-1/",
@@ -177,14 +214,22 @@ mod tests {
             &Redactor::new(),
             "2026-11-20T14:00:00Z",
         );
-        let manifest = objects.last().unwrap();
-        assert_eq!(manifest.name, "manifest.json");
-        let m: Value = serde_json::from_slice(&manifest.body).unwrap();
-        let listed = m["objects"].as_array().unwrap();
-        assert_eq!(listed.len(), objects.len() - 1);
-        for (entry, object) in listed.iter().zip(&objects) {
-            assert_eq!(entry["key"], format!("incidents/prod/api/inc-1/{}", object.name));
-            assert_eq!(entry["sha256"], object.sha256());
+        let names: Vec<&str> = objects.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, [BUNDLE, MANIFEST], "two objects, manifest last");
+        let m: Value = serde_json::from_slice(&objects[1].body).unwrap();
+        assert_eq!(m["objects"][0]["key"], "incidents/prod/api/inc-1/bundle.json");
+        assert_eq!(m["objects"][0]["sha256"], objects[0].sha256());
+        let documents = bundle_documents(&objects[0].body);
+        let listed = m["contents"].as_array().unwrap();
+        assert_eq!(listed.len(), documents.len());
+        assert_eq!(
+            documents.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(),
+            ["event.json", "diagnosis.json", "stopped-tasks.json"]
+        );
+        for (entry, (name, body)) in listed.iter().zip(&documents) {
+            assert_eq!(entry["key"], format!("incidents/prod/api/inc-1/bundle.json#{name}"));
+            assert_eq!(entry["sha256"], crate::arn::hex(&Sha256::digest(body)), "{name}");
+            assert_eq!(entry["bytes"], body.len());
         }
     }
 }

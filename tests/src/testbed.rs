@@ -480,10 +480,31 @@ impl TestBed {
         }
     }
 
-    /// Keys of every object in the evidence bucket.
+    /// Keys of every object in the evidence bucket, and of each document
+    /// of a `bundle.json` as `<key>#<name>` (how the manifest names them).
     pub async fn evidence_keys(&self) -> Vec<String> {
+        self.evidence_objects("").await.into_iter().map(|(k, _)| k).collect()
+    }
+
+    /// Every object under `prefix` in the evidence bucket, downloaded, each
+    /// `bundle.json` followed by its documents as `<key>#<name>` (their
+    /// bodies the bytes the manifest's SHA-256 is of).
+    pub async fn evidence_objects(&self, prefix: &str) -> Vec<(String, Vec<u8>)> {
         let resp = self.s3.list_objects_v2().bucket(&self.bucket).send().await.expect("list objects");
-        resp.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).collect()
+        let mut out = Vec::new();
+        for key in resp.contents.unwrap_or_default().into_iter().filter_map(|o| o.key).filter(|k| k.starts_with(prefix))
+        {
+            let obj = self.s3.get_object().bucket(&self.bucket).key(&key).send().await.expect("get object");
+            let body = obj.body.collect().await.expect("body").into_bytes().to_vec();
+            let documents = if key.ends_with(&format!("/{}", shared::evidence::BUNDLE)) {
+                shared::evidence::bundle_documents(&body)
+            } else {
+                Vec::new()
+            };
+            out.push((key.clone(), body));
+            out.extend(documents.into_iter().map(|(name, body)| (format!("{key}#{name}"), body)));
+        }
+        out
     }
 }
 

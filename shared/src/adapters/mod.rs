@@ -55,18 +55,25 @@ impl Intercept for CallCounter {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_ecs::error::BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
+        // `RUST_LOG=debug` (or `aws_calls=debug`) lists each call: what the bench's counts are made of.
+        if tracing::enabled!(target: "aws_calls", tracing::Level::DEBUG)
+            && let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
+        {
+            tracing::debug!(target: "aws_calls", service = m.service(), operation = m.name(), "aws call");
+        }
         Ok(())
     }
 }
 
 /// The clients a function may use, each built on its first use from the
-/// function's one `SdkConfig` (one HTTP connector, one TLS configuration,
-/// one credentials cache for all of them): a function builds only the
-/// clients its flow reaches, and with link-time optimisation a binary links
-/// only those SDK crates.
+/// function's one `SdkConfig` (one HTTP client, so one connector and one TLS
+/// configuration, and one credentials cache for all of them): a function
+/// builds only the clients its flow reaches, and with link-time optimisation
+/// a binary links only those SDK crates. Building the first client loads the
+/// TLS roots; nothing of the kind happens before the first event.
 #[derive(Debug, Clone)]
 pub struct Clients {
     config: aws_config::SdkConfig,
@@ -74,7 +81,7 @@ pub struct Clients {
     ecs: OnceLock<aws_sdk_ecs::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
-    dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
+    dynamodb: DynamoHandle,
     cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
     logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
     elbv2: OnceLock<aws_sdk_elasticloadbalancingv2::Client>,
@@ -105,8 +112,22 @@ impl Clients {
     /// Load the SDK configuration from the standard chain (environment,
     /// including `AWS_ENDPOINT_URL` for the local test server), every
     /// operation bounded by `timeouts`.
+    ///
+    /// Lambda hands the function's credentials in the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`):
+    /// where they are, they are read from there. The default chain would
+    /// build its web-identity provider's STS client at load time, and with
+    /// it an HTTPS connector, reading the CA bundle and every file under
+    /// /etc/ssl/certs before the first event (measured: the better part of
+    /// a cold start). Without them (a developer's profile) the default chain
+    /// stays.
     pub async fn from_env(timeouts: &SdkTimeouts) -> Self {
-        Self::load(aws_config::defaults(aws_config::BehaviorVersion::latest()), timeouts).await
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+            loader =
+                loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+        }
+        Self::load(loader, timeouts).await
     }
 
     /// Like [`Clients::from_env`], from a loader the caller prepared.
@@ -115,18 +136,26 @@ impl Clients {
             .operation_attempt_timeout(timeouts.attempt)
             .operation_timeout(timeouts.operation)
             .build();
-        Self::new(&loader.timeout_config(bounded).load().await)
+        Self::new(&loader.timeout_config(bounded).http_client(shared_https_client()).load().await)
     }
 
     /// Nothing is built yet: each client on its first use.
     pub fn new(config: &aws_config::SdkConfig) -> Self {
+        let calls = CallCounter::default();
+        let dynamodb = {
+            let (config, calls) = (config.clone(), calls.clone());
+            DynamoHandle::lazy(move || {
+                let conf = aws_sdk_dynamodb::config::Builder::from(&config).interceptor(calls.clone()).build();
+                aws_sdk_dynamodb::Client::from_conf(conf)
+            })
+        };
         Self {
             config: config.clone(),
-            calls: CallCounter::default(),
+            calls,
             ecs: OnceLock::new(),
             sns: OnceLock::new(),
             s3: OnceLock::new(),
-            dynamodb: OnceLock::new(),
+            dynamodb,
             cloudwatch: OnceLock::new(),
             logs: OnceLock::new(),
             elbv2: OnceLock::new(),
@@ -137,10 +166,26 @@ impl Clients {
         }
     }
 
+    /// The state table's client, built on first use (shared with the
+    /// [`state::StateStore`] of this function through [`Clients::dynamodb_handle`]).
+    pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
+        &self.dynamodb
+    }
+
+    /// A test's mock, before first use.
+    pub fn set_dynamodb(&mut self, client: aws_sdk_dynamodb::Client) {
+        self.dynamodb = DynamoHandle::from(client);
+    }
+
+    /// The same DynamoDB client as [`Clients::dynamodb`], not built yet if
+    /// no call has needed it: what the state store holds.
+    pub fn dynamodb_handle(&self) -> DynamoHandle {
+        self.dynamodb.clone()
+    }
+
     lazy_client! {
         ecs, set_ecs: aws_sdk_ecs;
         sns, set_sns: aws_sdk_sns;
-        dynamodb, set_dynamodb: aws_sdk_dynamodb;
         cloudwatch, set_cloudwatch: aws_sdk_cloudwatch;
         logs, set_logs: aws_sdk_cloudwatchlogs;
         elbv2, set_elbv2: aws_sdk_elasticloadbalancingv2;
@@ -167,6 +212,66 @@ impl Clients {
                 .build();
             aws_sdk_s3::Client::from_conf(conf)
         })
+    }
+}
+
+/// The one HTTP client of every SDK client of the process: what the SDK's
+/// default is (hyper 1 with rustls on aws-lc, proxies from the environment),
+/// built once, so all clients share one connector cache (one rustls
+/// configuration with the roots parsed once, one connection pool) where each
+/// client would otherwise build its own. Its connector, and with it the TLS
+/// roots, is built when the first SDK client is.
+fn shared_https_client() -> aws_sdk_ecs::config::SharedHttpClient {
+    use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut builder =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+        builder.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            builder.set_sleep_impl(components.sleep_impl());
+        }
+        builder.set_proxy_config(Some(ProxyConfig::from_env()));
+        builder.build()
+    })
+}
+
+/// A DynamoDB client given (a test's mock) or built on first use; clones
+/// share it. Dereferences to the client.
+#[derive(Clone)]
+pub struct DynamoHandle(Arc<DynamoCell>);
+
+struct DynamoCell {
+    client: OnceLock<aws_sdk_dynamodb::Client>,
+    build: Option<Box<dyn Fn() -> aws_sdk_dynamodb::Client + Send + Sync>>,
+}
+
+impl DynamoHandle {
+    fn lazy(build: impl Fn() -> aws_sdk_dynamodb::Client + Send + Sync + 'static) -> Self {
+        Self(Arc::new(DynamoCell { client: OnceLock::new(), build: Some(Box::new(build)) }))
+    }
+}
+
+impl From<aws_sdk_dynamodb::Client> for DynamoHandle {
+    fn from(client: aws_sdk_dynamodb::Client) -> Self {
+        Self(Arc::new(DynamoCell { client: OnceLock::from(client), build: None }))
+    }
+}
+
+impl std::ops::Deref for DynamoHandle {
+    type Target = aws_sdk_dynamodb::Client;
+
+    fn deref(&self) -> &aws_sdk_dynamodb::Client {
+        self.0.client.get_or_init(|| match &self.0.build {
+            Some(build) => build(),
+            // A given client fills the cell at construction.
+            None => unreachable!("a DynamoHandle without a builder holds its client"),
+        })
+    }
+}
+
+impl std::fmt::Debug for DynamoHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoHandle").field("built", &self.0.client.get().is_some()).finish()
     }
 }
 

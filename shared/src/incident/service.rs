@@ -79,6 +79,13 @@ pub struct ServicePort<'a> {
     evidence: Option<EvidenceStatus>,
     pipeline_lines: Vec<String>,
     ledger: Vec<LedgerEntry>,
+    /// `ledger` was read in this invocation and no action since can have
+    /// added an entry a message announces (executed or failed): the next
+    /// `learnt` keeps it instead of reading it again.
+    ledger_read: bool,
+    /// An action since the read added an entry `ledger` lacks (skipped or
+    /// planned: never announced, but the incident report lists it).
+    ledger_behind: bool,
     /// Notes already handed to the machine.
     noted: usize,
     /// Revisions problems turned out to be about.
@@ -105,6 +112,8 @@ impl<'a> ServicePort<'a> {
             evidence: None,
             pipeline_lines: Vec::new(),
             ledger: Vec::new(),
+            ledger_read: false,
+            ledger_behind: false,
             noted: 0,
             revisions: Vec::new(),
         }
@@ -421,6 +430,11 @@ impl Port for ServicePort<'_> {
             }
         }
         self.action_failed |= result.failed;
+        if matches!(result.record.status, ActionStatus::Executed | ActionStatus::Failed) {
+            self.ledger_read = false;
+        } else {
+            self.ledger_behind = true;
+        }
         self.actions.push(result.record);
     }
 
@@ -526,7 +540,11 @@ impl Port for ServicePort<'_> {
     }
 
     async fn learnt(&mut self, app: &App, rec: &Record, news: bool) -> Learnt {
-        self.ledger = ledger_of(app, rec, &self.cluster, &self.service).await;
+        if !self.ledger_read {
+            self.ledger = ledger_of(app, rec, &self.cluster, &self.service).await;
+            self.ledger_read = true;
+            self.ledger_behind = false;
+        }
         let carry = Self::window(app);
         let keys = unannounced(rec, &self.ledger, carry).into_iter().filter_map(|e| e.key.clone()).collect();
         let notes = self.notes();
@@ -569,6 +587,7 @@ impl Port for ServicePort<'_> {
 
     async fn published(&mut self, app: &App, _rec: &Record, publish: &Publish) {
         app.state.actions().mark_ledger_announced(&self.cluster, &self.service, &publish.announce, now()).await;
+        self.ledger_read = false;
     }
 }
 
@@ -694,8 +713,9 @@ impl ServicePort<'_> {
     async fn render_resolution(&mut self, app: &App, rec: &Record, publish: &Publish, why: &str) -> Message {
         let t = now();
         let redactor = crate::telemetry::redactor();
-        if self.ledger.is_empty() {
+        if self.ledger.is_empty() || self.ledger_behind {
             self.ledger = ledger_of(app, rec, &self.cluster, &self.service).await;
+            self.ledger_behind = false;
         }
         // Actions no message announced yet are announced by the resolution.
         let unsaid: Vec<ActionRecord> = self

@@ -1,4 +1,6 @@
-//! `scripts/bench.sh`: cold start, peak memory, binary size and AWS calls per
+//! `scripts/bench.sh`: cold start (and its ratio to the hello-world baseline,
+//! `bench/hello`, in the same run), peak memory, binary size (raw and zip -9)
+//! and AWS calls per
 //! event of the release binaries, against the local AWS server; and the
 //! scheduled jobs (daily, weekly, escalate) over 1, 10 and 100 seeded services
 //! (`BENCH_SCALE=1,10,100`). Measures; does not judge (no thresholds), so
@@ -41,31 +43,87 @@ fn decisions(p: &LambdaProcess) -> Vec<Decision> {
         .collect()
 }
 
+/// Size of `path` deflated as Lambda stores it: `zip -9` of the file alone
+/// (the deployment package holds the `bootstrap` and nothing else).
+fn deflated_mib(path: &std::path::Path) -> Option<f64> {
+    let zip = std::env::temp_dir().join(format!("bench-{}-{}.zip", std::process::id(), path.file_name()?.to_str()?));
+    let _ = std::fs::remove_file(&zip);
+    let ok = std::process::Command::new("zip")
+        .args(["-9", "-j", "-q"])
+        .arg(&zip)
+        .arg(path)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let size = std::fs::metadata(&zip).ok().filter(|_| ok).map(|m| m.len() as f64 / 1048576.0);
+    let _ = std::fs::remove_file(&zip);
+    size
+}
+
+/// One binary's start-up figures: cold starts (ms, one per round) and the
+/// peak RSS after its first event (MiB).
+struct Start {
+    name: &'static str,
+    label: String,
+    path: std::path::PathBuf,
+    colds: Vec<f64>,
+    rss: f64,
+}
+
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
     let bed = TestBed::new("bench").await;
-    println!("| binary | size (MiB) | cold start median of {COLD_RUNS} (ms) | peak RSS after one event (MiB) |");
-    println!("|---|---|---|---|");
     let incidents_only = std::env::var_os("BENCH_INCIDENTS_ONLY").is_some();
-    for (name, sample) in FUNCTIONS.iter().filter(|_| !incidents_only) {
-        let path = binary(name);
-        if !path.exists() {
-            // A profile comparison builds only some binaries.
-            continue;
-        }
-        let size = std::fs::metadata(&path).map(|m| m.len() as f64 / 1048576.0).unwrap_or(0.0);
-        let mut colds = Vec::new();
-        let mut rss = 0.0;
-        for run in 0..COLD_RUNS {
-            let mut p = LambdaProcess::start(&path, name, &bed.function_env());
-            colds.push(p.wait_ready(Duration::from_secs(20)).as_secs_f64() * 1000.0);
+    // The baseline: a hello-world `lambda_runtime` binary (bench/hello) of the
+    // same release profile, started in the same rounds as ours, so each
+    // function's cold start reads as a ratio to it on the same (loaded) machine.
+    // BENCH_COMPARE_DIR: the binaries of another build (a commit before a
+    // change) started in the same rounds, as rows of their own.
+    let compare = std::env::var_os("BENCH_COMPARE_DIR").map(std::path::PathBuf::from);
+    let names: Vec<&'static str> =
+        std::iter::once("hello").chain(FUNCTIONS.iter().map(|(n, _)| *n)).filter(|_| !incidents_only).collect();
+    let mut starts: Vec<Start> = names
+        .iter()
+        .map(|&name| Start { name, label: name.to_string(), path: binary(name), colds: Vec::new(), rss: 0.0 })
+        .chain(compare.iter().flat_map(|dir| {
+            names.iter().map(move |&name| Start {
+                name,
+                label: format!("{name} (BENCH_COMPARE_DIR)"),
+                path: dir.join(name),
+                colds: Vec::new(),
+                rss: 0.0,
+            })
+        }))
+        // A profile comparison builds only some binaries.
+        .filter(|s| s.path.exists())
+        .collect();
+    // Rounds interleave the binaries: load on the machine falls on all alike.
+    for run in 0..COLD_RUNS {
+        for s in starts.iter_mut() {
+            let mut p = LambdaProcess::start(&s.path, s.name, &bed.function_env());
+            s.colds.push(p.wait_ready(Duration::from_secs(20)).as_secs_f64() * 1000.0);
             if run == 0 {
-                let event = if name == &"ecs-events" { fixture("ecs/task-running.json") } else { fixture(sample) };
-                let _ = tokio::task::block_in_place(|| p.invoke(&event));
-                rss = p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+                // A real event: ecs-events a running task (gathered, judged
+                // expected), the others their own trigger.
+                let sample = FUNCTIONS.iter().find(|(n, _)| *n == s.name).map_or("ecs/task-running.json", |(_, f)| f);
+                let _ = tokio::task::block_in_place(|| p.invoke(&fixture(sample)));
+                s.rss = p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
             }
         }
-        println!("| `{name}` | {size:.2} | {:.1} | {rss:.1} |", median(colds));
+    }
+    let hello = starts.iter().find(|s| s.label == "hello").map(|s| median(s.colds.clone()));
+    println!(
+        "| binary | size (MiB) | deflated, zip -9 (MiB) | cold start, median of {COLD_RUNS} (ms) | cold start / hello world | peak RSS after one event (MiB) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for s in &starts {
+        let size = std::fs::metadata(&s.path).map(|m| m.len() as f64 / 1048576.0).unwrap_or(0.0);
+        let deflated = deflated_mib(&s.path).map_or("-".to_string(), |d| format!("{d:.2}"));
+        let cold = median(s.colds.clone());
+        let ratio = hello.filter(|h| *h > 0.0).map_or("-".to_string(), |h| format!("{:.2}x", cold / h));
+        let label =
+            if s.label == "hello" { "hello world (`bench/hello`)".to_string() } else { format!("`{}`", s.label) };
+        println!("| {label} | {size:.2} | {deflated} | {cold:.1} | {ratio} | {:.1} |", s.rss);
     }
 
     if std::env::var_os("BENCH_COLD_ONLY").is_some() {
@@ -155,6 +213,24 @@ async fn main() {
     }
 }
 
+fn verbose() -> bool {
+    std::env::var_os("BENCH_VERBOSE").is_some()
+}
+
+/// `BENCH_VERBOSE=1`: each invocation's AWS calls, in order (the functions
+/// log them at `aws_calls=debug`).
+fn print_calls(p: &LambdaProcess) {
+    let mut calls = Vec::new();
+    for v in p.stdout().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
+        if v["message"] == "aws call" {
+            calls.push(format!("{}.{}", v["service"].as_str().unwrap_or("?"), v["operation"].as_str().unwrap_or("?")));
+        } else if v["decision"] == "outcome" {
+            eprintln!("{} calls: {}", calls.len(), calls.join(" "));
+            calls.clear();
+        }
+    }
+}
+
 /// One function's row: its label and the calls to open, join and resolve, per run.
 type IncidentRow = (&'static str, Vec<u64>, Vec<u64>, Vec<u64>);
 
@@ -168,7 +244,11 @@ async fn incident_calls(bed: &TestBed) {
     let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
         let svc = SeededService::create(bed, &format!("ie{run}"), 3).await;
-        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-inc-ecs", &bed.function_env());
+        let mut env = bed.function_env();
+        if verbose() {
+            env.push(("RUST_LOG".into(), "info,aws_calls=debug".into()));
+        }
+        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-inc-ecs", &env);
         p.wait_ready(Duration::from_secs(20));
         let crash = fixture("ecs/task-stopped-app-crash.json");
         for (n, e) in [
@@ -184,8 +264,9 @@ async fn incident_calls(bed: &TestBed) {
         }
         std::thread::sleep(Duration::from_millis(100));
         let d = decisions(&p);
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
+        if verbose() {
             eprintln!("{:?}", d.iter().map(|x| (x.0, x.2.as_str())).collect::<Vec<_>>());
+            print_calls(&p);
         }
         if d.len() >= 3 {
             open.push(d[0].0);

@@ -9,14 +9,9 @@ fn task_id(n: usize) -> String {
     format!("{:032x}", 0xabc0_0000_u64 + n as u64)
 }
 
-/// Every object of the bundle, downloaded.
+/// Every object of the bundle, downloaded, and the documents of `bundle.json` as `…/bundle.json#<name>`.
 async fn bundle(bed: &TestBed, prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    for key in bed.evidence_keys().await.into_iter().filter(|k| k.starts_with(prefix)) {
-        let obj = bed.s3.get_object().bucket(&bed.bucket).key(&key).send().await.expect("get object");
-        out.push((key, obj.body.collect().await.expect("body").into_bytes().to_vec()));
-    }
-    out
+    bed.evidence_objects(prefix).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -93,20 +88,26 @@ async fn storm_of_50_stopped_tasks_with_duplicates_gives_one_alert_one_bundle_on
         serde_json::from_slice(&objects.iter().find(|(k, _)| k.ends_with("manifest.json")).expect("manifest").1)
             .unwrap();
     let listed = manifest["objects"].as_array().expect("objects");
+    let contents = manifest["contents"].as_array().expect("contents");
     // The post-incident report is written at the resolution, after the bundle.
     assert!(objects.iter().any(|(k, _)| k.ends_with("/report.md")), "the incident report sits beside the bundle");
-    let bundled = objects.iter().filter(|(k, _)| !k.ends_with("/report.md")).count();
-    assert_eq!(listed.len(), bundled - 1, "manifest lists every other object");
-    for entry in listed {
+    let stored: Vec<&String> =
+        objects.iter().map(|(k, _)| k).filter(|k| !k.ends_with("/report.md") && !k.contains('#')).collect();
+    assert_eq!(stored.len(), 2, "the bundle and its manifest: {stored:?}");
+    assert_eq!(listed.len(), 1, "the manifest lists the bundle object");
+    let documents = objects.iter().filter(|(k, _)| k.contains('#')).count();
+    assert_eq!(contents.len(), documents, "and every document in it");
+    for entry in listed.iter().chain(contents) {
         let key = entry["key"].as_str().unwrap();
         let (_, body) = objects.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("{key} listed but not stored"));
         let hash: String = Sha256::digest(body).iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(entry["sha256"], hash, "{key}");
+        assert_eq!(entry["bytes"], body.len(), "{key}");
     }
     for name in
         ["event.json", "service.json", "task-definition.json", "logs.json", "stopped-tasks.json", "diagnosis.json"]
     {
-        assert!(objects.iter().any(|(k, _)| k.ends_with(name)), "bundle lacks {name}");
+        assert!(objects.iter().any(|(k, _)| k.ends_with(&format!("bundle.json#{name}"))), "bundle lacks {name}");
     }
     let head = bed.s3.head_object().bucket(&bed.bucket).key(format!("{prefix}manifest.json")).send().await.unwrap();
     assert!(head.server_side_encryption().is_some(), "every object is encrypted at rest");

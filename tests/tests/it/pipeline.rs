@@ -371,11 +371,16 @@ fn a_failed_codebuild_action_alerts_once_with_its_phase_and_log_lines_and_a_late
         assert!(evidence.ends_with(&format!("incidents/pipelines/{pipeline}/{incident}/")), "{evidence}");
         let manifest: Value = serde_json::from_str(&s3_text(&bed, &format!("{evidence}manifest.json")).await).unwrap();
         let names: Vec<&str> =
-            manifest["objects"].as_array().unwrap().iter().filter_map(|o| o["key"].as_str()).collect();
+            manifest["contents"].as_array().unwrap().iter().filter_map(|o| o["key"].as_str()).collect();
         for object in ["event.json", "execution.json", "action-executions.json", "build.json", "build-log.json"] {
-            assert!(names.iter().any(|k| k.ends_with(object)), "{object} in {names:?}");
+            assert!(names.iter().any(|k| k.ends_with(&format!("bundle.json#{object}"))), "{object} in {names:?}");
         }
-        assert!(!s3_text(&bed, &format!("{evidence}build-log.json")).await.contains("s3cr3t-Passw0rd-value"));
+        let bundle = s3_text(&bed, &format!("{evidence}bundle.json")).await;
+        let (_, build_log) = shared::evidence::bundle_documents(bundle.as_bytes())
+            .into_iter()
+            .find(|(name, _)| name == "build-log.json")
+            .expect("build-log.json in the bundle");
+        assert!(!String::from_utf8_lossy(&build_log).contains("s3cr3t-Passw0rd-value"));
 
         // A later execution succeeds: the incident resolves, naming the fix.
         let t1 = chrono::Utc::now();

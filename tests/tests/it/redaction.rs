@@ -283,9 +283,7 @@ async fn secrets_planted_in_every_input_never_leave_through_any_channel() {
     for (i, raw) in published(&bed.topic_arn).into_iter().enumerate() {
         channels.push((format!("SNS message {i} as published (text and chat)"), raw));
     }
-    for key in bed.evidence_keys().await {
-        let obj = bed.s3.get_object().bucket(&bed.bucket).key(&key).send().await.expect("get");
-        let body = obj.body.collect().await.expect("body").into_bytes();
+    for (key, body) in bed.evidence_objects("").await {
         channels.push((format!("S3 {key}"), String::from_utf8_lossy(&body).into_owned()));
     }
     for r in &runs {

@@ -126,13 +126,14 @@ pub(crate) fn rfc3339(epoch: i64) -> String {
 /// The state table.
 #[derive(Debug, Clone)]
 pub struct StateStore {
-    client: aws_sdk_dynamodb::Client,
+    /// Built on the first call, not at start (see [`crate::adapters::DynamoHandle`]).
+    client: crate::adapters::DynamoHandle,
     table: String,
 }
 
 impl StateStore {
-    pub fn new(client: aws_sdk_dynamodb::Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+    pub fn new(client: impl Into<crate::adapters::DynamoHandle>, table: impl Into<String>) -> Self {
+        Self { client: client.into(), table: table.into() }
     }
 
     fn err<E, R>(&self, op: &'static str, e: SdkError<E, R>) -> AutopilotError
