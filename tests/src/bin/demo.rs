@@ -92,7 +92,12 @@ async fn main() {
     println!("----------------------------------------------------------------------");
 
     println!("\n5. Evidence kept in s3://{}/", bed.bucket);
-    for key in bed.evidence_keys().await {
+    for (key, body) in bed.evidence_objects("").await {
+        // A document inside bundle.json is listed as `<bundle key>#<name>`: a part, not an object.
+        if let Some((_, name)) = key.split_once('#') {
+            println!("      {name}  ({} bytes, inside bundle.json)", body.len());
+            continue;
+        }
         let head = bed.s3.head_object().bucket(&bed.bucket).key(&key).send().await.ok();
         println!(
             "  {key}  ({} bytes, {})",
