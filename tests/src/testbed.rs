@@ -203,18 +203,7 @@ impl TestBed {
     /// it; the record's JSON is handed to `edit`. Returns the record after.
     pub async fn edit_incident(&self, pk: &str, edit: impl FnOnce(&mut Value)) -> Value {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let item = self
-            .dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.into()))
-            .key("sk", AttributeValue::S("incident#open".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get incident")
-            .item
-            .unwrap_or_else(|| panic!("no incident record under {pk}"));
+        let item = self.incident_item(pk).await.unwrap_or_else(|| panic!("no incident record under {pk}"));
         let text = item.get("record").and_then(|v| v.as_s().ok()).expect("a record").clone();
         let mut record: Value = serde_json::from_str(&text).expect("record json");
         edit(&mut record);
@@ -233,9 +222,17 @@ impl TestBed {
 
     /// The stored incident record of the subject `pk`, if any.
     pub async fn incident_record(&self, pk: &str) -> Option<Value> {
+        let item = self.incident_item(pk).await?;
+        item.get("record").and_then(|v| v.as_s().ok()).and_then(|t| serde_json::from_str(t).ok())
+    }
+
+    /// The stored incident item of the subject `pk` (a consistent read).
+    async fn incident_item(
+        &self,
+        pk: &str,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let item = self
-            .dynamodb
+        self.dynamodb
             .get_item()
             .table_name(&self.table)
             .key("pk", AttributeValue::S(pk.into()))
@@ -244,8 +241,7 @@ impl TestBed {
             .send()
             .await
             .expect("get incident")
-            .item?;
-        item.get("record").and_then(|v| v.as_s().ok()).and_then(|t| serde_json::from_str(t).ok())
+            .item
     }
 
     /// Create the alarm `name` on the local server if needed and set its state.
@@ -253,21 +249,11 @@ impl TestBed {
         let cw = aws_sdk_cloudwatch::Client::new(&self.config);
         let exists =
             cw.describe_alarms().alarm_names(name).send().await.map(|r| !r.metric_alarms().is_empty()).unwrap_or(false);
-        if !exists {
-            cw.put_metric_alarm()
-                .alarm_name(name)
-                .namespace("AWS/ECS")
-                .metric_name("CPUUtilization")
-                .statistic(aws_sdk_cloudwatch::types::Statistic::Average)
-                .period(60)
-                .evaluation_periods(1)
-                .threshold(85.0)
-                .comparison_operator(aws_sdk_cloudwatch::types::ComparisonOperator::GreaterThanThreshold)
-                .send()
-                .await
-                .expect("put alarm");
+        if exists {
+            set_alarm_state(&self.config, name, state).await;
+        } else {
+            self.set_alarm_on(name, state, &[]).await;
         }
-        set_alarm_state(&self.config, name, state).await;
     }
 
     pub async fn new(name: &str) -> Self {

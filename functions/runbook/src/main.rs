@@ -10,13 +10,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init_logging();
     let app = App::from_env(FLOW.function).await?;
     let app = &app;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let result = shared::flows::handle(app, &FLOW, event.payload, Invocation::from_lambda(&event.context)).await;
-        // Counted by class: the self-alarms page on the errors that need a person.
-        if let Err(e) = &result {
-            shared::telemetry::count_error(app.function.name(), e);
-        }
-        result
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        shared::flows::handle(app, &FLOW, event.payload, Invocation::from_lambda(&event.context))
     }))
     .await
 }

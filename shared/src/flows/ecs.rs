@@ -23,6 +23,23 @@ fn event_time(detail_time: Option<&str>, meta: &EventMeta) -> i64 {
     detail_time.and_then(crate::lenient::parse_time).or(meta.time).map(|at| at.timestamp()).unwrap_or(t).min(t)
 }
 
+/// The problem a failed deployment (or ECS rolling one back) is to its
+/// incident: SEV3 until the diagnosis says more.
+fn deployment_failed(deployment_id: &str, at: i64, note: Option<String>) -> Input {
+    Input::Problem(ProblemSignal {
+        key: ProblemKey::Deployment(deployment_id.to_string()),
+        label: "deployment failed".into(),
+        kind: Kind::EcsDeployment,
+        at,
+        severity: Severity::Sev3,
+        cause: None,
+        revision: None,
+        task: None,
+        news: true,
+        note,
+    })
+}
+
 /// A failed deployment too old to act on is still recorded in the
 /// known-good history (when the service still lists it, its revision is known).
 async fn record_stale_failure(app: &App, cluster: &str, service: &str, deployment: &str, at: i64) {
@@ -322,18 +339,7 @@ async fn deployment_changed(
                     d.deployment_id,
                     d.reason.as_deref().unwrap_or("no reason given")
                 );
-                let input = Input::Problem(ProblemSignal {
-                    key: ProblemKey::Deployment(d.deployment_id.clone()),
-                    label: "deployment failed".into(),
-                    kind: Kind::EcsDeployment,
-                    at: happened_at,
-                    severity: Severity::Sev3,
-                    cause: None,
-                    revision: None,
-                    task: None,
-                    news: true,
-                    note: None,
-                });
+                let input = deployment_failed(&d.deployment_id, happened_at, None);
                 let signal = ServiceSignal {
                     action: Some(ActionRequest {
                         trigger_deployment: Some(&d.deployment_id),
@@ -363,18 +369,7 @@ async fn deployment_changed(
                 "ECS deployment circuit breaker is rolling back ({}); autopilot takes no action while ECS rolls back",
                 d.reason.as_deref().unwrap_or("")
             );
-            let input = Input::Problem(ProblemSignal {
-                key: ProblemKey::Deployment(d.deployment_id.clone()),
-                label: "deployment failed".into(),
-                kind: Kind::EcsDeployment,
-                at: happened_at,
-                severity: Severity::Sev3,
-                cause: None,
-                revision: None,
-                task: None,
-                news: true,
-                note: Some(note.clone()),
-            });
+            let input = deployment_failed(&d.deployment_id, happened_at, Some(note.clone()));
             let signal = ServiceSignal {
                 notes: vec![note],
                 action: Some(ActionRequest {

@@ -100,6 +100,8 @@ async fn handle_now(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, A
                 &[("ErrorType", e.error_type())],
                 &[("Errors", 1.0, "Count")],
             );
+            // Counted by class too: the self-alarms page on the errors that need a person.
+            crate::telemetry::count_error(app.function.name(), e);
         }
     }
     result

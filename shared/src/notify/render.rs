@@ -309,7 +309,6 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
         cluster: v.cluster,
         service: v.service,
         actions: v.actions,
-        held: steps::held(v.actions),
         resolved: None,
     });
     write_steps(&mut b, &format!("Next steps (runbook: {})", v.cause), &next_steps);
@@ -435,7 +434,6 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         cluster: v.cluster,
         service: v.service,
         actions: v.actions,
-        held: steps::held(v.actions),
         resolved: Some(Resolved { report: v.report }),
     });
     write_steps(&mut b, &format!("Next steps (runbook: {})", v.cause), &next_steps);
@@ -584,7 +582,6 @@ pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -
         cluster,
         service,
         actions: &actions,
-        held: steps::held(&actions),
         resolved: Some(Resolved::default()),
     }) {
         let _ = writeln!(b, "- [ ] {step}");
@@ -649,7 +646,6 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         cluster: v.cluster,
         service: v.service,
         actions: v.actions,
-        held: steps::held(v.actions),
         resolved: None,
     });
     write_steps(&mut b, &format!("Next steps ({})", v.cause.as_str()), &next_steps);

@@ -25,10 +25,9 @@ pub struct Situation<'a> {
     pub cause: Cause,
     pub cluster: &'a str,
     pub service: &'a str,
-    /// The action decisions the message renders, oldest first.
+    /// The action decisions the message renders, oldest first (whether the
+    /// service is held is read from them: [`held`]).
     pub actions: &'a [ActionRecord],
-    /// Automatic actions on the service are held after a failed action.
-    pub held: bool,
     /// Set for a resolution (and the incident report).
     pub resolved: Option<Resolved<'a>>,
 }
@@ -85,7 +84,7 @@ pub fn follow_ups(s: &Situation<'_>) -> Vec<String> {
                 push(line);
             }
         }
-        if status == ActionStatus::Failed && s.held {
+        if status == ActionStatus::Failed && held(s.actions) {
             for line in hold_steps(s) {
                 push(line);
             }
@@ -475,13 +474,8 @@ mod tests {
     const ROLLBACK_FAILED: &str = "roll back api:42 -> api:41 (KnownGood) via UpdateService FAILED: AccessDeniedException; \
                                    automatic actions on this service are now held";
 
-    fn situation<'a>(
-        cause: Cause,
-        actions: &'a [ActionRecord],
-        held: bool,
-        resolved: Option<Resolved<'a>>,
-    ) -> Situation<'a> {
-        Situation { cause, cluster: "prod", service: "api", actions, held, resolved }
+    fn situation<'a>(cause: Cause, actions: &'a [ActionRecord], resolved: Option<Resolved<'a>>) -> Situation<'a> {
+        Situation { cause, cluster: "prod", service: "api", actions, resolved }
     }
 
     /// No step advises an action the record shows was taken: after an
@@ -498,7 +492,6 @@ mod tests {
             name: &'static str,
             cause: Cause,
             actions: Vec<ActionRecord>,
-            held: bool,
             resolved: Option<Resolved<'static>>,
             first: &'static str,
             has: &'static [&'static str],
@@ -510,7 +503,6 @@ mod tests {
                 name: "nothing decided: the runbook as written",
                 cause: Cause::EssentialExit,
                 actions: vec![],
-                held: false,
                 resolved: None,
                 first: "Read the log excerpt",
                 has: &["Roll back if the crash started with a deployment."],
@@ -520,7 +512,6 @@ mod tests {
                 name: "executed rollback: confirm the target, name the failing revision",
                 cause: Cause::EssentialExit,
                 actions: vec![rec("rollback", Executed, ROLLED_BACK)],
-                held: false,
                 resolved: None,
                 first: "Confirm prod/api is healthy on api:41",
                 has: &["The failing revision was api:42", "Read the log excerpt"],
@@ -530,7 +521,6 @@ mod tests {
                 name: "executed rollback of an out-of-memory crash: raising memory stays",
                 cause: Cause::OutOfMemory,
                 actions: vec![rec("rollback", Executed, ROLLED_BACK)],
-                held: false,
                 resolved: None,
                 first: "Confirm prod/api is healthy on api:41",
                 has: &["Raise the container/task memory"],
@@ -540,7 +530,6 @@ mod tests {
                 name: "failed rollback and a hold: by hand, and how the hold clears",
                 cause: Cause::ImagePull,
                 actions: vec![rec("rollback", Failed, ROLLBACK_FAILED)],
-                held: true,
                 resolved: None,
                 first: "The automatic rollback api:42 -> api:41 failed",
                 has: &[
@@ -559,7 +548,6 @@ mod tests {
                     Failed,
                     "roll back api:42 -> api:41 (KnownGood) via UpdateService: outcome UNKNOWN - its answer was lost",
                 )],
-                held: false,
                 resolved: None,
                 first: "Check now whether the rollback api:42 -> api:41 took effect",
                 has: &["aws ecs describe-services --cluster prod --services api"],
@@ -569,7 +557,6 @@ mod tests {
                 name: "skipped, mode off: by hand",
                 cause: Cause::EssentialExit,
                 actions: vec![rec("rollback", Skipped, "mode off: service tag autopilot:mode=off")],
-                held: false,
                 resolved: None,
                 first: "Automatic actions are off for prod/api (mode off)",
                 has: &[
@@ -586,7 +573,6 @@ mod tests {
                     Skipped,
                     "budget exhausted: 1 automatic rollback in the last 30 minutes (limit 1)",
                 )],
-                held: false,
                 resolved: None,
                 first: "The automatic rollback was refused by the budget",
                 has: &["Check whether it helped"],
@@ -596,7 +582,6 @@ mod tests {
                 name: "skipped, cooldown",
                 cause: Cause::EssentialExit,
                 actions: vec![rec("rollback", Skipped, "cooldown: an action was executed 60s ago (cooldown 300s)")],
-                held: false,
                 resolved: None,
                 first: "The automatic rollback waited out the cooldown",
                 has: &[],
@@ -610,7 +595,6 @@ mod tests {
                     Skipped,
                     "automatic actions on this service are held since 2026-11-20T14:00:00Z (x); a person must clear the hold",
                 )],
-                held: true,
                 resolved: None,
                 first: "Automatic actions on prod/api are held after a failed action",
                 has: &["aws dynamodb delete-item", "The automatic rollback was not tried: the service is held"],
@@ -624,7 +608,6 @@ mod tests {
                     Skipped,
                     "not acting: prod/api is deployed by CodeDeploy (deploymentController CODE_DEPLOY); …",
                 )],
-                held: false,
                 resolved: None,
                 first: "Roll prod/api back through CodeDeploy",
                 has: &["aws deploy stop-deployment --deployment-id <id> --auto-rollback-enabled"],
@@ -638,7 +621,6 @@ mod tests {
                     Skipped,
                     "not acting: prod/api uses the EXTERNAL deployment controller; its task sets belong to …",
                 )],
-                held: false,
                 resolved: None,
                 first: "Roll prod/api back with the tool that owns its deployments",
                 has: &["If the app only starts slowly"],
@@ -652,7 +634,6 @@ mod tests {
                     Skipped,
                     "not acting: ECS circuit breaker is rolling back; following ECS's rollback",
                 )],
-                held: false,
                 resolved: None,
                 first: "ECS's circuit breaker is rolling prod/api back itself",
                 has: &["do not roll back on top of it"],
@@ -666,7 +647,6 @@ mod tests {
                     Skipped,
                     "no rollback target: no known-good revision, no previous deployment and no earlier ACTIVE revision than api:1",
                 )],
-                held: false,
                 resolved: None,
                 first: "No safe automatic rollback target",
                 has: &["\"task_definition\":\"<family>:<revision>\""],
@@ -680,7 +660,6 @@ mod tests {
                     Skipped,
                     "no automatic action considered: the alarm is not designated (no prefix, no tag)",
                 )],
-                held: false,
                 resolved: None,
                 first: "No automatic rollback for this alarm",
                 has: &["Check the application logs"],
@@ -694,7 +673,6 @@ mod tests {
                     Planned,
                     "dry-run (DRY_RUN=true): would roll back api:42 -> api:41 (KnownGood) via UpdateService",
                 )],
-                held: false,
                 resolved: None,
                 first: "Nothing was rolled back (dry run); the plan was api:42 -> api:41",
                 has: &["\"task_definition\":\"api:41\",\"dry_run\":false"],
@@ -704,7 +682,6 @@ mod tests {
                 name: "executed scale-out: confirm it helps; rolling back still advised",
                 cause: Cause::HighCpu,
                 actions: vec![rec("scale", Executed, "scale api desired count 2 -> 4; pre-action state s3://ev/x")],
-                held: false,
                 resolved: None,
                 first: "Confirm the scale-out helps: prod/api runs 4 tasks (was 2)",
                 has: &["Roll back a regressing release.", "Check CPU per task"],
@@ -714,7 +691,6 @@ mod tests {
                 name: "scale-out at its bounds",
                 cause: Cause::HighCpu,
                 actions: vec![rec("scale", Skipped, "already at 10 tasks (autoscaling maximum 10)")],
-                held: false,
                 resolved: None,
                 first: "Automatic scaling stopped at its bounds",
                 has: &["\"action\":\"scale\"", "autopilot:max-tasks"],
@@ -724,7 +700,6 @@ mod tests {
                 name: "resolved after a rollback: the report, then verify the target",
                 cause: Cause::EssentialExit,
                 actions: vec![rec("rollback", Executed, ROLLED_BACK)],
-                held: false,
                 resolved: report,
                 first: "Review and complete the incident report: s3://ev/incidents/prod/api/inc-1/report.md",
                 has: &[
@@ -738,7 +713,6 @@ mod tests {
                 name: "resolved on its own: the report, verify, find what changed",
                 cause: Cause::EssentialExit,
                 actions: vec![],
-                held: false,
                 resolved: report,
                 first: "Review and complete the incident report",
                 has: &["Verify prod/api is steady", "recovered without an automatic action"],
@@ -748,7 +722,6 @@ mod tests {
                 name: "resolved after a scale-out: scale back in",
                 cause: Cause::HighCpu,
                 actions: vec![rec("scale", Executed, "scale api desired count 2 -> 4")],
-                held: false,
                 resolved: Some(Resolved { report: None }),
                 first: "Write the incident report",
                 has: &["Scale prod/api back from 4 to 2 tasks", "\"desired_count\":2"],
@@ -758,7 +731,6 @@ mod tests {
                 name: "resolved while still held: the hold stays to be cleared",
                 cause: Cause::ImagePull,
                 actions: vec![rec("rollback", Failed, ROLLBACK_FAILED)],
-                held: true,
                 resolved: report,
                 first: "Review and complete the incident report",
                 has: &["are held after a failed action", "aws dynamodb delete-item"],
@@ -766,7 +738,7 @@ mod tests {
             },
         ];
         for row in rows {
-            let s = situation(row.cause, &row.actions, row.held, row.resolved);
+            let s = situation(row.cause, &row.actions, row.resolved);
             let steps = next_steps(&s);
             assert!(steps[0].starts_with(row.first), "{}: first step {:?}\n{steps:#?}", row.name, steps[0]);
             for want in row.has {
@@ -790,8 +762,8 @@ mod tests {
             let rolled = [rec("rollback", ActionStatus::Executed, ROLLED_BACK)];
             let scaled = [rec("scale", ActionStatus::Executed, "scale api desired count 2 -> 4")];
             for resolved in [None, Some(Resolved::default())] {
-                assert!(!advises(&next_steps(&situation(cause, &rolled, false, resolved)), "roll back"), "{cause:?}");
-                assert!(!advises(&next_steps(&situation(cause, &scaled, false, resolved)), "scale out"), "{cause:?}");
+                assert!(!advises(&next_steps(&situation(cause, &rolled, resolved)), "roll back"), "{cause:?}");
+                assert!(!advises(&next_steps(&situation(cause, &scaled, resolved)), "scale out"), "{cause:?}");
             }
         }
     }
@@ -799,7 +771,7 @@ mod tests {
     #[test]
     fn without_a_record_the_steps_are_the_runbooks() {
         for cause in Cause::ALL {
-            let steps = next_steps(&situation(cause, &[], false, None));
+            let steps = next_steps(&situation(cause, &[], None));
             assert_eq!(steps, cause.next_steps(), "{cause:?}");
         }
     }
@@ -851,7 +823,7 @@ mod tests {
         let s = Situation {
             cluster: "production-eu",
             service: "checkout-api",
-            ..situation(Cause::ImagePull, &failed, true, None)
+            ..situation(Cause::ImagePull, &failed, None)
         };
         for step in next_steps(&s) {
             assert_eq!(redactor.text(&step), step, "a command must come through the redactor whole");
