@@ -106,6 +106,9 @@ pub struct ActionRequest<'a> {
     /// rollback acts only while it is PRIMARY and a fresh release (not a
     /// redeploy of a revision that reached steady state before it).
     pub recent_deployment: Option<&'a str>,
+    /// A single definite failure of `failing_revision`: act only when the
+    /// deployment that brought it in is within the service's rollback window.
+    pub within_rollback_window: bool,
     /// Revisions any failed signal of the incident named (`family:revision`
     /// or ARNs): never a rollback target.
     pub avoid_revisions: &'a [String],
@@ -129,6 +132,7 @@ impl<'a> ActionRequest<'a> {
             trigger_deployment: None,
             failing_revision: None,
             recent_deployment: None,
+            within_rollback_window: false,
             avoid_revisions: &[],
         }
     }
@@ -605,6 +609,10 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
                     failed_deployment: req.trigger_deployment,
                     failing_revision: req.failing_revision,
                     recent_deployment: req.recent_deployment,
+                    deployed_since: req.within_rollback_window.then(|| {
+                        t - crate::config::ServiceTuning::from_tags(&app.config.settings, &service.tags)
+                            .rollback_window_seconds
+                    }),
                 },
             };
             match plan_rollback(&input) {

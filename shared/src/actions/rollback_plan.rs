@@ -76,6 +76,10 @@ pub struct TriggerSubject<'a> {
     /// An alarm that follows a deployment: the deployment it blames. It must
     /// still be PRIMARY and a fresh release.
     pub recent_deployment: Option<&'a str>,
+    /// A single definite failure (not a crash loop) rolls back only a
+    /// release: the deployment that brought `failing_revision` in must have
+    /// been created at or after this time (the rollback window).
+    pub deployed_since: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -364,9 +368,29 @@ fn stale_trigger(input: &RollbackInput<'_>) -> Option<String> {
                 short(rev)
             ));
         };
+        if let Some(since) = input.trigger.deployed_since {
+            let created = d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| t.timestamp());
+            if created.is_none_or(|c| c < since) {
+                return Some(format!(
+                    "{} came in with deployment {} ({}), not within the rollback window (since {}): \
+                     a single failed task does not roll back a revision that ran before; nothing rolled back",
+                    short(rev),
+                    d.id,
+                    d.created_at.as_deref().unwrap_or("creation time unknown"),
+                    crate::time::iso(since)
+                ));
+            }
+        }
         return not_a_fresh_release(input, d, rev);
     }
     None
+}
+
+/// The deployment of a service that lists no other revision: every listed
+/// deployment is of `failing`, so neither we nor ECS's circuit breaker has
+/// a revision to return to.
+fn first_deployment<'s>(service: &'s ServiceSnapshot, failing: &str) -> Option<&'s DeploymentSnapshot> {
+    service.deployments.iter().all(|d| same_td(&d.task_definition, failing)).then(|| primary(service)).flatten()
 }
 
 /// The deployment that brought `revision` in: the newest listed deployment of it.
@@ -705,9 +729,19 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
         }
     }
     RollbackDecision::Refuse(if refusals.is_empty() {
-        format!(
-            "no rollback target: no known-good revision, no previous deployment and no earlier ACTIVE revision than {failing}"
-        )
+        match first_deployment(&input.service, &failing) {
+            // ECS's circuit breaker has nothing to return to either: say so now, not after it gives up.
+            Some(d) => format!(
+                "no rollback target: deployment {} is the service's first ({} is its only revision; no completed revision to return to): \
+                 it cannot be rolled back; fix the revision and deploy it, or stop the service's tasks \
+                 (aws ecs update-service --desired-count 0)",
+                d.id,
+                short(&failing)
+            ),
+            None => format!(
+                "no rollback target: no known-good revision, no previous deployment and no earlier ACTIVE revision than {failing}"
+            ),
+        }
     } else {
         format!("no safe rollback target ({})", refusals.join("; "))
     })
@@ -1630,5 +1664,71 @@ mod tests {
         };
         let RollbackDecision::Plan(p) = plan_rollback(&crash) else { panic!() };
         assert_eq!(p.from, "api:42");
+    }
+
+    #[test]
+    fn a_single_definite_failure_rolls_back_only_a_revision_deployed_within_the_window() {
+        let r = revs(&[(41, true), (42, true)]);
+        let kg = [completed(41, epoch(-600))];
+        let rev42 = td(42);
+        // (case, the deployment of api:42 created at minute, window since minute, expected)
+        let cases = [
+            ("deployed ten minutes ago, window an hour", -10, Some(-60), "plan api:41"),
+            (
+                "deployed two hours ago, window an hour",
+                -120,
+                Some(-60),
+                "stale: api:42 came in with deployment ecs-svc/2",
+            ),
+            ("a crash loop has no such bound", -120, None, "plan api:41"),
+        ];
+        for (case, created, since, expected) in cases {
+            let input = RollbackInput {
+                service: service(
+                    42,
+                    vec![
+                        shaped("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS", created, ""),
+                        shaped("ecs-svc/1", "ACTIVE", 41, "COMPLETED", -700, ""),
+                    ],
+                ),
+                known_good: &kg,
+                family_revisions: Some(&r),
+                trigger: TriggerSubject {
+                    failing_revision: Some(&rev42),
+                    deployed_since: since.map(epoch),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            let got = verdict(&plan_rollback(&input));
+            assert!(got.starts_with(expected), "{case}:\n got  {got}\n want {expected}");
+        }
+    }
+
+    #[test]
+    fn a_first_deployment_is_named_as_one_that_cannot_be_rolled_back() {
+        let rev1 = format!("arn:aws:ecs:us-east-1:111122223333:task-definition/api:1");
+        let input = RollbackInput {
+            service: ServiceSnapshot {
+                task_definition: Some(rev1.clone()),
+                deployments: vec![DeploymentSnapshot {
+                    id: "ecs-svc/7".into(),
+                    status: "PRIMARY".into(),
+                    task_definition: rev1.clone(),
+                    rollout_state: Some("IN_PROGRESS".into()),
+                    created_at: Some(iso(-5)),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            family_revisions: Some(&[]),
+            trigger: TriggerSubject { failing_revision: Some(&rev1), ..Default::default() },
+            ..Default::default()
+        };
+        let got = verdict(&plan_rollback(&input));
+        assert!(
+            got.contains("deployment ecs-svc/7 is the service's first") && got.contains("cannot be rolled back"),
+            "{got}"
+        );
     }
 }

@@ -630,6 +630,72 @@ pub fn refine_with_log(cause: Cause, log_lines: &[String]) -> Cause {
     }
 }
 
+/// Whether one stopped task already proves its revision broken in a way the
+/// previous revision does not share (pure): the image it names does not
+/// exist (`not found`, `manifest unknown`, a repository that does not
+/// exist), it was built for another CPU architecture, or a secret or
+/// parameter it references does not exist. Such a stop repeats on every
+/// task of the revision, so a rollback need not wait for a crash loop.
+/// Throttling, timeouts, denied access and capacity are not definite: the
+/// previous revision pulls from the same registry with the same role.
+pub fn definite_revision_failure(task: &TaskStateChange) -> Option<Cause> {
+    let c = classify_stop(task);
+    if !c.failure {
+        return None;
+    }
+    let texts: Vec<String> = task
+        .stopped_reason
+        .iter()
+        .chain(task.containers.iter().filter_map(|c| c.reason.as_ref()))
+        .map(|t| t.to_lowercase())
+        .collect();
+    let any = |f: &dyn Fn(&str) -> bool| texts.iter().any(|t| f(t));
+    // Not `has_network_symptom`: its "failed to resolve" (DNS) is also how
+    // containerd says an image reference does not resolve — a definite one.
+    let transient = |l: &str| {
+        [
+            "timeout",
+            "timed out",
+            "deadline exceeded",
+            "no such host",
+            "connection refused",
+            "connection reset",
+            "network is unreachable",
+            "no route to host",
+            "request canceled",
+            "toomanyrequests",
+            "rate limit",
+            "throttl",
+            "denied",
+            "unauthorized",
+            "forbidden",
+            "not authorized",
+        ]
+        .iter()
+        .any(|w| l.contains(w))
+    };
+    let missing = |l: &str| {
+        l.contains("manifest unknown")
+            || l.contains("image not found")
+            || l.contains("does not exist")
+            || l.contains("not found")
+            || l.contains("notfound")
+    };
+    match c.cause {
+        Cause::PlatformMismatch => Some(Cause::PlatformMismatch),
+        Cause::ImagePull if any(&|l| missing(l) && !transient(l)) && !any(&transient) => Some(Cause::ImagePull),
+        Cause::Secrets
+            if any(&|l| {
+                (l.contains("resourcenotfoundexception") || l.contains("parameternotfound") || missing(l))
+                    && !transient(l)
+            }) && !any(&transient) =>
+        {
+            Some(Cause::Secrets)
+        }
+        _ => None,
+    }
+}
+
 fn is_image_pull_failure(l: &str) -> bool {
     l.contains("cannotpullcontainererror")
         || l.contains("cannotpullimagemanifesterror")
@@ -1751,5 +1817,79 @@ mod tests {
         assert!(standalone.explanation.contains("code 2"), "{}", standalone.explanation);
         let sigkill = classify_stop(&load("task-stopped-sigkill-137.json"));
         assert!(sigkill.explanation.contains("SIGKILL"), "{}", sigkill.explanation);
+    }
+
+    #[test]
+    fn only_stops_that_prove_the_revision_broken_are_definite() {
+        let cases: &[(&str, Option<&str>, Containers, Option<Cause>)] = &[
+            (
+                "an image tag that does not exist",
+                Some(
+                    "CannotPullContainerError: pull image manifest has been retried 5 time(s): failed to resolve ref 111122223333.dkr.ecr.us-east-1.amazonaws.com/api:v9: 111122223333.dkr.ecr.us-east-1.amazonaws.com/api:v9: not found",
+                ),
+                &[],
+                Some(Cause::ImagePull),
+            ),
+            (
+                "a manifest unknown",
+                Some(
+                    "CannotPullContainerError: Error response from daemon: manifest for nginx:1.99 not found: manifest unknown: manifest unknown",
+                ),
+                &[],
+                Some(Cause::ImagePull),
+            ),
+            (
+                "Docker Hub throttling",
+                Some("CannotPullContainerError: toomanyrequests: You have reached your pull rate limit"),
+                &[],
+                None,
+            ),
+            (
+                "a pull that timed out",
+                Some(
+                    "CannotPullContainerError: ref pull has been retried 1 time(s): failed to copy: httpReadSeeker: failed open: failed to do request: Get https://registry/v2/: dial tcp 10.0.0.1:443: i/o timeout",
+                ),
+                &[],
+                None,
+            ),
+            (
+                "an image for another architecture",
+                Some(
+                    "CannotPullContainerError: pull image manifest has been retried 1 time(s): image Manifest does not contain descriptor matching platform 'linux/arm64'",
+                ),
+                &[],
+                Some(Cause::PlatformMismatch),
+            ),
+            (
+                "a secret that does not exist",
+                Some(
+                    "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: service call has been retried 1 time(s): failed to fetch secret arn:aws:secretsmanager:us-east-1:111122223333:secret:db-pass from secrets manager: ResourceNotFoundException: Secrets Manager can't find the specified secret.",
+                ),
+                &[],
+                Some(Cause::Secrets),
+            ),
+            (
+                "a secret the role may not read",
+                Some(
+                    "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: AccessDeniedException: User is not authorized to perform: secretsmanager:GetSecretValue",
+                ),
+                &[],
+                None,
+            ),
+            (
+                "a secrets endpoint that timed out",
+                Some(
+                    "ResourceInitializationError: unable to pull secrets or registry auth: execution resource retrieval failed: unable to retrieve secret from asm: there is a connection issue between the task and AWS Secrets Manager. Check your task network configuration. failed to fetch secret: RequestError: send request failed caused by: Post https://secretsmanager.us-east-1.amazonaws.com/: dial tcp 10.0.1.2:443: i/o timeout",
+                ),
+                &[],
+                None,
+            ),
+            ("an application crash", Some("Essential container in task exited"), &[("app", Some(1), None)], None),
+            ("a scale-in", Some("Scaling activity initiated by (deployment ecs-svc/123)"), &[], None),
+        ];
+        for (name, reason, containers, want) in cases {
+            let t = task(Some("TaskFailedToStart"), *reason, containers);
+            assert_eq!(definite_revision_failure(&t), *want, "{name}");
+        }
     }
 }

@@ -231,6 +231,7 @@ async fn firing(
         action: action_request(&action, alarm, c, s),
         failed_deployment: None,
         rollback_on_crash_loop: false,
+        first_failure_only: false,
     };
     service::drive(app, Kind::Alarm, c, s, region, Some(signal), input).await
 }

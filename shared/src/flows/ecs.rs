@@ -7,7 +7,7 @@ use crate::actions::ActionKind;
 use crate::actions::engine::ActionRequest;
 use crate::actions::rollback_plan::completed_revision;
 use crate::context::{App, Function};
-use crate::diagnosis::classify::classify_stop;
+use crate::diagnosis::classify::{classify_stop, definite_revision_failure};
 use crate::diagnosis::service_events::{ServiceActionMeaning, meaning};
 use crate::diagnosis::severity::Signal;
 use crate::error::AutopilotError;
@@ -72,6 +72,7 @@ fn signal<'a>(kind: Kind, grade: Signal, problem: &'a str, explanation: String, 
         action: None,
         failed_deployment: None,
         rollback_on_crash_loop: false,
+        first_failure_only: false,
     }
 }
 
@@ -180,9 +181,34 @@ async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> R
         news: false,
         note: None,
     });
+    // A stop that proves the revision broken (its image or secret does not
+    // exist, the wrong CPU architecture) rolls a fresh release back at once,
+    // ahead of diagnosis: every further task of it fails the same way.
+    let definite = definite_revision_failure(task);
+    let action = match (definite, task.task_definition_arn.as_deref()) {
+        (Some(cause), Some(td)) => Some(ActionRequest {
+            failing_revision: Some(td),
+            within_rollback_window: true,
+            ..ActionRequest::automatic(
+                ActionKind::Rollback,
+                &cluster,
+                service,
+                format!("task {} stopped: {cause}, definite on its first failure", task.task_id()),
+            )
+        }),
+        _ => None,
+    };
+    tracing::info!(
+        task = task.task_id(),
+        definite = definite.map(Cause::as_str).unwrap_or("no"),
+        decision = "definite-failure",
+        "whether one stop proves the revision broken"
+    );
     let signal = ServiceSignal {
         task_definition: task.task_definition_arn.clone(),
         failing_task: Some((task.task_id().to_string(), verdict.container.clone())),
+        first_failure_only: action.is_some(),
+        action,
         rollback_on_crash_loop: true,
         ..signal(
             Kind::EcsTaskStopped,

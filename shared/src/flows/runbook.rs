@@ -232,6 +232,7 @@ async fn act(
             trigger_deployment: None,
             failing_revision: None,
             recent_deployment: None,
+            within_rollback_window: false,
             avoid_revisions: &[],
         },
     )

@@ -57,6 +57,10 @@ pub struct ServiceSignal<'a> {
     pub failed_deployment: Option<(&'a str, i64)>,
     /// A crash loop on a fresh revision hands off to the rollback engine.
     pub rollback_on_crash_loop: bool,
+    /// `action` is due only for the incident's first failed task of
+    /// `task_definition` (a definite failure): later stops of a storm are
+    /// the crash-loop rule's, not one engine run each.
+    pub first_failure_only: bool,
 }
 
 /// The service kind's port: the signal (none for recoveries and ticks) and
@@ -387,7 +391,18 @@ impl Port for ServicePort<'_> {
         let avoid = rec.troubled_revisions();
         let request = match cue {
             ActionCue::Signal => {
-                let Some(request) = self.signal.as_ref().and_then(|s| s.action.clone()) else { return };
+                let Some(signal) = self.signal.as_ref() else { return };
+                let Some(request) = signal.action.clone() else { return };
+                if signal.first_failure_only {
+                    let revision = revision_of(signal.task_definition.as_deref());
+                    let counted = rec.failures.count(Some(&revision), now(), Self::window(app));
+                    if counted > 1 {
+                        tracing::info!(incident = %rec.id, revision = %revision, failures = counted, decision = "first-failure-action-passed", "not the revision's first failed task: the crash-loop rule decides");
+                        return;
+                    }
+                    // This invocation's rollback is the one the stop asks for.
+                    self.crash_loop_tried = true;
+                }
                 ActionRequest { incident: Some(&rec.id), avoid_revisions: &avoid, ..request }
             }
             ActionCue::CrashLoop => {

@@ -20,6 +20,7 @@ const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("ecs/task-stopped-image-pull.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-oom-on-container.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-secrets.json", "ecs-task", Some("prod"), Some("api")),
+    ("ecs/task-stopped-secret-not-found.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-network-eni.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-elb-health-check.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-container-health-check.json", "ecs-task", Some("prod"), Some("api")),

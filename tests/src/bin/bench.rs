@@ -182,35 +182,23 @@ async fn main() {
         p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0
     );
 
-    // A failed deployment: time and AWS calls from the event to the rollback call.
-    println!("\n| failed deployment -> rollback (median of 5 services) | value |");
-    println!("|---|---|");
-    let mut to_call = Vec::new();
-    let mut calls_before = Vec::new();
-    let mut totals = Vec::new();
-    for n in 0..5 {
-        let svc = SeededService::create(&bed, &format!("rb{n}"), 2).await;
-        svc.deploy_new_revision(&bed, "broken").await;
-        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-rollback", &bed.function_env());
-        p.wait_ready(Duration::from_secs(20));
-        let _ = tokio::task::block_in_place(|| {
-            p.invoke(&svc.retarget(&fixture("ecs/deployment-failed.json"), &format!("rb-{n}"), "-"))
-        });
-        std::thread::sleep(Duration::from_millis(100));
-        let lines: Vec<Value> = p.stdout().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
-        if let Some(call) = lines.iter().find(|v| v["decision"] == "mutating-call") {
-            to_call.push(call["to_call_ms"].as_f64().unwrap_or(0.0));
-            calls_before.push(call["calls_before_call"].as_f64().unwrap_or(0.0));
-        }
-        if let Some(done) = lines.iter().find(|v| v["decision"] == "outcome") {
-            totals.push(done["handler_ms"].as_f64().unwrap_or(0.0));
-        }
-    }
-    if !to_call.is_empty() {
-        println!("| event received -> UpdateService issued (ms) | {:.1} |", median(to_call));
-        println!("| AWS calls before the mutating call | {:.0} |", median(calls_before));
-        println!("| whole invocation incl. diagnosis, evidence, alert (ms) | {:.1} |", median(totals));
-    }
+    // Time and AWS calls from the event to the rollback call: a failed
+    // deployment, and the first stopped task whose reason proves a fresh
+    // release broken (its image does not exist).
+    rollback_path(&bed, "failed deployment", false, |svc, _bad, n| {
+        svc.retarget(&fixture("ecs/deployment-failed.json"), &format!("rb-{n}"), "-")
+    })
+    .await;
+    rollback_path(&bed, "first definite-failure stop (image not found)", true, |svc, bad, n| {
+        let mut v = svc.retarget(
+            &fixture("ecs/task-stopped-image-pull.json"),
+            &format!("df-{n}"),
+            &format!("{:032x}", 0xdf00 + n),
+        );
+        v["detail"]["taskDefinitionArn"] = Value::from(bad);
+        v
+    })
+    .await;
 }
 
 fn verbose() -> bool {
@@ -224,6 +212,16 @@ fn print_calls(p: &LambdaProcess) {
     for v in p.stdout().iter().filter_map(|l| serde_json::from_str::<Value>(l).ok()) {
         if v["message"] == "aws call" {
             calls.push(format!("{}.{}", v["service"].as_str().unwrap_or("?"), v["operation"].as_str().unwrap_or("?")));
+            if std::env::var_os("BENCH_BODIES").is_some() {
+                eprintln!(
+                    "CALL {}.{} {}",
+                    v["service"].as_str().unwrap_or("?"),
+                    v["operation"].as_str().unwrap_or("?"),
+                    v["body"].as_str().unwrap_or("")
+                );
+            }
+        } else if std::env::var_os("BENCH_BODIES").is_some() && v["decision"].is_string() {
+            eprintln!("DECISION {}", v["decision"]);
         } else if v["decision"] == "outcome" {
             eprintln!("{} calls: {}", calls.len(), calls.join(" "));
             calls.clear();
@@ -490,4 +488,64 @@ fn weekly_render_at_scale() {
             json_bytes as f64 / 1048576.0
         );
     }
+}
+
+/// From the event to the rollback call, on 5 fresh services each with a
+/// fresh release (`event(service, the release's revision, n)`): the time,
+/// the AWS calls before the mutating call (and which), and the whole
+/// invocation. `new_deployment`: the release starts a deployment of its own
+/// (the local server's UpdateService alone only changes the revision).
+async fn rollback_path(
+    bed: &TestBed,
+    label: &str,
+    new_deployment: bool,
+    event: impl Fn(&SeededService, &str, u32) -> Value,
+) {
+    println!("\n| {label} -> rollback (median of 5 services) | value |");
+    println!("|---|---|");
+    let mut to_call = Vec::new();
+    let mut calls_before = Vec::new();
+    let mut totals = Vec::new();
+    let mut path = String::new();
+    for n in 0..5u32 {
+        let svc = SeededService::create(bed, &format!("rb{}{n}", label.len()), 2).await;
+        let bad = if new_deployment {
+            svc.release(bed, "broken").await.0
+        } else {
+            svc.deploy_new_revision(bed, "broken").await
+        };
+        let mut env = bed.function_env();
+        env.push(("RUST_LOG".into(), "info,aws_calls=debug".into()));
+        let mut p = LambdaProcess::start(&binary("ecs-events"), "bench-rollback", &env);
+        p.wait_ready(Duration::from_secs(20));
+        let _ = tokio::task::block_in_place(|| p.invoke(&event(&svc, &bad, n)));
+        std::thread::sleep(Duration::from_millis(100));
+        let lines: Vec<Value> = p.stdout().iter().filter_map(|l| serde_json::from_str(l).ok()).collect();
+        if let Some(i) = lines.iter().position(|v| v["decision"] == "mutating-call") {
+            let call = &lines[i];
+            to_call.push(call["to_call_ms"].as_f64().unwrap_or(0.0));
+            calls_before.push(call["calls_before_call"].as_f64().unwrap_or(0.0));
+            if path.is_empty() {
+                let ops: Vec<String> = lines[..i]
+                    .iter()
+                    .filter(|v| v["message"] == "aws call")
+                    .map(|v| {
+                        format!("{}.{}", v["service"].as_str().unwrap_or("?"), v["operation"].as_str().unwrap_or("?"))
+                    })
+                    .collect();
+                path = ops.join(", ");
+            }
+        }
+        if let Some(done) = lines.iter().find(|v| v["decision"] == "outcome") {
+            totals.push(done["handler_ms"].as_f64().unwrap_or(0.0));
+        }
+    }
+    if to_call.is_empty() {
+        println!("| no rollback call was made | - |");
+        return;
+    }
+    println!("| event received -> rollback call issued (ms) | {:.1} |", median(to_call));
+    println!("| AWS calls before the rollback call | {:.0} |", median(calls_before));
+    println!("| whole invocation incl. diagnosis, evidence, alert (ms) | {:.1} |", median(totals));
+    println!("\ncalls before the rollback call: {path}");
 }

@@ -15,6 +15,7 @@ mod engine_faults;
 mod escalation;
 mod fault_matrix;
 mod faults;
+mod first_failure;
 mod functions;
 mod incident_core;
 mod lost_responses;
