@@ -169,6 +169,16 @@ pub const CALLS: &[Call] = &[
         when: When::MutationsAllowed,
         on: "services and service deployments of the clusters in scope not opted out",
     },
+    Call {
+        adapter: "ecs::continue_service_deployment",
+        sdk: "continue_service_deployment",
+        actions: &["ecs:ContinueServiceDeployment"],
+        // Only a person answers a paused deployment: the runbook's
+        // continue-deployment and rollback-deployment (chat buttons included).
+        functions: &[RUNBOOK],
+        when: When::MutationsAllowed,
+        on: "service deployments of the clusters in scope",
+    },
     // Load balancing, metrics, alarms, scaling
     call(
         "elb::target_health",

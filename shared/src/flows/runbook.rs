@@ -233,6 +233,7 @@ async fn act(
             failing_revision: None,
             recent_deployment: None,
             avoid_revisions: &[],
+            hook: None,
         },
     )
     .await;
@@ -283,6 +284,7 @@ async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionR
         links: vec![("Service health".into(), links.service()), ("Deployments".into(), links.deployments())],
         evidence: None,
         team: None,
+        chat_context: Vec::new(),
     };
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => id,

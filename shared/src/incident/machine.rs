@@ -351,6 +351,22 @@ pub struct Record {
     pub team: Option<String>,
     #[serde(default)]
     pub events: u32,
+    /// Who acknowledged the incident (runbook `acknowledge`, a chat button):
+    /// no escalation while its severity stays at or below the acknowledged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// A person took the incident on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub at: i64,
+    /// The incident's severity when acknowledged: a rise above it escalates again.
+    pub severity: Severity,
+    /// Escalations sent before the acknowledgement.
+    #[serde(default)]
+    pub escalations: u32,
 }
 
 impl Record {
@@ -516,6 +532,11 @@ pub enum Input {
     Tick {
         alarms_checked: bool,
     },
+    /// A person acknowledged the open incident (`by`, at `at`).
+    Acknowledge {
+        by: String,
+        at: i64,
+    },
 }
 
 /// Why an update goes out.
@@ -601,6 +622,10 @@ pub enum Verdict {
     Closed,
     Stale(String),
     Nothing(String),
+    /// The open incident is now acknowledged by this person.
+    Acknowledged {
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -700,7 +725,22 @@ pub fn step(current: Option<&Record>, input: &Input, ctx: &Ctx<'_>) -> Transitio
             Some(rec) => tick(rec, *alarms_checked, ctx),
             None => Transition::nothing(Verdict::Nothing("no open incident".into())),
         },
+        Input::Acknowledge { by, at } => match open {
+            Some(rec) => acknowledge(rec, by, *at),
+            None => Transition::nothing(Verdict::Nothing("no open incident to acknowledge".into())),
+        },
     }
+}
+
+/// A person takes the incident on: recorded (the latest acknowledgement
+/// counts, at the severity of now), noted for the resolution and the
+/// report. No message here: the caller announces it in the thread.
+fn acknowledge(rec: &Record, by: &str, at: i64) -> Transition {
+    let mut r = next_version(rec);
+    r.acknowledged =
+        Some(Acknowledgement { by: by.to_string(), at, severity: rec.severity, escalations: rec.escalations });
+    bounded_push(&mut r.notes, format!("acknowledged by {by} at {} ({})", crate::time::iso(at), rec.severity), MAX_NOTES);
+    Transition::write(r, Vec::new(), Verdict::Acknowledged { by: by.to_string() })
 }
 
 fn bounded_push(list: &mut Vec<String>, item: String, max: usize) {
@@ -848,6 +888,7 @@ fn open(version: u64, p: &ProblemSignal, ctx: &Ctx<'_>) -> Transition {
         impact: Vec::new(),
         team: None,
         events: 1,
+        acknowledged: None,
     };
     Transition::write(record, vec![Effect::Act(ActionCue::Signal), Effect::Diagnose(Depth::Full)], Verdict::Opened)
 }
@@ -1257,6 +1298,16 @@ pub fn escalation_due(rec: &Record, now: i64, policy: &Policy) -> Escalation {
     let age = now - rec.opened_at;
     if age <= after {
         return Escalation::NotDue;
+    }
+    if let Some(ack) = &rec.acknowledged {
+        // Acknowledged: quiet until the severity rises above the acknowledged one.
+        if rec.severity >= ack.severity {
+            return Escalation::NotDue;
+        }
+        // It rose: escalated once for the rise, then as usual.
+        if rec.escalations <= ack.escalations {
+            return Escalation::Escalate { nth: rec.escalations + 1 };
+        }
     }
     let sent = rec.escalations;
     if sent == 0 {

@@ -506,6 +506,7 @@ mod tests {
             links: vec![("Service health".into(), links().service())],
             evidence: None,
             team: None,
+            chat_context: Vec::new(),
         }
     }
 
@@ -525,6 +526,7 @@ mod tests {
             links: Vec::new(),
             evidence: None,
             team: None,
+            chat_context: Vec::new(),
         }
     }
 
@@ -551,6 +553,7 @@ mod tests {
             ],
             evidence: Some("s3://evidence/reports/daily/2026-12-02/".into()),
             team: None,
+            chat_context: Vec::new(),
         }
     }
 

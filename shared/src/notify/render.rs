@@ -37,6 +37,9 @@ pub struct Message {
     /// The owning team (service tag `autopilot:team`): the SNS message
     /// attribute `team`, so that a filter policy routes it to that team.
     pub team: Option<String>,
+    /// More `metadata.additionalContext` entries of the chat notification:
+    /// what a chat button's command needs (see `notify::buttons`).
+    pub chat_context: Vec<(String, String)>,
 }
 
 /// The kind of event a message announces (chat's `metadata.eventType`).
@@ -370,6 +373,7 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
             EvidenceStatus::NotCaptured(_) => None,
         },
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
@@ -462,6 +466,7 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         links: vec![("Service health".into(), v.links.service())],
         evidence: v.evidence.map(str::to_string),
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
@@ -523,6 +528,9 @@ pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -
     }
     if inc.escalations > 0 {
         timeline.push((inc.last_message_at.unwrap_or(inc.opened_at), format!("escalated {} time(s)", inc.escalations)));
+    }
+    if let Some(ack) = &inc.acknowledged {
+        timeline.push((ack.at, format!("acknowledged by {} (at {})", redactor.text(&ack.by), ack.severity)));
     }
     timeline.push((v.resolved_at, format!("resolved by {}", v.resolved_by)));
     timeline.sort_by_key(|(at, _)| *at);
@@ -681,6 +689,7 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         links,
         evidence: v.evidence.map(str::to_string),
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
