@@ -35,10 +35,9 @@ impl Function {
     /// `None` for triggers every function may answer (recognised and ignored).
     pub fn for_trigger(trigger: &Trigger) -> Option<Self> {
         match trigger {
-            Trigger::EcsTask(_)
-            | Trigger::EcsServiceAction(_)
-            | Trigger::EcsDeployment(_)
-            | Trigger::EcsHook(_) => Some(Self::EcsEvents),
+            Trigger::EcsTask(_) | Trigger::EcsServiceAction(_) | Trigger::EcsDeployment(_) | Trigger::EcsHook(_) => {
+                Some(Self::EcsEvents)
+            }
             Trigger::Alarm { .. } => Some(Self::AlarmResponder),
             Trigger::Pipeline(_) => Some(Self::PipelineEvents),
             Trigger::Scheduled { .. } => Some(Self::ScheduledReports),

@@ -364,6 +364,8 @@ pub const CALLS: &[Call] = &[
         &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK],
         "the state table",
     ),
+    call("state::hooks", "put_item", &["dynamodb:PutItem"], &[ECS_EVENTS], "the state table"),
+    call("state::hooks", "get_item", &["dynamodb:GetItem"], &[RUNBOOK], "the state table"),
     call(
         "state::incidents",
         "get_item",
@@ -538,7 +540,7 @@ mod tests {
     /// The SDK operations a source sends: fluent calls with no arguments whose
     /// name is an operation verb (accessors of answers, e.g. `stop_code()`, excluded).
     fn sdk_operations(src: &str) -> BTreeSet<String> {
-        const VERBS: [&str; 15] = [
+        const VERBS: [&str; 16] = [
             "describe_",
             "list_",
             "get_",
@@ -554,6 +556,7 @@ mod tests {
             "start_",
             "publish",
             "transact_",
+            "continue_",
         ];
         const ACCESSORS: [&str; 3] = ["stop_code", "start_time", "get_mut"];
         let mut out = BTreeSet::new();

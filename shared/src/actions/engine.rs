@@ -60,10 +60,10 @@ use super::{
 use crate::adapters::ecs::{ServiceChange, describe_service};
 use crate::adapters::state::{LockOutcome, StateStore};
 use crate::adapters::{Clients, MutationError, autoscaling, ecs};
+use crate::arn::last_segment;
 use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::outcome::{ActionRecord, ActionStatus};
-use crate::arn::last_segment;
 use crate::snapshot::{HookAction, ServiceDeploymentBrief, ServiceSnapshot};
 use crate::time::{iso, now};
 
@@ -213,10 +213,18 @@ fn tag<'s>(service: &'s ServiceSnapshot, key: &str) -> Option<&'s str> {
 enum Planned {
     Rollback(super::rollback_plan::RollbackPlan),
     Scale(super::scale_plan::ScalePlan),
-    ForceDeploy { task_definition: Option<String> },
-    ScaleToZero { from: i32 },
+    ForceDeploy {
+        task_definition: Option<String>,
+    },
+    ScaleToZero {
+        from: i32,
+    },
     /// ContinueServiceDeployment on a paused hook.
-    Hook { hook_id: String, service_deployment_arn: String, action: HookAction },
+    Hook {
+        hook_id: String,
+        service_deployment_arn: String,
+        action: HookAction,
+    },
 }
 
 impl Planned {
@@ -657,10 +665,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         ActionKind::ContinueDeployment | ActionKind::RollbackDeployment => {
             let action =
                 if kind == ActionKind::ContinueDeployment { HookAction::Continue } else { HookAction::Rollback };
-            match plan_hook_answer(req.hook, action, &service) {
-                Ok(p) => p,
-                Err(why) => return Err(stop(ActionStatus::Skipped, noted(why))),
-            }
+            plan_hook_answer(req.hook, action, &service)?
         }
     };
     let what = noted(planned.describe(req.service));
@@ -869,15 +874,18 @@ async fn execute(app: &Engine<'_>, req: &ActionRequest<'_>, planned: &Planned) -
 /// while the service has a deployment in progress (a paused deployment is
 /// IN_PROGRESS; a finished one has no hook waiting, so a late button does
 /// nothing).
-fn plan_hook_answer(hook: Option<HookTarget<'_>>, action: HookAction, service: &ServiceSnapshot) -> Result<Planned, String> {
+fn plan_hook_answer(hook: Option<HookTarget<'_>>, action: HookAction, service: &ServiceSnapshot) -> Step<Planned> {
     let Some(hook) = hook else {
-        return Err("no paused hook named (hook_id); nothing done".into());
+        return Err(stop(ActionStatus::Skipped, "no paused hook named (hook_id); nothing done"));
     };
     let in_progress = service.deployments.iter().any(|d| d.rollout_state.as_deref() == Some("IN_PROGRESS"));
     if !in_progress {
-        return Err(format!(
-            "{}/{} has no deployment in progress, so hook {} is no longer waiting; nothing done",
-            service.cluster, service.service, hook.hook_id
+        return Err(stop(
+            ActionStatus::Skipped,
+            format!(
+                "{}/{} has no deployment in progress, so hook {} is no longer waiting; nothing done",
+                service.cluster, service.service, hook.hook_id
+            ),
         ));
     }
     Ok(Planned::Hook {

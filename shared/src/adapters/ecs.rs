@@ -468,7 +468,9 @@ pub async fn continue_service_deployment(
         .send()
         .await
         .map(|_| ())
-        .map_err(|e| mutation_error("ecs", "ContinueServiceDeployment", format!("{service_deployment_arn} hook {hook_id}"), &e))
+        .map_err(|e| {
+            mutation_error("ecs", "ContinueServiceDeployment", format!("{service_deployment_arn} hook {hook_id}"), &e)
+        })
 }
 
 /// One service deployment as DescribeServiceDeployments describes it: its

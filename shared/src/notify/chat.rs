@@ -194,7 +194,17 @@ fn render(m: &Message, b: &Budget) -> Value {
     put("cause", m.cause.as_str());
     put("kind", &kind_word(m));
     put("evidence", m.evidence.as_deref().unwrap_or_default());
+    // What the chat buttons' commands read: whole runbook requests, never cut.
+    let buttons = super::buttons::incident_context(m);
+    for (k, v) in buttons.iter().chain(m.chat_context.iter()) {
+        context.insert(k.clone(), Value::String(v.clone()));
+    }
     let mut metadata = Map::new();
+    if !buttons.is_empty() || !m.chat_context.is_empty() {
+        // Custom action buttons on this notification (as published stacks
+        // that attach them set it; absent elsewhere).
+        metadata.insert("enableCustomActions".into(), Value::Bool(true));
+    }
     if let Some(t) = thread_id(m) {
         metadata.insert("threadId".into(), Value::String(t));
     }
@@ -348,7 +358,16 @@ pub fn validate(v: &Value) -> Result<(), ChatSchemaError> {
 
     let Some(metadata) = top.get("metadata") else { return Ok(()) };
     let metadata = obj(metadata, "metadata")?;
-    known(metadata, "metadata.", &["threadId", "summary", "eventType", "relatedResources", "additionalContext"])?;
+    known(
+        metadata,
+        "metadata.",
+        &["threadId", "summary", "eventType", "relatedResources", "additionalContext", "enableCustomActions"],
+    )?;
+    if let Some(flag) = metadata.get("enableCustomActions")
+        && !flag.is_boolean()
+    {
+        return Err(ChatSchemaError::WrongType { field: "metadata.enableCustomActions".into(), expected: "a boolean" });
+    }
     optional(metadata, "threadId", "metadata.threadId", limits::THREAD_ID_CHARS)?;
     optional(metadata, "summary", "metadata.summary", limits::SUMMARY_CHARS)?;
     if let Some(e) = optional(metadata, "eventType", "metadata.eventType", limits::EVENT_TYPE_CHARS)?

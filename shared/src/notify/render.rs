@@ -57,6 +57,10 @@ pub enum EventType {
     PipelineApproval,
     /// A daily or weekly report's summary (scheduled-reports).
     Report,
+    /// A deployment paused at a PAUSE hook, waiting to be continued or rolled back.
+    DeploymentApproval,
+    /// A person acknowledged an incident (runbook `acknowledge`).
+    IncidentAcknowledged,
 }
 
 impl EventType {
@@ -70,6 +74,8 @@ impl EventType {
             Self::RunbookAction => "runbook-action",
             Self::PipelineApproval => "pipeline-approval",
             Self::Report => "report",
+            Self::DeploymentApproval => "deployment-approval",
+            Self::IncidentAcknowledged => "incident-acknowledged",
         }
     }
 }

@@ -197,16 +197,10 @@ pub fn complete_hook(
         return Err(TriggerError::missing(what, "detail.hookId"));
     }
     if d.service_deployment_arn.trim().is_empty() {
-        d.service_deployment_arn = resources
-            .iter()
-            .find(|r| resource_type(r) == Some("service-deployment"))
-            .cloned()
-            .ok_or_else(|| TriggerError::missing(what, "detail.serviceDeploymentArn (none in `resources` either)"))?;
-    }
-    if d.cluster_arn.trim().is_empty() {
-        d.cluster_arn = cluster_arn_of(&d.service_arn, "service").ok_or_else(|| {
-            TriggerError::missing(what, "detail.clusterArn (the service ARN is in the short format, without its cluster)")
-        })?;
+        d.service_deployment_arn =
+            resources.iter().find(|r| resource_type(r) == Some("service-deployment")).cloned().ok_or_else(|| {
+                TriggerError::missing(what, "detail.serviceDeploymentArn (none in `resources` either)")
+            })?;
     }
     if d.service_arn.trim().is_empty() {
         // service-deployment/<cluster>/<service>/<id>: the service is the third segment.
@@ -218,6 +212,14 @@ pub fn complete_hook(
             }
             _ => return Err(TriggerError::missing(what, "detail.serviceArn")),
         }
+    }
+    if d.cluster_arn.trim().is_empty() {
+        d.cluster_arn = cluster_arn_of(&d.service_arn, "service").ok_or_else(|| {
+            TriggerError::missing(
+                what,
+                "detail.clusterArn (the service ARN is in the short format, without its cluster)",
+            )
+        })?;
     }
     Ok(d)
 }

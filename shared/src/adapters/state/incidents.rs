@@ -414,6 +414,7 @@ mod tests {
             impact: vec![],
             team: None,
             events: 2,
+            acknowledged: None,
         }
     }
 
