@@ -588,6 +588,58 @@ mod tests {
         ]
     }
 
+    /// A paused deployment's approval notice, as `incident::approval` renders it.
+    fn approval() -> Message {
+        let hook = crate::trigger::HookStateChange {
+            event_name: "HOOK_AWAITING_ACTION".into(),
+            hook_id: "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw".into(),
+            hook_type: Some("PAUSE".into()),
+            lifecycle_stage: Some("POST_TEST_TRAFFIC_SHIFT".into()),
+            expires_at: Some("2026-11-20T16:04:41Z".into()),
+            service_deployment_arn: "arn:aws:ecs:eu-west-1:111122223333:service-deployment/prod/api/0EYSiB0qap8xf0N76FsbE"
+                .into(),
+            ..Default::default()
+        };
+        crate::notify::approval::render_approval(
+            &crate::notify::approval::ApprovalView {
+                cluster: "prod",
+                service: "api",
+                hook: &hook,
+                target: Some("arn:aws:ecs:eu-west-1:111122223333:task-definition/api:43"),
+                running: Some("arn:aws:ecs:eu-west-1:111122223333:task-definition/api:42"),
+                changes: crate::notify::approval::ChangesRead::Unread("example".into()),
+                health: None,
+                runbook_function: "autopilot-runbook",
+                region: "eu-west-1",
+            },
+            &Redactor::new(),
+        )
+    }
+
+    /// The custom notifications the chat buttons are checked against
+    /// (`infra/tests/test_chat_buttons.py` reads them): every kind, as the
+    /// renderers produce it. `UPDATE_CHAT_FIXTURES=1` rewrites them.
+    #[test]
+    fn the_chat_button_fixtures_are_what_the_renderers_produce() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/tests/notifications");
+        let mut kinds = every_kind();
+        kinds.push(("approval", approval()));
+        let update = std::env::var("UPDATE_CHAT_FIXTURES").is_ok_and(|v| v == "1");
+        for (_, m) in kinds {
+            let n = notification(&m);
+            validate(&n).unwrap_or_else(|e| panic!("{}: {e}", m.event_type.as_str()));
+            let path = dir.join(format!("{}.json", m.event_type.as_str()));
+            let text = format!("{}\n", serde_json::to_string_pretty(&n).expect("json"));
+            if update {
+                std::fs::create_dir_all(&dir).expect("fixture dir");
+                std::fs::write(&path, &text).expect("write fixture");
+            }
+            let kept = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_CHAT_FIXTURES=1 writes it)", path.display()));
+            assert_eq!(kept, text, "{} is stale: UPDATE_CHAT_FIXTURES=1 rewrites it", path.display());
+        }
+    }
+
     #[test]
     fn every_message_kind_renders_a_custom_notification_that_passes_the_schema_check() {
         for (name, m) in every_kind() {
