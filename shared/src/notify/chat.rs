@@ -596,8 +596,8 @@ mod tests {
             hook_type: Some("PAUSE".into()),
             lifecycle_stage: Some("POST_TEST_TRAFFIC_SHIFT".into()),
             expires_at: Some("2026-11-20T16:04:41Z".into()),
-            service_deployment_arn: "arn:aws:ecs:eu-west-1:111122223333:service-deployment/prod/api/0EYSiB0qap8xf0N76FsbE"
-                .into(),
+            service_deployment_arn:
+                "arn:aws:ecs:eu-west-1:111122223333:service-deployment/prod/api/0EYSiB0qap8xf0N76FsbE".into(),
             ..Default::default()
         };
         crate::notify::approval::render_approval(
