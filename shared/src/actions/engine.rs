@@ -894,3 +894,49 @@ fn plan_hook_answer(hook: Option<HookTarget<'_>>, action: HookAction, service: &
         action,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::DeploymentSnapshot;
+
+    fn service(rollout: &str) -> ServiceSnapshot {
+        ServiceSnapshot {
+            cluster: "prod".into(),
+            service: "api".into(),
+            deployments: vec![DeploymentSnapshot {
+                id: "ecs-svc/1".into(),
+                status: "PRIMARY".into(),
+                rollout_state: Some(rollout.into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    const ARN: &str = "arn:aws:ecs:eu-west-1:1:service-deployment/prod/api/dep1";
+
+    #[test]
+    fn a_hook_is_answered_only_when_named_and_while_a_deployment_is_in_progress() {
+        let hook = HookTarget { hook_id: "ecs-pause-1", service_deployment_arn: ARN };
+        match plan_hook_answer(Some(hook), HookAction::Rollback, &service("IN_PROGRESS")) {
+            Ok(p @ Planned::Hook { .. }) => {
+                assert_eq!(p.endpoints(), (Some("ecs-pause-1".into()), Some("ROLLBACK".into())));
+                assert!(p.describe("api").contains("roll back the paused deployment dep1"), "{}", p.describe("api"));
+            }
+            _ => panic!("planned"),
+        }
+        for (hook, svc, why) in [
+            (Some(hook), service("COMPLETED"), "no deployment in progress"),
+            (None, service("IN_PROGRESS"), "no paused hook named"),
+        ] {
+            match plan_hook_answer(hook, HookAction::Continue, &svc) {
+                Err(d) => {
+                    assert_eq!(d.status, ActionStatus::Skipped);
+                    assert!(d.detail.contains(why), "{}", d.detail);
+                }
+                Ok(_) => panic!("{why}: refused"),
+            }
+        }
+    }
+}
