@@ -32,6 +32,10 @@
 //! - `runbook` never reads alarms (it does not drive the incident shell).
 //! - `pipeline-events` drives pipeline incidents only, which have no alarm
 //!   problems: no `DescribeAlarms`.
+//! - `ContinueServiceDeployment` is linked into every function that links
+//!   the engine, but only the runbook's continue-deployment and
+//!   rollback-deployment build its action kinds: the runbook alone reaches
+//!   it (scripts/iam-reach.sh lists the others for review).
 //!
 //! `infra/iam-actions.json` is this table exported (a test keeps it equal;
 //! `UPDATE_IAM_ACTIONS=1 cargo test -p autopilot-shared --lib iam` rewrites
