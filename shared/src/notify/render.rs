@@ -736,7 +736,9 @@ mod tests {
             news: false,
             note: None,
         };
-        let mut inc = step(None, &Input::Problem(signal), &ctx).record.expect("opened");
+        let inc = step(None, &Input::Problem(signal), &ctx).record.expect("opened");
+        let ack = Input::Acknowledge { by: "bob@example.com".into(), at: 1_795_000_100 };
+        let mut inc = step(Some(&inc), &ack, &ctx).record.expect("acknowledged");
         inc.alert_at = Some(1_795_000_002);
         inc.impact = vec!["1 of 3 tasks running (0 pending)".into()];
         inc.evidence = Some("s3://ev/incidents/prod/api/inc-1/".into());
@@ -779,6 +781,8 @@ mod tests {
         let rolled = md.find("rollback executed").unwrap();
         let resolved = md.find("resolved by SERVICE_STEADY_STATE").unwrap();
         assert!(opened < rolled && rolled < resolved, "the timeline is in time order:\n{md}");
+        let acknowledged = md.find("acknowledged by bob@example.com (at SEV2)").expect("the acknowledgement");
+        assert!(rolled < acknowledged && acknowledged < resolved, "in its place in the timeline:\n{md}");
     }
 
     #[test]

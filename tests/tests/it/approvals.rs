@@ -140,6 +140,17 @@ async fn continue_and_rollback_deployment_call_continue_service_deployment_once_
     let roll = runbook.outcome(&request("rollback-deployment", "chg-roll"));
     assert_eq!(roll["actions"][0]["status"], "executed", "{roll}");
 
+    // A hook no notice announced (and no service_deployment_arn given): refused, nothing called.
+    let unknown = runbook.outcome(&json!({"action": "continue-deployment", "cluster": svc.cluster,
+        "service": svc.service, "hook_id": "ecs-pause-unknown", "request_id": "chg-unknown", "requested_by": "mallory"}));
+    assert_eq!(unknown["actions"][0]["status"], "skipped", "{unknown}");
+    assert!(unknown["summary"].as_str().unwrap_or_default().contains("service_deployment_arn"), "{unknown}");
+    // The hook of another service: refused, nothing called.
+    let elsewhere = runbook.outcome(&json!({"action": "rollback-deployment", "cluster": svc.cluster,
+        "service": "other", "hook_id": HOOK, "request_id": "chg-else", "requested_by": "mallory"}));
+    assert_eq!(elsewhere["actions"][0]["status"], "skipped", "{elsewhere}");
+    assert!(elsewhere["summary"].as_str().unwrap_or_default().contains("belongs to"), "{elsewhere}");
+
     let calls = proxy.calls_of("ecs:ContinueServiceDeployment");
     let sent: Vec<(String, String, String)> = calls
         .iter()
