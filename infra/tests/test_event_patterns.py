@@ -38,6 +38,7 @@ from moto.events.models import EventPattern
 from conftest import ACCOUNT, OWN_EVENTS, REGION, RULES, SHARED_FIXTURES, without_novalue
 
 T, SA, D = "EcsTaskStoppedRule", "EcsServiceActionRule", "EcsDeploymentRule"
+H = "EcsHookRule"
 AL = "AlarmStateChangeRule"
 PE, PS, PA = "PipelineExecutionRule", "PipelineStageRule", "PipelineActionRule"
 
@@ -67,6 +68,9 @@ EXPECTED = {
     "ecs/deployment-failed.json": ({D}, {D}),
     "ecs/deployment-failed-dev-cluster.json": ({D}, set()),
     "ecs/deployment-failed-prod-like-cluster.json": ({D}, set()),
+    "ecs/hook-awaiting-action.json": ({H}, {H}),
+    "ecs/hook-awaiting-action-dev-cluster.json": ({H}, set()),
+    "ecs/hook-succeeded.json": (set(), set()),
     "alarm/metric-alarm-alarm.json": ({AL}, {AL}),
     "alarm/metric-alarm-ok.json": ({AL}, {AL}),
     "alarm/metric-alarm-insufficient-data.json": (set(), set()),
@@ -139,7 +143,7 @@ def matched_rules(patterns: dict, event: dict) -> set[str]:
 def intent(event, stack) -> set[str]:
     """Which rule should route this event, in the terms of docs/ARCHITECTURE.md: ecs-events
     wants STOPPED tasks started by a service, the service actions and the
-    deployment state changes it acts on; alarm-responder wants alarms in scope
+    deployment state changes it acts on and deployments paused at a hook; alarm-responder wants alarms in scope
     entering ALARM or OK (never this stack's own); pipeline-events wants failed
     or succeeded executions, failed stages, failed actions and approvals that
     started waiting. With Clusters set, only events of those clusters. Never
@@ -167,6 +171,12 @@ def intent(event, stack) -> set[str]:
             ok = d.get("eventName") in DEPLOYMENT_EVENTS
             scoped = stack.clusters is None or any(cluster_in_scope(r, "service") for r in resources)
             return {D} if ok and scoped else set()
+        if dtype == "ECS Hook State Change":
+            # A deployment paused at a PAUSE hook waits for a person; the other hook states ask nothing.
+            resources = event.get("resources") or []
+            ok = d.get("eventName") == "HOOK_AWAITING_ACTION"
+            scoped = stack.clusters is None or any(cluster_in_scope(r, "service-deployment") for r in resources)
+            return {H} if ok and scoped else set()
         return set()
     if src == "aws.cloudwatch" and dtype == "CloudWatch Alarm State Change":
         name, state = d.get("alarmName"), (d.get("state") or {}).get("value")

@@ -245,8 +245,9 @@ def test_cluster_conditions_are_consistent(sam_template):
     entries = re.findall(r"!If \[Cluster(\d+), .*?!Select \[(\d+),", text)
     assert entries, "no per-cluster entries found"
     assert all(a == b for a, b in entries), [e for e in entries if e[0] != e[1]]
-    # five lists (2 rule clusterArn lists, 1 deployment prefix list, 2 IAM lists)
-    assert len(entries) == 50
+    # eight lists (2 rule clusterArn lists, the deployment and the hook prefix
+    # lists, 2 IAM lists of the bounded actions, 2 of the hook answers)
+    assert len(entries) == 80
 
 
 # ---------------------------------------------------------------------------
@@ -645,7 +646,8 @@ def test_no_set_operator_on_resource_tags(sam_template):
                 if key.lower().startswith(("aws:resourcetag/", "ecs:resourcetag/")):
                     found += 1
                     assert not operator.startswith(("ForAnyValue:", "ForAllValues:")), (operator, key)
-    assert found == 2
+    # the bounded actions' two statements and the hook answers' one
+    assert found == 3
 
 
 def test_the_runbook_has_an_iam_authenticated_url_and_nothing_else_does(translated):

@@ -35,7 +35,9 @@ impl Function {
     /// `None` for triggers every function may answer (recognised and ignored).
     pub fn for_trigger(trigger: &Trigger) -> Option<Self> {
         match trigger {
-            Trigger::EcsTask(_) | Trigger::EcsServiceAction(_) | Trigger::EcsDeployment(_) => Some(Self::EcsEvents),
+            Trigger::EcsTask(_) | Trigger::EcsServiceAction(_) | Trigger::EcsDeployment(_) | Trigger::EcsHook(_) => {
+                Some(Self::EcsEvents)
+            }
             Trigger::Alarm { .. } => Some(Self::AlarmResponder),
             Trigger::Pipeline(_) => Some(Self::PipelineEvents),
             Trigger::Scheduled { .. } => Some(Self::ScheduledReports),
@@ -112,6 +114,7 @@ fn describe_trigger(trigger: &Trigger) -> String {
         Trigger::EcsTask(e) => format!("{} ({})", e.meta.detail_type, e.meta.source),
         Trigger::EcsServiceAction(e) => format!("{} ({})", e.meta.detail_type, e.meta.source),
         Trigger::EcsDeployment(e) => format!("{} ({})", e.meta.detail_type, e.meta.source),
+        Trigger::EcsHook(e) => format!("{} ({})", e.meta.detail_type, e.meta.source),
         Trigger::Pipeline(e) => format!("{} ({})", e.meta.detail_type, e.meta.source),
         Trigger::Alarm { alarm, .. } => format!("the alarm state change of {}", alarm.name),
         Trigger::Scheduled { job, .. } => format!("the scheduled job {job:?}"),

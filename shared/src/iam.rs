@@ -32,6 +32,10 @@
 //! - `runbook` never reads alarms (it does not drive the incident shell).
 //! - `pipeline-events` drives pipeline incidents only, which have no alarm
 //!   problems: no `DescribeAlarms`.
+//! - `ContinueServiceDeployment` is linked into every function that links
+//!   the engine, but only the runbook's continue-deployment and
+//!   rollback-deployment build its action kinds: the runbook alone reaches
+//!   it (scripts/iam-reach.sh lists the others for review).
 //!
 //! `infra/iam-actions.json` is this table exported (a test keeps it equal;
 //! `UPDATE_IAM_ACTIONS=1 cargo test -p autopilot-shared --lib iam` rewrites
@@ -168,6 +172,16 @@ pub const CALLS: &[Call] = &[
         functions: ACTING,
         when: When::MutationsAllowed,
         on: "services and service deployments of the clusters in scope not opted out",
+    },
+    Call {
+        adapter: "ecs::continue_service_deployment",
+        sdk: "continue_service_deployment",
+        actions: &["ecs:ContinueServiceDeployment"],
+        // Only a person answers a paused deployment: the runbook's
+        // continue-deployment and rollback-deployment (chat buttons included).
+        functions: &[RUNBOOK],
+        when: When::MutationsAllowed,
+        on: "service deployments of the clusters in scope",
     },
     // Load balancing, metrics, alarms, scaling
     call(
@@ -354,6 +368,8 @@ pub const CALLS: &[Call] = &[
         &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK],
         "the state table",
     ),
+    call("state::hooks", "put_item", &["dynamodb:PutItem"], &[ECS_EVENTS], "the state table"),
+    call("state::hooks", "get_item", &["dynamodb:GetItem"], &[RUNBOOK], "the state table"),
     call(
         "state::incidents",
         "get_item",
@@ -528,7 +544,7 @@ mod tests {
     /// The SDK operations a source sends: fluent calls with no arguments whose
     /// name is an operation verb (accessors of answers, e.g. `stop_code()`, excluded).
     fn sdk_operations(src: &str) -> BTreeSet<String> {
-        const VERBS: [&str; 15] = [
+        const VERBS: [&str; 16] = [
             "describe_",
             "list_",
             "get_",
@@ -544,6 +560,7 @@ mod tests {
             "start_",
             "publish",
             "transact_",
+            "continue_",
         ];
         const ACCESSORS: [&str; 3] = ["stop_code", "start_time", "get_mut"];
         let mut out = BTreeSet::new();

@@ -90,6 +90,10 @@ pub enum ActionKind {
     Scale,
     ForceDeploy,
     ScaleToZero,
+    /// ContinueServiceDeployment CONTINUE on a paused deployment's hook (a person's approval).
+    ContinueDeployment,
+    /// ContinueServiceDeployment ROLLBACK on a paused deployment's hook.
+    RollbackDeployment,
 }
 
 impl ActionKind {
@@ -99,11 +103,22 @@ impl ActionKind {
             Self::Scale => "scale",
             Self::ForceDeploy => "force-deploy",
             Self::ScaleToZero => "scale-to-zero",
+            Self::ContinueDeployment => "continue-deployment",
+            Self::RollbackDeployment => "rollback-deployment",
         }
     }
 
     pub fn parse(word: &str) -> Option<Self> {
-        [Self::Rollback, Self::Scale, Self::ForceDeploy, Self::ScaleToZero].into_iter().find(|k| k.as_str() == word)
+        [
+            Self::Rollback,
+            Self::Scale,
+            Self::ForceDeploy,
+            Self::ScaleToZero,
+            Self::ContinueDeployment,
+            Self::RollbackDeployment,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == word)
     }
 }
 

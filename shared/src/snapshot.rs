@@ -332,3 +332,20 @@ impl LedgerEntry {
         ActionRecord { action: self.action.as_str().into(), status, detail: self.detail.clone() }
     }
 }
+
+/// The answer to a paused deployment lifecycle hook (ContinueServiceDeployment `action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HookAction {
+    Continue,
+    Rollback,
+}
+
+impl HookAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Continue => "CONTINUE",
+            Self::Rollback => "ROLLBACK",
+        }
+    }
+}

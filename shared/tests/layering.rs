@@ -37,6 +37,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("incident::shell", 6),
     ("incident::service", 6),
     ("incident::pipeline", 6),
+    ("incident::approval", 6),
     ("flows", 7),
 ];
 

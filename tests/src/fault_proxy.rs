@@ -9,7 +9,9 @@
 //! calls (by operation, optionally the Nth matching call) with throttling,
 //! a 5xx, a hang past the client's timeout, or a connection reset, or — for
 //! a call the server already applied — hold its answer, answer a 5xx instead
-//! or reset the connection (a lost response).
+//! or reset the connection (a lost response). An operation the local
+//! server lacks is answered by the proxy itself (`ecs:ContinueServiceDeployment`,
+//! see [`local_answer`]) and recorded like any other.
 //!
 //! Plain threads and blocking sockets, like the Runtime API driver: one
 //! thread per client connection; every request is forwarded on a fresh
@@ -756,6 +758,30 @@ fn canned(fault: Fault, protocol: Protocol, req: &Request) -> Response {
     Response { status, reason: reason.into(), headers, body: body.into_bytes() }
 }
 
+/// The answer of an operation moto (5.2.5) does not implement, given by
+/// the proxy itself: `ecs:ContinueServiceDeployment` (answering a paused
+/// deployment's hook) answers as ECS documents it, `{"serviceDeploymentArn":
+/// …}`, without effect. Every such call is recorded ([`FaultProxy::calls_of`]),
+/// so a test asserts how often it was called and with which `hookId` and
+/// `action`. Faults still apply to it first.
+fn local_answer(op: &str, req: &Request) -> Option<Response> {
+    if op != "ecs:ContinueServiceDeployment" {
+        return None;
+    }
+    let input: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+    let arn = input.get("serviceDeploymentArn").cloned().unwrap_or(Value::Null);
+    let body = serde_json::json!({ "serviceDeploymentArn": arn }).to_string();
+    Some(Response {
+        status: 200,
+        reason: "OK".into(),
+        headers: vec![
+            ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+            ("x-amzn-RequestId".into(), "fault-proxy-local-answer".into()),
+        ],
+        body: body.into_bytes(),
+    })
+}
+
 /// Record the call and decide its fault.
 fn admit(shared: &Shared, req: &Request, op: &str) -> (usize, Option<Fault>) {
     let mut inner = shared.lock();
@@ -878,6 +904,14 @@ fn serve(stream: TcpStream, upstream: &str, shared: &Shared) {
                 let r = canned(f, req.protocol(&service), &req);
                 settle(shared, seq, Some(r.status), false);
                 if write_response(&mut writer, &r, req.method == "HEAD").is_err() {
+                    return;
+                }
+            }
+            None if local_answer(&op, &req).is_some() => {
+                // An operation the local server lacks, answered here (recorded like any call).
+                let Some(r) = local_answer(&op, &req) else { return };
+                settle(shared, seq, Some(r.status), false);
+                if write_response(&mut writer, &r, false).is_err() {
                     return;
                 }
             }

@@ -60,10 +60,11 @@ use super::{
 use crate::adapters::ecs::{ServiceChange, describe_service};
 use crate::adapters::state::{LockOutcome, StateStore};
 use crate::adapters::{Clients, MutationError, autoscaling, ecs};
+use crate::arn::last_segment;
 use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::outcome::{ActionRecord, ActionStatus};
-use crate::snapshot::{ServiceDeploymentBrief, ServiceSnapshot};
+use crate::snapshot::{HookAction, ServiceDeploymentBrief, ServiceSnapshot};
 use crate::time::{iso, now};
 
 /// What the engine needs from the function it runs in: the clients, the
@@ -112,6 +113,15 @@ pub struct ActionRequest<'a> {
     /// Revisions any failed signal of the incident named (`family:revision`
     /// or ARNs): never a rollback target.
     pub avoid_revisions: &'a [String],
+    /// continue-deployment / rollback-deployment: the paused hook to answer.
+    pub hook: Option<HookTarget<'a>>,
+}
+
+/// A paused deployment's PAUSE hook, as ContinueServiceDeployment names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HookTarget<'a> {
+    pub hook_id: &'a str,
+    pub service_deployment_arn: &'a str,
 }
 
 impl<'a> ActionRequest<'a> {
@@ -134,6 +144,7 @@ impl<'a> ActionRequest<'a> {
             recent_deployment: None,
             within_rollback_window: false,
             avoid_revisions: &[],
+            hook: None,
         }
     }
 }
@@ -206,8 +217,18 @@ fn tag<'s>(service: &'s ServiceSnapshot, key: &str) -> Option<&'s str> {
 enum Planned {
     Rollback(super::rollback_plan::RollbackPlan),
     Scale(super::scale_plan::ScalePlan),
-    ForceDeploy { task_definition: Option<String> },
-    ScaleToZero { from: i32 },
+    ForceDeploy {
+        task_definition: Option<String>,
+    },
+    ScaleToZero {
+        from: i32,
+    },
+    /// ContinueServiceDeployment on a paused hook.
+    Hook {
+        hook_id: String,
+        service_deployment_arn: String,
+        action: HookAction,
+    },
 }
 
 impl Planned {
@@ -233,6 +254,15 @@ impl Planned {
                     .unwrap_or_else(|| "its current revision".into())
             ),
             Self::ScaleToZero { from } => format!("scale {service} to zero ({from} -> 0)"),
+            Self::Hook { hook_id, service_deployment_arn, action } => format!(
+                "{} the paused deployment {} of {service} (ContinueServiceDeployment {} on hook {hook_id})",
+                match action {
+                    HookAction::Continue => "continue",
+                    HookAction::Rollback => "roll back",
+                },
+                last_segment(service_deployment_arn),
+                action.as_str()
+            ),
         }
     }
 
@@ -242,6 +272,8 @@ impl Planned {
             Self::Scale(p) => json!({"scale": p}),
             Self::ForceDeploy { task_definition } => json!({"force_deploy": {"task_definition": task_definition}}),
             Self::ScaleToZero { from } => json!({"scale_to_zero": {"from": from, "to": 0}}),
+            Self::Hook { hook_id, service_deployment_arn, action } => json!({"continue_service_deployment": {
+                "hook_id": hook_id, "service_deployment_arn": service_deployment_arn, "action": action.as_str()}}),
         }
     }
 
@@ -251,6 +283,7 @@ impl Planned {
             Self::Scale(p) => (Some(p.from.to_string()), Some(p.to.to_string())),
             Self::ForceDeploy { task_definition } => (task_definition.clone(), task_definition.clone()),
             Self::ScaleToZero { from } => (Some(from.to_string()), Some("0".into())),
+            Self::Hook { hook_id, action, .. } => (Some(hook_id.clone()), Some(action.as_str().into())),
         }
     }
 }
@@ -637,6 +670,11 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         }
         ActionKind::ForceDeploy => Planned::ForceDeploy { task_definition: service.task_definition.clone() },
         ActionKind::ScaleToZero => Planned::ScaleToZero { from: service.desired },
+        ActionKind::ContinueDeployment | ActionKind::RollbackDeployment => {
+            let action =
+                if kind == ActionKind::ContinueDeployment { HookAction::Continue } else { HookAction::Rollback };
+            plan_hook_answer(req.hook, action, &service)?
+        }
     };
     let what = noted(planned.describe(req.service));
     if mode == Mode::DryRun {
@@ -834,5 +872,79 @@ async fn execute(app: &Engine<'_>, req: &ActionRequest<'_>, planned: &Planned) -
         Planned::Scale(p) => update(ServiceChange::DesiredCount(p.to)).await,
         Planned::ForceDeploy { .. } => update(ServiceChange::ForceNewDeployment).await,
         Planned::ScaleToZero { .. } => update(ServiceChange::DesiredCount(0)).await,
+        Planned::Hook { hook_id, service_deployment_arn, action } => {
+            ecs::continue_service_deployment(app.clients, service_deployment_arn, hook_id, *action).await
+        }
+    }
+}
+
+/// The answer to a paused hook (pure): only with a hook named, and only
+/// while the service has a deployment in progress (a paused deployment is
+/// IN_PROGRESS; a finished one has no hook waiting, so a late button does
+/// nothing).
+fn plan_hook_answer(hook: Option<HookTarget<'_>>, action: HookAction, service: &ServiceSnapshot) -> Step<Planned> {
+    let Some(hook) = hook else {
+        return Err(stop(ActionStatus::Skipped, "no paused hook named (hook_id); nothing done"));
+    };
+    let in_progress = service.deployments.iter().any(|d| d.rollout_state.as_deref() == Some("IN_PROGRESS"));
+    if !in_progress {
+        return Err(stop(
+            ActionStatus::Skipped,
+            format!(
+                "{}/{} has no deployment in progress, so hook {} is no longer waiting; nothing done",
+                service.cluster, service.service, hook.hook_id
+            ),
+        ));
+    }
+    Ok(Planned::Hook {
+        hook_id: hook.hook_id.to_string(),
+        service_deployment_arn: hook.service_deployment_arn.to_string(),
+        action,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::DeploymentSnapshot;
+
+    fn service(rollout: &str) -> ServiceSnapshot {
+        ServiceSnapshot {
+            cluster: "prod".into(),
+            service: "api".into(),
+            deployments: vec![DeploymentSnapshot {
+                id: "ecs-svc/1".into(),
+                status: "PRIMARY".into(),
+                rollout_state: Some(rollout.into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    const ARN: &str = "arn:aws:ecs:eu-west-1:1:service-deployment/prod/api/dep1";
+
+    #[test]
+    fn a_hook_is_answered_only_when_named_and_while_a_deployment_is_in_progress() {
+        let hook = HookTarget { hook_id: "ecs-pause-1", service_deployment_arn: ARN };
+        match plan_hook_answer(Some(hook), HookAction::Rollback, &service("IN_PROGRESS")) {
+            Ok(p @ Planned::Hook { .. }) => {
+                assert_eq!(p.endpoints(), (Some("ecs-pause-1".into()), Some("ROLLBACK".into())));
+                assert!(p.describe("api").contains("roll back the paused deployment dep1"), "{}", p.describe("api"));
+            }
+            _ => panic!("planned"),
+        }
+        for (hook, svc, why) in [
+            (Some(hook), service("COMPLETED"), "no deployment in progress"),
+            (None, service("IN_PROGRESS"), "no paused hook named"),
+        ] {
+            match plan_hook_answer(hook, HookAction::Continue, &svc) {
+                Err(d) => {
+                    assert_eq!(d.status, ActionStatus::Skipped);
+                    assert!(d.detail.contains(why), "{}", d.detail);
+                }
+                Ok(_) => panic!("{why}: refused"),
+            }
+        }
     }
 }

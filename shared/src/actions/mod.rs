@@ -205,7 +205,10 @@ pub fn check_budget(kind: ActionKind, ledger: &[LedgerEntry], now: i64, limits: 
         ActionKind::Rollback => (limits.rollback_per_30m, limits.rollback_per_day),
         ActionKind::Scale => (limits.scale_per_30m, limits.scale_per_day),
         // Not automatic actions; a person asked.
-        ActionKind::ForceDeploy | ActionKind::ScaleToZero => return cooldown(ledger, now, limits),
+        ActionKind::ForceDeploy
+        | ActionKind::ScaleToZero
+        | ActionKind::ContinueDeployment
+        | ActionKind::RollbackDeployment => return cooldown(ledger, now, limits),
     };
     // An action whose outcome is unknown (`executing`) may have acted: it counts.
     let same = |e: &&LedgerEntry| e.automatic && e.action == kind && e.status.may_have_acted();
@@ -278,6 +281,8 @@ pub fn controller_refusal(kind: ActionKind, service: &ServiceSnapshot) -> Option
     let name = format!("{}/{}", service.cluster, service.service);
     let what = match kind {
         ActionKind::Rollback => "roll back",
+        // Pause hooks are lifecycle hooks of the ECS deployment controller only.
+        ActionKind::ContinueDeployment | ActionKind::RollbackDeployment => "answer a paused deployment hook of",
         _ => "force a new deployment of",
     };
     match Controller::of(service) {
@@ -383,6 +388,9 @@ fn took_effect(entry: &LedgerEntry, service: &ServiceSnapshot, stop_status: Opti
             let planned = to.parse::<i32>().ok();
             Some((planned == Some(service.desired), format!("desired count {}, the plan was {to}", service.desired)))
         }
+        // The hook's status is only in DescribeServiceDeployments, not in the
+        // service: nothing here to verify it by.
+        (ActionKind::ContinueDeployment | ActionKind::RollbackDeployment, _) => None,
         (ActionKind::ForceDeploy, _) => {
             let took = started_since(None, false);
             let seen = if took { "a deployment started after it" } else { "no deployment started after it" };

@@ -445,6 +445,34 @@ pub async fn rollback_service_deployment(clients: &Clients, service_deployment_a
         .map_err(|e| mutation_error("ecs", "StopServiceDeployment", service_deployment_arn, &e))
 }
 
+/// ContinueServiceDeployment: answer a paused deployment's PAUSE hook
+/// (`CONTINUE` to the next lifecycle stage, `ROLLBACK` to the previous
+/// service revision). The local test bed's server lacks this operation: the
+/// tests' fault proxy answers it and records each call.
+pub async fn continue_service_deployment(
+    clients: &Clients,
+    service_deployment_arn: &str,
+    hook_id: &str,
+    action: HookAction,
+) -> Result<(), MutationError> {
+    let sdk_action = match action {
+        HookAction::Continue => aws_sdk_ecs::types::DeploymentLifecycleHookAction::Continue,
+        HookAction::Rollback => aws_sdk_ecs::types::DeploymentLifecycleHookAction::Rollback,
+    };
+    clients
+        .ecs()
+        .continue_service_deployment()
+        .service_deployment_arn(service_deployment_arn)
+        .hook_id(hook_id)
+        .action(sdk_action)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            mutation_error("ecs", "ContinueServiceDeployment", format!("{service_deployment_arn} hook {hook_id}"), &e)
+        })
+}
+
 /// One service deployment as DescribeServiceDeployments describes it: its
 /// status is `ROLLBACK_REQUESTED` and the like once a StopServiceDeployment
 /// took effect. `None` when ECS does not know it.

@@ -463,6 +463,7 @@ async fn unmapped_alert(
         links: Vec::new(),
         evidence: None,
         team: None,
+        chat_context: Vec::new(),
     };
     let mut o = Outcome::new(Kind::Alarm, a.severity, a.cause, a.explanation.clone());
     o.notified = Some(publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(publish_failed)?);

@@ -1,4 +1,5 @@
-//! `ecs-events`: stopped tasks, service actions and deployment state changes.
+//! `ecs-events`: stopped tasks, service actions, deployment state changes,
+//! and deployment hooks waiting for approval (`incident::approval`).
 
 use serde_json::Value;
 
@@ -102,6 +103,15 @@ async fn handle(app: &App, trigger: Trigger, raw: &Value) -> Result<Outcome, Aut
                  (arn:aws:ecs:<region>:<account>:service/<cluster>/<service>)",
                 e.detail.event_name, e.meta.resources
             ))),
+        },
+        Trigger::EcsHook(e) => match (cluster, service) {
+            (Some(c), Some(s)) if e.detail.awaits_action() => {
+                let (hook, work) = (&e.detail, crate::incident::approval::notice(app, &e, &c, &s));
+                let announced = super::once_notice(app, &format!("hook/{}", hook.hook_id), work).await?;
+                Ok(announced.unwrap_or_else(|| crate::incident::approval::duplicate(hook, &c, &s)))
+            }
+            (Some(c), Some(s)) => Ok(crate::incident::approval::recorded(&e.detail, &c, &s)),
+            _ => Ok(Outcome::ignored(format!("{} names no cluster/service", e.detail.event_name))),
         },
         other => Ok(Outcome::ignored(format!("{:?} is not an ECS event", other.kind()))),
     }

@@ -215,6 +215,7 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
         links: objects.iter().filter_map(ReportObject::console).collect(),
         evidence: Some(format!("s3://{bucket}/{prefix}")),
         team: None,
+        chat_context: Vec::new(),
     };
     let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
         .await
@@ -404,6 +405,7 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
         links: objects.iter().filter_map(ReportObject::console).collect(),
         evidence: Some(format!("s3://{bucket}/{prefix}")),
         team: None,
+        chat_context: Vec::new(),
     };
     let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
         .await

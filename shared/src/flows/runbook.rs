@@ -1,7 +1,9 @@
 //! `runbook`: the manual actions of `aws lambda invoke`. Reads (diagnose,
 //! health-check) report; changes (rollback, scale, force-deploy,
 //! scale-to-zero) go through the action engine; capture-evidence keeps the
-//! security-incident snapshot. Every action accepts `dry_run`. A request
+//! security-incident snapshot; acknowledge records who took the open
+//! incident on, and continue-deployment / rollback-deployment answer a
+//! paused deployment's hook through the engine (`incident::approval`). Every action accepts `dry_run`. A request
 //! with a `request_id` is handled once (`flows::once_request`): the CLI
 //! retrying after its read timeout gets the first result, not a second
 //! rollback. A mutation without one gets one derived from its payload
@@ -23,6 +25,7 @@ use crate::context::{App, Function};
 use crate::diagnosis::severity::{SeverityInput, Signal, grade};
 use crate::error::AutopilotError;
 use crate::evidence::{self, Encryption};
+use crate::incident::approval;
 use crate::notify::render::{Links, Message};
 use crate::outcome::{ActionRecord, ActionStatus, Cause, Kind, Outcome, Severity};
 use crate::time::{iso, now};
@@ -89,6 +92,13 @@ async fn handle_now(app: &App, req: &RunbookRequest) -> Result<Outcome, Autopilo
         RunbookAction::ForceDeploy => act(app, req, ActionKind::ForceDeploy, &cluster, &service).await,
         RunbookAction::ScaleToZero => act(app, req, ActionKind::ScaleToZero, &cluster, &service).await,
         RunbookAction::CaptureEvidence => capture_evidence(app, req, &cluster, &service).await,
+        RunbookAction::Acknowledge => approval::acknowledge(app, req, &cluster, &service).await,
+        RunbookAction::ContinueDeployment => {
+            approval::answer(app, req, ActionKind::ContinueDeployment, &cluster, &service).await
+        }
+        RunbookAction::RollbackDeployment => {
+            approval::answer(app, req, ActionKind::RollbackDeployment, &cluster, &service).await
+        }
     }
 }
 
@@ -234,6 +244,7 @@ async fn act(
             recent_deployment: None,
             within_rollback_window: false,
             avoid_revisions: &[],
+            hook: None,
         },
     )
     .await;
@@ -284,6 +295,7 @@ async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionR
         links: vec![("Service health".into(), links.service()), ("Deployments".into(), links.deployments())],
         evidence: None,
         team: None,
+        chat_context: Vec::new(),
     };
     match publish(&app.clients, &app.config.notify_topic_arn, &message).await {
         Ok(id) => id,

@@ -351,6 +351,22 @@ pub struct Record {
     pub team: Option<String>,
     #[serde(default)]
     pub events: u32,
+    /// Who acknowledged the incident (runbook `acknowledge`, a chat button):
+    /// no escalation while its severity stays at or below the acknowledged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// A person took the incident on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    pub by: String,
+    pub at: i64,
+    /// The incident's severity when acknowledged: a rise above it escalates again.
+    pub severity: Severity,
+    /// Escalations sent before the acknowledgement.
+    #[serde(default)]
+    pub escalations: u32,
 }
 
 impl Record {
@@ -516,6 +532,11 @@ pub enum Input {
     Tick {
         alarms_checked: bool,
     },
+    /// A person acknowledged the open incident (`by`, at `at`).
+    Acknowledge {
+        by: String,
+        at: i64,
+    },
 }
 
 /// Why an update goes out.
@@ -601,6 +622,10 @@ pub enum Verdict {
     Closed,
     Stale(String),
     Nothing(String),
+    /// The open incident is now acknowledged by this person.
+    Acknowledged {
+        by: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -700,7 +725,26 @@ pub fn step(current: Option<&Record>, input: &Input, ctx: &Ctx<'_>) -> Transitio
             Some(rec) => tick(rec, *alarms_checked, ctx),
             None => Transition::nothing(Verdict::Nothing("no open incident".into())),
         },
+        Input::Acknowledge { by, at } => match open {
+            Some(rec) => acknowledge(rec, by, *at),
+            None => Transition::nothing(Verdict::Nothing("no open incident to acknowledge".into())),
+        },
     }
+}
+
+/// A person takes the incident on: recorded (the latest acknowledgement
+/// counts, at the severity of now), noted for the resolution and the
+/// report. No message here: the caller announces it in the thread.
+fn acknowledge(rec: &Record, by: &str, at: i64) -> Transition {
+    let mut r = next_version(rec);
+    r.acknowledged =
+        Some(Acknowledgement { by: by.to_string(), at, severity: rec.severity, escalations: rec.escalations });
+    bounded_push(
+        &mut r.notes,
+        format!("acknowledged by {by} at {} ({})", crate::time::iso(at), rec.severity),
+        MAX_NOTES,
+    );
+    Transition::write(r, Vec::new(), Verdict::Acknowledged { by: by.to_string() })
 }
 
 fn bounded_push(list: &mut Vec<String>, item: String, max: usize) {
@@ -848,6 +892,7 @@ fn open(version: u64, p: &ProblemSignal, ctx: &Ctx<'_>) -> Transition {
         impact: Vec::new(),
         team: None,
         events: 1,
+        acknowledged: None,
     };
     Transition::write(record, vec![Effect::Act(ActionCue::Signal), Effect::Diagnose(Depth::Full)], Verdict::Opened)
 }
@@ -1258,6 +1303,16 @@ pub fn escalation_due(rec: &Record, now: i64, policy: &Policy) -> Escalation {
     if age <= after {
         return Escalation::NotDue;
     }
+    if let Some(ack) = &rec.acknowledged {
+        // Acknowledged: quiet until the severity rises above the acknowledged one.
+        if rec.severity >= ack.severity {
+            return Escalation::NotDue;
+        }
+        // It rose: escalated once for the rise, then as usual.
+        if rec.escalations <= ack.escalations {
+            return Escalation::Escalate { nth: rec.escalations + 1 };
+        }
+    }
     let sent = rec.escalations;
     if sent == 0 {
         return Escalation::Escalate { nth: 1 };
@@ -1442,6 +1497,68 @@ mod tests {
 
     fn pending(p: ProblemSignal) -> Record {
         run(None, Input::Problem(p), T0, "req-a").0.unwrap()
+    }
+
+    fn ack(by: &str, at: i64) -> Input {
+        Input::Acknowledge { by: by.into(), at }
+    }
+
+    #[test]
+    fn an_acknowledgement_is_recorded_on_the_open_incident_and_noted_for_the_report() {
+        let open = delivered(stop("t1", "api:7", T0));
+        let (rec, t) = run(Some(&open), ack("bob", T0 + 60), T0 + 60, "req-b");
+        assert_eq!(t.verdict, Verdict::Acknowledged { by: "bob".into() });
+        assert!(t.effects.is_empty(), "the runbook announces it, not the machine: {:?}", t.effects);
+        let rec = rec.unwrap();
+        let a = rec.acknowledged.clone().unwrap();
+        assert_eq!((a.by.as_str(), a.at, a.severity, a.escalations), ("bob", T0 + 60, open.severity, 0));
+        assert!(rec.notes.iter().any(|n| n.starts_with("acknowledged by bob")), "{:?}", rec.notes);
+        // A second acknowledgement replaces the first (the latest person counts).
+        let (again, _) = run(Some(&rec), ack("carol", T0 + 90), T0 + 90, "req-c");
+        assert_eq!(again.unwrap().acknowledged.unwrap().by, "carol");
+        // Nothing open: nothing recorded.
+        let closed = resolved_copy(&open);
+        let (_, t) = run(Some(&closed), ack("bob", T0 + 60), T0 + 60, "req-b");
+        assert!(t.record.is_none() && matches!(t.verdict, Verdict::Nothing(_)), "{t:?}");
+        let (_, t) = run(None, ack("bob", T0), T0, "req-b");
+        assert!(matches!(t.verdict, Verdict::Nothing(_)), "{t:?}");
+    }
+
+    fn resolved_copy(open: &Record) -> Record {
+        let mut r = open.clone();
+        r.state = State::Closed { at: T0 + 30, resolution: "steady".into(), recovered_at: Some(T0 + 30) };
+        r
+    }
+
+    #[test]
+    fn escalation_waits_for_an_acknowledged_incident_until_its_severity_rises() {
+        let late = T0 + POLICY.escalate_after_seconds + 60;
+        // (severity at ack, severity now, escalations before ack, escalations now, due?)
+        let cases: &[(Severity, Severity, u32, u32, Escalation)] = &[
+            (Severity::Sev2, Severity::Sev2, 0, 0, Escalation::NotDue),
+            (Severity::Sev1, Severity::Sev1, 1, 1, Escalation::NotDue),
+            (Severity::Sev2, Severity::Sev1, 0, 0, Escalation::Escalate { nth: 1 }),
+            (Severity::Sev2, Severity::Sev1, 1, 1, Escalation::Escalate { nth: 2 }),
+            // Escalated once for the rise: then the SEV1 rhythm (30 minutes) as usual.
+            (Severity::Sev2, Severity::Sev1, 0, 1, Escalation::NotDue),
+        ];
+        let open = delivered(stop("t1", "api:7", T0));
+        for (at_ack, now_sev, before, sent, due) in cases {
+            let mut rec = open.clone();
+            rec.severity = *now_sev;
+            rec.escalations = *sent;
+            rec.acknowledged =
+                Some(Acknowledgement { by: "bob".into(), at: T0 + 10, severity: *at_ack, escalations: *before });
+            assert_eq!(escalation_due(&rec, late, &POLICY), *due, "ack {at_ack:?} now {now_sev:?} {before}/{sent}");
+        }
+        // Without an acknowledgement the same record escalates.
+        let mut plain = open.clone();
+        plain.severity = Severity::Sev2;
+        assert_eq!(escalation_due(&plain, late, &POLICY), Escalation::Escalate { nth: 1 });
+        // Through the tick: acknowledged, the tick claims no escalation.
+        let (acked, _) = run(Some(&open), ack("bob", T0 + 60), T0 + 60, "req-b");
+        let (_, t) = run(acked.as_ref(), Input::Tick { alarms_checked: true }, late, "tick");
+        assert!(!t.effects.iter().any(|e| matches!(e, Effect::Publish(_))), "{t:?}");
     }
 
     #[test]

@@ -5,7 +5,10 @@
 //! - [`subject`] (pure): what an incident is about, and its state-table key.
 //! - `shell` (I/O): the one driver — read the record, step, write it with
 //!   `version = :v`, carry out the effects, feed their results back.
+//! - `approval` (I/O): a paused deployment's approval notice, the runbook's
+//!   answers to its hook, and acknowledgements of an open incident.
 
+pub mod approval;
 pub mod machine;
 pub mod pipeline;
 pub mod service;

@@ -194,7 +194,17 @@ fn render(m: &Message, b: &Budget) -> Value {
     put("cause", m.cause.as_str());
     put("kind", &kind_word(m));
     put("evidence", m.evidence.as_deref().unwrap_or_default());
+    // What the chat buttons' commands read: whole runbook requests, never cut.
+    let buttons = super::buttons::incident_context(m);
+    for (k, v) in buttons.iter().chain(m.chat_context.iter()) {
+        context.insert(k.clone(), Value::String(v.clone()));
+    }
     let mut metadata = Map::new();
+    if !buttons.is_empty() || !m.chat_context.is_empty() {
+        // Custom action buttons on this notification (as published stacks
+        // that attach them set it; absent elsewhere).
+        metadata.insert("enableCustomActions".into(), Value::Bool(true));
+    }
     if let Some(t) = thread_id(m) {
         metadata.insert("threadId".into(), Value::String(t));
     }
@@ -348,7 +358,16 @@ pub fn validate(v: &Value) -> Result<(), ChatSchemaError> {
 
     let Some(metadata) = top.get("metadata") else { return Ok(()) };
     let metadata = obj(metadata, "metadata")?;
-    known(metadata, "metadata.", &["threadId", "summary", "eventType", "relatedResources", "additionalContext"])?;
+    known(
+        metadata,
+        "metadata.",
+        &["threadId", "summary", "eventType", "relatedResources", "additionalContext", "enableCustomActions"],
+    )?;
+    if let Some(flag) = metadata.get("enableCustomActions")
+        && !flag.is_boolean()
+    {
+        return Err(ChatSchemaError::WrongType { field: "metadata.enableCustomActions".into(), expected: "a boolean" });
+    }
     optional(metadata, "threadId", "metadata.threadId", limits::THREAD_ID_CHARS)?;
     optional(metadata, "summary", "metadata.summary", limits::SUMMARY_CHARS)?;
     if let Some(e) = optional(metadata, "eventType", "metadata.eventType", limits::EVENT_TYPE_CHARS)?
@@ -506,6 +525,7 @@ mod tests {
             links: vec![("Service health".into(), links().service())],
             evidence: None,
             team: None,
+            chat_context: Vec::new(),
         }
     }
 
@@ -525,6 +545,7 @@ mod tests {
             links: Vec::new(),
             evidence: None,
             team: None,
+            chat_context: Vec::new(),
         }
     }
 
@@ -551,6 +572,7 @@ mod tests {
             ],
             evidence: Some("s3://evidence/reports/daily/2026-12-02/".into()),
             team: None,
+            chat_context: Vec::new(),
         }
     }
 
@@ -564,6 +586,58 @@ mod tests {
             ("alarm notice", alarm_notice()),
             ("report summary", report_summary()),
         ]
+    }
+
+    /// A paused deployment's approval notice, as `incident::approval` renders it.
+    fn approval() -> Message {
+        let hook = crate::trigger::HookStateChange {
+            event_name: "HOOK_AWAITING_ACTION".into(),
+            hook_id: "ecs-pause-e7tK9G_WRJqNF_EOMjztDXfKenlJuEUVjsNStf4WLKw".into(),
+            hook_type: Some("PAUSE".into()),
+            lifecycle_stage: Some("POST_TEST_TRAFFIC_SHIFT".into()),
+            expires_at: Some("2026-11-20T16:04:41Z".into()),
+            service_deployment_arn:
+                "arn:aws:ecs:eu-west-1:111122223333:service-deployment/prod/api/0EYSiB0qap8xf0N76FsbE".into(),
+            ..Default::default()
+        };
+        crate::notify::approval::render_approval(
+            &crate::notify::approval::ApprovalView {
+                cluster: "prod",
+                service: "api",
+                hook: &hook,
+                target: Some("arn:aws:ecs:eu-west-1:111122223333:task-definition/api:43"),
+                running: Some("arn:aws:ecs:eu-west-1:111122223333:task-definition/api:42"),
+                changes: crate::notify::approval::ChangesRead::Unread("example".into()),
+                health: None,
+                runbook_function: "autopilot-runbook",
+                region: "eu-west-1",
+            },
+            &Redactor::new(),
+        )
+    }
+
+    /// The custom notifications the chat buttons are checked against
+    /// (`infra/tests/test_chat_buttons.py` reads them): every kind, as the
+    /// renderers produce it. `UPDATE_CHAT_FIXTURES=1` rewrites them.
+    #[test]
+    fn the_chat_button_fixtures_are_what_the_renderers_produce() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/tests/notifications");
+        let mut kinds = every_kind();
+        kinds.push(("approval", approval()));
+        let update = std::env::var("UPDATE_CHAT_FIXTURES").is_ok_and(|v| v == "1");
+        for (_, m) in kinds {
+            let n = notification(&m);
+            validate(&n).unwrap_or_else(|e| panic!("{}: {e}", m.event_type.as_str()));
+            let path = dir.join(format!("{}.json", m.event_type.as_str()));
+            let text = format!("{}\n", serde_json::to_string_pretty(&n).expect("json"));
+            if update {
+                std::fs::create_dir_all(&dir).expect("fixture dir");
+                std::fs::write(&path, &text).expect("write fixture");
+            }
+            let kept = std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_CHAT_FIXTURES=1 writes it)", path.display()));
+            assert_eq!(kept, text, "{} is stale: UPDATE_CHAT_FIXTURES=1 rewrites it", path.display());
+        }
     }
 
     #[test]

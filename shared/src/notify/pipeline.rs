@@ -193,6 +193,7 @@ pub fn render_failure(v: &FailureView<'_>, redactor: &Redactor) -> Message {
         links,
         evidence: v.evidence.map(str::to_string),
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
@@ -288,6 +289,7 @@ pub fn render_resolved(v: &PipelineResolvedView<'_>, redactor: &Redactor) -> Mes
         links,
         evidence: v.evidence.map(str::to_string),
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
@@ -368,5 +370,6 @@ pub fn render_approval(v: &ApprovalView<'_>, redactor: &Redactor) -> Message {
         links,
         evidence: None,
         team: None,
+        chat_context: Vec::new(),
     }
 }

@@ -37,6 +37,9 @@ pub struct Message {
     /// The owning team (service tag `autopilot:team`): the SNS message
     /// attribute `team`, so that a filter policy routes it to that team.
     pub team: Option<String>,
+    /// More `metadata.additionalContext` entries of the chat notification:
+    /// what a chat button's command needs (see `notify::buttons`).
+    pub chat_context: Vec<(String, String)>,
 }
 
 /// The kind of event a message announces (chat's `metadata.eventType`).
@@ -54,6 +57,10 @@ pub enum EventType {
     PipelineApproval,
     /// A daily or weekly report's summary (scheduled-reports).
     Report,
+    /// A deployment paused at a PAUSE hook, waiting to be continued or rolled back.
+    DeploymentApproval,
+    /// A person acknowledged an incident (runbook `acknowledge`).
+    IncidentAcknowledged,
 }
 
 impl EventType {
@@ -67,6 +74,8 @@ impl EventType {
             Self::RunbookAction => "runbook-action",
             Self::PipelineApproval => "pipeline-approval",
             Self::Report => "report",
+            Self::DeploymentApproval => "deployment-approval",
+            Self::IncidentAcknowledged => "incident-acknowledged",
         }
     }
 }
@@ -370,6 +379,7 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
             EvidenceStatus::NotCaptured(_) => None,
         },
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
@@ -462,6 +472,7 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
         links: vec![("Service health".into(), v.links.service())],
         evidence: v.evidence.map(str::to_string),
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
@@ -523,6 +534,9 @@ pub fn render_incident_report(v: &IncidentReportView<'_>, redactor: &Redactor) -
     }
     if inc.escalations > 0 {
         timeline.push((inc.last_message_at.unwrap_or(inc.opened_at), format!("escalated {} time(s)", inc.escalations)));
+    }
+    if let Some(ack) = &inc.acknowledged {
+        timeline.push((ack.at, format!("acknowledged by {} (at {})", redactor.text(&ack.by), ack.severity)));
     }
     timeline.push((v.resolved_at, format!("resolved by {}", v.resolved_by)));
     timeline.sort_by_key(|(at, _)| *at);
@@ -681,6 +695,7 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
         links,
         evidence: v.evidence.map(str::to_string),
         team: None,
+        chat_context: Vec::new(),
     }
 }
 
@@ -721,7 +736,9 @@ mod tests {
             news: false,
             note: None,
         };
-        let mut inc = step(None, &Input::Problem(signal), &ctx).record.expect("opened");
+        let inc = step(None, &Input::Problem(signal), &ctx).record.expect("opened");
+        let ack = Input::Acknowledge { by: "bob@example.com".into(), at: 1_795_000_100 };
+        let mut inc = step(Some(&inc), &ack, &ctx).record.expect("acknowledged");
         inc.alert_at = Some(1_795_000_002);
         inc.impact = vec!["1 of 3 tasks running (0 pending)".into()];
         inc.evidence = Some("s3://ev/incidents/prod/api/inc-1/".into());
@@ -764,6 +781,8 @@ mod tests {
         let rolled = md.find("rollback executed").unwrap();
         let resolved = md.find("resolved by SERVICE_STEADY_STATE").unwrap();
         assert!(opened < rolled && rolled < resolved, "the timeline is in time order:\n{md}");
+        let acknowledged = md.find("acknowledged by bob@example.com (at SEV2)").expect("the acknowledgement");
+        assert!(rolled < acknowledged && acknowledged < resolved, "in its place in the timeline:\n{md}");
     }
 
     #[test]

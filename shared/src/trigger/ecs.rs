@@ -142,6 +142,88 @@ impl DeploymentStateChange {
     }
 }
 
+/// `detail` of `ECS Hook State Change` (a deployment lifecycle hook changed
+/// status; "Amazon ECS service deployment hook state change events" in the
+/// ECS developer guide). `HOOK_AWAITING_ACTION` is a PAUSE hook waiting for
+/// ContinueServiceDeployment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HookStateChange {
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// HOOK_IN_PROGRESS, HOOK_AWAITING_ACTION, HOOK_SUCCEEDED, HOOK_FAILED, HOOK_TIMED_OUT.
+    pub event_name: String,
+    pub hook_id: String,
+    /// PAUSE or AWS_LAMBDA.
+    #[serde(default)]
+    pub hook_type: Option<String>,
+    /// When ECS takes the hook's timeout action.
+    #[serde(default)]
+    pub expires_at: Option<String>,
+    #[serde(default)]
+    pub lifecycle_stage: Option<String>,
+    #[serde(default)]
+    pub cluster_arn: String,
+    #[serde(default)]
+    pub service_arn: String,
+    #[serde(default)]
+    pub service_deployment_arn: String,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+}
+
+impl HookStateChange {
+    /// A pause hook waiting for a person (or a tool) to continue or roll back.
+    pub fn awaits_action(&self) -> bool {
+        self.event_name == "HOOK_AWAITING_ACTION"
+    }
+
+    /// The deployment's id, the last segment of its ARN.
+    pub fn deployment_id(&self) -> &str {
+        last_segment(&self.service_deployment_arn)
+    }
+}
+
+/// A hook event with what the decisions need: its service deployment ARN
+/// (from the detail, else the envelope's `resources`) and its cluster ARN
+/// (from the detail, else the long service ARN). A field that cannot be
+/// found is named.
+pub fn complete_hook(
+    mut d: HookStateChange,
+    resources: &[String],
+    what: &str,
+) -> Result<HookStateChange, TriggerError> {
+    if d.hook_id.trim().is_empty() {
+        return Err(TriggerError::missing(what, "detail.hookId"));
+    }
+    if d.service_deployment_arn.trim().is_empty() {
+        d.service_deployment_arn =
+            resources.iter().find(|r| resource_type(r) == Some("service-deployment")).cloned().ok_or_else(|| {
+                TriggerError::missing(what, "detail.serviceDeploymentArn (none in `resources` either)")
+            })?;
+    }
+    if d.service_arn.trim().is_empty() {
+        // service-deployment/<cluster>/<service>/<id>: the service is the third segment.
+        let resource = d.service_deployment_arn.rsplit_once(':').map(|(_, r)| r).unwrap_or_default();
+        let parts: Vec<&str> = resource.split('/').collect();
+        match (d.service_deployment_arn.rsplit_once(':'), parts.as_slice()) {
+            (Some((head, _)), ["service-deployment", cluster, service, _]) => {
+                d.service_arn = format!("{head}:service/{cluster}/{service}");
+            }
+            _ => return Err(TriggerError::missing(what, "detail.serviceArn")),
+        }
+    }
+    if d.cluster_arn.trim().is_empty() {
+        d.cluster_arn = cluster_arn_of(&d.service_arn, "service").ok_or_else(|| {
+            TriggerError::missing(
+                what,
+                "detail.clusterArn (the service ARN is in the short format, without its cluster)",
+            )
+        })?;
+    }
+    Ok(d)
+}
+
 pub use crate::arn::{cluster_name, last_segment};
 
 use super::TriggerError;
@@ -278,6 +360,26 @@ mod tests {
         let legacy = vec!["arn:aws:ecs:us-east-1:111122223333:service/api".to_string()];
         let err = complete_service_action(ServiceAction::default(), &legacy, "action").unwrap_err();
         assert!(err.to_string().contains("detail.clusterArn"), "{err}");
+    }
+
+    #[test]
+    fn a_hook_event_should_be_completed_from_its_arns_or_name_what_is_missing() {
+        let arn = "arn:aws:ecs:us-west-2:123456789012:service-deployment/my-cluster/my-service/0EYSiB0qap8xf0N76FsbE";
+        let bare = HookStateChange {
+            event_name: "HOOK_AWAITING_ACTION".into(),
+            hook_id: "ecs-pause-abc".into(),
+            ..Default::default()
+        };
+        let d = complete_hook(bare.clone(), &[arn.to_string()], "hook").unwrap();
+        assert_eq!(d.service_deployment_arn, arn);
+        assert_eq!(d.service_arn, "arn:aws:ecs:us-west-2:123456789012:service/my-cluster/my-service");
+        assert_eq!(d.cluster_arn, "arn:aws:ecs:us-west-2:123456789012:cluster/my-cluster");
+        assert_eq!(d.deployment_id(), "0EYSiB0qap8xf0N76FsbE");
+        assert!(d.awaits_action());
+        let err = complete_hook(bare, &[], "hook").unwrap_err().to_string();
+        assert!(err.contains("detail.serviceDeploymentArn"), "{err}");
+        let err = complete_hook(HookStateChange::default(), &[arn.to_string()], "hook").unwrap_err().to_string();
+        assert!(err.contains("detail.hookId"), "{err}");
     }
 
     #[test]

@@ -103,6 +103,11 @@ const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("runbook/force-deploy.json", "runbook", Some("prod"), Some("api")),
     ("runbook/scale-to-zero.json", "runbook", Some("prod"), Some("api")),
     ("runbook/capture-evidence.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/continue-deployment.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/rollback-deployment.json", "runbook", Some("prod"), Some("api")),
+    ("runbook/acknowledge.json", "runbook", Some("prod"), Some("api")),
+    ("ecs/hook-awaiting-action.json", "ecs-hook", Some("my-cluster"), Some("my-service")),
+    ("ecs/hook-succeeded.json", "ecs-hook", Some("my-cluster"), Some("my-service")),
 ];
 
 /// (fixture, words the error must contain)
@@ -120,6 +125,7 @@ const MALFORMED: &[(&str, &[&str])] = &[
     ("malformed/sns-message-not-json.json", &["Sns.Message", "Hello from the team"]),
     ("malformed/alarm-state-invalid.json", &["state.value", "PANIC"]),
     ("malformed/schedule-unknown-job.json", &["job", "hourly"]),
+    ("malformed/runbook-continue-deployment-without-hook.json", &["continue-deployment", "hook_id"]),
 ];
 
 fn variant(t: &Trigger) -> &'static str {
@@ -127,6 +133,7 @@ fn variant(t: &Trigger) -> &'static str {
         Trigger::EcsTask(_) => "ecs-task",
         Trigger::EcsServiceAction(_) => "ecs-service-action",
         Trigger::EcsDeployment(_) => "ecs-deployment",
+        Trigger::EcsHook(_) => "ecs-hook",
         Trigger::Alarm { .. } => "alarm",
         Trigger::Pipeline(_) => "pipeline",
         Trigger::Scheduled { .. } => "scheduled",

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::lenient;
 
 pub use alarm::{AlarmChange, AlarmKind, AlarmOrigin, AlarmState, MetricRef};
-pub use ecs::{ContainerState, DeploymentStateChange, ServiceAction, TaskStateChange};
+pub use ecs::{ContainerState, DeploymentStateChange, HookStateChange, ServiceAction, TaskStateChange};
 pub use pipeline::{PipelineDetail, PipelineLevel};
 pub use runbook::{RunbookAction, RunbookRequest};
 
@@ -98,6 +98,8 @@ pub enum Trigger {
     EcsTask(Envelope<TaskStateChange>),
     EcsServiceAction(Envelope<ServiceAction>),
     EcsDeployment(Envelope<DeploymentStateChange>),
+    /// `ECS Hook State Change`: a deployment lifecycle hook changed status.
+    EcsHook(Envelope<HookStateChange>),
     Alarm {
         id: String,
         alarm: AlarmChange,
@@ -195,6 +197,13 @@ impl Trigger {
                     .map_err(|e| TriggerError::malformed(&typed("ECS Deployment State Change"), e))?;
                 Ok(Self::EcsDeployment(Envelope { meta, detail }))
             }
+            ("aws.ecs", "ECS Hook State Change") => {
+                let what = typed("ECS Hook State Change");
+                let detail: HookStateChange =
+                    serde_json::from_value(detail).map_err(|e| TriggerError::malformed(&what, e))?;
+                let detail = ecs::complete_hook(detail, &meta.resources, &what)?;
+                Ok(Self::EcsHook(Envelope { meta, detail }))
+            }
             ("aws.ecs", "ECS Container Instance State Change") => Ok(Self::Ignored {
                 source: meta.source,
                 detail_type: meta.detail_type,
@@ -236,7 +245,7 @@ impl Trigger {
                 Ok(Self::Scheduled { job, id: Some(meta.id) })
             }
             (source, detail_type) => Err(TriggerError::Unrecognised {
-                expected: "an event of aws.ecs (Task State Change, Service Action, Deployment State Change), \
+                expected: "an event of aws.ecs (Task State Change, Service Action, Deployment State Change, Hook State Change), \
 aws.cloudwatch (CloudWatch Alarm State Change), aws.codepipeline (Pipeline/Stage/Action Execution State Change) \
 or a Scheduled Event"
                     .into(),
@@ -378,7 +387,7 @@ or a Scheduled Event"
         match self {
             Self::EcsTask(_) => Kind::EcsTaskStopped,
             Self::EcsServiceAction(_) => Kind::EcsServiceAction,
-            Self::EcsDeployment(_) => Kind::EcsDeployment,
+            Self::EcsDeployment(_) | Self::EcsHook(_) => Kind::EcsDeployment,
             Self::Alarm { .. } => Kind::Alarm,
             Self::Pipeline(_) => Kind::Pipeline,
             Self::Scheduled { .. } => Kind::Report,
@@ -396,6 +405,7 @@ or a Scheduled Event"
             ),
             Self::EcsServiceAction(e) => service_of(&e.meta.resources, &e.detail.cluster_arn),
             Self::EcsDeployment(e) => service_of(&e.meta.resources, ""),
+            Self::EcsHook(e) => service_of(std::slice::from_ref(&e.detail.service_arn), &e.detail.cluster_arn),
             Self::Alarm { alarm, .. } => {
                 (alarm.dimension("ClusterName").map(str::to_string), alarm.dimension("ServiceName").map(str::to_string))
             }
@@ -412,6 +422,7 @@ or a Scheduled Event"
             Self::EcsTask(e) => Some(&e.meta.id),
             Self::EcsServiceAction(e) => Some(&e.meta.id),
             Self::EcsDeployment(e) => Some(&e.meta.id),
+            Self::EcsHook(e) => Some(&e.meta.id),
             Self::Pipeline(e) => Some(&e.meta.id),
             Self::Alarm { id, .. } => Some(id),
             Self::Scheduled { id, .. } => id.as_deref(),

@@ -14,12 +14,32 @@ pub enum RunbookAction {
     ForceDeploy,
     ScaleToZero,
     CaptureEvidence,
+    /// Record who acknowledged the service's open incident (escalation stops
+    /// until its severity rises).
+    Acknowledge,
+    /// Answer a paused deployment's hook: CONTINUE.
+    ContinueDeployment,
+    /// Answer a paused deployment's hook: ROLLBACK.
+    RollbackDeployment,
 }
 
 impl RunbookAction {
     /// Whether the action changes the service (and so goes through the engine).
     pub fn is_mutating(self) -> bool {
-        matches!(self, Self::Rollback | Self::Scale | Self::ForceDeploy | Self::ScaleToZero)
+        matches!(
+            self,
+            Self::Rollback
+                | Self::Scale
+                | Self::ForceDeploy
+                | Self::ScaleToZero
+                | Self::ContinueDeployment
+                | Self::RollbackDeployment
+        )
+    }
+
+    /// Whether the action answers a paused deployment hook.
+    pub fn answers_hook(self) -> bool {
+        matches!(self, Self::ContinueDeployment | Self::RollbackDeployment)
     }
 }
 
@@ -53,6 +73,17 @@ pub struct RunbookRequest {
     /// as unverified unless the request came through the function URL.
     #[serde(default)]
     pub requested_by: Option<String>,
+    /// continue-deployment / rollback-deployment: the paused hook
+    /// (`hookId` of the `ECS Hook State Change` event and the approval notice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hook_id: Option<String>,
+    /// continue-deployment / rollback-deployment: the paused service
+    /// deployment; read from the approval notice's record when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_deployment_arn: Option<String>,
+    /// acknowledge: the incident id, checked against the service's open one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incident: Option<String>,
     /// Who Lambda says asked: set only from a function URL's IAM
     /// authorizer, never from the payload (not part of its hash).
     #[serde(skip)]
@@ -63,6 +94,8 @@ pub struct RunbookRequest {
 const REQUEST_ID_MAX: usize = 128;
 /// Longest `requested_by` accepted.
 const REQUESTED_BY_MAX: usize = 256;
+/// Longest `hook_id` accepted (ECS's look like `ecs-pause-` and 43 more).
+const HOOK_ID_MAX: usize = 256;
 
 impl RunbookRequest {
     pub(crate) fn parse(value: &serde_json::Value) -> Result<Self, TriggerError> {
@@ -110,6 +143,47 @@ impl RunbookRequest {
         }
         if self.service.trim().is_empty() {
             return Err(TriggerError::invalid(what, "service", "a service name or ARN", "an empty string"));
+        }
+        if let Some(hook) = &self.hook_id
+            && (hook.is_empty()
+                || hook.len() > HOOK_ID_MAX
+                || !hook.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)))
+        {
+            return Err(TriggerError::invalid(
+                what,
+                "hook_id",
+                &format!("1 to {HOOK_ID_MAX} letters, digits, - or _"),
+                &format!("{hook:?}"),
+            ));
+        }
+        if let Some(arn) = &self.service_deployment_arn
+            && !(arn.starts_with("arn:") && arn.contains(":service-deployment/"))
+        {
+            return Err(TriggerError::invalid(
+                what,
+                "service_deployment_arn",
+                "arn:<partition>:ecs:<region>:<account>:service-deployment/<cluster>/<service>/<id>",
+                &format!("{arn:?}"),
+            ));
+        }
+        if self.action.answers_hook() {
+            let named = if self.action == RunbookAction::ContinueDeployment {
+                "runbook request (action continue-deployment)"
+            } else {
+                "runbook request (action rollback-deployment)"
+            };
+            for (field, given) in [
+                ("hook_id", self.hook_id.is_some()),
+                ("requested_by", self.requested_by.is_some()),
+                ("request_id", self.request_id.is_some()),
+            ] {
+                if !given {
+                    return Err(TriggerError::missing(named, field));
+                }
+            }
+        }
+        if self.action == RunbookAction::Acknowledge && self.requested_by.is_none() {
+            return Err(TriggerError::missing("runbook request (action acknowledge)", "requested_by"));
         }
         match self.action {
             RunbookAction::Scale => match self.desired_count {
@@ -175,6 +249,41 @@ mod tests {
             let err = parse(v).expect_err(field).to_string();
             assert!(err.contains(field), "{field}={value}: {err}");
         }
+    }
+
+    #[test]
+    fn a_hook_answer_should_need_hook_id_requested_by_and_request_id_naming_the_missing_one() {
+        let full = json!({"action": "continue-deployment", "cluster": "prod", "service": "api",
+            "hook_id": "ecs-pause-e7tK9G_WRJqNF", "requested_by": "alice", "request_id": "r-1"});
+        let r = parse(full.clone()).unwrap();
+        assert_eq!(r.action, RunbookAction::ContinueDeployment);
+        assert_eq!(r.hook_id.as_deref(), Some("ecs-pause-e7tK9G_WRJqNF"));
+        for field in ["hook_id", "requested_by", "request_id"] {
+            for action in ["continue-deployment", "rollback-deployment"] {
+                let mut v = full.clone();
+                v["action"] = json!(action);
+                v.as_object_mut().unwrap().remove(field);
+                let err = parse(v).expect_err(field).to_string();
+                assert!(err.contains(field) && err.contains(action), "{action} without {field}: {err}");
+            }
+        }
+        let mut bad = full.clone();
+        bad["hook_id"] = json!("has space");
+        assert!(parse(bad).unwrap_err().to_string().contains("hook_id"));
+        let mut bad = full;
+        bad["service_deployment_arn"] = json!("deployment-1");
+        assert!(parse(bad).unwrap_err().to_string().contains("service_deployment_arn"));
+    }
+
+    #[test]
+    fn an_acknowledgement_should_need_requested_by() {
+        let v = json!({"action": "acknowledge", "cluster": "prod", "service": "api", "incident": "inc-1"});
+        assert!(parse(v.clone()).unwrap_err().to_string().contains("requested_by"));
+        let mut ok = v;
+        ok["requested_by"] = json!("bob");
+        let r = parse(ok).unwrap();
+        assert_eq!((r.action, r.incident.as_deref()), (RunbookAction::Acknowledge, Some("inc-1")));
+        assert!(!r.action.is_mutating(), "an acknowledgement changes no service");
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub fn event_account(trigger: &Trigger) -> Option<String> {
         Trigger::EcsTask(e) => from_meta(&e.meta),
         Trigger::EcsServiceAction(e) => from_meta(&e.meta),
         Trigger::EcsDeployment(e) => from_meta(&e.meta),
+        Trigger::EcsHook(e) => from_meta(&e.meta),
         Trigger::Pipeline(e) => from_meta(&e.meta),
         Trigger::Alarm { alarm, .. } => alarm
             .account

@@ -7,6 +7,7 @@
 
 mod actions;
 mod alarms;
+mod approvals;
 mod chat;
 mod daily_report;
 mod deployment_controllers;

@@ -116,6 +116,7 @@ fn legacy(item: &Item) -> Option<Record> {
         impact: Vec::new(),
         team: get_s(item, "team"),
         events: get_n(item, "events").unwrap_or_default().max(0) as u32,
+        acknowledged: None,
     })
 }
 
@@ -413,6 +414,7 @@ mod tests {
             impact: vec![],
             team: None,
             events: 2,
+            acknowledged: None,
         }
     }
 

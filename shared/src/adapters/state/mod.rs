@@ -26,10 +26,12 @@
 //! | `service#<cluster>/<svc>`   | `lock`                      | lease lock of the action engine (owner, expires_at) |
 //! | `service#<cluster>/<svc>`   | `hold`                      | automatic actions stopped after a failed action, until a person clears it |
 //! | `service#<cluster>/<svc>`   | `ledger#<time>#<action>#<id>` | every action decision: executed, planned, skipped, failed (90 days) |
+//! | `hook#<hook id>`            | `hook`                      | a paused deployment hook as its approval notice announced it (15 days) |
 
 pub mod actions;
 pub mod claims;
 pub mod deployments;
+pub mod hooks;
 pub mod incidents;
 pub mod pipelines;
 pub mod weekly;
