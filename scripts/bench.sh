@@ -6,7 +6,9 @@
 # AWS calls and handler time per event, and the scheduled jobs (daily,
 # weekly, escalate) over 1, 10 and 100 seeded services: AWS calls, handler
 # and wall time (BENCH_SCALE=1,10,100 by default; BENCH_SCALE=0 leaves them
-# out, BENCH_SCALE_ONLY=1 runs only them; BENCH_COMPARE_DIR=<dir> starts the
+# out, BENCH_SCALE_ONLY=1 runs only them, BENCH_ROLLBACK_ONLY=1 only the cold
+# starts and ecs-events' two paths from an event to the rollback call;
+# BENCH_COMPARE_DIR=<dir> starts the
 # binaries of another build in the same rounds, as rows of their own). Prints
 # Markdown tables.
 set -euo pipefail

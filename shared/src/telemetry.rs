@@ -7,8 +7,13 @@
 //! same registry redacts outgoing messages and replies ([`redactor`]).
 
 use std::io::Write;
+
 use std::sync::Mutex;
 use std::time::Instant;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::redact::Redactor;
 
@@ -128,29 +133,27 @@ pub fn init_logging() {
         .or_else(|_| std::env::var("RUST_LOG"))
         .unwrap_or_else(|_| "info".into())
         .to_ascii_lowercase();
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(format!("{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn"))
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // `Targets` (target prefix = level, e.g. `info,aws_calls=debug`) rather
+    // than `EnvFilter`, whose span-field matching links a regex engine the
+    // functions never use.
+    let filter: Targets = format!("{level},aws_smithy_runtime=warn,aws_config=warn,hyper=warn")
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
     // AWS_LAMBDA_LOG_FORMAT=Text asks for plain lines; JSON is the default.
     let text = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     // A second init (tests) is harmless: keep the first subscriber.
     if text {
-        let _ = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .with_target(false)
-            .with_env_filter(filter)
-            .with_writer(redacting_stdout)
-            .try_init();
+        let layer = tracing_subscriber::fmt::layer().with_ansi(false).with_target(false).with_writer(redacting_stdout);
+        let _ = tracing_subscriber::registry().with(layer.with_filter(filter)).try_init();
     } else {
-        let _ = tracing_subscriber::fmt()
+        let layer = tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
             .with_span_list(false)
             .with_target(false)
-            .with_env_filter(filter)
-            .with_writer(redacting_stdout)
-            .try_init();
+            .with_writer(redacting_stdout);
+        let _ = tracing_subscriber::registry().with(layer.with_filter(filter)).try_init();
     }
 }
 

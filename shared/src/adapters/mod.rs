@@ -53,7 +53,7 @@ impl Intercept for CallCounter {
 
     fn read_before_transmit(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_ecs::error::BoxError> {
@@ -62,7 +62,13 @@ impl Intercept for CallCounter {
         if tracing::enabled!(target: "aws_calls", tracing::Level::DEBUG)
             && let Some(m) = cfg.load::<aws_smithy_runtime_api::client::orchestrator::Metadata>()
         {
-            tracing::debug!(target: "aws_calls", service = m.service(), operation = m.name(), "aws call");
+            let body = context
+                .request()
+                .body()
+                .bytes()
+                .map(|b| String::from_utf8_lossy(&b[..b.len().min(300)]).to_string())
+                .unwrap_or_default();
+            tracing::debug!(target: "aws_calls", service = m.service(), operation = m.name(), body = %body, "aws call");
         }
         Ok(())
     }
@@ -215,8 +221,10 @@ impl Clients {
     }
 }
 
-/// The one HTTP client of every SDK client of the process: what the SDK's
-/// default is (hyper 1 with rustls on aws-lc, proxies from the environment),
+/// The one HTTP client of every SDK client of the process: hyper 1 with
+/// rustls, proxies from the environment, as the SDK's default, but on
+/// `ring` instead of aws-lc (the SDK crates' `default-https-client` feature
+/// is off, so aws-lc is not linked at all: a smaller binary, same TLS 1.2/1.3),
 /// built once, so all clients share one connector cache (one rustls
 /// configuration with the roots parsed once, one connection pool) where each
 /// client would otherwise build its own. Its connector, and with it the TLS
@@ -225,7 +233,7 @@ fn shared_https_client() -> aws_sdk_ecs::config::SharedHttpClient {
     use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
     aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
         let mut builder =
-            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring));
         builder.set_connector_settings(settings.cloned());
         if let Some(components) = components {
             builder.set_sleep_impl(components.sleep_impl());

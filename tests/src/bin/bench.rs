@@ -129,6 +129,11 @@ async fn main() {
     if std::env::var_os("BENCH_COLD_ONLY").is_some() {
         return;
     }
+    if std::env::var_os("BENCH_ROLLBACK_ONLY").is_some() {
+        // Only ecs-events' two paths from an event to the rollback call.
+        rollback_paths(&bed).await;
+        return;
+    }
     incident_calls(&bed).await;
     if std::env::var_os("BENCH_INCIDENTS_ONLY").is_some() {
         return;
@@ -182,23 +187,7 @@ async fn main() {
         p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0
     );
 
-    // Time and AWS calls from the event to the rollback call: a failed
-    // deployment, and the first stopped task whose reason proves a fresh
-    // release broken (its image does not exist).
-    rollback_path(&bed, "failed deployment", false, |svc, _bad, n| {
-        svc.retarget(&fixture("ecs/deployment-failed.json"), &format!("rb-{n}"), "-")
-    })
-    .await;
-    rollback_path(&bed, "first definite-failure stop (image not found)", true, |svc, bad, n| {
-        let mut v = svc.retarget(
-            &fixture("ecs/task-stopped-image-pull.json"),
-            &format!("df-{n}"),
-            &format!("{:032x}", 0xdf00 + n),
-        );
-        v["detail"]["taskDefinitionArn"] = Value::from(bad);
-        v
-    })
-    .await;
+    rollback_paths(&bed).await;
 }
 
 fn verbose() -> bool {
@@ -548,4 +537,24 @@ async fn rollback_path(
     println!("| AWS calls before the rollback call | {:.0} |", median(calls_before));
     println!("| whole invocation incl. diagnosis, evidence, alert (ms) | {:.1} |", median(totals));
     println!("\ncalls before the rollback call: {path}");
+}
+
+/// Time and AWS calls from the event to the rollback call: a failed
+/// deployment, and the first stopped task whose reason proves a fresh
+/// release broken (its image does not exist).
+async fn rollback_paths(bed: &TestBed) {
+    rollback_path(bed, "failed deployment", false, |svc, _bad, n| {
+        svc.retarget(&fixture("ecs/deployment-failed.json"), &format!("rb-{n}"), "-")
+    })
+    .await;
+    rollback_path(bed, "first definite-failure stop (image not found)", true, |svc, bad, n| {
+        let mut v = svc.retarget(
+            &fixture("ecs/task-stopped-image-pull.json"),
+            &format!("df-{n}"),
+            &format!("{:032x}", 0xdf00 + n),
+        );
+        v["detail"]["taskDefinitionArn"] = Value::from(bad);
+        v
+    })
+    .await;
 }
