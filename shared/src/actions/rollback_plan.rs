@@ -1707,7 +1707,7 @@ mod tests {
 
     #[test]
     fn a_first_deployment_is_named_as_one_that_cannot_be_rolled_back() {
-        let rev1 = format!("arn:aws:ecs:us-east-1:111122223333:task-definition/api:1");
+        let rev1 = "arn:aws:ecs:us-east-1:111122223333:task-definition/api:1".to_string();
         let input = RollbackInput {
             service: ServiceSnapshot {
                 task_definition: Some(rev1.clone()),
