@@ -95,7 +95,12 @@ impl HookInvocation {
             Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
                 Ok(v @ Value::Object(_)) => v,
                 _ => {
-                    return Err(TriggerError::invalid(WHAT, "hookDetails", "a JSON object", "a string that is not one"));
+                    return Err(TriggerError::invalid(
+                        WHAT,
+                        "hookDetails",
+                        "a JSON object",
+                        "a string that is not one",
+                    ));
                 }
             },
             Some(v @ Value::Object(_)) => v.clone(),

@@ -26,10 +26,12 @@
 //! | `service#<cluster>/<svc>`   | `lock`                      | lease lock of the action engine (owner, expires_at) |
 //! | `service#<cluster>/<svc>`   | `hold`                      | automatic actions stopped after a failed action, until a person clears it |
 //! | `service#<cluster>/<svc>`   | `ledger#<time>#<action>#<id>` | every action decision: executed, planned, skipped, failed (90 days) |
+//! | `service#<cluster>/<svc>`   | `gate#<revision id>#<stage>#<weight>` | the deployment gate: when it first saw the step, its last verdict, `passed_at` (30 days) |
 
 pub mod actions;
 pub mod claims;
 pub mod deployments;
+pub mod gates;
 pub mod incidents;
 pub mod pipelines;
 pub mod weekly;
@@ -97,6 +99,10 @@ pub(crate) mod keys {
     }
     pub fn ledger(at_rfc3339: &str, action: &str, digest_hex: &str) -> String {
         format!("{LEDGER}{at_rfc3339}#{action}#{digest_hex}")
+    }
+    /// A deployment gate step: target revision, stage, production weight.
+    pub fn gate(revision_id: &str, stage: &str, weight: f64) -> String {
+        format!("gate#{revision_id}#{stage}#{weight}")
     }
 }
 
