@@ -157,6 +157,13 @@ pub const CALLS: &[Call] = &[
         ACTING,
         "service deployments of this account",
     ),
+    call(
+        "ecs::service_revision_task_definition",
+        "describe_service_revisions",
+        &["ecs:DescribeServiceRevisions"],
+        &[DEPLOYMENT_HOOK],
+        "service revisions of this account (the hook's target revision)",
+    ),
     call("ecs::list_clusters", "list_clusters", &["ecs:ListClusters"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     call("ecs::list_services", "list_services", &["ecs:ListServices"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     Call {

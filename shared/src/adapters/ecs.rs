@@ -467,3 +467,19 @@ pub async fn describe_service_deployment(
         created_at: timestamp(d.created_at()),
     }))
 }
+
+/// The task definition of a service revision (DescribeServiceRevisions):
+/// the target revision a deployment hook judges. `None` when ECS does not know it.
+pub async fn service_revision_task_definition(
+    clients: &Clients,
+    service_revision_arn: &str,
+) -> Result<Option<String>, AwsError> {
+    let resp = clients
+        .ecs()
+        .describe_service_revisions()
+        .service_revision_arns(service_revision_arn)
+        .send()
+        .await
+        .map_err(|e| aws_error("ecs", "DescribeServiceRevisions", service_revision_arn, &e))?;
+    Ok(resp.service_revisions().first().and_then(|r| r.task_definition()).map(str::to_string))
+}

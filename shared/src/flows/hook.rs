@@ -189,12 +189,20 @@ async fn read_facts(
         Err(e) => return (Read::Unreadable(format!("ecs:DescribeServices {}: {}", e.resource, e.message)), None, None),
     };
     let tags = GateTags::from_tags(&svc.tags);
-    // The target revision's task definition: the service's (ECS sets it when
-    // the deployment starts). DescribeServiceRevisions would name it exactly.
-    let td = svc.task_definition.clone();
     if tags.opted_out {
-        return (Read::Facts(Box::new(GateFacts { tags, ..Default::default() })), None, td);
+        return (Read::Facts(Box::new(GateFacts { tags, ..Default::default() })), None, svc.task_definition.clone());
     }
+    // The target revision's task definition, as DescribeServiceRevisions
+    // names it; else the service's (ECS sets it when the deployment starts).
+    let described = match &h.target_revision_arn {
+        Some(arn) => ecs::service_revision_task_definition(&app.clients, arn)
+            .await
+            .map_err(|e| tracing::warn!(error = %e, decision = "revision-unread", "target revision not described; the service's task definition stands for it"))
+            .ok()
+            .flatten(),
+        None => None,
+    };
+    let td = described.or_else(|| svc.task_definition.clone());
     let green = revision_of(td.as_deref());
     let subject = Subject::service(&h.cluster, &h.service);
     let alarm_names = tags.alarms.clone();

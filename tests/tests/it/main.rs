@@ -10,6 +10,7 @@ mod alarms;
 mod chat;
 mod daily_report;
 mod deployment_controllers;
+mod deployment_hook;
 mod ecs_incidents;
 mod engine_faults;
 mod escalation;
