@@ -80,6 +80,7 @@ BINARIES = {
     "PipelineEventsFunction": "pipeline-events",
     "ScheduledReportsFunction": "scheduled-reports",
     "RunbookFunction": "runbook",
+    "DeploymentHookFunction": "deployment-hook",
 }
 ROLES = {
     "EcsEventsFunction": "EcsEventsRole",
@@ -87,6 +88,7 @@ ROLES = {
     "PipelineEventsFunction": "PipelineEventsRole",
     "ScheduledReportsFunction": "ScheduledReportsRole",
     "RunbookFunction": "RunbookRole",
+    "DeploymentHookFunction": "DeploymentHookRole",
 }
 RULES = {
     "EcsTaskStoppedRule": "ecs-task-stopped",
