@@ -164,6 +164,8 @@ pub const CALLS: &[Call] = &[
         &[DEPLOYMENT_HOOK],
         "service revisions of this account (the hook's target revision)",
     ),
+    call("ecs::running_tasks", "list_tasks", &["ecs:ListTasks"], &[DEPLOYMENT_HOOK], "*"),
+    call("ecs::running_tasks", "describe_tasks", &["ecs:DescribeTasks"], &[DEPLOYMENT_HOOK], "tasks of this account"),
     call("ecs::list_clusters", "list_clusters", &["ecs:ListClusters"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     call("ecs::list_services", "list_services", &["ecs:ListServices"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     Call {
@@ -242,6 +244,13 @@ pub const CALLS: &[Call] = &[
         &["logs:GetLogEvents"],
         &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK],
         "streams of the application log groups (LogGroupPrefixes; not pipeline-events) and of the build log groups (BuildLogGroupPrefixes; pipeline-events, scheduled-reports)",
+    ),
+    call(
+        "logs::error_lines_since",
+        "get_log_events",
+        &["logs:GetLogEvents"],
+        &[DEPLOYMENT_HOOK],
+        "streams of the application log groups (LogGroupPrefixes): the revisions' error lines",
     ),
     call(
         "logs::count_error_lines",

@@ -25,9 +25,10 @@
 //! 5. **Alarm**: an alarm of the service (named in `autopilot:hook-alarms`,
 //!    or mapped to the service by its dimensions) that entered ALARM at or
 //!    after the stage began → `FAILED`, naming it.
-//! 6. **Error lines**: the target revision's error-line rate above the
-//!    running (blue) revision's, with at least [`MIN_ERROR_LINES`] lines →
-//!    `FAILED`.
+//! 6. **Error lines**: the target revision's error lines per task above the
+//!    running (blue) revision's over the same window, with at least
+//!    [`MIN_ERROR_LINES`] lines → `FAILED` (the flow reads up to three
+//!    running tasks of each revision; without tasks of both, no comparison).
 //! 7. Otherwise `IN_PROGRESS` with `callBackDelay` until the bake time
 //!    (`autopilot:bake-seconds`, else `HOOK_BAKE_SECONDS`, default 300) has
 //!    passed since the stage began, then `SUCCEEDED`. At stages where the

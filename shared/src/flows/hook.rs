@@ -27,8 +27,8 @@ use crate::adapters::{cloudwatch, ecs, elb};
 use crate::context::{App, Function};
 use crate::diagnosis::classify::classify_stop;
 use crate::diagnosis::gate::{
-    AlarmNow, GateFacts, GateInput, GateSettings, GateState, GateTags, GateVerdict, GreenStop, GroupHealth, HookStatus,
-    OnReadFailure, Read, judge,
+    AlarmNow, ErrorLines, GateFacts, GateInput, GateSettings, GateState, GateTags, GateVerdict, GreenStop, GroupHealth,
+    HookStatus, OnReadFailure, Read, judge,
 };
 use crate::diagnosis::severity::Signal;
 use crate::error::AutopilotError;
@@ -110,7 +110,7 @@ async fn handle(app: &App, trigger: Trigger, raw: &Value) -> Result<Outcome, Aut
 
     let (read, stored_since, task_definition) = if app.config.in_scope(&h.cluster) {
         let budget = read_budget();
-        match tokio::time::timeout(budget, read_facts(app, &h, step, now)).await {
+        match tokio::time::timeout(budget, read_facts(app, &h, step, now, settings.bake_seconds)).await {
             Ok(r) => r,
             Err(_) => (Read::Unreadable(format!("the reads did not finish within {}s", budget.as_secs())), None, None),
         }
@@ -183,6 +183,7 @@ async fn read_facts(
     h: &HookInvocation,
     step: GateStep<'_>,
     now: i64,
+    bake_seconds: i64,
 ) -> (Read, Option<i64>, Option<String>) {
     let svc = match ecs::describe_service(&app.clients, &h.cluster, &h.service).await {
         Ok(s) => s,
@@ -206,12 +207,15 @@ async fn read_facts(
     let green = revision_of(td.as_deref());
     let subject = Subject::service(&h.cluster, &h.service);
     let alarm_names = tags.alarms.clone();
-    let (since, stopped, health, incident, alarms) = tokio::join!(
+    // Error lines of both revisions over the same window: the bake, at least a minute.
+    let window = tags.bake_seconds.unwrap_or(bake_seconds).max(60);
+    let (since, stopped, health, incident, alarms, errors) = tokio::join!(
         app.state.gates().first_seen(step, now),
         ecs::stopped_tasks(&app.clients, &h.cluster, &h.service),
         futures::future::join_all(svc.target_group_arns.iter().map(|tg| elb::target_health(&app.clients, tg))),
         app.state.incidents().open(&subject),
         service_alarms(app, &h.cluster, &h.service, alarm_names),
+        revision_errors(app, &h.cluster, &h.service, td.as_deref(), (now - window) * 1000),
     );
     let stored_since = since.map_err(|e| tracing::warn!(error = %e, "gate start not read; hookDetails only")).ok();
     let stopped = match stopped {
@@ -261,7 +265,83 @@ async fn read_facts(
         Ok(a) => facts.alarms = a,
         Err(e) => facts.unread.push(format!("cloudwatch:DescribeAlarms {}: {}", e.resource, e.message)),
     }
+    match errors {
+        Ok(e) => facts.errors = e,
+        Err(e) => facts.unread.push(e),
+    }
     (Read::Facts(Box::new(facts)), stored_since, td)
+}
+
+/// At most this many tasks of each revision have their log read.
+const LOG_SAMPLE_TASKS: usize = 3;
+
+/// Error lines since `since_ms` in the logs of up to [`LOG_SAMPLE_TASKS`]
+/// running tasks of the target revision and as many of the others (the
+/// running, blue revision): `None` when either has no running task, or no
+/// task's log can be found under `LOG_GROUP_PREFIXES`.
+async fn revision_errors(
+    app: &App,
+    cluster: &str,
+    service: &str,
+    green_td: Option<&str>,
+    since_ms: i64,
+) -> Result<Option<ErrorLines>, String> {
+    let Some(green_td) = green_td else { return Ok(None) };
+    let tasks = ecs::running_tasks(&app.clients, cluster, service)
+        .await
+        .map_err(|e| format!("ecs:ListTasks/DescribeTasks (running) {}: {}", e.resource, e.message))?;
+    let (green, blue): (Vec<(String, String)>, Vec<(String, String)>) =
+        tasks.into_iter().filter_map(|(id, td)| Some((id, td?))).partition(|(_, td)| td == green_td);
+    if green.is_empty() || blue.is_empty() {
+        return Ok(None);
+    }
+    let sample: Vec<(bool, String, String)> = green
+        .into_iter()
+        .take(LOG_SAMPLE_TASKS)
+        .map(|(id, td)| (true, id, td))
+        .chain(blue.into_iter().take(LOG_SAMPLE_TASKS).map(|(id, td)| (false, id, td)))
+        .collect();
+    let mut defs = std::collections::BTreeMap::new();
+    for (_, _, td) in &sample {
+        if !defs.contains_key(td) {
+            let d = ecs::describe_task_definition(&app.clients, td)
+                .await
+                .map_err(|e| format!("ecs:DescribeTaskDefinition {}: {}", e.resource, e.message))?;
+            defs.insert(td.clone(), d);
+        }
+    }
+    let prefixes = &app.config.log_group_prefixes;
+    let streams: Vec<(bool, String, String)> = sample
+        .iter()
+        .filter_map(|(is_green, id, td)| {
+            let def = defs.get(td)?;
+            let container = def
+                .containers
+                .iter()
+                .find(|c| c.essential != Some(false) && c.log_driver.is_some())
+                .or_else(|| def.containers.first())?;
+            let (group, stream) = container.awslogs_stream(id)?;
+            prefixes.iter().any(|p| group.starts_with(p.as_str())).then_some((*is_green, group, stream))
+        })
+        .collect();
+    let counts = futures::future::join_all(
+        streams
+            .iter()
+            .map(|(_, group, stream)| crate::adapters::logs::error_lines_since(&app.clients, group, stream, since_ms)),
+    )
+    .await;
+    let mut out = ErrorLines { green: 0, green_tasks: 0, blue: 0, blue_tasks: 0 };
+    for ((is_green, group, stream), count) in streams.iter().zip(counts) {
+        let (errors, _) = count.map_err(|e| format!("logs:GetLogEvents {group} {stream}: {}", e.message))?;
+        if *is_green {
+            out.green += errors;
+            out.green_tasks += 1;
+        } else {
+            out.blue += errors;
+            out.blue_tasks += 1;
+        }
+    }
+    Ok((out.green_tasks > 0 && out.blue_tasks > 0).then_some(out))
 }
 
 /// The service's alarms now: those the tag `autopilot:hook-alarms` names,

@@ -217,3 +217,60 @@ async fn a_payload_without_a_service_arn_should_be_refused_naming_the_field() {
     assert!(message.contains("lifecycle hook"), "{message}");
     assert!(hook.is_running());
 }
+
+/// Start a task of `task_definition` as one of the service's (group `service:<name>`).
+async fn run_service_task(bed: &TestBed, svc: &SeededService, task_definition: &str) -> String {
+    let ecs = aws_sdk_ecs::Client::new(&bed.config);
+    let subnets: Vec<String> =
+        std::env::var("TEST_SUBNET_IDS").expect("subnets").split(',').map(str::to_string).collect();
+    let sg = std::env::var("TEST_SECURITY_GROUP_ID").expect("security group");
+    let out = ecs
+        .run_task()
+        .cluster(&svc.cluster)
+        .task_definition(task_definition)
+        .group(format!("service:{}", svc.service))
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .network_configuration(
+            aws_sdk_ecs::types::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+                        .set_subnets(Some(subnets))
+                        .security_groups(sg)
+                        .build()
+                        .expect("awsvpc"),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("run task");
+    let arn = out.tasks().first().and_then(|t| t.task_arn()).expect("task arn").to_string();
+    arn.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_revision_logging_more_errors_than_the_running_one_should_fail_the_gate() {
+    let bed = TestBed::new("hook-errors").await;
+    let svc = SeededService::create(&bed, "api", 2).await;
+    let blue = svc.task_definition_arn.clone();
+    let green = svc.deploy_new_revision(&bed, "v2-noisy").await;
+    let (b, g) = (run_service_task(&bed, &svc, &blue).await, run_service_task(&bed, &svc, &green).await);
+    svc.write_log(&bed, &b, &["GET / 200".to_string(), "ERROR one timeout".to_string()]).await;
+    let noisy: Vec<String> = (0..12).map(|n| format!("ERROR request {n} failed: connection refused")).collect();
+    svc.write_log(&bed, &g, &noisy).await;
+    let mut hook = bed.start("deployment-hook", &[]);
+    let r =
+        tokio::task::block_in_place(|| hook.invoke(&hook_call(&svc, "hook/production-traffic-shift-canary-10.json")))
+            .expect_response("noisy");
+    assert_eq!(status(&r), "FAILED", "{r} {:?}", verdict_lines(&hook));
+    let lines = verdict_lines(&hook);
+    assert!(lines.iter().any(|l| l["rule"] == "error-lines"), "{lines:?}");
+
+    // The same logs on both revisions: not worse, the bake goes on.
+    svc.write_log(&bed, &b, &noisy).await;
+    svc.write_log(&bed, &b, &noisy).await;
+    let r =
+        tokio::task::block_in_place(|| hook.invoke(&hook_call(&svc, "hook/production-traffic-shift-canary-10.json")))
+            .expect_response("as noisy as blue");
+    assert_eq!(status(&r), "IN_PROGRESS", "{r} {:?}", verdict_lines(&hook));
+}
