@@ -272,6 +272,9 @@ async fn read_facts(
     (Read::Facts(Box::new(facts)), stored_since, td)
 }
 
+/// A running task: its id and task definition ARN.
+type TaskOf = (String, String);
+
 /// At most this many tasks of each revision have their log read.
 const LOG_SAMPLE_TASKS: usize = 3;
 
@@ -290,7 +293,7 @@ async fn revision_errors(
     let tasks = ecs::running_tasks(&app.clients, cluster, service)
         .await
         .map_err(|e| format!("ecs:ListTasks/DescribeTasks (running) {}: {}", e.resource, e.message))?;
-    let (green, blue): (Vec<(String, String)>, Vec<(String, String)>) =
+    let (green, blue): (Vec<TaskOf>, Vec<TaskOf>) =
         tasks.into_iter().filter_map(|(id, td)| Some((id, td?))).partition(|(_, td)| td == green_td);
     if green.is_empty() || blue.is_empty() {
         return Ok(None);
