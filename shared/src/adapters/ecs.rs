@@ -473,7 +473,7 @@ pub async fn describe_service_deployment(
 pub async fn service_revision_task_definition(
     clients: &Clients,
     service_revision_arn: &str,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Option<Arn>, AwsError> {
     let resp = clients
         .ecs()
         .describe_service_revisions()
@@ -484,13 +484,16 @@ pub async fn service_revision_task_definition(
     Ok(resp.service_revisions().first().and_then(|r| r.task_definition()).map(str::to_string))
 }
 
-/// The service's running tasks: `(task id, task definition ARN)`, at most
-/// 100 (the deployment hook compares the revisions' error lines).
-pub async fn running_tasks(
-    clients: &Clients,
-    cluster: &str,
-    service: &str,
-) -> Result<Vec<(String, Option<String>)>, AwsError> {
+/// A running task of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningTask {
+    pub id: String,
+    pub task_definition: Option<Arn>,
+}
+
+/// The service's running tasks, at most 100 (the deployment hook compares
+/// the revisions' error lines).
+pub async fn running_tasks(clients: &Clients, cluster: &str, service: &str) -> Result<Vec<RunningTask>, AwsError> {
     let list = clients
         .ecs()
         .list_tasks()
@@ -519,9 +522,9 @@ pub async fn running_tasks(
         .iter()
         // The group check also guards against list filters a server may ignore.
         .filter(|t| t.group() == Some(group.as_str()))
-        .map(|t| {
-            let id = t.task_arn().map(crate::arn::last_segment).unwrap_or_default().to_string();
-            (id, t.task_definition_arn().map(str::to_string))
+        .map(|t| RunningTask {
+            id: t.task_arn().map(crate::arn::last_segment).unwrap_or_default().to_string(),
+            task_definition: t.task_definition_arn().map(str::to_string),
         })
         .collect())
 }

@@ -31,7 +31,7 @@ use crate::diagnosis::gate::{
     HookStatus, OnReadFailure, Read, judge,
 };
 use crate::diagnosis::severity::Signal;
-use crate::error::AutopilotError;
+use crate::error::{AutopilotError, AwsError};
 use crate::incident::Subject;
 use crate::incident::machine::{Input, ProblemKey, ProblemSignal};
 use crate::incident::service::{self, ServiceSignal, revision_of};
@@ -267,7 +267,9 @@ async fn read_facts(
     }
     match errors {
         Ok(e) => facts.errors = e,
-        Err(e) => facts.unread.push(e),
+        Err(e) => {
+            facts.unread.push(format!("the revisions' error lines: {} {}: {}", e.operation, e.resource, e.message))
+        }
     }
     (Read::Facts(Box::new(facts)), stored_since, td)
 }
@@ -288,13 +290,11 @@ async fn revision_errors(
     service: &str,
     green_td: Option<&str>,
     since_ms: i64,
-) -> Result<Option<ErrorLines>, String> {
+) -> Result<Option<ErrorLines>, AwsError> {
     let Some(green_td) = green_td else { return Ok(None) };
-    let tasks = ecs::running_tasks(&app.clients, cluster, service)
-        .await
-        .map_err(|e| format!("ecs:ListTasks/DescribeTasks (running) {}: {}", e.resource, e.message))?;
+    let tasks = ecs::running_tasks(&app.clients, cluster, service).await?;
     let (green, blue): (Vec<TaskOf>, Vec<TaskOf>) =
-        tasks.into_iter().filter_map(|(id, td)| Some((id, td?))).partition(|(_, td)| td == green_td);
+        tasks.into_iter().filter_map(|t| Some((t.id, t.task_definition?))).partition(|(_, td)| td == green_td);
     if green.is_empty() || blue.is_empty() {
         return Ok(None);
     }
@@ -307,9 +307,7 @@ async fn revision_errors(
     let mut defs = std::collections::BTreeMap::new();
     for (_, _, td) in &sample {
         if !defs.contains_key(td) {
-            let d = ecs::describe_task_definition(&app.clients, td)
-                .await
-                .map_err(|e| format!("ecs:DescribeTaskDefinition {}: {}", e.resource, e.message))?;
+            let d = ecs::describe_task_definition(&app.clients, td).await?;
             defs.insert(td.clone(), d);
         }
     }
@@ -335,7 +333,8 @@ async fn revision_errors(
     .await;
     let mut out = ErrorLines { green: 0, green_tasks: 0, blue: 0, blue_tasks: 0 };
     for ((is_green, group, stream), count) in streams.iter().zip(counts) {
-        let (errors, _) = count.map_err(|e| format!("logs:GetLogEvents {group} {stream}: {}", e.message))?;
+        let (errors, _) = count?;
+        tracing::debug!(group = %group, stream = %stream, errors, green = is_green, "error lines counted");
         if *is_green {
             out.green += errors;
             out.green_tasks += 1;
