@@ -15,7 +15,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
 cd "$ROOT"
 echo "==> cargo build --release (functions, and the hello-world baseline bench/hello)"
-cargo build --release --quiet -p ecs-events -p alarm-responder -p pipeline-events -p scheduled-reports -p runbook -p bench-hello
+cargo build --release --quiet -p ecs-events -p alarm-responder -p pipeline-events -p scheduled-reports -p runbook -p deployment-hook -p bench-hello
 cargo build --quiet -p autopilot-tests --bin bench
 start_moto
 AUTOPILOT_BIN_DIR="${CARGO_TARGET_DIR:-$ROOT/target}/release" "${CARGO_TARGET_DIR:-$ROOT/target}/debug/bench"

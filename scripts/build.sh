@@ -10,12 +10,12 @@
 # and runs `sam build` with infra/samconfig.toml, which opts in to the
 # rust-cargolambda build method (a preview feature in older SAM CLI releases;
 # SAM_CLI_BETA_RUST_CARGO_LAMBDA=1 is set too, so no release stops at the
-# preview prompt). Result: five arm64 `bootstrap` files under
+# preview prompt). Result: six arm64 `bootstrap` files under
 # .aws-sam/build/<Function>/. `scripts/check-arm64.sh` runs them.
 #
 # SAM builds a clean copy of the tracked tree, not the working tree. The
 # template's CodeUri is the workspace root, and with `cached = true` SAM hashes
-# every file under it before building each of the five functions
+# every file under it before building each of the six functions
 # (samcli/lib/build/build_strategy.py: dir_checksum(code_dir,
 # ignore_list=[".aws-sam"]), following symlinks): in a working tree that is
 # the multi-GB target/ the demo and the tests leave, and the virtualenvs. So:

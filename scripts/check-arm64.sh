@@ -13,7 +13,7 @@ BUILD="${1:-$ROOT/.aws-sam/build}"
 declare -A LOGICAL=(
   [ecs-events]=EcsEventsFunction [alarm-responder]=AlarmResponderFunction
   [pipeline-events]=PipelineEventsFunction [scheduled-reports]=ScheduledReportsFunction
-  [runbook]=RunbookFunction
+  [runbook]=RunbookFunction [deployment-hook]=DeploymentHookFunction
 )
 if ! command -v qemu-aarch64 >/dev/null || [ ! -d /usr/aarch64-linux-gnu/lib ]; then
   echo "==> apt-get install qemu-user libc6-arm64-cross"

@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${1:-${CARGO_TARGET_DIR:-$ROOT/target}/debug}"
-FUNCTIONS=(ecs-events alarm-responder pipeline-events scheduled-reports runbook)
+FUNCTIONS=(ecs-events alarm-responder pipeline-events scheduled-reports runbook deployment-hook)
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 for f in "${FUNCTIONS[@]}"; do
   [[ -x "$DIR/$f" ]] || { echo "no binary $DIR/$f: cargo build first" >&2; exit 1; }

@@ -2,7 +2,7 @@
 # Package the five Lambda functions for arm64 (Graviton, provided.al2023):
 #
 #   target/lambda-arm64/<binary>/bootstrap.zip
-#   for <binary> in ecs-events alarm-responder pipeline-events scheduled-reports runbook
+#   for <binary> in ecs-events alarm-responder pipeline-events scheduled-reports runbook deployment-hook
 #
 # Each zip holds one executable named `bootstrap`, built in release mode for
 # aarch64-unknown-linux-gnu (glibc as in Amazon Linux 2023). This is what
@@ -25,7 +25,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-BINARIES=(ecs-events alarm-responder pipeline-events scheduled-reports runbook)
+BINARIES=(ecs-events alarm-responder pipeline-events scheduled-reports runbook deployment-hook)
 TARGET=aarch64-unknown-linux-gnu
 LAMBDA_DIR=target/lambda-arm64
 VENV=.venv-lambda

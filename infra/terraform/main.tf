@@ -97,6 +97,18 @@ variable "runbook_callers" {
   default     = ""
 }
 
+variable "hook_bake_seconds" {
+  description = "HookBakeSeconds: seconds a target revision must stay clean at a stage before the deployment hook answers SUCCEEDED (HOOK_BAKE_SECONDS)."
+  type        = number
+  default     = 300
+}
+
+variable "hook_on_read_failure" {
+  description = "HookOnReadFailure: what an unreadable service means to the deployment hook, fail (FAILED, ECS rolls back) or pass (HOOK_ON_READ_FAILURE)."
+  type        = string
+  default     = "fail"
+}
+
 variable "log_group_prefixes" {
   description = "LogGroupPrefixes: application log groups the functions may read and export (LOG_GROUP_PREFIXES)."
   type        = list(string)
@@ -303,6 +315,8 @@ resource "aws_cloudformation_stack" "autopilot" {
     EvidenceRetentionDays    = tostring(var.evidence_retention_days)
     EnableObjectLock         = tostring(var.enable_object_lock)
     ObjectLockRetentionDays  = tostring(var.object_lock_retention_days)
+    HookBakeSeconds          = tostring(var.hook_bake_seconds)
+    HookOnReadFailure        = var.hook_on_read_failure
   }
 
   notification_arns = var.stack_events_topic_arns
@@ -376,4 +390,14 @@ output "scheduled_reports_function_arn" {
 output "runbook_function_arn" {
   description = "RunbookFunctionArn."
   value       = aws_cloudformation_stack.autopilot.outputs["RunbookFunctionArn"]
+}
+
+output "deployment_hook_function_arn" {
+  description = "DeploymentHookFunctionArn: HookTargetArn of a service's deployment lifecycle hook."
+  value       = aws_cloudformation_stack.autopilot.outputs["DeploymentHookFunctionArn"]
+}
+
+output "deployment_hook_invoke_role_arn" {
+  description = "DeploymentHookInvokeRoleArn: RoleArn of a service's deployment lifecycle hook (ECS assumes it to invoke the hook)."
+  value       = aws_cloudformation_stack.autopilot.outputs["DeploymentHookInvokeRoleArn"]
 }

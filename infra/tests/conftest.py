@@ -80,6 +80,7 @@ BINARIES = {
     "PipelineEventsFunction": "pipeline-events",
     "ScheduledReportsFunction": "scheduled-reports",
     "RunbookFunction": "runbook",
+    "DeploymentHookFunction": "deployment-hook",
 }
 ROLES = {
     "EcsEventsFunction": "EcsEventsRole",
@@ -87,6 +88,7 @@ ROLES = {
     "PipelineEventsFunction": "PipelineEventsRole",
     "ScheduledReportsFunction": "ScheduledReportsRole",
     "RunbookFunction": "RunbookRole",
+    "DeploymentHookFunction": "DeploymentHookRole",
 }
 RULES = {
     "EcsTaskStoppedRule": "ecs-task-stopped",
@@ -134,6 +136,8 @@ ENV_PARAMETERS = {
     "PRODUCTION_PIPELINES": "ProductionPipelines",
     "ALARM_TOPIC_ARNS": "AlarmSnsTopicArn",
     "RUNBOOK_CALLERS": "RunbookCallers",
+    "HOOK_BAKE_SECONDS": "HookBakeSeconds",
+    "HOOK_ON_READ_FAILURE": "HookOnReadFailure",
 }
 ENV_RESOURCES = {"NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE", "EVIDENCE_KMS_KEY_ID", "STACK_NAME"}
 ENV_CONTRACT = ENV_RESOURCES | set(ENV_PARAMETERS)

@@ -50,7 +50,7 @@ def test_functions(stack, aws):
         assert cfg["Role"].split("/")[-1] == stack.resources[ROLES[logical]]
         roles.add(cfg["Role"])
         expected_timeout = {"PipelineEventsFunction": 30, "ScheduledReportsFunction": 300,
-                            "RunbookFunction": 300}.get(logical, 90)
+                            "RunbookFunction": 300, "DeploymentHookFunction": 60}.get(logical, 90)
         assert cfg["Timeout"] == expected_timeout
         assert cfg["MemorySize"] == (512 if logical == "ScheduledReportsFunction" else 256)
         concurrency = fn.get("Concurrency", {}).get("ReservedConcurrentExecutions")

@@ -44,6 +44,8 @@ MUST_NOT = {
     "EcsEventsFunction": LOG_EXPORT,
     "AlarmResponderFunction": LOG_EXPORT,
     "RunbookFunction": set(),
+    # The deployment gate reads and reports; ECS rolls back, never the hook.
+    "DeploymentHookFunction": ECS_MUTATORS | LOG_EXPORT | ECS_DISCOVERY | SCALING,
 }
 
 
@@ -470,7 +472,8 @@ OWN_LOG_WRITES = {"logs:CreateLogStream", "logs:PutLogEvents"}
 LOGS_WITHOUT_RESOURCE_TYPES = {"logs:DescribeExportTasks"}
 LOG_GROUP_ACTIONS = {"logs:FilterLogEvents", "logs:CreateExportTask"}
 LOG_STREAM_ACTIONS = {"logs:GetLogEvents"}
-READS_APP_LOGS = {"EcsEventsFunction", "AlarmResponderFunction", "RunbookFunction", "ScheduledReportsFunction"}
+READS_APP_LOGS = {"EcsEventsFunction", "AlarmResponderFunction", "RunbookFunction", "ScheduledReportsFunction",
+                  "DeploymentHookFunction"}
 READS_BUILD_LOGS = {"PipelineEventsFunction", "ScheduledReportsFunction"}
 
 

@@ -125,7 +125,7 @@ def test_drift_reports_a_planted_unused_grant(translated):
         f"{b}: unused cloudwatch:DescribeAlarmHistory (granted to {r}; no call in shared/src/iam.rs needs it, "
         "and it is not listed there with a reason)"
         for b, r in (("ecs-events", "EcsEventsRole"), ("alarm-responder", "AlarmResponderRole"),
-                     ("scheduled-reports", "ScheduledReportsRole")))
+                     ("scheduled-reports", "ScheduledReportsRole"), ("deployment-hook", "DeploymentHookRole")))
 
 
 def test_drift_reports_a_policy_attached_to_a_role_whose_code_does_not_need_it(translated):

@@ -121,6 +121,8 @@ CONTRACT_DEFAULTS = {
     "METRICS_NAMESPACE": "EcsAutopilot",
     "ALARM_TOPIC_ARNS": "",
     "RUNBOOK_CALLERS": "",
+    "HOOK_BAKE_SECONDS": "300",
+    "HOOK_ON_READ_FAILURE": "fail",
 }
 # (MinValue, MaxValue) of each Number tunable: counts and thresholds that
 # must be at least 1, budgets and cooldowns that may be 0 (= off).
@@ -130,6 +132,7 @@ NUMBER_BOUNDS = {
     "RollbackMaxPer30m": (0, 10), "RollbackMaxPerDay": (0, 48),
     "ScaleMaxPer30m": (0, 30), "ScaleMaxPerDay": (0, 240),
     "ActionCooldownMinutes": (0, 1440), "RollbackWindowMinutes": (1, 1440), "MaxTasks": (1, 5000),
+    "HookBakeSeconds": (0, 3600),
 }
 
 
@@ -306,7 +309,10 @@ def test_each_rule_may_invoke_only_its_function(translated):
     # SNS and CloudWatch alarm actions are limited by source too
     others = {p["Properties"]["Principal"]: p for p in perms.values()
               if p["Properties"]["Principal"] != "events.amazonaws.com"}
-    assert set(others) == {"sns.amazonaws.com", "lambda.alarms.cloudwatch.amazonaws.com"}
+    assert set(others) == {"sns.amazonaws.com", "lambda.alarms.cloudwatch.amazonaws.com", "ecs.amazonaws.com"}
+    # ECS may invoke the deployment hook alone, for services of this account.
+    hook_perm = others["ecs.amazonaws.com"]["Properties"]
+    assert (hook_perm["FunctionName"], hook_perm["SourceAccount"]) == (ref("DeploymentHookFunction"), ref("AWS::AccountId"))
     assert others["sns.amazonaws.com"]["Condition"] == "HasAlarmSnsTopic"
     assert others["sns.amazonaws.com"]["Properties"]["SourceArn"] == ref("AlarmSnsTopicArn")
     alarm_perm = others["lambda.alarms.cloudwatch.amazonaws.com"]["Properties"]

@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::trigger::Trigger;
 
-/// The five functions (binary names fixed by docs/ARCHITECTURE.md).
+/// The six functions (binary names fixed by docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Function {
     EcsEvents,
@@ -18,6 +18,7 @@ pub enum Function {
     PipelineEvents,
     ScheduledReports,
     Runbook,
+    DeploymentHook,
 }
 
 impl Function {
@@ -28,6 +29,7 @@ impl Function {
             Self::PipelineEvents => "pipeline-events",
             Self::ScheduledReports => "scheduled-reports",
             Self::Runbook => "runbook",
+            Self::DeploymentHook => "deployment-hook",
         }
     }
 
@@ -42,6 +44,7 @@ impl Function {
             Trigger::Pipeline(_) => Some(Self::PipelineEvents),
             Trigger::Scheduled { .. } => Some(Self::ScheduledReports),
             Trigger::Runbook(_) => Some(Self::Runbook),
+            Trigger::DeploymentHook(_) => Some(Self::DeploymentHook),
             Trigger::Ignored { .. } => None,
         }
     }
@@ -65,6 +68,9 @@ impl Function {
             Self::PipelineEvents => "aws.codepipeline execution, stage or action state changes",
             Self::ScheduledReports => "{\"job\": \"daily|weekly|escalate\"} or a Scheduled Event",
             Self::Runbook => "{\"action\": …, \"cluster\": …, \"service\": …}",
+            Self::DeploymentHook => {
+                "an ECS deployment lifecycle hook payload (executionDetails.serviceArn, lifecycleStage, hookDetails)"
+            }
         }
     }
 }
@@ -119,6 +125,7 @@ fn describe_trigger(trigger: &Trigger) -> String {
         Trigger::Alarm { alarm, .. } => format!("the alarm state change of {}", alarm.name),
         Trigger::Scheduled { job, .. } => format!("the scheduled job {job:?}"),
         Trigger::Runbook(r) => format!("a runbook request ({:?})", r.action),
+        Trigger::DeploymentHook(h) => format!("an ECS deployment lifecycle hook call ({})", h.stage_name()),
         Trigger::Ignored { detail_type, .. } => detail_type.clone(),
     }
 }

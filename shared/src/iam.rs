@@ -30,6 +30,11 @@
 //! - The daily report counts each service's error lines with
 //!   `FilterLogEvents` on the application log groups.
 //! - `runbook` never reads alarms (it does not drive the incident shell).
+//! - `deployment-hook` reads the service, its stopped tasks, target health,
+//!   its open incident and its alarms (`DescribeAlarms`) for the verdict; a
+//!   `FAILED` drives the service's incident through the shell (the full
+//!   diagnosis, evidence, the alert) with no action of its own: it never
+//!   runs the engine (ECS rolls back on the hook's answer).
 //! - `pipeline-events` drives pipeline incidents only, which have no alarm
 //!   problems: no `DescribeAlarms`.
 //! - `ContinueServiceDeployment` is linked into every function that links
@@ -48,17 +53,19 @@ pub const ALARM_RESPONDER: &str = "alarm-responder";
 pub const PIPELINE_EVENTS: &str = "pipeline-events";
 pub const SCHEDULED_REPORTS: &str = "scheduled-reports";
 pub const RUNBOOK: &str = "runbook";
+pub const DEPLOYMENT_HOOK: &str = "deployment-hook";
 
-/// The five functions, as their binaries are named.
-pub const FUNCTIONS: [&str; 5] = [ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, RUNBOOK];
+/// The six functions, as their binaries are named.
+pub const FUNCTIONS: [&str; 6] =
+    [ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK];
 
 const ALL: &[&str] = &FUNCTIONS;
 /// The functions that run the bounded-action engine (planning even in dry-run).
 const ACTING: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, RUNBOOK];
 /// The functions that gather a service's state (runbooks and the escalation's takeover).
-const GATHERING: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK];
+const GATHERING: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK];
 /// The functions that drive service incidents through the shell (alarm problems).
-const SERVICE_INCIDENTS: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS];
+const SERVICE_INCIDENTS: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, DEPLOYMENT_HOOK];
 /// The functions that diagnose pipeline incidents.
 const PIPELINE_INCIDENTS: &[&str] = &[PIPELINE_EVENTS, SCHEDULED_REPORTS];
 
@@ -154,6 +161,15 @@ pub const CALLS: &[Call] = &[
         ACTING,
         "service deployments of this account",
     ),
+    call(
+        "ecs::service_revision_task_definition",
+        "describe_service_revisions",
+        &["ecs:DescribeServiceRevisions"],
+        &[DEPLOYMENT_HOOK],
+        "service revisions of this account (the hook's target revision)",
+    ),
+    call("ecs::running_tasks", "list_tasks", &["ecs:ListTasks"], &[DEPLOYMENT_HOOK], "*"),
+    call("ecs::running_tasks", "describe_tasks", &["ecs:DescribeTasks"], &[DEPLOYMENT_HOOK], "tasks of this account"),
     call("ecs::list_clusters", "list_clusters", &["ecs:ListClusters"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     call("ecs::list_services", "list_services", &["ecs:ListServices"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     Call {
@@ -211,7 +227,7 @@ pub const CALLS: &[Call] = &[
         "cloudwatch::alarms_in_alarm",
         "describe_alarms",
         &["cloudwatch:DescribeAlarms"],
-        &[SCHEDULED_REPORTS],
+        &[SCHEDULED_REPORTS, DEPLOYMENT_HOOK],
         "alarms of this account",
     ),
     call(
@@ -240,8 +256,15 @@ pub const CALLS: &[Call] = &[
         "logs::tail_excerpt",
         "get_log_events",
         &["logs:GetLogEvents"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, RUNBOOK],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK],
         "streams of the application log groups (LogGroupPrefixes; not pipeline-events) and of the build log groups (BuildLogGroupPrefixes; pipeline-events, scheduled-reports)",
+    ),
+    call(
+        "logs::error_lines_since",
+        "get_log_events",
+        &["logs:GetLogEvents"],
+        &[DEPLOYMENT_HOOK],
+        "streams of the application log groups (LogGroupPrefixes): the revisions' error lines",
     ),
     call(
         "logs::count_error_lines",
@@ -344,28 +367,28 @@ pub const CALLS: &[Call] = &[
         "state::actions",
         "query",
         &["dynamodb:Query"],
-        &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK],
+        &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call(
         "state::claims",
         "put_item",
         &["dynamodb:PutItem"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call(
         "state::claims",
         "update_item",
         &["dynamodb:UpdateItem"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call(
         "state::claims",
         "delete_item",
         &["dynamodb:DeleteItem"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, RUNBOOK, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call("state::hooks", "put_item", &["dynamodb:PutItem"], &[ECS_EVENTS], "the state table"),
@@ -374,35 +397,35 @@ pub const CALLS: &[Call] = &[
         "state::incidents",
         "get_item",
         &["dynamodb:GetItem"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call(
         "state::incidents",
         "put_item",
         &["dynamodb:PutItem"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call(
         "state::incidents",
         "query",
         &["dynamodb:Query"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, DEPLOYMENT_HOOK],
         "the state table and its open-incident-keys index",
     ),
     call(
         "state::deployments",
         "update_item",
         &["dynamodb:UpdateItem"],
-        &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK],
+        &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call(
         "state::deployments",
         "query",
         &["dynamodb:Query"],
-        &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK],
+        &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call(
@@ -416,10 +439,11 @@ pub const CALLS: &[Call] = &[
         "state::pipelines",
         "query",
         &["dynamodb:Query"],
-        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS],
+        &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, DEPLOYMENT_HOOK],
         "the state table",
     ),
     call("state::weekly", "query", &["dynamodb:Query"], &[SCHEDULED_REPORTS], "the state table"),
+    call("state::gates", "update_item", &["dynamodb:UpdateItem"], &[DEPLOYMENT_HOOK], "the state table (gate records)"),
 ];
 
 pub const GRANTS: &[Grant] = &[

@@ -495,3 +495,64 @@ pub async fn describe_service_deployment(
         created_at: timestamp(d.created_at()),
     }))
 }
+
+/// The task definition of a service revision (DescribeServiceRevisions):
+/// the target revision a deployment hook judges. `None` when ECS does not know it.
+pub async fn service_revision_task_definition(
+    clients: &Clients,
+    service_revision_arn: &str,
+) -> Result<Option<Arn>, AwsError> {
+    let resp = clients
+        .ecs()
+        .describe_service_revisions()
+        .service_revision_arns(service_revision_arn)
+        .send()
+        .await
+        .map_err(|e| aws_error("ecs", "DescribeServiceRevisions", service_revision_arn, &e))?;
+    Ok(resp.service_revisions().first().and_then(|r| r.task_definition()).map(str::to_string))
+}
+
+/// A running task of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningTask {
+    pub id: String,
+    pub task_definition: Option<Arn>,
+}
+
+/// The service's running tasks, at most 100 (the deployment hook compares
+/// the revisions' error lines).
+pub async fn running_tasks(clients: &Clients, cluster: &str, service: &str) -> Result<Vec<RunningTask>, AwsError> {
+    let list = clients
+        .ecs()
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+        .max_results(100)
+        .send()
+        .await
+        .map_err(|e| aws_error("ecs", "ListTasks", format!("{cluster}/{service}"), &e))?;
+    let arns = list.task_arns();
+    if arns.is_empty() {
+        return Ok(Vec::new());
+    }
+    let resp = clients
+        .ecs()
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns.to_vec()))
+        .send()
+        .await
+        .map_err(|e| aws_error("ecs", "DescribeTasks", format!("{cluster}/{service}"), &e))?;
+    let group = format!("service:{service}");
+    Ok(resp
+        .tasks()
+        .iter()
+        // The group check also guards against list filters a server may ignore.
+        .filter(|t| t.group() == Some(group.as_str()))
+        .map(|t| RunningTask {
+            id: t.task_arn().map(crate::arn::last_segment).unwrap_or_default().to_string(),
+            task_definition: t.task_definition_arn().map(str::to_string),
+        })
+        .collect())
+}

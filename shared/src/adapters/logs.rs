@@ -139,3 +139,27 @@ pub async fn count_error_lines(
     }
     Ok((count, true))
 }
+
+/// How many error-looking lines a stream holds since `since_ms` (epoch
+/// milliseconds), over its first page of events (up to 1,000): `(count, lines read)`.
+pub async fn error_lines_since(
+    clients: &Clients,
+    group: &str,
+    stream: &str,
+    since_ms: i64,
+) -> Result<(u64, u64), AwsError> {
+    let resp = clients
+        .logs()
+        .get_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .start_time(since_ms)
+        .start_from_head(true)
+        .limit(1000)
+        .send()
+        .await
+        .map_err(|e| aws_error("logs", "GetLogEvents", format!("{group} {stream}"), &e))?;
+    let messages: Vec<&str> = resp.events().iter().filter_map(|e| e.message()).collect();
+    let errors = messages.iter().filter(|m| crate::diagnosis::logs::is_error_line(m)).count();
+    Ok((errors as u64, messages.len() as u64))
+}

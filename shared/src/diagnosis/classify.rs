@@ -1770,6 +1770,7 @@ mod tests {
             "capacity" => Cause::Capacity,
             "platform-mismatch-manifest" | "platform-mismatch-exec-format" => Cause::PlatformMismatch,
             "null-containers" => Cause::Unknown,
+            "secret-not-found" => Cause::Secrets,
             _ => return None,
         })
     }

@@ -3,6 +3,7 @@
 
 pub mod alarm;
 pub mod classify;
+pub mod gate;
 pub mod logs;
 pub mod service_events;
 pub mod severity;

@@ -7,6 +7,7 @@
 
 pub mod alarm;
 pub mod ecs;
+pub mod hook;
 pub mod pipeline;
 pub mod reports;
 pub mod runbook;

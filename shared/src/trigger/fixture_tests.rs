@@ -18,6 +18,17 @@ fn load(rel: &str) -> Value {
 /// (fixture, trigger variant, cluster, service)
 const VALID: &[(&str, &str, Option<&str>, Option<&str>)] = &[
     ("ecs/task-stopped-image-pull.json", "ecs-task", Some("prod"), Some("api")),
+    ("hook/reconcile-service.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/pre-scale-up.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/post-scale-up.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/test-traffic-shift.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/post-test-traffic-shift.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/pre-production-traffic-shift.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/production-traffic-shift.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/production-traffic-shift-canary-10.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/production-traffic-shift-linear-step-2.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/post-production-traffic-shift.json", "deployment-hook", Some("prod"), Some("api")),
+    ("hook/flat-post-scale-up.json", "deployment-hook", Some("prod"), Some("api")),
     ("ecs/task-stopped-oom-on-container.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-secrets.json", "ecs-task", Some("prod"), Some("api")),
     ("ecs/task-stopped-secret-not-found.json", "ecs-task", Some("prod"), Some("api")),
@@ -126,6 +137,7 @@ const MALFORMED: &[(&str, &[&str])] = &[
     ("malformed/alarm-state-invalid.json", &["state.value", "PANIC"]),
     ("malformed/schedule-unknown-job.json", &["job", "hourly"]),
     ("malformed/runbook-continue-deployment-without-hook.json", &["continue-deployment", "hook_id"]),
+    ("malformed/hook-no-service-arn.json", &["executionDetails.serviceArn"]),
 ];
 
 fn variant(t: &Trigger) -> &'static str {
@@ -138,6 +150,7 @@ fn variant(t: &Trigger) -> &'static str {
         Trigger::Pipeline(_) => "pipeline",
         Trigger::Scheduled { .. } => "scheduled",
         Trigger::Runbook(_) => "runbook",
+        Trigger::DeploymentHook(_) => "deployment-hook",
         Trigger::Ignored { .. } => "ignored",
     }
 }
@@ -173,7 +186,13 @@ fn every_valid_fixture_should_parse_into_its_trigger() {
         assert_eq!(variant(&trigger), *expected, "{file}");
         let (c, s) = trigger.cluster_service();
         assert_eq!((c.as_deref(), s.as_deref()), (*cluster, *service), "{file}");
-        if !matches!(trigger, Trigger::Runbook(_) | Trigger::Ignored { .. } | Trigger::Scheduled { id: None, .. }) {
+        if !matches!(
+            trigger,
+            Trigger::Runbook(_)
+                | Trigger::DeploymentHook(_)
+                | Trigger::Ignored { .. }
+                | Trigger::Scheduled { id: None, .. }
+        ) {
             assert!(trigger.event_id().is_some_and(|id| !id.is_empty()), "{file}: no idempotency key");
         }
     }

@@ -6,6 +6,7 @@
 
 pub mod alarm;
 pub mod ecs;
+pub mod hook;
 pub mod pipeline;
 pub mod runbook;
 pub mod trust;
@@ -19,6 +20,7 @@ use crate::lenient;
 
 pub use alarm::{AlarmChange, AlarmKind, AlarmOrigin, AlarmState, MetricRef};
 pub use ecs::{ContainerState, DeploymentStateChange, HookStateChange, ServiceAction, TaskStateChange};
+pub use hook::HookInvocation;
 pub use pipeline::{PipelineDetail, PipelineLevel};
 pub use runbook::{RunbookAction, RunbookRequest};
 
@@ -110,6 +112,8 @@ pub enum Trigger {
         id: Option<String>,
     },
     Runbook(RunbookRequest),
+    /// ECS invoking the deployment lifecycle hook (`deployment-hook`).
+    DeploymentHook(HookInvocation),
     /// Recognised, deliberately not handled (e.g. container-instance changes).
     Ignored {
         source: String,
@@ -120,7 +124,8 @@ pub enum Trigger {
 
 const EXPECTED_INPUTS: &str = "an EventBridge event (`source` and `detail-type`), an SNS envelope \
 (`Records[].Sns`), a CloudWatch alarm action (`alarmData`), a schedule (`{\"job\": \"daily|weekly|escalate\"}`) \
-or a runbook request (`{\"action\": …}`)";
+a runbook request (`{\"action\": …}`) \
+or an ECS deployment lifecycle hook payload (`executionDetails`)";
 
 impl Trigger {
     /// Recognise any accepted input from its JSON.
@@ -149,6 +154,9 @@ impl Trigger {
         }
         if obj.contains_key("action") {
             return RunbookRequest::parse(input).map(Self::Runbook);
+        }
+        if HookInvocation::recognised(obj) {
+            return HookInvocation::parse(input).map(Self::DeploymentHook);
         }
         Err(TriggerError::Unrecognised { expected: EXPECTED_INPUTS.into(), got: describe_json(input) })
     }
@@ -392,6 +400,7 @@ or a Scheduled Event"
             Self::Pipeline(_) => Kind::Pipeline,
             Self::Scheduled { .. } => Kind::Report,
             Self::Runbook(_) => Kind::Runbook,
+            Self::DeploymentHook(_) => Kind::EcsDeployment,
             Self::Ignored { .. } => Kind::Ignored,
         }
     }
@@ -412,6 +421,7 @@ or a Scheduled Event"
             Self::Runbook(r) => {
                 (Some(ecs::cluster_name(&r.cluster).to_string()), Some(ecs::last_segment(&r.service).to_string()))
             }
+            Self::DeploymentHook(h) => (Some(h.cluster.clone()), Some(h.service.clone())),
             Self::Pipeline(_) | Self::Scheduled { .. } | Self::Ignored { .. } => (None, None),
         }
     }
@@ -426,6 +436,8 @@ or a Scheduled Event"
             Self::Pipeline(e) => Some(&e.meta.id),
             Self::Alarm { id, .. } => Some(id),
             Self::Scheduled { id, .. } => id.as_deref(),
+            // Not a claim key: repeated calls of one stage are answered anew (hookDetails carry the state).
+            Self::DeploymentHook(_) => None,
             Self::Runbook(_) | Self::Ignored { .. } => None,
         }
     }

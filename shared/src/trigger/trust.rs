@@ -41,6 +41,8 @@ pub fn event_account(trigger: &Trigger) -> Option<String> {
             .filter(|a| !a.trim().is_empty())
             .or_else(|| alarm.arn.as_deref().and_then(account_of).map(str::to_string)),
         Trigger::Scheduled { .. } | Trigger::Runbook(_) | Trigger::Ignored { .. } => None,
+        // The service ARN names the account the hook judges.
+        Trigger::DeploymentHook(h) => h.service_arn.split(':').nth(4).map(str::to_string),
     }
 }
 

@@ -16,6 +16,7 @@ const FUNCTIONS: &[(&str, &str)] = &[
     ("pipeline-events", "pipeline/action-failed-codebuild.json"),
     ("scheduled-reports", "schedule/job-daily.json"),
     ("runbook", "runbook/diagnose.json"),
+    ("deployment-hook", "hook/post-scale-up.json"),
 ];
 const COLD_RUNS: usize = 7;
 

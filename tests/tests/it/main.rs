@@ -11,6 +11,7 @@ mod approvals;
 mod chat;
 mod daily_report;
 mod deployment_controllers;
+mod deployment_hook;
 mod ecs_incidents;
 mod engine_faults;
 mod escalation;

@@ -27,10 +27,12 @@
 //! | `service#<cluster>/<svc>`   | `hold`                      | automatic actions stopped after a failed action, until a person clears it |
 //! | `service#<cluster>/<svc>`   | `ledger#<time>#<action>#<id>` | every action decision: executed, planned, skipped, failed (90 days) |
 //! | `hook#<hook id>`            | `hook`                      | a paused deployment hook as its approval notice announced it (15 days) |
+//! | `service#<cluster>/<svc>`   | `gate#<revision id>#<stage>#<weight>` | the deployment gate: when it first saw the step, its last verdict, `passed_at` (30 days) |
 
 pub mod actions;
 pub mod claims;
 pub mod deployments;
+pub mod gates;
 pub mod hooks;
 pub mod incidents;
 pub mod pipelines;
@@ -99,6 +101,10 @@ pub(crate) mod keys {
     }
     pub fn ledger(at_rfc3339: &str, action: &str, digest_hex: &str) -> String {
         format!("{LEDGER}{at_rfc3339}#{action}#{digest_hex}")
+    }
+    /// A deployment gate step: target revision, stage, production weight.
+    pub fn gate(revision_id: &str, stage: &str, weight: f64) -> String {
+        format!("gate#{revision_id}#{stage}#{weight}")
     }
 }
 
