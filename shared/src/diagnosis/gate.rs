@@ -733,7 +733,9 @@ mod tests {
         let incoming = json!({"team": "payments", "autopilot": {"old": true}});
         let v = judge(&with(|_| {}));
         let r = v.response(&incoming);
-        let keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        // Sorted: `cargo test --workspace` turns on serde_json's `preserve_order`.
+        let mut keys: Vec<&str> = r.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort_unstable();
         assert_eq!(keys, vec!["callBackDelay", "hookDetails", "hookStatus"]);
         assert_eq!(r["hookStatus"], "IN_PROGRESS");
         assert_eq!(r["callBackDelay"], 30);

@@ -181,7 +181,8 @@ pub fn runbook_function(configured: Option<&str>, own: Option<&str>) -> String {
 pub fn invoke_command(function: &str, payload: &serde_json::Value) -> String {
     format!(
         "aws lambda invoke --function-name {function} --cli-binary-format raw-in-base64-out \
-         --payload '{payload}' out.json"
+         --payload '{}' out.json",
+        buttons::canonical_json(payload)
     )
 }
 

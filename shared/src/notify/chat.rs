@@ -619,6 +619,15 @@ mod tests {
     /// The custom notifications the chat buttons are checked against
     /// (`infra/tests/test_chat_buttons.py` reads them): every kind, as the
     /// renderers produce it. `UPDATE_CHAT_FIXTURES=1` rewrites them.
+    fn with_payloads_parsed(v: Value) -> Value {
+        match v {
+            Value::Object(m) => Value::Object(m.into_iter().map(|(k, v)| (k, with_payloads_parsed(v))).collect()),
+            Value::Array(a) => Value::Array(a.into_iter().map(with_payloads_parsed).collect()),
+            Value::String(s) if s.starts_with('{') => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+            other => other,
+        }
+    }
+
     #[test]
     fn the_chat_button_fixtures_are_what_the_renderers_produce() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/tests/notifications");
@@ -636,7 +645,16 @@ mod tests {
             }
             let kept = std::fs::read_to_string(&path)
                 .unwrap_or_else(|e| panic!("{}: {e} (UPDATE_CHAT_FIXTURES=1 writes it)", path.display()));
-            assert_eq!(kept, text, "{} is stale: UPDATE_CHAT_FIXTURES=1 rewrites it", path.display());
+            // As JSON, not text: `cargo test --workspace` turns on serde_json's
+            // `preserve_order`, which changes the key order but not the document.
+            // The button payloads are JSON inside strings: compared parsed too.
+            let kept: serde_json::Value = serde_json::from_str(&kept).expect("fixture is JSON");
+            assert_eq!(
+                with_payloads_parsed(kept),
+                with_payloads_parsed(n),
+                "{} is stale: UPDATE_CHAT_FIXTURES=1 rewrites it",
+                path.display()
+            );
         }
     }
 

@@ -10,7 +10,12 @@
 //! and keeps the evidence; then ECS reports steady state and the incident is
 //! resolved with its time to recover. The demo prints what each invocation
 //! returned, the service before and after, the notifications a subscriber
-//! received, the evidence kept and the action ledger.
+//! received, the evidence kept and the action ledger. Then a gated
+//! deployment: ECS asks the `deployment-hook` function about release v3.0.0
+//! of a second service at POST_SCALE_UP; the hook bakes it (IN_PROGRESS)
+//! until a task of that release stops (its image is not in the registry),
+//! then answers FAILED, naming the cause, so that ECS rolls it back before
+//! it takes production traffic.
 
 use autopilot_tests::{InvokeResult, LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::Value;
@@ -114,5 +119,82 @@ async fn main() {
     }
     if let Some(peak) = lambda.peak_rss_kib() {
         println!("\necs-events peak RSS: {:.1} MiB", peak as f64 / 1024.0);
+    }
+
+    gated_deployment(&bed, &mut lambda).await;
+}
+
+/// A hook fixture (the payload ECS documents) aimed at `svc`.
+fn hook_call(svc: &SeededService, file: &str) -> Value {
+    let (prefix, _) = svc.service_arn.split_once(":service/").unwrap_or_default();
+    let text = fixture(file)
+        .to_string()
+        .replace(
+            "arn:aws:ecs:us-west-2:111122223333:service-revision/prod/api/",
+            &format!("{prefix}:service-revision/{}/{}/", svc.cluster, svc.service),
+        )
+        .replace("arn:aws:ecs:us-west-2:111122223333:service/prod/api", &svc.service_arn);
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+fn show_hook(label: &str, result: InvokeResult) -> Value {
+    match result {
+        InvokeResult::Response(v) => {
+            println!(
+                "  {label:<22} -> hookStatus {}{}",
+                v["hookStatus"].as_str().unwrap_or("?"),
+                v["callBackDelay"].as_i64().map(|d| format!(", callBackDelay {d} s")).unwrap_or_default()
+            );
+            v
+        }
+        InvokeResult::Error { error_type, error_message } => {
+            println!("  {label:<22} -> error {error_type}: {error_message}");
+            Value::Null
+        }
+    }
+}
+
+async fn gated_deployment(bed: &TestBed, events: &mut LambdaProcess) {
+    println!("\n7. A gated deployment: ECS asks the deployment hook before release v3.0.0 takes traffic");
+    let svc = SeededService::create(bed, "payments", 2).await;
+    // ECS rolls back on the hook's FAILED; here the engine only plans, so
+    // that what the demo shows is the gate's doing.
+    svc.tag(bed, "autopilot:mode", "dry-run").await;
+    let green = svc.deploy_new_revision(bed, "v3.0.0").await;
+    println!("   {}/{} deploys {green} (tagged autopilot:mode=dry-run: the gate decides)", svc.cluster, svc.service);
+    let mut hook = LambdaProcess::start(&binary("deployment-hook"), "demo-deployment-hook", &bed.function_env());
+    hook.wait_ready(Duration::from_secs(20));
+    let call = hook_call(&svc, "hook/post-scale-up.json");
+    let first = show_hook("POST_SCALE_UP", tokio::task::block_in_place(|| hook.invoke(&call)));
+    let mut stop =
+        svc.retarget(&fixture("ecs/task-stopped-image-pull.json"), "demo-gate-stop", &format!("{:032x}", 0x9a7e));
+    stop["detail"]["taskDefinitionArn"] = Value::from(green);
+    show("green task stopped", tokio::task::block_in_place(|| events.invoke(&stop)));
+    // ECS calls again after callBackDelay, handing back the hookDetails we returned.
+    let mut again = call.clone();
+    if !first["hookDetails"].is_null() {
+        again["hookDetails"] = first["hookDetails"].clone();
+    }
+    let answer = show_hook("POST_SCALE_UP (again)", tokio::task::block_in_place(|| hook.invoke(&again)));
+    let why: Vec<String> = hook
+        .stdout()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["decision"] == "outcome")
+        .filter_map(|v| v["summary"].as_str().map(str::to_string))
+        .collect();
+    if let Some(last) = why.last() {
+        println!("   the hook's decision: {last}");
+    }
+    println!("   ECS reads hookStatus {} and rolls the deployment back", answer["hookStatus"].as_str().unwrap_or("?"));
+    let alerts: Vec<String> = bed
+        .notifications()
+        .await
+        .into_iter()
+        .filter(|n| n.attributes["service"]["Value"].as_str() == Some(svc.service.as_str()))
+        .map(|n| n.subject)
+        .collect();
+    for subject in alerts {
+        println!("   alert: {subject}");
     }
 }
