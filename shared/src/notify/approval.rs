@@ -181,7 +181,7 @@ pub fn runbook_function(configured: Option<&str>, own: Option<&str>) -> String {
 pub fn invoke_command(function: &str, payload: &serde_json::Value) -> String {
     format!(
         "aws lambda invoke --function-name {function} --cli-binary-format raw-in-base64-out \
-         --payload '{}' out.json",
+         --cli-read-timeout 310 --payload '{}' out.json",
         buttons::canonical_json(payload)
     )
 }
