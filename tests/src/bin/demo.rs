@@ -181,7 +181,7 @@ async fn gated_deployment(bed: &TestBed, events: &mut LambdaProcess) {
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["decision"] == "outcome")
-        .filter_map(|v| v["summary"].as_str().map(str::to_string))
+        .filter_map(|v| v["message"].as_str().map(str::to_string))
         .collect();
     if let Some(last) = why.last() {
         println!("   the hook's decision: {last}");
