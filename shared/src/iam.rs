@@ -143,8 +143,8 @@ pub const CALLS: &[Call] = &[
         &[ALARM_RESPONDER],
         "services of this account (alarm mapping by target group)",
     ),
-    call("ecs::stopped_tasks", "list_tasks", &["ecs:ListTasks"], GATHERING, "*"),
-    call("ecs::stopped_tasks", "describe_tasks", &["ecs:DescribeTasks"], GATHERING, "tasks of this account"),
+    call("ecs::service_tasks", "list_tasks", &["ecs:ListTasks"], GATHERING, "*"),
+    call("ecs::service_tasks", "describe_tasks", &["ecs:DescribeTasks"], GATHERING, "tasks of this account"),
     call("ecs::describe_task_definition", "describe_task_definition", &["ecs:DescribeTaskDefinition"], GATHERING, "*"),
     call("ecs::active_revisions", "list_task_definitions", &["ecs:ListTaskDefinitions"], ACTING, "*"),
     call(
@@ -168,8 +168,6 @@ pub const CALLS: &[Call] = &[
         &[DEPLOYMENT_HOOK],
         "service revisions of this account (the hook's target revision)",
     ),
-    call("ecs::running_tasks", "list_tasks", &["ecs:ListTasks"], &[DEPLOYMENT_HOOK], "*"),
-    call("ecs::running_tasks", "describe_tasks", &["ecs:DescribeTasks"], &[DEPLOYMENT_HOOK], "tasks of this account"),
     call("ecs::list_clusters", "list_clusters", &["ecs:ListClusters"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     call("ecs::list_services", "list_services", &["ecs:ListServices"], &[ALARM_RESPONDER, SCHEDULED_REPORTS], "*"),
     Call {

@@ -111,14 +111,20 @@ fn service_snapshot(cluster: &str, service: &str, s: &aws_sdk_ecs::types::Servic
     }
 }
 
-/// Recently stopped tasks of the service, newest first (ECS keeps them about an hour).
-pub async fn stopped_tasks(clients: &Clients, cluster: &str, service: &str) -> Result<Vec<TaskStateChange>, AwsError> {
+/// The service's tasks in `status` (at most 100): ListTasks, then
+/// DescribeTasks of what it listed.
+async fn service_tasks(
+    clients: &Clients,
+    cluster: &str,
+    service: &str,
+    status: aws_sdk_ecs::types::DesiredStatus,
+) -> Result<Vec<aws_sdk_ecs::types::Task>, AwsError> {
     let list = clients
         .ecs()
         .list_tasks()
         .cluster(cluster)
         .service_name(service)
-        .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+        .desired_status(status)
         .max_results(100)
         .send()
         .await
@@ -136,13 +142,14 @@ pub async fn stopped_tasks(clients: &Clients, cluster: &str, service: &str) -> R
         .await
         .map_err(|e| aws_error("ecs", "DescribeTasks", format!("{cluster}/{service}"), &e))?;
     let group = format!("service:{service}");
-    let mut tasks: Vec<TaskStateChange> = resp
-        .tasks()
-        .iter()
-        // The group check also guards against list filters a server may ignore.
-        .filter(|t| t.group() == Some(group.as_str()))
-        .map(task_snapshot)
-        .collect();
+    // The group check also guards against list filters a server may ignore.
+    Ok(resp.tasks.unwrap_or_default().into_iter().filter(|t| t.group() == Some(group.as_str())).collect())
+}
+
+/// Recently stopped tasks of the service, newest first (ECS keeps them about an hour).
+pub async fn stopped_tasks(clients: &Clients, cluster: &str, service: &str) -> Result<Vec<TaskStateChange>, AwsError> {
+    let stopped = service_tasks(clients, cluster, service, aws_sdk_ecs::types::DesiredStatus::Stopped).await?;
+    let mut tasks: Vec<TaskStateChange> = stopped.iter().map(task_snapshot).collect();
     tasks.sort_by(|a, b| b.stopped_at.cmp(&a.stopped_at));
     tasks.truncate(20);
     Ok(tasks)
@@ -522,34 +529,9 @@ pub struct RunningTask {
 /// The service's running tasks, at most 100 (the deployment hook compares
 /// the revisions' error lines).
 pub async fn running_tasks(clients: &Clients, cluster: &str, service: &str) -> Result<Vec<RunningTask>, AwsError> {
-    let list = clients
-        .ecs()
-        .list_tasks()
-        .cluster(cluster)
-        .service_name(service)
-        .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
-        .max_results(100)
-        .send()
-        .await
-        .map_err(|e| aws_error("ecs", "ListTasks", format!("{cluster}/{service}"), &e))?;
-    let arns = list.task_arns();
-    if arns.is_empty() {
-        return Ok(Vec::new());
-    }
-    let resp = clients
-        .ecs()
-        .describe_tasks()
-        .cluster(cluster)
-        .set_tasks(Some(arns.to_vec()))
-        .send()
-        .await
-        .map_err(|e| aws_error("ecs", "DescribeTasks", format!("{cluster}/{service}"), &e))?;
-    let group = format!("service:{service}");
-    Ok(resp
-        .tasks()
+    let running = service_tasks(clients, cluster, service, aws_sdk_ecs::types::DesiredStatus::Running).await?;
+    Ok(running
         .iter()
-        // The group check also guards against list filters a server may ignore.
-        .filter(|t| t.group() == Some(group.as_str()))
         .map(|t| RunningTask {
             id: t.task_arn().map(crate::arn::last_segment).unwrap_or_default().to_string(),
             task_definition: t.task_definition_arn().map(str::to_string),
