@@ -116,7 +116,12 @@ pub async fn drive<P: Port>(
     let store = app.state.incidents();
     let token = crate::invocation::token();
     let policy = policy(app);
-    let mut out = Driven { record: store.get(subject).await?, ..Default::default() };
+    // A problem is written first and read only if the subject already has a
+    // record: the conditional create fails then and DynamoDB returns the
+    // record it holds, so opening costs no read and joining no more than the
+    // read it replaces. Every other input reads first.
+    let mut optimistic = matches!(input, Input::Problem(_));
+    let mut out = Driven { record: if optimistic { None } else { store.get(subject).await? }, ..Default::default() };
     let mut queue = VecDeque::from([input]);
     let (mut conflicts, mut steps) = (0, 0);
     let mut publish_error: Option<AwsError> = None;
@@ -134,8 +139,16 @@ pub async fn drive<P: Port>(
         let salt = format!("{token}/{}", chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default());
         let ctx = Ctx { subject, now, token: &token, lease_until: lease(app, now), salt: &salt, policy: &policy };
         let t = machine::step(out.record.as_ref(), &input, &ctx);
+        if optimistic && t.record.is_none() {
+            // Judged as if the subject had no record, it would write nothing
+            // (a stale signal): judge it on the record as it is.
+            optimistic = false;
+            out.record = store.get(subject).await?;
+            queue.push_front(input);
+            continue;
+        }
         if let Some(next) = &t.record {
-            let written = match store.write(out.record.as_ref(), next, &writer_id(&token)).await {
+            let written = match store.write_seen(out.record.as_ref(), next, &writer_id(&token)).await {
                 Ok(w) => w,
                 // The message is out; failing now would make Lambda's retry
                 // send it again. The record stays claimed until our lease
@@ -151,17 +164,25 @@ pub async fn drive<P: Port>(
                 Err(e) => return Err(e),
             };
             match written {
-                Write::Written => {
+                (Write::Written, _) => {
                     conflicts = 0;
+                    optimistic = false;
                     out.record = Some(next.clone());
                 }
-                Write::Conflict => {
-                    conflicts += 1;
-                    if conflicts > MAX_CONFLICTS {
-                        return Err(kept_changing(app, subject));
+                (Write::Conflict, held) => {
+                    if std::mem::take(&mut optimistic) {
+                        tracing::debug!(subject = %subject.label(), "the subject has a record; stepping on it");
+                    } else {
+                        conflicts += 1;
+                        if conflicts > MAX_CONFLICTS {
+                            return Err(kept_changing(app, subject));
+                        }
+                        tracing::info!(subject = %subject.label(), decision = "incident-conflict", "record changed meanwhile; stepping again");
                     }
-                    tracing::info!(subject = %subject.label(), decision = "incident-conflict", "record changed meanwhile; stepping again");
-                    out.record = store.get(subject).await?;
+                    out.record = match held {
+                        Some(record) => Some(record),
+                        None => store.get(subject).await?,
+                    };
                     queue.push_front(input);
                     continue;
                 }

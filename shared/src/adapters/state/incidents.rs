@@ -191,6 +191,19 @@ impl<'a> IncidentStore<'a> {
     /// Write `next` over `read` (the record as read, `None` when there was
     /// none): only if nobody wrote since. `writer` is unique to this attempt.
     pub async fn write(self, read: Option<&Record>, next: &Record, writer: &str) -> Result<Write, AutopilotError> {
+        Ok(self.write_seen(read, next, writer).await?.0)
+    }
+
+    /// [`Self::write`], and on a conflict the record the store held instead
+    /// (DynamoDB returns the item that failed the condition, read
+    /// consistently): `None` when it returned none or it does not decode —
+    /// then read it again.
+    pub async fn write_seen(
+        self,
+        read: Option<&Record>,
+        next: &Record,
+        writer: &str,
+    ) -> Result<(Write, Option<Record>), AutopilotError> {
         let item = encode(next, writer)
             .map_err(|e| self.unreadable(&next.subject, format!("record not serialisable: {e}")))?;
         let mut put = self.state.client.put_item().table_name(self.table()).set_item(Some(item));
@@ -206,15 +219,15 @@ impl<'a> IncidentStore<'a> {
         let result =
             put.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld).send().await;
         match self.state.conditional("PutItem (incident)", result)? {
-            Conditional::Written(_) => Ok(Write::Written),
+            Conditional::Written(_) => Ok((Write::Written, None)),
             // Our own write, applied, its response lost: the SDK's retry meets it.
             Conditional::Refused(Some(old))
                 if get_s(&old, "writer").as_deref() == Some(writer)
                     && get_n(&old, "version") == Some(next.version as i64) =>
             {
-                Ok(Write::Written)
+                Ok((Write::Written, None))
             }
-            Conditional::Refused(_) => Ok(Write::Conflict),
+            Conditional::Refused(old) => Ok((Write::Conflict, old.as_ref().and_then(|i| decode(i).ok().flatten()))),
         }
     }
 
