@@ -2,9 +2,12 @@
 //! here, and nowhere else.
 //!
 //! Read the record (consistently), `step` it, write the result conditional
-//! on the version read; on a conflict read again and step the same input
-//! again — so no business rule lives in a DynamoDB expression, and a write
-//! whose response was lost is recognised by its writer id. Then carry out
+//! on the version read; on a conflict step the same input again on the
+//! record the failed write returned (read again when none came back) — so
+//! no business rule lives in a DynamoDB expression, and a write whose
+//! response was lost is recognised by its writer id. A problem skips the
+//! first read: it is stepped as if there were no record and created
+//! conditionally, and only a subject that has a record pays for it. Then carry out
 //! the transition's effects in order through the subject kind's [`Port`]
 //! (act, diagnose, render) and the notifier, and feed what they came to
 //! back in (`Learnt`, `Sent`, `NotSent`, recoveries read from alarms).
