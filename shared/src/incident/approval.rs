@@ -171,25 +171,29 @@ pub async fn answer(
 ) -> Result<Outcome, AutopilotError> {
     let hook_id = req.hook_id.as_deref().unwrap_or_default();
     let requested_by = req.caller.requested_by(req.requested_by.as_deref());
-    let known = app.state.hooks().get(hook_id).await?;
-    if let Some(k) = known.as_ref().filter(|k| k.cluster != cluster || k.service != service) {
-        let why =
-            format!("hook {hook_id} belongs to {}/{}, not {cluster}/{service}; nothing done", k.cluster, k.service);
-        tracing::warn!(cluster, service, hook = hook_id, decision = "hook-refused", "{why}");
+    // Refused before the engine: said, logged, and recorded as skipped.
+    let refuse = |decision: &str, why: String| {
+        tracing::warn!(cluster, service, hook = hook_id, decision, "{why}");
         let mut o = runbook_outcome(cluster, service, Severity::Info, format!("{cluster}/{service}: {why}"));
         o.actions.push(ActionRecord { action: kind.as_str().into(), status: ActionStatus::Skipped, detail: why });
-        return Ok(o);
+        Ok(o)
+    };
+    let known = app.state.hooks().get(hook_id).await?;
+    if let Some(k) = known.as_ref().filter(|k| k.cluster != cluster || k.service != service) {
+        return refuse(
+            "hook-refused",
+            format!("hook {hook_id} belongs to {}/{}, not {cluster}/{service}; nothing done", k.cluster, k.service),
+        );
     }
     let arn = req.service_deployment_arn.clone().or_else(|| known.as_ref().map(|k| k.service_deployment_arn.clone()));
     let Some(arn) = arn else {
-        let why = format!(
-            "hook {hook_id} is unknown: no approval notice recorded it; give service_deployment_arn \
-             (aws ecs list-service-deployments --cluster {cluster} --service {service}); nothing done"
+        return refuse(
+            "hook-unknown",
+            format!(
+                "hook {hook_id} is unknown: no approval notice recorded it; give service_deployment_arn \
+                 (aws ecs list-service-deployments --cluster {cluster} --service {service}); nothing done"
+            ),
         );
-        tracing::warn!(cluster, service, hook = hook_id, decision = "hook-unknown", "{why}");
-        let mut o = runbook_outcome(cluster, service, Severity::Info, format!("{cluster}/{service}: {why}"));
-        o.actions.push(ActionRecord { action: kind.as_str().into(), status: ActionStatus::Skipped, detail: why });
-        return Ok(o);
     };
     let result = engine::run(
         &app.engine(),
