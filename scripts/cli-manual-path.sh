@@ -118,6 +118,13 @@ NOTIFY_TOPIC_ARN=$CLI_TOPIC
 EVIDENCE_BUCKET=cli-evidence
 STATE_TABLE=cli-state
 EOF
+# cargo lambda watch runs `cargo run --package runbook --bin runbook` on the
+# first invoke. Built alone, the runbook resolves other features for the SDK
+# crates than the workspace build does (the tests crate adds its own), so on
+# a clean machine that first invoke would rebuild the SDK for minutes and
+# outlast the CLI's read timeout. Build it the same way here, untimed.
+echo "==> building the runbook as cargo lambda watch runs it"
+cargo build --color never --manifest-path Cargo.toml --package runbook --bin runbook --quiet
 PORT="$(free_port)"
 echo "==> cargo lambda watch on 127.0.0.1:$PORT"
 .venv-lambda/bin/cargo-lambda lambda watch --ignore-changes -A 127.0.0.1 -P "$PORT" \
