@@ -66,6 +66,9 @@ const ACTING: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, RUNBOOK];
 const GATHERING: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK];
 /// The functions that drive service incidents through the shell (alarm problems).
 const SERVICE_INCIDENTS: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, DEPLOYMENT_HOOK];
+/// The functions that handle events or requests of member accounts (the
+/// deployment hook is invoked by ECS in its own account only).
+const FLEET: &[&str] = &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, RUNBOOK];
 /// The functions that diagnose pipeline incidents.
 const PIPELINE_INCIDENTS: &[&str] = &[PIPELINE_EVENTS, SCHEDULED_REPORTS];
 
@@ -480,6 +483,12 @@ pub const GRANTS: &[Grant] = &[
         functions: GATHERING,
         when: When::Always,
         reason: "DescribeServices is sent with include=TAGS (the autopilot:mode opt-out and tuning tags); AWS does not document whether returning tags is authorised by DescribeServices alone, and a missing tag must never read as 'no opt-out'",
+    },
+    Grant {
+        action: "sts:AssumeRole",
+        functions: FLEET,
+        when: When::Always,
+        reason: "credentials in a member account of the fleet (ACCOUNTS, REGIONS): aws-config's assume-role provider sends it for the member role (MEMBER_ROLE_NAME) only",
     },
 ];
 
