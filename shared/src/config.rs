@@ -59,6 +59,14 @@ pub struct Config {
     /// `ACCOUNTS`: accounts whose events are in scope besides the function's
     /// own (a comma list of twelve-digit ids; empty: only its own).
     pub accounts: Vec<String>,
+    /// `REGIONS`: the regions of the fleet the scheduled jobs cover (a comma
+    /// list; empty: the function's own region).
+    pub regions: Vec<String>,
+    /// `MEMBER_ROLE_NAME` (`ecs-autopilot-member`): the role assumed in each
+    /// member account of `ACCOUNTS` (`infra/member.yaml`).
+    pub member_role_name: String,
+    /// `MEMBER_EXTERNAL_ID`: sent with every `AssumeRole` when set.
+    pub member_external_id: Option<String>,
     /// `ALARM_TOPIC_ARNS`: the SNS topics whose messages are taken (a comma
     /// list); an SNS-wrapped input from any other topic is refused.
     pub alarm_topic_arns: Vec<String>,
@@ -69,6 +77,9 @@ pub struct Config {
     pub runbook_callers: CallerPatterns,
     pub settings: Settings,
 }
+
+/// The role `infra/member.yaml` creates in each member account by default.
+pub const DEFAULT_MEMBER_ROLE_NAME: &str = "ecs-autopilot-member";
 
 /// Production pipelines by default: a name ending in `-prod` or
 /// `-production`, or containing `prod/`.
@@ -294,6 +305,19 @@ impl Config {
                 "ACCOUNTS must be twelve-digit account ids separated by commas, got {bad:?}"
             )));
         }
+        let regions = list("REGIONS", &[]);
+        if let Some(bad) =
+            regions.iter().find(|r| !r.contains('-') || r.bytes().any(|b| b.is_ascii_uppercase() || b == b' '))
+        {
+            return Err(AutopilotError::Config(format!(
+                "REGIONS must be region codes separated by commas, got {bad:?}"
+            )));
+        }
+        let member_role_name = lookup("MEMBER_ROLE_NAME")
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| DEFAULT_MEMBER_ROLE_NAME.to_string());
+        let member_external_id = lookup("MEMBER_EXTERNAL_ID").map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
         let alarm_topic_arns = list("ALARM_TOPIC_ARNS", &[]);
         if let Some(bad) = alarm_topic_arns.iter().find(|t| !t.starts_with("arn:") || !t.contains(":sns:")) {
             return Err(AutopilotError::Config(format!(
@@ -313,6 +337,9 @@ impl Config {
             production_pipelines,
             build_log_group_prefixes,
             accounts,
+            regions,
+            member_role_name,
+            member_external_id,
             alarm_topic_arns,
             runbook_callers,
             settings,

@@ -3,12 +3,18 @@
 //! the one routing table of triggers to functions.
 
 use crate::actions::engine::Engine;
+use crate::adapters::AwsError;
 use crate::adapters::Clients;
+use crate::adapters::fleet::{MemberCredentials, MemberRole, member_clients};
 use crate::adapters::gather::{Depth, GatherRequest};
 use crate::adapters::state::StateStore;
 use crate::config::Config;
 use crate::error::AutopilotError;
+use crate::fleet::{Fleet, Place, Scope};
+use crate::incident::Subject;
 use crate::trigger::Trigger;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The six functions (binary names fixed by docs/ARCHITECTURE.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +60,7 @@ impl Function {
         match Self::for_trigger(trigger) {
             Some(f) if f != self => Err(AutopilotError::WrongFunction {
                 function: self.name(),
-                got: describe_trigger(trigger),
+                got: describe(trigger),
                 expected: self.expects(),
             }),
             _ => Ok(()),
@@ -75,13 +81,22 @@ impl Function {
     }
 }
 
-/// What a function holds for its whole life: built once in `main`.
+/// What a function holds for its whole life: built once in `main`. An
+/// input of a member account runs with the same App placed there
+/// ([`App::at`]): its clients read and act in that account and region, its
+/// state keys carry the place.
+#[derive(Clone)]
 pub struct App {
     pub function: Function,
     pub config: Config,
     pub clients: Clients,
     pub state: StateStore,
+    /// The clients of each member placed so far, kept for the warm
+    /// instance (with their credentials, renewed before they expire).
+    members: Arc<Mutex<HashMap<Place, Member>>>,
 }
+
+type Member = (Clients, Option<MemberCredentials>);
 
 impl App {
     /// Read the environment contract and build the clients. A missing
@@ -94,7 +109,65 @@ impl App {
 
     pub fn new(function: Function, config: Config, clients: Clients) -> Self {
         let state = StateStore::new(clients.dynamodb_handle(), config.state_table.clone());
-        Self { function, config, clients, state }
+        Self { function, config, clients, state, members: Arc::default() }
+    }
+
+    /// Where this App reads and acts.
+    pub fn scope(&self) -> &Scope {
+        self.clients.scope()
+    }
+
+    /// Home and the fleet as this function knows them: its own account (from
+    /// the invocation), its region, `ACCOUNTS`.
+    pub fn fleet(&self) -> Fleet {
+        Fleet {
+            home_account: crate::invocation::own_account(),
+            home_region: std::env::var("AWS_REGION").unwrap_or_else(|_| self.config.settings.console_region.clone()),
+            members: self.config.accounts.clone(),
+        }
+    }
+
+    /// This App placed in `scope`: home is this App; a member gets its
+    /// clients (built once per warm instance, with the member role assumed
+    /// when it is another account) and its keys. An account whose role
+    /// cannot be assumed is an error naming the role and the reason, before
+    /// anything is read there.
+    pub async fn at(&self, scope: &Scope) -> Result<App, AwsError> {
+        let Scope::Member(place) = scope else {
+            return Ok(self.clone());
+        };
+        let cached = self.members.lock().ok().and_then(|m| m.get(place).cloned());
+        let (clients, credentials) = match cached {
+            Some(member) => member,
+            None => {
+                let role = MemberRole {
+                    name: self.config.member_role_name.clone(),
+                    external_id: self.config.member_external_id.clone(),
+                    session_name: format!("ecs-autopilot-{}", self.function.name()),
+                };
+                let member = member_clients(&self.clients, place, &role, self.fleet().assumes(scope)).await;
+                if let Ok(mut m) = self.members.lock() {
+                    m.insert(place.clone(), member.clone());
+                }
+                member
+            }
+        };
+        if let Some(c) = &credentials {
+            c.check().await?;
+        }
+        let mut config = self.config.clone();
+        config.settings.console_region = place.region.clone();
+        Ok(App { function: self.function, config, clients, state: self.state.at(scope), members: self.members.clone() })
+    }
+
+    /// A service subject of this App's scope.
+    pub fn service_subject(&self, cluster: &str, service: &str) -> Subject {
+        Subject::service(cluster, service).at(self.scope())
+    }
+
+    /// A pipeline execution subject of this App's scope.
+    pub fn pipeline_subject(&self, pipeline: &str, execution: &str) -> Subject {
+        Subject::pipeline(pipeline, execution).at(self.scope())
     }
 
     /// What to gather for a service, within this function's settings.
@@ -115,7 +188,8 @@ impl App {
     }
 }
 
-fn describe_trigger(trigger: &Trigger) -> String {
+/// What an input is, for messages and errors.
+pub fn describe(trigger: &Trigger) -> String {
     match trigger {
         Trigger::EcsTask(e) => format!("{} ({})", e.meta.detail_type, e.meta.source),
         Trigger::EcsServiceAction(e) => format!("{} ({})", e.meta.detail_type, e.meta.source),

@@ -48,8 +48,10 @@ struct ManifestEntry {
     content_type: &'static str,
 }
 
-pub fn prefix(cluster: &str, service: &str, incident: &str) -> String {
-    format!("incidents/{cluster}/{service}/{incident}/")
+/// Where a service incident's evidence goes; a member's under its account
+/// and region.
+pub fn prefix(scope: &crate::fleet::Scope, cluster: &str, service: &str, incident: &str) -> String {
+    format!("incidents/{}{cluster}/{service}/{incident}/", scope.evidence_prefix())
 }
 
 fn to_json<T: Serialize>(value: &T) -> Value {
@@ -157,8 +159,8 @@ pub fn bundle_documents(bundle: &[u8]) -> Vec<(String, Vec<u8>)> {
 }
 
 /// Where a pipeline incident's evidence goes.
-pub fn pipeline_prefix(pipeline: &str, incident: &str) -> String {
-    format!("incidents/pipelines/{pipeline}/{incident}/")
+pub fn pipeline_prefix(scope: &crate::fleet::Scope, pipeline: &str, incident: &str) -> String {
+    format!("incidents/{}pipelines/{pipeline}/{incident}/", scope.evidence_prefix())
 }
 
 /// A bundle of named JSON documents (a pipeline incident's event, execution,

@@ -38,6 +38,7 @@ pub mod arn;
 pub mod cause;
 pub mod config;
 pub mod error;
+pub mod fleet;
 pub mod iam;
 pub mod invocation;
 pub mod lenient;

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 /// machine is pure, its shell drives the engine).
 const LAYERS: &[(&str, u8)] = &[
     ("arn", 1),
+    ("fleet", 1),
     ("cause", 1),
     ("config", 1),
     ("error", 1),

@@ -730,8 +730,14 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
     }
 
     // Pre-action state goes to S3 concurrently with the call: evidence never delays acting.
-    let evidence_key =
-        format!("incidents/{}/{}/actions/{}-{}/pre-action.json", req.cluster, req.service, iso(t), kind.as_str());
+    let evidence_key = format!(
+        "incidents/{}{}/{}/actions/{}-{}/pre-action.json",
+        app.clients.scope().evidence_prefix(),
+        req.cluster,
+        req.service,
+        iso(t),
+        kind.as_str()
+    );
     let evidence = {
         let clients = app.clients.clone();
         let bucket = app.config.evidence_bucket.clone();

@@ -21,6 +21,7 @@ pub mod codedeploy;
 pub mod codepipeline;
 pub mod ecs;
 pub mod elb;
+pub mod fleet;
 pub mod gather;
 pub mod logs;
 pub mod s3;
@@ -84,6 +85,12 @@ impl Intercept for CallCounter {
 pub struct Clients {
     config: aws_config::SdkConfig,
     pub calls: CallCounter,
+    /// Where these clients read and act: home, or a member account and
+    /// region of the fleet ([`fleet::member_clients`]).
+    scope: crate::fleet::Scope,
+    /// A member's clients: home's credentials, which the central bucket's
+    /// presigned links are signed with.
+    central_credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
     ecs: OnceLock<aws_sdk_ecs::Client>,
     sns: OnceLock<aws_sdk_sns::Client>,
     s3: OnceLock<aws_sdk_s3::Client>,
@@ -158,6 +165,8 @@ impl Clients {
         Self {
             config: config.clone(),
             calls,
+            scope: crate::fleet::Scope::Home,
+            central_credentials: None,
             ecs: OnceLock::new(),
             sns: OnceLock::new(),
             s3: OnceLock::new(),
@@ -201,10 +210,30 @@ impl Clients {
         codedeploy, set_codedeploy: aws_sdk_codedeploy;
     }
 
-    /// The configuration's credentials, for what a presigned URL's lifetime
-    /// rests on (their expiry; `adapters::s3::presigned_get`).
+    /// The credentials of the S3 client, for what a presigned URL's lifetime
+    /// rests on (their expiry; `adapters::s3::presigned_get`): home's.
     pub fn credentials(&self) -> Option<aws_sdk_s3::config::SharedCredentialsProvider> {
-        self.config.credentials_provider()
+        self.central_credentials.clone().or_else(|| self.config.credentials_provider())
+    }
+
+    /// Where these clients read and act.
+    pub fn scope(&self) -> &crate::fleet::Scope {
+        &self.scope
+    }
+
+    /// Clients of a member built from `config` (its region and credentials)
+    /// that publish, store evidence and keep state where these do (home's
+    /// topic, bucket and table, built now if they were not yet) and count
+    /// their calls with these.
+    pub(crate) fn for_member(&self, config: &aws_config::SdkConfig, place: &crate::fleet::Place) -> Self {
+        let mut member = Self::new(config);
+        member.calls = self.calls.clone();
+        member.scope = crate::fleet::Scope::Member(place.clone());
+        member.central_credentials = self.credentials();
+        member.sns = OnceLock::from(self.sns().clone());
+        member.s3 = OnceLock::from(self.s3().clone());
+        member.dynamodb = self.dynamodb.clone();
+        member
     }
 
     pub fn s3(&self) -> &aws_sdk_s3::Client {

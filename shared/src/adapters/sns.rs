@@ -1,5 +1,6 @@
 //! SNS: the notifier. Every message carries the attributes subscribers
-//! filter on (`severity`, `cluster`, `service`, `cause`, `kind`, `team`).
+//! filter on (`severity`, `cluster`, `service`, `cause`, `kind`, `team`,
+//! and the fleet's `account` and `region`).
 //!
 //! Published with `MessageStructure=json` ([`crate::notify::chat::sns_message`]):
 //! the plain text under `default` (SNS sends it to e-mail, SQS, Lambda, HTTP
@@ -24,7 +25,23 @@ fn kind_word(kind: Kind) -> String {
 }
 
 /// Publish; returns the SNS message id.
+///
+/// Published from a member's clients, the message names the member's account
+/// and region ([`Message::placed`]); every message carries the `account` and
+/// `region` attributes (home's own when it is about home).
 pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<String, AwsError> {
+    let placed;
+    let m = match (clients.scope().place(), &m.place) {
+        (Some(place), None) => {
+            placed = m.clone().placed(place);
+            &placed
+        }
+        _ => m,
+    };
+    let (account, region) = match &m.place {
+        Some(p) => (p.account.clone(), p.region.clone()),
+        None => (crate::invocation::own_account().unwrap_or_default(), std::env::var("AWS_REGION").unwrap_or_default()),
+    };
     let message = crate::notify::chat::sns_message(m);
     let subject = crate::notify::render::subject_line(&m.subject);
     let mut req =
@@ -38,6 +55,8 @@ pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<
         // Always present ("none" when the service has no autopilot:team tag),
         // so that a catch-all subscription can match {"team": ["none"]}.
         ("team", m.team.clone().unwrap_or_default()),
+        ("account", account),
+        ("region", region),
     ] {
         if let Some(a) = attribute(&v) {
             req = req.message_attributes(k, a);

@@ -444,6 +444,7 @@ async fn unmapped_alert(
         a.cause.next_steps().iter().map(|s| format!("- {s}")).collect::<Vec<_>>().join("\n"),
     );
     let message = Message {
+        place: None,
         subject,
         body,
         severity: a.severity,

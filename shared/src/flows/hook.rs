@@ -32,7 +32,6 @@ use crate::diagnosis::gate::{
 };
 use crate::diagnosis::severity::Signal;
 use crate::error::{AutopilotError, AwsError};
-use crate::incident::Subject;
 use crate::incident::machine::{Input, ProblemKey, ProblemSignal};
 use crate::incident::service::{self, ServiceSignal, revision_of};
 use crate::invocation::Invocation;
@@ -205,7 +204,7 @@ async fn read_facts(
     };
     let td = described.or_else(|| svc.task_definition.clone());
     let green = revision_of(td.as_deref());
-    let subject = Subject::service(&h.cluster, &h.service);
+    let subject = app.service_subject(&h.cluster, &h.service);
     let alarm_names = tags.alarms.clone();
     // Error lines of both revisions over the same window: the bake, at least a minute.
     let window = tags.bake_seconds.unwrap_or(bake_seconds).max(60);

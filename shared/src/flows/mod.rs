@@ -139,7 +139,73 @@ async fn dispatch(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, Aut
     if let Trigger::Ignored { detail_type, reason, .. } = &trigger {
         return Ok(Outcome::ignored(format!("{detail_type} ignored: {reason}")));
     }
-    (flow.run)(app, trigger, &payload).await
+    // A member's input runs in the member: its clients, its keys.
+    let scope =
+        app.fleet().scope_of(trust::event_account(&trigger).as_deref(), trust::event_region(&trigger).as_deref());
+    match app.at(&scope).await {
+        Ok(placed) => (flow.run)(&placed, trigger, &payload).await,
+        Err(e) => unreachable_member(app, &trigger, &scope, e).await,
+    }
+}
+
+/// A member whose role cannot be assumed: never silence. One notice per
+/// account, region and hour names the account, the role and the reason;
+/// the input is answered with the same, and nothing is read or done there.
+async fn unreachable_member(
+    app: &App,
+    trigger: &Trigger,
+    scope: &crate::fleet::Scope,
+    e: crate::adapters::AwsError,
+) -> Result<Outcome, AutopilotError> {
+    let Some(place) = scope.place() else { return Err(AutopilotError::Aws(e)) };
+    let (cluster, service) = trigger.cluster_service();
+    let input = crate::context::describe(trigger);
+    tracing::warn!(
+        function = app.function.name(),
+        decision = "member-unreachable",
+        account = %place.account,
+        region = %place.region,
+        role = %e.resource,
+        "{e}"
+    );
+    crate::telemetry::emit_metrics(
+        app.function.name(),
+        &[("Account", place.account.as_str())],
+        &[("MemberUnreachable", 1.0, "Count")],
+    );
+    let summary = format!(
+        "account {} {}: the member role {} cannot be assumed ({}); {input} not handled there, nothing read or done",
+        place.account, place.region, e.resource, e.message
+    );
+    let hour = crate::time::now() / 3600;
+    let key = format!("unreachable/{}/{}/{hour}", place.account, place.region);
+    let kind = trigger.kind();
+    let notice = once_notice(app, &key, async {
+        let view = crate::notify::fleet::UnreachableView {
+            place,
+            role_arn: &e.resource,
+            reason: &e.message,
+            input: &input,
+            cluster: cluster.as_deref(),
+            service: service.as_deref(),
+            kind,
+        };
+        let message = crate::notify::fleet::render_unreachable(&view, &crate::telemetry::redactor());
+        let id = crate::adapters::sns::publish(&app.clients, &app.config.notify_topic_arn, &message)
+            .await
+            .map_err(crate::incident::shell::publish_failed)?;
+        let mut o = Outcome::new(kind, crate::outcome::Severity::Sev2, crate::outcome::Cause::Unknown, summary.clone());
+        o.notified = Some(id);
+        Ok(o)
+    })
+    .await?;
+    let mut o = notice.unwrap_or_else(|| {
+        let mut o = Outcome::new(kind, crate::outcome::Severity::Sev2, crate::outcome::Cause::Unknown, summary.clone());
+        o.notified = Some(format!("suppressed:account {} {} already announced this hour", place.account, place.region));
+        o
+    });
+    o.summary = summary;
+    Ok(o.for_service(cluster, service))
 }
 
 /// An input from where it must not come: said in the log, counted, answered
@@ -169,7 +235,7 @@ where
             let mut outcome = on_duplicate();
             // Point the duplicate at the incident it belongs to, if one is open.
             if let (Some(c), Some(s)) = (&outcome.cluster, &outcome.service)
-                && let Ok(Some(open)) = app.state.incidents().open(&crate::incident::Subject::service(c, s)).await
+                && let Ok(Some(open)) = app.state.incidents().open(&app.service_subject(c, s)).await
             {
                 outcome.incident = Some(open.id);
                 outcome.evidence = open.evidence;

@@ -71,7 +71,16 @@ async fn escalate(app: &App) -> Result<Outcome, AutopilotError> {
     let mut resolved = Vec::new();
     let mut failed = Vec::new();
     for subject in &open {
-        match tick(app, subject).await {
+        // A member's incident is driven in the member (its clients, its keys);
+        // a member that cannot be reached is named among the failures.
+        let placed = match app.at(subject.scope()).await {
+            Ok(placed) => placed,
+            Err(e) => {
+                failed.push(format!("{}: {e}", subject.label()));
+                continue;
+            }
+        };
+        match tick(&placed, subject).await {
             Ok(driven) => {
                 let id = driven.record.as_ref().map(|r| r.id.clone()).unwrap_or_default();
                 for (message, _) in &driven.published {
@@ -193,6 +202,7 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
         _ => Severity::Info,
     };
     let message = crate::notify::render::Message {
+        place: None,
         subject: redactor.text(&subject_line),
         // Redacted except our own links (the console and presigned URLs).
         body: body.render(&redactor),
@@ -383,6 +393,7 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
     let objects = store_report(app, &prefix, &json_value, page).await;
     let (subject_line, body) = wr::summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
     let message = crate::notify::render::Message {
+        place: None,
         subject: redactor.text(&subject_line),
         // Redacted except our own links (the console and presigned URLs).
         body: body.render(&redactor),
@@ -516,7 +527,7 @@ async fn week_of_service(
             });
         }
     }
-    let subject = Subject::service(s.cluster.as_str(), s.service.as_str());
+    let subject = app.service_subject(s.cluster.as_str(), s.service.as_str());
     match app.state.incidents().since(&subject, start).await {
         Ok(i) => delivery.incidents = i,
         Err(e) => unread.push(format!("incidents: {e}")),
@@ -644,7 +655,7 @@ async fn day_of_service(
             }
         }
     }
-    let subject = Subject::service(cluster.as_str(), name.as_str());
+    let subject = app.service_subject(cluster.as_str(), name.as_str());
     match app.state.incidents().since(&subject, since).await {
         Ok(i) => facts.incidents = i,
         Err(e) => facts.unread.push(format!("incidents: {e}")),

@@ -281,6 +281,7 @@ async fn notify_action(app: &App, cluster: &str, service: &str, record: &ActionR
         links.deployments()
     );
     let message = Message {
+        place: None,
         subject,
         body,
         severity,
@@ -315,7 +316,7 @@ async fn capture_evidence(
     let hours = req.since_hours.unwrap_or(24).clamp(1, 24 * 14) as i64;
     let capture =
         format!("capture-{}", chrono::DateTime::from_timestamp(t, 0).unwrap_or_default().format("%Y%m%d-%H%M%S"));
-    let prefix = evidence::prefix(cluster, service, &capture);
+    let prefix = evidence::prefix(app.scope(), cluster, service, &capture);
     let g = gather(&app.clients, &GatherRequest { log_lines: 50, ..app.gather_request(cluster, service, Depth::Full) })
         .await;
     let log_groups: Vec<String> = {

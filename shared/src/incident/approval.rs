@@ -25,7 +25,6 @@ use crate::adapters::sns::publish;
 use crate::adapters::state::hooks::HookRecord;
 use crate::context::App;
 use crate::error::AutopilotError;
-use crate::incident::Subject;
 use crate::incident::machine::Input;
 use crate::notify::approval::{self as view, ApprovalView, ChangesRead, ThreadNote};
 use crate::notify::render::EventType;
@@ -254,7 +253,7 @@ pub async fn acknowledge(
     service: &str,
 ) -> Result<Outcome, AutopilotError> {
     let by = req.caller.requested_by(req.requested_by.as_deref());
-    let open = app.state.incidents().open(&Subject::service(cluster, service)).await?;
+    let open = app.state.incidents().open(&app.service_subject(cluster, service)).await?;
     let refuse = |why: String| {
         tracing::info!(cluster, service, decision = "acknowledge-refused", "{why}");
         runbook_outcome(cluster, service, Severity::Info, format!("{cluster}/{service}: {why}; nothing recorded"))

@@ -265,7 +265,7 @@ async fn failure_facts(app: &App, port: &PipelinePort<'_>) -> FailureFacts {
     let (target, unread) = ecs_target(app, &failed).await;
     f.unread.extend(unread);
     if let Some((cluster, service)) = target {
-        match app.state.incidents().open(&Subject::service(cluster.as_str(), service.as_str())).await {
+        match app.state.incidents().open(&app.service_subject(cluster.as_str(), service.as_str())).await {
             Ok(open) => f.ecs_incident = open.map(|i| i.id),
             Err(e) => f.unread.push(format!("ECS incident of {cluster}/{service}: {e}")),
         }
@@ -317,7 +317,7 @@ impl PipelinePort<'_> {
     async fn store_evidence(&self, app: &App, rec: &Record, f: &FailureFacts, severity: Severity) -> EvidenceStatus {
         let redactor = crate::telemetry::redactor();
         let commit = f.execution.as_ref().and_then(|x| decide::commit_of(&x.revisions));
-        let prefix = evidence::pipeline_prefix(&self.pipeline, &rec.id);
+        let prefix = evidence::pipeline_prefix(app.scope(), &self.pipeline, &rec.id);
         let production = self
             .production
             .as_ref()
@@ -414,7 +414,7 @@ impl PipelinePort<'_> {
             &crate::notify::render::IncidentReportView { incident: rec, ledger: &[], resolved_at: t, resolved_by: why },
             &redactor,
         );
-        let key = format!("{}report.md", evidence::pipeline_prefix(&self.pipeline, &rec.id));
+        let key = format!("{}report.md", evidence::pipeline_prefix(app.scope(), &self.pipeline, &rec.id));
         let report = super::service::store_report(app, rec, key, markdown).await;
         let fix = self.fix.as_ref();
         let links = self.links(fix.map_or(self.execution.as_str(), |f| f.execution.as_str()));

@@ -11,7 +11,6 @@ use super::machine::{
     unannounced,
 };
 use super::shell::{self, Driven, Port};
-use super::subject::Subject;
 use crate::actions::ActionKind;
 use crate::actions::engine::{self, ActionRequest};
 use crate::adapters::gather::{GatherRequest, Gathered, gather};
@@ -354,7 +353,7 @@ async fn pipeline_findings(app: &App, cluster: &str, service: &str, t: i64) -> V
         return Vec::new();
     };
     let mut lines = vec![link.finding(t)];
-    if let Ok(Some(inc)) = app.state.incidents().open(&Subject::pipeline(&link.pipeline, &link.execution_id)).await {
+    if let Ok(Some(inc)) = app.state.incidents().open(&app.pipeline_subject(&link.pipeline, &link.execution_id)).await {
         lines.push(format!("that execution has an open pipeline incident: {} ({})", inc.id, inc.summary()));
     }
     lines
@@ -676,9 +675,10 @@ impl ServicePort<'_> {
             log_source: logs.map(|l| (l.log_group.clone(), l.log_stream.clone())),
             actions: &shown,
             evidence_location: match &self.evidence {
-                Some(EvidenceStatus::Stored(_)) if !update => {
-                    Some((app.config.evidence_bucket.clone(), evidence::prefix(&self.cluster, &self.service, &rec.id)))
-                }
+                Some(EvidenceStatus::Stored(_)) if !update => Some((
+                    app.config.evidence_bucket.clone(),
+                    evidence::prefix(app.scope(), &self.cluster, &self.service, &rec.id),
+                )),
                 _ => None,
             },
             evidence,
@@ -788,7 +788,7 @@ impl ServicePort<'_> {
         failures: u32,
     ) -> EvidenceStatus {
         let redactor = crate::telemetry::redactor();
-        let prefix = evidence::prefix(&self.cluster, &self.service, &rec.id);
+        let prefix = evidence::prefix(app.scope(), &self.cluster, &self.service, &rec.id);
         let explanation = self.signal.as_ref().map(|s| s.explanation.clone()).unwrap_or_default();
         let notes: Vec<String> = self.signal.iter().flat_map(|s| s.notes.iter().cloned()).collect();
         let diagnosis = json!({
@@ -832,7 +832,7 @@ async fn post_incident_report(app: &App, rec: &Record, ledger: &[LedgerEntry], w
         &crate::notify::render::IncidentReportView { incident: rec, ledger: &ledger, resolved_at: t, resolved_by: why },
         &crate::telemetry::redactor(),
     );
-    let key = format!("{}report.md", evidence::prefix(cluster, service, &rec.id));
+    let key = format!("{}report.md", evidence::prefix(app.scope(), cluster, service, &rec.id));
     store_report(app, rec, key, markdown).await
 }
 
@@ -864,7 +864,7 @@ pub async fn drive(
     signal: Option<ServiceSignal<'_>>,
     input: Input,
 ) -> Result<Outcome, AutopilotError> {
-    let subject = Subject::service(cluster, service);
+    let subject = app.service_subject(cluster, service);
     let problem = signal.as_ref().map(|s| s.problem.to_string());
     let revision = signal.as_ref().map(|s| revision_of(s.task_definition.as_deref()));
     let explanation = signal.as_ref().map(|s| s.explanation.clone());

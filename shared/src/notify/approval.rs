@@ -266,6 +266,7 @@ pub fn render_approval(v: &ApprovalView<'_>, redactor: &Redactor) -> Message {
     b.push_str("(add \"dry_run\": true to see the plan first; the runbook re-checks every bound)\n");
     b.push_str(&format!("\n- Deployments: {}\n- Service health: {}\n", links.deployments(), links.service()));
     Message {
+        place: None,
         subject: redactor.text(&subject),
         body: redactor.text(&b),
         severity: Severity::Info,
@@ -319,6 +320,7 @@ pub fn render_thread_note(n: &ThreadNote<'_>, redactor: &Redactor) -> Message {
         body.push_str(&format!("Action:   {}\nStatus:   {}\nDetail:   {}\n", r.action, r.status.as_str(), r.detail));
     }
     Message {
+        place: None,
         subject: redactor.text(&subject),
         body: redactor.text(&body),
         severity: Severity::Info,

@@ -62,25 +62,24 @@ pub fn incident_context(m: &Message) -> Vec<(String, String)> {
         return Vec::new();
     }
     let (cluster, service) = (m.cluster.as_str(), m.service.as_str());
-    let mut ack =
-        json!({"action": "acknowledge", "cluster": cluster, "service": service, "requested_by": REQUESTED_BY});
+    // A member's service is named with its account and region: a button
+    // never acts on a service of the same name elsewhere.
+    let request = |action: &str| {
+        let mut r = json!({"action": action, "cluster": cluster, "service": service, "requested_by": REQUESTED_BY});
+        if let Some(p) = &m.place {
+            r["account"] = json!(p.account);
+            r["region"] = json!(p.region);
+        }
+        r
+    };
+    let mut ack = request("acknowledge");
     if let Some(id) = m.incident.as_deref().filter(|i| !i.is_empty()) {
         ack["incident"] = json!(id);
     }
     vec![
         (vars::ACKNOWLEDGE.into(), compact(ack)),
-        (
-            vars::DIAGNOSE.into(),
-            compact(
-                json!({"action": "diagnose", "cluster": cluster, "service": service, "requested_by": REQUESTED_BY}),
-            ),
-        ),
-        (
-            vars::ROLLBACK.into(),
-            compact(
-                json!({"action": "rollback", "cluster": cluster, "service": service, "requested_by": REQUESTED_BY}),
-            ),
-        ),
+        (vars::DIAGNOSE.into(), compact(request("diagnose"))),
+        (vars::ROLLBACK.into(), compact(request("rollback"))),
     ]
 }
 
@@ -109,6 +108,7 @@ mod tests {
 
     fn message(event_type: EventType, cluster: &str) -> Message {
         Message {
+            place: None,
             subject: "s".into(),
             body: "b".into(),
             severity: Severity::Sev2,

@@ -511,6 +511,7 @@ mod tests {
     /// alarm), in the same shape.
     fn runbook_action() -> Message {
         Message {
+            place: None,
             subject: "[SEV3] prod/api: scale executed (runbook)".into(),
             body: "RUNBOOK ACTION - SEV3\n\nService:  prod/api\nAction:   scale\n".into(),
             severity: Severity::Sev3,
@@ -531,6 +532,7 @@ mod tests {
 
     fn alarm_notice() -> Message {
         Message {
+            place: None,
             subject: "[SEV3] alarm orders-latency: latency (no ECS service mapped)".into(),
             body: "ALARM - SEV3\n".into(),
             severity: Severity::Sev3,
@@ -552,6 +554,7 @@ mod tests {
     /// The daily report's summary, shaped as `flows::reports` sends it.
     fn report_summary() -> Message {
         Message {
+            place: None,
             subject: "[SEV2] daily health 2026-12-02: 1 down, 2 degraded, 14 healthy".into(),
             body: "DAILY HEALTH CHECK - 2026-12-02\n".into(),
             severity: Severity::Sev2,
@@ -626,6 +629,40 @@ mod tests {
             Value::String(s) if s.starts_with('{') => serde_json::from_str(&s).unwrap_or(Value::String(s)),
             other => other,
         }
+    }
+
+    #[test]
+    fn a_members_alert_names_its_account_and_region_and_its_buttons_act_there() {
+        let place = crate::fleet::Place { account: "444455556666".into(), region: "eu-west-1".into() };
+        // An alert with a held service prints runbook and DynamoDB commands.
+        let mut home = update();
+        home.body.push_str(
+            "aws lambda invoke --function-name x-runbook --payload '{\"action\":\"diagnose\",\"cluster\":\"prod\",\"service\":\"api\"}' out.json\n\
+             aws dynamodb delete-item --table-name x-state --key '{\"pk\":{\"S\":\"service#prod/api\"},\"sk\":{\"S\":\"hold\"}}'\n",
+        );
+        let m = home.clone().placed(&place);
+        assert!(m.body.contains(r#""S":"444455556666/eu-west-1/service#prod/api""#), "{}", m.body);
+        assert!(m.subject.contains("] 444455556666 eu-west-1 "), "{}", m.subject);
+        assert!(m.subject.len() < 100 && m.subject.is_ascii());
+        assert!(m.body.starts_with("Account 444455556666 in eu-west-1"), "{}", m.body);
+        for line in m.body.lines().filter(|l| l.contains("aws lambda invoke")) {
+            assert!(line.contains(r#""account":"444455556666","region":"eu-west-1","cluster":"#), "{line}");
+        }
+        assert!(m.body.lines().any(|l| l.contains("aws lambda invoke")), "the alert prints a command");
+        let n = notification(&m);
+        validate(&n).unwrap_or_else(|e| panic!("{e}"));
+        let ctx = &n["metadata"]["additionalContext"];
+        assert_eq!(ctx["account"], "444455556666");
+        assert_eq!(ctx["region"], "eu-west-1");
+        for var in [super::super::buttons::vars::ROLLBACK, super::super::buttons::vars::DIAGNOSE] {
+            let req: Value = serde_json::from_str(ctx[var].as_str().expect(var)).expect("payload JSON");
+            assert_eq!((req["account"].as_str(), req["region"].as_str()), (Some("444455556666"), Some("eu-west-1")));
+        }
+        // Home's messages are as they were.
+        let n = notification(&home);
+        assert!(n["metadata"]["additionalContext"].get("account").is_none());
+        let placed_twice = m.clone().placed(&place);
+        assert_eq!((placed_twice.subject, placed_twice.body), (m.subject, m.body), "placing is idempotent");
     }
 
     #[test]

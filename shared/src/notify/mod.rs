@@ -11,6 +11,7 @@
 pub mod approval;
 pub mod buttons;
 pub mod chat;
+pub mod fleet;
 pub mod pipeline;
 pub mod render;
 pub mod steps;

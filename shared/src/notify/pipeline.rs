@@ -179,6 +179,7 @@ pub fn render_failure(v: &FailureView<'_>, redactor: &Redactor) -> Message {
         highlights.push(redactor.text(&format!("commit {}", c.label())));
     }
     Message {
+        place: None,
         subject,
         body,
         severity: v.severity,
@@ -275,6 +276,7 @@ pub fn render_resolved(v: &PipelineResolvedView<'_>, redactor: &Redactor) -> Mes
         highlights.push(redactor.text(&format!("commit {}", c.label())));
     }
     Message {
+        place: None,
         subject,
         body: redactor.text(&b),
         severity: v.severity,
@@ -355,6 +357,7 @@ pub fn render_approval(v: &ApprovalView<'_>, redactor: &Redactor) -> Message {
         highlights.push(format!("previous stage {name}: {status}"));
     }
     Message {
+        place: None,
         subject,
         body: redactor.text(&b),
         severity: Severity::Info,

@@ -40,6 +40,70 @@ pub struct Message {
     /// More `metadata.additionalContext` entries of the chat notification:
     /// what a chat button's command needs (see `notify::buttons`).
     pub chat_context: Vec<(String, String)>,
+    /// The member account and region the message is about (`None`: home).
+    /// Set when it is published from a member's clients (`adapters::sns`):
+    /// the subject, body, attributes and chat buttons then name the place.
+    pub place: Option<crate::fleet::Place>,
+}
+
+impl Message {
+    /// The message about a member's subject: its subject line names the
+    /// account and region after the severity tag (unless it already names the
+    /// account), its body starts with them, and chat reads them (buttons
+    /// carry them in their requests).
+    pub fn placed(mut self, place: &crate::fleet::Place) -> Self {
+        let tag = format!("{} {}", place.account, place.region);
+        if !self.subject.contains(&place.account) {
+            let subject = match self.subject.split_once("] ") {
+                Some((sev, rest)) if self.subject.starts_with('[') => format!("{sev}] {tag} {rest}"),
+                _ => format!("{tag} {}", self.subject),
+            };
+            self.subject = subject_line(&subject);
+        }
+        let named = self.body.contains(&place.account);
+        // The runbook commands the body prints act where the subject lives.
+        let scoped = format!(",\"account\":\"{}\",\"region\":\"{}\",\"cluster\":", place.account, place.region);
+        let key = format!("\"{}service#", place.account_region_prefix());
+        let mut body: String = self
+            .body
+            .lines()
+            .map(|l| {
+                if l.contains("aws lambda invoke") && !l.contains("\"account\":") {
+                    l.replace(",\"cluster\":", &scoped)
+                } else if l.contains("aws dynamodb") && !l.contains(&key) {
+                    l.replace("\"service#", &key)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        if self.body.ends_with('\n') {
+            body.push('\n');
+        }
+        self.body = body;
+        if !named {
+            self.body = format!("Account {} in {}\n{}", place.account, place.region, self.body);
+        }
+        // So do the chat buttons' requests.
+        for (_, v) in self.chat_context.iter_mut() {
+            if let Ok(serde_json::Value::Object(mut r)) = serde_json::from_str::<serde_json::Value>(v)
+                && r.contains_key("action")
+                && r.contains_key("cluster")
+            {
+                r.insert("account".into(), place.account.clone().into());
+                r.insert("region".into(), place.region.clone().into());
+                *v = super::buttons::canonical_json(&serde_json::Value::Object(r));
+            }
+        }
+        for (k, v) in [("account", &place.account), ("region", &place.region)] {
+            if !self.chat_context.iter().any(|(key, _)| key == k) {
+                self.chat_context.push((k.to_string(), v.clone()));
+            }
+        }
+        self.place = Some(place.clone());
+        self
+    }
 }
 
 /// The kind of event a message announces (chat's `metadata.eventType`).
@@ -362,6 +426,7 @@ pub fn render_alert(v: &AlertView<'_>, redactor: &Redactor) -> Message {
         links.push(("Evidence".into(), v.links.evidence(bucket, prefix)));
     }
     Message {
+        place: None,
         subject: redactor.text(&subject),
         body: redactor.text(&b),
         severity: v.severity,
@@ -458,6 +523,7 @@ pub fn render_resolved(v: &ResolvedView<'_>, redactor: &Redactor) -> Message {
     }
     highlights.extend(v.notes.iter().cloned());
     Message {
+        place: None,
         subject: redactor.text(&subject),
         body: redactor.text(&b),
         severity: v.severity,
@@ -681,6 +747,7 @@ pub fn render_escalation(v: &EscalationView<'_>, redactor: &Redactor) -> Message
     }
     highlights.extend(v.tried.iter().map(|t| format!("Tried: {t}")));
     Message {
+        place: None,
         subject: redactor.text(&subject),
         body: redactor.text(&b),
         severity: v.severity,

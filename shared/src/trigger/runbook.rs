@@ -81,6 +81,13 @@ pub struct RunbookRequest {
     /// deployment; read from the approval notice's record when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_deployment_arn: Option<String>,
+    /// In a fleet: the member account of the service (one of `ACCOUNTS`);
+    /// absent, the function's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// In a fleet: the region of the service; absent, the function's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     /// acknowledge: the incident id, checked against the service's open one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incident: Option<String>,

@@ -40,10 +40,29 @@ pub fn event_account(trigger: &Trigger) -> Option<String> {
             .clone()
             .filter(|a| !a.trim().is_empty())
             .or_else(|| alarm.arn.as_deref().and_then(account_of).map(str::to_string)),
-        Trigger::Scheduled { .. } | Trigger::Runbook(_) | Trigger::Ignored { .. } => None,
+        // A runbook request names its member account, else it is home's.
+        Trigger::Runbook(r) => r.account.clone().filter(|a| !a.trim().is_empty()),
+        Trigger::Scheduled { .. } | Trigger::Ignored { .. } => None,
         // The service ARN names the account the hook judges.
         Trigger::DeploymentHook(h) => h.service_arn.split(':').nth(4).map(str::to_string),
     }
+}
+
+/// The region an input comes from, when it says: the event's, the alarm's,
+/// the runbook request's, the hooked service ARN's.
+pub fn event_region(trigger: &Trigger) -> Option<String> {
+    let region = match trigger {
+        Trigger::EcsTask(e) => e.meta.region.clone(),
+        Trigger::EcsServiceAction(e) => e.meta.region.clone(),
+        Trigger::EcsDeployment(e) => e.meta.region.clone(),
+        Trigger::EcsHook(e) => e.meta.region.clone(),
+        Trigger::Pipeline(e) => e.meta.region.clone(),
+        Trigger::Alarm { alarm, .. } => alarm.region.clone(),
+        Trigger::Runbook(r) => r.region.clone(),
+        Trigger::DeploymentHook(h) => h.service_arn.split(':').nth(3).map(str::to_string),
+        Trigger::Scheduled { .. } | Trigger::Ignored { .. } => None,
+    };
+    region.filter(|r| !r.trim().is_empty())
 }
 
 /// Why an input is refused: said in the Outcome and the log.

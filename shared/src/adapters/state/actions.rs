@@ -81,7 +81,7 @@ impl ActionStore<'_> {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(keys::service(cluster, service)))
+            .item("pk", s(keys::service(&self.scope, cluster, service)))
             .item("sk", s(keys::LOCK))
             .item("owner", s(owner))
             .item("acquired_at", n(now))
@@ -103,7 +103,7 @@ impl ActionStore<'_> {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(keys::service(cluster, service)))
+            .key("pk", s(keys::service(&self.scope, cluster, service)))
             .key("sk", s(keys::LOCK))
             .condition_expression("#o = :owner")
             .expression_attribute_names("#o", "owner")
@@ -130,7 +130,7 @@ impl ActionStore<'_> {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(keys::service(cluster, service)))
+            .item("pk", s(keys::service(&self.scope, cluster, service)))
             .item("sk", s(&key))
             .item("at", n(entry.at))
             .item("action", s(entry.action.as_str()))
@@ -165,7 +165,7 @@ impl ActionStore<'_> {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::service(cluster, service)))
+            .key("pk", s(keys::service(&self.scope, cluster, service)))
             .key("sk", s(key))
             .update_expression("SET #st = :status, detail = :detail, finished_at = :now")
             .condition_expression("#st = :executing")
@@ -189,7 +189,7 @@ impl ActionStore<'_> {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(keys::service(cluster, service)))
+                .key("pk", s(keys::service(&self.scope, cluster, service)))
                 .key("sk", s(key))
                 .update_expression("SET announced_at = if_not_exists(announced_at, :now)")
                 .condition_expression("attribute_exists(sk)")
@@ -218,7 +218,7 @@ impl ActionStore<'_> {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
-                .expression_attribute_values(":pk", s(keys::service(cluster, service)))
+                .expression_attribute_values(":pk", s(keys::service(&self.scope, cluster, service)))
                 .expression_attribute_values(":from", s(format!("{}{from}", keys::LEDGER)))
                 .expression_attribute_values(":to", s(format!("{}~", keys::LEDGER)))
                 .consistent_read(true)
@@ -249,7 +249,7 @@ impl ActionStore<'_> {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", s(keys::service(cluster, service)))
+            .key("pk", s(keys::service(&self.scope, cluster, service)))
             .key("sk", s(keys::HOLD))
             .consistent_read(true)
             .send()
@@ -262,7 +262,7 @@ impl ActionStore<'_> {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(keys::service(cluster, service)))
+            .item("pk", s(keys::service(&self.scope, cluster, service)))
             .item("sk", s(keys::HOLD))
             .item("since", n(now))
             .item("reason", s(reason))
@@ -276,7 +276,7 @@ impl ActionStore<'_> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", s(keys::service(cluster, service)))
+            .key("pk", s(keys::service(&self.scope, cluster, service)))
             .key("sk", s(keys::HOLD))
             .send()
             .await

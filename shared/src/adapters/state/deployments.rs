@@ -90,7 +90,7 @@ impl DeploymentStore<'_> {
             .client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::service(cluster, service)))
+            .key("pk", s(keys::service(&self.scope, cluster, service)))
             .key("sk", s(sk))
             .update_expression(format!("SET task_definition = if_not_exists(task_definition, :td), {set}"))
             .condition_expression(format!("attribute_not_exists({time_attr}) OR {time_attr} < :at"))
@@ -127,7 +127,7 @@ impl DeploymentStore<'_> {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key("pk", s(keys::service(cluster, service)))
+                .key("pk", s(keys::service(&self.scope, cluster, service)))
                 .key("sk", s(sk))
                 .update_expression("SET first_completed_at = :at")
                 .condition_expression("first_completed_at > :at")
@@ -188,7 +188,7 @@ impl DeploymentStore<'_> {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :kg)")
-                .expression_attribute_values(":pk", s(keys::service(cluster, service)))
+                .expression_attribute_values(":pk", s(keys::service(&self.scope, cluster, service)))
                 .expression_attribute_values(":kg", s(KNOWN_GOOD_PREFIX))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
@@ -225,7 +225,7 @@ impl DeploymentStore<'_> {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", s(keys::service(cluster, service)))
+            .key("pk", s(keys::service(&self.scope, cluster, service)))
             .key("sk", s(keys::deployment(deployment_id)))
             .update_expression("SET #st = :state, updated_at = :now, first_seen_at = if_not_exists(first_seen_at, :now), expires_at = :exp")
             .expression_attribute_names("#st", "state")

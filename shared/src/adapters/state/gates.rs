@@ -47,7 +47,7 @@ impl GateStore<'_> {
             .client
             .update_item()
             .table_name(&st.table)
-            .key("pk", s(keys::service(step.cluster, step.service)))
+            .key("pk", s(keys::service(self.state.scope(), step.cluster, step.service)))
             .key("sk", s(step.sk()))
             .update_expression("SET since = if_not_exists(since, :now), expires_at = :exp")
             .expression_attribute_values(":now", n(now))
@@ -73,7 +73,7 @@ impl GateStore<'_> {
         st.client
             .update_item()
             .table_name(&st.table)
-            .key("pk", s(keys::service(step.cluster, step.service)))
+            .key("pk", s(keys::service(self.state.scope(), step.cluster, step.service)))
             .key("sk", s(step.sk()))
             .update_expression(format!(
                 "SET revision = :rev, stage = :stage, verdict = :v, reason = :why, judged_at = :at, expires_at = :exp{passed}"

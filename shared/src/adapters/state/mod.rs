@@ -16,6 +16,10 @@
 //! |-----------------------------|-----------------------------|------|
 //! | `event#<event id>`          | `event`                     | claim of one delivery (lease while processing, then done; 7 days) |
 //! | `runbook#<request id>`      | `request`                   | claim of one runbook request: payload hash, lease, then done with its first Outcome (7 days) |
+//! In a fleet, every `service#…` and `pipeline#…` key of a member account
+//! and region starts with `<account>/<region>/` (`crate::fleet::Scope`);
+//! home's keys are as a single-account deployment wrote them.
+//!
 //! | `service#<cluster>/<svc>` or `pipeline#<name>` | `incident#open` | the open incident of a subject (at most one); carries `open_index`/`open_since` while open, so the sparse index `open-incidents` lists exactly the open ones |
 //! | `service#<cluster>/<svc>`   | `incident#<opened>#<id>`    | a closed incident (90 days) |
 //! | `service#<cluster>/<svc>`   | `known-good#<family>:<rev>` | known-good history of one revision: completions, last failure, last rolled away from |
@@ -56,6 +60,8 @@ pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// Every key of the table (the layout in the module doc).
 pub(crate) mod keys {
+    use crate::fleet::Scope;
+
     pub const EVENT: &str = "event";
     pub const REQUEST: &str = "request";
     pub const NOTICE: &str = "notice";
@@ -84,14 +90,16 @@ pub(crate) mod keys {
         format!("{PIPELINE_DEPLOY}{execution}#{stage}#{action}")
     }
     /// A pipeline's execution record (its final state).
-    pub fn pipeline(pipeline: &str) -> String {
-        format!("pipeline#{pipeline}")
+    pub fn pipeline(scope: &Scope, pipeline: &str) -> String {
+        format!("{}pipeline#{pipeline}", scope.key_prefix())
     }
     pub fn execution(execution: &str) -> String {
         format!("execution#{execution}")
     }
-    pub fn service(cluster: &str, service: &str) -> String {
-        format!("service#{cluster}/{service}")
+    /// Everything about a service in `scope` (the same key as its incident
+    /// subject's, `crate::incident::Subject::key`).
+    pub fn service(scope: &Scope, cluster: &str, service: &str) -> String {
+        format!("{}service#{cluster}/{service}", scope.key_prefix())
     }
     pub fn closed_incident(opened_rfc3339: &str, incident_id: &str) -> String {
         format!("incident#{opened_rfc3339}#{incident_id}")
@@ -131,17 +139,28 @@ pub(crate) fn rfc3339(epoch: i64) -> String {
     chrono::DateTime::from_timestamp(epoch, 0).unwrap_or_default().to_rfc3339()
 }
 
-/// The state table.
+/// The state table, as one scope of the fleet sees it: the keys of its
+/// services and pipelines carry the scope ([`crate::fleet::Scope::key_prefix`]).
 #[derive(Debug, Clone)]
 pub struct StateStore {
     /// Built on the first call, not at start (see [`crate::adapters::DynamoHandle`]).
     client: crate::adapters::DynamoHandle,
     table: String,
+    scope: crate::fleet::Scope,
 }
 
 impl StateStore {
     pub fn new(client: impl Into<crate::adapters::DynamoHandle>, table: impl Into<String>) -> Self {
-        Self { client: client.into(), table: table.into() }
+        Self { client: client.into(), table: table.into(), scope: crate::fleet::Scope::Home }
+    }
+
+    /// The same table, with the keys of `scope`.
+    pub fn at(&self, scope: &crate::fleet::Scope) -> Self {
+        Self { scope: scope.clone(), ..self.clone() }
+    }
+
+    pub fn scope(&self) -> &crate::fleet::Scope {
+        &self.scope
     }
 
     fn err<E, R>(&self, op: &'static str, e: SdkError<E, R>) -> AutopilotError

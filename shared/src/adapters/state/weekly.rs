@@ -21,7 +21,7 @@ impl super::deployments::DeploymentStore<'_> {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :d)")
-                .expression_attribute_values(":pk", s(keys::service(cluster, service)))
+                .expression_attribute_values(":pk", s(keys::service(&self.scope, cluster, service)))
                 .expression_attribute_values(":d", s(keys::deployment("")))
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
