@@ -16,6 +16,13 @@ for an execution whose actions have not run. The functions' retry of a
 throttled or failing read stays as it must be in AWS; the test bed is made
 faithful instead.
 
+The server runs as the fixtures' account (MOTO_ACCOUNT_ID, set by
+scripts/moto.sh), and moto lets that variable win over everything else,
+also over the credentials of an assumed role. In AWS, credentials from
+`AssumeRole` into `arn:aws:iam::<member>:role/<name>` act in the member
+account; here too: a request signed with an access key STS issued for a
+role acts in that role's account, every other request in MOTO_ACCOUNT_ID.
+
 Usage: moto_server_atomic.py HOST PORT
 """
 
@@ -25,6 +32,9 @@ import sys
 import threading
 
 from moto.codepipeline.exceptions import PipelineNotFoundException
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.responses import BaseResponse
+from moto.iam.models import get_account_id_from
 from moto.codepipeline.responses import CodePipelineResponse
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -41,6 +51,17 @@ def list_action_executions(self: CodePipelineResponse) -> str:
 
 
 CodePipelineResponse.list_action_executions = list_action_executions  # type: ignore[attr-defined]
+
+_own_account = BaseResponse.get_current_account
+
+
+def current_account(self: BaseResponse) -> str:
+    # An access key issued by AssumeRole is kept by IAM in the role's account.
+    issued_in = get_account_id_from(self.get_access_key())
+    return issued_in if issued_in != DEFAULT_ACCOUNT_ID else _own_account(self)
+
+
+BaseResponse.get_current_account = current_account  # type: ignore[method-assign]
 
 
 def main() -> None:

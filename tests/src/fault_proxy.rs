@@ -57,6 +57,9 @@ pub enum Fault {
     /// Forward the call (the server applies it), then reset the connection:
     /// a lost response the caller hears as a broken connection.
     ResetAfterForward,
+    /// HTTP 403 `AccessDenied`, as IAM refuses a call (an `AssumeRole` the
+    /// role's trust policy does not allow). Nothing is forwarded.
+    Denied,
 }
 
 impl Fault {
@@ -72,6 +75,7 @@ impl Fault {
             Self::Reset => "reset".into(),
             Self::StatusAfterForward(code) => format!("http-{code}-after-forward"),
             Self::ResetAfterForward => "reset-after-forward".into(),
+            Self::Denied => "access-denied".into(),
         }
     }
 
@@ -719,6 +723,9 @@ fn canned(fault: Fault, protocol: Protocol, req: &Request) -> Response {
         (Fault::Status(503), _) => (503, "ServiceUnavailable", "injected by the fault proxy"),
         (Fault::Status(code), Protocol::RestXml) => (code, "InternalError", "injected by the fault proxy"),
         (Fault::Status(code), _) => (code, "InternalFailure", "injected by the fault proxy"),
+        (Fault::Denied, _) => {
+            (403, "AccessDenied", "not authorized to perform sts:AssumeRole (injected by the fault proxy)")
+        }
         _ => (500, "InternalFailure", "injected by the fault proxy"),
     };
     let request_id = "fault-proxy-0000-0000-0000-000000000000";

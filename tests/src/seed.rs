@@ -35,12 +35,30 @@ pub struct SeededService {
     pub deployment_id: String,
 }
 
+/// The account the local server runs as (MOTO_ACCOUNT_ID in scripts/moto.sh):
+/// the fixtures' and the functions' own.
+pub const HOME_ACCOUNT: &str = "111122223333";
+
 /// The deployment id the ECS deployment fixtures name for the deployment under test.
 const FIXTURE_DEPLOYMENT_ID: &str = "ecs-svc/4476358862378401234";
 
-fn network() -> (String, Vec<String>, String) {
+/// The VPC, subnets and security group `scripts/seed_network.py` made in
+/// the bed's account: the fixtures' own, or a member's (`TEST_MEMBER_NETWORKS`).
+fn network(bed: &TestBed) -> (String, Vec<String>, String) {
     let need =
         |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is not set: run the tests with scripts/test.sh"));
+    if let Some(account) = &bed.account {
+        let networks = need("TEST_MEMBER_NETWORKS");
+        let found = networks.split(';').find_map(|n| {
+            let mut parts = n.split(':');
+            (parts.next()? == account).then(|| {
+                let vpc = parts.next().unwrap_or_default().to_string();
+                let subnets = parts.next().unwrap_or_default().split(',').map(str::to_string).collect();
+                (vpc, subnets, parts.next().unwrap_or_default().to_string())
+            })
+        });
+        return found.unwrap_or_else(|| panic!("no network of member {account} in TEST_MEMBER_NETWORKS={networks}"));
+    }
     (
         need("TEST_VPC_ID"),
         need("TEST_SUBNET_IDS").split(',').map(str::to_string).collect(),
@@ -82,7 +100,7 @@ impl SeededService {
         let ecs = aws_sdk_ecs::Client::new(&bed.config);
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.config);
         let logs = aws_sdk_cloudwatchlogs::Client::new(&bed.config);
-        let (vpc, subnets, sg) = network();
+        let (vpc, subnets, sg) = network(bed);
         let cluster = cluster.to_string();
         let cluster_arn = ecs
             .create_cluster()
@@ -350,7 +368,7 @@ impl SeededService {
             .dynamodb
             .put_item()
             .table_name(&bed.table)
-            .item("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .item("pk", AttributeValue::S(self.state_key()))
             .item("sk", AttributeValue::S(sk.clone()))
             .item("at", AttributeValue::N(entry.at.to_string()))
             .item("action", AttributeValue::S(entry.action.into()))
@@ -378,7 +396,7 @@ impl SeededService {
         bed.dynamodb
             .get_item()
             .table_name(&bed.table)
-            .key("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .key("pk", AttributeValue::S(self.state_key()))
             .key("sk", AttributeValue::S("hold".into()))
             .consistent_read(true)
             .send()
@@ -397,7 +415,7 @@ impl SeededService {
             .query()
             .table_name(&bed.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :l)")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .expression_attribute_values(":pk", AttributeValue::S(self.state_key()))
             .expression_attribute_values(":l", AttributeValue::S("ledger#".into()))
             .consistent_read(true)
             .send()
@@ -415,7 +433,7 @@ impl SeededService {
             .query()
             .table_name(&bed.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :l)")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .expression_attribute_values(":pk", AttributeValue::S(self.state_key()))
             .expression_attribute_values(":l", AttributeValue::S("ledger#".into()))
             .send()
             .await
@@ -465,6 +483,20 @@ impl SeededService {
 
     /// A fixture event retargeted at this service: cluster, service, task
     /// definition, and a fresh event id and task id.
+    /// The state table's partition key of this service: a member account's
+    /// starts with its account and region (`shared::fleet::Scope`).
+    pub fn state_key(&self) -> String {
+        let mut parts = self.service_arn.split(':');
+        let region = parts.nth(3).unwrap_or(crate::testbed::REGION);
+        let account = parts.next().unwrap_or_default();
+        let scope = if account == HOME_ACCOUNT || account.is_empty() {
+            shared::fleet::Scope::Home
+        } else {
+            shared::fleet::Scope::member(account, region)
+        };
+        shared::incident::Subject::service(self.cluster.as_str(), self.service.as_str()).at(&scope).key()
+    }
+
     pub fn retarget(&self, event: &Value, event_id: &str, task_id: &str) -> Value {
         let text = event
             .to_string()
@@ -479,6 +511,12 @@ impl SeededService {
             .replace(FIXTURE_DEPLOYMENT_ID, &self.deployment_id);
         let mut v: Value = serde_json::from_str(&text).expect("retargeted json");
         v["id"] = Value::from(event_id);
+        // EventBridge names the account the event comes from: a member's service's.
+        if v.get("account").is_some()
+            && let Some(account) = self.service_arn.split(':').nth(4).filter(|a| a.len() == 12)
+        {
+            v["account"] = Value::from(account);
+        }
         if let Some(detail) = v.get_mut("detail")
             && let Some(arn) = detail.get("taskArn").and_then(Value::as_str).map(str::to_string)
         {
@@ -554,7 +592,7 @@ impl SeededService {
             .query()
             .table_name(&bed.table)
             .key_condition_expression("pk = :pk AND begins_with(sk, :kg)")
-            .expression_attribute_values(":pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .expression_attribute_values(":pk", AttributeValue::S(self.state_key()))
             .expression_attribute_values(":kg", AttributeValue::S("known-good#".into()))
             .consistent_read(true)
             .send()
@@ -615,7 +653,7 @@ impl SeededService {
     pub async fn attach_load_balancer(&self, bed: &TestBed) -> String {
         use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, ProtocolEnum};
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&bed.config);
-        let (_, subnets, sg) = network();
+        let (_, subnets, sg) = network(bed);
         let lb = elb
             .create_load_balancer()
             .name(format!("lb{}", unique_target_group_name()))
@@ -663,7 +701,7 @@ impl SeededService {
         bed.dynamodb
             .put_item()
             .table_name(&bed.table)
-            .item("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .item("pk", AttributeValue::S(self.state_key()))
             .item("sk", AttributeValue::S(format!("deployment#{id}")))
             .item("state", AttributeValue::S(state.into()))
             .item("first_seen_at", AttributeValue::N(first_seen_at.to_string()))
@@ -682,7 +720,7 @@ impl SeededService {
         bed.dynamodb
             .put_item()
             .table_name(&bed.table)
-            .item("pk", AttributeValue::S(format!("service#{}/{}", self.cluster, self.service)))
+            .item("pk", AttributeValue::S(self.state_key()))
             .item("sk", AttributeValue::S(format!("incident#{opened}#{id}")))
             .item("incident_id", AttributeValue::S(id.into()))
             .item("cause", AttributeValue::S("essential-exit".into()))

@@ -49,6 +49,9 @@ pub struct TestBed {
     pub sqs: aws_sdk_sqs::Client,
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
+    /// A member account's view of the bed ([`TestBed::member`]): `config`
+    /// acts in that account; topic, queue, bucket and table stay central.
+    pub account: Option<String>,
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -370,7 +373,39 @@ impl TestBed {
             .send()
             .await
             .expect("ttl");
-        Self { prefix, topic_arn, queue_url, bucket, table, config, sqs, s3, dynamodb }
+        Self { prefix, topic_arn, queue_url, bucket, table, config, sqs, s3, dynamodb, account: None }
+    }
+
+    /// The same bed seen from member account `account` of the fleet: its
+    /// `config` carries credentials of the member role assumed through STS
+    /// (the local server then acts in that account), so what is seeded with
+    /// it lives there; the central topic, bucket and table are the bed's.
+    pub async fn member(&self, account: &str) -> TestBed {
+        use aws_sdk_s3::config::ProvideCredentials;
+        let role = format!("arn:aws:iam::{account}:role/ecs-autopilot-member");
+        let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name("test-bed")
+            .configure(&self.config)
+            .build()
+            .await;
+        let credentials = provider.provide_credentials().await.expect("assume the member role");
+        let config = self
+            .config
+            .to_builder()
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(credentials))
+            .build();
+        TestBed {
+            prefix: self.prefix.clone(),
+            topic_arn: self.topic_arn.clone(),
+            queue_url: self.queue_url.clone(),
+            bucket: self.bucket.clone(),
+            table: self.table.clone(),
+            config,
+            sqs: self.sqs.clone(),
+            s3: self.s3.clone(),
+            dynamodb: self.dynamodb.clone(),
+            account: Some(account.to_string()),
+        }
     }
 
     /// The environment contract for a function under test.

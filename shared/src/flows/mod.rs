@@ -144,7 +144,8 @@ async fn dispatch(app: &App, flow: &Flow, payload: Value) -> Result<Outcome, Aut
         app.fleet().scope_of(trust::event_account(&trigger).as_deref(), trust::event_region(&trigger).as_deref());
     match app.at(&scope).await {
         Ok(placed) => (flow.run)(&placed, trigger, &payload).await,
-        Err(e) => unreachable_member(app, &trigger, &scope, e).await,
+        // Boxed: a rare path, kept out of every binary's invocation future.
+        Err(e) => Box::pin(unreachable_member(app, &trigger, &scope, e)).await,
     }
 }
 

@@ -60,7 +60,7 @@ impl Message {
             };
             self.subject = subject_line(&subject);
         }
-        let named = self.body.contains(&place.account);
+        let named = self.body.starts_with("Account ");
         // The runbook commands the body prints act where the subject lives.
         let scoped = format!(",\"account\":\"{}\",\"region\":\"{}\",\"cluster\":", place.account, place.region);
         let key = format!("\"{}service#", place.account_region_prefix());

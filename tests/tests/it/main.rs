@@ -18,6 +18,7 @@ mod escalation;
 mod fault_matrix;
 mod faults;
 mod first_failure;
+mod fleet;
 mod functions;
 mod incident_core;
 mod lost_responses;
