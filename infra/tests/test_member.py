@@ -734,3 +734,17 @@ def test_without_the_role_region_no_member_role(aws, artifact):
     st = _deploy_member(aws, params)
     assert "MemberRole" not in st["resources"] and "MemberRoleArn" not in st["outputs"]
     assert {f for f in FORWARDS if f in st["resources"]} == {f for f in FORWARDS if "Pipeline" not in f}
+
+
+def test_the_fleet_rules_may_dead_letter_into_the_encrypted_queue(translated):
+    """The trigger DLQ is encrypted with the stack key; the key policy admits
+    EventBridge for rules named "<stack>-*", which covers the fleet rules'
+    ARNs (rule/<bus>/<rule> on a custom bus)."""
+    res = Resolver(translated, FLEET_PARAMS).resources()
+    (stmt,) = [s for s in res["AutopilotKey"]["Properties"]["KeyPolicy"]["Statement"]
+               if s.get("Sid") == "EventBridgeDeadLettersToEncryptedQueue"]
+    pattern = stmt["Condition"]["ArnLike"]["aws:SourceArn"]
+    for suffix in FLEET_RULES.values():
+        arn = f"arn:aws:events:{REGION}:{ACCOUNT}:rule/autopilot-fleet/autopilot-{suffix}"
+        assert _arn_like(pattern, arn), arn
+    assert not _arn_like(pattern, f"arn:aws:events:{REGION}:{ACCOUNT}:rule/other-fleet/other-x")
