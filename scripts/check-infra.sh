@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Offline checks of the deployable infrastructure (infra/):
 #
-#   1. cfn-lint infra/template.yaml
+#   1. cfn-lint infra/template.yaml and infra/member.yaml (the fleet member StackSet)
 #   2. sam validate --lint -t infra/template.yaml       (dummy region, no AWS call)
-#   3. checkov --skip-download on the template and on infra/terraform
+#   3. checkov --skip-download on the template, on infra/member.yaml and on infra/terraform
 #   4. terraform fmt -check infra/terraform              (only if terraform is on PATH)
 #   5. pytest infra/tests: the template translated with samtranslator and
 #      deployed into moto's CloudFormation, IAM least-privilege checks, and
@@ -70,9 +70,12 @@ step() {
 }
 
 step "cfn-lint" .venv-infra/bin/cfn-lint infra/template.yaml
+step "cfn-lint (member)" .venv-infra/bin/cfn-lint infra/member.yaml
 step "sam validate --lint" .venv-sam/bin/sam validate --lint -t infra/template.yaml --region us-east-1
 step "checkov (template)" .venv-checkov/bin/checkov --skip-download --quiet --compact \
   --framework cloudformation -f infra/template.yaml
+step "checkov (member)" .venv-checkov/bin/checkov --skip-download --quiet --compact \
+  --framework cloudformation -f infra/member.yaml
 step "checkov (terraform example)" .venv-checkov/bin/checkov --skip-download --quiet --compact \
   --framework terraform -d infra/terraform
 

@@ -111,6 +111,21 @@ RULE_TARGET = {
     "PipelineActionRule": "PipelineEventsFunction",
 }
 
+# The fleet (infra/member.yaml forwards to the central fleet bus): the same
+# eight rules on that bus, created only with MemberAccounts or OrganizationId.
+FLEET_RULES = {f"Fleet{k}": f"fleet-{v}" for k, v in RULES.items()}
+FLEET_RULE_TARGET = {f"Fleet{k}": v for k, v in RULE_TARGET.items()}
+# The functions that act in member accounts (sts:AssumeRole on the member
+# role) and get the fleet's variables; the deployment hook does neither.
+FLEET_FUNCTIONS = {"EcsEventsFunction", "AlarmResponderFunction", "PipelineEventsFunction",
+                   "ScheduledReportsFunction", "RunbookFunction"}
+FLEET_ENV_PARAMETERS = {
+    "ACCOUNTS": "MemberAccounts",
+    "REGIONS": "FleetRegions",
+    "MEMBER_ROLE_NAME": "MemberRoleName",
+    "MEMBER_EXTERNAL_ID": "MemberExternalId",
+}
+
 # The environment contract: variable <- template parameter. The Rust side
 # reads these names (shared/src/config.rs); every function gets all of them
 # from Globals. Variables that name the stack's own resources are separate.
@@ -141,6 +156,12 @@ ENV_PARAMETERS = {
 }
 ENV_RESOURCES = {"NOTIFY_TOPIC_ARN", "EVIDENCE_BUCKET", "STATE_TABLE", "EVIDENCE_KMS_KEY_ID", "STACK_NAME"}
 ENV_CONTRACT = ENV_RESOURCES | set(ENV_PARAMETERS)
+
+
+def env_contract(logical: str) -> set[str]:
+    """The variables a function gets: the Globals contract, plus the fleet's
+    for the five functions that act in member accounts."""
+    return ENV_CONTRACT | (set(FLEET_ENV_PARAMETERS) if logical in FLEET_FUNCTIONS else set())
 
 os.environ.setdefault("AWS_DEFAULT_REGION", REGION)  # samtranslator needs a region
 
@@ -505,6 +526,24 @@ def scoped(aws, translated, artifact, existing_alarm_topic) -> Stack:
     return _deploy(aws, translated, f"autopilot-scoped-{uuid.uuid4().hex[:6]}", params)
 
 
-@pytest.fixture(scope="session", params=["unscoped", "scoped"])
+# The central stack of a fleet: two member accounts, two regions, an
+# external id, a custom member role name, clusters and an alarm prefix (so
+# the fleet rules' cluster and alarm filters are resolved too).
+FLEET_PARAMS = {
+    "MemberAccounts": "111111111111,222222222222",
+    "FleetRegions": "eu-west-1,us-east-1",
+    "MemberRoleName": "autopilot-member",
+    "MemberExternalId": "fleet-external-id-0001",
+    "Clusters": "prod,staging",
+    "AlarmNamePrefix": "prod-",
+}
+
+
+@pytest.fixture(scope="session")
+def fleet(aws, translated, artifact) -> Stack:
+    return _deploy(aws, translated, f"autopilot-fleet-{uuid.uuid4().hex[:6]}", FLEET_PARAMS)
+
+
+@pytest.fixture(scope="session", params=["unscoped", "scoped", "fleet"])
 def stack(request) -> Stack:
     return request.getfixturevalue(request.param)

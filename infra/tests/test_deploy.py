@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 
-from conftest import ACCOUNT, BINARIES, ENV_PARAMETERS, REGION, ROLES, RULE_TARGET, RULES, without_novalue
+from conftest import (ACCOUNT, BINARIES, ENV_PARAMETERS, FLEET_ENV_PARAMETERS, FLEET_FUNCTIONS, REGION, ROLES,
+                      RULE_TARGET, RULES, without_novalue)
 
 
 def function_name(stack, logical):
@@ -46,6 +47,9 @@ def test_functions(stack, aws):
             "STACK_NAME": stack.name,
             # every tunable, as passed or defaulted (list parameters joined by ",")
             **{var: stack.param(param) for var, param in ENV_PARAMETERS.items()},
+            # the fleet's, on the five functions that act in member accounts
+            **({var: stack.param(param) for var, param in FLEET_ENV_PARAMETERS.items()}
+               if logical in FLEET_FUNCTIONS else {}),
         }
         assert cfg["Role"].split("/")[-1] == stack.resources[ROLES[logical]]
         roles.add(cfg["Role"])

@@ -116,6 +116,13 @@ def test_mutating_actions_are_resource_scoped(grants):
     for key, stmts in grants.items():
         for src, s in stmts:
             writes = [a for a in as_list(s["Action"]) if not is_read(a) and a not in STAR_ALLOWED]
+            if writes == ["sts:AssumeRole"]:
+                # The fleet's member role: one role name in any account by
+                # ARN, bound to the fleet's accounts by condition (below).
+                assert as_list(s["Resource"]) == ["arn:aws:iam::*:role/ecs-autopilot-member"], (key, src, s)
+                keys = set(s["Condition"]["StringEquals"])
+                assert keys & {"aws:ResourceAccount", "aws:ResourceOrgID"}, (key, src, s)
+                continue
             if writes:
                 for r in as_list(s["Resource"]):
                     # S3 and IAM ARNs carry no region; IAM's must name this account
@@ -367,7 +374,7 @@ def test_pipeline_events_reads_pipelines_and_builds(grants, unscoped):
             "codepipeline:GetPipelineState", "codebuild:BatchGetBuilds"} <= actions
     assert all(is_read(a) for a in actions
                if not a.startswith(("sns:", "s3:PutObject", "dynamodb:", "sqs:", "logs:CreateLogStream",
-                                    "logs:PutLogEvents", "kms:")))
+                                    "logs:PutLogEvents", "kms:", "sts:AssumeRole")))
 
 
 def test_roles_trust_only_lambda(aws, unscoped):

@@ -87,8 +87,17 @@ def stack_parameters() -> dict[str, str]:
     return dict(re.findall(r"^    (\w+)\s+=\s+(.+)$", block, re.M))
 
 
+# The fleet's parameters and outputs (issue 23) are not in the Terraform
+# wrapper yet (infra/terraform/ was left to its owner when the fleet landed):
+# a Terraform deployment is a single-account one. Listed here so that the
+# gap stays exactly this and shrinks when the wrapper catches up.
+NOT_YET_IN_TERRAFORM = {"MemberAccounts", "FleetRegions", "OrganizationId", "MemberRoleName", "MemberExternalId"}
+OUTPUTS_NOT_YET_IN_TERRAFORM = {"FleetEventBusArn"}
+
+
 def test_terraform_passes_every_template_parameter(sam_template):
-    assert set(stack_parameters()) == set(sam_template["Parameters"])
+    assert set(stack_parameters()) == set(sam_template["Parameters"]) - NOT_YET_IN_TERRAFORM
+    assert NOT_YET_IN_TERRAFORM <= set(sam_template["Parameters"])
 
 
 def test_terraform_defaults_are_the_template_defaults(sam_template):
@@ -111,5 +120,5 @@ def test_terraform_exposes_every_stack_output(sam_template):
     for name, body in outputs.items():
         (key,) = re.findall(r'aws_cloudformation_stack\.autopilot\.outputs\["(\w+)"\]', body)
         exposed.add(key)
-    assert exposed == set(sam_template["Outputs"])
+    assert exposed == set(sam_template["Outputs"]) - OUTPUTS_NOT_YET_IN_TERRAFORM
     assert len(outputs) == len(exposed)

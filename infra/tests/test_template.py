@@ -12,7 +12,8 @@ import re
 
 import pytest
 
-from conftest import ACCOUNT, BINARIES, ENV_CONTRACT, ENV_PARAMETERS, REGION, ROLES, RULES, TEMPLATE, Resolver
+from conftest import (ACCOUNT, BINARIES, ENV_CONTRACT, ENV_PARAMETERS, FLEET_ENV_PARAMETERS, FLEET_FUNCTIONS,
+                      FLEET_RULES, REGION, ROLES, RULES, TEMPLATE, Resolver, env_contract)
 
 LOGS_PRINCIPAL = {"Service": {"Fn::Sub": "logs.${AWS::Region}.amazonaws.com"}}
 RESOLVED_LOGS_PRINCIPAL = {"Service": f"logs.{REGION}.amazonaws.com"}
@@ -67,8 +68,13 @@ def test_function_build_and_identity(sam_template, logical, binary):
     props = fn["Properties"]
     assert props["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-" + binary}
     assert props["Role"] == getatt(ROLES[logical], "Arn")
-    # No per-function environment: the contract comes from Globals only.
-    assert "Environment" not in props
+    # No per-function environment but the fleet's variables on the five
+    # functions that act in member accounts: the contract comes from Globals.
+    if logical in FLEET_FUNCTIONS:
+        assert props["Environment"] == {"Variables": {
+            var: env_value(sam_template, param) for var, param in FLEET_ENV_PARAMETERS.items()}}
+    else:
+        assert "Environment" not in props
     assert props["LoggingConfig"]["LogFormat"] == "JSON"
     assert props["LoggingConfig"]["LogGroup"] == ref(logical.replace("Function", "LogGroup"))
     for key in ("CodeUri", "Runtime", "Architectures", "Handler"):
@@ -158,9 +164,12 @@ def test_every_parameter_reaches_every_function(translated, logical):
     """After translation, each function's environment carries every variable
     of the contract, each from its parameter."""
     env = translated["Resources"][logical]["Properties"]["Environment"]["Variables"]
-    assert set(env) == ENV_CONTRACT
+    assert set(env) == env_contract(logical)
     for var, name in ENV_PARAMETERS.items():
         assert env[var] == env_value(translated, name), (logical, var)
+    if logical in FLEET_FUNCTIONS:
+        for var, name in FLEET_ENV_PARAMETERS.items():
+            assert env[var] == env_value(translated, name), (logical, var)
     assert env["STACK_NAME"] == ref("AWS::StackName")
 
 
@@ -249,8 +258,9 @@ def test_cluster_conditions_are_consistent(sam_template):
     assert entries, "no per-cluster entries found"
     assert all(a == b for a, b in entries), [e for e in entries if e[0] != e[1]]
     # eight lists (2 rule clusterArn lists, the deployment and the hook prefix
-    # lists, 2 IAM lists of the bounded actions, 2 of the hook answers)
-    assert len(entries) == 80
+    # lists, 2 IAM lists of the bounded actions, 2 of the hook answers), and
+    # the fleet rules' four (2 clusterArn suffix lists, 2 resources wildcards)
+    assert len(entries) == 120
 
 
 # ---------------------------------------------------------------------------
@@ -264,7 +274,7 @@ def test_translation_produces_plain_lambda_functions(translated):
         assert p["Runtime"] == "provided.al2023"
         assert p["Architectures"] == ["arm64"]
         assert p["Handler"] == "bootstrap"
-        assert set(p["Environment"]["Variables"]) == ENV_CONTRACT
+        assert set(p["Environment"]["Variables"]) == env_contract(logical)
         assert 128 <= p["MemorySize"] <= 1024
         assert 10 <= p["Timeout"] <= 300
         assert p["ReservedConcurrentExecutions"]["Fn::If"][0] == "HasConcurrencyLimit"
@@ -287,7 +297,7 @@ def test_every_function_has_an_on_failure_destination(translated, logical):
 
 def test_rule_targets_have_retry_and_dead_letter(translated):
     rules = of_type(translated, "AWS::Events::Rule")
-    assert set(rules) == set(RULES)
+    assert set(rules) == set(RULES) | set(FLEET_RULES)
     for logical, rule in rules.items():
         (target,) = rule["Properties"]["Targets"]
         assert target["DeadLetterConfig"] == {"Arn": getatt("TriggerDeadLetterQueue", "Arn")}, logical
@@ -302,7 +312,7 @@ def test_each_rule_may_invoke_only_its_function(translated):
         for p in perms.values()
         if p["Properties"]["Principal"] == "events.amazonaws.com"
     }
-    assert set(by_rule) == set(RULES)
+    assert set(by_rule) == set(RULES) | set(FLEET_RULES)
     for rule, props in by_rule.items():
         target = translated["Resources"][rule]["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]
         assert props["FunctionName"] == ref(target)
@@ -741,6 +751,13 @@ def test_dead_letter_queue_policy_admits_exactly_the_rules(translated):
     assert events["Action"] == "sqs:SendMessage"
     arns = events["Condition"]["ArnEquals"]["aws:SourceArn"]
     assert sorted(a["Fn::GetAtt"][0] for a in arns) == sorted(RULES)
+    # the fleet bus's rules, in a statement of their own that exists with them
+    (fleet,) = [s["Fn::If"] for s in stmts if isinstance(s, dict) and "Fn::If" in s
+                and s["Fn::If"][0] == "FleetEnabled"]
+    assert fleet[2] == {"Ref": "AWS::NoValue"}
+    assert fleet[1]["Principal"] == {"Service": "events.amazonaws.com"}
+    assert fleet[1]["Action"] == "sqs:SendMessage"
+    assert sorted(a["Fn::GetAtt"][0] for a in fleet[1]["Condition"]["ArnEquals"]["aws:SourceArn"]) == sorted(FLEET_RULES)
     for queue in ("TriggerDeadLetterQueuePolicy", "FailedInvocationsQueuePolicy"):
         deny = [s for s in translated["Resources"][queue]["Properties"]["PolicyDocument"]["Statement"]
                 if isinstance(s, dict) and s.get("Sid") == "DenyInsecureTransport"]
@@ -787,7 +804,7 @@ def test_readme_documents_every_parameter_and_variable(sam_template):
     for name in sam_template["Parameters"]:
         assert f"`{name}`" in params, f"README.md, Parameters: {name} missing"
     env = readme.split("## Environment", 1)[1].split("\n## ", 1)[0]
-    for var in ENV_CONTRACT:
+    for var in ENV_CONTRACT | set(FLEET_ENV_PARAMETERS):
         assert f"| `{var}` |" in env, f"README.md, Environment: {var} missing"
     for var, default in CONTRACT_DEFAULTS.items():
         shown = f"`{default}`" if default else "empty"
