@@ -637,7 +637,7 @@ mod tests {
         // An alert with a held service prints runbook and DynamoDB commands.
         let mut home = update();
         home.body.push_str(
-            "aws lambda invoke --function-name x-runbook --payload '{\"action\":\"diagnose\",\"cluster\":\"prod\",\"service\":\"api\"}' out.json\n\
+            "aws lambda invoke --function-name x-runbook --cli-binary-format raw-in-base64-out --cli-read-timeout 310 --payload '{\"action\":\"diagnose\",\"cluster\":\"prod\",\"service\":\"api\"}' out.json\n\
              aws dynamodb delete-item --table-name x-state --key '{\"pk\":{\"S\":\"service#prod/api\"},\"sk\":{\"S\":\"hold\"}}'\n",
         );
         let m = home.clone().placed(&place);
