@@ -34,23 +34,7 @@ fn compact(v: Value) -> String {
     canonical_json(&v)
 }
 
-/// Compact JSON with every object's keys in sorted order, whatever
-/// serde_json's `preserve_order` feature says: a payload (and the message
-/// id hashed over it) is the same text in every build.
-pub fn canonical_json(v: &Value) -> String {
-    fn sorted(v: &Value) -> Value {
-        match v {
-            Value::Object(m) => {
-                let mut entries: Vec<(&String, &Value)> = m.iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
-            }
-            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
-            other => other.clone(),
-        }
-    }
-    sorted(v).to_string()
-}
+pub use super::render::canonical_json;
 
 /// The incident alert's buttons (opening alert, updates, escalations of a
 /// service incident): acknowledge, diagnose, roll back. None on a

@@ -93,7 +93,7 @@ impl Message {
             {
                 r.insert("account".into(), place.account.clone().into());
                 r.insert("region".into(), place.region.clone().into());
-                *v = super::buttons::canonical_json(&serde_json::Value::Object(r));
+                *v = canonical_json(&serde_json::Value::Object(r));
             }
         }
         for (k, v) in [("account", &place.account), ("region", &place.region)] {
@@ -104,6 +104,24 @@ impl Message {
         self.place = Some(place.clone());
         self
     }
+}
+
+/// Compact JSON with every object's keys in sorted order, whatever
+/// serde_json's `preserve_order` feature says: a payload (and the message
+/// id hashed over it) is the same text in every build.
+pub fn canonical_json(v: &serde_json::Value) -> String {
+    fn sorted(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => {
+                let mut entries: Vec<(&String, &serde_json::Value)> = m.iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k.clone(), sorted(v))).collect())
+            }
+            serde_json::Value::Array(a) => serde_json::Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(v).to_string()
 }
 
 /// The kind of event a message announces (chat's `metadata.eventType`).
