@@ -446,9 +446,8 @@ def create_stack(aws, translated: dict[str, Any], name: str, params: dict[str, s
     )
 
 
-def _deploy(aws, translated: dict[str, Any], name: str, params: dict[str, str]) -> Stack:
-    cfn = aws("cloudformation")
-    create_stack(aws, translated, name, params)
+def wait_created(cfn, name: str) -> dict:
+    """The stack's description once its creation has ended (60 s at most); it must have succeeded."""
     deadline = time.monotonic() + 60
     while True:
         desc = cfn.describe_stacks(StackName=name)["Stacks"][0]
@@ -456,6 +455,13 @@ def _deploy(aws, translated: dict[str, Any], name: str, params: dict[str, str]) 
             break
         time.sleep(0.2)
     assert desc["StackStatus"] == "CREATE_COMPLETE", (desc["StackStatus"], desc.get("StackStatusReason"))
+    return desc
+
+
+def _deploy(aws, translated: dict[str, Any], name: str, params: dict[str, str]) -> Stack:
+    cfn = aws("cloudformation")
+    create_stack(aws, translated, name, params)
+    desc = wait_created(cfn, name)
     stack = Stack(name=name, params=params, defaults=parameter_defaults(translated))
     paginator = cfn.get_paginator("list_stack_resources")
     for page in paginator.paginate(StackName=name):

@@ -23,7 +23,6 @@ import copy
 import fnmatch
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 
@@ -31,7 +30,7 @@ import pytest
 from moto.events.models import EventPattern
 
 from conftest import (ACCOUNT, FLEET_PARAMS, FLEET_RULE_TARGET, FLEET_RULES, INFRA, OWN_EVENTS, REGION, ROLES,
-                      Resolver, without_novalue)
+                      Resolver, wait_created, without_novalue)
 from test_event_patterns import EXPECTED  # the sample events and their central routing
 
 MEMBER_TEMPLATE = INFRA / "member.yaml"
@@ -670,13 +669,7 @@ def _deploy_member(aws, params: dict) -> dict:
     cfn.create_stack(StackName=name, TemplateBody=MEMBER_TEMPLATE.read_text(),
                      Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
                      Capabilities=["CAPABILITY_NAMED_IAM"])
-    deadline = time.monotonic() + 60
-    while True:
-        desc = cfn.describe_stacks(StackName=name)["Stacks"][0]
-        if not desc["StackStatus"].endswith("IN_PROGRESS") or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert desc["StackStatus"] == "CREATE_COMPLETE", (desc["StackStatus"], desc.get("StackStatusReason"))
+    desc = wait_created(cfn, name)
     resources = {r["LogicalResourceId"]: r["PhysicalResourceId"]
                  for r in cfn.list_stack_resources(StackName=name)["StackResourceSummaries"]}
     outputs = {o["OutputKey"]: o["OutputValue"] for o in desc.get("Outputs", [])}
