@@ -200,3 +200,38 @@ async fn a_single_account_stack_upgrades_in_place_its_open_incident_and_known_go
     let rec = bed.incident_record(&old_key).await.expect("still under the old key");
     assert_eq!(rec["id"], incident.as_str());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_runbook_acts_in_the_member_account_a_request_names_and_refuses_one_out_of_scope() {
+    let bed = TestBed::new("fleet-runbook").await;
+    let (in_a, in_b) = (bed.member(MEMBER_A).await, bed.member(MEMBER_B).await);
+    let a = SeededService::create(&in_a, "api", 2).await;
+    let b = SeededService::create(&in_b, "api", 2).await;
+    let bad_b = b.deploy_new_revision(&in_b, "v2.4.0-broken").await;
+    let mut runbook = bed.start("runbook", &[("ACCOUNTS", MEMBERS)]);
+
+    // Diagnose in A: A's service (its ARN), not B's of the same name.
+    let d = runbook.outcome(&serde_json::json!({
+        "action": "diagnose", "cluster": a.cluster, "service": "api", "account": MEMBER_A, "region": "us-east-1"}));
+    let text = d.to_string();
+    assert!(text.contains(&a.task_definition_arn) && !text.contains(&bad_b), "A's service described: {d}");
+    // A rollback in B, through the engine in B.
+    let r = runbook.outcome(&serde_json::json!({
+        "action": "rollback", "cluster": b.cluster, "service": "api", "account": MEMBER_B,
+        "reason": "fleet test", "request_id": "fleet-rb-b", "requested_by": "test@example.com"}));
+    assert_eq!(r["actions"][0]["status"], "executed", "{r}");
+    assert_eq!(b.current(&in_b).await.0, b.task_definition_arn, "B rolled back");
+    assert_eq!(a.current(&in_a).await.0, a.task_definition_arn, "A as it was");
+    assert_eq!(b.ledger(&bed).await.iter().filter(|(_, s, _)| s == "executed").count(), 1);
+    // An account outside ACCOUNTS: refused, nothing done.
+    let refused = runbook.outcome(&serde_json::json!({
+        "action": "rollback", "cluster": b.cluster, "service": "api", "account": "999988887777", "dry_run": true}));
+    assert_eq!(refused["kind"], "ignored", "{refused}");
+    assert!(refused["summary"].as_str().unwrap_or_default().contains("999988887777"), "{refused}");
+    // The announcement names the account.
+    let notes = bed.notifications().await;
+    assert!(
+        notes.iter().any(|n| n.subject.contains(MEMBER_B) && n.attributes["account"]["Value"] == MEMBER_B),
+        "{notes:#?}"
+    );
+}
