@@ -235,3 +235,41 @@ async fn the_runbook_acts_in_the_member_account_a_request_names_and_refuses_one_
         "{notes:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_members_alarm_scales_its_service_there_and_its_ok_resolves_the_members_incident() {
+    let bed = TestBed::new("fleet-alarm").await;
+    let in_a = bed.member(MEMBER_A).await;
+    let a = SeededService::create(&in_a, "api", 2).await;
+    let home = SeededService::create(&bed, "api", 2).await;
+    let alarm = |file: &str, id: &str| {
+        let mut v = fixture(file);
+        v["id"] = Value::from(id);
+        v["account"] = Value::from(MEMBER_A);
+        v["detail"]["configuration"]["metrics"][0]["metricStat"]["metric"]["dimensions"] =
+            serde_json::json!({"ClusterName": a.cluster, "ServiceName": a.service});
+        v
+    };
+    let mut p = bed.start("alarm-responder", &[("ALARM_NAME_PREFIX", "prod-api-"), ("ACCOUNTS", MEMBERS)]);
+    // The alarm lives in the member account, as its state does.
+    let mut firing = alarm("alarm/eventbridge-metric-cpu.json", "fleet-cpu-1");
+    in_a.own_alarm(&mut firing, "ALARM").await;
+    let o = p.outcome(&firing);
+    assert_eq!(
+        (o["actions"][0]["action"].as_str(), o["actions"][0]["status"].as_str()),
+        (Some("scale"), Some("executed")),
+        "{o}"
+    );
+    assert_eq!(a.current(&in_a).await.1, 4, "A's service scaled out");
+    assert_eq!(home.current(&bed).await.1, 2, "home's service of the same name untouched");
+    let record = bed.incident_record(&a.state_key()).await.expect("A's incident");
+    assert_eq!(record["id"], o["incident"]);
+    let mut back = alarm("alarm/eventbridge-metric-cpu-ok.json", "fleet-cpu-ok");
+    in_a.own_alarm(&mut back, "OK").await;
+    let ok = p.outcome(&back);
+    assert_eq!(ok["incident"], o["incident"], "{ok}");
+    let notes = bed.notifications().await;
+    assert_eq!(notes.len(), 2, "{notes:#?}");
+    assert!(notes.iter().all(|n| n.subject.contains(MEMBER_A)), "{notes:#?}");
+    assert!(notes[1].subject.starts_with("[RESOLVED]"), "{}", notes[1].subject);
+}
