@@ -82,6 +82,9 @@ pub enum Job {
     Escalate,
 }
 
+/// Account ids or region names of a [`Shard`].
+type Names = Vec<String>;
+
 /// The part of the fleet one run of a scheduled job covers (`"accounts"`
 /// and `"regions"` of the job input): empty lists mean all of it. One
 /// schedule per group of accounts fans a fleet out, each run within its own
@@ -103,7 +106,7 @@ impl Shard {
     /// of strings, or one comma-separated string; accounts twelve digits,
     /// regions region names. Sorted and deduplicated.
     fn parse(input: &Value, what: &str) -> Result<Self, TriggerError> {
-        let list = |field: &str, expected: &str, valid: fn(&str) -> bool| -> Result<Vec<String>, TriggerError> {
+        let list = |field: &str, expected: &str, valid: fn(&str) -> bool| -> Result<Names, TriggerError> {
             let items: Vec<String> = match input.get(field) {
                 None | Some(Value::Null) => Vec::new(),
                 Some(Value::String(text)) => text.split(',').map(|s| s.trim().to_string()).collect(),
