@@ -488,16 +488,20 @@ async fn fleet_reports_at_scale() {
         let mut p = LambdaProcess::start(&binary("scheduled-reports"), &format!("bench-fleet-{job}"), &env);
         p.wait_ready(Duration::from_secs(20));
         let started = std::time::Instant::now();
-        let r = tokio::task::block_in_place(|| p.invoke(&serde_json::json!({ "job": job })));
+        // Up to the function's 300 s timeout and beyond: the local server is slower than AWS.
+        let r = tokio::task::block_in_place(|| {
+            p.invoke_with_id(&serde_json::json!({ "job": job }), &format!("fleet-{job}"), Duration::from_secs(900))
+        });
         let wall = started.elapsed().as_secs_f64() * 1000.0;
         std::thread::sleep(Duration::from_millis(200));
         let rss = p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
         let (calls, ms) = decisions(&p).first().map(|x| (x.0, x.1)).unwrap_or((0, 0.0));
         let what = match r {
-            autopilot_tests::InvokeResult::Response(v) => {
+            None => "no answer in 900 s".to_string(),
+            Some(autopilot_tests::InvokeResult::Response(v)) => {
                 v["summary"].as_str().unwrap_or("").chars().take(140).collect::<String>()
             }
-            autopilot_tests::InvokeResult::Error { error_type, error_message } => {
+            Some(autopilot_tests::InvokeResult::Error { error_type, error_message }) => {
                 format!("ERROR {error_type}: {}", error_message.chars().take(120).collect::<String>())
             }
         };
