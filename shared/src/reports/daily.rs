@@ -526,31 +526,58 @@ pub fn summary(r: &DailyReport, objects: &[ReportObject], kept_at: &str) -> (Str
         t.actions_executed,
         t.deployments
     ));
+    let mut omitted = 0;
     if fleet {
         b.push_str("Per account:\n");
         for a in &r.accounts {
             b.push_str(&format!("- {}\n", account_line(a)));
         }
         for a in r.accounts.iter().filter(|a| a.services > 0) {
-            b.push_str(&format!("\n{} ({} services):\n", a.label, a.services));
+            if b.len() < SUMMARY_LINES_BYTES {
+                b.push_str(&format!("\n{} ({} services):\n", a.label, a.services));
+            }
             for s in r.services_of(a) {
-                b.push_str(&service_line(s));
+                push_within(&mut b, &service_line(s), &mut omitted);
             }
         }
     } else {
         for s in &r.services {
-            b.push_str(&service_line(s));
+            push_within(&mut b, &service_line(s), &mut omitted);
         }
         // A single account whose reads failed says so too.
         for a in r.accounts.iter().filter(|a| a.failure.is_some()) {
             b.push_str(&format!("\n{}\n", account_line(a)));
         }
     }
+    omitted_note(&mut b, omitted);
     b.push('\n');
     let mut body = Outgoing::new();
     body.text(b);
     links_section(&mut body, objects, kept_at);
     (subject, body)
+}
+
+/// How much of a summary the per-service lines may fill: SNS carries
+/// 256 KiB (`notify::render::MAX_BODY_BYTES` cuts at 200 KiB), and the
+/// links to the full report come after them.
+pub const SUMMARY_LINES_BYTES: usize = 150 * 1024;
+
+/// Add `line` unless the summary's lines are full; count it otherwise.
+pub fn push_within(b: &mut String, line: &str, omitted: &mut usize) {
+    if *omitted == 0 && b.len() + line.len() <= SUMMARY_LINES_BYTES {
+        b.push_str(line);
+    } else {
+        *omitted += 1;
+    }
+}
+
+/// Say how many service lines the summary left out (the full report lists them).
+pub fn omitted_note(b: &mut String, omitted: usize) {
+    if omitted > 0 {
+        b.push_str(&format!(
+            "... and {omitted} more service(s), not listed here (a notification carries 256 KiB): see the full report\n"
+        ));
+    }
 }
 
 fn service_line(s: &ServiceDay) -> String {
@@ -894,6 +921,23 @@ mod tests {
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["services"][0]["account"], "777788889999", "worst first across the fleet");
         assert_eq!(json["accounts"][1]["open_incidents"][0], "inc-a");
+    }
+
+    #[test]
+    fn a_summary_of_thousands_of_services_keeps_its_links_and_says_what_it_left_out() {
+        let services: Vec<ServiceDay> = (0..5000)
+            .map(|i| {
+                let mut f = facts(&format!("service-with-a-longish-name-{i}"), 0, 2);
+                f.alarms = vec![format!("alarm-{i}-5xx")];
+                judge(f, DAY0)
+            })
+            .collect();
+        let r = build("2026-11-20", "now", services);
+        let (_, body) = summary(&r, &objects(LinkLifetime::Full, 3600), "s3://ev/reports/daily/2026-11-20/");
+        let text = body.render(&crate::redact::Redactor::new());
+        assert!(text.len() < crate::notify::render::MAX_BODY_BYTES, "{}", text.len());
+        assert!(text.contains("more service(s), not listed here"), "the omission is said");
+        assert!(text.contains("- HTML in the S3 console"), "the links survive");
     }
 
     #[test]

@@ -1156,13 +1156,14 @@ pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (St
         }
         b.push('\n');
     }
+    let mut omitted = 0;
     for s in &r.services {
         let recs = if s.recommendation_text.is_empty() {
             String::new()
         } else {
             format!(" -> {}", s.recommendation_text.join("; "))
         };
-        b.push_str(&format!(
+        let mut line = format!(
             "{:10} {}{}/{}: CPU avg {} peak {}, memory avg {} peak {}, {} deployments{recs}\n",
             s.verdict.label().to_ascii_uppercase(),
             if fleet { s.label_prefix.as_str() } else { "" },
@@ -1173,11 +1174,13 @@ pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (St
             pct(s.memory.average),
             pct(s.memory.peak),
             s.delivery.deployments
-        ));
+        );
         if !s.unread.is_empty() {
-            b.push_str(&format!("           not read: {}\n", s.unread.join("; ")));
+            line.push_str(&format!("           not read: {}\n", s.unread.join("; ")));
         }
+        crate::reports::daily::push_within(&mut b, &line, &mut omitted);
     }
+    crate::reports::daily::omitted_note(&mut b, omitted);
     if !r.unread.is_empty() {
         b.push_str(&format!("\nNot read: {}\n", r.unread.join("; ")));
     }
