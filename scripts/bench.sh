@@ -9,9 +9,15 @@
 # out, BENCH_SCALE_ONLY=1 runs only them, BENCH_ROLLBACK_ONLY=1 only the cold
 # starts and ecs-events' two paths from an event to the rollback call;
 # BENCH_COMPARE_DIR=<dir> starts the
-# binaries of another build in the same rounds, as rows of their own). Prints
-# Markdown tables.
+# binaries of another build in the same rounds, as rows of their own); and
+# the same three jobs run centrally over a fleet (BENCH_FLEET=10x100: 10
+# member accounts of 100 services each, seeded through the member role, with
+# ACCOUNTS set; AWS calls, handler time, wall time and peak RSS per job;
+# BENCH_FLEET=0 leaves it out, BENCH_FLEET_ONLY=1 runs only it; seeding the
+# 1000 services takes minutes on the local server). Prints Markdown tables.
 set -euo pipefail
+# The fleet run's member accounts: seed_network.py gives each a network.
+export TEST_MEMBER_ACCOUNTS="${TEST_MEMBER_ACCOUNTS:-444455556666,777788889999,100000000001,100000000002,100000000003,100000000004,100000000005,100000000006,100000000007,100000000008}"
 source "$(dirname "${BASH_SOURCE[0]}")/moto.sh"
 cd "$ROOT"
 echo "==> cargo build --release (functions, and the hello-world baseline bench/hello)"

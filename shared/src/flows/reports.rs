@@ -24,6 +24,7 @@ use super::{Flow, FlowFuture};
 use crate::adapters::sns::publish;
 use crate::context::{App, Function};
 use crate::error::AutopilotError;
+use crate::fleet::Scope;
 use crate::incident::Subject;
 use crate::incident::machine::{Input, MessageKind, Verdict};
 use crate::incident::pipeline::PipelinePort;
@@ -31,8 +32,9 @@ use crate::incident::service::ServicePort;
 use crate::incident::shell::{self, Driven};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
 use crate::reports::daily::{ObjectLinks, ReportObject};
+use crate::reports::fleet::{ScopeRun, run_scopes, shard_suffix};
 use crate::time::{iso, now};
-use crate::trigger::{Job, Trigger};
+use crate::trigger::{Job, Shard, Trigger};
 
 pub const FLOW: Flow = Flow { function: Function::ScheduledReports, run };
 
@@ -40,8 +42,8 @@ fn run<'a>(app: &'a App, trigger: Trigger, _raw: &'a Value) -> FlowFuture<'a> {
     Box::pin(async move {
         match trigger {
             Trigger::Scheduled { job: Job::Escalate, .. } => escalate(app).await,
-            Trigger::Scheduled { job: Job::Daily, .. } => daily(app).await,
-            Trigger::Scheduled { job: Job::Weekly, .. } => weekly(app).await,
+            Trigger::Scheduled { job: Job::Daily, shard, .. } => daily(app, &shard).await,
+            Trigger::Scheduled { job: Job::Weekly, shard, .. } => weekly(app, &shard).await,
             other => Ok(Outcome::ignored(format!("{:?} is not a scheduled job", other.kind()))),
         }
     })
@@ -152,45 +154,32 @@ const ERROR_COUNT_PAGES: usize = 5;
 /// signing credentials may cut it shorter; the summary says which.
 const LINK_LIFETIME: std::time::Duration = crate::adapters::s3::MAX_PRESIGN_LIFETIME;
 
-/// The daily health check over every service in scope.
-async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
-    use crate::adapters::{cloudwatch, ecs};
-    use crate::reports::daily::{build, html, summary};
+/// The daily health check over every service in scope: home's and every
+/// member account's in every region of the fleet (or of the run's shard),
+/// each read with its own clients, a few accounts at a time.
+async fn daily(app: &App, shard: &Shard) -> Result<Outcome, AutopilotError> {
+    use crate::reports::daily::{build_fleet, html, summary};
     use futures::StreamExt;
     let t = now();
     let since = t - 24 * 3600;
     let date = chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default();
-    let clusters = clusters_in_scope(app).await?;
-    // One read of the firing alarms for all services.
-    let (alarms, alarms_unread) = match cloudwatch::alarms_in_alarm(&app.clients).await {
-        Ok(a) => (a, None),
-        Err(e) => (Vec::new(), Some(format!("alarms: {e}"))),
-    };
+    let fleet = app.fleet();
+    let scopes = run_scopes(&fleet, &app.config.regions, shard)?;
+    let reads: Vec<_> =
+        scopes.iter().map(|scope| day_of_scope(app, ScopeRun::of(&fleet, scope), scope, since)).collect();
     let mut days = Vec::new();
-    for cluster in &clusters {
-        let names: Vec<String> = ecs::list_services(&app.clients, cluster)
-            .await
-            .map_err(AutopilotError::Aws)?
-            .iter()
-            .map(|a| crate::arn::last_segment(a).to_string())
-            .collect();
-        let snapshots = ecs::describe_services(&app.clients, cluster, &names).await.map_err(AutopilotError::Aws)?;
-        let reads: Vec<_> = names
-            .iter()
-            .map(|name| {
-                let snapshot = snapshots.iter().find(|s| &s.service == name).cloned();
-                day_of_service(app, cluster, name, snapshot, (&alarms, &alarms_unread), since)
-            })
-            .collect();
-        days.extend(futures::stream::iter(reads).buffered(DAILY_CONCURRENCY).collect::<Vec<_>>().await);
+    let mut runs = Vec::new();
+    for (run, services) in futures::stream::iter(reads).buffered(SCOPE_CONCURRENCY).collect::<Vec<_>>().await {
+        days.extend(services);
+        runs.push(run);
     }
-    let report = build(&date, &iso(t), days);
+    let report = build_fleet(&date, &iso(t), days, runs, (!shard.is_whole_fleet()).then(|| shard.clone()));
     let redactor = crate::telemetry::redactor();
     let mut json_value = serde_json::to_value(&report).unwrap_or(Value::Null);
     redactor.json(&mut json_value);
     let page = redactor.text(&html(&report));
     let bucket = &app.config.evidence_bucket;
-    let prefix = format!("reports/daily/{date}/");
+    let prefix = format!("reports/daily/{date}/{}", shard_suffix(shard));
     let json_key = format!("{prefix}report.json");
     let html_key = format!("{prefix}report.html");
     let objects = store_report(app, &prefix, &json_value, page).await;
@@ -199,8 +188,11 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
     let severity = match worst {
         Some(crate::reports::daily::Health::Down) => Severity::Sev2,
         Some(crate::reports::daily::Health::Degraded) => Severity::Sev3,
+        // An account not reported is a warning of its own.
+        _ if report.totals.accounts_failed > 0 => Severity::Sev3,
         _ => Severity::Info,
     };
+    let fleet_report = report.is_fleet();
     let message = crate::notify::render::Message {
         place: None,
         subject: redactor.text(&subject_line),
@@ -218,7 +210,14 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
             .services
             .iter()
             .take(5)
-            .map(|s| redactor.text(&format!("{}/{}: {:?} {}", s.cluster, s.service, s.health, s.reasons.join("; "))))
+            .map(|s| {
+                let label = if fleet_report {
+                    format!("{} {} ", s.account.as_deref().unwrap_or("?"), s.region)
+                } else {
+                    String::new()
+                };
+                redactor.text(&format!("{label}{}/{}: {:?} {}", s.cluster, s.service, s.health, s.reasons.join("; ")))
+            })
             .collect(),
         next_steps: Vec::new(),
         // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
@@ -231,19 +230,118 @@ async fn daily(app: &App) -> Result<Outcome, AutopilotError> {
         .await
         .map_err(crate::incident::shell::publish_failed)?;
     let t = &report.totals;
+    let failed: Vec<String> =
+        report.accounts.iter().filter_map(|a| a.failure.as_ref().map(|why| format!("{}: {why}", a.label))).collect();
     let mut o = Outcome::new(
         Kind::Report,
         Severity::Info,
         Cause::Expected,
         format!(
-            "daily report {date}: {} services ({} down, {} degraded, {} healthy, {} unreadable)",
-            t.services, t.down, t.degraded, t.healthy, t.unknown
+            "daily report {date}: {} services ({} down, {} degraded, {} healthy, {} unreadable){}",
+            t.services,
+            t.down,
+            t.degraded,
+            t.healthy,
+            t.unknown,
+            fleet_suffix(fleet_report, t.accounts, &failed)
         ),
     );
     o.notified = Some(message_id);
     o.evidence = Some(format!("s3://{bucket}/{prefix}"));
-    o.details = Some(json!({"report": json_key, "html": html_key, "totals": t}));
+    o.details = Some(json!({"report": json_key, "html": html_key, "totals": t, "failed_accounts": failed}));
     Ok(o)
+}
+
+/// `, in N account/region(s), F not reported: …` of a fleet report's Outcome.
+fn fleet_suffix(fleet: bool, accounts: usize, failed: &[String]) -> String {
+    match (fleet, failed.is_empty()) {
+        (false, true) => String::new(),
+        (_, true) => format!(", in {accounts} account/region(s)"),
+        (_, false) => {
+            format!(", in {accounts} account/region(s), {} not reported: {}", failed.len(), failed.join("; "))
+        }
+    }
+}
+
+/// Accounts and regions read at a time by a fleet report (each runs its
+/// own services a few at a time).
+const SCOPE_CONCURRENCY: usize = 4;
+
+/// Place the App in `scope` and read its day; what fails for the whole
+/// scope is named in its run, never the end of the report.
+async fn day_of_scope(
+    app: &App,
+    mut run: ScopeRun,
+    scope: &Scope,
+    since: i64,
+) -> (ScopeRun, Vec<crate::reports::daily::ServiceDay>) {
+    let days = match app.at(scope).await {
+        Ok(placed) => day_of_placed(&placed, &mut run, since).await,
+        Err(e) => {
+            run.fail(format!("the member role cannot be assumed ({e}); nothing read there"));
+            Vec::new()
+        }
+    };
+    if let Some(why) = &run.failure {
+        tracing::warn!(decision = "report-scope-failed", job = "daily", scope = %run.label(), "{why}");
+    }
+    (run, days)
+}
+
+/// The services of one placed App's clusters (its `ListServices`,
+/// `DescribeServices` ten at a time, alarms once), each judged.
+async fn day_of_placed(app: &App, run: &mut ScopeRun, since: i64) -> Vec<crate::reports::daily::ServiceDay> {
+    use crate::adapters::{cloudwatch, ecs};
+    use futures::StreamExt;
+    let clusters = match clusters_in_scope(app).await {
+        Ok(c) => c,
+        Err(e) => {
+            run.fail(format!("clusters not listed: {e}"));
+            return Vec::new();
+        }
+    };
+    // One read of the firing alarms for all services.
+    let (alarms, alarms_unread) = match cloudwatch::alarms_in_alarm(&app.clients).await {
+        Ok(a) => (a, None),
+        Err(e) => (Vec::new(), Some(format!("alarms: {e}"))),
+    };
+    let place = (run.account.clone(), run.region.clone());
+    let mut days = Vec::new();
+    for cluster in &clusters {
+        let names: Vec<String> = match ecs::list_services(&app.clients, cluster).await {
+            Ok(arns) => arns.iter().map(|a| crate::arn::last_segment(a).to_string()).collect(),
+            Err(e) if cluster_absent(&e) && !app.config.clusters.is_empty() => {
+                run.clusters_absent.push(cluster.clone());
+                continue;
+            }
+            Err(e) => {
+                run.fail(format!("services of cluster {cluster} not listed: {e}"));
+                continue;
+            }
+        };
+        let snapshots = match ecs::describe_services(&app.clients, cluster, &names).await {
+            Ok(s) => s,
+            Err(e) => {
+                // Each service is then reported unreadable, by name.
+                run.fail(format!("services of cluster {cluster} not described: {e}"));
+                Vec::new()
+            }
+        };
+        let reads: Vec<_> = names
+            .iter()
+            .map(|name| {
+                let snapshot = snapshots.iter().find(|s| &s.service == name).cloned();
+                day_of_service(app, &place, cluster, name, snapshot, (&alarms, &alarms_unread), since)
+            })
+            .collect();
+        days.extend(futures::stream::iter(reads).buffered(DAILY_CONCURRENCY).collect::<Vec<_>>().await);
+    }
+    days
+}
+
+/// A cluster of `CLUSTERS` that this account and region does not run.
+fn cluster_absent(e: &crate::error::AwsError) -> bool {
+    e.code.as_deref() == Some("ClusterNotFoundException") || e.message.contains("ClusterNotFoundException")
 }
 
 /// `name` of `arn:…:targetgroup/<name>/<id>` (the id alone tells a reader nothing).
@@ -296,35 +394,175 @@ async fn store_report(app: &App, prefix: &str, json_value: &Value, page: String)
     objects
 }
 
-/// The weekly capacity review over every service in scope.
-async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
-    use crate::adapters::{autoscaling, cloudwatch, ecs, elb};
-    use crate::reports::weekly::{self as wr, LoadBalancedTarget, MetricAnswers, ReportWindow, ServiceRef};
+/// The weekly capacity review over every service in scope: home's and every
+/// member account's in every region of the fleet (or of the run's shard),
+/// each read and batched with its own clients.
+async fn weekly(app: &App, shard: &Shard) -> Result<Outcome, AutopilotError> {
+    use crate::reports::weekly::{self as wr, ReportWindow};
     use futures::StreamExt;
     let t = now();
     // Whole hours, so that hourly datapoints line up with CloudWatch's.
     let end = t - t.rem_euclid(wr::HOUR);
     let start = end - wr::WINDOW_SECONDS;
     let week = chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%G-W%V").to_string()).unwrap_or_default();
-    let mut report_unread = Vec::new();
+    let fleet = app.fleet();
+    let scopes = run_scopes(&fleet, &app.config.regions, shard)?;
+    let reads: Vec<_> =
+        scopes.iter().map(|scope| week_of_scope(app, ScopeRun::of(&fleet, scope), scope, (start, end))).collect();
+    let (mut judged, mut metric_calls, mut metric_queries, mut report_unread, mut runs) =
+        (Vec::new(), 0, 0, Vec::new(), Vec::new());
+    for (run, w) in futures::stream::iter(reads).buffered(SCOPE_CONCURRENCY).collect::<Vec<_>>().await {
+        judged.extend(w.judged);
+        metric_calls += w.metric_calls;
+        metric_queries += w.metric_queries;
+        report_unread.extend(w.unread);
+        runs.push(run);
+    }
+    let window = ReportWindow { week: week.clone(), start, end, generated_at: iso(t) };
+    let report = wr::build(&window, judged, metric_calls, metric_queries, report_unread)
+        .with_accounts(runs, (!shard.is_whole_fleet()).then(|| shard.clone()));
+    let redactor = crate::telemetry::redactor();
+    let mut json_value = serde_json::to_value(&report).unwrap_or(Value::Null);
+    redactor.json(&mut json_value);
+    // Every text of the page is redacted; the charts' geometry is numbers and is passed over.
+    let page = wr::scrub_page(&wr::html(&report), |t| redactor.text(t));
+    let bucket = &app.config.evidence_bucket;
+    let prefix = format!("reports/weekly/{week}/{}", shard_suffix(shard));
+    let objects = store_report(app, &prefix, &json_value, page).await;
+    let (subject_line, body) = wr::summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
+    let message = crate::notify::render::Message {
+        place: None,
+        subject: redactor.text(&subject_line),
+        // Redacted except our own links (the console and presigned URLs).
+        body: body.render(&redactor),
+        severity: Severity::Info,
+        cluster: String::new(),
+        service: String::new(),
+        cause: Cause::Expected,
+        kind: Kind::Report,
+        incident: None,
+        event_type: crate::notify::render::EventType::Report,
+        highlights: report
+            .services
+            .iter()
+            .filter(|s| !s.recommendation_text.is_empty())
+            .take(5)
+            .map(|s| {
+                redactor.text(&format!(
+                    "{}{}/{}: {}",
+                    s.label_prefix,
+                    s.cluster,
+                    s.service,
+                    s.recommendation_text.join("; ")
+                ))
+            })
+            .collect(),
+        next_steps: Vec::new(),
+        // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
+        links: objects.iter().filter_map(ReportObject::console).collect(),
+        evidence: Some(format!("s3://{bucket}/{prefix}")),
+        team: None,
+        chat_context: Vec::new(),
+    };
+    let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
+        .await
+        .map_err(crate::incident::shell::publish_failed)?;
+    let failed: Vec<String> =
+        report.accounts.iter().filter_map(|a| a.failure.as_ref().map(|why| format!("{}: {why}", a.label))).collect();
+    let mut o = Outcome::new(
+        Kind::Report,
+        Severity::Info,
+        Cause::Expected,
+        format!(
+            "weekly review {week}: {} services ({} scale-up, {} right-size), {} deployments{}",
+            report.services.len(),
+            report.scale_up.len(),
+            report.right_size.len(),
+            report.delivery.deployments,
+            fleet_suffix(report.is_fleet(), report.accounts.len(), &failed)
+        ),
+    );
+    o.notified = Some(message_id);
+    o.evidence = Some(format!("s3://{bucket}/{prefix}"));
+    o.details = Some(json!({
+        "report": format!("{prefix}report.json"),
+        "html": format!("{prefix}report.html"),
+        "services": report.services.len(),
+        "scale_up": report.scale_up,
+        "right_size": report.right_size,
+        "metric_calls": report.metric_calls,
+        "metric_queries": report.metric_queries,
+        "accounts": report.accounts.len(),
+        "failed_accounts": failed,
+    }));
+    Ok(o)
+}
 
+/// What one account and region's weekly reads came to.
+#[derive(Default)]
+struct ScopeWeek {
+    judged: Vec<(crate::reports::weekly::ServiceWeek, crate::reports::weekly::DeliveryFacts)>,
+    metric_calls: usize,
+    metric_queries: usize,
+    /// Reads that failed for more than one service, labelled with the scope.
+    unread: Vec<String>,
+}
+
+/// Place the App in `scope` and read its week; what fails for the whole
+/// scope is named in its run, never the end of the review.
+async fn week_of_scope(app: &App, mut run: ScopeRun, scope: &Scope, window: (i64, i64)) -> (ScopeRun, ScopeWeek) {
+    let week = match app.at(scope).await {
+        Ok(placed) => week_of_placed(&placed, &mut run, scope, window).await,
+        Err(e) => {
+            run.fail(format!("the member role cannot be assumed ({e}); nothing read there"));
+            ScopeWeek::default()
+        }
+    };
+    if let Some(why) = &run.failure {
+        tracing::warn!(decision = "report-scope-failed", job = "weekly", scope = %run.label(), "{why}");
+    }
+    (run, week)
+}
+
+/// One placed App's week: its services, their autoscaling targets and load
+/// balancers and metrics in batches, then each service's own reads.
+async fn week_of_placed(app: &App, run: &mut ScopeRun, scope: &Scope, (start, end): (i64, i64)) -> ScopeWeek {
+    use crate::adapters::{autoscaling, cloudwatch, ecs, elb};
+    use crate::reports::weekly::{self as wr, LoadBalancedTarget, MetricAnswers, ServiceRef};
+    use futures::StreamExt;
+    let label = scope.label_prefix();
+    let mut unread = Vec::new();
     // 1. Services: ListServices, DescribeServices ten at a time.
+    let clusters = match clusters_in_scope(app).await {
+        Ok(c) => c,
+        Err(e) => {
+            run.fail(format!("clusters not listed: {e}"));
+            return ScopeWeek::default();
+        }
+    };
     let mut snapshots = Vec::new();
-    for cluster in clusters_in_scope(app).await? {
+    for cluster in clusters {
         let names: Vec<String> = match ecs::list_services(&app.clients, &cluster).await {
             Ok(arns) => arns.iter().map(|a| crate::arn::last_segment(a).to_string()).collect(),
+            Err(e) if cluster_absent(&e) && !app.config.clusters.is_empty() => {
+                run.clusters_absent.push(cluster.clone());
+                continue;
+            }
             Err(e) => {
-                report_unread.push(format!("cluster {cluster}: {e}"));
+                unread.push(format!("{label}cluster {cluster}: {e}"));
+                run.fail(format!("services of cluster {cluster} not listed: {e}"));
                 continue;
             }
         };
         match ecs::describe_services(&app.clients, &cluster, &names).await {
             Ok(s) => snapshots.extend(s),
-            Err(e) => report_unread.push(format!("services of {cluster}: {e}")),
+            Err(e) => {
+                unread.push(format!("{label}services of {cluster}: {e}"));
+                run.fail(format!("services of cluster {cluster} not described: {e}"));
+            }
         }
     }
     snapshots.sort_by(|a, b| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)));
-
     // 2. Autoscaling targets, 50 services per call.
     let resources: Vec<String> = snapshots.iter().map(|s| format!("service/{}/{}", s.cluster, s.service)).collect();
     let scaling: Result<Vec<(String, i32, i32)>, _> = if resources.is_empty() {
@@ -378,73 +616,9 @@ async fn weekly(app: &App) -> Result<Outcome, AutopilotError> {
     // 5. Per service: its task definition's size and its delivery records, a few at a time.
     let attribution = app.config.settings.limits.rollback_window_seconds;
     let reads = WeeklyReads { scaling: &scaling, lbs: &lbs, refs: &refs, answers: &answers, start, end, attribution };
-    let futures: Vec<_> = snapshots.iter().enumerate().map(|(i, s)| week_of_service(app, &reads, i, s)).collect();
+    let futures: Vec<_> = snapshots.iter().enumerate().map(|(i, s)| week_of_service(app, &reads, i, s, run)).collect();
     let per_service = futures::stream::iter(futures).buffered(WEEKLY_CONCURRENCY).collect::<Vec<_>>().await;
-
-    let window = ReportWindow { week: week.clone(), start, end, generated_at: iso(t) };
-    let report = wr::build(&window, per_service, batches.len(), metric_queries, report_unread);
-    let redactor = crate::telemetry::redactor();
-    let mut json_value = serde_json::to_value(&report).unwrap_or(Value::Null);
-    redactor.json(&mut json_value);
-    // Every text of the page is redacted; the charts' geometry is numbers and is passed over.
-    let page = wr::scrub_page(&wr::html(&report), |t| redactor.text(t));
-    let bucket = &app.config.evidence_bucket;
-    let prefix = format!("reports/weekly/{week}/");
-    let objects = store_report(app, &prefix, &json_value, page).await;
-    let (subject_line, body) = wr::summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
-    let message = crate::notify::render::Message {
-        place: None,
-        subject: redactor.text(&subject_line),
-        // Redacted except our own links (the console and presigned URLs).
-        body: body.render(&redactor),
-        severity: Severity::Info,
-        cluster: String::new(),
-        service: String::new(),
-        cause: Cause::Expected,
-        kind: Kind::Report,
-        incident: None,
-        event_type: crate::notify::render::EventType::Report,
-        highlights: report
-            .services
-            .iter()
-            .filter(|s| !s.recommendation_text.is_empty())
-            .take(5)
-            .map(|s| redactor.text(&format!("{}/{}: {}", s.cluster, s.service, s.recommendation_text.join("; "))))
-            .collect(),
-        next_steps: Vec::new(),
-        // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
-        links: objects.iter().filter_map(ReportObject::console).collect(),
-        evidence: Some(format!("s3://{bucket}/{prefix}")),
-        team: None,
-        chat_context: Vec::new(),
-    };
-    let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
-        .await
-        .map_err(crate::incident::shell::publish_failed)?;
-    let mut o = Outcome::new(
-        Kind::Report,
-        Severity::Info,
-        Cause::Expected,
-        format!(
-            "weekly review {week}: {} services ({} scale-up, {} right-size), {} deployments",
-            report.services.len(),
-            report.scale_up.len(),
-            report.right_size.len(),
-            report.delivery.deployments
-        ),
-    );
-    o.notified = Some(message_id);
-    o.evidence = Some(format!("s3://{bucket}/{prefix}"));
-    o.details = Some(json!({
-        "report": format!("{prefix}report.json"),
-        "html": format!("{prefix}report.html"),
-        "services": report.services.len(),
-        "scale_up": report.scale_up,
-        "right_size": report.right_size,
-        "metric_calls": report.metric_calls,
-        "metric_queries": report.metric_queries,
-    }));
-    Ok(o)
+    ScopeWeek { judged: per_service, metric_calls: batches.len(), metric_queries, unread }
 }
 
 /// What every service's weekly reads share.
@@ -465,6 +639,7 @@ async fn week_of_service(
     r: &WeeklyReads<'_>,
     i: usize,
     s: &crate::snapshot::ServiceSnapshot,
+    run: &ScopeRun,
 ) -> (crate::reports::weekly::ServiceWeek, crate::reports::weekly::DeliveryFacts) {
     use crate::adapters::ecs;
     use crate::reports::weekly::{
@@ -567,6 +742,9 @@ async fn week_of_service(
         Err(e) => unread.push(format!("pipeline deployments: {e}")),
     }
     let facts = WeekFacts {
+        account: run.account.clone(),
+        region: run.region.clone(),
+        label_prefix: app.scope().label_prefix(),
         cluster: s.cluster.clone(),
         service: s.service.clone(),
         capacity: CapacityFacts { size, running: s.running, desired: s.desired, autoscaling },
@@ -585,6 +763,7 @@ const DAILY_CONCURRENCY: usize = 8;
 /// actions, judged. What cannot be read is named in its `unread`.
 async fn day_of_service(
     app: &App,
+    (account, region): &(Option<String>, String),
     cluster: &str,
     name: &str,
     snapshot: Option<crate::snapshot::ServiceSnapshot>,
@@ -595,7 +774,13 @@ async fn day_of_service(
     use crate::reports::daily::{ErrorCount, ServiceFacts, TargetCount, judge};
     let cluster = &cluster.to_string();
     let name = &name.to_string();
-    let mut facts = ServiceFacts { cluster: cluster.clone(), service: name.clone(), ..Default::default() };
+    let mut facts = ServiceFacts {
+        account: account.clone(),
+        region: region.clone(),
+        cluster: cluster.clone(),
+        service: name.clone(),
+        ..Default::default()
+    };
     facts.unread.extend(alarms_unread.clone());
     if let Some(s) = &snapshot {
         for tg in &s.target_group_arns {

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::AwsError;
 use crate::redact::{LinkLifetime, Outgoing, OwnLink, PresignedLink};
+use crate::reports::fleet::ScopeRun;
 use crate::snapshot::{LedgerEntry, ServiceSnapshot};
 
 /// How a service did over the day, worst first when sorted.
@@ -73,6 +74,10 @@ pub struct ErrorCount {
 /// One service's day.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceDay {
+    /// The account and region it runs in (the function's own at home;
+    /// the account unknown only when the function's own is).
+    pub account: Option<String>,
+    pub region: String,
     pub cluster: String,
     pub service: String,
     pub health: Health,
@@ -100,6 +105,37 @@ pub struct DailyReport {
     pub window_hours: u32,
     pub services: Vec<ServiceDay>,
     pub totals: Totals,
+    /// One section per account and region of the run, home first: its
+    /// figures, and what failed there, named.
+    pub accounts: Vec<AccountDay>,
+    /// The accounts and regions this run was restricted to (a shard of the
+    /// fleet), when it was.
+    pub shard: Option<crate::trigger::Shard>,
+}
+
+/// One account and region's part of the daily report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AccountDay {
+    pub account: Option<String>,
+    pub region: String,
+    pub home: bool,
+    /// `444455556666 us-east-1`, `home 111122223333 us-east-1`.
+    pub label: String,
+    pub services: usize,
+    pub down: usize,
+    pub degraded: usize,
+    pub healthy: usize,
+    pub unknown: usize,
+    /// Ids of the incidents open there.
+    pub open_incidents: Vec<String>,
+    pub incidents_opened: usize,
+    pub actions_executed: usize,
+    pub deployments: usize,
+    /// What failed for the whole account and region (its role could not be
+    /// assumed, its clusters or services could not be listed), named.
+    pub failure: Option<String>,
+    /// Clusters of `CLUSTERS` that do not exist there.
+    pub clusters_absent: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -115,11 +151,16 @@ pub struct Totals {
     pub mean_ttr_seconds: Option<i64>,
     pub actions_executed: usize,
     pub deployments: usize,
+    /// Account and region sections of the run, and how many of them failed.
+    pub accounts: usize,
+    pub accounts_failed: usize,
 }
 
 /// The facts of one service, as read, before they are judged.
 #[derive(Debug, Clone, Default)]
 pub struct ServiceFacts {
+    pub account: Option<String>,
+    pub region: String,
     pub cluster: String,
     pub service: String,
     pub snapshot: Option<ServiceSnapshot>,
@@ -211,6 +252,8 @@ pub fn judge(f: ServiceFacts, since: i64) -> ServiceDay {
         health = Health::Unknown;
     }
     ServiceDay {
+        account: f.account,
+        region: f.region,
         cluster: f.cluster,
         service: f.service,
         health,
@@ -233,10 +276,9 @@ pub fn judge(f: ServiceFacts, since: i64) -> ServiceDay {
 /// The report over all services, worst first (then by how many reasons, then by name).
 pub fn build(date: &str, generated_at: &str, mut services: Vec<ServiceDay>) -> DailyReport {
     services.sort_by(|a, b| {
-        a.health
-            .cmp(&b.health)
-            .then(b.reasons.len().cmp(&a.reasons.len()))
-            .then_with(|| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)))
+        a.health.cmp(&b.health).then(b.reasons.len().cmp(&a.reasons.len())).then_with(|| {
+            (&a.cluster, &a.service, &a.account, &a.region).cmp(&(&b.cluster, &b.service, &b.account, &b.region))
+        })
     });
     let mut t = Totals { services: services.len(), ..Default::default() };
     let mut ttrs = Vec::new();
@@ -254,7 +296,100 @@ pub fn build(date: &str, generated_at: &str, mut services: Vec<ServiceDay>) -> D
         t.deployments += s.deployments.len();
     }
     t.mean_ttr_seconds = (!ttrs.is_empty()).then(|| ttrs.iter().sum::<i64>() / ttrs.len() as i64);
-    DailyReport { date: date.into(), generated_at: generated_at.into(), window_hours: 24, services, totals: t }
+    DailyReport {
+        date: date.into(),
+        generated_at: generated_at.into(),
+        window_hours: 24,
+        services,
+        totals: t,
+        accounts: Vec::new(),
+        shard: None,
+    }
+}
+
+/// The report over the services of every account and region of a run
+/// (`runs`, home first): [`build`]'s fleet totals and ordering, one section
+/// per account and region with its own figures and failure.
+pub fn build_fleet(
+    date: &str,
+    generated_at: &str,
+    services: Vec<ServiceDay>,
+    runs: Vec<ScopeRun>,
+    shard: Option<crate::trigger::Shard>,
+) -> DailyReport {
+    let mut r = build(date, generated_at, services);
+    r.accounts = runs
+        .into_iter()
+        .map(|run| {
+            let mut a = AccountDay {
+                label: run.label(),
+                account: run.account.clone(),
+                region: run.region.clone(),
+                home: run.home,
+                failure: run.failure.clone(),
+                clusters_absent: run.clusters_absent.clone(),
+                ..Default::default()
+            };
+            for s in r.services.iter().filter(|s| run.holds(s.account.as_deref(), &s.region)) {
+                a.services += 1;
+                match s.health {
+                    Health::Down => a.down += 1,
+                    Health::Degraded => a.degraded += 1,
+                    Health::Healthy => a.healthy += 1,
+                    Health::Unknown => a.unknown += 1,
+                }
+                a.open_incidents.extend(s.incidents.iter().filter(|i| i.closed_at.is_none()).map(|i| i.id.clone()));
+                a.incidents_opened += s.incidents.len();
+                a.actions_executed += s.actions.iter().filter(|x| x.status == "executed").count();
+                a.deployments += s.deployments.len();
+            }
+            a
+        })
+        .collect();
+    r.totals.accounts = r.accounts.len();
+    r.totals.accounts_failed = r.accounts.iter().filter(|a| a.failure.is_some()).count();
+    r.shard = shard;
+    r
+}
+
+impl DailyReport {
+    /// Whether the report speaks of accounts: more than one section, a
+    /// member's, or a failure. A single-account run reads as it always did.
+    pub fn is_fleet(&self) -> bool {
+        self.accounts.len() > 1 || self.accounts.iter().any(|a| !a.home || a.failure.is_some())
+    }
+
+    /// The services of one section, worst first.
+    pub fn services_of<'a>(&'a self, a: &'a AccountDay) -> impl Iterator<Item = &'a ServiceDay> + 'a {
+        self.services.iter().filter(move |s| s.account == a.account && s.region == a.region)
+    }
+}
+
+/// One section's figures in a line.
+fn account_line(a: &AccountDay) -> String {
+    match &a.failure {
+        Some(why) if a.services == 0 => format!("{}: NOT REPORTED - {why}", a.label),
+        failure => {
+            let mut line = format!(
+                "{}: {} services - {} down, {} degraded, {} healthy, {} unreadable; {} open incident(s){}",
+                a.label,
+                a.services,
+                a.down,
+                a.degraded,
+                a.healthy,
+                a.unknown,
+                a.open_incidents.len(),
+                if a.open_incidents.is_empty() { String::new() } else { format!(" ({})", a.open_incidents.join(", ")) }
+            );
+            if let Some(why) = failure {
+                line.push_str(&format!("; PARTLY READ - {why}"));
+            }
+            if !a.clusters_absent.is_empty() {
+                line.push_str(&format!("; no cluster {} there", a.clusters_absent.join(", ")));
+            }
+            line
+        }
+    }
 }
 
 fn health_word(h: Health) -> &'static str {
@@ -346,12 +481,37 @@ pub fn presigned_lifetime(p: &PresignedLink) -> String {
 /// redaction leaves whole.
 pub fn summary(r: &DailyReport, objects: &[ReportObject], kept_at: &str) -> (String, Outgoing) {
     let t = &r.totals;
-    let subject = format!(
-        "[DAILY] {}: {} services - {} down, {} degraded, {} healthy",
-        r.date, t.services, t.down, t.degraded, t.healthy
-    );
+    let fleet = r.is_fleet();
+    let subject = if fleet {
+        format!(
+            "[DAILY] {}: {} services, {} accounts - {} down, {} degraded, {} healthy{}",
+            r.date,
+            t.services,
+            t.accounts,
+            t.down,
+            t.degraded,
+            t.healthy,
+            if t.accounts_failed > 0 { format!(", {} failed", t.accounts_failed) } else { String::new() }
+        )
+    } else {
+        format!(
+            "[DAILY] {}: {} services - {} down, {} degraded, {} healthy",
+            r.date, t.services, t.down, t.degraded, t.healthy
+        )
+    };
     let mut b = String::new();
     b.push_str(&format!("DAILY HEALTH CHECK - {} (last {} h)\n\n", r.date, r.window_hours));
+    if fleet {
+        b.push_str(&format!(
+            "Fleet: {} account/region(s){}{}\n",
+            t.accounts,
+            if t.accounts_failed > 0 { format!(", {} failed", t.accounts_failed) } else { String::new() },
+            r.shard
+                .as_ref()
+                .map(|s| format!(" (this run: accounts {} regions {})", or_all(&s.accounts), or_all(&s.regions)))
+                .unwrap_or_default()
+        ));
+    }
     b.push_str(&format!(
         "{} services: {} down, {} degraded, {} healthy, {} unreadable\n",
         t.services, t.down, t.degraded, t.healthy, t.unknown
@@ -366,27 +526,79 @@ pub fn summary(r: &DailyReport, objects: &[ReportObject], kept_at: &str) -> (Str
         t.actions_executed,
         t.deployments
     ));
-    for s in &r.services {
-        let why = if s.reasons.is_empty() { String::new() } else { format!(" - {}", s.reasons.join("; ")) };
-        let errors = s
-            .errors
-            .as_ref()
-            .map(|e| format!(", {}{} error lines", e.errors, if e.capped { "+" } else { "" }))
-            .unwrap_or_default();
-        b.push_str(&format!(
-            "{:9} {}/{}: {}/{} running{errors}{why}\n",
-            health_word(s.health),
-            s.cluster,
-            s.service,
-            s.running,
-            s.desired
-        ));
+    let mut omitted = 0;
+    if fleet {
+        b.push_str("Per account:\n");
+        for a in &r.accounts {
+            b.push_str(&format!("- {}\n", account_line(a)));
+        }
+        for a in r.accounts.iter().filter(|a| a.services > 0) {
+            if b.len() < SUMMARY_LINES_BYTES {
+                b.push_str(&format!("\n{} ({} services):\n", a.label, a.services));
+            }
+            for s in r.services_of(a) {
+                push_within(&mut b, &service_line(s), &mut omitted);
+            }
+        }
+    } else {
+        for s in &r.services {
+            push_within(&mut b, &service_line(s), &mut omitted);
+        }
+        // A single account whose reads failed says so too.
+        for a in r.accounts.iter().filter(|a| a.failure.is_some()) {
+            b.push_str(&format!("\n{}\n", account_line(a)));
+        }
     }
+    omitted_note(&mut b, omitted);
     b.push('\n');
     let mut body = Outgoing::new();
     body.text(b);
     links_section(&mut body, objects, kept_at);
     (subject, body)
+}
+
+/// How much of a summary the per-service lines may fill: SNS carries
+/// 256 KiB (`notify::render::MAX_BODY_BYTES` cuts at 200 KiB), and the
+/// links to the full report come after them.
+pub const SUMMARY_LINES_BYTES: usize = 150 * 1024;
+
+/// Add `line` unless the summary's lines are full; count it otherwise.
+pub fn push_within(b: &mut String, line: &str, omitted: &mut usize) {
+    if *omitted == 0 && b.len() + line.len() <= SUMMARY_LINES_BYTES {
+        b.push_str(line);
+    } else {
+        *omitted += 1;
+    }
+}
+
+/// Say how many service lines the summary left out (the full report lists them).
+pub fn omitted_note(b: &mut String, omitted: usize) {
+    if omitted > 0 {
+        b.push_str(&format!(
+            "... and {omitted} more service(s), not listed here (a notification carries 256 KiB): see the full report\n"
+        ));
+    }
+}
+
+fn service_line(s: &ServiceDay) -> String {
+    let why = if s.reasons.is_empty() { String::new() } else { format!(" - {}", s.reasons.join("; ")) };
+    let errors = s
+        .errors
+        .as_ref()
+        .map(|e| format!(", {}{} error lines", e.errors, if e.capped { "+" } else { "" }))
+        .unwrap_or_default();
+    format!(
+        "{:9} {}/{}: {}/{} running{errors}{why}\n",
+        health_word(s.health),
+        s.cluster,
+        s.service,
+        s.running,
+        s.desired
+    )
+}
+
+fn or_all(v: &[String]) -> String {
+    if v.is_empty() { "all".into() } else { v.join(", ") }
 }
 
 fn when(epoch: i64) -> String {
@@ -416,47 +628,29 @@ pub fn html(r: &DailyReport) -> String {
                         td { (r.totals.actions_executed) } td { (r.totals.deployments) }
                     }
                 }
-                @for s in &r.services {
-                    section class=(health_word(s.health).to_ascii_lowercase()) {
-                        h2 { span.badge { (health_word(s.health)) } " " (s.cluster) "/" (s.service) }
-                        @if !s.reasons.is_empty() { ul.reasons { @for why in &s.reasons { li { (why) } } } }
-                        p { (s.running) " running / " (s.desired) " desired / " (s.pending) " pending"
-                            @if let Some(td) = &s.task_definition { " — " code { (td) } }
-                            @if let Some(st) = &s.status { " — " (st) } }
-                        @if !s.targets.is_empty() {
-                            h3 { "Targets" }
-                            ul { @for t in &s.targets { li { code { (t.target_group) } ": "
-                                @if t.total == 0 { "no registered targets" } @else { (t.healthy) "/" (t.total) " healthy" } } } }
-                        }
-                        @if !s.deployments.is_empty() {
-                            h3 { "Deployments" }
-                            table { tr { th { "id" } th { "revision" } th { "started" } th { "outcome" } }
-                                @for d in &s.deployments { tr { td { code { (d.id) } } td { (d.task_definition) } td { (d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| when(t.timestamp())).unwrap_or_default()) } td { (d.outcome) } } } }
-                        }
-                        @if !s.alarms.is_empty() {
-                            h3 { "Alarms in ALARM" }
-                            ul { @for a in &s.alarms { li { (a) } } }
-                        }
-                        @if let Some(e) = &s.errors {
-                            p { "Error lines: " strong { (e.errors) @if e.capped { "+" } } " (" (e.method) " over " (e.log_groups.join(", ")) ")" }
-                        }
-                        @if !s.incidents.is_empty() {
-                            h3 { "Incidents" }
-                            table { tr { th { "incident" } th { "severity" } th { "cause" } th { "opened" } th { "resolved" } th { "time to recover" } }
-                                @for i in &s.incidents { tr {
-                                    td { code { (i.id) } br; (i.summary) } td { (i.severity) } td { (i.cause) } td { (when(i.opened_at)) }
-                                    td { (i.closed_at.map(when).unwrap_or_else(|| "open".into())) }
-                                    td { (i.ttr_seconds.map(crate::notify::render::human_duration).unwrap_or_else(|| "-".into())) }
-                                } } }
-                        }
-                        @if !s.actions.is_empty() {
-                            h3 { "Actions" }
-                            ul { @for a in &s.actions { li { (when(a.at)) " " (a.action) " " strong { (a.status) } ": " (a.detail) } } }
-                        }
-                        @if !s.unread.is_empty() {
-                            p.unread { "Not read: " (s.unread.join("; ")) }
+                @if r.is_fleet() {
+                    h2 { "Accounts" }
+                    table.accounts {
+                        tr { th { "account" } th { "region" } th { "services" } th { "down" } th { "degraded" } th { "healthy" } th { "unreadable" } th { "open incidents" } th { "not reported" } }
+                        @for a in &r.accounts {
+                            tr {
+                                td { (a.account.as_deref().unwrap_or("-")) @if a.home { " (home)" } } td { (a.region) }
+                                td { (a.services) } td.down { (a.down) } td.degraded { (a.degraded) } td.healthy { (a.healthy) } td { (a.unknown) }
+                                td { (a.open_incidents.join(", ")) }
+                                td.failure { (a.failure.as_deref().unwrap_or("")) }
+                            }
                         }
                     }
+                    @for a in &r.accounts {
+                        div.account {
+                            h2 { "Account " (a.label) }
+                            p.meta { (account_line(a)) }
+                            @for s in r.services_of(a) { (service_section(s)) }
+                        }
+                    }
+                } @else {
+                    @for s in &r.services { (service_section(s)) }
+                    @for a in r.accounts.iter().filter(|a| a.failure.is_some()) { p.failure { (account_line(a)) } }
                 }
             }
         }
@@ -464,11 +658,58 @@ pub fn html(r: &DailyReport) -> String {
     page.into_string()
 }
 
+/// One service's section of the page.
+fn service_section(s: &ServiceDay) -> Markup {
+    html! {
+        section class=(health_word(s.health).to_ascii_lowercase()) {
+            h2 { span.badge { (health_word(s.health)) } " " (s.cluster) "/" (s.service) }
+            @if !s.reasons.is_empty() { ul.reasons { @for why in &s.reasons { li { (why) } } } }
+            p { (s.running) " running / " (s.desired) " desired / " (s.pending) " pending"
+                @if let Some(td) = &s.task_definition { " — " code { (td) } }
+                @if let Some(st) = &s.status { " — " (st) } }
+            @if !s.targets.is_empty() {
+                h3 { "Targets" }
+                ul { @for t in &s.targets { li { code { (t.target_group) } ": "
+                    @if t.total == 0 { "no registered targets" } @else { (t.healthy) "/" (t.total) " healthy" } } } }
+            }
+            @if !s.deployments.is_empty() {
+                h3 { "Deployments" }
+                table { tr { th { "id" } th { "revision" } th { "started" } th { "outcome" } }
+                    @for d in &s.deployments { tr { td { code { (d.id) } } td { (d.task_definition) } td { (d.created_at.as_deref().and_then(crate::lenient::parse_time).map(|t| when(t.timestamp())).unwrap_or_default()) } td { (d.outcome) } } } }
+            }
+            @if !s.alarms.is_empty() {
+                h3 { "Alarms in ALARM" }
+                ul { @for a in &s.alarms { li { (a) } } }
+            }
+            @if let Some(e) = &s.errors {
+                p { "Error lines: " strong { (e.errors) @if e.capped { "+" } } " (" (e.method) " over " (e.log_groups.join(", ")) ")" }
+            }
+            @if !s.incidents.is_empty() {
+                h3 { "Incidents" }
+                table { tr { th { "incident" } th { "severity" } th { "cause" } th { "opened" } th { "resolved" } th { "time to recover" } }
+                    @for i in &s.incidents { tr {
+                        td { code { (i.id) } br; (i.summary) } td { (i.severity) } td { (i.cause) } td { (when(i.opened_at)) }
+                        td { (i.closed_at.map(when).unwrap_or_else(|| "open".into())) }
+                        td { (i.ttr_seconds.map(crate::notify::render::human_duration).unwrap_or_else(|| "-".into())) }
+                    } } }
+            }
+            @if !s.actions.is_empty() {
+                h3 { "Actions" }
+                ul { @for a in &s.actions { li { (when(a.at)) " " (a.action) " " strong { (a.status) } ": " (a.detail) } } }
+            }
+            @if !s.unread.is_empty() {
+                p.unread { "Not read: " (s.unread.join("; ")) }
+            }
+        }
+    }
+}
+
 const STYLE: &str = "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}h1{font-size:1.5em}\
 table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
 section{border-left:6px solid #9c9;padding:.25em 1em;margin:1em 0}section.down{border-color:#d33}\
 section.degraded{border-color:#e90}section.unknown{border-color:#999}.badge{font-size:.8em;padding:.1em .4em;background:#eee}\
-td.down{color:#d33}td.degraded{color:#c70}td.healthy{color:#393}.unread{color:#777}.meta{color:#555}";
+td.down{color:#d33}td.degraded{color:#c70}td.healthy{color:#393}.unread{color:#777}.meta{color:#555}\
+.failure{color:#d33}div.account{border-top:2px solid #ccc;margin-top:1.5em}";
 
 #[cfg(test)]
 mod tests {
@@ -608,6 +849,115 @@ mod tests {
             p(LinkLifetime::UntilSessionEnds, 7 * 24 * 3600),
             "opens without sign-in until the function's role session that signed it ends (within hours; 2026-11-27T09:00:00Z at the latest)"
         );
+    }
+
+    fn at(mut f: ServiceFacts, account: &str) -> ServiceFacts {
+        f.account = Some(account.into());
+        f.region = "us-east-1".into();
+        f
+    }
+
+    fn run(account: &str, home: bool, failure: Option<&str>) -> ScopeRun {
+        ScopeRun {
+            account: Some(account.into()),
+            region: "us-east-1".into(),
+            home,
+            failure: failure.map(str::to_string),
+            clusters_absent: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_fleet_report_has_a_section_per_account_names_failures_and_totals_the_fleet() {
+        let mut open = at(facts("api", 2, 2), "444455556666");
+        open.incidents = vec![IncidentLine {
+            id: "inc-a".into(),
+            severity: "SEV2".into(),
+            cause: "essential-exit".into(),
+            summary: "crash".into(),
+            opened_at: DAY0,
+            closed_at: None,
+            ttr_seconds: None,
+            resolution: None,
+        }];
+        let services = vec![
+            judge(at(facts("api", 2, 2), "111122223333"), DAY0),
+            judge(open, DAY0),
+            judge(at(facts("web", 2, 2), "444455556666"), DAY0),
+            judge(at(facts("api", 0, 2), "777788889999"), DAY0),
+        ];
+        let runs = vec![
+            run("111122223333", true, None),
+            run("444455556666", false, None),
+            run("777788889999", false, None),
+            run("999988887777", false, Some("the member role cannot be assumed (AccessDenied)")),
+        ];
+        let r = build_fleet("2026-11-20", "now", services, runs, None);
+        assert!(r.is_fleet());
+        assert_eq!((r.totals.services, r.totals.accounts, r.totals.accounts_failed), (4, 4, 1));
+        let a: Vec<(&str, usize, usize, usize, &[String])> = r
+            .accounts
+            .iter()
+            .map(|a| (a.label.as_str(), a.services, a.degraded, a.down, a.open_incidents.as_slice()))
+            .collect();
+        assert_eq!(a[0], ("home 111122223333 us-east-1", 1, 0, 0, &[][..]));
+        assert_eq!(a[1], ("444455556666 us-east-1", 2, 1, 0, &["inc-a".to_string()][..]));
+        assert_eq!(a[2], ("777788889999 us-east-1", 1, 0, 1, &[][..]));
+        assert_eq!(r.accounts[3].failure.as_deref(), Some("the member role cannot be assumed (AccessDenied)"));
+        let (subject, body) = summary(&r, &[], "s3://ev/reports/daily/2026-11-20/");
+        assert_eq!(subject, "[DAILY] 2026-11-20: 4 services, 4 accounts - 1 down, 1 degraded, 2 healthy, 1 failed");
+        let body = body.render(&crate::redact::Redactor::new());
+        for want in [
+            "- 444455556666 us-east-1: 2 services - 0 down, 1 degraded, 1 healthy, 0 unreadable; 1 open incident(s) (inc-a)",
+            "- 999988887777 us-east-1: NOT REPORTED - the member role cannot be assumed (AccessDenied)",
+            "\n777788889999 us-east-1 (1 services):\nDOWN      prod/api: 0/2 running",
+        ] {
+            assert!(body.contains(want), "{want} in\n{body}");
+        }
+        let page = html(&r);
+        for want in ["Account 444455556666 us-east-1", "Account home 111122223333 us-east-1", "AccessDenied"] {
+            assert!(page.contains(want), "{want}");
+        }
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["services"][0]["account"], "777788889999", "worst first across the fleet");
+        assert_eq!(json["accounts"][1]["open_incidents"][0], "inc-a");
+    }
+
+    #[test]
+    fn a_summary_of_thousands_of_services_keeps_its_links_and_says_what_it_left_out() {
+        let services: Vec<ServiceDay> = (0..5000)
+            .map(|i| {
+                let mut f = facts(&format!("service-with-a-longish-name-{i}"), 0, 2);
+                f.alarms = vec![format!("alarm-{i}-5xx")];
+                judge(f, DAY0)
+            })
+            .collect();
+        let r = build("2026-11-20", "now", services);
+        let (_, body) = summary(&r, &objects(LinkLifetime::Full, 3600), "s3://ev/reports/daily/2026-11-20/");
+        let text = body.render(&crate::redact::Redactor::new());
+        assert!(text.len() < crate::notify::render::MAX_BODY_BYTES, "{}", text.len());
+        assert!(text.contains("more service(s), not listed here"), "the omission is said");
+        assert!(text.contains("- HTML in the S3 console"), "the links survive");
+    }
+
+    #[test]
+    fn a_single_account_report_reads_as_before() {
+        let services = vec![judge(facts("api", 2, 2), DAY0)];
+        let before = build("2026-11-20", "now", services.clone());
+        let mut home = run("111122223333", true, None);
+        home.account = None;
+        let mut s = services;
+        s[0].region = "us-east-1".into();
+        home.region = "us-east-1".into();
+        let after = build_fleet("2026-11-20", "now", s, vec![home], None);
+        assert!(!after.is_fleet());
+        assert_eq!(after.accounts[0].services, 1);
+        let text = |r: &DailyReport| {
+            let (subject, body) = summary(r, &[], "s3://ev/x/");
+            (subject, body.render(&crate::redact::Redactor::new()))
+        };
+        assert_eq!(text(&before), text(&after));
+        assert_eq!(html(&before), html(&after));
     }
 
     #[test]

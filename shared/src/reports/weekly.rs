@@ -842,6 +842,12 @@ pub fn overall(per_service: &[(&Delivery, &DeliveryFacts)], start: i64, end: i64
 /// One service's week.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceWeek {
+    /// The account and region it runs in (the function's own at home).
+    pub account: Option<String>,
+    pub region: String,
+    /// `444455556666 us-east-1 ` for a member in a fleet report, empty at home.
+    #[serde(skip)]
+    pub label_prefix: String,
     pub cluster: String,
     pub service: String,
     pub verdict: Verdict,
@@ -866,6 +872,10 @@ pub struct ServiceWeek {
 /// Everything read about one service, before it is judged.
 #[derive(Debug, Clone, Default)]
 pub struct WeekFacts {
+    pub account: Option<String>,
+    pub region: String,
+    /// How the service's name is prefixed in a fleet report (`Scope::label_prefix`).
+    pub label_prefix: String,
     pub cluster: String,
     pub service: String,
     pub capacity: CapacityFacts,
@@ -882,6 +892,9 @@ pub fn judge(f: WeekFacts, start: i64, end: i64, attribution_seconds: i64) -> (S
         f.delivery.deployments.iter().filter(|d| d.started_at >= start && d.started_at < end).cloned().collect();
     deployments.sort_by_key(|d| d.started_at);
     let week = ServiceWeek {
+        account: f.account,
+        region: f.region,
+        label_prefix: f.label_prefix,
         cluster: f.cluster,
         service: f.service,
         verdict: capacity.verdict,
@@ -922,6 +935,98 @@ pub struct WeeklyReport {
     pub unread: Vec<String>,
     #[serde(skip)]
     pub window: (i64, i64),
+    /// One section per account and region of the run, home first.
+    pub accounts: Vec<AccountWeek>,
+    /// The accounts and regions this run was restricted to, when it was.
+    pub shard: Option<crate::trigger::Shard>,
+}
+
+/// One account and region's part of the weekly review.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AccountWeek {
+    pub account: Option<String>,
+    pub region: String,
+    pub home: bool,
+    pub label: String,
+    pub services: usize,
+    pub scale_up: usize,
+    pub right_size: usize,
+    pub deployments: usize,
+    pub incidents: usize,
+    /// What failed for the whole account and region, named.
+    pub failure: Option<String>,
+    pub clusters_absent: Vec<String>,
+}
+
+impl WeeklyReport {
+    /// Whether the review speaks of accounts (see `DailyReport::is_fleet`).
+    pub fn is_fleet(&self) -> bool {
+        self.accounts.len() > 1 || self.accounts.iter().any(|a| !a.home || a.failure.is_some())
+    }
+
+    /// Add one section per account and region of the run (`runs`, home
+    /// first), each with its own figures and failure.
+    pub fn with_accounts(
+        mut self,
+        runs: Vec<crate::reports::fleet::ScopeRun>,
+        shard: Option<crate::trigger::Shard>,
+    ) -> Self {
+        self.accounts = runs
+            .into_iter()
+            .map(|run| {
+                let mut a = AccountWeek {
+                    label: run.label(),
+                    account: run.account.clone(),
+                    region: run.region.clone(),
+                    home: run.home,
+                    failure: run.failure.clone(),
+                    clusters_absent: run.clusters_absent.clone(),
+                    ..Default::default()
+                };
+                for s in self.services.iter().filter(|s| run.holds(s.account.as_deref(), &s.region)) {
+                    a.services += 1;
+                    a.scale_up += usize::from(s.verdict == Verdict::ScaleUp);
+                    a.right_size += usize::from(s.verdict == Verdict::RightSize);
+                    a.deployments += s.delivery.deployments;
+                    a.incidents += s.delivery.incidents;
+                }
+                a
+            })
+            .collect();
+        if self.is_fleet() {
+            // Candidates named with their account and region.
+            let names = |v: Verdict| -> Vec<String> {
+                self.services
+                    .iter()
+                    .filter(|s| s.verdict == v)
+                    .map(|s| format!("{}{}/{}", s.label_prefix, s.cluster, s.service))
+                    .collect()
+            };
+            self.scale_up = names(Verdict::ScaleUp);
+            self.right_size = names(Verdict::RightSize);
+        }
+        self.shard = shard;
+        self
+    }
+}
+
+fn account_week_line(a: &AccountWeek) -> String {
+    match &a.failure {
+        Some(why) if a.services == 0 => format!("{}: NOT REPORTED - {why}", a.label),
+        failure => {
+            let mut line = format!(
+                "{}: {} services - {} scale-up, {} right-size, {} deployments, {} incidents",
+                a.label, a.services, a.scale_up, a.right_size, a.deployments, a.incidents
+            );
+            if let Some(why) = failure {
+                line.push_str(&format!("; PARTLY READ - {why}"));
+            }
+            if !a.clusters_absent.is_empty() {
+                line.push_str(&format!("; no cluster {} there", a.clusters_absent.join(", ")));
+            }
+            line
+        }
+    }
 }
 
 /// The header of a report: its week and window.
@@ -952,7 +1057,9 @@ pub fn build(
     };
     let mut services: Vec<ServiceWeek> = judged.into_iter().map(|(s, _)| s).collect();
     services.sort_by(|a, b| {
-        a.verdict.cmp(&b.verdict).then_with(|| (&a.cluster, &a.service).cmp(&(&b.cluster, &b.service)))
+        a.verdict.cmp(&b.verdict).then_with(|| {
+            (&a.cluster, &a.service, &a.account, &a.region).cmp(&(&b.cluster, &b.service, &b.account, &b.region))
+        })
     });
     let names = |v: Verdict| -> Vec<String> {
         services.iter().filter(|s| s.verdict == v).map(|s| format!("{}/{}", s.cluster, s.service)).collect()
@@ -970,6 +1077,8 @@ pub fn build(
         metric_queries,
         unread,
         window: (w.start, w.end),
+        accounts: Vec::new(),
+        shard: None,
     }
 }
 
@@ -1002,14 +1111,28 @@ fn lead_text(l: &LeadTime) -> String {
 /// ([`crate::reports::daily::links_section`]; our links leave unredacted).
 pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (String, Outgoing) {
     let d = &r.delivery;
-    let subject = format!(
-        "[WEEKLY] {}: {} services - {} scale-up, {} right-size, change failure rate {}",
-        r.week,
-        r.services.len(),
-        r.scale_up.len(),
-        r.right_size.len(),
-        rate(d.change_failure_rate)
-    );
+    let fleet = r.is_fleet();
+    let failed = r.accounts.iter().filter(|a| a.failure.is_some()).count();
+    let subject = if fleet {
+        format!(
+            "[WEEKLY] {}: {} services, {} accounts - {} scale-up, {} right-size{}",
+            r.week,
+            r.services.len(),
+            r.accounts.len(),
+            r.scale_up.len(),
+            r.right_size.len(),
+            if failed > 0 { format!(", {failed} failed") } else { String::new() }
+        )
+    } else {
+        format!(
+            "[WEEKLY] {}: {} services - {} scale-up, {} right-size, change failure rate {}",
+            r.week,
+            r.services.len(),
+            r.scale_up.len(),
+            r.right_size.len(),
+            rate(d.change_failure_rate)
+        )
+    };
     let mut b = String::new();
     b.push_str(&format!("WEEKLY CAPACITY REVIEW - {} ({} to {})\n\n", r.week, r.window_start, r.window_end));
     b.push_str(&format!(
@@ -1026,15 +1149,24 @@ pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (St
         dur(d.mttr_seconds),
         lead_text(&d.lead_time)
     ));
+    if fleet {
+        b.push_str(&format!("Per account ({} account/region(s), {failed} failed):\n", r.accounts.len()));
+        for a in &r.accounts {
+            b.push_str(&format!("- {}\n", account_week_line(a)));
+        }
+        b.push('\n');
+    }
+    let mut omitted = 0;
     for s in &r.services {
         let recs = if s.recommendation_text.is_empty() {
             String::new()
         } else {
             format!(" -> {}", s.recommendation_text.join("; "))
         };
-        b.push_str(&format!(
-            "{:10} {}/{}: CPU avg {} peak {}, memory avg {} peak {}, {} deployments{recs}\n",
+        let mut line = format!(
+            "{:10} {}{}/{}: CPU avg {} peak {}, memory avg {} peak {}, {} deployments{recs}\n",
             s.verdict.label().to_ascii_uppercase(),
+            if fleet { s.label_prefix.as_str() } else { "" },
             s.cluster,
             s.service,
             pct(s.cpu.average),
@@ -1042,11 +1174,13 @@ pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (St
             pct(s.memory.average),
             pct(s.memory.peak),
             s.delivery.deployments
-        ));
+        );
         if !s.unread.is_empty() {
-            b.push_str(&format!("           not read: {}\n", s.unread.join("; ")));
+            line.push_str(&format!("           not read: {}\n", s.unread.join("; ")));
         }
+        crate::reports::daily::push_within(&mut b, &line, &mut omitted);
     }
+    crate::reports::daily::omitted_note(&mut b, omitted);
     if !r.unread.is_empty() {
         b.push_str(&format!("\nNot read: {}\n", r.unread.join("; ")));
     }
@@ -1285,6 +1419,21 @@ pub fn html(r: &WeeklyReport) -> String {
                     }
                 }
                 @if !r.unread.is_empty() { p.unread { "Not read: " (r.unread.join("; ")) } }
+                @if r.is_fleet() {
+                    h2 { "Accounts" }
+                    table.accounts {
+                        tr { th { "account" } th { "region" } th { "services" } th { "scale-up" } th { "right-size" } th { "deployments" } th { "incidents" } th { "not reported" } }
+                        @for a in &r.accounts {
+                            tr {
+                                td { (a.account.as_deref().unwrap_or("-")) @if a.home { " (home)" } } td { (a.region) }
+                                td.num { (a.services) } td.num.hot { (a.scale_up) } td.num.cool { (a.right_size) }
+                                td.num { (a.deployments) } td.num { (a.incidents) }
+                                td.failure { (a.failure.as_deref().unwrap_or("")) }
+                            }
+                        }
+                    }
+                    ul { @for a in &r.accounts { li { (account_week_line(a)) } } }
+                }
                 h2 { "Recommendations" }
                 @if r.services.iter().all(|s| s.recommendations.is_empty()) {
                     p { "No service needs a change." }
@@ -1293,7 +1442,7 @@ pub fn html(r: &WeeklyReport) -> String {
                         tr { th { "service" } th { "verdict" } th { "why" } th { "recommendation" } }
                         @for s in r.services.iter().filter(|s| !s.recommendations.is_empty()) {
                             tr class=(class_of(s.verdict)) {
-                                td { code { (s.cluster) "/" (s.service) } }
+                                td { code { (s.label_prefix) (s.cluster) "/" (s.service) } }
                                 td { span.badge { (s.verdict.label()) } }
                                 td { (s.reasons.join("; ")) }
                                 td { strong { (s.recommendation_text.join("; ")) } }
@@ -1303,7 +1452,7 @@ pub fn html(r: &WeeklyReport) -> String {
                 }
                 @for s in &r.services {
                     section class=(class_of(s.verdict)) {
-                        h2 { span.badge { (s.verdict.label()) } " " (s.cluster) "/" (s.service) }
+                        h2 { span.badge { (s.verdict.label()) } " " (s.label_prefix) (s.cluster) "/" (s.service) }
                         @if !s.reasons.is_empty() { ul.reasons { @for why in &s.reasons { li { (why) } } } }
                         @if !s.recommendation_text.is_empty() { p.rec { "Recommendation: " strong { (s.recommendation_text.join("; ")) } } }
                         p {
@@ -1392,7 +1541,7 @@ tr.scale-up td:first-child{border-left:4px solid #d62728}tr.right-size td:first-
 .legend{margin:.1em 0 .8em;font-size:.9em;color:#333}.key{margin-right:1.5em;white-space:nowrap}\
 .swatch{display:inline-block;width:2em;margin-right:.4em;vertical-align:middle}\
 .hot{color:#d62728}.cool{color:#1f77b4}.unread{color:#777}.note{color:#555;font-size:.9em;margin:.2em 0}.meta{color:#555}\
-.chart svg{max-width:100%;height:auto}.rec{background:#fff8e1;padding:.3em .5em}";
+.chart svg{max-width:100%;height:auto}.rec{background:#fff8e1;padding:.3em .5em}.failure{color:#d62728}";
 
 #[cfg(test)]
 mod tests {

@@ -336,6 +336,41 @@ fn schedules_should_name_their_job() {
 }
 
 #[test]
+fn a_schedule_may_restrict_its_run_to_some_accounts_and_regions() {
+    let parsed = |v: Value| match Trigger::parse(&v) {
+        Ok(Trigger::Scheduled { shard, .. }) => Ok(shard),
+        Ok(other) => panic!("{other:?}"),
+        Err(e) => Err(e.to_string()),
+    };
+    assert_eq!(parsed(serde_json::json!({"job": "daily"})), Ok(Shard::default()));
+    assert_eq!(
+        parsed(serde_json::json!({"job": "daily", "accounts": ["777788889999", "444455556666", "444455556666"]})),
+        Ok(Shard { accounts: vec!["444455556666".into(), "777788889999".into()], regions: vec![] })
+    );
+    assert_eq!(
+        parsed(
+            serde_json::json!({"job": "weekly", "accounts": "444455556666, 777788889999", "regions": ["eu-west-1"]})
+        ),
+        Ok(Shard { accounts: vec!["444455556666".into(), "777788889999".into()], regions: vec!["eu-west-1".into()] })
+    );
+    // The same from a Scheduled Event's detail.
+    let mut event = load("schedule/eventbridge-scheduled-event.json");
+    event["detail"] = serde_json::json!({"job": "daily", "accounts": ["444455556666"]});
+    assert_eq!(parsed(event).map(|s| s.accounts), Ok(vec!["444455556666".to_string()]));
+    for (bad, names) in [
+        (serde_json::json!({"job": "daily", "accounts": ["4444"]}), ["accounts", "\"4444\""]),
+        (serde_json::json!({"job": "daily", "accounts": [444455556666u64]}), ["accounts", "a number"]),
+        (serde_json::json!({"job": "daily", "accounts": {"a": 1}}), ["accounts", "an object"]),
+        (serde_json::json!({"job": "daily", "regions": ["US East"]}), ["regions", "US East"]),
+    ] {
+        let e = parsed(bad.clone()).expect_err("refused");
+        for n in names {
+            assert!(e.contains(n), "{n} in {e} ({bad})");
+        }
+    }
+}
+
+#[test]
 fn a_task_event_without_detail_task_arn_should_read_it_from_resources() {
     for file in ["ecs/task-event-without-detail-task-arn.json", "malformed/ecs-task-missing-task-arn.json"] {
         let raw = load(file);

@@ -82,6 +82,68 @@ pub enum Job {
     Escalate,
 }
 
+/// Account ids or region names of a [`Shard`].
+type Names = Vec<String>;
+
+/// The part of the fleet one run of a scheduled job covers (`"accounts"`
+/// and `"regions"` of the job input): empty lists mean all of it. One
+/// schedule per group of accounts fans a fleet out, each run within its own
+/// timeout; each shard's report is stored under a key of its own
+/// (`reports::fleet::shard_suffix`). Which accounts and regions are in the
+/// fleet is checked where the fleet is known (`reports::fleet::run_scopes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub accounts: Vec<String>,
+    pub regions: Vec<String>,
+}
+
+impl Shard {
+    pub fn is_whole_fleet(&self) -> bool {
+        self.accounts.is_empty() && self.regions.is_empty()
+    }
+
+    /// `"accounts"` and `"regions"` of a job input (an object): each a list
+    /// of strings, or one comma-separated string; accounts twelve digits,
+    /// regions region names. Sorted and deduplicated.
+    fn parse(input: &Value, what: &str) -> Result<Self, TriggerError> {
+        let list = |field: &str, expected: &str, valid: fn(&str) -> bool| -> Result<Names, TriggerError> {
+            let items: Vec<String> = match input.get(field) {
+                None | Some(Value::Null) => Vec::new(),
+                Some(Value::String(text)) => text.split(',').map(|s| s.trim().to_string()).collect(),
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .map(|i| {
+                        i.as_str().map(|s| s.trim().to_string()).ok_or_else(|| {
+                            TriggerError::invalid(
+                                what,
+                                field,
+                                expected,
+                                &format!("an item that is {}", describe_json(i)),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                Some(other) => return Err(TriggerError::invalid(what, field, expected, &describe_json(other))),
+            };
+            let mut items: Vec<String> = items.into_iter().filter(|s| !s.is_empty()).collect();
+            if let Some(bad) = items.iter().find(|s| !valid(s)) {
+                return Err(TriggerError::invalid(what, field, expected, &format!("{bad:?}")));
+            }
+            items.sort();
+            items.dedup();
+            Ok(items)
+        };
+        Ok(Self {
+            accounts: list("accounts", "a list of twelve-digit account ids", |a| {
+                a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit())
+            })?,
+            regions: list("regions", "a list of region names (us-east-1)", |r| {
+                r.contains('-') && r.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            })?,
+        })
+    }
+}
+
 impl Job {
     fn parse(text: &str) -> Option<Self> {
         match text.trim().to_ascii_lowercase().as_str() {
@@ -110,6 +172,9 @@ pub enum Trigger {
     Scheduled {
         job: Job,
         id: Option<String>,
+        /// The accounts and regions this run covers (all when empty).
+        #[serde(default)]
+        shard: Shard,
     },
     Runbook(RunbookRequest),
     /// ECS invoking the deployment lifecycle hook (`deployment-hook`).
@@ -150,7 +215,8 @@ impl Trigger {
             let job = Job::parse(text).ok_or_else(|| {
                 TriggerError::invalid("schedule input", "job", "one of daily, weekly, escalate", &job.to_string())
             })?;
-            return Ok(Self::Scheduled { job, id: None });
+            let shard = Shard::parse(input, "schedule input")?;
+            return Ok(Self::Scheduled { job, id: None, shard });
         }
         if obj.contains_key("action") {
             return RunbookRequest::parse(input).map(Self::Runbook);
@@ -250,7 +316,8 @@ impl Trigger {
                             "detail.job",
                         )
                     })?;
-                Ok(Self::Scheduled { job, id: Some(meta.id) })
+                let shard = Shard::parse(&detail, "Scheduled Event detail")?;
+                Ok(Self::Scheduled { job, id: Some(meta.id), shard })
             }
             (source, detail_type) => Err(TriggerError::Unrecognised {
                 expected: "an event of aws.ecs (Task State Change, Service Action, Deployment State Change, Hook State Change), \

@@ -3,8 +3,11 @@
 //! and AWS calls per
 //! event of the release binaries, against the local AWS server; and the
 //! scheduled jobs (daily, weekly, escalate) over 1, 10 and 100 seeded services
-//! (`BENCH_SCALE=1,10,100`). Measures; does not judge (no thresholds), so
-//! numbers go into the README and closing notes.
+//! (`BENCH_SCALE=1,10,100`); and the same jobs run centrally over a fleet of
+//! member accounts (`BENCH_FLEET=10x100`: 10 member accounts of 100 services
+//! each, reached through the member role; `BENCH_FLEET=0` leaves it out,
+//! `BENCH_FLEET_ONLY=1` runs only it). Measures; does not judge (no
+//! thresholds), so numbers go into the README and closing notes.
 
 use autopilot_tests::{LambdaProcess, SeededService, TestBed, binary, fixture};
 use serde_json::Value;
@@ -73,6 +76,10 @@ struct Start {
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() {
+    if std::env::var_os("BENCH_FLEET_ONLY").is_some() {
+        fleet_reports_at_scale().await;
+        return;
+    }
     let bed = TestBed::new("bench").await;
     let incidents_only = std::env::var_os("BENCH_INCIDENTS_ONLY").is_some();
     // The baseline: a hello-world `lambda_runtime` binary (bench/hello) of the
@@ -142,6 +149,9 @@ async fn main() {
     if std::env::var("BENCH_SCALE").as_deref() != Ok("0") {
         reports_at_scale().await;
         weekly_render_at_scale();
+    }
+    if std::env::var("BENCH_FLEET").as_deref() != Ok("0") {
+        fleet_reports_at_scale().await;
     }
     if std::env::var_os("BENCH_SCALE_ONLY").is_some() {
         return;
@@ -395,6 +405,111 @@ async fn reports_at_scale() {
             let (calls, ms) = d.get(k).map(|x| (x.0, x.1)).unwrap_or((0, 0.0));
             println!("| {n} | {job} | {calls} | {:.1} | {ms:.0} | {wall:.0} |", calls as f64 / n as f64);
         }
+    }
+}
+
+/// `BENCH_FLEET=<accounts>x<services>` (default 10x100): the scheduled jobs
+/// run centrally (`ACCOUNTS` set) over that many member accounts, each
+/// seeded with that many services in one cluster through the member role
+/// (`TestBed::member`; the accounts are the first of `TEST_MEMBER_NETWORKS`,
+/// which `scripts/bench.sh` asks `seed_network.py` for). One service per
+/// account has an open incident (a crashed task through ecs-events), which
+/// the escalation run escalates (`ESCALATE_AFTER_MINUTES=0`). Each job runs
+/// in a fresh process, so its peak RSS is its own. Prints the seeding time
+/// and one row per job: AWS calls, handler time, wall time, peak RSS.
+async fn fleet_reports_at_scale() {
+    use futures::StreamExt;
+    let spec = std::env::var("BENCH_FLEET").unwrap_or_else(|_| "10x100".into());
+    let Some((accounts, per_account)) = spec
+        .split_once('x')
+        .and_then(|(a, n)| Some((a.trim().parse::<usize>().ok()?, n.trim().parse::<usize>().ok()?)))
+    else {
+        println!("\nBENCH_FLEET={spec}: expected <accounts>x<services>, e.g. 10x100");
+        return;
+    };
+    let members: Vec<String> = std::env::var("TEST_MEMBER_NETWORKS")
+        .unwrap_or_default()
+        .split(';')
+        .filter_map(|m| m.split(':').next())
+        .filter(|a| a.len() == 12)
+        .map(str::to_string)
+        .take(accounts)
+        .collect();
+    if members.len() < accounts {
+        println!(
+            "\nfleet bench: {} member networks seeded, {accounts} asked for (set TEST_MEMBER_ACCOUNTS for seed_network.py, as scripts/bench.sh does)",
+            members.len()
+        );
+        if members.is_empty() {
+            return;
+        }
+    }
+    let bed = TestBed::new("fleet").await;
+    let cluster = format!("{}-cl", bed.prefix);
+    let seeding = std::time::Instant::now();
+    let mut first_of_each = Vec::new();
+    for account in &members {
+        let member = bed.member(account).await;
+        let services: Vec<SeededService> = futures::stream::iter(0..per_account)
+            .map(|k| {
+                let (member, cluster) = (&member, &cluster);
+                async move { SeededService::create_named(member, cluster, &format!("s{k}"), 2).await }
+            })
+            .buffered(4)
+            .collect()
+            .await;
+        first_of_each.extend(services.into_iter().next());
+    }
+    let seeded_s = seeding.elapsed().as_secs_f64();
+    let accounts_env = members.join(",");
+    let mut env = bed.function_env();
+    env.push(("ACCOUNTS".into(), accounts_env.clone()));
+    let mut events = LambdaProcess::start(&binary("ecs-events"), "bench-fleet-events", &env);
+    events.wait_ready(Duration::from_secs(20));
+    let crash = fixture("ecs/task-stopped-app-crash.json");
+    for (k, s) in first_of_each.iter().enumerate() {
+        let event = s.retarget(&crash, &format!("fleet-{k}"), &format!("{:032x}", 0xf1ee_7000_u64 + k as u64));
+        let _ = tokio::task::block_in_place(|| events.invoke(&event));
+    }
+    drop(events);
+    std::thread::sleep(Duration::from_millis(1100));
+    env.push(("CLUSTERS".into(), cluster.clone()));
+    env.push(("ESCALATE_AFTER_MINUTES".into(), "0".into()));
+    println!(
+        "\nFleet: {} member accounts x {per_account} services ({} services; seeded in {seeded_s:.0} s, {:.0} ms per service), {} open incidents",
+        members.len(),
+        members.len() * per_account,
+        seeded_s * 1000.0 / (members.len() * per_account).max(1) as f64,
+        first_of_each.len()
+    );
+    println!("\n| fleet | job | AWS calls | handler time (ms) | wall time (ms) | peak RSS (MiB) | outcome |");
+    println!("|---|---|---|---|---|---|---|");
+    for job in ["daily", "weekly", "escalate"] {
+        let mut p = LambdaProcess::start(&binary("scheduled-reports"), &format!("bench-fleet-{job}"), &env);
+        p.wait_ready(Duration::from_secs(20));
+        let started = std::time::Instant::now();
+        // Up to the function's 300 s timeout and beyond: the local server is slower than AWS.
+        let r = tokio::task::block_in_place(|| {
+            p.invoke_with_id(&serde_json::json!({ "job": job }), &format!("fleet-{job}"), Duration::from_secs(900))
+        });
+        let wall = started.elapsed().as_secs_f64() * 1000.0;
+        std::thread::sleep(Duration::from_millis(200));
+        let rss = p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+        let (calls, ms) = decisions(&p).first().map(|x| (x.0, x.1)).unwrap_or((0, 0.0));
+        let what = match r {
+            None => "no answer in 900 s".to_string(),
+            Some(autopilot_tests::InvokeResult::Response(v)) => {
+                v["summary"].as_str().unwrap_or("").chars().take(140).collect::<String>()
+            }
+            Some(autopilot_tests::InvokeResult::Error { error_type, error_message }) => {
+                format!("ERROR {error_type}: {}", error_message.chars().take(120).collect::<String>())
+            }
+        };
+        println!(
+            "| {} x {per_account} | {job} | {calls} | {ms:.0} | {wall:.0} | {rss:.1} | {} |",
+            members.len(),
+            what.replace('|', "/")
+        );
     }
 }
 

@@ -19,6 +19,7 @@ mod fault_matrix;
 mod faults;
 mod first_failure;
 mod fleet;
+mod fleet_reports;
 mod functions;
 mod incident_core;
 mod lost_responses;
