@@ -11,7 +11,6 @@ use crate::adapters::state::StateStore;
 use crate::config::Config;
 use crate::error::AutopilotError;
 use crate::fleet::{Fleet, Place, Scope};
-use crate::incident::Subject;
 use crate::trigger::Trigger;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -158,16 +157,6 @@ impl App {
         let mut config = self.config.clone();
         config.settings.console_region = place.region.clone();
         Ok(App { function: self.function, config, clients, state: self.state.at(scope), members: self.members.clone() })
-    }
-
-    /// A service subject of this App's scope.
-    pub fn service_subject(&self, cluster: &str, service: &str) -> Subject {
-        Subject::service(cluster, service).at(self.scope())
-    }
-
-    /// A pipeline execution subject of this App's scope.
-    pub fn pipeline_subject(&self, pipeline: &str, execution: &str) -> Subject {
-        Subject::pipeline(pipeline, execution).at(self.scope())
     }
 
     /// What to gather for a service, within this function's settings.

@@ -204,7 +204,7 @@ async fn read_facts(
     };
     let td = described.or_else(|| svc.task_definition.clone());
     let green = revision_of(td.as_deref());
-    let subject = app.service_subject(&h.cluster, &h.service);
+    let subject = crate::incident::Subject::service(&h.cluster, &h.service).at(app.scope());
     let alarm_names = tags.alarms.clone();
     // Error lines of both revisions over the same window: the bake, at least a minute.
     let window = tags.bake_seconds.unwrap_or(bake_seconds).max(60);

@@ -236,7 +236,8 @@ where
             let mut outcome = on_duplicate();
             // Point the duplicate at the incident it belongs to, if one is open.
             if let (Some(c), Some(s)) = (&outcome.cluster, &outcome.service)
-                && let Ok(Some(open)) = app.state.incidents().open(&app.service_subject(c, s)).await
+                && let Ok(Some(open)) =
+                    app.state.incidents().open(&crate::incident::Subject::service(c, s).at(app.scope())).await
             {
                 outcome.incident = Some(open.id);
                 outcome.evidence = open.evidence;

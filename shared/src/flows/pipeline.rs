@@ -164,7 +164,7 @@ impl<'a> PipelineEvent<'a> {
 // ---------------------------------------------------------------- failures
 
 async fn failure(app: &App, ev: &PipelineEvent<'_>) -> Result<Outcome, AutopilotError> {
-    let subject = app.pipeline_subject(ev.pipeline, ev.execution);
+    let subject = crate::incident::Subject::pipeline(ev.pipeline, ev.execution).at(app.scope());
     let open = app.state.incidents().open(&subject).await?;
     if open.is_none()
         && let Some((fixed_by, at)) = app.state.pipelines().pipeline_succeeded_after(ev.pipeline, ev.at).await?

@@ -702,7 +702,7 @@ async fn week_of_service(
             });
         }
     }
-    let subject = app.service_subject(s.cluster.as_str(), s.service.as_str());
+    let subject = crate::incident::Subject::service(s.cluster.as_str(), s.service.as_str()).at(app.scope());
     match app.state.incidents().since(&subject, start).await {
         Ok(i) => delivery.incidents = i,
         Err(e) => unread.push(format!("incidents: {e}")),
@@ -840,7 +840,7 @@ async fn day_of_service(
             }
         }
     }
-    let subject = app.service_subject(cluster.as_str(), name.as_str());
+    let subject = crate::incident::Subject::service(cluster.as_str(), name.as_str()).at(app.scope());
     match app.state.incidents().since(&subject, since).await {
         Ok(i) => facts.incidents = i,
         Err(e) => facts.unread.push(format!("incidents: {e}")),

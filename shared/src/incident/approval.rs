@@ -253,7 +253,7 @@ pub async fn acknowledge(
     service: &str,
 ) -> Result<Outcome, AutopilotError> {
     let by = req.caller.requested_by(req.requested_by.as_deref());
-    let open = app.state.incidents().open(&app.service_subject(cluster, service)).await?;
+    let open = app.state.incidents().open(&crate::incident::Subject::service(cluster, service).at(app.scope())).await?;
     let refuse = |why: String| {
         tracing::info!(cluster, service, decision = "acknowledge-refused", "{why}");
         runbook_outcome(cluster, service, Severity::Info, format!("{cluster}/{service}: {why}; nothing recorded"))

@@ -265,7 +265,12 @@ async fn failure_facts(app: &App, port: &PipelinePort<'_>) -> FailureFacts {
     let (target, unread) = ecs_target(app, &failed).await;
     f.unread.extend(unread);
     if let Some((cluster, service)) = target {
-        match app.state.incidents().open(&app.service_subject(cluster.as_str(), service.as_str())).await {
+        match app
+            .state
+            .incidents()
+            .open(&crate::incident::Subject::service(cluster.as_str(), service.as_str()).at(app.scope()))
+            .await
+        {
             Ok(open) => f.ecs_incident = open.map(|i| i.id),
             Err(e) => f.unread.push(format!("ECS incident of {cluster}/{service}: {e}")),
         }

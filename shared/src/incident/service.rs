@@ -353,7 +353,12 @@ async fn pipeline_findings(app: &App, cluster: &str, service: &str, t: i64) -> V
         return Vec::new();
     };
     let mut lines = vec![link.finding(t)];
-    if let Ok(Some(inc)) = app.state.incidents().open(&app.pipeline_subject(&link.pipeline, &link.execution_id)).await {
+    if let Ok(Some(inc)) = app
+        .state
+        .incidents()
+        .open(&crate::incident::Subject::pipeline(&link.pipeline, &link.execution_id).at(app.scope()))
+        .await
+    {
         lines.push(format!("that execution has an open pipeline incident: {} ({})", inc.id, inc.summary()));
     }
     lines
@@ -864,7 +869,7 @@ pub async fn drive(
     signal: Option<ServiceSignal<'_>>,
     input: Input,
 ) -> Result<Outcome, AutopilotError> {
-    let subject = app.service_subject(cluster, service);
+    let subject = crate::incident::Subject::service(cluster, service).at(app.scope());
     let problem = signal.as_ref().map(|s| s.problem.to_string());
     let revision = signal.as_ref().map(|s| revision_of(s.task_definition.as_deref()));
     let explanation = signal.as_ref().map(|s| s.explanation.clone());
