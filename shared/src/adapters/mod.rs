@@ -91,17 +91,17 @@ pub struct Clients {
     /// A member's clients: home's credentials, which the central bucket's
     /// presigned links are signed with.
     central_credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
-    ecs: OnceLock<aws_sdk_ecs::Client>,
-    sns: OnceLock<aws_sdk_sns::Client>,
-    s3: OnceLock<aws_sdk_s3::Client>,
+    ecs: Lazy<aws_sdk_ecs::Client>,
+    sns: Lazy<aws_sdk_sns::Client>,
+    s3: Lazy<aws_sdk_s3::Client>,
     dynamodb: DynamoHandle,
-    cloudwatch: OnceLock<aws_sdk_cloudwatch::Client>,
-    logs: OnceLock<aws_sdk_cloudwatchlogs::Client>,
-    elbv2: OnceLock<aws_sdk_elasticloadbalancingv2::Client>,
-    autoscaling: OnceLock<aws_sdk_applicationautoscaling::Client>,
-    codepipeline: OnceLock<aws_sdk_codepipeline::Client>,
-    codebuild: OnceLock<aws_sdk_codebuild::Client>,
-    codedeploy: OnceLock<aws_sdk_codedeploy::Client>,
+    cloudwatch: Lazy<aws_sdk_cloudwatch::Client>,
+    logs: Lazy<aws_sdk_cloudwatchlogs::Client>,
+    elbv2: Lazy<aws_sdk_elasticloadbalancingv2::Client>,
+    autoscaling: Lazy<aws_sdk_applicationautoscaling::Client>,
+    codepipeline: Lazy<aws_sdk_codepipeline::Client>,
+    codebuild: Lazy<aws_sdk_codebuild::Client>,
+    codedeploy: Lazy<aws_sdk_codedeploy::Client>,
 }
 
 /// The accessor (building the client on first use) and the setter (a test's
@@ -109,14 +109,14 @@ pub struct Clients {
 macro_rules! lazy_client {
     ($($field:ident, $set:ident: $krate:ident;)*) => {$(
         pub fn $field(&self) -> &$krate::Client {
-            self.$field.get_or_init(|| {
+            self.$field.0.get_or_init(|| {
                 let conf = $krate::config::Builder::from(&self.config).interceptor(self.calls.clone()).build();
                 $krate::Client::from_conf(conf)
             })
         }
 
         pub fn $set(&mut self, client: $krate::Client) {
-            self.$field = OnceLock::from(client);
+            self.$field = Lazy::from(client);
         }
     )*};
 }
@@ -167,17 +167,17 @@ impl Clients {
             calls,
             scope: crate::fleet::Scope::Home,
             central_credentials: None,
-            ecs: OnceLock::new(),
-            sns: OnceLock::new(),
-            s3: OnceLock::new(),
+            ecs: Lazy::default(),
+            sns: Lazy::default(),
+            s3: Lazy::default(),
             dynamodb,
-            cloudwatch: OnceLock::new(),
-            logs: OnceLock::new(),
-            elbv2: OnceLock::new(),
-            autoscaling: OnceLock::new(),
-            codepipeline: OnceLock::new(),
-            codebuild: OnceLock::new(),
-            codedeploy: OnceLock::new(),
+            cloudwatch: Lazy::default(),
+            logs: Lazy::default(),
+            elbv2: Lazy::default(),
+            autoscaling: Lazy::default(),
+            codepipeline: Lazy::default(),
+            codebuild: Lazy::default(),
+            codedeploy: Lazy::default(),
         }
     }
 
@@ -221,23 +221,32 @@ impl Clients {
         &self.scope
     }
 
+    /// The region these clients call (`AWS_REGION` at home, the member's
+    /// region for a member), when the configuration names one.
+    pub fn region(&self) -> Option<&str> {
+        self.config.region().map(|r| r.as_ref())
+    }
+
     /// Clients of a member built from `config` (its region and credentials)
     /// that publish, store evidence and keep state where these do (home's
-    /// topic, bucket and table, built now if they were not yet) and count
-    /// their calls with these.
+    /// topic, bucket and table: the same clients) and count their calls
+    /// with these.
     pub(crate) fn for_member(&self, config: &aws_config::SdkConfig, place: &crate::fleet::Place) -> Self {
         let mut member = Self::new(config);
         member.calls = self.calls.clone();
         member.scope = crate::fleet::Scope::Member(place.clone());
         member.central_credentials = self.credentials();
-        member.sns = OnceLock::from(self.sns().clone());
-        member.s3 = OnceLock::from(self.s3().clone());
+        // Built now from home's configuration: the cells are shared, and a
+        // member's first use must not build them with its own region.
+        let _ = (self.sns(), self.s3());
+        member.sns = self.sns.clone();
+        member.s3 = self.s3.clone();
         member.dynamodb = self.dynamodb.clone();
         member
     }
 
     pub fn s3(&self) -> &aws_sdk_s3::Client {
-        self.s3.get_or_init(|| {
+        self.s3.0.get_or_init(|| {
             // A custom endpoint (moto on 127.0.0.1) cannot serve virtual-hosted
             // bucket names; real S3 keeps the default addressing.
             let path_style = self.config.endpoint_url().is_some();
@@ -270,6 +279,30 @@ fn shared_https_client() -> aws_sdk_ecs::config::SharedHttpClient {
         builder.set_proxy_config(Some(ProxyConfig::from_env()));
         builder.build()
     })
+}
+
+/// A client built on its first use, shared by every clone of its
+/// [`Clients`]: a function's clients, and a member's kept for the warm
+/// instance, are each built once however often they are cloned.
+#[derive(Debug)]
+struct Lazy<C>(Arc<OnceLock<C>>);
+
+impl<C> Clone for Lazy<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> Default for Lazy<C> {
+    fn default() -> Self {
+        Self(Arc::new(OnceLock::new()))
+    }
+}
+
+impl<C> From<C> for Lazy<C> {
+    fn from(client: C) -> Self {
+        Self(Arc::new(OnceLock::from(client)))
+    }
 }
 
 /// A DynamoDB client given (a test's mock) or built on first use; clones

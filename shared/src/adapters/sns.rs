@@ -40,7 +40,9 @@ pub async fn publish(clients: &Clients, topic_arn: &str, m: &Message) -> Result<
     };
     let (account, region) = match &m.place {
         Some(p) => (p.account.clone(), p.region.clone()),
-        None => (crate::invocation::own_account().unwrap_or_default(), std::env::var("AWS_REGION").unwrap_or_default()),
+        None => {
+            (crate::invocation::own_account().unwrap_or_default(), clients.region().unwrap_or_default().to_string())
+        }
     };
     let message = crate::notify::chat::sns_message(m);
     let subject = crate::notify::render::subject_line(&m.subject);

@@ -195,17 +195,17 @@ async fn unreachable_member(
         let id = crate::adapters::sns::publish(&app.clients, &app.config.notify_topic_arn, &message)
             .await
             .map_err(crate::incident::shell::publish_failed)?;
-        let mut o = Outcome::new(kind, crate::outcome::Severity::Sev2, crate::outcome::Cause::Unknown, summary.clone());
-        o.notified = Some(id);
-        Ok(o)
+        // Only its message id is read; its summary is what the notice claim keeps.
+        let mut claimed = Outcome::ignored(summary.clone());
+        claimed.notified = Some(id);
+        Ok(claimed)
     })
     .await?;
-    let mut o = notice.unwrap_or_else(|| {
-        let mut o = Outcome::new(kind, crate::outcome::Severity::Sev2, crate::outcome::Cause::Unknown, summary.clone());
-        o.notified = Some(format!("suppressed:account {} {} already announced this hour", place.account, place.region));
-        o
+    let mut o = Outcome::new(kind, crate::outcome::Severity::Sev2, crate::outcome::Cause::Unknown, summary);
+    o.notified = Some(match notice.and_then(|n| n.notified) {
+        Some(id) => id,
+        None => format!("suppressed:account {} {} already announced this hour", place.account, place.region),
     });
-    o.summary = summary;
     Ok(o.for_service(cluster, service))
 }
 

@@ -32,7 +32,7 @@ use crate::incident::service::ServicePort;
 use crate::incident::shell::{self, Driven};
 use crate::outcome::{Cause, Kind, Outcome, Severity};
 use crate::reports::daily::{ObjectLinks, ReportObject};
-use crate::reports::fleet::{ScopeRun, run_scopes, shard_suffix};
+use crate::reports::fleet::{AccountScope, ScopeRun, run_scopes, shard_suffix};
 use crate::time::{iso, now};
 use crate::trigger::{Job, Shard, Trigger};
 
@@ -193,45 +193,24 @@ async fn daily(app: &App, shard: &Shard) -> Result<Outcome, AutopilotError> {
         _ => Severity::Info,
     };
     let fleet_report = report.is_fleet();
-    let message = crate::notify::render::Message {
-        place: None,
-        subject: redactor.text(&subject_line),
-        // Redacted except our own links (the console and presigned URLs).
-        body: body.render(&redactor),
-        severity,
-        cluster: String::new(),
-        service: String::new(),
-        cause: Cause::Expected,
-        kind: Kind::Report,
-        incident: None,
-        event_type: crate::notify::render::EventType::Report,
-        // The worst services first, for chat's short text.
-        highlights: report
-            .services
-            .iter()
-            .take(5)
-            .map(|s| {
-                let label = if fleet_report {
-                    format!("{} {} ", s.account.as_deref().unwrap_or("?"), s.region)
-                } else {
-                    String::new()
-                };
-                redactor.text(&format!("{label}{}/{}: {:?} {}", s.cluster, s.service, s.health, s.reasons.join("; ")))
-            })
-            .collect(),
-        next_steps: Vec::new(),
-        // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
-        links: objects.iter().filter_map(ReportObject::console).collect(),
-        evidence: Some(format!("s3://{bucket}/{prefix}")),
-        team: None,
-        chat_context: Vec::new(),
-    };
-    let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
-        .await
-        .map_err(crate::incident::shell::publish_failed)?;
+    // The worst services first, for chat's short text.
+    let highlights = report
+        .services
+        .iter()
+        .take(5)
+        .map(|s| {
+            let label = if fleet_report {
+                format!("{} {} ", s.account.as_deref().unwrap_or("?"), s.region)
+            } else {
+                String::new()
+            };
+            redactor.text(&format!("{label}{}/{}: {:?} {}", s.cluster, s.service, s.health, s.reasons.join("; ")))
+        })
+        .collect();
+    let summary = ReportSummary { subject_line, body, severity, highlights, objects: &objects, prefix: &prefix };
+    let message_id = publish_summary(app, summary, &redactor).await?;
     let t = &report.totals;
-    let failed: Vec<String> =
-        report.accounts.iter().filter_map(|a| a.failure.as_ref().map(|why| format!("{}: {why}", a.label))).collect();
+    let failed = AccountScope::failures(report.accounts.iter().map(|a| &a.scope));
     let mut o = Outcome::new(
         Kind::Report,
         Severity::Info,
@@ -250,6 +229,47 @@ async fn daily(app: &App, shard: &Shard) -> Result<Outcome, AutopilotError> {
     o.evidence = Some(format!("s3://{bucket}/{prefix}"));
     o.details = Some(json!({"report": json_key, "html": html_key, "totals": t, "failed_accounts": failed}));
     Ok(o)
+}
+
+/// What a report's summary notification says, beside what every one says.
+struct ReportSummary<'a> {
+    subject_line: String,
+    body: crate::redact::Outgoing,
+    severity: Severity,
+    /// A few lines for chat's short text (redacted).
+    highlights: Vec<String>,
+    objects: &'a [ReportObject],
+    /// Where the report's objects are, under the evidence bucket.
+    prefix: &'a str,
+}
+
+/// Publish a report's summary (daily or weekly): its message id.
+async fn publish_summary(
+    app: &App,
+    summary: ReportSummary<'_>,
+    redactor: &crate::redact::Redactor,
+) -> Result<String, AutopilotError> {
+    let message = crate::notify::render::Message {
+        place: None,
+        subject: redactor.text(&summary.subject_line),
+        // Redacted except our own links (the console and presigned URLs).
+        body: summary.body.render(redactor),
+        severity: summary.severity,
+        cluster: String::new(),
+        service: String::new(),
+        cause: Cause::Expected,
+        kind: Kind::Report,
+        incident: None,
+        event_type: crate::notify::render::EventType::Report,
+        highlights: summary.highlights,
+        next_steps: Vec::new(),
+        // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
+        links: summary.objects.iter().filter_map(ReportObject::console).collect(),
+        evidence: Some(format!("s3://{}/{}", app.config.evidence_bucket, summary.prefix)),
+        team: None,
+        chat_context: Vec::new(),
+    };
+    publish(&app.clients, &app.config.notify_topic_arn, &message).await.map_err(crate::incident::shell::publish_failed)
 }
 
 /// `, in N account/region(s), F not reported: …` of a fleet report's Outcome.
@@ -275,17 +295,27 @@ async fn day_of_scope(
     scope: &Scope,
     since: i64,
 ) -> (ScopeRun, Vec<crate::reports::daily::ServiceDay>) {
-    let days = match app.at(scope).await {
-        Ok(placed) => day_of_placed(&placed, &mut run, since).await,
-        Err(e) => {
-            run.fail(format!("the member role cannot be assumed ({e}); nothing read there"));
-            Vec::new()
-        }
+    let days = match placed(app, &mut run, scope).await {
+        Some(placed) => day_of_placed(&placed, &mut run, since).await,
+        None => Vec::new(),
     };
-    if let Some(why) = &run.failure {
-        tracing::warn!(decision = "report-scope-failed", job = "daily", scope = %run.label(), "{why}");
-    }
+    say_failure(&run, "daily");
     (run, days)
+}
+
+/// `app` placed in `scope`, or `None` with the failure named in `run`.
+async fn placed(app: &App, run: &mut ScopeRun, scope: &Scope) -> Option<App> {
+    app.at(scope)
+        .await
+        .map_err(|e| run.fail(format!("the member role cannot be assumed ({e}); nothing read there")))
+        .ok()
+}
+
+/// One log line for a scope a report could not (wholly) read.
+fn say_failure(run: &ScopeRun, job: &str) {
+    if let Some(why) = &run.failure {
+        tracing::warn!(decision = "report-scope-failed", job, scope = %run.label(), "{why}");
+    }
 }
 
 /// The services of one placed App's clusters (its `ListServices`,
@@ -430,45 +460,25 @@ async fn weekly(app: &App, shard: &Shard) -> Result<Outcome, AutopilotError> {
     let prefix = format!("reports/weekly/{week}/{}", shard_suffix(shard));
     let objects = store_report(app, &prefix, &json_value, page).await;
     let (subject_line, body) = wr::summary(&report, &objects, &format!("s3://{bucket}/{prefix}"));
-    let message = crate::notify::render::Message {
-        place: None,
-        subject: redactor.text(&subject_line),
-        // Redacted except our own links (the console and presigned URLs).
-        body: body.render(&redactor),
-        severity: Severity::Info,
-        cluster: String::new(),
-        service: String::new(),
-        cause: Cause::Expected,
-        kind: Kind::Report,
-        incident: None,
-        event_type: crate::notify::render::EventType::Report,
-        highlights: report
-            .services
-            .iter()
-            .filter(|s| !s.recommendation_text.is_empty())
-            .take(5)
-            .map(|s| {
-                redactor.text(&format!(
-                    "{}{}/{}: {}",
-                    s.label_prefix,
-                    s.cluster,
-                    s.service,
-                    s.recommendation_text.join("; ")
-                ))
-            })
-            .collect(),
-        next_steps: Vec::new(),
-        // Chat carries the console links: they open after sign-in, for as long as the objects are kept.
-        links: objects.iter().filter_map(ReportObject::console).collect(),
-        evidence: Some(format!("s3://{bucket}/{prefix}")),
-        team: None,
-        chat_context: Vec::new(),
-    };
-    let message_id = publish(&app.clients, &app.config.notify_topic_arn, &message)
-        .await
-        .map_err(crate::incident::shell::publish_failed)?;
-    let failed: Vec<String> =
-        report.accounts.iter().filter_map(|a| a.failure.as_ref().map(|why| format!("{}: {why}", a.label))).collect();
+    let highlights = report
+        .services
+        .iter()
+        .filter(|s| !s.recommendation_text.is_empty())
+        .take(5)
+        .map(|s| {
+            redactor.text(&format!(
+                "{}{}/{}: {}",
+                s.label_prefix,
+                s.cluster,
+                s.service,
+                s.recommendation_text.join("; ")
+            ))
+        })
+        .collect();
+    let summary =
+        ReportSummary { subject_line, body, severity: Severity::Info, highlights, objects: &objects, prefix: &prefix };
+    let message_id = publish_summary(app, summary, &redactor).await?;
+    let failed = AccountScope::failures(report.accounts.iter().map(|a| &a.scope));
     let mut o = Outcome::new(
         Kind::Report,
         Severity::Info,
@@ -511,16 +521,11 @@ struct ScopeWeek {
 /// Place the App in `scope` and read its week; what fails for the whole
 /// scope is named in its run, never the end of the review.
 async fn week_of_scope(app: &App, mut run: ScopeRun, scope: &Scope, window: (i64, i64)) -> (ScopeRun, ScopeWeek) {
-    let week = match app.at(scope).await {
-        Ok(placed) => week_of_placed(&placed, &mut run, scope, window).await,
-        Err(e) => {
-            run.fail(format!("the member role cannot be assumed ({e}); nothing read there"));
-            ScopeWeek::default()
-        }
+    let week = match placed(app, &mut run, scope).await {
+        Some(placed) => week_of_placed(&placed, &mut run, scope, window).await,
+        None => ScopeWeek::default(),
     };
-    if let Some(why) = &run.failure {
-        tracing::warn!(decision = "report-scope-failed", job = "weekly", scope = %run.label(), "{why}");
-    }
+    say_failure(&run, "weekly");
     (run, week)
 }
 

@@ -116,11 +116,8 @@ pub struct DailyReport {
 /// One account and region's part of the daily report.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AccountDay {
-    pub account: Option<String>,
-    pub region: String,
-    pub home: bool,
-    /// `444455556666 us-east-1`, `home 111122223333 us-east-1`.
-    pub label: String,
+    #[serde(flatten)]
+    pub scope: crate::reports::fleet::AccountScope,
     pub services: usize,
     pub down: usize,
     pub degraded: usize,
@@ -131,11 +128,6 @@ pub struct AccountDay {
     pub incidents_opened: usize,
     pub actions_executed: usize,
     pub deployments: usize,
-    /// What failed for the whole account and region (its role could not be
-    /// assumed, its clusters or services could not be listed), named.
-    pub failure: Option<String>,
-    /// Clusters of `CLUSTERS` that do not exist there.
-    pub clusters_absent: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -321,15 +313,7 @@ pub fn build_fleet(
     r.accounts = runs
         .into_iter()
         .map(|run| {
-            let mut a = AccountDay {
-                label: run.label(),
-                account: run.account.clone(),
-                region: run.region.clone(),
-                home: run.home,
-                failure: run.failure.clone(),
-                clusters_absent: run.clusters_absent.clone(),
-                ..Default::default()
-            };
+            let mut a = AccountDay { scope: run.section(), ..Default::default() };
             for s in r.services.iter().filter(|s| run.holds(s.account.as_deref(), &s.region)) {
                 a.services += 1;
                 match s.health {
@@ -347,7 +331,7 @@ pub fn build_fleet(
         })
         .collect();
     r.totals.accounts = r.accounts.len();
-    r.totals.accounts_failed = r.accounts.iter().filter(|a| a.failure.is_some()).count();
+    r.totals.accounts_failed = r.accounts.iter().filter(|a| a.scope.failure.is_some()).count();
     r.shard = shard;
     r
 }
@@ -356,23 +340,23 @@ impl DailyReport {
     /// Whether the report speaks of accounts: more than one section, a
     /// member's, or a failure. A single-account run reads as it always did.
     pub fn is_fleet(&self) -> bool {
-        self.accounts.len() > 1 || self.accounts.iter().any(|a| !a.home || a.failure.is_some())
+        self.accounts.len() > 1 || self.accounts.iter().any(|a| !a.scope.home || a.scope.failure.is_some())
     }
 
     /// The services of one section, worst first.
     pub fn services_of<'a>(&'a self, a: &'a AccountDay) -> impl Iterator<Item = &'a ServiceDay> + 'a {
-        self.services.iter().filter(move |s| s.account == a.account && s.region == a.region)
+        self.services.iter().filter(move |s| s.account == a.scope.account && s.region == a.scope.region)
     }
 }
 
 /// One section's figures in a line.
 fn account_line(a: &AccountDay) -> String {
-    match &a.failure {
-        Some(why) if a.services == 0 => format!("{}: NOT REPORTED - {why}", a.label),
+    match &a.scope.failure {
+        Some(why) if a.services == 0 => format!("{}: NOT REPORTED - {why}", a.scope.label),
         failure => {
             let mut line = format!(
                 "{}: {} services - {} down, {} degraded, {} healthy, {} unreadable; {} open incident(s){}",
-                a.label,
+                a.scope.label,
                 a.services,
                 a.down,
                 a.degraded,
@@ -384,8 +368,8 @@ fn account_line(a: &AccountDay) -> String {
             if let Some(why) = failure {
                 line.push_str(&format!("; PARTLY READ - {why}"));
             }
-            if !a.clusters_absent.is_empty() {
-                line.push_str(&format!("; no cluster {} there", a.clusters_absent.join(", ")));
+            if !a.scope.clusters_absent.is_empty() {
+                line.push_str(&format!("; no cluster {} there", a.scope.clusters_absent.join(", ")));
             }
             line
         }
@@ -534,7 +518,7 @@ pub fn summary(r: &DailyReport, objects: &[ReportObject], kept_at: &str) -> (Str
         }
         for a in r.accounts.iter().filter(|a| a.services > 0) {
             if b.len() < SUMMARY_LINES_BYTES {
-                b.push_str(&format!("\n{} ({} services):\n", a.label, a.services));
+                b.push_str(&format!("\n{} ({} services):\n", a.scope.label, a.services));
             }
             for s in r.services_of(a) {
                 push_within(&mut b, &service_line(s), &mut omitted);
@@ -545,7 +529,7 @@ pub fn summary(r: &DailyReport, objects: &[ReportObject], kept_at: &str) -> (Str
             push_within(&mut b, &service_line(s), &mut omitted);
         }
         // A single account whose reads failed says so too.
-        for a in r.accounts.iter().filter(|a| a.failure.is_some()) {
+        for a in r.accounts.iter().filter(|a| a.scope.failure.is_some()) {
             b.push_str(&format!("\n{}\n", account_line(a)));
         }
     }
@@ -634,23 +618,23 @@ pub fn html(r: &DailyReport) -> String {
                         tr { th { "account" } th { "region" } th { "services" } th { "down" } th { "degraded" } th { "healthy" } th { "unreadable" } th { "open incidents" } th { "not reported" } }
                         @for a in &r.accounts {
                             tr {
-                                td { (a.account.as_deref().unwrap_or("-")) @if a.home { " (home)" } } td { (a.region) }
+                                td { (a.scope.account.as_deref().unwrap_or("-")) @if a.scope.home { " (home)" } } td { (a.scope.region) }
                                 td { (a.services) } td.down { (a.down) } td.degraded { (a.degraded) } td.healthy { (a.healthy) } td { (a.unknown) }
                                 td { (a.open_incidents.join(", ")) }
-                                td.failure { (a.failure.as_deref().unwrap_or("")) }
+                                td.failure { (a.scope.failure.as_deref().unwrap_or("")) }
                             }
                         }
                     }
                     @for a in &r.accounts {
                         div.account {
-                            h2 { "Account " (a.label) }
+                            h2 { "Account " (a.scope.label) }
                             p.meta { (account_line(a)) }
                             @for s in r.services_of(a) { (service_section(s)) }
                         }
                     }
                 } @else {
                     @for s in &r.services { (service_section(s)) }
-                    @for a in r.accounts.iter().filter(|a| a.failure.is_some()) { p.failure { (account_line(a)) } }
+                    @for a in r.accounts.iter().filter(|a| a.scope.failure.is_some()) { p.failure { (account_line(a)) } }
                 }
             }
         }
@@ -898,12 +882,12 @@ mod tests {
         let a: Vec<(&str, usize, usize, usize, &[String])> = r
             .accounts
             .iter()
-            .map(|a| (a.label.as_str(), a.services, a.degraded, a.down, a.open_incidents.as_slice()))
+            .map(|a| (a.scope.label.as_str(), a.services, a.degraded, a.down, a.open_incidents.as_slice()))
             .collect();
         assert_eq!(a[0], ("home 111122223333 us-east-1", 1, 0, 0, &[][..]));
         assert_eq!(a[1], ("444455556666 us-east-1", 2, 1, 0, &["inc-a".to_string()][..]));
         assert_eq!(a[2], ("777788889999 us-east-1", 1, 0, 1, &[][..]));
-        assert_eq!(r.accounts[3].failure.as_deref(), Some("the member role cannot be assumed (AccessDenied)"));
+        assert_eq!(r.accounts[3].scope.failure.as_deref(), Some("the member role cannot be assumed (AccessDenied)"));
         let (subject, body) = summary(&r, &[], "s3://ev/reports/daily/2026-11-20/");
         assert_eq!(subject, "[DAILY] 2026-11-20: 4 services, 4 accounts - 1 down, 1 degraded, 2 healthy, 1 failed");
         let body = body.render(&crate::redact::Redactor::new());

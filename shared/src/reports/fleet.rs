@@ -50,6 +50,18 @@ impl ScopeRun {
         self.account.as_deref() == account && self.region == region
     }
 
+    /// The head of this scope's section in a report.
+    pub fn section(&self) -> AccountScope {
+        AccountScope {
+            label: self.label(),
+            account: self.account.clone(),
+            region: self.region.clone(),
+            home: self.home,
+            failure: self.failure.clone(),
+            clusters_absent: self.clusters_absent.clone(),
+        }
+    }
+
     /// Name a failure of this scope (several are joined).
     pub fn fail(&mut self, why: impl Into<String>) {
         let why = why.into();
@@ -57,6 +69,30 @@ impl ScopeRun {
             Some(before) => format!("{before}; {why}"),
             None => why,
         });
+    }
+}
+
+/// The head of an account and region's section in a report (daily and
+/// weekly alike): which account and region, and what failed there. Its
+/// fields are the section's own in the stored JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AccountScope {
+    pub account: Option<String>,
+    pub region: String,
+    pub home: bool,
+    /// `444455556666 us-east-1`, `home 111122223333 us-east-1`.
+    pub label: String,
+    /// What failed for the whole account and region (its role could not be
+    /// assumed, its clusters or services could not be listed), named.
+    pub failure: Option<String>,
+    /// Clusters of `CLUSTERS` that do not exist there.
+    pub clusters_absent: Vec<String>,
+}
+
+impl AccountScope {
+    /// `<label>: <why>` of every section that could not be read.
+    pub fn failures<'a>(sections: impl Iterator<Item = &'a AccountScope>) -> Vec<String> {
+        sections.filter_map(|a| a.failure.as_ref().map(|why| format!("{}: {why}", a.label))).collect()
     }
 }
 

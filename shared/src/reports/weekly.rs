@@ -944,24 +944,19 @@ pub struct WeeklyReport {
 /// One account and region's part of the weekly review.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AccountWeek {
-    pub account: Option<String>,
-    pub region: String,
-    pub home: bool,
-    pub label: String,
+    #[serde(flatten)]
+    pub scope: crate::reports::fleet::AccountScope,
     pub services: usize,
     pub scale_up: usize,
     pub right_size: usize,
     pub deployments: usize,
     pub incidents: usize,
-    /// What failed for the whole account and region, named.
-    pub failure: Option<String>,
-    pub clusters_absent: Vec<String>,
 }
 
 impl WeeklyReport {
     /// Whether the review speaks of accounts (see `DailyReport::is_fleet`).
     pub fn is_fleet(&self) -> bool {
-        self.accounts.len() > 1 || self.accounts.iter().any(|a| !a.home || a.failure.is_some())
+        self.accounts.len() > 1 || self.accounts.iter().any(|a| !a.scope.home || a.scope.failure.is_some())
     }
 
     /// Add one section per account and region of the run (`runs`, home
@@ -974,15 +969,7 @@ impl WeeklyReport {
         self.accounts = runs
             .into_iter()
             .map(|run| {
-                let mut a = AccountWeek {
-                    label: run.label(),
-                    account: run.account.clone(),
-                    region: run.region.clone(),
-                    home: run.home,
-                    failure: run.failure.clone(),
-                    clusters_absent: run.clusters_absent.clone(),
-                    ..Default::default()
-                };
+                let mut a = AccountWeek { scope: run.section(), ..Default::default() };
                 for s in self.services.iter().filter(|s| run.holds(s.account.as_deref(), &s.region)) {
                     a.services += 1;
                     a.scale_up += usize::from(s.verdict == Verdict::ScaleUp);
@@ -1011,18 +998,18 @@ impl WeeklyReport {
 }
 
 fn account_week_line(a: &AccountWeek) -> String {
-    match &a.failure {
-        Some(why) if a.services == 0 => format!("{}: NOT REPORTED - {why}", a.label),
+    match &a.scope.failure {
+        Some(why) if a.services == 0 => format!("{}: NOT REPORTED - {why}", a.scope.label),
         failure => {
             let mut line = format!(
                 "{}: {} services - {} scale-up, {} right-size, {} deployments, {} incidents",
-                a.label, a.services, a.scale_up, a.right_size, a.deployments, a.incidents
+                a.scope.label, a.services, a.scale_up, a.right_size, a.deployments, a.incidents
             );
             if let Some(why) = failure {
                 line.push_str(&format!("; PARTLY READ - {why}"));
             }
-            if !a.clusters_absent.is_empty() {
-                line.push_str(&format!("; no cluster {} there", a.clusters_absent.join(", ")));
+            if !a.scope.clusters_absent.is_empty() {
+                line.push_str(&format!("; no cluster {} there", a.scope.clusters_absent.join(", ")));
             }
             line
         }
@@ -1112,7 +1099,7 @@ fn lead_text(l: &LeadTime) -> String {
 pub fn summary(r: &WeeklyReport, objects: &[ReportObject], kept_at: &str) -> (String, Outgoing) {
     let d = &r.delivery;
     let fleet = r.is_fleet();
-    let failed = r.accounts.iter().filter(|a| a.failure.is_some()).count();
+    let failed = r.accounts.iter().filter(|a| a.scope.failure.is_some()).count();
     let subject = if fleet {
         format!(
             "[WEEKLY] {}: {} services, {} accounts - {} scale-up, {} right-size{}",
@@ -1425,10 +1412,10 @@ pub fn html(r: &WeeklyReport) -> String {
                         tr { th { "account" } th { "region" } th { "services" } th { "scale-up" } th { "right-size" } th { "deployments" } th { "incidents" } th { "not reported" } }
                         @for a in &r.accounts {
                             tr {
-                                td { (a.account.as_deref().unwrap_or("-")) @if a.home { " (home)" } } td { (a.region) }
+                                td { (a.scope.account.as_deref().unwrap_or("-")) @if a.scope.home { " (home)" } } td { (a.scope.region) }
                                 td.num { (a.services) } td.num.hot { (a.scale_up) } td.num.cool { (a.right_size) }
                                 td.num { (a.deployments) } td.num { (a.incidents) }
-                                td.failure { (a.failure.as_deref().unwrap_or("")) }
+                                td.failure { (a.scope.failure.as_deref().unwrap_or("")) }
                             }
                         }
                     }
