@@ -443,6 +443,13 @@ pub const CALLS: &[Call] = &[
         &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, DEPLOYMENT_HOOK],
         "the state table",
     ),
+    call(
+        "state::facts",
+        "query",
+        &["dynamodb:Query"],
+        &[ECS_EVENTS, ALARM_RESPONDER, SCHEDULED_REPORTS, RUNBOOK, DEPLOYMENT_HOOK],
+        "the state table",
+    ),
     call("state::weekly", "query", &["dynamodb:Query"], &[SCHEDULED_REPORTS], "the state table"),
     call("state::gates", "update_item", &["dynamodb:UpdateItem"], &[DEPLOYMENT_HOOK], "the state table (gate records)"),
 ];

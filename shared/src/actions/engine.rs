@@ -55,10 +55,10 @@ use super::rollback_plan::{ServiceDeployments, shifts_traffic};
 use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
 use super::{
     ActionKind, Hold, LedgerEntry, LedgerStatus, Mode, Origin, SafetyReads, SafetyRefusal, check_budget, check_safety,
-    controller_refusal, failed_call_detail, resolve_mode, verify_lost_answer, verify_unfinished,
+    controller_refusal, failed_call_detail, resolve_mode, service_moved, verify_lost_answer, verify_unfinished,
 };
 use crate::adapters::ecs::{ServiceChange, describe_service};
-use crate::adapters::state::{LockOutcome, StateStore};
+use crate::adapters::state::{LockOutcome, ServiceFacts, StateStore};
 use crate::adapters::{Clients, MutationError, autoscaling, ecs};
 use crate::arn::last_segment;
 use crate::config::Config;
@@ -115,6 +115,30 @@ pub struct ActionRequest<'a> {
     pub avoid_revisions: &'a [String],
     /// continue-deployment / rollback-deployment: the paused hook to answer.
     pub hook: Option<HookTarget<'a>>,
+    /// What the caller read of the service in this invocation: planning
+    /// uses it while fresh; acting reads the service, the ledger and the
+    /// hold again under the lock.
+    pub prior: PriorReads<'a>,
+}
+
+/// Reads an incident made moments before asking the engine to act.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PriorReads<'a> {
+    /// The service as the diagnosis described it, and when (epoch seconds).
+    pub service: Option<(&'a ServiceSnapshot, i64)>,
+    /// The known-good history and ledger, read together.
+    pub facts: Option<&'a ServiceFacts>,
+}
+
+impl<'a> PriorReads<'a> {
+    fn service_at(&self, now: i64) -> Option<&'a ServiceSnapshot> {
+        self.service
+            .filter(|(_, at)| (*at..=*at + crate::adapters::state::facts::FACTS_MAX_AGE_SECONDS).contains(&now))
+            .map(|(s, _)| s)
+    }
+    fn facts_at(&self, now: i64) -> Option<&'a ServiceFacts> {
+        self.facts.filter(|f| f.fresh_at(now))
+    }
 }
 
 /// A paused deployment's PAUSE hook, as ContinueServiceDeployment names it.
@@ -145,6 +169,7 @@ impl<'a> ActionRequest<'a> {
             within_rollback_window: false,
             avoid_revisions: &[],
             hook: None,
+            prior: PriorReads { service: None, facts: None },
         }
     }
 }
@@ -477,9 +502,15 @@ async fn resolve_unfinished(
 
 async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut Held) -> Step<Decided> {
     let kind = req.kind;
-    let mut service = describe_service(app.clients, req.cluster, req.service)
-        .await
-        .map_err(|e| stop(ActionStatus::Failed, format!("cannot read the service before acting: {e}")))?;
+    // The diagnosis's description, moments old, plans; acting reads it again under the lock.
+    let planned_on_prior = req.prior.service_at(t);
+    let mut service = match planned_on_prior {
+        Some(s) => s.clone(),
+        None => describe_service(app.clients, req.cluster, req.service)
+            .await
+            .map_err(|e| stop(ActionStatus::Failed, format!("cannot read the service before acting: {e}")))?,
+    };
+    let prior_facts = req.prior.facts_at(t);
     held.trigger_revision = req.trigger_deployment.and_then(|d| deployment_revision(&service, d)).map(str::to_string);
     let (mode, mode_why) = resolve_mode(app.config.dry_run, tag(&service, "autopilot:mode"), req.dry_run);
     if mode == Mode::Off {
@@ -502,8 +533,10 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
     let family = service.task_definition.as_deref().and_then(td_key).map(|(f, _)| f);
     let (hold, ledger, known_good, revisions, in_progress, autoscaling_max) = tokio::join!(
         async {
-            if !automatic {
-                return None; // a person's action is not held
+            // A person's action is not held; an enforced one reads the hold
+            // under the lock, where it counts, and a dry run reads it here.
+            if !automatic || mode == Mode::Auto {
+                return None;
             }
             Some(
                 app.state
@@ -513,12 +546,20 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
                     .map(|h| h.map(|(since, reason)| Hold { since, reason })),
             )
         },
-        app.state.actions().ledger_since(req.cluster, req.service, t - 24 * 3600),
+        async {
+            match prior_facts {
+                Some(f) => f.ledger_since(t - 24 * 3600),
+                None => app.state.actions().ledger_since(req.cluster, req.service, t - 24 * 3600).await,
+            }
+        },
         async {
             if kind != ActionKind::Rollback {
                 return None;
             }
-            Some(app.state.deployments().known_good_history(req.cluster, req.service).await)
+            Some(match prior_facts {
+                Some(f) => f.known_good(),
+                None => app.state.deployments().known_good_history(req.cluster, req.service).await,
+            })
         },
         async {
             match (&family, kind) {
@@ -696,7 +737,23 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         }
     }
 
-    // The hold again, under the lock: another invocation's failed action may have set it since the first read.
+    // Planned on the diagnosis's description: acting rests on the service as it is now.
+    if planned_on_prior.is_some() {
+        let now_service = describe_service(app.clients, req.cluster, req.service).await.map_err(|e| {
+            stop(ActionStatus::Failed, format!("cannot read the service before acting: {e}")).with_plan(&planned)
+        })?;
+        if let Some(change) = service_moved(&service, &now_service) {
+            return Err(stop(
+                ActionStatus::Skipped,
+                format!("the service changed while the action was planned ({change}); not acting on the earlier read"),
+            )
+            .with_plan(&planned));
+        }
+        service = now_service;
+    }
+
+    // The hold under the lock (the only read of it for an enforced automatic
+    // action): another invocation's failed action may have set it.
     if automatic {
         let refusal = match app.state.actions().hold(req.cluster, req.service).await {
             Ok(None) => None,

@@ -167,6 +167,46 @@ pub fn check_safety<E: std::fmt::Display>(
     Ok(SafetyFacts { ledger, known_good, autoscaling_max, notes })
 }
 
+/// What changed between the description an action was planned on and the
+/// service as it is under the lock (pure): the revision it runs, its desired
+/// count, its deployments (their revision, status and rollout), who deploys
+/// it, or its `autopilot:mode`. Running and pending counts move by the
+/// second in an incident and are not a change of plan.
+pub fn service_moved(planned_on: &ServiceSnapshot, now: &ServiceSnapshot) -> Option<String> {
+    fn deployments(s: &ServiceSnapshot) -> Vec<(&str, &str, &str, Option<&str>)> {
+        let mut d: Vec<_> = s
+            .deployments
+            .iter()
+            .map(|d| (d.id.as_str(), d.status.as_str(), d.task_definition.as_str(), d.rollout_state.as_deref()))
+            .collect();
+        d.sort_unstable();
+        d
+    }
+    let mode = |s: &ServiceSnapshot| {
+        s.tags.iter().find(|(k, _)| k == "autopilot:mode").map(|(_, v)| v.trim().to_ascii_lowercase())
+    };
+    if planned_on.task_definition != now.task_definition {
+        return Some(format!(
+            "it runs {} now, {} when planned",
+            now.task_definition.as_deref().unwrap_or("?"),
+            planned_on.task_definition.as_deref().unwrap_or("?")
+        ));
+    }
+    if planned_on.desired != now.desired {
+        return Some(format!("desired count {} now, {} when planned", now.desired, planned_on.desired));
+    }
+    if deployments(planned_on) != deployments(now) {
+        return Some("its deployments changed".into());
+    }
+    if planned_on.deployment_controller != now.deployment_controller {
+        return Some("its deployment controller changed".into());
+    }
+    if mode(planned_on) != mode(now) {
+        return Some("its autopilot:mode tag changed".into());
+    }
+    None
+}
+
 /// The record of a failed mutating call (pure): the failure, and whether
 /// automatic actions are now held — never a hold that was not recorded.
 pub fn failed_call_detail<E: std::fmt::Display>(failure: &str, hold_recorded: Result<(), E>) -> String {
@@ -736,6 +776,58 @@ mod tests {
             assert_eq!(status, expected, "{:?} {stop:?}: {why}", e.to);
             assert!(why.contains("without a clear answer (ecs:UpdateService on prod/api: InternalFailure)"), "{why}");
             assert!(why.contains("verified from the service read back under the lock"), "{why}");
+        }
+    }
+
+    #[test]
+    fn a_plan_stands_only_while_what_it_rests_on_is_unchanged() {
+        let dep = |id: &str, status: &str, rev: i32, rollout: &str| crate::snapshot::DeploymentSnapshot {
+            id: id.into(),
+            status: status.into(),
+            task_definition: format!("arn:aws:ecs:us-east-1:1:task-definition/api:{rev}"),
+            rollout_state: Some(rollout.into()),
+            ..Default::default()
+        };
+        let base = ServiceSnapshot {
+            desired: 3,
+            running: 1,
+            task_definition: Some("arn:aws:ecs:us-east-1:1:task-definition/api:42".into()),
+            deployments: vec![
+                dep("ecs-svc/2", "PRIMARY", 42, "IN_PROGRESS"),
+                dep("ecs-svc/1", "ACTIVE", 41, "COMPLETED"),
+            ],
+            tags: vec![("autopilot:mode".into(), "auto".into())],
+            ..Default::default()
+        };
+        assert_eq!(service_moved(&base, &base.clone()), None);
+        let moving = ServiceSnapshot { running: 0, pending: 2, ..base.clone() };
+        assert_eq!(service_moved(&base, &moving), None, "counts move by the second in an incident");
+        let mut reordered = base.clone();
+        reordered.deployments.reverse();
+        assert_eq!(service_moved(&base, &reordered), None, "the order ECS lists them in is not a change");
+        let cases: Vec<(ServiceSnapshot, &str)> = vec![
+            (ServiceSnapshot { task_definition: Some("api:43".into()), ..base.clone() }, "runs api:43 now"),
+            (ServiceSnapshot { desired: 6, ..base.clone() }, "desired count 6 now, 3"),
+            (
+                ServiceSnapshot {
+                    deployments: vec![
+                        dep("ecs-svc/2", "PRIMARY", 42, "FAILED"),
+                        dep("ecs-svc/1", "ACTIVE", 41, "COMPLETED"),
+                    ],
+                    ..base.clone()
+                },
+                "deployments changed",
+            ),
+            (
+                ServiceSnapshot { deployments: vec![dep("ecs-svc/3", "PRIMARY", 42, "IN_PROGRESS")], ..base.clone() },
+                "deployments changed",
+            ),
+            (ServiceSnapshot { deployment_controller: Some("CODE_DEPLOY".into()), ..base.clone() }, "controller"),
+            (ServiceSnapshot { tags: vec![("autopilot:mode".into(), "off".into())], ..base.clone() }, "autopilot:mode"),
+        ];
+        for (now, says) in cases {
+            let why = service_moved(&base, &now).unwrap_or_default();
+            assert!(why.contains(says), "{says:?} expected in {why:?}");
         }
     }
 }

@@ -245,6 +245,8 @@ async fn act(
             within_rollback_window: false,
             avoid_revisions: &[],
             hook: None,
+            // A person's request reads everything itself.
+            prior: crate::actions::engine::PriorReads::default(),
         },
     )
     .await;

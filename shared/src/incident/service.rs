@@ -12,9 +12,10 @@ use super::machine::{
 };
 use super::shell::{self, Driven, Port};
 use crate::actions::ActionKind;
-use crate::actions::engine::{self, ActionRequest};
+use crate::actions::engine::{self, ActionRequest, PriorReads};
 use crate::adapters::gather::{GatherRequest, Gathered, gather};
 use crate::adapters::s3;
+use crate::adapters::state::ServiceFacts;
 use crate::config::ServiceTuning;
 use crate::context::App;
 use crate::diagnosis::classify::{classify_stop, refine_with_log};
@@ -82,6 +83,16 @@ pub struct ServicePort<'a> {
     evidence: Option<EvidenceStatus>,
     pipeline_lines: Vec<String>,
     ledger: Vec<LedgerEntry>,
+    /// The service's known-good history, ledger and pipeline links, read
+    /// once for the diagnosis, the announcements and the engine's planning.
+    facts: Option<ServiceFacts>,
+    /// `facts` is as the table was: nothing this invocation did since wrote
+    /// to the records it holds (an action, a message marking entries announced).
+    facts_current: bool,
+    /// Why the last read of `facts` failed.
+    facts_error: Option<AutopilotError>,
+    /// When the diagnosis described the service (`gathered.service`).
+    gathered_at: i64,
     /// `ledger` was read in this invocation and no action since can have
     /// added an entry a message announces (executed or failed): the next
     /// `learnt` keeps it instead of reading it again.
@@ -115,6 +126,10 @@ impl<'a> ServicePort<'a> {
             evidence: None,
             pipeline_lines: Vec::new(),
             ledger: Vec::new(),
+            facts: None,
+            facts_current: false,
+            facts_error: None,
+            gathered_at: 0,
             ledger_read: false,
             ledger_behind: false,
             noted: 0,
@@ -338,18 +353,21 @@ fn evidence_budget() -> std::time::Duration {
     std::time::Duration::from_millis(ms.clamp(1_000, WITHOUT_DEADLINE_MS) as u64)
 }
 
+/// The facts' error before any read (never seen: every use reads first).
+static NOT_READ: AutopilotError = AutopilotError::Config(String::new());
+
 /// How far back a pipeline deployment is named on a service's incident.
 const DEPLOY_LINK_WINDOW_SECONDS: i64 = 24 * 3600;
 
 /// The pipeline execution and commit that last deployed the service (within
 /// a day), and its pipeline incident if one is open: the first thing a
 /// person asks of a fresh failure. A read that fails is said, not fatal.
-async fn pipeline_findings(app: &App, cluster: &str, service: &str, t: i64) -> Vec<String> {
-    let links = match app.state.pipelines().pipeline_deploys(cluster, service).await {
-        Ok(l) => l,
+async fn pipeline_findings(app: &App, facts: Result<&ServiceFacts, &AutopilotError>, t: i64) -> Vec<String> {
+    let links = match facts {
+        Ok(f) => &f.pipeline_deploys,
         Err(e) => return vec![format!("pipeline deployments not read: {e}")],
     };
-    let Some(link) = crate::pipeline::latest_link(&links, t, DEPLOY_LINK_WINDOW_SECONDS) else {
+    let Some(link) = crate::pipeline::latest_link(links, t, DEPLOY_LINK_WINDOW_SECONDS) else {
         return Vec::new();
     };
     let mut lines = vec![link.finding(t)];
@@ -368,9 +386,22 @@ async fn pipeline_findings(app: &App, cluster: &str, service: &str, t: i64) -> V
 /// automatic action left unannounced by the previous incident is carried
 /// into this one); an action left `executing` by an invocation that died is
 /// settled first (verified against the service under the lock).
-async fn ledger_of(app: &App, rec: &Record, cluster: &str, service: &str) -> Vec<LedgerEntry> {
+async fn ledger_of(
+    app: &App,
+    rec: &Record,
+    cluster: &str,
+    service: &str,
+    facts: Result<&ServiceFacts, &AutopilotError>,
+) -> Vec<LedgerEntry> {
     let since = rec.opened_at - ServicePort::window(app);
-    match app.state.actions().ledger_since(cluster, service, since).await {
+    let read = match facts {
+        Ok(f) => f.ledger_since(since),
+        Err(e) => Err(AutopilotError::State(match e {
+            AutopilotError::State(e) | AutopilotError::Aws(e) => e.clone(),
+            other => crate::error::AwsError::answer("dynamodb", "Query (service facts)", service, other.to_string()),
+        })),
+    };
+    match read {
         Ok(l) if l.iter().any(|e| e.status == LedgerStatus::Executing) => {
             match engine::settle_unfinished(&app.engine(), cluster, service).await {
                 Ok(true) => app.state.actions().ledger_since(cluster, service, since).await.unwrap_or(l),
@@ -427,7 +458,13 @@ impl Port for ServicePort<'_> {
                 }
             }
         };
-        let result = engine::run(&app.engine(), &request).await;
+        let prior = PriorReads {
+            service: self.gathered.as_ref().and_then(|g| g.service.as_ref()).map(|s| (s, self.gathered_at)),
+            facts: self.facts.as_ref().filter(|_| self.facts_current),
+        };
+        let result = engine::run(&app.engine(), &ActionRequest { prior, ..request }).await;
+        // The engine wrote to the ledger (every decision is recorded).
+        self.facts_current = false;
         if cue == ActionCue::Signal
             && let Some((deployment, at)) = self.signal.as_ref().and_then(|s| s.failed_deployment)
         {
@@ -546,7 +583,8 @@ impl Port for ServicePort<'_> {
         self.cause = Some(cause);
         self.reasons = reasons;
         if full {
-            self.pipeline_lines = pipeline_findings(app, &self.cluster, &self.service, t).await;
+            self.read_facts(app).await;
+            self.pipeline_lines = pipeline_findings(app, self.facts_read(), t).await;
             self.evidence =
                 Some(self.store_evidence(app, rec, &gathered, severity.min(rec.severity), cause, counted).await);
         }
@@ -555,12 +593,14 @@ impl Port for ServicePort<'_> {
             severity = severity.as_str(), failures = counted, decision = "incident-diagnosed", "incident diagnosed"
         );
         self.gathered = Some(gathered);
+        self.gathered_at = t;
         self.tuning = Some(tuning);
     }
 
     async fn learnt(&mut self, app: &App, rec: &Record, news: bool) -> Learnt {
         if !self.ledger_read {
-            self.ledger = ledger_of(app, rec, &self.cluster, &self.service).await;
+            self.read_facts(app).await;
+            self.ledger = ledger_of(app, rec, &self.cluster, &self.service, self.facts_read()).await;
             self.ledger_read = true;
             self.ledger_behind = false;
         }
@@ -607,10 +647,40 @@ impl Port for ServicePort<'_> {
     async fn published(&mut self, app: &App, _rec: &Record, publish: &Publish) {
         app.state.actions().mark_ledger_announced(&self.cluster, &self.service, &publish.announce, now()).await;
         self.ledger_read = false;
+        self.facts_current = false;
     }
 }
 
 impl ServicePort<'_> {
+    /// The service's facts as the table holds them now: the ones read in
+    /// this invocation while nothing since wrote to them, else one read.
+    async fn read_facts(&mut self, app: &App) {
+        if self.facts_current && self.facts.is_some() {
+            return;
+        }
+        match app.state.service_facts(&self.cluster, &self.service).await {
+            Ok(f) => {
+                self.facts = Some(f);
+                self.facts_current = true;
+                self.facts_error = None;
+            }
+            Err(e) => {
+                self.facts = None;
+                self.facts_current = false;
+                self.facts_error = Some(e);
+            }
+        }
+    }
+
+    /// The last read of the facts, or why it failed.
+    fn facts_read(&self) -> Result<&ServiceFacts, &AutopilotError> {
+        match (&self.facts, &self.facts_error) {
+            (Some(f), _) => Ok(f),
+            (None, Some(e)) => Err(e),
+            (None, None) => Err(&NOT_READ),
+        }
+    }
+
     /// The actions to show: this invocation's, then the ledger entries the
     /// message announces that are not among them.
     fn shown_actions(&self, publish: &Publish) -> Vec<ActionRecord> {
@@ -734,7 +804,8 @@ impl ServicePort<'_> {
         let t = now();
         let redactor = crate::telemetry::redactor();
         if self.ledger.is_empty() || self.ledger_behind {
-            self.ledger = ledger_of(app, rec, &self.cluster, &self.service).await;
+            self.read_facts(app).await;
+            self.ledger = ledger_of(app, rec, &self.cluster, &self.service, self.facts_read()).await;
             self.ledger_behind = false;
         }
         // Actions no message announced yet are announced by the resolution.

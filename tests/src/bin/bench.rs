@@ -277,7 +277,11 @@ async fn incident_calls(bed: &TestBed) {
     let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
         let svc = SeededService::create(bed, &format!("ia{run}"), 3).await;
-        let mut p = LambdaProcess::start(&binary("alarm-responder"), "bench-inc-alarm", &bed.function_env());
+        let mut env = bed.function_env();
+        if verbose() {
+            env.push(("RUST_LOG".into(), "info,aws_calls=debug".into()));
+        }
+        let mut p = LambdaProcess::start(&binary("alarm-responder"), "bench-inc-alarm", &env);
         p.wait_ready(Duration::from_secs(20));
         let point = |file: &str, id: &str| {
             let mut v = fixture(file);
@@ -306,8 +310,9 @@ async fn incident_calls(bed: &TestBed) {
         let _ = tokio::task::block_in_place(|| p.invoke(&five_ok));
         std::thread::sleep(Duration::from_millis(100));
         let d = decisions(&p);
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
+        if verbose() {
             eprintln!("{:?}", d.iter().map(|x| (x.0, x.2.as_str())).collect::<Vec<_>>());
+            print_calls(&p);
         }
         if d.len() >= 4 {
             open.push(d[0].0);
@@ -320,7 +325,11 @@ async fn incident_calls(bed: &TestBed) {
     let (mut open, mut join, mut resolve) = (Vec::new(), Vec::new(), Vec::new());
     for run in 0..RUNS {
         let pipeline = format!("{}-bench{run}-prod", bed.prefix);
-        let mut p = LambdaProcess::start(&binary("pipeline-events"), "bench-inc-pipeline", &bed.function_env());
+        let mut env = bed.function_env();
+        if verbose() {
+            env.push(("RUST_LOG".into(), "info,aws_calls=debug".into()));
+        }
+        let mut p = LambdaProcess::start(&binary("pipeline-events"), "bench-inc-pipeline", &env);
         p.wait_ready(Duration::from_secs(20));
         let event = |file: &str, execution: &str, id: &str| {
             let mut v = fixture(&format!("pipeline/{file}"));
@@ -339,8 +348,9 @@ async fn incident_calls(bed: &TestBed) {
         }
         std::thread::sleep(Duration::from_millis(100));
         let d = decisions(&p);
-        if std::env::var_os("BENCH_VERBOSE").is_some() {
+        if verbose() {
             eprintln!("{:?}", d.iter().map(|x| (x.0, x.2.as_str())).collect::<Vec<_>>());
+            print_calls(&p);
         }
         if d.len() >= 3 {
             open.push(d[0].0);

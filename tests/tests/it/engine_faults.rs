@@ -178,10 +178,10 @@ async fn engine_run(ecs: aws_sdk_ecs::Client, dynamodb: aws_sdk_dynamodb::Client
 }
 
 /// Run an automatic rollback request, shaped by `shape`, through the engine.
-async fn engine_run_with(
+async fn engine_run_with<'a>(
     ecs: aws_sdk_ecs::Client,
     dynamodb: aws_sdk_dynamodb::Client,
-    shape: impl for<'a> FnOnce(ActionRequest<'a>) -> ActionRequest<'a>,
+    shape: impl FnOnce(ActionRequest<'a>) -> ActionRequest<'a>,
 ) -> ActionResult {
     let dead = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .endpoint_url("http://127.0.0.1:9")
@@ -482,13 +482,13 @@ fn known_good_history(revisions: Vec<(i32, i64, i64)>) -> Rule {
 }
 
 #[tokio::test]
-async fn when_another_invocation_sets_a_hold_between_the_first_read_and_the_lock_the_engine_should_not_act() {
-    // The first read of the hold finds none; by the time the lock is taken,
-    // another invocation's failed action has held the service.
+async fn when_another_invocation_sets_a_hold_before_the_lock_the_engine_should_not_act() {
+    // Planning found no reason to stop; by the time the lock is taken,
+    // another invocation's failed action has held the service. An enforced
+    // automatic action reads the hold under the lock only, where it counts.
     let hold = mock!(aws_sdk_dynamodb::Client::get_item)
         .match_requests(|i| sk_is(i.key(), "hold"))
         .sequence()
-        .output(|| GetItemOutput::builder().build())
         .output(|| {
             GetItemOutput::builder()
                 .set_item(Some(
@@ -511,7 +511,7 @@ async fn when_another_invocation_sets_a_hold_between_the_first_read_and_the_lock
     })
     .await;
     assert_eq!(update.num_calls(), 0, "no UpdateService once the hold is there: {:?}", r.record);
-    assert_eq!(hold.num_calls(), 2, "read before deciding, and again under the lock");
+    assert_eq!(hold.num_calls(), 1, "read once, under the lock");
     assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
     assert!(r.record.detail.contains("held") && r.record.detail.contains("another invocation"), "{}", r.record.detail);
     assert!(!r.failed);
@@ -783,4 +783,51 @@ async fn a_revision_a_failed_signal_of_the_incident_named_is_never_the_target() 
     .await;
     assert_eq!(r.record.status, ActionStatus::Executed, "{:?}", r.record);
     assert!(r.record.detail.contains("api:42 -> api:41"), "{}", r.record.detail);
+}
+
+/// A rollback planned on the diagnosis's description of the service acts
+/// only on the service as it is under the lock: here ECS marked the
+/// deployment FAILED (its breaker moved) between the diagnosis's read and
+/// the lock, so the earlier plan is not carried out.
+#[tokio::test]
+async fn when_the_service_changed_since_the_diagnosis_described_it_the_engine_should_not_act_on_that_read() {
+    use shared::actions::engine::PriorReads;
+    use shared::snapshot::{DeploymentSnapshot, ServiceSnapshot};
+    let planned_on = ServiceSnapshot {
+        cluster: "prod".into(),
+        service: "api".into(),
+        status: Some("ACTIVE".into()),
+        desired: 3,
+        running: 1,
+        task_definition: Some(td(42)),
+        deployments: vec![
+            DeploymentSnapshot {
+                id: "ecs-svc/2".into(),
+                status: "PRIMARY".into(),
+                task_definition: td(42),
+                rollout_state: Some("IN_PROGRESS".into()),
+                ..Default::default()
+            },
+            DeploymentSnapshot {
+                id: "ecs-svc/1".into(),
+                status: "ACTIVE".into(),
+                task_definition: td(41),
+                rollout_state: Some("COMPLETED".into()),
+                ..Default::default()
+            },
+        ],
+        ..Default::default()
+    };
+    let update = updated();
+    let r =
+        engine_run_with(ecs(&update), dynamodb(hold_read(Ok(None)), known_good_read(true), None), |r| ActionRequest {
+            trigger_deployment: Some("ecs-svc/2"),
+            prior: PriorReads { service: Some((&planned_on, epoch_now())), facts: None },
+            ..r
+        })
+        .await;
+    assert_eq!(update.num_calls(), 0, "nothing sent on the earlier read: {:?}", r.record);
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+    assert!(r.record.detail.contains("changed while the action was planned"), "{}", r.record.detail);
+    assert!(r.record.detail.contains("deployments changed"), "{}", r.record.detail);
 }

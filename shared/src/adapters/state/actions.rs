@@ -30,7 +30,7 @@ fn refused_lock(old: Option<&Item>, owner: &str) -> LockOutcome {
 
 /// A stored ledger item; `None` when its action or status is not ours (a
 /// damaged record must not be read as "no action").
-fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
+pub(super) fn ledger_entry(item: &Item) -> Option<LedgerEntry> {
     Some(LedgerEntry {
         at: get_n(item, "at")?,
         action: ActionKind::parse(&get_s(item, "action")?)?,

@@ -13,7 +13,7 @@ pub use crate::snapshot::KnownGood;
 
 /// Sort keys of the known-good history start with this.
 // Kept here while `keys` (state/mod.rs) is being reworked elsewhere; it belongs there.
-const KNOWN_GOOD_PREFIX: &str = "known-good#";
+pub(super) const KNOWN_GOOD_PREFIX: &str = "known-good#";
 
 /// `known-good#<family>:<revision>` of a task definition ARN or `family:revision`.
 fn known_good_key(task_definition: &str) -> Option<String> {
@@ -22,7 +22,7 @@ fn known_good_key(task_definition: &str) -> Option<String> {
     (!family.is_empty() && rev.parse::<u32>().is_ok()).then(|| format!("{KNOWN_GOOD_PREFIX}{family}:{rev}"))
 }
 
-fn known_good(item: &Item) -> Option<KnownGood> {
+pub(super) fn known_good(item: &Item) -> Option<KnownGood> {
     Some(KnownGood {
         task_definition: get_s(item, "task_definition")?,
         first_completed_at: get_n(item, "first_completed_at"),

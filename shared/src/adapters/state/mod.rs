@@ -1,7 +1,8 @@
 //! `STATE_TABLE`, split by concern: [`claims`] (one processing per event),
 //! [`incidents`] (open incidents and their history), [`deployments`]
 //! (deployments seen and known-good revisions), [`actions`] (locks, holds and
-//! the action ledger). Every write that decides "who acts" is conditional, so
+//! the action ledger), [`facts`] (one read of a service's known-good
+//! history, ledger and pipeline links). Every write that decides "who acts" is conditional, so
 //! concurrent invocations agree on one winner. Keys are built in [`keys`]
 //! only; items are read and written through the helpers here.
 //!
@@ -36,6 +37,7 @@
 pub mod actions;
 pub mod claims;
 pub mod deployments;
+pub mod facts;
 pub mod gates;
 pub mod hooks;
 pub mod incidents;
@@ -52,6 +54,7 @@ use crate::error::AutopilotError;
 pub use actions::{LedgerEntry, LedgerStatus, LockOutcome};
 pub use claims::{Claim, ClaimKey};
 pub use deployments::KnownGood;
+pub use facts::ServiceFacts;
 pub use incidents::{IncidentStore, OPEN_INDEX, Write};
 
 pub(crate) const DAY: i64 = 24 * 60 * 60;

@@ -7,7 +7,7 @@ use super::{DAY, Item, StateStore, get_n, get_s, keys, n, s};
 use crate::error::AutopilotError;
 use crate::pipeline::{Commit, DeployLink};
 
-fn link_from(item: &Item) -> Option<DeployLink> {
+pub(super) fn link_from(item: &Item) -> Option<DeployLink> {
     Some(DeployLink {
         pipeline: get_s(item, "pipeline")?,
         execution_id: get_s(item, "execution_id")?,
