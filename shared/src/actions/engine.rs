@@ -313,6 +313,18 @@ impl Planned {
     }
 }
 
+/// One failed read that two records rested on: each is unreadable for the same reason.
+fn unreadable_twice(e: AutopilotError) -> (AutopilotError, AutopilotError) {
+    match e {
+        AutopilotError::State(a) => (AutopilotError::State(a.clone()), AutopilotError::State(a)),
+        AutopilotError::Aws(a) => (AutopilotError::Aws(a.clone()), AutopilotError::Aws(a)),
+        other => {
+            let why = other.to_string();
+            (other, AutopilotError::Config(why))
+        }
+    }
+}
+
 /// Run one action request through the engine.
 pub async fn run(app: &Engine<'_>, req: &ActionRequest<'_>) -> ActionResult {
     let t = now();
@@ -531,7 +543,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
 
     // Reads the decision needs, concurrently.
     let family = service.task_definition.as_deref().and_then(td_key).map(|(f, _)| f);
-    let (hold, ledger, known_good, revisions, in_progress, autoscaling_max) = tokio::join!(
+    let (hold, (ledger, known_good), revisions, in_progress, autoscaling_max) = tokio::join!(
         async {
             // A person's action is not held; an enforced one reads the hold
             // under the lock, where it counts, and a dry run reads it here.
@@ -547,19 +559,21 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
             )
         },
         async {
+            // The ledger, and for a rollback the known-good history: the
+            // caller's fresh read, else one read of both.
+            let since = t - 24 * 3600;
+            let rollback = kind == ActionKind::Rollback;
             match prior_facts {
-                Some(f) => f.ledger_since(t - 24 * 3600),
-                None => app.state.actions().ledger_since(req.cluster, req.service, t - 24 * 3600).await,
+                Some(f) => (f.ledger_since(since), rollback.then(|| f.known_good())),
+                None if rollback => match app.state.service_facts(req.cluster, req.service).await {
+                    Ok(f) => (f.ledger_since(since), Some(f.known_good())),
+                    Err(e) => {
+                        let (a, b) = unreadable_twice(e);
+                        (Err(a), Some(Err(b)))
+                    }
+                },
+                None => (app.state.actions().ledger_since(req.cluster, req.service, since).await, None),
             }
-        },
-        async {
-            if kind != ActionKind::Rollback {
-                return None;
-            }
-            Some(match prior_facts {
-                Some(f) => f.known_good(),
-                None => app.state.deployments().known_good_history(req.cluster, req.service).await,
-            })
         },
         async {
             match (&family, kind) {

@@ -143,14 +143,19 @@ fn hold_read(answer: Result<Option<&'static str>, ()>) -> Rule {
     }
 }
 
-/// The known-good history query: revision 40 reached steady state a day ago.
+/// A Query that returns the known-good history: its own (`:kg`), or the one
+/// read of the service's facts that starts at it (`:from`).
+fn reads_known_good(q: &aws_sdk_dynamodb::operation::query::QueryInput) -> bool {
+    let values = q.expression_attribute_values();
+    [":kg", ":from"]
+        .iter()
+        .any(|k| values.and_then(|v| v.get(*k)).and_then(|v| v.as_s().ok()).is_some_and(|v| v == "known-good#"))
+}
+
+/// The known-good history query: revision 40 reached steady state a day ago
+/// (`readable`), else a damaged record of it.
 fn known_good_read(readable: bool) -> Rule {
-    let rule = mock!(aws_sdk_dynamodb::Client::query).match_requests(|q| {
-        q.expression_attribute_values()
-            .and_then(|v| v.get(":kg"))
-            .and_then(|v| v.as_s().ok())
-            .is_some_and(|v| v == "known-good#")
-    });
+    let rule = mock!(aws_sdk_dynamodb::Client::query).match_requests(reads_known_good);
     if readable {
         rule.then_output(|| {
             let day_ago = (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
@@ -169,8 +174,17 @@ fn known_good_read(readable: bool) -> Rule {
                 .build()
         })
     } else {
-        rule.then_error(|| denied(QueryError::generic))
+        rule.then_output(|| {
+            QueryOutput::builder()
+                .items([("sk".to_string(), AttributeValue::S("known-good#api:40".into()))].into())
+                .build()
+        })
     }
+}
+
+/// The read of the known-good history (and the ledger with it) denied.
+fn known_good_denied() -> Rule {
+    mock!(aws_sdk_dynamodb::Client::query).match_requests(reads_known_good).then_error(|| denied(QueryError::generic))
 }
 
 async fn engine_run(ecs: aws_sdk_ecs::Client, dynamodb: aws_sdk_dynamodb::Client) -> ActionResult {
@@ -226,6 +240,11 @@ async fn when_the_known_good_revision_is_unreadable_an_automatic_rollback_should
     assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
     assert!(r.record.detail.contains("known-good"), "{}", r.record.detail);
     assert_eq!(update.num_calls(), 0, "no rollback to an unverified target");
+    // The read itself denied: neither the history nor the ledger is known.
+    let r = engine_run(ecs(&update), dynamodb(hold_read(Ok(None)), known_good_denied(), None)).await;
+    assert_eq!(r.record.status, ActionStatus::Skipped, "{:?}", r.record);
+    assert!(r.record.detail.contains("unreadable") && r.record.detail.contains("AccessDenied"), "{}", r.record.detail);
+    assert_eq!(update.num_calls(), 0, "no rollback on an unknown history");
 }
 
 #[tokio::test]
@@ -457,28 +476,21 @@ fn ecs_strategy(
 
 /// The known-good history: `(revision, first completed, last completed)`, epoch seconds.
 fn known_good_history(revisions: Vec<(i32, i64, i64)>) -> Rule {
-    mock!(aws_sdk_dynamodb::Client::query)
-        .match_requests(|q| {
-            q.expression_attribute_values()
-                .and_then(|v| v.get(":kg"))
-                .and_then(|v| v.as_s().ok())
-                .is_some_and(|v| v == "known-good#")
-        })
-        .then_output(move || {
-            let items = revisions
-                .iter()
-                .map(|(rev, first, last)| {
-                    [
-                        ("sk".to_string(), AttributeValue::S(format!("known-good#api:{rev}"))),
-                        ("task_definition".into(), AttributeValue::S(td(*rev))),
-                        ("first_completed_at".into(), AttributeValue::N(first.to_string())),
-                        ("completed_at".into(), AttributeValue::N(last.to_string())),
-                    ]
-                    .into()
-                })
-                .collect();
-            QueryOutput::builder().set_items(Some(items)).build()
-        })
+    mock!(aws_sdk_dynamodb::Client::query).match_requests(reads_known_good).then_output(move || {
+        let items = revisions
+            .iter()
+            .map(|(rev, first, last)| {
+                [
+                    ("sk".to_string(), AttributeValue::S(format!("known-good#api:{rev}"))),
+                    ("task_definition".into(), AttributeValue::S(td(*rev))),
+                    ("first_completed_at".into(), AttributeValue::N(first.to_string())),
+                    ("completed_at".into(), AttributeValue::N(last.to_string())),
+                ]
+                .into()
+            })
+            .collect();
+        QueryOutput::builder().set_items(Some(items)).build()
+    })
 }
 
 #[tokio::test]
