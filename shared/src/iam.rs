@@ -580,8 +580,38 @@ mod tests {
     }
 
     /// The SDK operations a source sends: fluent calls with no arguments whose
-    /// name is an operation verb (accessors of answers, e.g. `stop_code()`, excluded).
+    /// name is an operation verb (accessors of answers, e.g. `stop_code()`,
+    /// excluded), and the operations it sends or presigns without a
+    /// generated client (`adapters::s3`: `.operation_name("PutObject")`,
+    /// `"GetObject (presign)"`).
     fn sdk_operations(src: &str) -> BTreeSet<String> {
+        let snake = |camel: &str| {
+            let mut out = String::new();
+            for (i, c) in camel.chars().enumerate() {
+                if c.is_ascii_uppercase() && i > 0 {
+                    out.push('_');
+                }
+                out.push(c.to_ascii_lowercase());
+            }
+            out
+        };
+        let mut out = fluent_operations(src);
+        for (i, _) in src.match_indices(".operation_name(\"") {
+            let rest = &src[i + ".operation_name(\"".len()..];
+            if let Some(end) = rest.find('"') {
+                out.insert(snake(&rest[..end]));
+            }
+        }
+        for (i, _) in src.match_indices(" (presign)\"") {
+            let head = &src[..i];
+            if let Some(start) = head.rfind('"') {
+                out.insert(snake(&head[start + 1..]));
+            }
+        }
+        out
+    }
+
+    fn fluent_operations(src: &str) -> BTreeSet<String> {
         const VERBS: [&str; 16] = [
             "describe_",
             "list_",

@@ -90,10 +90,12 @@ pub struct Clients {
     scope: crate::fleet::Scope,
     /// A member's clients: home's credentials, which the central bucket's
     /// presigned links are signed with.
-    central_credentials: Option<aws_sdk_s3::config::SharedCredentialsProvider>,
+    central_credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     ecs: Lazy<aws_sdk_ecs::Client>,
     sns: Lazy<aws_sdk_sns::Client>,
-    s3: Lazy<aws_sdk_s3::Client>,
+    /// The evidence bucket's configuration (region, credentials, endpoint,
+    /// HTTP client): home's, for a member too.
+    s3: aws_config::SdkConfig,
     dynamodb: DynamoHandle,
     cloudwatch: Lazy<aws_sdk_cloudwatch::Client>,
     logs: Lazy<aws_sdk_cloudwatchlogs::Client>,
@@ -169,7 +171,7 @@ impl Clients {
             central_credentials: None,
             ecs: Lazy::default(),
             sns: Lazy::default(),
-            s3: Lazy::default(),
+            s3: config.clone(),
             dynamodb,
             cloudwatch: Lazy::default(),
             logs: Lazy::default(),
@@ -212,7 +214,7 @@ impl Clients {
 
     /// The credentials of the S3 client, for what a presigned URL's lifetime
     /// rests on (their expiry; `adapters::s3::presigned_get`): home's.
-    pub fn credentials(&self) -> Option<aws_sdk_s3::config::SharedCredentialsProvider> {
+    pub fn credentials(&self) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
         self.central_credentials.clone().or_else(|| self.config.credentials_provider())
     }
 
@@ -238,24 +240,17 @@ impl Clients {
         member.central_credentials = self.credentials();
         // Built now from home's configuration: the cells are shared, and a
         // member's first use must not build them with its own region.
-        let _ = (self.sns(), self.s3());
+        let _ = self.sns();
         member.sns = self.sns.clone();
         member.s3 = self.s3.clone();
         member.dynamodb = self.dynamodb.clone();
         member
     }
 
-    pub fn s3(&self) -> &aws_sdk_s3::Client {
-        self.s3.0.get_or_init(|| {
-            // A custom endpoint (moto on 127.0.0.1) cannot serve virtual-hosted
-            // bucket names; real S3 keeps the default addressing.
-            let path_style = self.config.endpoint_url().is_some();
-            let conf = aws_sdk_s3::config::Builder::from(&self.config)
-                .force_path_style(path_style)
-                .interceptor(self.calls.clone())
-                .build();
-            aws_sdk_s3::Client::from_conf(conf)
-        })
+    /// The evidence bucket's configuration: home's region, credentials,
+    /// endpoint and HTTP client, whichever scope these clients act in.
+    pub(crate) fn s3_config(&self) -> &aws_config::SdkConfig {
+        &self.s3
     }
 }
 
