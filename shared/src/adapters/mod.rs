@@ -262,7 +262,7 @@ impl Clients {
 /// configuration with the roots parsed once, one connection pool) where each
 /// client would otherwise build its own. Its connector, and with it the TLS
 /// roots, is built when the first SDK client is.
-fn shared_https_client() -> aws_sdk_ecs::config::SharedHttpClient {
+pub(crate) fn shared_https_client() -> aws_sdk_ecs::config::SharedHttpClient {
     use aws_smithy_http_client::{ConnectorBuilder, proxy::ProxyConfig, tls};
     aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
         let mut builder =

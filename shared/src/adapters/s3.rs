@@ -129,11 +129,9 @@ async fn put(
     let operation = Operation::builder()
         .service_name("S3")
         .operation_name("PutObject")
-        .http_client(
-            config.http_client().ok_or_else(|| {
-                AwsError::answer("s3", "PutObject", &resource, "no HTTP client in the SDK configuration")
-            })?,
-        )
+        // The function's one HTTP client; a configuration built elsewhere
+        // (a test's) without one gets the same kind.
+        .http_client(config.http_client().unwrap_or_else(super::shared_https_client))
         .endpoint_url(&place.endpoint)
         .standard_retry(&config.retry_config().cloned().unwrap_or_else(aws_smithy_types::retry::RetryConfig::standard))
         .timeout_config(
@@ -185,7 +183,7 @@ struct Place {
 impl Place {
     fn of(config: &aws_config::SdkConfig, bucket: &str, key: &str) -> Result<Self, &'static str> {
         let region = config.region().map(|r| r.as_ref().to_string()).ok_or("no region in the SDK configuration")?;
-        Ok(Self::at(config.endpoint_url(), &region, bucket, key))
+        Ok(Self::at(endpoint_of(config).as_deref(), &region, bucket, key))
     }
 
     /// (pure)
@@ -211,6 +209,21 @@ impl Place {
     fn url(&self) -> String {
         format!("{}{}", self.endpoint, self.path)
     }
+}
+
+/// A custom S3 endpoint, as aws-sdk-s3 finds one: `AWS_ENDPOINT_URL_S3`
+/// (or the profile's `s3` `endpoint_url`), else `AWS_ENDPOINT_URL`.
+fn endpoint_of(config: &aws_config::SdkConfig) -> Option<String> {
+    let service_specific = config.service_config().and_then(|c| {
+        let key = aws_types::service_config::ServiceConfigKey::builder()
+            .service_id("S3")
+            .env("AWS_ENDPOINT_URL")
+            .profile("endpoint_url")
+            .build()
+            .ok()?;
+        c.load_config(key)
+    });
+    service_specific.or_else(|| config.endpoint_url().map(str::to_string))
 }
 
 /// A PutObject as the orchestrator serializes it.
