@@ -307,6 +307,26 @@ fn s3_settings() -> SigningSettings {
     settings
 }
 
+/// SigV4 for S3 in `region` at `at`, with `settings`: what to add to the request.
+fn sign_s3(
+    signable: SignableRequest<'_>,
+    credentials: &Credentials,
+    region: &str,
+    at: SystemTime,
+    settings: SigningSettings,
+) -> Result<aws_sigv4::http_request::SigningInstructions, aws_smithy_runtime_api::box_error::BoxError> {
+    let identity = credentials.clone().into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name("s3")
+        .time(at)
+        .settings(settings)
+        .build()?
+        .into();
+    Ok(sign(signable, &params)?.into_parts().0)
+}
+
 /// Sign `request` in its headers (`Authorization`, `x-amz-date`,
 /// `x-amz-content-sha256`, the session token).
 fn sign_headers(
@@ -318,25 +338,15 @@ fn sign_headers(
     let body = request.body().bytes().ok_or("an S3 request body must be in memory to be signed")?.to_vec();
     let headers: Vec<(String, String)> =
         request.headers().iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let identity = credentials.clone().into();
     let mut settings = s3_settings();
     settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("s3")
-        .time(at)
-        .settings(settings)
-        .build()?
-        .into();
     let signable = SignableRequest::new(
         request.method(),
         request.uri().to_string(),
         headers.iter().map(|(k, v)| (k.as_str(), v.as_str())),
         SignableBody::Bytes(&body),
     )?;
-    let (instructions, _) = sign(signable, &params)?.into_parts();
-    let (signed, _) = instructions.into_parts();
+    let (signed, _) = sign_s3(signable, credentials, region, at, settings)?.into_parts();
     for h in signed {
         request.headers_mut().insert(h.name(), h.value().to_string());
     }
@@ -351,21 +361,12 @@ fn presign_url(
     at: SystemTime,
     lifetime: Duration,
 ) -> Result<String, aws_smithy_runtime_api::box_error::BoxError> {
-    let identity = credentials.clone().into();
     let mut settings = s3_settings();
     settings.signature_location = SignatureLocation::QueryParams;
     settings.expires_in = Some(lifetime);
     settings.payload_checksum_kind = PayloadChecksumKind::NoHeader;
-    let params = aws_sigv4::sign::v4::SigningParams::builder()
-        .identity(&identity)
-        .region(region)
-        .name("s3")
-        .time(at)
-        .settings(settings)
-        .build()?
-        .into();
     let signable = SignableRequest::new("GET", url, std::iter::empty(), SignableBody::UnsignedPayload)?;
-    let (instructions, _) = sign(signable, &params)?.into_parts();
+    let instructions = sign_s3(signable, credentials, region, at, settings)?;
     let mut request = http::Request::builder().method("GET").uri(url).body(())?;
     instructions.apply_to_request_http1x(&mut request);
     Ok(request.uri().to_string())
