@@ -132,9 +132,7 @@ pub struct PriorReads<'a> {
 
 impl<'a> PriorReads<'a> {
     fn service_at(&self, now: i64) -> Option<&'a ServiceSnapshot> {
-        self.service
-            .filter(|(_, at)| (*at..=*at + crate::adapters::state::facts::FACTS_MAX_AGE_SECONDS).contains(&now))
-            .map(|(s, _)| s)
+        self.service.filter(|(_, at)| crate::adapters::state::facts::fresh(*at, now)).map(|(s, _)| s)
     }
     fn facts_at(&self, now: i64) -> Option<&'a ServiceFacts> {
         self.facts.filter(|f| f.fresh_at(now))
@@ -169,7 +167,7 @@ impl<'a> ActionRequest<'a> {
             within_rollback_window: false,
             avoid_revisions: &[],
             hook: None,
-            prior: PriorReads { service: None, facts: None },
+            prior: PriorReads::default(),
         }
     }
 }
@@ -309,18 +307,6 @@ impl Planned {
             Self::ForceDeploy { task_definition } => (task_definition.clone(), task_definition.clone()),
             Self::ScaleToZero { from } => (Some(from.to_string()), Some("0".into())),
             Self::Hook { hook_id, action, .. } => (Some(hook_id.clone()), Some(action.as_str().into())),
-        }
-    }
-}
-
-/// One failed read that two records rested on: each is unreadable for the same reason.
-fn unreadable_twice(e: AutopilotError) -> (AutopilotError, AutopilotError) {
-    match e {
-        AutopilotError::State(a) => (AutopilotError::State(a.clone()), AutopilotError::State(a)),
-        AutopilotError::Aws(a) => (AutopilotError::Aws(a.clone()), AutopilotError::Aws(a)),
-        other => {
-            let why = other.to_string();
-            (other, AutopilotError::Config(why))
         }
     }
 }
@@ -563,15 +549,17 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
             // caller's fresh read, else one read of both.
             let since = t - 24 * 3600;
             let rollback = kind == ActionKind::Rollback;
-            match prior_facts {
+            let read;
+            let facts = match prior_facts {
+                Some(f) => Some(f),
+                None if rollback => {
+                    read = app.state.service_facts(req.cluster, req.service).await;
+                    Some(&read)
+                }
+                None => None,
+            };
+            match facts {
                 Some(f) => (f.ledger_since(since), rollback.then(|| f.known_good())),
-                None if rollback => match app.state.service_facts(req.cluster, req.service).await {
-                    Ok(f) => (f.ledger_since(since), Some(f.known_good())),
-                    Err(e) => {
-                        let (a, b) = unreadable_twice(e);
-                        (Err(a), Some(Err(b)))
-                    }
-                },
                 None => (app.state.actions().ledger_since(req.cluster, req.service, since).await, None),
             }
         },

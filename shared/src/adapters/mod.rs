@@ -88,9 +88,6 @@ pub struct Clients {
     /// Where these clients read and act: home, or a member account and
     /// region of the fleet ([`fleet::member_clients`]).
     scope: crate::fleet::Scope,
-    /// A member's clients: home's credentials, which the central bucket's
-    /// presigned links are signed with.
-    central_credentials: Option<aws_credential_types::provider::SharedCredentialsProvider>,
     ecs: Lazy<aws_sdk_ecs::Client>,
     sns: Lazy<aws_sdk_sns::Client>,
     /// The evidence bucket's configuration (region, credentials, endpoint,
@@ -168,7 +165,6 @@ impl Clients {
             config: config.clone(),
             calls,
             scope: crate::fleet::Scope::Home,
-            central_credentials: None,
             ecs: Lazy::default(),
             sns: Lazy::default(),
             s3: config.clone(),
@@ -212,10 +208,10 @@ impl Clients {
         codedeploy, set_codedeploy: aws_sdk_codedeploy;
     }
 
-    /// The credentials of the S3 client, for what a presigned URL's lifetime
-    /// rests on (their expiry; `adapters::s3::presigned_get`): home's.
+    /// The credentials S3 is called and its links are signed with (what a
+    /// presigned URL's lifetime rests on): home's, a member's clients too.
     pub fn credentials(&self) -> Option<aws_credential_types::provider::SharedCredentialsProvider> {
-        self.central_credentials.clone().or_else(|| self.config.credentials_provider())
+        self.s3.credentials_provider()
     }
 
     /// Where these clients read and act.
@@ -237,7 +233,6 @@ impl Clients {
         let mut member = Self::new(config);
         member.calls = self.calls.clone();
         member.scope = crate::fleet::Scope::Member(place.clone());
-        member.central_credentials = self.credentials();
         // Built now from home's configuration: the cells are shared, and a
         // member's first use must not build them with its own region.
         let _ = self.sns();

@@ -144,12 +144,13 @@ async fn put(
         .no_auth()
         .serializer(|r: PutRequest| r.into_http())
         .deserializer(put_answer);
-    let operation = match (config.sleep_impl(), config.time_source()) {
-        (Some(sleep), Some(time)) => operation.sleep_impl(sleep).time_source(time),
-        (Some(sleep), None) => operation.sleep_impl(sleep),
-        (None, Some(time)) => operation.time_source(time),
-        (None, None) => operation,
-    };
+    let mut operation = operation;
+    if let Some(sleep) = config.sleep_impl() {
+        operation = operation.sleep_impl(sleep);
+    }
+    if let Some(time) = config.time_source() {
+        operation = operation.time_source(time);
+    }
     match operation.build().invoke(request).await {
         Ok(()) => Ok(true),
         Err(e) => {

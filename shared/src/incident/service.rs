@@ -84,13 +84,10 @@ pub struct ServicePort<'a> {
     pipeline_lines: Vec<String>,
     ledger: Vec<LedgerEntry>,
     /// The service's known-good history, ledger and pipeline links, read
-    /// once for the diagnosis, the announcements and the engine's planning.
+    /// once for the diagnosis, the announcements and the engine's planning;
+    /// dropped when this invocation writes to them (an action, a message
+    /// marking entries announced), so the next use reads them again.
     facts: Option<ServiceFacts>,
-    /// `facts` is as the table was: nothing this invocation did since wrote
-    /// to the records it holds (an action, a message marking entries announced).
-    facts_current: bool,
-    /// Why the last read of `facts` failed.
-    facts_error: Option<AutopilotError>,
     /// When the diagnosis described the service (`gathered.service`).
     gathered_at: i64,
     /// `ledger` was read in this invocation and no action since can have
@@ -127,8 +124,6 @@ impl<'a> ServicePort<'a> {
             pipeline_lines: Vec::new(),
             ledger: Vec::new(),
             facts: None,
-            facts_current: false,
-            facts_error: None,
             gathered_at: 0,
             ledger_read: false,
             ledger_behind: false,
@@ -353,8 +348,21 @@ fn evidence_budget() -> std::time::Duration {
     std::time::Duration::from_millis(ms.clamp(1_000, WITHOUT_DEADLINE_MS) as u64)
 }
 
-/// The facts' error before any read (never seen: every use reads first).
-static NOT_READ: AutopilotError = AutopilotError::Config(String::new());
+/// The service's facts as the table holds them now: the ones this
+/// invocation read while nothing since wrote to them (`slot`), else one
+/// read (again after a read that failed).
+async fn current_facts<'f>(
+    app: &App,
+    cluster: &str,
+    service: &str,
+    slot: &'f mut Option<ServiceFacts>,
+) -> &'f ServiceFacts {
+    let facts = match slot.take() {
+        Some(f) if !f.failed() => f,
+        _ => app.state.service_facts(cluster, service).await,
+    };
+    slot.insert(facts)
+}
 
 /// How far back a pipeline deployment is named on a service's incident.
 const DEPLOY_LINK_WINDOW_SECONDS: i64 = 24 * 3600;
@@ -362,9 +370,9 @@ const DEPLOY_LINK_WINDOW_SECONDS: i64 = 24 * 3600;
 /// The pipeline execution and commit that last deployed the service (within
 /// a day), and its pipeline incident if one is open: the first thing a
 /// person asks of a fresh failure. A read that fails is said, not fatal.
-async fn pipeline_findings(app: &App, facts: Result<&ServiceFacts, &AutopilotError>, t: i64) -> Vec<String> {
-    let links = match facts {
-        Ok(f) => &f.pipeline_deploys,
+async fn pipeline_findings(app: &App, facts: &ServiceFacts, t: i64) -> Vec<String> {
+    let links = match facts.pipeline_deploys() {
+        Ok(l) => l,
         Err(e) => return vec![format!("pipeline deployments not read: {e}")],
     };
     let Some(link) = crate::pipeline::latest_link(links, t, DEPLOY_LINK_WINDOW_SECONDS) else {
@@ -386,22 +394,9 @@ async fn pipeline_findings(app: &App, facts: Result<&ServiceFacts, &AutopilotErr
 /// automatic action left unannounced by the previous incident is carried
 /// into this one); an action left `executing` by an invocation that died is
 /// settled first (verified against the service under the lock).
-async fn ledger_of(
-    app: &App,
-    rec: &Record,
-    cluster: &str,
-    service: &str,
-    facts: Result<&ServiceFacts, &AutopilotError>,
-) -> Vec<LedgerEntry> {
+async fn ledger_of(app: &App, rec: &Record, cluster: &str, service: &str, facts: &ServiceFacts) -> Vec<LedgerEntry> {
     let since = rec.opened_at - ServicePort::window(app);
-    let read = match facts {
-        Ok(f) => f.ledger_since(since),
-        Err(e) => Err(AutopilotError::State(match e {
-            AutopilotError::State(e) | AutopilotError::Aws(e) => e.clone(),
-            other => crate::error::AwsError::answer("dynamodb", "Query (service facts)", service, other.to_string()),
-        })),
-    };
-    match read {
+    match facts.ledger_since(since) {
         Ok(l) if l.iter().any(|e| e.status == LedgerStatus::Executing) => {
             match engine::settle_unfinished(&app.engine(), cluster, service).await {
                 Ok(true) => app.state.actions().ledger_since(cluster, service, since).await.unwrap_or(l),
@@ -460,11 +455,11 @@ impl Port for ServicePort<'_> {
         };
         let prior = PriorReads {
             service: self.gathered.as_ref().and_then(|g| g.service.as_ref()).map(|s| (s, self.gathered_at)),
-            facts: self.facts.as_ref().filter(|_| self.facts_current),
+            facts: self.facts.as_ref(),
         };
         let result = engine::run(&app.engine(), &ActionRequest { prior, ..request }).await;
         // The engine wrote to the ledger (every decision is recorded).
-        self.facts_current = false;
+        self.facts = None;
         if cue == ActionCue::Signal
             && let Some((deployment, at)) = self.signal.as_ref().and_then(|s| s.failed_deployment)
         {
@@ -583,8 +578,8 @@ impl Port for ServicePort<'_> {
         self.cause = Some(cause);
         self.reasons = reasons;
         if full {
-            self.read_facts(app).await;
-            self.pipeline_lines = pipeline_findings(app, self.facts_read(), t).await;
+            let facts = current_facts(app, &self.cluster, &self.service, &mut self.facts).await;
+            self.pipeline_lines = pipeline_findings(app, facts, t).await;
             self.evidence =
                 Some(self.store_evidence(app, rec, &gathered, severity.min(rec.severity), cause, counted).await);
         }
@@ -599,8 +594,8 @@ impl Port for ServicePort<'_> {
 
     async fn learnt(&mut self, app: &App, rec: &Record, news: bool) -> Learnt {
         if !self.ledger_read {
-            self.read_facts(app).await;
-            self.ledger = ledger_of(app, rec, &self.cluster, &self.service, self.facts_read()).await;
+            let facts = current_facts(app, &self.cluster, &self.service, &mut self.facts).await;
+            self.ledger = ledger_of(app, rec, &self.cluster, &self.service, facts).await;
             self.ledger_read = true;
             self.ledger_behind = false;
         }
@@ -647,40 +642,11 @@ impl Port for ServicePort<'_> {
     async fn published(&mut self, app: &App, _rec: &Record, publish: &Publish) {
         app.state.actions().mark_ledger_announced(&self.cluster, &self.service, &publish.announce, now()).await;
         self.ledger_read = false;
-        self.facts_current = false;
+        self.facts = None;
     }
 }
 
 impl ServicePort<'_> {
-    /// The service's facts as the table holds them now: the ones read in
-    /// this invocation while nothing since wrote to them, else one read.
-    async fn read_facts(&mut self, app: &App) {
-        if self.facts_current && self.facts.is_some() {
-            return;
-        }
-        match app.state.service_facts(&self.cluster, &self.service).await {
-            Ok(f) => {
-                self.facts = Some(f);
-                self.facts_current = true;
-                self.facts_error = None;
-            }
-            Err(e) => {
-                self.facts = None;
-                self.facts_current = false;
-                self.facts_error = Some(e);
-            }
-        }
-    }
-
-    /// The last read of the facts, or why it failed.
-    fn facts_read(&self) -> Result<&ServiceFacts, &AutopilotError> {
-        match (&self.facts, &self.facts_error) {
-            (Some(f), _) => Ok(f),
-            (None, Some(e)) => Err(e),
-            (None, None) => Err(&NOT_READ),
-        }
-    }
-
     /// The actions to show: this invocation's, then the ledger entries the
     /// message announces that are not among them.
     fn shown_actions(&self, publish: &Publish) -> Vec<ActionRecord> {
@@ -804,8 +770,8 @@ impl ServicePort<'_> {
         let t = now();
         let redactor = crate::telemetry::redactor();
         if self.ledger.is_empty() || self.ledger_behind {
-            self.read_facts(app).await;
-            self.ledger = ledger_of(app, rec, &self.cluster, &self.service, self.facts_read()).await;
+            let facts = current_facts(app, &self.cluster, &self.service, &mut self.facts).await;
+            self.ledger = ledger_of(app, rec, &self.cluster, &self.service, facts).await;
             self.ledger_behind = false;
         }
         // Actions no message announced yet are announced by the resolution.

@@ -12,6 +12,7 @@ use super::actions::ledger_entry;
 use super::deployments::{KNOWN_GOOD_PREFIX, known_good};
 use super::pipelines::link_from;
 use super::{Item, StateStore, get_s, keys, s};
+use crate::adapters::aws_error;
 use crate::error::{AutopilotError, AwsError};
 use crate::pipeline::DeployLink;
 use crate::snapshot::{KnownGood, LedgerEntry};
@@ -19,22 +20,41 @@ use crate::snapshot::{KnownGood, LedgerEntry};
 /// How long a read serves the engine's planning in the invocation that made it.
 pub const FACTS_MAX_AGE_SECONDS: i64 = 10;
 
+/// Whether what was read at `read_at` may still stand in for a fresh read at `now`.
+pub fn fresh(read_at: i64, now: i64) -> bool {
+    (read_at..=read_at + FACTS_MAX_AGE_SECONDS).contains(&now)
+}
+
 /// A service's known-good history, ledger and pipeline links as one Query
 /// read them at `read_at`. A damaged known-good or ledger item makes that
 /// record unreadable (a safety record is never guessed); the others stand.
+/// A Query that failed makes all three unreadable.
 #[derive(Debug, Clone)]
 pub struct ServiceFacts {
     pub read_at: i64,
     known_good: Result<Vec<KnownGood>, AwsError>,
     /// Every ledger entry the table still holds, oldest first.
     ledger: Result<Vec<LedgerEntry>, AwsError>,
-    pub pipeline_deploys: Vec<DeployLink>,
+    pipeline_deploys: Result<Vec<DeployLink>, AwsError>,
+    /// The Query itself failed: nothing stands in for a read.
+    failed: bool,
 }
 
 impl ServiceFacts {
-    /// Whether the read may still stand in for a fresh one at `now`.
+    /// Whether the read may still stand in for a fresh one at `now` (a
+    /// failed read never does).
     pub fn fresh_at(&self, now: i64) -> bool {
-        (self.read_at..=self.read_at + FACTS_MAX_AGE_SECONDS).contains(&now)
+        !self.failed && fresh(self.read_at, now)
+    }
+
+    /// The Query failed: every record is unreadable, and reading again may help.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// The pipeline deployment links, as `PipelineStore::pipeline_deploys` returns them.
+    pub fn pipeline_deploys(&self) -> Result<&[DeployLink], AutopilotError> {
+        self.pipeline_deploys.as_deref().map_err(|e| AutopilotError::State(e.clone()))
     }
 
     /// The ledger entries at or after `since`, as `ActionStore::ledger_since` returns them.
@@ -56,8 +76,13 @@ impl ServiceFacts {
         let unreadable = |what: &str, sk: Option<String>| {
             AwsError::answer("dynamodb", OP, table, format!("unreadable {what} record {sk:?}"))
         };
-        let mut facts =
-            Self { read_at, known_good: Ok(Vec::new()), ledger: Ok(Vec::new()), pipeline_deploys: Vec::new() };
+        let mut facts = Self {
+            read_at,
+            known_good: Ok(Vec::new()),
+            ledger: Ok(Vec::new()),
+            pipeline_deploys: Ok(Vec::new()),
+            failed: false,
+        };
         for item in items {
             let sk = get_s(item, "sk").unwrap_or_default();
             if sk.starts_with(keys::LEDGER) {
@@ -78,18 +103,31 @@ impl ServiceFacts {
                         None => facts.known_good = Err(unreadable("known-good", Some(sk))),
                     }
                 }
-            } else if sk.starts_with(keys::PIPELINE_DEPLOY) {
-                facts.pipeline_deploys.extend(link_from(item));
+            } else if sk.starts_with(keys::PIPELINE_DEPLOY)
+                && let Ok(links) = &mut facts.pipeline_deploys
+            {
+                links.extend(link_from(item));
             }
         }
         facts
+    }
+
+    /// Nothing read: every record unreadable for `why`.
+    fn unread(read_at: i64, why: AwsError) -> Self {
+        Self {
+            read_at,
+            known_good: Err(why.clone()),
+            ledger: Err(why.clone()),
+            pipeline_deploys: Err(why),
+            failed: true,
+        }
     }
 }
 
 impl StateStore {
     /// The service's known-good history, ledger and pipeline links: one
     /// consistent Query over their adjacent sort keys (more pages only past 1 MB).
-    pub async fn service_facts(&self, cluster: &str, service: &str) -> Result<ServiceFacts, AutopilotError> {
+    pub async fn service_facts(&self, cluster: &str, service: &str) -> ServiceFacts {
         let read_at = crate::time::now();
         let mut items: Vec<Item> = Vec::new();
         let mut start: Option<Item> = None;
@@ -105,12 +143,20 @@ impl StateStore {
                 .consistent_read(true)
                 .set_exclusive_start_key(start.take())
                 .send()
-                .await
-                .map_err(|e| self.err("Query (service facts)", e))?;
+                .await;
+            let resp = match resp {
+                Ok(r) => r,
+                Err(e) => {
+                    return ServiceFacts::unread(
+                        read_at,
+                        aws_error("dynamodb", "Query (service facts)", &self.table, &e),
+                    );
+                }
+            };
             items.extend(resp.items().iter().cloned());
             match resp.last_evaluated_key() {
                 Some(k) if !k.is_empty() => start = Some(k.clone()),
-                _ => return Ok(ServiceFacts::from_items(read_at, &self.table, &items)),
+                _ => return ServiceFacts::from_items(read_at, &self.table, &items),
             }
         }
     }
@@ -155,7 +201,7 @@ mod tests {
         assert_eq!(facts.ledger_since(0).expect("ledger").len(), 2);
         assert_eq!(facts.ledger_since(150).expect("ledger").len(), 1, "entries before `since` are left out");
         assert_eq!(facts.ledger_since(200).expect("ledger").len(), 1, "`since` itself is included");
-        assert!(facts.pipeline_deploys.is_empty());
+        assert!(facts.pipeline_deploys().expect("links").is_empty());
     }
 
     #[test]
