@@ -908,16 +908,30 @@ fn redact_xml_name_value(s: &str) -> String {
 
 /// `<password>…</password>` (Maven `settings.xml`, Spring XML, SOAP): an
 /// element named secret loses its text. (regex-lite has no back-references:
-/// the closing tag is compared by hand.)
+/// the closing tag is compared by hand.) Names up to 64 characters and texts
+/// up to [`XML_TEXT_MAX`] are read; the bounds are checked by hand too: a
+/// counted repetition compiles to one NFA state per count, and
+/// `[^<]{1,4096}` cost each function 1.6 MB of heap (the NFA and the
+/// PikeVM's per-state capture slots) on its first redaction.
 static XML_ELEMENT: LazyLock<Regex> =
-    LazyLock::new(|| re(r"<([A-Za-z_][A-Za-z0-9_.:\-]{0,64})>([^<]{1,4096})</([A-Za-z_][A-Za-z0-9_.:\-]{0,64})>"));
+    LazyLock::new(|| re(r"<([A-Za-z_][A-Za-z0-9_.:\-]*)>([^<]+)</([A-Za-z_][A-Za-z0-9_.:\-]*)>"));
+const XML_NAME_MAX: usize = 65;
+const XML_TEXT_MAX: usize = 4096;
 
 fn redact_xml_elements(s: &str) -> String {
     XML_ELEMENT
         .replace_all(s, |c: &Captures<'_>| {
             let (open, text, close) = (&c[1], &c[2], &c[3]);
             let name = open.rsplit(':').next().unwrap_or(open);
-            if open == close && text.trim() != REDACTED && is_secret_entry(name, text.trim()) {
+            // Outside the bounds nothing else can match there either (the
+            // text holds no `<`): the element stays as it is.
+            let bounded = |x: &str, max: usize| x.chars().count() <= max;
+            if open == close
+                && bounded(open, XML_NAME_MAX)
+                && bounded(text, XML_TEXT_MAX)
+                && text.trim() != REDACTED
+                && is_secret_entry(name, text.trim())
+            {
                 format!("<{open}>{REDACTED}</{close}>")
             } else {
                 c[0].to_string()
@@ -1555,6 +1569,31 @@ mod tests {
 
     fn r() -> Redactor {
         Redactor::new()
+    }
+
+    // ---- XML elements: the bounds the expression no longer counts
+
+    #[test]
+    fn an_xml_element_named_secret_should_lose_its_text_within_the_bounds_only() {
+        let word = "6KGS9G0vobmPsBje";
+        let at_bound = format!("{word}{}", "x".repeat(XML_TEXT_MAX - word.len()));
+        let out = redact_xml_elements(&format!("<a><password>{at_bound}</password></a>"));
+        assert_eq!(out, format!("<a><password>{REDACTED}</password></a>"));
+        // Past the text bound, as past the name bound, the element stays as read.
+        let past = format!("<password>{at_bound}y</password>");
+        assert_eq!(redact_xml_elements(&past), past);
+        let long = format!("ns{}:password", "n".repeat(XML_NAME_MAX - 11));
+        assert_eq!(long.chars().count(), XML_NAME_MAX);
+        assert_eq!(redact_xml_elements(&format!("<{long}>{word}</{long}>")), format!("<{long}>{REDACTED}</{long}>"));
+        let longer = format!("n{long}");
+        let kept = format!("<{longer}>{word}</{longer}>");
+        assert_eq!(redact_xml_elements(&kept), kept);
+        // Different closing tag, or a text already redacted: unchanged.
+        let mismatched = format!("<password>{word}</passwd>");
+        assert_eq!(redact_xml_elements(&mismatched), mismatched);
+        // Bounds count characters, not bytes.
+        let wide = format!("{word}{}", "é".repeat(XML_TEXT_MAX - word.len()));
+        assert_eq!(redact_xml_elements(&format!("<password>{wide}</password>")), format!("<password>{REDACTED}</password>"));
     }
 
     // ---- is_secret_name

@@ -269,6 +269,17 @@ impl LambdaProcess {
     }
 
     /// Peak resident memory so far (VmHWM), in KiB, on Linux.
+    /// `/proc/<pid>/status`'s resident set, by kind (anonymous, file, shared), for the bench.
+    pub fn rss_parts(&self) -> Option<String> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let parts: Vec<String> = status
+            .lines()
+            .filter(|l| ["VmHWM:", "RssAnon:", "RssFile:", "RssShmem:"].iter().any(|k| l.starts_with(k)))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect();
+        Some(parts.join(", "))
+    }
+
     pub fn peak_rss_kib(&self) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         status

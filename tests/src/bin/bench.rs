@@ -116,6 +116,10 @@ async fn main() {
                 let sample = FUNCTIONS.iter().find(|(n, _)| *n == s.name).map_or("ecs/task-running.json", |(_, f)| f);
                 let _ = tokio::task::block_in_place(|| p.invoke(&fixture(sample)));
                 s.rss = p.peak_rss_kib().unwrap_or(0) as f64 / 1024.0;
+                if std::env::var_os("BENCH_VERBOSE").is_some() {
+                    // What the peak is made of: the binary's pages and the heap.
+                    eprintln!("RSS {}: {}", s.label, p.rss_parts().unwrap_or_default());
+                }
             }
         }
     }
