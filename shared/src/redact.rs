@@ -1593,7 +1593,10 @@ mod tests {
         assert_eq!(redact_xml_elements(&mismatched), mismatched);
         // Bounds count characters, not bytes.
         let wide = format!("{word}{}", "é".repeat(XML_TEXT_MAX - word.len()));
-        assert_eq!(redact_xml_elements(&format!("<password>{wide}</password>")), format!("<password>{REDACTED}</password>"));
+        assert_eq!(
+            redact_xml_elements(&format!("<password>{wide}</password>")),
+            format!("<password>{REDACTED}</password>")
+        );
     }
 
     // ---- is_secret_name
