@@ -9,7 +9,8 @@ cd "$ROOT"
 declare -A VARIANTS=(
   [current]=""
   [opt3-nolto]="--config profile.release.opt-level=3 --config profile.release.lto=false --config profile.release.codegen-units=16 --config profile.release.strip=false"
-  [optz-abort]="--config profile.release.opt-level=\"z\" --config profile.release.panic=\"abort\""
+  [optz-unwind]="--config profile.release.panic=\"unwind\""
+  [opts-abort]="--config profile.release.opt-level=\"s\""
 )
 cargo build --quiet -p autopilot-tests --bin bench
 start_moto

@@ -410,6 +410,13 @@ pub const CALLS: &[Call] = &[
     ),
     call(
         "state::incidents",
+        "transact_write_items",
+        &["dynamodb:PutItem", "dynamodb:UpdateItem"],
+        &[ECS_EVENTS, ALARM_RESPONDER],
+        "the state table (an incident's last write and its event's claim, together)",
+    ),
+    call(
+        "state::incidents",
         "query",
         &["dynamodb:Query"],
         &[ECS_EVENTS, ALARM_RESPONDER, PIPELINE_EVENTS, SCHEDULED_REPORTS, DEPLOYMENT_HOOK],

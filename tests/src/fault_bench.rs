@@ -98,7 +98,8 @@ pub struct Step {
     pub op: String,
     pub k: u32,
     pub index: usize,
-    /// A write of the incident record (`PutItem` of `incident#open`): after
+    /// A write of the incident record (`PutItem` of `incident#open`, or the
+    /// `TransactWriteItems` that writes it with the event's claim): after
     /// the opening alert, the write that records it delivered.
     pub records_incident: bool,
 }
@@ -114,7 +115,8 @@ pub fn steps(calls: &[Call]) -> Vec<Step> {
         .map(|(index, c)| {
             let k = seen.entry(c.op.clone()).or_default();
             *k += 1;
-            let records_incident = c.op == "dynamodb:PutItem" && c.mentions(INCIDENT_RECORD);
+            let records_incident = matches!(c.op.as_str(), "dynamodb:PutItem" | "dynamodb:TransactWriteItems")
+                && c.mentions(INCIDENT_RECORD);
             Step { op: c.op.clone(), k: *k, index, records_incident }
         })
         .collect()

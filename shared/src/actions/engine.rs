@@ -51,7 +51,7 @@ use serde_json::json;
 use super::rollback_plan::{
     Mechanism, RollbackDecision, RollbackInput, TriggerSubject, deployment_revision, plan_rollback, td_key,
 };
-use super::rollback_plan::{ServiceDeployments, shifts_traffic};
+use super::rollback_plan::{ServiceDeployments, family_can_matter, shifts_traffic};
 use super::scale_plan::{ScaleBounds, ScaleDecision, plan_scale};
 use super::{
     ActionKind, Hold, LedgerEntry, LedgerStatus, Mode, Origin, SafetyReads, SafetyRefusal, check_budget, check_safety,
@@ -527,8 +527,23 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
     let automatic = req.origin.is_automatic();
     let limits = &app.config.settings.limits;
 
-    // Reads the decision needs, concurrently.
+    // Reads the decision needs, concurrently. The family's revisions only
+    // where they can change it (with the caller's known-good history at hand,
+    // a first revision with nothing to return to has no target to check).
     let family = service.task_definition.as_deref().and_then(td_key).map(|(f, _)| f);
+    let family_matters = match prior_facts.map(|f| f.known_good()) {
+        Some(Ok(known_good)) => family_can_matter(
+            &service,
+            &known_good,
+            req.task_definition,
+            &TriggerSubject {
+                failed_deployment: req.trigger_deployment,
+                failing_revision: req.failing_revision,
+                ..Default::default()
+            },
+        ),
+        _ => true,
+    };
     let (hold, (ledger, known_good), revisions, in_progress, autoscaling_max) = tokio::join!(
         async {
             // A person's action is not held; an enforced one reads the hold
@@ -565,7 +580,7 @@ async fn decide(app: &Engine<'_>, req: &ActionRequest<'_>, t: i64, held: &mut He
         },
         async {
             match (&family, kind) {
-                (Some(f), ActionKind::Rollback) => Some(ecs::active_revisions(app.clients, f).await),
+                (Some(f), ActionKind::Rollback) if family_matters => Some(ecs::active_revisions(app.clients, f).await),
                 _ => None,
             }
         },

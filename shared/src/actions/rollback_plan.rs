@@ -386,6 +386,41 @@ fn stale_trigger(input: &RollbackInput<'_>) -> Option<String> {
     None
 }
 
+/// What the service runs now: its task definition, else its PRIMARY deployment's.
+fn runs_now(service: &ServiceSnapshot) -> Option<String> {
+    service.task_definition.clone().or_else(|| primary(service).map(|d| d.task_definition.clone()))
+}
+
+/// The failing revision: the one the trigger names; only without one (a
+/// person's request) what the service runs now.
+fn failing_revision(service: &ServiceSnapshot, trigger: &TriggerSubject<'_>) -> Option<String> {
+    trigger
+        .failed_deployment
+        .and_then(|id| deployment_revision(service, id))
+        .or(trigger.failing_revision)
+        .map(str::to_string)
+        .or_else(|| runs_now(service))
+}
+
+/// Whether the family's ACTIVE revisions (ListTaskDefinitions) can change
+/// a rollback's decision (pure). Not when nothing could be a target: no
+/// person's target, no known-good history, no other deployment listed, and
+/// the failing revision the first of its family (no earlier one to return
+/// to). [`plan_rollback`] then refuses alike with or without them, and
+/// they need not be read.
+pub fn family_can_matter(
+    service: &ServiceSnapshot,
+    known_good: &[KnownGood],
+    explicit_target: Option<&str>,
+    trigger: &TriggerSubject<'_>,
+) -> bool {
+    let Some(failing) = failing_revision(service, trigger) else { return false };
+    explicit_target.is_some()
+        || !known_good.is_empty()
+        || service.deployments.iter().any(|d| !same_td(&d.task_definition, &failing))
+        || td_key(&failing).is_none_or(|(_, revision)| revision > 1)
+}
+
 /// The deployment of a service that lists no other revision: every listed
 /// deployment is of `failing`, so neither we nor ECS's circuit breaker has
 /// a revision to return to.
@@ -522,17 +557,8 @@ pub fn plan_rollback(input: &RollbackInput<'_>) -> RollbackDecision {
     if let Some(why) = stale_trigger(input) {
         return RollbackDecision::Stale(why);
     }
-    // The failing revision is the one the trigger names; only without one
-    // (a person's request) what the service runs now.
-    let runs_now =
-        input.service.task_definition.clone().or_else(|| primary(&input.service).map(|d| d.task_definition.clone()));
-    let named = input
-        .trigger
-        .failed_deployment
-        .and_then(|id| deployment_revision(&input.service, id))
-        .or(input.trigger.failing_revision)
-        .map(str::to_string);
-    let Some(failing) = named.or_else(|| runs_now.clone()) else {
+    let runs_now = runs_now(&input.service);
+    let Some(failing) = failing_revision(&input.service, &input.trigger) else {
         return RollbackDecision::Refuse("the service's current task definition is unknown".into());
     };
     if let Some(last_to) = input.last_rollback_target
@@ -797,6 +823,73 @@ mod tests {
         match d {
             RollbackDecision::Plan(p) => (p.to, p.source, p.verified),
             other => panic!("expected a plan, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_family_is_read_only_when_a_target_could_come_from_it_or_be_checked_against_it() {
+        let first = || service(1, vec![dep("d1", "PRIMARY", 1, "IN_PROGRESS", "1")]);
+        let kg = [completed(7, 100)];
+        let other_family = format!("{A}-v2:1");
+        let trigger = TriggerSubject::default();
+        let failing_first = TriggerSubject { failing_revision: Some(&other_family), ..Default::default() };
+        // (service, known-good, a person's target, trigger) -> may the list change the decision?
+        type Case<'c> = (&'c str, ServiceSnapshot, &'c [KnownGood], Option<&'c str>, &'c TriggerSubject<'c>, bool);
+        let cases: Vec<Case<'_>> = vec![
+            ("first revision, nothing else", first(), &[], None, &trigger, false),
+            ("a known-good revision to check", first(), &kg, None, &trigger, true),
+            ("a person's target to check", first(), &[], Some("x:3"), &trigger, true),
+            (
+                "another deployment listed",
+                service(1, vec![dep("d1", "PRIMARY", 1, "IN_PROGRESS", "2"), dep("d0", "ACTIVE", 9, "COMPLETED", "1")]),
+                &[],
+                None,
+                &trigger,
+                true,
+            ),
+            (
+                "an earlier revision may exist",
+                service(2, vec![dep("d2", "PRIMARY", 2, "IN_PROGRESS", "1")]),
+                &[],
+                None,
+                &trigger,
+                true,
+            ),
+            (
+                "the trigger's revision is the first of a new family",
+                ServiceSnapshot { task_definition: Some(other_family.clone()), ..Default::default() },
+                &[],
+                None,
+                &failing_first,
+                false,
+            ),
+            (
+                "an unparseable revision",
+                ServiceSnapshot { task_definition: Some("odd".into()), ..Default::default() },
+                &[],
+                None,
+                &trigger,
+                true,
+            ),
+            ("no revision known at all", ServiceSnapshot::default(), &[], None, &trigger, false),
+        ];
+        for (what, svc, known_good, explicit, trig, expected) in cases {
+            assert_eq!(family_can_matter(&svc, known_good, explicit, trig), expected, "{what}");
+            if !expected {
+                // The decision does not depend on the list: the same with or without it.
+                let listed = revs(&[(1, true)]);
+                let input = |family_revisions| RollbackInput {
+                    service: svc.clone(),
+                    known_good,
+                    family_revisions,
+                    explicit_target: explicit,
+                    trigger: TriggerSubject { ..*trig },
+                    ..Default::default()
+                };
+                let (without, with) = (plan_rollback(&input(None)), plan_rollback(&input(Some(&listed))));
+                assert!(!matches!(without, RollbackDecision::Plan(_)), "{what}: {without:?}");
+                assert_eq!(format!("{without:?}"), format!("{with:?}"), "{what}");
+            }
         }
     }
 

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
-use super::{Flow, FlowFuture, once};
+use super::{Flow, FlowFuture, once, once_first_write};
 use crate::actions::ActionKind;
 use crate::actions::engine::ActionRequest;
 use crate::actions::rollback_plan::recent_deployment;
@@ -63,7 +63,13 @@ async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Valu
                     by: format!("alarm {} back to OK", alarm.name),
                 });
                 let dup = duplicate(&c, &s, a.cause);
-                once(app, id, dup, service::drive(app, Kind::Alarm, &c, &s, console_region(alarm), None, input)).await
+                once_first_write(
+                    app,
+                    id,
+                    dup,
+                    service::drive(app, Kind::Alarm, &c, &s, console_region(alarm), None, input),
+                )
+                .await
             }
             None => Ok(Outcome::new(Kind::Alarm, Severity::Info, a.cause, format!("alarm {} back to OK", alarm.name))),
         },
@@ -96,7 +102,9 @@ async fn handle(app: &App, id: &str, alarm: &AlarmChange, raw: &serde_json::Valu
                 };
                 once(app, id, dup, unmapped_alert(app, alarm, &a)).await
             }
-            Some((c, s)) => once(app, id, duplicate(&c, &s, a.cause), firing(app, alarm, &a, &c, &s, raw)).await,
+            Some((c, s)) => {
+                once_first_write(app, id, duplicate(&c, &s, a.cause), firing(app, alarm, &a, &c, &s, raw)).await
+            }
         },
     }
 }

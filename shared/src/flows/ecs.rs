@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::{Flow, FlowFuture, once};
+use super::{Flow, FlowFuture, once_driven, once_first_write};
 use crate::actions::ActionKind;
 use crate::actions::engine::ActionRequest;
 use crate::actions::rollback_plan::completed_revision;
@@ -230,7 +230,7 @@ async fn task_changed(app: &App, e: Envelope<TaskStateChange>, raw: &Value) -> R
     };
     let region = e.meta.region.as_deref();
     let work = service::drive(app, Kind::EcsTaskStopped, &cluster, service, region, Some(signal), input);
-    once(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), work).await
+    once_first_write(app, &e.meta.id, duplicate(Kind::EcsTaskStopped, &cluster, service, verdict.cause), work).await
 }
 
 async fn service_action(
@@ -253,7 +253,13 @@ async fn service_action(
             });
             let region = e.meta.region.as_deref();
             let work = service::drive(app, Kind::EcsServiceAction, cluster, service, region, None, input);
-            once(app, &e.meta.id, duplicate(Kind::EcsServiceAction, cluster, service, Cause::Expected), work).await
+            once_first_write(
+                app,
+                &e.meta.id,
+                duplicate(Kind::EcsServiceAction, cluster, service, Cause::Expected),
+                work,
+            )
+            .await
         }
         ServiceActionMeaning::Record => Ok(Outcome::new(
             Kind::EcsServiceAction,
@@ -295,7 +301,7 @@ async fn service_action(
             let signal = signal(Kind::EcsServiceAction, Signal::ServiceWarning, problem, explanation, raw);
             let region = e.meta.region.as_deref();
             let work = service::drive(app, Kind::EcsServiceAction, cluster, service, region, Some(signal), input);
-            once(
+            once_first_write(
                 app,
                 &e.meta.id,
                 duplicate(Kind::EcsServiceAction, cluster, service, cause.unwrap_or(Cause::Unknown)),
@@ -361,7 +367,7 @@ async fn deployment_changed(
                 }
                 Ok(o)
             };
-            once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Expected), work).await
+            once_driven(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Expected), work).await
         }
         "SERVICE_DEPLOYMENT_FAILED" => {
             let work = async {
@@ -397,7 +403,7 @@ async fn deployment_changed(
                 }
                 Ok(o)
             };
-            once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await
+            once_driven(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await
         }
         "SERVICE_DEPLOYMENT_IN_PROGRESS" if d.is_circuit_breaker_rollback() => {
             // ECS is already rolling back: we follow and report, never act on top of it.
@@ -427,8 +433,13 @@ async fn deployment_changed(
             };
             let region = e.meta.region.as_deref();
             let work = service::drive(app, Kind::EcsDeployment, cluster, service, region, Some(signal), input);
-            let mut o =
-                once(app, &e.meta.id, duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown), work).await?;
+            let mut o = once_first_write(
+                app,
+                &e.meta.id,
+                duplicate(Kind::EcsDeployment, cluster, service, Cause::Unknown),
+                work,
+            )
+            .await?;
             o.summary =
                 format!("{cluster}/{service}: ECS is rolling back deployment {}; {}", d.deployment_id, o.summary);
             Ok(o)

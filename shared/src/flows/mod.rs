@@ -15,8 +15,10 @@ pub mod runbook;
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Instant;
 
+use crate::adapters::state::claims::{ClaimInHand, Hand};
 use crate::adapters::state::{Claim, ClaimKey};
 use crate::context::{App, Function};
 use crate::error::AutopilotError;
@@ -229,22 +231,120 @@ where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
     D: FnOnce() -> Outcome,
 {
-    match claimed(app, ClaimKey::Event(event_id), None, None, body).await? {
-        Claimed::Ran(outcome) => Ok(*outcome),
-        Claimed::Before(_) => {
-            tracing::info!(event_id, decision = "duplicate-event", "event already processed; skipped");
-            let mut outcome = on_duplicate();
-            // Point the duplicate at the incident it belongs to, if one is open.
-            if let (Some(c), Some(s)) = (&outcome.cluster, &outcome.service)
-                && let Ok(Some(open)) =
-                    app.state.incidents().open(&crate::incident::Subject::service(c, s).at(app.scope())).await
-            {
-                outcome.incident = Some(open.id);
-                outcome.evidence = open.evidence;
+    once_holding(app, event_id, on_duplicate, body, None).await
+}
+
+/// [`once`] for a body that ends by driving one incident, with nothing
+/// after the drive that a retry would have to redo: the incident's last
+/// write (the record saying its message went out) marks the event done in
+/// the same transaction, instead of a write of its own after the body. A
+/// drive that never comes to such a write leaves the claim to be completed
+/// after the body, as [`once`] does.
+pub async fn once_driven<F, D>(app: &App, event_id: &str, on_duplicate: D, body: F) -> Result<Outcome, AutopilotError>
+where
+    F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
+    D: FnOnce() -> Outcome,
+{
+    let (now, lease_until) = claim_lease(app);
+    let hand = ClaimInHand::event(event_id, app.function.name(), now, lease_until, Hand::Claimed);
+    once_holding(app, event_id, on_duplicate, body, Some(hand)).await
+}
+
+/// [`once_driven`] for a body whose first write is the incident's (it only
+/// reads before the drive): that write takes the event's claim in the same
+/// transaction, instead of a claim of its own before the body. A duplicate
+/// delivery then reads what the first one read and stops at that write
+/// (told it is a duplicate, or to come back while the first is in
+/// progress). A drive that writes nothing marks the event done after it.
+pub async fn once_first_write<F, D>(
+    app: &App,
+    event_id: &str,
+    on_duplicate: D,
+    body: F,
+) -> Result<Outcome, AutopilotError>
+where
+    F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
+    D: FnOnce() -> Outcome,
+{
+    let (now, lease_until) = claim_lease(app);
+    let hand = ClaimInHand::event(event_id, app.function.name(), now, lease_until, Hand::Unclaimed);
+    let ran = Arc::clone(&hand).holding(Box::pin(body)).await;
+    let what = format!("event {event_id}");
+    match (hand.hand(), ran) {
+        (Hand::Refused(Claim::Duplicate { .. }), _) => Ok(duplicate_of(app, event_id, on_duplicate).await),
+        (Hand::Refused(refused), _) => {
+            let until = match refused {
+                Claim::InProgress { until } => until,
+                _ => now,
+            };
+            tracing::info!(claim = %what, until, decision = "claim-in-progress", "claimed by another invocation; retry later");
+            Err(AutopilotError::InProgress { what, until: crate::time::iso(until) })
+        }
+        (Hand::Done, ran) => ran,
+        (Hand::Claimed, Ok(outcome)) => {
+            if let Err(e) = app.state.claims().complete(ClaimKey::Event(event_id), &outcome.summary, None).await {
+                tracing::warn!(claim = %what, error = %e, "claim not marked done");
             }
             Ok(outcome)
         }
+        (Hand::Claimed, Err(e)) => {
+            if let Err(release) = app.state.claims().release(ClaimKey::Event(event_id)).await {
+                tracing::warn!(claim = %what, error = %release, "claim not released");
+            }
+            Err(e)
+        }
+        (Hand::Unclaimed, Ok(outcome)) => {
+            if let Err(e) = app.state.claims().record_done(&hand, &outcome.summary).await {
+                tracing::warn!(claim = %what, error = %e, "event not marked done");
+            }
+            Ok(outcome)
+        }
+        // Nothing was written, nothing is held: Lambda's retry does it all again.
+        (Hand::Unclaimed, Err(e)) => Err(e),
     }
+}
+
+/// When a claim taken now would be taken, and until when it would hold.
+fn claim_lease(app: &App) -> (i64, i64) {
+    let now = crate::time::now();
+    let lease_until = crate::invocation::lease_until(
+        now,
+        crate::invocation::deadline_ms(),
+        app.config.settings.function_timeout_seconds,
+    );
+    (now, lease_until)
+}
+
+async fn once_holding<F, D>(
+    app: &App,
+    event_id: &str,
+    on_duplicate: D,
+    body: F,
+    hand: Option<Arc<ClaimInHand>>,
+) -> Result<Outcome, AutopilotError>
+where
+    F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
+    D: FnOnce() -> Outcome,
+{
+    match claimed(app, ClaimKey::Event(event_id), None, None, hand, body).await? {
+        Claimed::Ran(outcome) => Ok(*outcome),
+        Claimed::Before(_) => Ok(duplicate_of(app, event_id, on_duplicate).await),
+    }
+}
+
+/// A duplicate delivery's Outcome: `on_duplicate`, pointed at the incident
+/// it belongs to when one is open.
+async fn duplicate_of<D: FnOnce() -> Outcome>(app: &App, event_id: &str, on_duplicate: D) -> Outcome {
+    tracing::info!(event_id, decision = "duplicate-event", "event already processed; skipped");
+    let mut outcome = on_duplicate();
+    if let (Some(c), Some(s)) = (&outcome.cluster, &outcome.service)
+        && let Ok(Some(open)) =
+            app.state.incidents().open(&crate::incident::Subject::service(c, s).at(app.scope())).await
+    {
+        outcome.incident = Some(open.id);
+        outcome.evidence = open.evidence;
+    }
+    outcome
 }
 
 /// Run a runbook request carrying `request_id` once: a repeat (the CLI
@@ -276,7 +376,7 @@ pub async fn once_request_until<F>(
 where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
 {
-    match claimed(app, ClaimKey::Request(request_id), Some(payload_hash), reuse_after, body).await? {
+    match claimed(app, ClaimKey::Request(request_id), Some(payload_hash), reuse_after, None, body).await? {
         Claimed::Ran(outcome) => Ok(*outcome),
         Claimed::Before(first) => {
             tracing::info!(request_id, decision = "repeated-request", "request already handled; its first result");
@@ -298,7 +398,7 @@ pub async fn once_notice<F>(app: &App, key: &str, body: F) -> Result<Option<Outc
 where
     F: std::future::Future<Output = Result<Outcome, AutopilotError>>,
 {
-    match claimed(app, ClaimKey::Notice(key), None, None, body).await? {
+    match claimed(app, ClaimKey::Notice(key), None, None, None, body).await? {
         Claimed::Ran(outcome) => Ok(Some(*outcome)),
         Claimed::Before(_) => Ok(None),
     }
@@ -313,12 +413,14 @@ enum Claimed {
 
 /// The claim machinery of [`once`] and [`once_request`]: claim `key`, run
 /// `body` if the claim is new, mark it done (keeping the Outcome when a
-/// payload hash binds the key) or give it back on failure.
+/// payload hash binds the key; unless the body's incident write did, holding
+/// `hand`) or give it back on failure.
 async fn claimed<F>(
     app: &App,
     key: ClaimKey<'_>,
     payload_hash: Option<&str>,
     reuse_after: Option<i64>,
+    hand: Option<Arc<ClaimInHand>>,
     body: F,
 ) -> Result<Claimed, AutopilotError>
 where
@@ -346,8 +448,18 @@ where
             this_hash: payload_hash.unwrap_or_default().to_string(),
         }),
         Claim::Duplicate { outcome } => Ok(Claimed::Before(outcome)),
-        Claim::New => match Box::pin(body).await {
-            Ok(outcome) => {
+        Claim::New => match match &hand {
+            Some(hand) => {
+                let ran = Arc::clone(hand).holding(Box::pin(body)).await;
+                (ran, hand.hand() == Hand::Done)
+            }
+            None => (Box::pin(body).await, false),
+        } {
+            (Ok(outcome), true) => {
+                tracing::debug!(claim = %what, "completed with the incident's last write");
+                Ok(Claimed::Ran(Box::new(outcome)))
+            }
+            (Ok(outcome), false) => {
                 // Only a request's claim keeps its Outcome: repeats answer it.
                 let kept = payload_hash.and_then(|_| serde_json::to_string(&outcome).ok());
                 if let Err(e) = app.state.claims().complete(key, &outcome.summary, kept.as_deref()).await {
@@ -356,7 +468,7 @@ where
                 }
                 Ok(Claimed::Ran(Box::new(outcome)))
             }
-            Err(e) => {
+            (Err(e), _) => {
                 if let Err(release) = app.state.claims().release(key).await {
                     tracing::warn!(claim = %what, error = %release, "claim not released");
                 }

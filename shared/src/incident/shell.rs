@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::adapters::cloudwatch;
 use crate::adapters::sns::publish;
+use crate::adapters::state::claims::{ClaimInHand, Hand};
 use crate::adapters::state::incidents::Write;
 use crate::context::App;
 use crate::error::{AutopilotError, AwsError};
@@ -151,7 +152,22 @@ pub async fn drive<P: Port>(
             continue;
         }
         if let Some(next) = &t.record {
-            let written = match store.write_seen(out.record.as_ref(), next, &writer_id(&token)).await {
+            // The input's last write (its message out, nothing left to do
+            // but the history line) also completes the event's claim, when
+            // the flow handed it over: see `flows::once_driven`.
+            let last = matches!(input, Input::Sent(_))
+                && !t.again
+                && queue.is_empty()
+                && t.effects.iter().all(|e| matches!(e, Effect::Archive));
+            let writer = writer_id(&token);
+            let write = match ClaimInHand::current() {
+                Some(hand) => {
+                    let summary = last.then(|| format!("incident {} v{}: {}", next.id, next.version, next.summary()));
+                    store.write_seen_holding(out.record.as_ref(), next, &writer, &hand, summary.as_deref()).await
+                }
+                None => store.write_seen(out.record.as_ref(), next, &writer).await,
+            };
+            let written = match write {
                 Ok(w) => w,
                 // The message is out; failing now would make Lambda's retry
                 // send it again. The record stays claimed until our lease
@@ -167,6 +183,7 @@ pub async fn drive<P: Port>(
                 Err(e) => return Err(e),
             };
             match written {
+                (Write::NotClaimed, _) => return Ok(not_claimed(subject, out)),
                 (Write::Written, _) => {
                     conflicts = 0;
                     optimistic = false;
@@ -207,6 +224,14 @@ pub async fn drive<P: Port>(
             "incident step"
         );
         out.verdicts.push(t.verdict.clone());
+        // Nothing is done outside the record for an event whose claim is
+        // not ours yet (a write normally took it already).
+        if t.effects.iter().any(|e| matches!(e, Effect::Act(_) | Effect::Diagnose(_) | Effect::Publish(_)))
+            && let Some(hand) = ClaimInHand::current().filter(|h| h.hand() == Hand::Unclaimed)
+            && let Hand::Refused(_) = app.state.claims().take(&hand).await?
+        {
+            return Ok(not_claimed(subject, out));
+        }
         let mut learn = false;
         let mut then: Vec<Input> = Vec::new();
         for effect in t.effects {
@@ -276,6 +301,13 @@ pub async fn drive<P: Port>(
         }
     }
     Ok(out)
+}
+
+/// The event is another invocation's, or was handled before: this one stops.
+fn not_claimed(subject: &Subject, mut out: Driven) -> Driven {
+    tracing::info!(subject = %subject.label(), decision = "event-claimed-elsewhere", "the event's claim is not ours; stopped");
+    out.verdicts.push(Verdict::Nothing("the event is handled by another invocation".into()));
+    out
 }
 
 /// Read `names`; each alarm found OK is a recovery of its problem, at the

@@ -5,10 +5,176 @@
 //! duplicate: it is told to come back later (the invocation holding the
 //! claim may yet die).
 
-use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
+use std::sync::Arc;
+
+use aws_sdk_dynamodb::types::{Put, ReturnValuesOnConditionCheckFailure, Update};
 
 use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, s, written_by};
 use crate::error::AutopilotError;
+
+/// An event's claim as a body that drives one incident holds it
+/// (`flows::once_driven`, `flows::once_first_write`): the incident's first
+/// write may take the claim in the same transaction (a body with no write
+/// of its own before the drive), and its last write (the record saying its
+/// message went out) completes it, so that neither costs a call of its own.
+#[derive(Debug)]
+pub struct ClaimInHand {
+    event_id: String,
+    pk: String,
+    sk: &'static str,
+    token: String,
+    function: String,
+    now: i64,
+    lease_until: i64,
+    state: std::sync::Mutex<Hand>,
+}
+
+/// Where a [`ClaimInHand`] stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hand {
+    /// Not written yet: the first incident write takes it.
+    Unclaimed,
+    /// Ours, processing.
+    Claimed,
+    /// Ours, and marked done.
+    Done,
+    /// Another invocation's, or done before: the body must stop.
+    Refused(Claim),
+}
+
+tokio::task_local! {
+    static IN_HAND: Arc<ClaimInHand>;
+}
+
+impl ClaimInHand {
+    /// The claim of event `event_id` in state `hand` (claimed already, or to
+    /// be taken by the first write with this lease).
+    pub fn event(event_id: &str, function: &str, now: i64, lease_until: i64, hand: Hand) -> Arc<Self> {
+        let (pk, sk) = ClaimKey::Event(event_id).pk_sk();
+        Arc::new(Self {
+            event_id: event_id.to_string(),
+            pk,
+            sk,
+            token: crate::invocation::token(),
+            function: function.to_string(),
+            now,
+            lease_until,
+            state: std::sync::Mutex::new(hand),
+        })
+    }
+
+    /// Run `work` holding this claim: [`ClaimInHand::current`] finds it.
+    pub async fn holding<F: std::future::Future>(self: Arc<Self>, work: F) -> F::Output {
+        IN_HAND.scope(self, work).await
+    }
+
+    /// The claim the current task holds, while a write can still take or complete it.
+    pub fn current() -> Option<Arc<Self>> {
+        IN_HAND.try_with(Arc::clone).ok().filter(|c| matches!(c.hand(), Hand::Unclaimed | Hand::Claimed))
+    }
+
+    pub fn hand(&self) -> Hand {
+        self.state.lock().map(|h| h.clone()).unwrap_or(Hand::Unclaimed)
+    }
+
+    pub(crate) fn set(&self, hand: Hand) {
+        if let Ok(mut h) = self.state.lock() {
+            *h = hand;
+        }
+    }
+
+    /// What a refusal of our claim's write means (the item that refused it).
+    pub(crate) fn refused_by(&self, old: Option<&Item>) -> Claim {
+        refused_claim(old, &self.token, None, self.now)
+    }
+
+    /// The transaction's half that takes the claim, as
+    /// [`ClaimStore::claim_until`] writes it.
+    pub(crate) fn claiming(&self, table: &str) -> Result<Put, aws_sdk_dynamodb::error::BuildError> {
+        Put::builder()
+            .table_name(table)
+            .item("pk", s(&self.pk))
+            .item("sk", s(self.sk))
+            .item("function", s(&self.function))
+            .item("token", s(&self.token))
+            .item("status", s("processing"))
+            .item("lease_until", n(self.lease_until))
+            .item("received_at", n(self.now))
+            .item("expires_at", n(self.now + 7 * DAY))
+            .condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":now", n(self.now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+    }
+
+    /// The transaction's half that marks the claim done with `summary`
+    /// (stored redacted, as [`ClaimStore::complete`] does), only while it
+    /// is still ours and in progress: a claim taken over after our lease
+    /// ended refuses it, and the record is then written alone.
+    pub(crate) fn completion(&self, table: &str, summary: &str) -> Result<Update, aws_sdk_dynamodb::error::BuildError> {
+        let (summary, _) = redacted_for_storage(summary, None);
+        Update::builder()
+            .table_name(table)
+            .key("pk", s(&self.pk))
+            .key("sk", s(self.sk))
+            .update_expression("SET #st = :done, summary = :summary REMOVE lease_until")
+            .condition_expression("#st = :processing AND #tok = :token")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_names("#tok", "token")
+            .expression_attribute_values(":done", s("done"))
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":token", s(&self.token))
+            .expression_attribute_values(":summary", s(summary.chars().take(500).collect::<String>()))
+            .build()
+    }
+}
+
+impl ClaimStore<'_> {
+    /// Take `hand`'s claim with a write of its own (the incident's first
+    /// write could not carry it): what the claim came to is its new state.
+    pub async fn take(self, hand: &ClaimInHand) -> Result<Hand, AutopilotError> {
+        let key = ClaimKey::Event(&hand.event_id);
+        let claim = self.claim_until(key, &hand.function, hand.now, hand.lease_until, None, None).await?;
+        let next = match claim {
+            Claim::New => Hand::Claimed,
+            refused => Hand::Refused(refused),
+        };
+        hand.set(next.clone());
+        Ok(next)
+    }
+
+    /// Mark `hand`'s event done in one write when no incident write took
+    /// its claim (the drive wrote nothing): a duplicate is then told so.
+    /// Refused (another invocation claimed it meanwhile): left to it.
+    pub async fn record_done(self, hand: &ClaimInHand, summary: &str) -> Result<(), AutopilotError> {
+        let (summary, _) = redacted_for_storage(summary, None);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(&hand.pk))
+            .item("sk", s(hand.sk))
+            .item("function", s(&hand.function))
+            .item("token", s(&hand.token))
+            .item("status", s("done"))
+            .item("summary", s(summary.chars().take(500).collect::<String>()))
+            .item("received_at", n(hand.now))
+            .item("expires_at", n(hand.now + 7 * DAY))
+            .condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)")
+            .expression_attribute_names("#st", "status")
+            .expression_attribute_values(":processing", s("processing"))
+            .expression_attribute_values(":now", n(crate::time::now()))
+            .send()
+            .await;
+        match self.conditional("PutItem (claim done)", result)? {
+            Conditional::Written(_) => hand.set(Hand::Done),
+            Conditional::Refused(_) => {}
+        }
+        Ok(())
+    }
+}
 
 /// What is claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,9 +15,11 @@
 //! followed by a consistent read of each record. An open record has no TTL;
 //! a closed one (the tombstone) expires after [`TOMBSTONE_DAYS`].
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 
-use super::{Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s};
+use super::claims::{ClaimInHand, Hand};
+use super::{Claim, Conditional, DAY, Item, StateStore, get_n, get_s, keys, n, rfc3339, s};
 use crate::adapters::aws_error;
 use crate::error::{AutopilotError, AwsError};
 use crate::incident::machine::{MessageKind, Problem, ProblemKey, Record, State};
@@ -38,6 +40,17 @@ pub enum Write {
     Written,
     /// Another writer changed the record since it was read: read it again and re-step.
     Conflict,
+    /// The event's claim, to be taken with the write, is another
+    /// invocation's or done: nothing was written, and nothing is to be.
+    NotClaimed,
+}
+
+/// What a record's write carries besides the record.
+enum Second<'s> {
+    /// The event's claim, taken.
+    Take,
+    /// The event's claim, completed with this summary.
+    Complete(&'s str),
 }
 
 /// The typed store of incident records.
@@ -50,6 +63,44 @@ impl StateStore {
     pub fn incidents(&self) -> IncidentStore<'_> {
         IncidentStore { state: self }
     }
+}
+
+/// The condition a record's write carries: the version read (none: the
+/// record must not exist).
+fn version_condition(
+    read: Option<&Record>,
+) -> (&'static str, Option<std::collections::HashMap<String, AttributeValue>>) {
+    match read {
+        None => ("attribute_not_exists(pk)", None),
+        // Version 0 may be an item from before versioning (no attribute).
+        Some(r) if r.version == 0 => (
+            "(attribute_not_exists(version) AND incident_id = :id) OR version = :v",
+            Some([(":id".to_string(), s(&r.id)), (":v".to_string(), n(0))].into()),
+        ),
+        Some(r) => ("version = :v", Some([(":v".to_string(), n(r.version as i64))].into())),
+    }
+}
+
+/// What a refused write of `next` by `writer` means: our own write, applied
+/// and its response lost (the SDK's retry meets it), or another writer's
+/// record (when DynamoDB returned it).
+fn refused_write(old: Option<&Item>, next: &Record, writer: &str) -> (Write, Option<Record>) {
+    match old {
+        Some(old)
+            if get_s(old, "writer").as_deref() == Some(writer)
+                && get_n(old, "version") == Some(next.version as i64) =>
+        {
+            (Write::Written, None)
+        }
+        old => (Write::Conflict, old.and_then(|i| decode(i).ok().flatten())),
+    }
+}
+
+/// A transaction's idempotency token from the writer id (at most 36 characters).
+fn request_token(writer: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(writer.as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 fn decode(item: &Item) -> Result<Option<Record>, serde_json::Error> {
@@ -206,29 +257,133 @@ impl<'a> IncidentStore<'a> {
     ) -> Result<(Write, Option<Record>), AutopilotError> {
         let item = encode(next, writer)
             .map_err(|e| self.unreadable(&next.subject, format!("record not serialisable: {e}")))?;
-        let mut put = self.state.client.put_item().table_name(self.table()).set_item(Some(item));
-        put = match read {
-            None => put.condition_expression("attribute_not_exists(pk)"),
-            Some(r) if r.version == 0 => put
-                // Version 0 may be an item from before versioning (no attribute).
-                .condition_expression("(attribute_not_exists(version) AND incident_id = :id) OR version = :v")
-                .expression_attribute_values(":id", s(&r.id))
-                .expression_attribute_values(":v", n(0)),
-            Some(r) => put.condition_expression("version = :v").expression_attribute_values(":v", n(r.version as i64)),
-        };
-        let result =
-            put.return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld).send().await;
+        let (condition, values) = version_condition(read);
+        let result = self
+            .state
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
         match self.state.conditional("PutItem (incident)", result)? {
             Conditional::Written(_) => Ok((Write::Written, None)),
-            // Our own write, applied, its response lost: the SDK's retry meets it.
-            Conditional::Refused(Some(old))
-                if get_s(&old, "writer").as_deref() == Some(writer)
-                    && get_n(&old, "version") == Some(next.version as i64) =>
-            {
-                Ok((Write::Written, None))
-            }
-            Conditional::Refused(old) => Ok((Write::Conflict, old.as_ref().and_then(|i| decode(i).ok().flatten()))),
+            Conditional::Refused(old) => Ok(refused_write(old.as_ref(), next, writer)),
         }
+    }
+
+    /// [`IncidentStore::write_seen`] holding the event's claim `hand`: the
+    /// write takes the claim in the same transaction while it is not
+    /// taken yet, and completes it with `last` (a summary) when this is the
+    /// input's last write; otherwise it is the record's write alone.
+    ///
+    /// A claim refused (another invocation's, or done before) makes the
+    /// write [`Write::NotClaimed`], nothing written. A record refused is a
+    /// conflict as ever; a claim that was to be taken then is taken by a
+    /// write of its own, since the transaction wrote neither. A completion
+    /// refused alone (the claim taken over after our lease ended) leaves the
+    /// record to be written by itself.
+    pub async fn write_seen_holding(
+        self,
+        read: Option<&Record>,
+        next: &Record,
+        writer: &str,
+        hand: &ClaimInHand,
+        last: Option<&str>,
+    ) -> Result<(Write, Option<Record>), AutopilotError> {
+        let second = match (hand.hand(), last) {
+            (Hand::Unclaimed, _) => Second::Take,
+            (Hand::Claimed, Some(summary)) => Second::Complete(summary),
+            _ => return self.write_seen(read, next, writer).await,
+        };
+        let item = encode(next, writer)
+            .map_err(|e| self.unreadable(&next.subject, format!("record not serialisable: {e}")))?;
+        let (condition, values) = version_condition(read);
+        let built = |e: aws_sdk_dynamodb::error::BuildError| {
+            self.unreadable(&next.subject, format!("transaction not buildable: {e}"))
+        };
+        let put = Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .set_expression_attribute_values(values)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(built)?;
+        let claim_item = match second {
+            Second::Take => TransactWriteItem::builder().put(hand.claiming(self.table()).map_err(built)?).build(),
+            Second::Complete(summary) => {
+                TransactWriteItem::builder().update(hand.completion(self.table(), summary).map_err(built)?).build()
+            }
+        };
+        let result = self
+            .state
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(claim_item)
+            // The SDK's retry of a transaction that was applied, its
+            // response lost, succeeds again instead of being refused.
+            .client_request_token(request_token(writer))
+            .send()
+            .await;
+        let after = match second {
+            Second::Take => Hand::Claimed,
+            Second::Complete(_) => Hand::Done,
+        };
+        let reasons = match result {
+            Ok(_) => {
+                hand.set(after);
+                return Ok((Write::Written, None));
+            }
+            Err(e) => match e.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(c)) => c.cancellation_reasons().to_vec(),
+                _ => {
+                    let op = "TransactWriteItems (incident and claim)";
+                    return Err(AutopilotError::State(aws_error("dynamodb", op, self.table(), &e)));
+                }
+            },
+        };
+        let refused = |i: usize| reasons.get(i).filter(|r| r.code() == Some("ConditionalCheckFailed"));
+        if let (Second::Take, Some(r)) = (&second, refused(1)) {
+            match hand.refused_by(r.item()) {
+                // Our own claim: the transaction was applied, its response lost.
+                Claim::New => hand.set(Hand::Claimed),
+                other => {
+                    hand.set(Hand::Refused(other));
+                    return Ok((Write::NotClaimed, None));
+                }
+            }
+        }
+        if let Some(r) = refused(0) {
+            let outcome = refused_write(r.item(), next, writer);
+            match (outcome.0, &second) {
+                // Our transaction, applied: its claim half was applied with it.
+                (Write::Written, _) => hand.set(after),
+                (_, Second::Take) if hand.hand() == Hand::Unclaimed => {
+                    if let Hand::Refused(_) = self.state.claims().take(hand).await? {
+                        return Ok((Write::NotClaimed, None));
+                    }
+                }
+                _ => {}
+            }
+            return Ok(outcome);
+        }
+        tracing::info!(
+            incident = %next.id,
+            record = reasons.first().and_then(|r| r.code()).unwrap_or("None"),
+            claim = reasons.get(1).and_then(|r| r.code()).unwrap_or("None"),
+            "incident write and claim refused together; each by itself"
+        );
+        if hand.hand() == Hand::Unclaimed
+            && let Hand::Refused(_) = self.state.claims().take(hand).await?
+        {
+            return Ok((Write::NotClaimed, None));
+        }
+        self.write_seen(read, next, writer).await
     }
 
     /// The subjects with an open incident, oldest first (the open index;
