@@ -234,17 +234,7 @@ impl TestBed {
         &self,
         pk: &str,
     ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        self.dynamodb
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(pk.into()))
-            .key("sk", AttributeValue::S("incident#open".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("get incident")
-            .item
+        self.state_item(pk, "incident#open").await
     }
 
     /// Create the alarm `name` on the local server if needed and set its state.
@@ -437,6 +427,25 @@ impl TestBed {
             // deployment's subscribed alarm topics (any other is refused).
             ("ALARM_TOPIC_ARNS".into(), FIXTURE_SNS_TOPICS.join(",")),
         ]
+    }
+
+    /// One item of the state table (`pk`, `sk`), read consistently.
+    pub async fn state_item(
+        &self,
+        pk: &str,
+        sk: &str,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        self.dynamodb
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("get item")
+            .item
     }
 
     /// Every notification delivered so far (drains the queue).

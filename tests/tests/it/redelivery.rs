@@ -51,20 +51,6 @@ async fn when_a_redelivery_finds_the_claim_in_progress_should_answer_a_retryable
     assert!(p.is_running());
 }
 
-async fn item(bed: &TestBed, pk: &str, sk: &str) -> Option<std::collections::HashMap<String, AttributeValue>> {
-    let got = bed
-        .dynamodb
-        .get_item()
-        .table_name(&bed.table)
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("sk", AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get item");
-    got.item().cloned()
-}
-
 fn s_of(item: &std::collections::HashMap<String, AttributeValue>, key: &str) -> Option<String> {
     item.get(key).and_then(|v| v.as_s().ok()).cloned()
 }
@@ -87,9 +73,9 @@ async fn a_stopped_tasks_claim_goes_with_the_incidents_writes_and_a_redelivery_i
     let (error_type, message) =
         tokio::task::block_in_place(|| p.invoke(&event)).expect_error("a redelivery within another's lease");
     assert_eq!(error_type, "InProgress", "{message}");
-    assert!(item(&bed, &record_pk, "incident#open").await.is_none(), "no incident record was written");
+    assert!(bed.state_item(&record_pk, "incident#open").await.is_none(), "no incident record was written");
     assert!(bed.notifications().await.is_empty(), "nobody was told");
-    let claim = item(&bed, "event#claimw-1", "event").await.expect("the claim");
+    let claim = bed.state_item("event#claimw-1", "event").await.expect("the claim");
     assert_eq!(s_of(&claim, "token").as_deref(), Some("an-invocation-that-was-killed"), "the claim is untouched");
 
     // The other invocation died: its lease ran out, and this delivery takes the event over.
@@ -98,13 +84,13 @@ async fn a_stopped_tasks_claim_goes_with_the_incidents_writes_and_a_redelivery_i
     assert!(o["incident"].as_str().is_some_and(|i| i.starts_with("inc-")), "{o}");
     let notes = bed.notifications().await;
     assert_eq!(notes.len(), 1, "one opening alert: {:?}", notes.iter().map(|n| &n.subject).collect::<Vec<_>>());
-    let claim = item(&bed, "event#claimw-1", "event").await.expect("the claim");
+    let claim = bed.state_item("event#claimw-1", "event").await.expect("the claim");
     assert_eq!(s_of(&claim, "status").as_deref(), Some("done"), "{claim:?}");
     assert_ne!(s_of(&claim, "token").as_deref(), Some("an-invocation-that-was-killed"), "taken over: {claim:?}");
     assert!(!claim.contains_key("lease_until"), "done claims hold no lease: {claim:?}");
     let summary = s_of(&claim, "summary").unwrap_or_default();
     assert!(summary.contains(o["incident"].as_str().unwrap_or("?")), "the claim names the incident: {summary}");
-    let record = item(&bed, &record_pk, "incident#open").await.expect("the incident record");
+    let record = bed.state_item(&record_pk, "incident#open").await.expect("the incident record");
     let version = record.get("version").cloned();
 
     // A later redelivery is a duplicate: nothing written, nothing sent.
@@ -112,7 +98,7 @@ async fn a_stopped_tasks_claim_goes_with_the_incidents_writes_and_a_redelivery_i
     assert_eq!(again["notified"], "suppressed:duplicate-event", "{again}");
     assert_eq!(again["incident"], o["incident"], "points at the incident: {again}");
     assert!(bed.notifications().await.is_empty(), "nothing more was sent");
-    let record = item(&bed, &record_pk, "incident#open").await.expect("the incident record");
+    let record = bed.state_item(&record_pk, "incident#open").await.expect("the incident record");
     assert_eq!(record.get("version").cloned(), version, "the record was not written again");
     assert!(p.is_running());
 }

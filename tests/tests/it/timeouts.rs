@@ -30,17 +30,7 @@ fn hanging_endpoint() -> String {
 }
 
 async fn item(bed: &TestBed, pk: &str, sk: &str) -> HashMap<String, AttributeValue> {
-    bed.dynamodb
-        .get_item()
-        .table_name(&bed.table)
-        .key("pk", AttributeValue::S(pk.into()))
-        .key("sk", AttributeValue::S(sk.into()))
-        .consistent_read(true)
-        .send()
-        .await
-        .expect("get item")
-        .item
-        .unwrap_or_default()
+    bed.state_item(pk, sk).await.unwrap_or_default()
 }
 
 fn number(item: &HashMap<String, AttributeValue>, k: &str) -> i64 {
