@@ -392,17 +392,7 @@ impl SeededService {
         &self,
         bed: &TestBed,
     ) -> Option<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
-        use aws_sdk_dynamodb::types::AttributeValue;
-        bed.dynamodb
-            .get_item()
-            .table_name(&bed.table)
-            .key("pk", AttributeValue::S(self.state_key()))
-            .key("sk", AttributeValue::S("hold".into()))
-            .consistent_read(true)
-            .send()
-            .await
-            .expect("read hold")
-            .item
+        bed.state_item(&self.state_key(), "hold").await
     }
 
     /// Every ledger item of this service, as stored.

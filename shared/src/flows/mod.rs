@@ -277,22 +277,10 @@ where
                 Claim::InProgress { until } => until,
                 _ => now,
             };
-            tracing::info!(claim = %what, until, decision = "claim-in-progress", "claimed by another invocation; retry later");
-            Err(AutopilotError::InProgress { what, until: crate::time::iso(until) })
+            Err(in_progress(what, until))
         }
         (Hand::Done, ran) => ran,
-        (Hand::Claimed, Ok(outcome)) => {
-            if let Err(e) = app.state.claims().complete(ClaimKey::Event(event_id), &outcome.summary, None).await {
-                tracing::warn!(claim = %what, error = %e, "claim not marked done");
-            }
-            Ok(outcome)
-        }
-        (Hand::Claimed, Err(e)) => {
-            if let Err(release) = app.state.claims().release(ClaimKey::Event(event_id)).await {
-                tracing::warn!(claim = %what, error = %release, "claim not released");
-            }
-            Err(e)
-        }
+        (Hand::Claimed, ran) => settle(app, ClaimKey::Event(event_id), &what, None, ran).await,
         (Hand::Unclaimed, Ok(outcome)) => {
             if let Err(e) = app.state.claims().record_done(&hand, &outcome.summary).await {
                 tracing::warn!(claim = %what, error = %e, "event not marked done");
@@ -431,49 +419,62 @@ where
         ClaimKey::Request(id) => (format!("runbook request {id}"), id),
         ClaimKey::Notice(id) => (format!("notice {id}"), id),
     };
-    let now = crate::time::now();
-    let lease_until = crate::invocation::lease_until(
-        now,
-        crate::invocation::deadline_ms(),
-        app.config.settings.function_timeout_seconds,
-    );
+    let (now, lease_until) = claim_lease(app);
     match app.state.claims().claim_until(key, app.function.name(), now, lease_until, payload_hash, reuse_after).await? {
-        Claim::InProgress { until } => {
-            tracing::info!(claim = %what, until, decision = "claim-in-progress", "claimed by another invocation; retry later");
-            Err(AutopilotError::InProgress { what, until: crate::time::iso(until) })
-        }
+        Claim::InProgress { until } => Err(in_progress(what, until)),
         Claim::Conflict { first_hash } => Err(AutopilotError::RequestIdConflict {
             request_id: id.to_string(),
             first_hash,
             this_hash: payload_hash.unwrap_or_default().to_string(),
         }),
         Claim::Duplicate { outcome } => Ok(Claimed::Before(outcome)),
-        Claim::New => match match &hand {
-            Some(hand) => {
-                let ran = Arc::clone(hand).holding(Box::pin(body)).await;
-                (ran, hand.hand() == Hand::Done)
-            }
-            None => (Box::pin(body).await, false),
-        } {
-            (Ok(outcome), true) => {
-                tracing::debug!(claim = %what, "completed with the incident's last write");
-                Ok(Claimed::Ran(Box::new(outcome)))
-            }
-            (Ok(outcome), false) => {
-                // Only a request's claim keeps its Outcome: repeats answer it.
-                let kept = payload_hash.and_then(|_| serde_json::to_string(&outcome).ok());
-                if let Err(e) = app.state.claims().complete(key, &outcome.summary, kept.as_deref()).await {
-                    // The work is done; a lingering lease only delays a duplicate's skip.
-                    tracing::warn!(claim = %what, error = %e, "claim not marked done");
+        Claim::New => {
+            let ran = match &hand {
+                Some(hand) => Arc::clone(hand).holding(Box::pin(body)).await,
+                None => Box::pin(body).await,
+            };
+            let outcome = match (ran, hand.is_some_and(|h| h.hand() == Hand::Done)) {
+                (Ok(outcome), true) => {
+                    tracing::debug!(claim = %what, "completed with the incident's last write");
+                    outcome
                 }
-                Ok(Claimed::Ran(Box::new(outcome)))
-            }
-            (Err(e), _) => {
-                if let Err(release) = app.state.claims().release(key).await {
-                    tracing::warn!(claim = %what, error = %release, "claim not released");
-                }
-                Err(e)
-            }
-        },
+                (ran, _) => settle(app, key, &what, payload_hash, ran).await?,
+            };
+            Ok(Claimed::Ran(Box::new(outcome)))
+        }
     }
+}
+
+/// After the body of a claim we hold: mark it done (keeping the Outcome
+/// when a payload hash binds the key), or give it back on failure.
+async fn settle(
+    app: &App,
+    key: ClaimKey<'_>,
+    what: &str,
+    payload_hash: Option<&str>,
+    ran: Result<Outcome, AutopilotError>,
+) -> Result<Outcome, AutopilotError> {
+    match ran {
+        Ok(outcome) => {
+            // Only a request's claim keeps its Outcome: repeats answer it.
+            let kept = payload_hash.and_then(|_| serde_json::to_string(&outcome).ok());
+            if let Err(e) = app.state.claims().complete(key, &outcome.summary, kept.as_deref()).await {
+                // The work is done; a lingering lease only delays a duplicate's skip.
+                tracing::warn!(claim = %what, error = %e, "claim not marked done");
+            }
+            Ok(outcome)
+        }
+        Err(e) => {
+            if let Err(release) = app.state.claims().release(key).await {
+                tracing::warn!(claim = %what, error = %release, "claim not released");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Another invocation holds the claim until `until`: come back later.
+fn in_progress(what: String, until: i64) -> AutopilotError {
+    tracing::info!(claim = %what, until, decision = "claim-in-progress", "claimed by another invocation; retry later");
+    AutopilotError::InProgress { what, until: crate::time::iso(until) }
 }

@@ -20,8 +20,6 @@ use crate::error::AutopilotError;
 #[derive(Debug)]
 pub struct ClaimInHand {
     event_id: String,
-    pk: String,
-    sk: &'static str,
     token: String,
     function: String,
     now: i64,
@@ -50,11 +48,8 @@ impl ClaimInHand {
     /// The claim of event `event_id` in state `hand` (claimed already, or to
     /// be taken by the first write with this lease).
     pub fn event(event_id: &str, function: &str, now: i64, lease_until: i64, hand: Hand) -> Arc<Self> {
-        let (pk, sk) = ClaimKey::Event(event_id).pk_sk();
         Arc::new(Self {
             event_id: event_id.to_string(),
-            pk,
-            sk,
             token: crate::invocation::token(),
             function: function.to_string(),
             now,
@@ -88,20 +83,43 @@ impl ClaimInHand {
         refused_claim(old, &self.token, None, self.now)
     }
 
+    /// The claim's item as [`ClaimStore::claim_until`] writes it: in
+    /// progress with our lease, or `done` with a summary.
+    fn item(&self, done: Option<&str>) -> Item {
+        let (pk, sk) = ClaimKey::Event(&self.event_id).pk_sk();
+        let mut item: Item = [
+            ("pk", s(pk)),
+            ("sk", s(sk)),
+            ("function", s(&self.function)),
+            ("token", s(&self.token)),
+            ("received_at", n(self.now)),
+            ("expires_at", n(self.now + 7 * DAY)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let status = match done {
+            Some(summary) => {
+                let (summary, _) = redacted_for_storage(summary, None);
+                item.insert("summary".into(), s(summary.chars().take(500).collect::<String>()));
+                "done"
+            }
+            None => {
+                item.insert("lease_until".into(), n(self.lease_until));
+                "processing"
+            }
+        };
+        item.insert("status".into(), s(status));
+        item
+    }
+
     /// The transaction's half that takes the claim, as
     /// [`ClaimStore::claim_until`] writes it.
     pub(crate) fn claiming(&self, table: &str) -> Result<Put, aws_sdk_dynamodb::error::BuildError> {
         Put::builder()
             .table_name(table)
-            .item("pk", s(&self.pk))
-            .item("sk", s(self.sk))
-            .item("function", s(&self.function))
-            .item("token", s(&self.token))
-            .item("status", s("processing"))
-            .item("lease_until", n(self.lease_until))
-            .item("received_at", n(self.now))
-            .item("expires_at", n(self.now + 7 * DAY))
-            .condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)")
+            .set_item(Some(self.item(None)))
+            .condition_expression(TAKEABLE)
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":now", n(self.now))
@@ -115,10 +133,11 @@ impl ClaimInHand {
     /// ended refuses it, and the record is then written alone.
     pub(crate) fn completion(&self, table: &str, summary: &str) -> Result<Update, aws_sdk_dynamodb::error::BuildError> {
         let (summary, _) = redacted_for_storage(summary, None);
+        let (pk, sk) = ClaimKey::Event(&self.event_id).pk_sk();
         Update::builder()
             .table_name(table)
-            .key("pk", s(&self.pk))
-            .key("sk", s(self.sk))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
             .update_expression("SET #st = :done, summary = :summary REMOVE lease_until")
             .condition_expression("#st = :processing AND #tok = :token")
             .expression_attribute_names("#st", "status")
@@ -149,20 +168,12 @@ impl ClaimStore<'_> {
     /// its claim (the drive wrote nothing): a duplicate is then told so.
     /// Refused (another invocation claimed it meanwhile): left to it.
     pub async fn record_done(self, hand: &ClaimInHand, summary: &str) -> Result<(), AutopilotError> {
-        let (summary, _) = redacted_for_storage(summary, None);
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(&hand.pk))
-            .item("sk", s(hand.sk))
-            .item("function", s(&hand.function))
-            .item("token", s(&hand.token))
-            .item("status", s("done"))
-            .item("summary", s(summary.chars().take(500).collect::<String>()))
-            .item("received_at", n(hand.now))
-            .item("expires_at", n(hand.now + 7 * DAY))
-            .condition_expression("attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)")
+            .set_item(Some(hand.item(Some(summary))))
+            .condition_expression(TAKEABLE)
             .expression_attribute_names("#st", "status")
             .expression_attribute_values(":processing", s("processing"))
             .expression_attribute_values(":now", n(crate::time::now()))
@@ -175,6 +186,9 @@ impl ClaimStore<'_> {
         Ok(())
     }
 }
+
+/// A claim may be taken when there is none, or when its holder's lease ran out.
+const TAKEABLE: &str = "attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)";
 
 /// What is claimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,7 +331,7 @@ impl ClaimStore<'_> {
             .expression_attribute_values(":now", n(now))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         let mut condition = match payload_hash {
-            None => "attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now)".to_string(),
+            None => TAKEABLE.to_string(),
             Some(hash) => {
                 req = req.item("payload_hash", s(hash)).expression_attribute_values(":hash", s(hash));
                 "attribute_not_exists(pk) OR (#st = :processing AND lease_until < :now AND payload_hash = :hash)"
